@@ -1,0 +1,31 @@
+# Rust core: unit, property and concurrency tests, lints, loom models, benchmarks.
+
+LOOM_TARGET_DIR := $(ROOT)/target/loom
+
+.PHONY: demo-rust test-rust test-lint test-loom bench-rust stress-rust
+DEMO_TARGETS += demo-rust
+TEST_TARGETS += test-lint test-rust test-loom
+BENCH_TARGETS += bench-rust
+STRESS_TARGETS += stress-rust
+
+demo-rust:
+	$(CARGO) run --release --example demo
+
+test-lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test-rust:
+	$(CARGO) test --release
+
+# Model-checks the write-flag / publish / reclaim protocol with loom. The cfg
+# flags switch both mapcache and crossbeam-epoch onto loom's atomics.
+test-loom:
+	RUSTFLAGS="--cfg loom --cfg crossbeam_loom" CARGO_TARGET_DIR=$(LOOM_TARGET_DIR) \
+	  LOOM_MAX_PREEMPTIONS=2 $(CARGO) test --release --test loom -- --test-threads=1
+
+bench-rust:
+	$(CARGO) bench --bench map
+
+stress-rust:
+	MAPCACHE_STRESS=1 $(CARGO) test --release -- --ignored --test-threads=1
