@@ -1,0 +1,79 @@
+"""mapcache: Python bindings (ctypes) for libmapcache, an embedded key/value cache engine.
+
+>>> import mapcache
+>>> with mapcache.Cache(initial_capacity=1000) as c:
+...     c["user:1"] = b"alice"
+...     c[b"user:1"]
+b'alice'
+
+The shared library is found through ``MAPCACHE_LIBRARY``, then this package's
+directory, then the repository's ``target/release`` (see :mod:`mapcache._lib`).
+Every call releases the GIL while it runs in the library.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import _lib
+from ._cache import Cache, KeyLike, ValueLike, set_thread_label
+from ._errors import (
+    BufferTooSmallError,
+    CacheClosedError,
+    ConcurrentReadWriteError,
+    ConcurrentWriteError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidConfigError,
+    InvalidHandleError,
+    KeyTooLongError,
+    MapCacheError,
+    MisuseError,
+    OutOfMemoryError,
+    ValueTooLongError,
+)
+from ._lib import ABI_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN, LibraryNotFoundError
+
+__all__ = [
+    "Cache",
+    "set_thread_label",
+    "KeyLike",
+    "ValueLike",
+    "library_version",
+    "abi_version",
+    "library_path",
+    "ABI_VERSION",
+    "MAX_KEY_LEN",
+    "MAX_VALUE_LEN",
+    "MapCacheError",
+    "InvalidArgumentError",
+    "KeyTooLongError",
+    "ValueTooLongError",
+    "InvalidConfigError",
+    "BufferTooSmallError",
+    "MisuseError",
+    "ConcurrentWriteError",
+    "ConcurrentReadWriteError",
+    "OutOfMemoryError",
+    "InvalidHandleError",
+    "CacheClosedError",
+    "InternalError",
+    "LibraryNotFoundError",
+]
+
+__version__ = "0.1.0"
+
+
+def library_version() -> str:
+    """The loaded library's version (``mapcache_version()``), e.g. ``"0.1.0"``."""
+    return _lib.version()
+
+
+def abi_version() -> int:
+    """The loaded library's C ABI version (``mapcache_abi_version()``)."""
+    return _lib.abi_version()
+
+
+def library_path() -> Path:
+    """The path the library was loaded from."""
+    return _lib.LIBRARY_PATH

@@ -1,0 +1,792 @@
+"""``mapcache.Cache``: a mapping of bytes to bytes held by libmapcache.
+
+Implementation notes (what keeps the hot paths lean):
+
+* every foreign function is looked up once, into a module global;
+* a single ``get`` copies the value into a per-thread ``create_string_buffer``
+  that grows on ``MAPCACHE_E_BUFFER_TOO_SMALL``; the out-length and out-flag
+  cells and their pointers are per-thread too, so a hit allocates only the
+  resulting ``bytes``;
+* ``bytes`` keys and values are passed to C without any conversion (the data
+  pointer of the ``bytes`` object); ``str`` keys are UTF-8 encoded; other
+  bytes-like objects go through a slower normalising path;
+* batches pack the keys into one ``bytes`` object and their lengths into an
+  ``array.array`` of ``size_t`` passed by address.
+
+The GIL is released for every foreign call (``ctypes.CDLL``), so other Python
+threads run while one thread is inside the library; all per-call state is
+either local or thread-local.
+"""
+
+from __future__ import annotations
+
+import threading
+from array import array
+from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, ValuesView
+from contextlib import contextmanager
+from ctypes import c_bool, c_size_t, c_void_p, c_char, byref, create_string_buffer, pointer, sizeof, string_at
+from itertools import accumulate
+from typing import (
+    Any,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+)
+
+from . import _lib
+from ._errors import CacheClosedError, MapCacheError, error_for_status
+
+__all__ = ["Cache", "set_thread_label", "KeyLike", "ValueLike"]
+
+#: A key: ``bytes``, any other bytes-like object, or ``str`` (UTF-8 encoded).
+KeyLike = Union[bytes, bytearray, memoryview, str]
+#: A value: ``bytes`` or any other bytes-like object.
+ValueLike = Union[bytes, bytearray, memoryview]
+_D = TypeVar("_D")
+
+_L = _lib.lib
+_new = _L.mapcache_new
+_free = _L.mapcache_free
+_config_init = _L.mapcache_config_init
+_get = _L.mapcache_get
+_put = _L.mapcache_put
+_delete = _L.mapcache_delete
+_contains = _L.mapcache_contains
+_len = _L.mapcache_len
+_clear = _L.mapcache_clear
+_get_or_insert = _L.mapcache_get_or_insert
+_cas = _L.mapcache_compare_and_swap
+_get_many = _L.mapcache_get_many
+_put_many = _L.mapcache_put_many
+_delete_many = _L.mapcache_delete_many
+_iter_new = _L.mapcache_iter_new
+_iter_next = _L.mapcache_iter_next
+_iter_free = _L.mapcache_iter_free
+_set_thread_label = _L.mapcache_set_thread_label
+
+_OK = _lib.OK
+_NOT_FOUND = _lib.NOT_FOUND
+_TOO_SMALL = _lib.E_BUFFER_TOO_SMALL
+_INVALID_ARG = _lib.E_INVALID_ARG
+_INVALID_HANDLE = _lib.E_INVALID_HANDLE
+
+# array typecodes matching size_t and mapcache_status (int32_t).
+_SZ = next(t for t in "QLI" if array(t).itemsize == sizeof(c_size_t))
+_ST = next(t for t in "ilh" if array(t).itemsize == 4)
+_SZ_ZERO = array(_SZ, [0])
+_ST_ZERO = array(_ST, [0])
+
+_MODES = {"concurrent": _lib.MODE_CONCURRENT, "exclusive": _lib.MODE_EXCLUSIVE}
+_MISUSE = {"error": _lib.MISUSE_ERROR, "abort": _lib.MISUSE_ABORT}
+_ENGINES = {"auto": _lib.ENGINE_AUTO, "single": _lib.ENGINE_SINGLE, "parallel": _lib.ENGINE_PARALLEL}
+
+# Per-thread buffers: single gets keep up to _KEEP_SINGLE bytes, batches up to
+# _KEEP_BATCH; a larger value is read through a one-off buffer.
+_INITIAL_SINGLE = 1024
+_KEEP_SINGLE = 1 << 20
+_INITIAL_BATCH = 1 << 16
+_KEEP_BATCH = 64 << 20
+
+_MISSING: Any = object()  # "no default given"
+_ABSENT: Any = object()  # "the key was absent"
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(n - 1, 1).bit_length()
+
+
+class _ThreadState(threading.local):
+    """Buffers and out-cells owned by one thread (the GIL is released during calls)."""
+
+    def __init__(self) -> None:
+        out_len = c_size_t()
+        flag = c_bool()
+        # (buffer, capacity, out_len cell, pointer to it)
+        self.single: Tuple[Any, int, c_size_t, Any] = (
+            create_string_buffer(_INITIAL_SINGLE),
+            _INITIAL_SINGLE,
+            out_len,
+            pointer(out_len),
+        )
+        self.flag = flag
+        self.flag_p = pointer(flag)
+        self.batch = create_string_buffer(_INITIAL_BATCH)
+        self.batch_cap = _INITIAL_BATCH
+        self.labels: List[Optional[str]] = []
+
+
+_ts = _ThreadState()
+
+
+def _single_buffer(needed: int) -> Tuple[Any, int]:
+    """A buffer of at least ``needed`` bytes for this thread's single-key calls."""
+    if needed > _KEEP_SINGLE:
+        return create_string_buffer(needed), needed
+    cap = _pow2(needed)
+    buf = create_string_buffer(cap)
+    out_len = c_size_t()
+    _ts.single = (buf, cap, out_len, pointer(out_len))
+    return buf, cap
+
+
+def _batch_buffer(needed: int) -> Tuple[Any, int]:
+    ts = _ts
+    if needed <= ts.batch_cap:
+        return ts.batch, ts.batch_cap
+    if needed > _KEEP_BATCH:
+        return create_string_buffer(needed), needed
+    cap = _pow2(needed)
+    ts.batch = create_string_buffer(cap)
+    ts.batch_cap = cap
+    return ts.batch, cap
+
+
+def _key(key: Any) -> bytes:
+    """Normalise a key that is not exactly ``bytes``."""
+    if isinstance(key, str):
+        return key.encode("utf-8")
+    if isinstance(key, bytes):
+        return key
+    try:
+        with memoryview(key) as mv:
+            return mv.tobytes()
+    except TypeError:
+        raise TypeError(
+            f"a mapcache key must be bytes-like or str, not {type(key).__name__}"
+        ) from None
+
+
+def _value(value: Any) -> Any:
+    """Normalise a value that is not exactly ``bytes``: something ``c_void_p`` accepts
+    whose ``len()`` is its size in bytes (a writable buffer is passed without a copy)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        raise TypeError("a mapcache value must be bytes-like, not str (encode it first)")
+    try:
+        mv = memoryview(value)
+    except TypeError:
+        raise TypeError(
+            f"a mapcache value must be bytes-like, not {type(value).__name__}"
+        ) from None
+    with mv:
+        if not mv.readonly and mv.c_contiguous:
+            return (c_char * mv.nbytes).from_buffer(mv)
+        return mv.tobytes()
+
+
+def _as_bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else bytes(_value(value))
+
+
+def _pack_keys(keys: List[Any]) -> Tuple[bytes, array, List[Any]]:
+    """Pack keys back to back; return (packed, lengths, keys as normalised)."""
+    try:
+        packed = b"".join(keys)
+    except TypeError:
+        keys = [k if k.__class__ is bytes else _key(k) for k in keys]
+        packed = b"".join(keys)
+    lens = array(_SZ, map(len, keys))
+    if sum(lens) != len(packed):  # a memoryview whose items are not bytes
+        keys = [_key(k) for k in keys]
+        packed = b"".join(keys)
+        lens = array(_SZ, map(len, keys))
+    return packed, lens, keys
+
+
+def _pack_values(values: List[Any]) -> Tuple[bytes, array]:
+    try:
+        packed = b"".join(values)
+    except TypeError:
+        values = [_as_bytes(v) for v in values]
+        packed = b"".join(values)
+    lens = array(_SZ, map(len, values))
+    if sum(lens) != len(packed):
+        values = [_as_bytes(v) for v in values]
+        packed = b"".join(values)
+        lens = array(_SZ, map(len, values))
+    return packed, lens
+
+
+def set_thread_label(label: Optional[str]) -> None:
+    """Name the calling thread in misuse reports (``None`` clears the label).
+
+    The label belongs to the OS thread and applies to every cache. Prefer the
+    scoped :meth:`Cache.label`.
+    """
+    if label is None:
+        raw = None
+    elif isinstance(label, str):
+        if "\0" in label:
+            raise ValueError("a thread label must not contain NUL characters")
+        raw = label.encode("utf-8")
+    else:
+        raise TypeError(f"a thread label must be str or None, not {type(label).__name__}")
+    st = _set_thread_label(raw)
+    if st:
+        raise error_for_status(st)
+
+
+class Cache(MutableMapping):  # type: ignore[type-arg]
+    """A concurrent, in-process map from bytes to bytes, stored outside the Python heap.
+
+    All arguments are keyword-only::
+
+        cache = Cache(initial_capacity=1_000_000, shards=16, mode="concurrent")
+
+    Args:
+        initial_capacity: entries to size the table for up front (a sizing
+            hint, not a bound: eviction and a bounded capacity arrive in a
+            later version of the library). 0 grows from small.
+        shards: number of shards, 0 for automatic, otherwise a power of two
+            of at most 65536.
+        mode: ``"concurrent"`` (default: any number of threads may read and
+            write) or ``"exclusive"`` (the host promises one writer at a time;
+            overlapping calls raise :class:`ConcurrentWriteError` or
+            :class:`ConcurrentReadWriteError`).
+        misuse_policy: what exclusive mode does on misuse: ``"error"``
+            (default, raise) or ``"abort"`` (abort the process, as Go does).
+        rehash_engine: ``"auto"``, ``"single"`` or ``"parallel"``.
+        seed: hash seed; 0 picks a random one per cache.
+
+    Raises:
+        TypeError: an unknown keyword or an argument of the wrong type.
+        ValueError: an argument out of range (:class:`InvalidConfigError` when
+            the library rejects it).
+
+    Keys are ``bytes``-like or ``str`` (UTF-8 encoded; keys always come back
+    as ``bytes``); values are ``bytes``-like and come back as ``bytes``.
+    Every call releases the GIL while it runs in the library. A closed cache
+    raises :class:`CacheClosedError` on any use.
+    """
+
+    __slots__ = ("_h", "_config", "_close_lock", "__weakref__")
+
+    def __init__(
+        self,
+        *,
+        initial_capacity: int = 0,
+        shards: int = 0,
+        mode: str = "concurrent",
+        misuse_policy: str = "error",
+        rehash_engine: str = "auto",
+        seed: int = 0,
+    ) -> None:
+        self._h: Optional[int] = None
+        self._close_lock = threading.Lock()
+        cfg = _lib.mapcache_config()
+        _config_init(byref(cfg))
+        cfg.struct_size = sizeof(cfg)
+        cfg.initial_capacity = _uint("initial_capacity", initial_capacity, 64)
+        cfg.shards = _uint("shards", shards, 32)
+        cfg.mode = _choice("mode", mode, _MODES)
+        cfg.misuse_policy = _choice("misuse_policy", misuse_policy, _MISUSE)
+        cfg.rehash_engine = _choice("rehash_engine", rehash_engine, _ENGINES)
+        cfg.seed = _uint("seed", seed, 64)
+        out = c_void_p()
+        st = _new(byref(cfg), byref(out))
+        if st:
+            raise error_for_status(st)
+        if not out.value:
+            raise MapCacheError("mapcache_new returned OK but no handle")
+        self._h = out.value
+        self._config: Dict[str, Any] = {
+            "initial_capacity": initial_capacity,
+            "shards": shards,
+            "mode": mode,
+            "misuse_policy": misuse_policy,
+            "rehash_engine": rehash_engine,
+            "seed": seed,
+        }
+
+    # ----------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Free the cache. Idempotent; any later use raises :class:`CacheClosedError`.
+
+        Do not close a cache while other threads are still using it: their
+        calls fail with :class:`CacheClosedError` (or
+        :class:`InvalidHandleError`) rather than crash, but what they did
+        is lost.
+        """
+        with self._close_lock:
+            h = self._h
+            if h is None:
+                return
+            self._h = None
+        _free(h)
+
+    def __del__(self) -> None:
+        try:
+            h = self._h
+        except AttributeError:  # __init__ failed before setting it
+            return
+        if h is not None and _free is not None:
+            self._h = None
+            _free(h)
+
+    def __enter__(self) -> "Cache":
+        self._handle()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._h is None
+
+    @property
+    def config(self) -> Dict[str, Any]:
+        """The keyword arguments the cache was created with."""
+        return dict(self._config)
+
+    def __repr__(self) -> str:
+        if self._h is None:
+            return "<mapcache.Cache closed>"
+        return f"<mapcache.Cache mode={self._config['mode']!r} len={len(self)}>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a mapcache.Cache cannot be pickled (its data lives in the library)")
+
+    def _handle(self) -> int:
+        h = self._h
+        if h is None:
+            raise CacheClosedError()
+        return h
+
+    def _error(self, st: int, key: Any = _MISSING) -> BaseException:
+        """The exception for status ``st`` of a call just made on this thread."""
+        if (st == _INVALID_ARG or st == _INVALID_HANDLE) and self._h is None:
+            return CacheClosedError()
+        if st == _NOT_FOUND and key is not _MISSING:
+            return KeyError(key)
+        return error_for_status(st)
+
+    @contextmanager
+    def label(self, name: str) -> Iterator[None]:
+        """Label the calling thread for misuse reports inside a ``with`` block.
+
+        ``with cache.label("worker-3"): ...`` makes a
+        :class:`ConcurrentWriteError` name this thread ``'worker-3'``. The label
+        is per OS thread (it applies to every cache) and the previous label is
+        restored on exit, so blocks nest.
+        """
+        set_thread_label(name)
+        stack = _ts.labels
+        stack.append(name)
+        try:
+            yield
+        finally:
+            stack.pop()
+            set_thread_label(stack[-1] if stack else None)
+
+    # -------------------------------------------------------- single keys
+
+    def __getitem__(self, key: KeyLike) -> bytes:
+        k = key if key.__class__ is bytes else _key(key)
+        buf, cap, n, n_p = _ts.single
+        st = _get(self._h, k, len(k), buf, cap, n_p)
+        if st == 0:
+            return buf[: n.value]
+        return self._get_slow(st, key, k, _MISSING)
+
+    def get(self, key: KeyLike, default: _D = None) -> Union[bytes, _D]:  # type: ignore[assignment]
+        """The value of ``key``, or ``default`` when it is absent."""
+        k = key if key.__class__ is bytes else _key(key)
+        buf, cap, n, n_p = _ts.single
+        st = _get(self._h, k, len(k), buf, cap, n_p)
+        if st == 0:
+            return buf[: n.value]
+        return self._get_slow(st, key, k, default)
+
+    def _get_slow(self, st: int, key: Any, k: bytes, default: Any) -> Any:
+        while True:
+            if st == _NOT_FOUND:
+                if default is _MISSING:
+                    raise KeyError(key)
+                return default
+            if st != _TOO_SMALL:
+                raise self._error(st)
+            n = _ts.single[2]
+            buf, cap = _single_buffer(n.value)
+            st = _get(self._h, k, len(k), buf, cap, byref(n))
+            if st == 0:
+                return buf[: n.value]
+
+    def __setitem__(self, key: KeyLike, value: ValueLike) -> None:
+        if key.__class__ is not bytes:
+            key = _key(key)
+        if value.__class__ is not bytes:
+            value = _value(value)
+        st = _put(self._h, key, len(key), value, len(value), None)
+        if st:
+            raise self._error(st)
+
+    def set(self, key: KeyLike, value: ValueLike) -> bool:
+        """Store ``value`` under ``key``; return True when it replaced a value."""
+        if key.__class__ is not bytes:
+            key = _key(key)
+        if value.__class__ is not bytes:
+            value = _value(value)
+        ts = _ts
+        st = _put(self._h, key, len(key), value, len(value), ts.flag_p)
+        if st:
+            raise self._error(st)
+        return ts.flag.value
+
+    def __delitem__(self, key: KeyLike) -> None:
+        k = key if key.__class__ is bytes else _key(key)
+        st = _delete(self._h, k, len(k))
+        if st:
+            raise self._error(st, key)
+
+    def delete(self, key: KeyLike) -> bool:
+        """Remove ``key``; return True when it was present (no KeyError)."""
+        k = key if key.__class__ is bytes else _key(key)
+        st = _delete(self._h, k, len(k))
+        if st == 0:
+            return True
+        if st == _NOT_FOUND:
+            return False
+        raise self._error(st)
+
+    def __contains__(self, key: object) -> bool:
+        k = key if key.__class__ is bytes else _key(key)
+        ts = _ts
+        st = _contains(self._h, k, len(k), ts.flag_p)
+        if st:
+            raise self._error(st)
+        return ts.flag.value
+
+    def __len__(self) -> int:
+        n = c_size_t()
+        st = _len(self._h, byref(n))
+        if st:
+            raise self._error(st)
+        return n.value
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        st = _clear(self._h)
+        if st:
+            raise self._error(st)
+
+    def pop(self, key: KeyLike, default: Any = _MISSING) -> Any:
+        """Remove ``key`` and return its value (or ``default``; KeyError without one).
+
+        Not atomic: the C ABI has no remove-and-return, so this is a get followed
+        by a delete; a concurrent writer may replace the value in between.
+        """
+        value = self.get(key, _ABSENT)
+        if value is _ABSENT:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        self.delete(key)
+        return value
+
+    def setdefault(self, key: KeyLike, default: ValueLike) -> bytes:  # type: ignore[override]
+        """Get-or-insert, atomically: return the value of ``key``, inserting
+        ``default`` first when the key is absent."""
+        if key.__class__ is not bytes:
+            key = _key(key)
+        if default is None:
+            raise TypeError("setdefault needs a bytes-like default (None cannot be stored)")
+        v = default if default.__class__ is bytes else _value(default)
+        ts = _ts
+        buf, cap, n, n_p = ts.single
+        while True:
+            st = _get_or_insert(self._h, key, len(key), v, len(v), buf, cap, n_p, ts.flag_p)
+            if st == 0:
+                if ts.flag.value:
+                    return default if default.__class__ is bytes else bytes(v)
+                return buf[: n.value]
+            if st != _TOO_SMALL:
+                raise self._error(st)
+            buf, cap = _single_buffer(n.value)
+            n_p = byref(n)
+
+    def compare_and_swap(self, key: KeyLike, expected: ValueLike, new: ValueLike) -> bool:
+        """Replace the value of ``key`` with ``new`` if it equals ``expected``, atomically.
+
+        Returns True when swapped, False when the current value differed.
+        Raises KeyError when ``key`` is absent.
+        """
+        if key.__class__ is not bytes:
+            key = _key(key)
+        if expected.__class__ is not bytes:
+            expected = _value(expected)
+        if new.__class__ is not bytes:
+            new = _value(new)
+        ts = _ts
+        st = _cas(self._h, key, len(key), expected, len(expected), new, len(new), ts.flag_p)
+        if st:
+            raise self._error(st, key)
+        return ts.flag.value
+
+    def update(self, other: Any = _MISSING, /, **kwargs: ValueLike) -> None:  # type: ignore[override]
+        """Store every pair of ``other`` (a mapping or pairs) and ``kwargs``, as one batch."""
+        if other is not _MISSING:
+            self.set_many(other)
+        if kwargs:
+            self.set_many(kwargs)
+
+    # ------------------------------------------------------------- batches
+
+    def get_many(self, keys: Iterable[KeyLike], default: _D = None) -> List[Union[bytes, _D]]:  # type: ignore[assignment]
+        """The values of ``keys``, in order, with ``default`` for absent keys.
+
+        One foreign call for the whole batch (a second one only for values that
+        did not fit the per-thread buffer).
+        """
+        keys = keys if keys.__class__ is list else list(keys)
+        n = len(keys)
+        if n == 0:
+            self._handle()
+            return []
+        packed, klens, keys = _pack_keys(keys)  # type: ignore[assignment]
+        ts = _ts
+        buf, cap = ts.batch, ts.batch_cap
+        if cap < n * 32:
+            buf, cap = _batch_buffer(n * 32)
+        vlens = _SZ_ZERO * n
+        sts = _ST_ZERO * n
+        st = _get_many(self._h, n, packed, klens.buffer_info()[0], buf, cap,
+                       vlens.buffer_info()[0], sts.buffer_info()[0])
+        if st:
+            raise self._error(st)
+        if sts.count(0) == n:  # every key found and copied: the common case
+            ends = list(accumulate(vlens))
+            raw = buf[: ends[-1]]
+            ends.insert(0, 0)
+            return [raw[a:b] for a, b in zip(ends, ends[1:])]
+        return self._get_many_slow(keys, buf, vlens, sts, default)
+
+    def _get_many_slow(self, keys: List[bytes], buf: Any, vlens: array, sts: array,
+                       default: Any) -> List[Any]:
+        out: List[Any] = [default] * len(keys)
+        retry: List[int] = []
+        pos = 0
+        for i, st in enumerate(sts):
+            if st == 0:
+                ln = vlens[i]
+                out[i] = buf[pos: pos + ln]
+                pos += ln
+            elif st == _NOT_FOUND:
+                pass
+            elif st == _TOO_SMALL:
+                retry.append(i)
+            else:
+                exc = error_for_status(st)
+                exc.index = i  # type: ignore[attr-defined]
+                raise exc
+        while retry:  # values that did not fit: fetch them again, sized exactly
+            sub = [keys[i] for i in retry]
+            need = sum(vlens[i] for i in retry)
+            buf, cap = _batch_buffer(need)
+            m = len(sub)
+            packed, klens, _ = _pack_keys(sub)
+            sub_lens = _SZ_ZERO * m
+            sub_sts = _ST_ZERO * m
+            st = _get_many(self._h, m, packed, klens.buffer_info()[0], buf, cap,
+                           sub_lens.buffer_info()[0], sub_sts.buffer_info()[0])
+            if st:
+                raise self._error(st)
+            again: List[int] = []
+            pos = 0
+            for j, i in enumerate(retry):
+                st = sub_sts[j]
+                if st == 0:
+                    ln = sub_lens[j]
+                    out[i] = buf[pos: pos + ln]
+                    pos += ln
+                elif st == _NOT_FOUND:
+                    out[i] = default
+                elif st == _TOO_SMALL:  # grew in between
+                    vlens[i] = sub_lens[j]
+                    again.append(i)
+                else:
+                    exc = error_for_status(st)
+                    exc.index = i  # type: ignore[attr-defined]
+                    raise exc
+            retry = again
+        return out
+
+    def set_many(self, items: Union[Mapping, Iterable[Tuple[KeyLike, ValueLike]]]) -> None:  # type: ignore[type-arg]
+        """Store many pairs in one foreign call.
+
+        ``items`` is a mapping or an iterable of ``(key, value)`` pairs. Each
+        key is stored independently (a batch is not a transaction): if one
+        fails, the exception is that key's error (its position in ``.index``)
+        and the other keys were still stored.
+        """
+        if isinstance(items, Mapping):
+            keys = list(items.keys())
+            values = list(items.values())
+        else:
+            pairs = items if items.__class__ is list else list(items)
+            if not pairs:
+                keys = values = []
+            else:
+                try:
+                    keys, values = zip(*pairs)  # type: ignore[assignment]
+                except ValueError:
+                    raise TypeError("set_many expects a mapping or (key, value) pairs") from None
+                keys, values = list(keys), list(values)
+                if len(keys) != len(pairs):
+                    raise TypeError("set_many expects a mapping or (key, value) pairs")
+        n = len(keys)
+        if n == 0:
+            self._handle()
+            return
+        pk, klens, _ = _pack_keys(keys)
+        pv, vlens = _pack_values(values)
+        sts = _ST_ZERO * n
+        st = _put_many(self._h, n, pk, klens.buffer_info()[0], pv, vlens.buffer_info()[0],
+                       sts.buffer_info()[0])
+        if st:
+            raise self._error(st)
+        if sts.count(0) != n:
+            for i, s in enumerate(sts):
+                if s:
+                    exc = error_for_status(s)
+                    exc.index = i  # type: ignore[attr-defined]
+                    raise exc
+
+    def delete_many(self, keys: Iterable[KeyLike]) -> int:
+        """Remove ``keys`` in one foreign call; return how many were present."""
+        keys = keys if keys.__class__ is list else list(keys)
+        n = len(keys)
+        if n == 0:
+            self._handle()
+            return 0
+        packed, klens, _ = _pack_keys(keys)
+        sts = _ST_ZERO * n
+        st = _delete_many(self._h, n, packed, klens.buffer_info()[0], sts.buffer_info()[0])
+        if st:
+            raise self._error(st)
+        deleted = sts.count(0)
+        if deleted + sts.count(_NOT_FOUND) != n:
+            for i, s in enumerate(sts):
+                if s not in (0, _NOT_FOUND):
+                    exc = error_for_status(s)
+                    exc.index = i  # type: ignore[attr-defined]
+                    raise exc
+        return deleted
+
+    # ----------------------------------------------------------- iteration
+
+    def __iter__(self) -> Iterator[bytes]:
+        return _Iter(self, 0)
+
+    def keys(self) -> "KeysView[bytes]":
+        """A view of the keys (as ``bytes``); iterating it walks the library's iterator."""
+        return KeysView(self)
+
+    def items(self) -> "ItemsView[bytes, bytes]":
+        """A view of ``(key, value)`` pairs, read in one pass over the table."""
+        return _ItemsView(self)
+
+    def values(self) -> "ValuesView[bytes]":
+        """A view of the values, read in one pass over the table."""
+        return _ValuesView(self)
+
+
+class _Iter:
+    """Wraps a ``mapcache_iter_t``. Weakly consistent: a key present for the whole
+    iteration is yielded exactly once and no key twice; concurrent changes are
+    allowed (no RuntimeError as with dict)."""
+
+    __slots__ = ("_cache", "_it", "_mode", "_lock", "_kp", "_kl", "_vp", "_vl", "_args")
+
+    def __init__(self, cache: Cache, mode: int) -> None:
+        self._it: Optional[int] = None
+        self._cache = cache  # keeps the Cache (and so its handle) alive
+        self._mode = mode  # 0 keys, 1 items, 2 values
+        self._lock = threading.Lock()
+        it = c_void_p()
+        st = _iter_new(cache._h, byref(it))
+        if st:
+            raise cache._error(st)
+        self._it = it.value
+        self._kp, self._kl, self._vp, self._vl = c_void_p(), c_size_t(), c_void_p(), c_size_t()
+        self._args = (byref(self._kp), byref(self._kl), byref(self._vp), byref(self._vl))
+
+    def __iter__(self) -> "_Iter":
+        return self
+
+    def __next__(self) -> Any:
+        with self._lock:  # one thread at a time inside this iterator
+            it = self._it
+            if it is None:
+                raise StopIteration
+            st = _iter_next(it, *self._args)
+            if st == 0:
+                mode = self._mode
+                kl = self._kl.value
+                key = string_at(self._kp.value, kl) if kl else b""
+                if mode == 0:
+                    return key
+                vl = self._vl.value
+                value = string_at(self._vp.value, vl) if vl else b""
+                return (key, value) if mode == 1 else value
+            self._close_locked()
+            if st == _NOT_FOUND:
+                raise StopIteration
+            raise self._cache._error(st)
+
+    def _close_locked(self) -> None:
+        it = self._it
+        if it is not None:
+            self._it = None
+            _iter_free(it)
+
+    def close(self) -> None:
+        """Free the library iterator now (otherwise it is freed at the end or on GC)."""
+        with self._lock:
+            self._close_locked()
+
+    def __del__(self) -> None:
+        it = getattr(self, "_it", None)
+        if it is not None and _iter_free is not None:
+            self._it = None
+            _iter_free(it)
+
+
+class _ItemsView(ItemsView):  # type: ignore[type-arg]
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[Tuple[bytes, bytes]]:
+        return _Iter(self._mapping, 1)  # type: ignore[arg-type]
+
+
+class _ValuesView(ValuesView):  # type: ignore[type-arg]
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return _Iter(self._mapping, 2)  # type: ignore[arg-type]
+
+
+def _uint(name: str, value: Any, bits: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value < (1 << bits):
+        raise ValueError(f"{name} must be in 0..{(1 << bits) - 1}, got {value}")
+    return value
+
+
+def _choice(name: str, value: Any, choices: Dict[str, int]) -> int:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    try:
+        return choices[value]
+    except KeyError:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {options}, got {value!r}") from None

@@ -1,0 +1,221 @@
+"""Loading ``libmapcache`` and declaring its C ABI (docs/C_API.md, ABI version 1).
+
+Every foreign function's ``argtypes``/``restype`` is declared here, once.
+The library is loaded with :class:`ctypes.CDLL`, which releases the GIL for
+the duration of every foreign call (``PyDLL`` would not).
+
+Search order for the shared library:
+
+1. the ``MAPCACHE_LIBRARY`` environment variable (a path to the file; when it
+   is set it must be right: there is no silent fallback);
+2. the package's own directory (a wheel that bundles the library);
+3. ``target/release`` of the repository the package sits in (found by walking
+   up from the package directory; this covers a source checkout and a virtual
+   environment created inside the repository).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from ctypes import (
+    POINTER,
+    Structure,
+    c_bool,
+    c_char_p,
+    c_int32,
+    c_size_t,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+from pathlib import Path
+from typing import List, Optional
+
+#: The ABI version this binding is written against (``MAPCACHE_ABI_VERSION``).
+ABI_VERSION = 1
+
+#: Status codes (``mapcache_status``).
+OK = 0
+NOT_FOUND = 1
+E_INVALID_ARG = 2
+E_BUFFER_TOO_SMALL = 3
+E_KEY_TOO_LONG = 4
+E_VALUE_TOO_LONG = 5
+E_CONCURRENT_WRITE = 6
+E_CONCURRENT_READ_WRITE = 7
+E_NO_MEMORY = 8
+E_INVALID_HANDLE = 9
+E_INVALID_CONFIG = 10
+E_INTERNAL = 11
+
+MAX_KEY_LEN = 65535
+MAX_VALUE_LEN = 1 << 30
+
+MODE_CONCURRENT = 0
+MODE_EXCLUSIVE = 1
+MISUSE_ERROR = 0
+MISUSE_ABORT = 1
+ENGINE_AUTO = 0
+ENGINE_SINGLE = 1
+ENGINE_PARALLEL = 2
+
+if sys.platform == "darwin":
+    LIBRARY_NAME = "libmapcache.dylib"
+elif sys.platform == "win32":
+    LIBRARY_NAME = "mapcache.dll"
+else:
+    LIBRARY_NAME = "libmapcache.so"
+
+
+class LibraryNotFoundError(ImportError):
+    """``libmapcache`` could not be found or loaded, or has the wrong ABI."""
+
+
+class mapcache_config(Structure):
+    """``struct mapcache_config``; new fields are only ever appended."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("initial_capacity", c_uint64),
+        ("shards", c_uint32),
+        ("mode", c_uint32),
+        ("misuse_policy", c_uint32),
+        ("rehash_engine", c_uint32),
+        ("seed", c_uint64),
+    ]
+
+
+# Opaque handles travel as void pointers. Data pointers are declared c_void_p
+# as well: that accepts a ``bytes`` object (its internal buffer), an integer
+# address (``array.array.buffer_info()[0]``) or a ctypes array without any
+# per-call conversion object, which keeps the hot paths lean. The binding never
+# passes a ``str`` to them (c_void_p would turn it into a wchar_t pointer).
+_status = c_int32
+_handle = c_void_p
+_ptr = c_void_p
+_size_p = POINTER(c_size_t)
+_bool_p = POINTER(c_bool)
+
+#: ``typedef void (*mapcache_value_fn)(void *ctx, const uint8_t *value, size_t len)``
+VALUE_FN = ctypes.CFUNCTYPE(None, c_void_p, c_void_p, c_size_t)
+
+_PROTOTYPES = {
+    "mapcache_config_init": (None, [POINTER(mapcache_config)]),
+    "mapcache_new": (_status, [POINTER(mapcache_config), POINTER(c_void_p)]),
+    "mapcache_free": (None, [_handle]),
+    "mapcache_get": (_status, [_handle, _ptr, c_size_t, _ptr, c_size_t, _size_p]),
+    "mapcache_get_with": (_status, [_handle, _ptr, c_size_t, VALUE_FN, c_void_p]),
+    "mapcache_put": (_status, [_handle, _ptr, c_size_t, _ptr, c_size_t, _bool_p]),
+    "mapcache_delete": (_status, [_handle, _ptr, c_size_t]),
+    "mapcache_contains": (_status, [_handle, _ptr, c_size_t, _bool_p]),
+    "mapcache_len": (_status, [_handle, _size_p]),
+    "mapcache_clear": (_status, [_handle]),
+    "mapcache_get_or_insert": (
+        _status,
+        [_handle, _ptr, c_size_t, _ptr, c_size_t, _ptr, c_size_t, _size_p, _bool_p],
+    ),
+    "mapcache_compare_and_swap": (
+        _status,
+        [_handle, _ptr, c_size_t, _ptr, c_size_t, _ptr, c_size_t, _bool_p],
+    ),
+    # Batches: (cache, n, keys, key_lens, ...); arrays are passed as addresses.
+    "mapcache_get_many": (_status, [_handle, c_size_t, _ptr, _ptr, _ptr, c_size_t, _ptr, _ptr]),
+    "mapcache_put_many": (_status, [_handle, c_size_t, _ptr, _ptr, _ptr, _ptr, _ptr]),
+    "mapcache_delete_many": (_status, [_handle, c_size_t, _ptr, _ptr, _ptr]),
+    "mapcache_iter_new": (_status, [_handle, POINTER(c_void_p)]),
+    "mapcache_iter_next": (
+        _status,
+        [c_void_p, POINTER(c_void_p), _size_p, POINTER(c_void_p), _size_p],
+    ),
+    "mapcache_iter_free": (None, [c_void_p]),
+    "mapcache_set_thread_label": (_status, [c_char_p]),
+    "mapcache_last_error": (c_char_p, []),
+    "mapcache_status_str": (c_char_p, [_status]),
+    "mapcache_abi_version": (c_uint32, []),
+    "mapcache_version": (c_char_p, []),
+}
+
+
+def candidate_paths() -> List[Path]:
+    """The places searched for the library when ``MAPCACHE_LIBRARY`` is unset, in order."""
+    here = Path(__file__).resolve().parent
+    paths = [here / LIBRARY_NAME]
+    for parent in here.parents:
+        paths.append(parent / "target" / "release" / LIBRARY_NAME)
+    return paths
+
+
+def find_library() -> Path:
+    """Return the path of the library to load (see the module docstring)."""
+    env = os.environ.get("MAPCACHE_LIBRARY")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise LibraryNotFoundError(
+                f"MAPCACHE_LIBRARY={env!r} does not name an existing file"
+            )
+        return path.resolve()
+    tried = candidate_paths()
+    for path in tried:
+        if path.is_file():
+            return path
+    listing = "\n  ".join(str(p) for p in tried)
+    raise LibraryNotFoundError(
+        f"{LIBRARY_NAME} not found; set MAPCACHE_LIBRARY, or build it with "
+        f"`make lib` in the repository. Looked in:\n  {listing}"
+    )
+
+
+def load(path: Optional[Path] = None) -> ctypes.CDLL:
+    """Load the library, declare every prototype and check the ABI version."""
+    if path is None:
+        path = find_library()
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as exc:
+        raise LibraryNotFoundError(f"cannot load {path}: {exc}") from exc
+    missing = []
+    for name, (restype, argtypes) in _PROTOTYPES.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            missing.append(name)
+            continue
+        fn.restype = restype
+        fn.argtypes = argtypes
+    if missing:
+        raise LibraryNotFoundError(f"{path} lacks the symbols {', '.join(missing)}")
+    abi = lib.mapcache_abi_version()
+    if abi != ABI_VERSION:
+        raise LibraryNotFoundError(
+            f"{path} has C ABI version {abi}; this binding needs version {ABI_VERSION}"
+        )
+    return lib
+
+
+LIBRARY_PATH: Path = find_library()
+lib: ctypes.CDLL = load(LIBRARY_PATH)
+
+
+def version() -> str:
+    """The library's version string (``mapcache_version()``)."""
+    return lib.mapcache_version().decode("utf-8", "replace")
+
+
+def abi_version() -> int:
+    """The library's C ABI version (``mapcache_abi_version()``)."""
+    return int(lib.mapcache_abi_version())
+
+
+def last_error() -> str:
+    """This thread's last error message (``mapcache_last_error()``)."""
+    msg = lib.mapcache_last_error()
+    return msg.decode("utf-8", "replace") if msg else ""
+
+
+def status_str(status: int) -> str:
+    """The library's name for a status code (``mapcache_status_str()``)."""
+    s = lib.mapcache_status_str(status)
+    return s.decode("utf-8", "replace") if s else f"status {status}"
