@@ -1,0 +1,88 @@
+//! How a map is set up: sizing, sharding, the concurrency contract, and what to do
+//! when that contract is broken.
+
+use crate::error::{Error, Result};
+
+/// The most shards a map may have.
+pub const MAX_SHARDS: usize = 1 << 16;
+
+/// The concurrency contract a map enforces on its writers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Any number of threads may read and write at once. A writer waits for the
+    /// other writers of its shard (spinning briefly, then yielding).
+    #[default]
+    Concurrent,
+    /// Go's contract: the host promises that writes never overlap each other or
+    /// reads. A writer never waits: a write that overlaps another write, on any
+    /// key, fails with [`Error::ConcurrentWrite`] without touching the map, and a
+    /// read that is seen to overlap a write fails with
+    /// [`Error::ConcurrentReadWrite`]. Both name the two threads involved.
+    Exclusive,
+}
+
+/// What an exclusive-mode map does when it detects a broken contract.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MisusePolicy {
+    /// Return the error to the caller (the map stays intact).
+    #[default]
+    Error,
+    /// Print the report to stderr and abort the process, as Go does.
+    Abort,
+}
+
+/// Which rehash engine rebuilds a table when it grows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EngineChoice {
+    /// The parallel CPU engine for large tables, the single-threaded one below.
+    #[default]
+    Auto,
+    /// Always the single-threaded reference engine.
+    Single,
+    /// Always the parallel CPU engine.
+    Parallel,
+}
+
+/// A map's configuration. Start from `Config::default()` and set what you need:
+///
+/// ```
+/// let map = mapcache::Map::new(mapcache::Config {
+///     initial_capacity: 100_000,
+///     mode: mapcache::Mode::Exclusive,
+///     ..Default::default()
+/// })?;
+/// # Ok::<(), mapcache::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Entries to size the tables for up front (0: start small and grow).
+    pub initial_capacity: usize,
+    /// Number of shards: 0 picks one from the core count; otherwise a power of two
+    /// up to [`MAX_SHARDS`]. Writers of different shards never wait for each other.
+    pub shards: usize,
+    /// The concurrency contract (see [`Mode`]).
+    pub mode: Mode,
+    /// What exclusive mode does on misuse (see [`MisusePolicy`]).
+    pub misuse_policy: MisusePolicy,
+    /// The rehash engine (see [`EngineChoice`]).
+    pub engine: EngineChoice,
+    /// The hash seed; `None` draws a random one, so that no caller can predict
+    /// which keys share a bucket. Set it only for reproducible tests.
+    pub seed: Option<u64>,
+}
+
+impl Config {
+    /// The shard count this config resolves to.
+    pub(crate) fn resolved_shards(&self) -> Result<usize> {
+        match self.shards {
+            0 => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                Ok((cores * 4).next_power_of_two().min(256))
+            }
+            n if n.is_power_of_two() && n <= MAX_SHARDS => Ok(n),
+            n => Err(Error::InvalidConfig(format!(
+                "shards must be 0 (automatic) or a power of two up to {MAX_SHARDS}, not {n}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Errors, and the misuse reports that name both threads of a collision.
+
+use std::fmt;
+
+use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
+
+/// The two threads of a detected misuse, by label (see [`crate::set_thread_label`]),
+/// or by default name (`thread <os tid>`, or the std thread name) when unlabelled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Collision {
+    /// The thread that was writing.
+    pub holder: String,
+    /// The thread that ran into that write (the caller that gets the error).
+    pub collider: String,
+}
+
+/// Everything a map operation can fail with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The key is longer than [`MAX_KEY_LEN`].
+    KeyTooLong {
+        /// The key's length.
+        len: usize,
+    },
+    /// The value is longer than [`MAX_VALUE_LEN`].
+    ValueTooLong {
+        /// The value's length.
+        len: usize,
+    },
+    /// Exclusive mode: this write overlapped another thread's write. Nothing was
+    /// changed.
+    ConcurrentWrite(Collision),
+    /// Exclusive mode: this read overlapped another thread's write.
+    ConcurrentReadWrite(Collision),
+    /// An allocation failed; nothing was changed.
+    OutOfMemory {
+        /// The size of the allocation that failed.
+        bytes: usize,
+    },
+    /// A [`crate::Config`] field is out of range; the message names it.
+    InvalidConfig(String),
+}
+
+/// Results of map operations.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::KeyTooLong { len } => {
+                write!(
+                    f,
+                    "key of {len} bytes is longer than the limit of {MAX_KEY_LEN}"
+                )
+            }
+            Error::ValueTooLong { len } => write!(
+                f,
+                "value of {len} bytes is longer than the limit of {MAX_VALUE_LEN}"
+            ),
+            Error::ConcurrentWrite(c) => write!(
+                f,
+                "concurrent map writes: '{}' collided with a write in progress by '{}'",
+                c.collider, c.holder
+            ),
+            Error::ConcurrentReadWrite(c) => write!(
+                f,
+                "concurrent map read and map write: '{}' collided with a write in progress by '{}'",
+                c.collider, c.holder
+            ),
+            Error::OutOfMemory { bytes } => write!(f, "out of memory allocating {bytes} bytes"),
+            Error::InvalidConfig(message) => write!(f, "invalid config: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,137 @@
+//! Weakly consistent iteration that survives grows, rebuilds and clears.
+//!
+//! Order: shard by shard; within a shard, by `R = reverse_bits(frag)`, where frag
+//! is the low 32 bits of the key's hash (the bits that choose its bucket). A
+//! bucket `i` of a `2^B` table holds exactly the keys whose low `B` frag bits are
+//! `i`, that is whose `R` lies in one interval `[rev_B(i) << (32-B), (rev_B(i)+1) << (32-B))`.
+//! So visiting buckets in bit-reversed order sweeps `R` upward in whole
+//! intervals, and a cursor "every `R` below `pos` is done" is a bucket boundary at
+//! every larger table size too.
+//!
+//! Each step pins, loads the shard's current table (whatever size it has now),
+//! visits the bucket containing `pos`, lends out the entries with `pos <= R < end`
+//! and moves `pos` to `end`. Since `pos` only increases and each key has one
+//! fixed `R`:
+//! - no key is yielded twice, even if it moved to another table in between;
+//! - a key present for the whole iteration is present at the step whose interval
+//!   holds its `R`, so it is yielded exactly once.
+//!
+//! `R` is computed from the key bytes (not read from the bucket's frags, which a
+//! concurrent writer may be reusing for another entry).
+
+use std::collections::VecDeque;
+
+use crossbeam_epoch as epoch;
+
+use crate::hash::Hasher;
+use crate::map::Map;
+use crate::shard::Shard;
+use crate::sync::atomic::Ordering;
+use crate::table::bucket;
+use crate::table::entry;
+
+/// One past the largest `R`.
+const END: u64 = 1 << 32;
+
+/// A position in a map's iteration order. It borrows nothing, so it can outlive a
+/// borrow of the map (the C iterator keeps one); use it with [`Map::scan`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    shard: usize,
+    /// Every key of `shard` with `R < pos` has been visited.
+    pos: u64,
+}
+
+impl Cursor {
+    /// A cursor at the start.
+    pub fn new() -> Cursor {
+        Cursor::default()
+    }
+
+    /// One step of [`Map::scan`] (see the module docs).
+    pub(crate) fn advance(
+        &mut self,
+        shards: &[Shard],
+        hasher: &Hasher,
+        mut f: impl FnMut(&[u8], &[u8]),
+    ) -> bool {
+        loop {
+            let Some(shard) = shards.get(self.shard) else {
+                return false;
+            };
+            if self.pos >= END {
+                self.shard += 1;
+                self.pos = 0;
+                continue;
+            }
+            let guard = epoch::pin();
+            let table = shard.table(&guard);
+            let log2 = table.log2();
+            let (index, end) = if log2 == 0 {
+                (0, END)
+            } else {
+                let prefix = (self.pos >> (32 - log2)) as u32;
+                (
+                    (prefix.reverse_bits() >> (32 - log2)) as usize,
+                    (prefix as u64 + 1) << (32 - log2),
+                )
+            };
+            let from = self.pos;
+            let mut visited = false;
+            let mut next = Some(&table.buckets()[index]);
+            while let Some(b) = next {
+                for slot in bucket::occupied(b.tophash_word()) {
+                    let e = b.slots[slot].load(Ordering::Acquire);
+                    if e.is_null() {
+                        continue;
+                    }
+                    // SAFETY: a linked entry stays live while `guard` is pinned.
+                    let (key, value) = unsafe { (entry::key(e), entry::value(e)) };
+                    let r = hasher.hash(key).frag().reverse_bits() as u64;
+                    if (from..end).contains(&r) {
+                        f(key, value);
+                        visited = true;
+                    }
+                }
+                next = b.next();
+            }
+            self.pos = end;
+            if visited {
+                return true;
+            }
+        }
+    }
+}
+
+/// An iterator over copies of a map's entries (see [`Map::iter`]).
+pub struct Iter<'a> {
+    map: &'a Map,
+    cursor: Cursor,
+    batch: VecDeque<(Vec<u8>, Vec<u8>)>,
+}
+
+impl<'a> Iter<'a> {
+    pub(crate) fn new(map: &'a Map) -> Iter<'a> {
+        Iter {
+            map,
+            cursor: Cursor::new(),
+            batch: VecDeque::new(),
+        }
+    }
+}
+
+impl Iterator for Iter<'_> {
+    type Item = (Vec<u8>, Vec<u8>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.batch.is_empty() {
+            let batch = &mut self.batch;
+            if !self.map.scan(&mut self.cursor, |k, v| {
+                batch.push_back((k.to_vec(), v.to_vec()))
+            }) {
+                return None;
+            }
+        }
+        self.batch.pop_front()
+    }
+}

@@ -1,0 +1,42 @@
+//! # mapcache
+//!
+//! An embedded, in-process key/value cache engine: a Go-style bucketed hash table
+//! (8-slot buckets, tophash bytes, overflow chains), sharded, with lock-free reads
+//! through epoch reclamation (crossbeam-epoch), writers serialised per shard by a
+//! write flag, and Go's concurrent-misuse detection made exact: in
+//! [`Mode::Exclusive`] an overlapping write fails with an error naming both
+//! threads instead of crashing the process.
+//!
+//! Layers, bottom up:
+//! - `table`: one shard's table: [`entry`](table::entry) (one allocation holding
+//!   header, key and value), [`bucket`](table::bucket), the table operations, and
+//!   the rehash engines that rebuild a table off to the side.
+//! - `sync`: the write flag, thread identity and labels, the loom seam.
+//! - `shard`: a table behind an epoch pointer, with its flag and count; growth.
+//! - [`Map`]: hashing, the read path, the write path under a [`Mode`].
+//!
+//! See `docs/ARCHITECTURE.md` for the design and the measurements behind it.
+
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod hash;
+mod iter;
+mod map;
+mod shard;
+mod sync;
+mod table;
+
+pub use config::{Config, EngineChoice, MisusePolicy, Mode, MAX_SHARDS};
+pub use error::{Collision, Error, Result};
+pub use iter::{Cursor, Iter};
+pub use map::{Map, TableStats};
+pub use sync::thread_id::{clear_thread_label, set_thread_label, thread_label};
+#[doc(hidden)]
+pub use sync::write_flag::FlagGuard;
+
+/// The longest key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 65_535;
+/// The longest value accepted, in bytes (1 GiB).
+pub const MAX_VALUE_LEN: usize = 1 << 30;

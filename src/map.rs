@@ -1,0 +1,402 @@
+//! The public map: hashing to a shard, the read path, and the write path under
+//! the write flag of the configured [`Mode`].
+
+use std::sync::atomic::AtomicU64;
+
+use crossbeam_epoch as epoch;
+
+use crate::config::{Config, MisusePolicy, Mode};
+use crate::error::{Collision, Error, Result};
+use crate::hash::{random_seed, Hasher, KeyHash};
+use crate::iter::{Cursor, Iter};
+use crate::shard::{Growth, Shard};
+use crate::sync::thread_id::{self, ThreadId};
+use crate::sync::write_flag::{FlagGuard, WriteFlag};
+use crate::table::entry::{self, Entry, OwnedEntry};
+use crate::table::rehash::{engine_for, RehashEngine};
+use crate::table::table::log2_for;
+
+/// Counters of table events, for [`Map::table_stats`].
+#[derive(Default)]
+struct Counters {
+    grows: AtomicU64,
+    rebuilds: AtomicU64,
+    misuses: AtomicU64,
+}
+
+/// A snapshot of a map's table structure and events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Entries in the map.
+    pub entries: usize,
+    /// Shards.
+    pub shards: usize,
+    /// Main buckets, over all shards.
+    pub buckets: usize,
+    /// Overflow buckets in use, over all shards.
+    pub overflow_buckets: usize,
+    /// Tables doubled so far.
+    pub grows: u64,
+    /// Same-size rebuilds so far (overflow compaction).
+    pub rebuilds: u64,
+    /// Exclusive-mode misuses detected so far.
+    pub misuses: u64,
+}
+
+/// A concurrent hash map from byte strings to byte strings.
+///
+/// Reads never lock: they pin the epoch, walk the key's bucket chain, and copy the
+/// value out (or lend it to a closure) before unpinning. Writes take their shard's
+/// write flag (concurrent mode) or the map's (exclusive mode, which never waits and
+/// reports overlaps instead). `Map` is `Send + Sync`; share it with an `Arc`.
+///
+/// ```
+/// let map = mapcache::Map::new(Default::default())?;
+/// assert!(!map.insert(b"k", b"v1")?);
+/// assert!(map.insert(b"k", b"v2")?);           // replaced
+/// assert_eq!(map.get(b"k")?.as_deref(), Some(&b"v2"[..]));
+/// assert_eq!(map.get_with(b"k", |v| v.len())?, Some(2));
+/// assert!(map.remove(b"k")?);
+/// assert!(map.is_empty());
+/// # Ok::<(), mapcache::Error>(())
+/// ```
+pub struct Map {
+    shards: Box<[Shard]>,
+    hasher: Hasher,
+    mode: Mode,
+    misuse_policy: MisusePolicy,
+    /// The one flag of exclusive mode: any two overlapping writes collide on it,
+    /// whatever shards their keys are in.
+    exclusive_flag: WriteFlag,
+    engine: Box<dyn RehashEngine>,
+    /// `log2` of a shard's table after `clear`.
+    initial_log2: u32,
+    counters: Counters,
+    config: Config,
+}
+
+/// Which contract a detected misuse broke.
+#[derive(Clone, Copy)]
+enum Misuse {
+    Write,
+    ReadWrite,
+}
+
+impl Map {
+    /// A map configured by `config`.
+    ///
+    /// Fails with [`Error::InvalidConfig`] for an out-of-range field and
+    /// [`Error::OutOfMemory`] when the initial tables cannot be allocated.
+    pub fn new(config: Config) -> Result<Map> {
+        let shard_count = config.resolved_shards()?;
+        let initial_log2 = log2_for(config.initial_capacity.div_ceil(shard_count));
+        let shards = (0..shard_count)
+            .map(|_| Shard::new(initial_log2))
+            .collect::<Result<Box<[Shard]>>>()?;
+        Ok(Map {
+            shards,
+            hasher: Hasher::new(
+                config.seed.unwrap_or_else(random_seed),
+                shard_count.trailing_zeros(),
+            ),
+            mode: config.mode,
+            misuse_policy: config.misuse_policy,
+            exclusive_flag: WriteFlag::new(),
+            engine: engine_for(config.engine),
+            initial_log2,
+            counters: Counters::default(),
+            config,
+        })
+    }
+
+    /// The configuration the map was made with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    #[inline]
+    fn shard(&self, hash: KeyHash) -> &Shard {
+        &self.shards[self.hasher.shard(hash)]
+    }
+
+    /// Builds the report of a detected misuse, and aborts if the policy says so.
+    #[cold]
+    fn misuse(&self, kind: Misuse, holder: ThreadId, me: ThreadId) -> Error {
+        self.counters
+            .misuses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let collision = Collision {
+            holder: thread_id::name_of(holder),
+            collider: thread_id::name_of(me),
+        };
+        let error = match kind {
+            Misuse::Write => Error::ConcurrentWrite(collision),
+            Misuse::ReadWrite => Error::ConcurrentReadWrite(collision),
+        };
+        if self.misuse_policy == MisusePolicy::Abort {
+            eprintln!("fatal error: {error}");
+            std::process::abort();
+        }
+        error
+    }
+
+    /// Exclusive mode: fails if another thread is writing right now.
+    #[inline]
+    fn check_no_writer(&self) -> Result<()> {
+        match self.exclusive_flag.holder() {
+            None => Ok(()),
+            Some(holder) => {
+                let me = thread_id::current();
+                if holder == me {
+                    Ok(())
+                } else {
+                    Err(self.misuse(Misuse::ReadWrite, holder, me))
+                }
+            }
+        }
+    }
+
+    /// Takes the flag that serialises writes to `shard` under this map's mode.
+    #[inline]
+    fn lock_for_write<'a>(&'a self, shard: &'a Shard) -> Result<FlagGuard<'a>> {
+        let me = thread_id::current();
+        match self.mode {
+            Mode::Concurrent => Ok(shard.flag.lock(me)),
+            Mode::Exclusive => self
+                .exclusive_flag
+                .try_lock(me)
+                .map_err(|holder| self.misuse(Misuse::Write, holder, me)),
+        }
+    }
+
+    fn growth(&self) -> Growth<'_> {
+        Growth {
+            engine: &*self.engine,
+            grows: &self.counters.grows,
+            rebuilds: &self.counters.rebuilds,
+        }
+    }
+
+    /// The read path: finds `key` and hands its entry to `f` while pinned.
+    #[inline]
+    fn read<R>(&self, key: &[u8], f: impl FnOnce(*const Entry) -> R) -> Result<Option<R>> {
+        entry::check_key(key)?;
+        let hash = self.hasher.hash(key);
+        let exclusive = self.mode == Mode::Exclusive;
+        if exclusive {
+            self.check_no_writer()?;
+        }
+        let guard = epoch::pin();
+        let found = self.shard(hash).table(&guard).find(hash, key).map(f);
+        drop(guard);
+        if exclusive {
+            self.check_no_writer()?;
+        }
+        Ok(found)
+    }
+
+    /// A copy of the value of `key`, or `None`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_with(key, <[u8]>::to_vec)
+    }
+
+    /// Copies the value of `key` into `buf` (replacing its contents), reusing its
+    /// allocation; `Ok(false)` when absent (then `buf` is left as it was).
+    pub fn get_into(&self, key: &[u8], buf: &mut Vec<u8>) -> Result<bool> {
+        self.get_with(key, |value| {
+            buf.clear();
+            buf.extend_from_slice(value);
+        })
+        .map(|found| found.is_some())
+    }
+
+    /// Lends the value of `key` to `f` without copying it; `f` runs while the
+    /// epoch is pinned, so keep it short. `Ok(None)` when absent.
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        // SAFETY: `read` calls the closure while pinned, with a live entry.
+        self.read(key, |entry| f(unsafe { entry::value(entry) }))
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &[u8]) -> Result<bool> {
+        self.read(key, |_| ()).map(|found| found.is_some())
+    }
+
+    /// Sets `key` to `value`; `Ok(true)` when it replaced a value.
+    pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<bool> {
+        entry::check_lengths(key, value)?;
+        let hash = self.hasher.hash(key);
+        // Allocate and copy before taking the flag: the critical section stays short.
+        let new = OwnedEntry::new(key, value)?;
+        let shard = self.shard(hash);
+        let held = self.lock_for_write(shard)?;
+        let guard = epoch::pin();
+        shard.upsert(&held, &self.growth(), hash, key, new, &guard)
+    }
+
+    /// Inserts `value` if `key` is absent (`Ok(None)`); otherwise changes nothing
+    /// and returns a copy of the present value.
+    pub fn insert_if_absent(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        entry::check_lengths(key, value)?;
+        let hash = self.hasher.hash(key);
+        let new = OwnedEntry::new(key, value)?;
+        let shard = self.shard(hash);
+        let held = self.lock_for_write(shard)?;
+        let guard = epoch::pin();
+        shard.insert_if_absent(&held, &self.growth(), hash, key, new, &guard)
+    }
+
+    /// The value of `key`, inserting `f()` first if it is absent. `f` runs without
+    /// any lock held (it may use the map); if another thread inserts the key
+    /// meanwhile, its value wins and is returned.
+    pub fn get_or_insert_with<V: AsRef<[u8]>>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce() -> V,
+    ) -> Result<Vec<u8>> {
+        if let Some(value) = self.get(key)? {
+            return Ok(value);
+        }
+        let value = f();
+        Ok(self
+            .insert_if_absent(key, value.as_ref())?
+            .unwrap_or_else(|| value.as_ref().to_vec()))
+    }
+
+    /// Replaces the value of `key` with `new` if it equals `expected`.
+    /// `Some(true)`: swapped; `Some(false)`: the value differed; `None`: absent.
+    pub fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: &[u8],
+        new: &[u8],
+    ) -> Result<Option<bool>> {
+        entry::check_lengths(key, new)?;
+        let hash = self.hasher.hash(key);
+        let new = OwnedEntry::new(key, new)?;
+        let shard = self.shard(hash);
+        let held = self.lock_for_write(shard)?;
+        let guard = epoch::pin();
+        Ok(shard.compare_and_swap(&held, hash, key, expected, new, &guard))
+    }
+
+    /// Removes `key`; `Ok(true)` when it was present.
+    pub fn remove(&self, key: &[u8]) -> Result<bool> {
+        entry::check_key(key)?;
+        let hash = self.hasher.hash(key);
+        let shard = self.shard(hash);
+        let held = self.lock_for_write(shard)?;
+        let guard = epoch::pin();
+        Ok(shard.remove(&held, hash, key, &guard))
+    }
+
+    /// Removes every entry. Shard by shard: a concurrent reader may see some
+    /// shards cleared and others not yet.
+    pub fn clear(&self) -> Result<()> {
+        let guard = epoch::pin();
+        match self.mode {
+            Mode::Exclusive => {
+                let me = thread_id::current();
+                let held = self
+                    .exclusive_flag
+                    .try_lock(me)
+                    .map_err(|holder| self.misuse(Misuse::Write, holder, me))?;
+                for shard in self.shards.iter() {
+                    shard.clear(&held, self.initial_log2, &guard)?;
+                }
+            }
+            Mode::Concurrent => {
+                for shard in self.shards.iter() {
+                    let held = shard.flag.lock(thread_id::current());
+                    shard.clear(&held, self.initial_log2, &guard)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Entries in the map (a sum over shards, exact when no write is in flight).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(Shard::len).sum()
+    }
+
+    /// Whether the map has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// An iterator over copies of the entries, weakly consistent: a key present
+    /// for the whole iteration is yielded exactly once, no key is yielded twice
+    /// (even across grows and clears), and keys inserted or removed meanwhile may
+    /// or may not appear. No lock or pin is held between items.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter::new(self)
+    }
+
+    /// Visits the next batch of entries (one bucket chain's worth) at `cursor`,
+    /// lending each key and value to `f` while pinned, and advances the cursor.
+    /// Returns `false`, without calling `f`, once the cursor has passed the end.
+    /// The building block of [`Map::iter`], for iterators that must not borrow
+    /// the map (the C cursor).
+    pub fn scan(&self, cursor: &mut Cursor, f: impl FnMut(&[u8], &[u8])) -> bool {
+        cursor.advance(&self.shards, &self.hasher, f)
+    }
+
+    /// The structure of the tables and the events so far.
+    pub fn table_stats(&self) -> TableStats {
+        let guard = epoch::pin();
+        let mut stats = TableStats {
+            shards: self.shards.len(),
+            grows: self
+                .counters
+                .grows
+                .load(std::sync::atomic::Ordering::Relaxed),
+            rebuilds: self
+                .counters
+                .rebuilds
+                .load(std::sync::atomic::Ordering::Relaxed),
+            misuses: self
+                .counters
+                .misuses
+                .load(std::sync::atomic::Ordering::Relaxed),
+            ..TableStats::default()
+        };
+        for shard in self.shards.iter() {
+            let table = shard.table(&guard);
+            stats.entries += shard.len();
+            stats.buckets += table.buckets().len();
+            stats.overflow_buckets += table.overflow_count();
+        }
+        stats
+    }
+
+    /// Takes and holds the write flag that a write of `key` would take, until the
+    /// returned guard is dropped: a debugging aid that reproduces an overlapping
+    /// write deterministically (tests of misuse reports use it). In exclusive mode
+    /// it fails like a write would if another thread holds the flag.
+    #[doc(hidden)]
+    pub fn debug_hold_write_flag(&self, key: &[u8]) -> Result<FlagGuard<'_>> {
+        let hash = self.hasher.hash(key);
+        self.lock_for_write(self.shard(hash))
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        for shard in self.shards.iter_mut() {
+            // SAFETY: `&mut self`: no other thread can reach the map any more.
+            unsafe { shard.destroy() };
+        }
+    }
+}
+
+impl std::fmt::Debug for Map {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Map")
+            .field("len", &self.len())
+            .field("shards", &self.shards.len())
+            .field("mode", &self.mode)
+            .field("engine", &self.engine.name())
+            .finish()
+    }
+}

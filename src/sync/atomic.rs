@@ -1,0 +1,28 @@
+//! The atomic types every shared field of the table uses.
+//!
+//! Under `--cfg loom` they are loom's, so that the model tests in `tests/loom.rs`
+//! explore every interleaving of the real protocol code rather than a copy of it.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+/// One step of a wait loop: a CPU pause normally, a scheduling point under loom
+/// (loom needs to see every spin to explore the other thread's progress).
+#[inline]
+pub(crate) fn spin_hint() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+}
+
+/// Gives the CPU away: used by a writer that has spun for a while on a flag.
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+}

@@ -1,0 +1,143 @@
+//! Who is calling: a small per-thread id for the write flag, and the label that
+//! misuse reports print for it.
+//!
+//! The write flag stores the id of the thread holding it. When another thread
+//! collides with it, the report must name the holder, whose label lives with the
+//! holder's thread; so labels are kept in a process-wide registry keyed by id. The
+//! registry is only touched when a thread first calls into a map, when it sets a
+//! label, when it exits, and when a collision is reported: never on the fast path.
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// A thread's id as the write flag records it. Never zero, never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ThreadId(NonZeroU64);
+
+impl ThreadId {
+    /// The id as a number (for the flag word).
+    pub(crate) fn get(self) -> u64 {
+        self.0.get()
+    }
+
+    /// Rebuilds an id read back from a flag word; `None` for zero.
+    pub(crate) fn from_raw(raw: u64) -> Option<ThreadId> {
+        NonZeroU64::new(raw).map(ThreadId)
+    }
+}
+
+/// What the registry knows of a live thread.
+struct Names {
+    /// The name used when no label is set: the thread's std name, else its OS id.
+    default: String,
+    /// The label set with `set_thread_label`, if any.
+    label: Option<String>,
+}
+
+fn registry() -> MutexGuard<'static, HashMap<u64, Names>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<u64, Names>>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(Default::default)
+        .lock()
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (every critical section is a single insert/remove/lookup).
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// This thread's registration; removing it from the registry when the thread ends
+/// keeps the registry as small as the set of live threads.
+struct Registration {
+    id: ThreadId,
+}
+
+impl Registration {
+    fn new() -> Registration {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let raw = NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = ThreadId(NonZeroU64::new(raw).expect("thread id counter overflowed"));
+        registry().insert(
+            id.get(),
+            Names {
+                default: default_name(),
+                label: None,
+            },
+        );
+        Registration { id }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        registry().remove(&self.id.get());
+    }
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static CURRENT: Registration = Registration::new();
+}
+#[cfg(not(loom))]
+std::thread_local! {
+    static CURRENT: Registration = Registration::new();
+}
+
+/// The calling thread's id (registers the thread on first use).
+#[inline]
+pub(crate) fn current() -> ThreadId {
+    CURRENT.with(|r| r.id)
+}
+
+fn default_name() -> String {
+    let thread = std::thread::current();
+    if let Some(name) = thread.name() {
+        return name.to_owned();
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions and cannot fail.
+        let tid = unsafe { libc::gettid() };
+        format!("thread {tid}")
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        format!("thread {:?}", thread.id())
+    }
+}
+
+/// The name misuse reports use for `id`: its label, else its default name.
+pub(crate) fn name_of(id: ThreadId) -> String {
+    match registry().get(&id.get()) {
+        Some(Names {
+            label: Some(label), ..
+        }) => label.clone(),
+        Some(names) => names.default.clone(),
+        // The holder exited between the collision and this lookup.
+        None => format!("exited thread #{}", id.get()),
+    }
+}
+
+/// Names the calling OS thread in misuse reports (see [`crate::Error::ConcurrentWrite`]).
+///
+/// The label stays until it is replaced, cleared with [`clear_thread_label`], or the
+/// thread exits. It applies to every map, since it names the thread, not a map.
+pub fn set_thread_label(label: &str) {
+    let id = current();
+    if let Some(names) = registry().get_mut(&id.get()) {
+        names.label = Some(label.to_owned());
+    }
+}
+
+/// Removes the calling thread's label; reports fall back to its default name.
+pub fn clear_thread_label() {
+    let id = current();
+    if let Some(names) = registry().get_mut(&id.get()) {
+        names.label = None;
+    }
+}
+
+/// The name misuse reports would give the calling thread now.
+pub fn thread_label() -> String {
+    name_of(current())
+}

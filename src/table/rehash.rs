@@ -1,0 +1,367 @@
+//! Rehash engines: build a table of `2^new_log2` buckets from an old one.
+//!
+//! The result is a pure function of the old table's bucket image and the new
+//! size, whichever engine computes it, so engines can be swapped (single thread,
+//! parallel CPU, and later the GPU plugin) and compared byte for byte:
+//!
+//! 1. **Count.** For each new bucket `j`, count the old entries whose frag maps to
+//!    it (`frag & new_mask == j`). The sources of `j` are known without looking:
+//!    one old chain when growing (`j & old_mask`), several when shrinking.
+//! 2. **Lay out.** New bucket `j` needs `(count - 1) / 8` overflow buckets; a
+//!    prefix sum over `j` gives each chain its place in one overflow pool.
+//! 3. **Fill.** For each new bucket `j`, copy its entries in source order (old
+//!    buckets ascending, chain order, slot order) into slots 0, 1, ... of `j` and
+//!    then of its pool buckets. Slots left over stay `EMPTY_REST`.
+//!
+//! Steps 1 and 3 are independent per new bucket, so the parallel engine splits
+//! the new index range into chunks; step 2 is a cheap sequential scan. Entries
+//! are never dereferenced: frags and tophash bytes travel with the slots.
+//!
+//! The new table is private until the caller publishes it with a Release store,
+//! so the fill uses Relaxed stores.
+
+use std::ops::Range;
+
+use super::bucket::{self, Bucket, SLOTS};
+use super::entry::Entry;
+use super::table::{BucketArray, Table};
+use crate::config::EngineChoice;
+use crate::error::Result;
+use crate::sync::atomic::Ordering;
+
+/// Old tables at least this large go to the parallel engine under
+/// [`EngineChoice::Auto`]: below it, starting threads costs more than it saves.
+pub(crate) const PARALLEL_MIN_BUCKETS: usize = 1 << 14;
+
+/// A way to compute the rehash (see the module docs).
+pub(crate) trait RehashEngine: Send + Sync {
+    /// A short name for reports.
+    fn name(&self) -> &'static str;
+    /// Builds the table of `2^new_log2` buckets holding `src`'s entries.
+    fn rehash(&self, src: &Table, new_log2: u32) -> Result<Table>;
+}
+
+/// The reference engine: one thread, the whole range.
+pub(crate) struct SingleThreaded;
+
+impl RehashEngine for SingleThreaded {
+    fn name(&self) -> &'static str {
+        "cpu-single"
+    }
+
+    fn rehash(&self, src: &Table, new_log2: u32) -> Result<Table> {
+        build(src, new_log2, 1)
+    }
+}
+
+/// The parallel CPU engine: the new index range split over `threads` threads.
+pub(crate) struct ParallelCpu {
+    threads: usize,
+}
+
+impl ParallelCpu {
+    /// An engine using every available core (at most 16).
+    pub(crate) fn new() -> ParallelCpu {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
+        ParallelCpu::with_threads(threads)
+    }
+
+    pub(crate) fn with_threads(threads: usize) -> ParallelCpu {
+        ParallelCpu {
+            threads: threads.max(1),
+        }
+    }
+}
+
+impl RehashEngine for ParallelCpu {
+    fn name(&self) -> &'static str {
+        "cpu-parallel"
+    }
+
+    fn rehash(&self, src: &Table, new_log2: u32) -> Result<Table> {
+        build(src, new_log2, self.threads)
+    }
+}
+
+/// Picks the parallel engine for large tables and the single one otherwise.
+pub(crate) struct Auto {
+    parallel: ParallelCpu,
+}
+
+impl RehashEngine for Auto {
+    fn name(&self) -> &'static str {
+        "auto"
+    }
+
+    fn rehash(&self, src: &Table, new_log2: u32) -> Result<Table> {
+        if src.buckets().len().max(1 << new_log2) >= PARALLEL_MIN_BUCKETS {
+            self.parallel.rehash(src, new_log2)
+        } else {
+            SingleThreaded.rehash(src, new_log2)
+        }
+    }
+}
+
+/// The engine a config asks for.
+pub(crate) fn engine_for(choice: EngineChoice) -> Box<dyn RehashEngine> {
+    match choice {
+        EngineChoice::Auto => Box::new(Auto {
+            parallel: ParallelCpu::new(),
+        }),
+        EngineChoice::Single => Box::new(SingleThreaded),
+        EngineChoice::Parallel => Box::new(ParallelCpu::new()),
+    }
+}
+
+/// Calls `f(tophash, frag, entry)` for each entry of `src` that belongs in new
+/// bucket `j` of a `2^new_log2` table, in the canonical source order.
+fn for_each_destined(src: &Table, new_log2: u32, j: usize, mut f: impl FnMut(u8, u32, *mut Entry)) {
+    let new_mask = (1u64 << new_log2) - 1;
+    let src_log2 = src.log2();
+    // Growing (or same size): one source chain. Shrinking: every old bucket
+    // congruent to j modulo the new size.
+    let (first, count, stride) = if new_log2 >= src_log2 {
+        (j & src.mask() as usize, 1, 0)
+    } else {
+        (j, 1usize << (src_log2 - new_log2), 1usize << new_log2)
+    };
+    for k in 0..count {
+        let mut bucket = Some(&src.buckets()[first + k * stride]);
+        while let Some(b) = bucket {
+            let word = b.tophash.load(Ordering::Relaxed);
+            for index in bucket::occupied(word) {
+                let frag = b.frags[index].load(Ordering::Relaxed);
+                if frag as u64 & new_mask == j as u64 {
+                    f(
+                        bucket::byte(word, index),
+                        frag,
+                        b.slots[index].load(Ordering::Relaxed),
+                    );
+                }
+            }
+            bucket = b.next();
+        }
+    }
+}
+
+/// Step 1 for the new buckets in `range`: `counts[i]` for bucket `range.start + i`.
+fn count(src: &Table, new_log2: u32, range: Range<usize>, counts: &mut [u32]) {
+    for (j, count) in range.zip(counts.iter_mut()) {
+        for_each_destined(src, new_log2, j, |_, _, _| *count += 1);
+    }
+}
+
+/// Step 3 for the new buckets in `range`; `starts[i]` is the pool index of the
+/// first overflow bucket of new bucket `range.start + i`.
+fn fill(
+    src: &Table,
+    new_log2: u32,
+    range: Range<usize>,
+    starts: &[usize],
+    buckets: &[Bucket],
+    pool: &[Bucket],
+) {
+    for (j, &start) in range.zip(starts.iter()) {
+        let mut current = &buckets[j];
+        let mut next_pool = start;
+        let mut used = 0;
+        let mut word = 0u64;
+        for_each_destined(src, new_log2, j, |tophash, frag, entry| {
+            if used == SLOTS {
+                current.tophash.store(word, Ordering::Relaxed);
+                let next = &pool[next_pool];
+                next_pool += 1;
+                current
+                    .overflow
+                    .store(next as *const Bucket as *mut Bucket, Ordering::Relaxed);
+                current = next;
+                used = 0;
+                word = 0;
+            }
+            current.frags[used].store(frag, Ordering::Relaxed);
+            current.slots[used].store(entry, Ordering::Relaxed);
+            word = bucket::with_byte(word, used, tophash);
+            used += 1;
+        });
+        current.tophash.store(word, Ordering::Relaxed);
+    }
+}
+
+/// Runs `work(chunk_index, range)` over `0..len` split in `threads` chunks, on
+/// scoped threads where more than one is asked for. A thread that cannot be
+/// started runs its chunk on the caller's thread instead.
+fn split<F>(len: usize, threads: usize, work: F)
+where
+    F: Fn(Range<usize>) + Sync,
+{
+    let chunk = len.div_ceil(threads.max(1)).max(1);
+    if threads <= 1 || len <= chunk || cfg!(loom) {
+        return work(0..len);
+    }
+    std::thread::scope(|scope| {
+        let work = &work;
+        let mut start = 0;
+        while start < len {
+            let range = start..(start + chunk).min(len);
+            start = range.end;
+            let spawned = std::thread::Builder::new()
+                .name("mapcache-rehash".into())
+                .spawn_scoped(scope, {
+                    let range = range.clone();
+                    move || work(range)
+                });
+            if spawned.is_err() {
+                work(range);
+            }
+        }
+    });
+}
+
+/// A shared view of a mutable slice whose chunks are written by different
+/// threads, each to its own disjoint range.
+struct DisjointChunks<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _marker: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: only disjoint ranges are handed out (see `range_mut`), so no element is
+// shared between threads.
+unsafe impl<T: Send> Sync for DisjointChunks<'_, T> {}
+
+impl<'a, T> DisjointChunks<'a, T> {
+    fn new(slice: &'a mut [T]) -> Self {
+        DisjointChunks {
+            ptr: slice.as_mut_ptr(),
+            len: slice.len(),
+            _marker: std::marker::PhantomData,
+        }
+    }
+
+    /// The elements in `range`.
+    ///
+    /// # Safety
+    /// No two live results may overlap (callers pass the disjoint ranges `split`
+    /// produces, one per thread).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn range_mut(&self, range: Range<usize>) -> &mut [T] {
+        assert!(range.start <= range.end && range.end <= self.len);
+        // SAFETY: in bounds (checked above); exclusive per the contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }
+    }
+}
+
+/// The rehash itself (see the module docs), on `threads` threads.
+fn build(src: &Table, new_log2: u32, threads: usize) -> Result<Table> {
+    let len = 1usize << new_log2;
+
+    let mut counts = vec![0u32; len];
+    {
+        let chunks = DisjointChunks::new(&mut counts);
+        // SAFETY: `split` hands each call a distinct, non-overlapping range.
+        split(len, threads, |range| {
+            count(src, new_log2, range.clone(), unsafe {
+                chunks.range_mut(range)
+            })
+        });
+    }
+
+    let mut starts = Vec::with_capacity(len);
+    let mut pool_len = 0usize;
+    for &count in &counts {
+        starts.push(pool_len);
+        pool_len += (count as usize).saturating_sub(1) / SLOTS;
+    }
+    drop(counts);
+
+    let buckets = BucketArray::new(len)?;
+    let pool = BucketArray::new(pool_len)?;
+    split(len, threads, |range| {
+        fill(
+            src,
+            new_log2,
+            range.clone(),
+            &starts[range],
+            buckets.as_slice(),
+            pool.as_slice(),
+        )
+    });
+    Table::with_arrays(new_log2, buckets, pool)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::hash::{Hasher, KeyHash};
+    use crate::table::entry::OwnedEntry;
+    use crate::table::table::Slot;
+
+    /// A table of `log2` buckets with `n` entries from `seed`, built by inserting
+    /// one by one (so it has overflow chains and one-by-one overflow buckets).
+    fn table_with(log2: u32, n: usize, seed: u64) -> Table {
+        let hasher = Hasher::new(seed, 0);
+        let table = Table::new(log2).unwrap();
+        for i in 0..n {
+            let key = format!("key-{i}");
+            let hash: KeyHash = hasher.hash(key.as_bytes());
+            let entry = OwnedEntry::new(key.as_bytes(), &i.to_le_bytes()).unwrap();
+            match table.locate(hash, key.as_bytes()) {
+                Slot::Vacant { free, tail } => table.place(free, tail, hash, entry.into_raw()),
+                Slot::Found { .. } => unreachable!("keys are distinct"),
+            }
+        }
+        table
+    }
+
+    fn entries(table: &Table) -> usize {
+        let mut n = 0;
+        table.for_each_chain_bucket(|_, b| {
+            n += bucket::occupied(b.tophash.load(Ordering::Relaxed)).count()
+        });
+        n
+    }
+
+    #[test]
+    fn engines_produce_identical_images() {
+        for (seed, log2, n) in [
+            (1, 0, 7),
+            (2, 2, 60),
+            (3, 4, 500),
+            (4, 8, 4000),
+            (5, 10, 9000),
+        ] {
+            let src = table_with(log2, n, seed);
+            for new_log2 in [log2.saturating_sub(2), log2, log2 + 1, log2 + 3] {
+                let single = SingleThreaded.rehash(&src, new_log2).unwrap();
+                assert_eq!(entries(&single), n);
+                for threads in [2, 3, 8] {
+                    let parallel = ParallelCpu::with_threads(threads)
+                        .rehash(&src, new_log2)
+                        .unwrap();
+                    assert_eq!(
+                        single.image(),
+                        parallel.image(),
+                        "seed {seed} {log2}->{new_log2} with {threads} threads"
+                    );
+                }
+            }
+            // SAFETY: the rehashed tables are dropped; `src` owns the entries.
+            unsafe { src.free_entries() };
+        }
+    }
+
+    #[test]
+    fn rehash_places_every_entry_where_lookups_find_it() {
+        let hasher = Hasher::new(9, 0);
+        let src = table_with(3, 300, 9);
+        let grown = SingleThreaded.rehash(&src, 6).unwrap();
+        for i in 0..300 {
+            let key = format!("key-{i}");
+            let hash = hasher.hash(key.as_bytes());
+            assert!(grown.find(hash, key.as_bytes()).is_some(), "{key}");
+        }
+        assert!(grown.find(hasher.hash(b"absent"), b"absent").is_none());
+        // SAFETY: as above.
+        unsafe { src.free_entries() };
+    }
+}

@@ -1,0 +1,390 @@
+//! One shard's table: `2^log2` buckets, the overflow buckets of their chains, and
+//! the operations on them. A table is reached only through its shard's epoch
+//! pointer; readers walk it without locks, writers change it under the write flag.
+//!
+//! A table owns its bucket arrays, not its entries: after a grow the old and the
+//! new table link the same entries, and the old one is retired with its arrays
+//! only. Whoever empties a table for good (clear, drop) frees its entries with
+//! [`Table::free_entries`].
+
+use std::alloc::{self, Layout};
+use std::ptr::{self, NonNull};
+
+use super::bucket::{self, Bucket, EMPTY_ONE, EMPTY_REST, SLOTS};
+use super::entry::{self, Entry};
+use crate::error::{Error, Result};
+use crate::hash::KeyHash;
+use crate::sync::atomic::{AtomicUsize, Ordering};
+
+/// Largest `log2` a shard's table may reach: frags hold 32 hash bits, and 2^30
+/// buckets (120 GB) per shard is beyond any machine this runs on.
+pub(crate) const MAX_LOG2: u32 = 30;
+
+/// An array of buckets, allocated zeroed (an all-zero bucket is empty).
+pub(crate) struct BucketArray {
+    ptr: NonNull<Bucket>,
+    len: usize,
+}
+
+// SAFETY: a BucketArray owns its buckets, which are made of atomics.
+unsafe impl Send for BucketArray {}
+// SAFETY: as above; shared access goes through the buckets' atomics.
+unsafe impl Sync for BucketArray {}
+
+impl BucketArray {
+    /// `len` empty buckets.
+    pub(crate) fn new(len: usize) -> Result<BucketArray> {
+        if len == 0 {
+            return Ok(BucketArray {
+                ptr: NonNull::dangling(),
+                len: 0,
+            });
+        }
+        let layout = Layout::array::<Bucket>(len).map_err(|_| Error::OutOfMemory {
+            bytes: len.saturating_mul(std::mem::size_of::<Bucket>()),
+        })?;
+        #[cfg(not(loom))]
+        let ptr = {
+            // SAFETY: the layout is non-zero-sized. Zeroed memory is a valid array
+            // of empty buckets: every field is an atomic integer or pointer, for
+            // which all-zero bytes mean 0 or null. Zeroed pages come from the OS
+            // lazily, so a big table costs no time to clear.
+            unsafe { alloc::alloc_zeroed(layout) }.cast::<Bucket>()
+        };
+        #[cfg(loom)]
+        let ptr = {
+            // Loom's atomics are not plain memory: construct each one.
+            // SAFETY: the layout is non-zero-sized.
+            let ptr = unsafe { alloc::alloc(layout) }.cast::<Bucket>();
+            if !ptr.is_null() {
+                for i in 0..len {
+                    // SAFETY: `i < len`, inside the fresh allocation.
+                    unsafe { ptr.add(i).write(Bucket::new()) };
+                }
+            }
+            ptr
+        };
+        let ptr = NonNull::new(ptr).ok_or(Error::OutOfMemory {
+            bytes: layout.size(),
+        })?;
+        Ok(BucketArray { ptr, len })
+    }
+
+    pub(crate) fn as_slice(&self) -> &[Bucket] {
+        // SAFETY: `ptr` points to `len` initialised buckets owned by self (or is
+        // dangling with len 0, which is valid for an empty slice).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    fn contains(&self, bucket: *const Bucket) -> bool {
+        self.as_slice().as_ptr_range().contains(&bucket)
+    }
+}
+
+impl Drop for BucketArray {
+    fn drop(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        #[cfg(loom)]
+        for i in 0..self.len {
+            // SAFETY: each bucket was constructed in `new` and is dropped once.
+            unsafe { ptr::drop_in_place(self.ptr.as_ptr().add(i)) };
+        }
+        let layout = Layout::array::<Bucket>(self.len).expect("layout was valid at allocation");
+        // SAFETY: allocated in `new` with this layout; buckets need no drop (outside
+        // loom they are plain atomics).
+        unsafe { alloc::dealloc(self.ptr.as_ptr().cast(), layout) };
+    }
+}
+
+/// Where a key is, or where it would go.
+pub(crate) enum Slot<'t> {
+    /// The key is in `bucket`'s slot `index`; `head` is its chain's first bucket.
+    Found {
+        head: &'t Bucket,
+        bucket: &'t Bucket,
+        index: usize,
+    },
+    /// The key is absent. `free` is the first empty slot of its chain, if any;
+    /// `tail` is the chain's last bucket (where an overflow bucket would be linked).
+    Vacant {
+        free: Option<(&'t Bucket, usize)>,
+        tail: &'t Bucket,
+    },
+}
+
+/// A shard's table (see the module docs).
+pub(crate) struct Table {
+    /// `log2` of the number of main buckets.
+    log2: u32,
+    /// The main buckets; the key with hash `h` lives in the chain of
+    /// `buckets[h.frag() & mask]`.
+    buckets: BucketArray,
+    /// Overflow buckets laid out by the rehash that built this table.
+    pool: BucketArray,
+    /// Overflow buckets allocated one by one since (each a `Box`), counted to
+    /// decide when a same-size rebuild is due.
+    extra_overflow: AtomicUsize,
+}
+
+impl Table {
+    /// An empty table of `2^log2` buckets.
+    pub(crate) fn new(log2: u32) -> Result<Table> {
+        Table::with_arrays(log2, BucketArray::new(1 << log2)?, BucketArray::new(0)?)
+    }
+
+    /// A table over arrays built by a rehash engine.
+    pub(crate) fn with_arrays(log2: u32, buckets: BucketArray, pool: BucketArray) -> Result<Table> {
+        debug_assert_eq!(buckets.len, 1 << log2);
+        Ok(Table {
+            log2,
+            buckets,
+            pool,
+            extra_overflow: AtomicUsize::new(0),
+        })
+    }
+
+    #[inline]
+    pub(crate) fn log2(&self) -> u32 {
+        self.log2
+    }
+
+    #[inline]
+    pub(crate) fn mask(&self) -> u32 {
+        ((1u64 << self.log2) - 1) as u32
+    }
+
+    /// The main buckets.
+    #[inline]
+    pub(crate) fn buckets(&self) -> &[Bucket] {
+        self.buckets.as_slice()
+    }
+
+    /// Overflow buckets in use: the pool plus those added one by one.
+    pub(crate) fn overflow_count(&self) -> usize {
+        self.pool.len + self.extra_overflow.load(Ordering::Relaxed)
+    }
+
+    /// Overflow buckets added one by one since this table was built.
+    pub(crate) fn extra_overflow(&self) -> usize {
+        self.extra_overflow.load(Ordering::Relaxed)
+    }
+
+    /// The head of the chain that holds keys with hash `hash`.
+    #[inline]
+    pub(crate) fn head(&self, hash: KeyHash) -> &Bucket {
+        &self.buckets()[(hash.frag() & self.mask()) as usize]
+    }
+
+    /// Finds `key`: the reader's path. Lock-free; the returned entry stays valid
+    /// while the caller's epoch pin lasts.
+    #[inline]
+    pub(crate) fn find(&self, hash: KeyHash, key: &[u8]) -> Option<*const Entry> {
+        let tophash = hash.tophash();
+        let mut bucket = self.head(hash);
+        loop {
+            let word = bucket.tophash_word();
+            for index in bucket::matching(word, tophash) {
+                let entry = bucket.slots[index].load(Ordering::Acquire);
+                // SAFETY: a non-null slot pointer is a live entry; the caller's pin
+                // was taken before this load, so it is not freed while pinned.
+                if !entry.is_null() && unsafe { entry::has_key(entry, key) } {
+                    return Some(entry);
+                }
+            }
+            if bucket::has_empty_rest(word) {
+                return None;
+            }
+            bucket = bucket.next()?;
+        }
+    }
+
+    /// Finds `key` or the place for it: the writer's path (flag held).
+    pub(crate) fn locate(&self, hash: KeyHash, key: &[u8]) -> Slot<'_> {
+        let tophash = hash.tophash();
+        let head = self.head(hash);
+        let mut bucket = head;
+        let mut free = None;
+        loop {
+            let word = bucket.tophash.load(Ordering::Relaxed);
+            for index in bucket::matching(word, tophash) {
+                let entry = bucket.slots[index].load(Ordering::Relaxed);
+                // SAFETY: the flag holder is the only one who frees entries of this
+                // table, so every linked entry is live.
+                if !entry.is_null() && unsafe { entry::has_key(entry, key) } {
+                    return Slot::Found {
+                        head,
+                        bucket,
+                        index,
+                    };
+                }
+            }
+            if free.is_none() {
+                free = bucket::empty(word).next().map(|index| (bucket, index));
+            }
+            if bucket::has_empty_rest(word) {
+                return Slot::Vacant { free, tail: bucket };
+            }
+            match bucket.next() {
+                Some(next) => bucket = next,
+                None => return Slot::Vacant { free, tail: bucket },
+            }
+        }
+    }
+
+    /// Publishes `entry` (hash `hash`) at the vacancy `locate` returned. Flag held.
+    pub(crate) fn place(
+        &self,
+        free: Option<(&Bucket, usize)>,
+        tail: &Bucket,
+        hash: KeyHash,
+        entry: *mut Entry,
+    ) {
+        if let Some((bucket, index)) = free {
+            bucket.fill(index, hash.frag(), hash.tophash(), entry);
+            return;
+        }
+        let overflow = Box::into_raw(Box::new(Bucket::new()));
+        // SAFETY: just allocated, not yet shared.
+        unsafe { &*overflow }.fill(0, hash.frag(), hash.tophash(), entry);
+        self.extra_overflow.fetch_add(1, Ordering::Relaxed);
+        // Linking last publishes a bucket that is complete (Release).
+        tail.overflow.store(overflow, Ordering::Release);
+    }
+
+    /// Unlinks the entry in `bucket`'s slot `index` and returns it (for the caller
+    /// to retire). Keeps Go's invariant that `EMPTY_REST` marks an empty rest of
+    /// chain, so lookups of absent keys stop early. Flag held.
+    pub(crate) fn unlink(&self, head: &Bucket, bucket: &Bucket, index: usize) -> *mut Entry {
+        bucket.set_tophash(index, EMPTY_ONE);
+        let old = bucket.slots[index].swap(ptr::null_mut(), Ordering::AcqRel);
+
+        // Is everything after this slot empty? Then it and the EMPTY_ONE slots
+        // before it become EMPTY_REST.
+        let rest_empty = if index == SLOTS - 1 {
+            match bucket.next() {
+                Some(next) => bucket::byte(next.tophash.load(Ordering::Relaxed), 0) == EMPTY_REST,
+                None => true,
+            }
+        } else {
+            bucket::byte(bucket.tophash.load(Ordering::Relaxed), index + 1) == EMPTY_REST
+        };
+        if rest_empty {
+            let (mut bucket, mut index) = (bucket, index);
+            loop {
+                bucket.set_tophash(index, EMPTY_REST);
+                if index == 0 {
+                    if ptr::eq(bucket, head) {
+                        break;
+                    }
+                    // Step back to the previous bucket of the chain.
+                    let mut previous = head;
+                    while let Some(next) = previous.next() {
+                        if ptr::eq(next, bucket) {
+                            break;
+                        }
+                        previous = next;
+                    }
+                    bucket = previous;
+                    index = SLOTS - 1;
+                } else {
+                    index -= 1;
+                }
+                if bucket::byte(bucket.tophash.load(Ordering::Relaxed), index) != EMPTY_ONE {
+                    break;
+                }
+            }
+        }
+        old
+    }
+
+    /// Calls `f` for every bucket of every chain, main buckets in index order.
+    pub(crate) fn for_each_chain_bucket(&self, mut f: impl FnMut(usize, &Bucket)) {
+        for (index, head) in self.buckets().iter().enumerate() {
+            let mut bucket = Some(head);
+            while let Some(b) = bucket {
+                f(index, b);
+                bucket = b.next();
+            }
+        }
+    }
+
+    /// Frees every entry this table links.
+    ///
+    /// # Safety
+    /// No other table links these entries any more, and no reader can reach this
+    /// table (it was unlinked and its epoch has passed, or the map is dropped).
+    pub(crate) unsafe fn free_entries(&self) {
+        self.for_each_chain_bucket(|_, bucket| {
+            for slot in &bucket.slots {
+                let entry = slot.load(Ordering::Relaxed);
+                if !entry.is_null() {
+                    // SAFETY: per the contract this table is the entry's last owner.
+                    unsafe { entry::free(entry) };
+                }
+            }
+        });
+    }
+
+    /// A canonical byte image of the table: for each main bucket in order, each
+    /// bucket of its chain as (tophash, frags, slot pointers, "more follows" byte).
+    /// Two tables with the same image place the same entries in the same slots.
+    #[cfg(test)]
+    pub(crate) fn image(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&self.log2.to_le_bytes());
+        self.for_each_chain_bucket(|_, bucket| {
+            out.extend_from_slice(&bucket.tophash.load(Ordering::Relaxed).to_le_bytes());
+            for frag in &bucket.frags {
+                out.extend_from_slice(&frag.load(Ordering::Relaxed).to_le_bytes());
+            }
+            for slot in &bucket.slots {
+                out.extend_from_slice(&(slot.load(Ordering::Relaxed) as usize).to_le_bytes());
+            }
+            out.push(u8::from(!bucket.overflow.load(Ordering::Relaxed).is_null()));
+        });
+        out
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        // Free the overflow buckets allocated one by one; the arrays free themselves.
+        let mut singles = Vec::new();
+        self.for_each_chain_bucket(|_, bucket| {
+            let next = bucket.overflow.load(Ordering::Relaxed);
+            if !next.is_null() && !self.pool.contains(next) {
+                singles.push(next);
+            }
+        });
+        for single in singles {
+            // SAFETY: allocated with Box::new in `place`, linked exactly once, and
+            // the table (its only owner) is being dropped.
+            drop(unsafe { Box::from_raw(single) });
+        }
+    }
+}
+
+/// Whether a shard holding `count` entries in `2^log2` buckets is over Go's load
+/// factor of 6.5 entries per bucket.
+#[inline]
+pub(crate) fn over_load(count: usize, log2: u32) -> bool {
+    count > SLOTS && count > (13usize << log2) / 2
+}
+
+/// Whether a table of `2^log2` buckets has added so many overflow buckets since
+/// it was built that a same-size rebuild should compact it (Go's threshold).
+#[inline]
+pub(crate) fn too_many_overflow(extra_overflow: usize, log2: u32) -> bool {
+    extra_overflow >= 1usize << log2.min(15)
+}
+
+/// The smallest `log2` whose table holds `count` entries without growing.
+pub(crate) fn log2_for(count: usize) -> u32 {
+    let mut log2 = 0;
+    while over_load(count, log2) && log2 < MAX_LOG2 {
+        log2 += 1;
+    }
+    log2
+}
