@@ -1,0 +1,429 @@
+package mapcache
+
+// This file is the only one that calls into C. Every operation is ONE cgo call
+// into a small static shim below, which (when the caller is labelled) sets the
+// thread label, runs the mapcache_* function, copies the thread-local error
+// message out if the call failed, and clears the label again. All of that
+// happens on one OS thread, inside one call, so a goroutine that moves between
+// threads still carries its label into the library and gets the right message.
+//
+// Pointer rules: every Go pointer handed to C points at memory without Go
+// pointers (byte slices, size_t and status arrays, the config struct) and is
+// used by C only for the duration of the call. C memory handed to Go (error
+// strings, iterator wrappers, the map handle) is C-allocated and freed via C.
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include -O2
+#cgo noescape mcg_get
+#cgo nocallback mcg_get
+#cgo noescape mcg_put
+#cgo nocallback mcg_put
+#cgo noescape mcg_delete
+#cgo nocallback mcg_delete
+#cgo noescape mcg_contains
+#cgo nocallback mcg_contains
+#cgo noescape mcg_len
+#cgo nocallback mcg_len
+#cgo noescape mcg_clear
+#cgo nocallback mcg_clear
+#cgo noescape mcg_get_or_insert
+#cgo nocallback mcg_get_or_insert
+#cgo noescape mcg_cas
+#cgo nocallback mcg_cas
+#cgo noescape mcg_get_many
+#cgo nocallback mcg_get_many
+#cgo noescape mcg_put_many
+#cgo nocallback mcg_put_many
+#cgo noescape mcg_delete_many
+#cgo nocallback mcg_delete_many
+#cgo noescape mcg_iter_fill
+#cgo nocallback mcg_iter_fill
+#cgo noescape mcg_new
+#cgo nocallback mcg_new
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mapcache.h"
+
+// The result of one shim call. st is the mapcache_status; flag, n and p carry
+// the operation's outputs; err is a malloc'ed copy of mapcache_last_error()
+// when st is an error (>= 2), to be freed by the caller.
+typedef struct {
+	int32_t st;
+	int32_t flag;
+	size_t n;
+	char *err;
+	void *p;
+} mcg_res;
+
+static inline char *mcg_err(void) {
+	const char *m = mapcache_last_error();
+	return strdup(m ? m : "");
+}
+
+// Sets the label; returns nonzero (and fills r) if that failed.
+static inline int mcg_begin(const char *lbl, mcg_res *r) {
+	if (lbl == NULL) return 0;
+	int32_t st = mapcache_set_thread_label(lbl);
+	if (st != 0) {
+		r->st = st;
+		r->err = mcg_err();
+		return 1;
+	}
+	return 0;
+}
+
+static inline void mcg_end(const char *lbl, mcg_res *r) {
+	if (r->st >= 2 && r->err == NULL) r->err = mcg_err();
+	if (lbl != NULL) mapcache_set_thread_label(NULL);
+}
+
+static mcg_res mcg_new(const mapcache_config *cfg) {
+	mcg_res r = {0};
+	mapcache_t *h = NULL;
+	r.st = mapcache_new(cfg, &h);
+	r.p = h;
+	mcg_end(NULL, &r);
+	return r;
+}
+
+static void mcg_free(void *h) { mapcache_free((mapcache_t *)h); }
+
+static mcg_res mcg_get(void *h, const char *lbl, const uint8_t *k, size_t kl,
+		uint8_t *buf, size_t cap) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	size_t n = 0;
+	r.st = mapcache_get((mapcache_t *)h, k, kl, buf, cap, &n);
+	r.n = n;
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static mcg_res mcg_put(void *h, const char *lbl, const uint8_t *k, size_t kl,
+		const uint8_t *v, size_t vl) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	bool replaced = false;
+	r.st = mapcache_put((mapcache_t *)h, k, kl, v, vl, &replaced);
+	r.flag = replaced;
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static mcg_res mcg_delete(void *h, const char *lbl, const uint8_t *k, size_t kl) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	r.st = mapcache_delete((mapcache_t *)h, k, kl);
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static mcg_res mcg_contains(void *h, const char *lbl, const uint8_t *k, size_t kl) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	bool found = false;
+	r.st = mapcache_contains((mapcache_t *)h, k, kl, &found);
+	r.flag = found;
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static mcg_res mcg_len(void *h, const char *lbl) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	size_t n = 0;
+	r.st = mapcache_len((mapcache_t *)h, &n);
+	r.n = n;
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static mcg_res mcg_clear(void *h, const char *lbl) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	r.st = mapcache_clear((mapcache_t *)h);
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static mcg_res mcg_get_or_insert(void *h, const char *lbl, const uint8_t *k, size_t kl,
+		const uint8_t *v, size_t vl, uint8_t *buf, size_t cap) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	size_t n = 0;
+	bool inserted = false;
+	r.st = mapcache_get_or_insert((mapcache_t *)h, k, kl, v, vl, buf, cap, &n, &inserted);
+	r.n = n;
+	r.flag = inserted;
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static mcg_res mcg_cas(void *h, const char *lbl, const uint8_t *k, size_t kl,
+		const uint8_t *e, size_t el, const uint8_t *nv, size_t nl) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	bool swapped = false;
+	r.st = mapcache_compare_and_swap((mapcache_t *)h, k, kl, e, el, nv, nl, &swapped);
+	r.flag = swapped;
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static mcg_res mcg_get_many(void *h, const char *lbl, size_t n,
+		const uint8_t *keys, const size_t *klens, uint8_t *vals, size_t vcap,
+		size_t *vlens, int32_t *sts) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	r.st = mapcache_get_many((mapcache_t *)h, n, keys, klens, vals, vcap, vlens, sts);
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static mcg_res mcg_put_many(void *h, const char *lbl, size_t n,
+		const uint8_t *keys, const size_t *klens, const uint8_t *vals,
+		const size_t *vlens, int32_t *sts) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	r.st = mapcache_put_many((mapcache_t *)h, n, keys, klens, vals, vlens, sts);
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static mcg_res mcg_delete_many(void *h, const char *lbl, size_t n,
+		const uint8_t *keys, const size_t *klens, int32_t *sts) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	r.st = mapcache_delete_many((mapcache_t *)h, n, keys, klens, sts);
+	mcg_end(lbl, &r);
+	return r;
+}
+
+// An iterator plus the entry that did not fit in the last batch: its pointers
+// stay valid until the next mapcache_iter_next on it, which is only made once
+// the entry has been copied out.
+typedef struct {
+	mapcache_iter_t *it;
+	int pending;
+	const uint8_t *k;
+	size_t kl;
+	const uint8_t *v;
+	size_t vl;
+} mcg_iter;
+
+static mcg_res mcg_iter_open(void *h, const char *lbl) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	mapcache_iter_t *it = NULL;
+	r.st = mapcache_iter_new((mapcache_t *)h, &it);
+	if (r.st == 0) {
+		mcg_iter *w = calloc(1, sizeof(mcg_iter));
+		if (w == NULL) {
+			mapcache_iter_free(it);
+			r.st = 8; // MAPCACHE_E_NO_MEMORY
+			r.err = strdup("mapcache-go: out of memory for an iterator");
+		} else {
+			w->it = it;
+			r.p = w;
+		}
+	}
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static void mcg_iter_close(void *p) {
+	mcg_iter *w = (mcg_iter *)p;
+	if (w == NULL) return;
+	mapcache_iter_free(w->it);
+	free(w);
+}
+
+// Copies up to max entries back to back (key, then value) into buf and their
+// lengths into lens[2i], lens[2i+1]. r.n = entries copied; r.flag = 1 at the
+// end. If the next entry alone does not fit in cap, r.st = 3
+// (BUFFER_TOO_SMALL) and r.n = the bytes it needs.
+static mcg_res mcg_iter_fill(void *p, const char *lbl, uint8_t *buf, size_t cap,
+		size_t *lens, size_t max) {
+	mcg_res r = {0};
+	mcg_iter *w = (mcg_iter *)p;
+	if (mcg_begin(lbl, &r)) return r;
+	size_t used = 0, n = 0;
+	while (n < max) {
+		if (!w->pending) {
+			int32_t st = mapcache_iter_next(w->it, &w->k, &w->kl, &w->v, &w->vl);
+			if (st == 1) { r.flag = 1; break; }
+			if (st != 0) { r.st = st; break; }
+			w->pending = 1;
+		}
+		size_t need = w->kl + w->vl;
+		if (need > cap - used) {
+			if (n == 0) { r.st = 3; r.n = need; mcg_end(lbl, &r); return r; }
+			break;
+		}
+		if (w->kl) memcpy(buf + used, w->k, w->kl);
+		if (w->vl) memcpy(buf + used + w->kl, w->v, w->vl);
+		used += need;
+		lens[2 * n] = w->kl;
+		lens[2 * n + 1] = w->vl;
+		n++;
+		w->pending = 0;
+	}
+	r.n = n;
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static uint32_t mcg_abi_version(void) { return mapcache_abi_version(); }
+static const char *mcg_version(void) { return mapcache_version(); }
+static const char *mcg_status_str(int32_t s) { return mapcache_status_str(s); }
+*/
+import "C"
+
+import (
+	"unsafe"
+)
+
+// cres is the Go view of one shim call's result.
+type cres struct {
+	st   int32
+	flag bool
+	n    int
+	msg  string
+	p    unsafe.Pointer
+}
+
+func conv(r C.mcg_res) cres {
+	out := cres{st: int32(r.st), flag: r.flag != 0, n: int(r.n), p: r.p}
+	if r.err != nil {
+		out.msg = C.GoString(r.err)
+		C.free(unsafe.Pointer(r.err))
+	}
+	return out
+}
+
+// bp returns a pointer to b's bytes, or nil for an empty slice (the ABI allows
+// a NULL data pointer with length 0).
+func bp(b []byte) *C.uint8_t {
+	if len(b) == 0 {
+		return nil
+	}
+	return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(b)))
+}
+
+// sp does the same for a string's bytes (C only reads them).
+func sp(s string) *C.uint8_t {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(s)))
+}
+
+func szp(s []C.size_t) *C.size_t {
+	if len(s) == 0 {
+		return nil
+	}
+	return &s[0]
+}
+
+func stp(s []int32) *C.int32_t {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.int32_t)(unsafe.Pointer(&s[0]))
+}
+
+type handle = unsafe.Pointer
+
+func cNew(cfg Config) (handle, cres) {
+	var cc C.mapcache_config
+	C.mapcache_config_init(&cc)
+	cc.initial_capacity = C.uint64_t(cfg.InitialCapacity)
+	cc.shards = C.uint32_t(cfg.Shards)
+	cc.mode = C.uint32_t(cfg.Mode)
+	cc.misuse_policy = C.uint32_t(cfg.MisusePolicy)
+	cc.rehash_engine = C.uint32_t(cfg.RehashEngine)
+	cc.seed = C.uint64_t(cfg.Seed)
+	r := conv(C.mcg_new(&cc))
+	return r.p, r
+}
+
+func cFree(h handle) { C.mcg_free(h) }
+
+func cGet(h handle, lbl *C.char, key *C.uint8_t, kl int, buf []byte) cres {
+	return conv(C.mcg_get(h, lbl, key, C.size_t(kl), bp(buf), C.size_t(len(buf))))
+}
+
+func cPut(h handle, lbl *C.char, key *C.uint8_t, kl int, val *C.uint8_t, vl int) cres {
+	return conv(C.mcg_put(h, lbl, key, C.size_t(kl), val, C.size_t(vl)))
+}
+
+func cDelete(h handle, lbl *C.char, key []byte) cres {
+	return conv(C.mcg_delete(h, lbl, bp(key), C.size_t(len(key))))
+}
+
+func cContains(h handle, lbl *C.char, key []byte) cres {
+	return conv(C.mcg_contains(h, lbl, bp(key), C.size_t(len(key))))
+}
+
+func cLen(h handle, lbl *C.char) cres { return conv(C.mcg_len(h, lbl)) }
+
+func cClear(h handle, lbl *C.char) cres { return conv(C.mcg_clear(h, lbl)) }
+
+func cGetOrInsert(h handle, lbl *C.char, key, val, buf []byte) cres {
+	return conv(C.mcg_get_or_insert(h, lbl, bp(key), C.size_t(len(key)),
+		bp(val), C.size_t(len(val)), bp(buf), C.size_t(len(buf))))
+}
+
+func cCAS(h handle, lbl *C.char, key, expected, newValue []byte) cres {
+	return conv(C.mcg_cas(h, lbl, bp(key), C.size_t(len(key)),
+		bp(expected), C.size_t(len(expected)), bp(newValue), C.size_t(len(newValue))))
+}
+
+func cGetMany(h handle, lbl *C.char, keys []byte, klens []C.size_t, vals []byte, vlens []C.size_t, sts []int32) cres {
+	return conv(C.mcg_get_many(h, lbl, C.size_t(len(klens)), bp(keys), szp(klens),
+		bp(vals), C.size_t(len(vals)), szp(vlens), stp(sts)))
+}
+
+func cPutMany(h handle, lbl *C.char, keys []byte, klens []C.size_t, vals []byte, vlens []C.size_t, sts []int32) cres {
+	return conv(C.mcg_put_many(h, lbl, C.size_t(len(klens)), bp(keys), szp(klens),
+		bp(vals), szp(vlens), stp(sts)))
+}
+
+func cDeleteMany(h handle, lbl *C.char, keys []byte, klens []C.size_t, sts []int32) cres {
+	return conv(C.mcg_delete_many(h, lbl, C.size_t(len(klens)), bp(keys), szp(klens), stp(sts)))
+}
+
+func cIterOpen(h handle, lbl *C.char) cres { return conv(C.mcg_iter_open(h, lbl)) }
+
+func cIterClose(it unsafe.Pointer) { C.mcg_iter_close(it) }
+
+// cIterFill fills buf with up to len(lens)/2 entries.
+func cIterFill(it unsafe.Pointer, lbl *C.char, buf []byte, lens []C.size_t) cres {
+	return conv(C.mcg_iter_fill(it, lbl, bp(buf), C.size_t(len(buf)), szp(lens), C.size_t(len(lens)/2)))
+}
+
+func cABIVersion() uint32 { return uint32(C.mcg_abi_version()) }
+
+func cVersion() string { return C.GoString(C.mcg_version()) }
+
+func cStatusStr(st int32) string { return C.GoString(C.mcg_status_str(C.int32_t(st))) }
+
+// labelPtr turns a NUL-terminated label (or nil) into the C argument.
+func labelPtr(l []byte) *cChar {
+	if l == nil {
+		return nil
+	}
+	return (*C.char)(unsafe.Pointer(&l[0]))
+}
+
+// sizeT is C's size_t for the batch length arrays.
+type sizeT = C.size_t
+
+// cUint8 is C's uint8_t, for data pointers built by bp and sp.
+type cUint8 = C.uint8_t
+
+// cChar is C's char, for labels.
+type cChar = C.char

@@ -1,0 +1,3 @@
+module github.com/mapcache/mapcache-go
+
+go 1.24

@@ -1,0 +1,418 @@
+// Package mapcache is a Go binding for libmapcache, an in-process key/value
+// cache written in Rust whose entries live off the Go heap.
+//
+// A *Cache is safe for concurrent use by any number of goroutines (in the
+// default Concurrent mode), does not add millions of pointers for the garbage
+// collector to scan, and batches many keys into one cgo call (GetMany, SetMany,
+// DeleteMany).
+//
+// In Exclusive mode the cache keeps Go's own map contract (one writer at a
+// time, no reads during a write) but reports a violation as an error,
+// ErrConcurrentWrite or ErrConcurrentReadWrite, naming both colliding callers,
+// instead of killing the process with "fatal error: concurrent map writes".
+// Give callers names with WithLabel.
+//
+// Keys and values are byte strings; values returned to Go are fresh copies
+// owned by the caller. The library never keeps a Go pointer after a call.
+package mapcache
+
+import (
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Limits of the library.
+const (
+	MaxKeyLen   = 65535
+	MaxValueLen = 1 << 30
+)
+
+// Mode selects the concurrency contract of a cache.
+type Mode uint32
+
+const (
+	// Concurrent (the default): any number of goroutines may read and write.
+	Concurrent Mode = 0
+	// Exclusive: Go's map contract. At most one writer at a time and no reads
+	// during a write; a violation is detected and reported (or aborts the
+	// process, per MisusePolicy). Writers never wait.
+	Exclusive Mode = 1
+)
+
+// MisusePolicy says what Exclusive mode does on a detected violation.
+type MisusePolicy uint32
+
+const (
+	// MisuseError returns ErrConcurrentWrite / ErrConcurrentReadWrite.
+	MisuseError MisusePolicy = 0
+	// MisuseAbort aborts the process, as Go's runtime does.
+	MisuseAbort MisusePolicy = 1
+)
+
+// RehashEngine selects how a growing table is rebuilt.
+type RehashEngine uint32
+
+const (
+	EngineAuto     RehashEngine = 0
+	EngineSingle   RehashEngine = 1
+	EngineParallel RehashEngine = 2
+)
+
+// Config configures New. The zero value is a good default: a concurrent,
+// unbounded map that grows from small, with a random hash seed.
+type Config struct {
+	InitialCapacity uint64       // entries to size for up front; 0 = grow from small
+	Shards          uint32       // 0 = automatic; else a power of two, at most 65536
+	Mode            Mode         // Concurrent or Exclusive
+	MisusePolicy    MisusePolicy // Exclusive mode only
+	RehashEngine    RehashEngine
+	Seed            uint64 // hash seed; 0 = random
+}
+
+// closedBit marks a closed core in core.state; the low bits count calls in
+// flight.
+const closedBit = int64(1) << 62
+
+// core is the shared state of a cache and all its labelled views.
+type core struct {
+	state atomic.Int64
+	freed atomic.Bool
+	h     handle
+	mode  Mode
+}
+
+// acquire registers a call in flight; false means the cache is closed.
+func (co *core) acquire() bool {
+	if co.state.Add(1)&closedBit != 0 {
+		co.release()
+		return false
+	}
+	return true
+}
+
+// release ends a call; the last call out of a closed cache frees it.
+func (co *core) release() {
+	if co.state.Add(-1) == closedBit {
+		co.destroy()
+	}
+}
+
+func (co *core) close() {
+	for {
+		s := co.state.Load()
+		if s&closedBit != 0 {
+			return
+		}
+		if co.state.CompareAndSwap(s, s|closedBit) {
+			if s == 0 {
+				co.destroy()
+			}
+			return
+		}
+	}
+}
+
+func (co *core) destroy() {
+	if co.freed.CompareAndSwap(false, true) {
+		cFree(co.h)
+	}
+}
+
+// Cache is a handle on a mapcache map. Methods may be called from any number
+// of goroutines. A Cache returned by WithLabel is a view of the same map whose
+// calls carry a label.
+type Cache struct {
+	co    *core
+	label []byte // NUL-terminated, or nil
+}
+
+// New creates a cache. Close it to release its memory (a finalizer also does,
+// once the cache and all its views are unreachable).
+func New(cfg Config) (*Cache, error) {
+	if v := cABIVersion(); v != abiVersionExpected {
+		return nil, &Error{Op: "New", Message: "library ABI version mismatch", sentinel: ErrABIMismatch}
+	}
+	h, r := cNew(cfg)
+	if r.st != stOK {
+		return nil, newError("New", r.st, r.msg)
+	}
+	co := &core{h: h, mode: cfg.Mode}
+	runtime.SetFinalizer(co, (*core).close)
+	return &Cache{co: co}, nil
+}
+
+// Version returns the library's version string, e.g. "0.1.0".
+func Version() string { return cVersion() }
+
+// StatusText returns the library's name for a mapcache_status code.
+func StatusText(status int32) string { return cStatusStr(status) }
+
+// WithLabel returns a view of the same cache whose calls carry label: in
+// Exclusive mode, a misuse error names the labels of both colliding callers.
+// The label travels with each call (it is set and cleared inside the same cgo
+// call), so it follows the goroutine, not the OS thread. A NUL byte or invalid
+// UTF-8 in label is replaced by U+FFFD. Views share the map: Close on any view
+// closes it for all.
+func (c *Cache) WithLabel(label string) *Cache {
+	label = strings.ToValidUTF8(label, "\uFFFD")
+	label = strings.ReplaceAll(label, "\x00", "\uFFFD")
+	b := make([]byte, len(label)+1)
+	copy(b, label)
+	return &Cache{co: c.co, label: b}
+}
+
+// Label returns the label of this view ("" for an unlabelled cache).
+func (c *Cache) Label() string {
+	if c.label == nil {
+		return ""
+	}
+	return string(c.label[:len(c.label)-1])
+}
+
+// Mode returns the mode the cache was created with.
+func (c *Cache) Mode() Mode { return c.co.mode }
+
+// Close releases the cache. It is safe to call more than once and from any
+// goroutine; calls made after Close return ErrClosed (Get reports a miss).
+// Calls already in flight finish normally and the memory is released when the
+// last of them returns, so Close never waits and never races with them (it may
+// even be called from inside a Range callback).
+func (c *Cache) Close() error {
+	c.co.close()
+	return nil
+}
+
+// stackBuf is the size of the on-stack buffer Get copies into; larger values
+// take a second call with an exactly sized buffer.
+const stackBuf = 256
+
+// Get returns a copy of the value stored under key. It has no error result:
+// any error (ErrClosed, or ErrConcurrentReadWrite in Exclusive mode) is
+// reported as a miss. Use Lookup to tell errors from misses.
+func (c *Cache) Get(key []byte) ([]byte, bool) {
+	v, ok, _ := c.get("Get", bp(key), len(key), nil)
+	return v, ok
+}
+
+// Lookup is Get with the error: (value, true, nil) on a hit, (nil, false,
+// nil) on a miss, (nil, false, err) on an error.
+func (c *Cache) Lookup(key []byte) ([]byte, bool, error) {
+	return c.get("Lookup", bp(key), len(key), nil)
+}
+
+// AppendGet appends the value stored under key to dst and returns the
+// extended slice. With enough spare capacity in dst it allocates nothing.
+func (c *Cache) AppendGet(dst, key []byte) ([]byte, bool, error) {
+	return c.get("AppendGet", bp(key), len(key), dst)
+}
+
+// GetString looks up a string key and returns the value as a string; errors
+// are reported as a miss, as with Get.
+func (c *Cache) GetString(key string) (string, bool) {
+	v, ok, _ := c.get("GetString", sp(key), len(key), nil)
+	if !ok {
+		return "", false
+	}
+	return unsafe.String(unsafe.SliceData(v), len(v)), true
+}
+
+func (c *Cache) get(op string, key *cUint8, kl int, dst []byte) ([]byte, bool, error) {
+	co := c.co
+	if !co.acquire() {
+		return nil, false, closedErr(op)
+	}
+	defer co.release()
+	lbl := labelPtr(c.label)
+	if dst == nil {
+		// Copy into a buffer on the goroutine stack, then into an exactly
+		// sized slice: one cgo call, one allocation, none on a miss.
+		var sb [stackBuf]byte
+		r := cGet(co.h, lbl, key, kl, sb[:])
+		switch r.st {
+		case stOK:
+			out := make([]byte, r.n)
+			copy(out, sb[:r.n])
+			return out, true, nil
+		case stNotFound:
+			return nil, false, nil
+		case stBufferTooSmall:
+			dst = make([]byte, 0, r.n)
+		default:
+			return nil, false, newError(op, r.st, r.msg)
+		}
+	}
+	for {
+		spare := dst[len(dst):cap(dst)]
+		r := cGet(co.h, lbl, key, kl, spare)
+		switch r.st {
+		case stOK:
+			return dst[:len(dst)+r.n], true, nil
+		case stNotFound:
+			return dst, false, nil
+		case stBufferTooSmall:
+			// The value grew between calls (or dst was short): grow and retry.
+			nd := make([]byte, len(dst), len(dst)+r.n)
+			copy(nd, dst)
+			dst = nd
+		default:
+			return dst, false, newError(op, r.st, r.msg)
+		}
+	}
+}
+
+// closedErr is returned by every method once the cache is closed.
+func closedErr(op string) error {
+	return &Error{Op: op, Message: "cache is closed", sentinel: ErrClosed}
+}
+
+// Set stores value under key, replacing any previous value. The library copies
+// both; the caller may reuse them at once.
+func (c *Cache) Set(key, value []byte) error {
+	_, err := c.put("Set", bp(key), len(key), bp(value), len(value))
+	return err
+}
+
+// Swap stores value under key and reports whether a previous value was
+// replaced.
+func (c *Cache) Swap(key, value []byte) (replaced bool, err error) {
+	return c.put("Swap", bp(key), len(key), bp(value), len(value))
+}
+
+// SetString is Set for string keys and values, without converting them.
+func (c *Cache) SetString(key, value string) error {
+	_, err := c.put("SetString", sp(key), len(key), sp(value), len(value))
+	return err
+}
+
+func (c *Cache) put(op string, key *cUint8, kl int, val *cUint8, vl int) (bool, error) {
+	co := c.co
+	if !co.acquire() {
+		return false, closedErr(op)
+	}
+	r := cPut(co.h, labelPtr(c.label), key, kl, val, vl)
+	co.release()
+	if r.st != stOK {
+		return false, newError(op, r.st, r.msg)
+	}
+	return r.flag, nil
+}
+
+// Delete removes key and reports whether it was present.
+func (c *Cache) Delete(key []byte) (deleted bool, err error) {
+	co := c.co
+	if !co.acquire() {
+		return false, closedErr("Delete")
+	}
+	r := cDelete(co.h, labelPtr(c.label), key)
+	co.release()
+	switch r.st {
+	case stOK:
+		return true, nil
+	case stNotFound:
+		return false, nil
+	}
+	return false, newError("Delete", r.st, r.msg)
+}
+
+// Contains reports whether key is present, without copying its value.
+func (c *Cache) Contains(key []byte) (bool, error) {
+	co := c.co
+	if !co.acquire() {
+		return false, closedErr("Contains")
+	}
+	r := cContains(co.h, labelPtr(c.label), key)
+	co.release()
+	if r.st != stOK {
+		return false, newError("Contains", r.st, r.msg)
+	}
+	return r.flag, nil
+}
+
+// Len returns the number of entries; 0 once the cache is closed (use LenErr to
+// see errors).
+func (c *Cache) Len() int {
+	n, _ := c.LenErr()
+	return n
+}
+
+// LenErr is Len with the error.
+func (c *Cache) LenErr() (int, error) {
+	co := c.co
+	if !co.acquire() {
+		return 0, closedErr("Len")
+	}
+	r := cLen(co.h, labelPtr(c.label))
+	co.release()
+	if r.st != stOK {
+		return 0, newError("Len", r.st, r.msg)
+	}
+	return r.n, nil
+}
+
+// Clear removes every entry.
+func (c *Cache) Clear() error {
+	co := c.co
+	if !co.acquire() {
+		return closedErr("Clear")
+	}
+	r := cClear(co.h, labelPtr(c.label))
+	co.release()
+	if r.st != stOK {
+		return newError("Clear", r.st, r.msg)
+	}
+	return nil
+}
+
+// GetOrSet returns the existing value for key if present (loaded = true);
+// otherwise it stores value and returns it (loaded = false). Like
+// sync.Map.LoadOrStore, atomically.
+func (c *Cache) GetOrSet(key, value []byte) (actual []byte, loaded bool, err error) {
+	co := c.co
+	if !co.acquire() {
+		return nil, false, closedErr("GetOrSet")
+	}
+	defer co.release()
+	lbl := labelPtr(c.label)
+	var sb [stackBuf]byte
+	buf := sb[:]
+	for {
+		r := cGetOrInsert(co.h, lbl, key, value, buf)
+		switch r.st {
+		case stOK:
+			if r.flag {
+				out := make([]byte, len(value))
+				copy(out, value)
+				return out, false, nil
+			}
+			out := make([]byte, r.n)
+			copy(out, buf[:r.n])
+			return out, true, nil
+		case stBufferTooSmall:
+			// Nothing was inserted; repeat with a buffer that fits.
+			buf = make([]byte, r.n)
+		default:
+			return nil, false, newError("GetOrSet", r.st, r.msg)
+		}
+	}
+}
+
+// CompareAndSwap replaces the value of key with newValue if its current value
+// equals old. It returns false (and no error) if the value differs or the key
+// is absent.
+func (c *Cache) CompareAndSwap(key, old, newValue []byte) (swapped bool, err error) {
+	co := c.co
+	if !co.acquire() {
+		return false, closedErr("CompareAndSwap")
+	}
+	r := cCAS(co.h, labelPtr(c.label), key, old, newValue)
+	co.release()
+	switch r.st {
+	case stOK:
+		return r.flag, nil
+	case stNotFound:
+		return false, nil
+	}
+	return false, newError("CompareAndSwap", r.st, r.msg)
+}
