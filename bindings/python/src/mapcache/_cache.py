@@ -427,6 +427,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             value = _value(value)
         st = _put(self._h, key, len(key), value, len(value), None)
         if st:
+            value = None  # a traceback must not keep a buffer export alive
             raise self._error(st)
 
     def set(self, key: KeyLike, value: ValueLike) -> bool:
@@ -438,6 +439,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         ts = _ts
         st = _put(self._h, key, len(key), value, len(value), ts.flag_p)
         if st:
+            value = None
             raise self._error(st)
         return ts.flag.value
 
@@ -509,6 +511,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
                     return default if default.__class__ is bytes else bytes(v)
                 return buf[: n.value]
             if st != _TOO_SMALL:
+                v = default = None
                 raise self._error(st)
             buf, cap = _single_buffer(n.value)
             n_p = byref(n)
@@ -528,6 +531,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         ts = _ts
         st = _cas(self._h, key, len(key), expected, len(expected), new, len(new), ts.flag_p)
         if st:
+            expected = new = None
             raise self._error(st, key)
         return ts.flag.value
 
