@@ -1,0 +1,31 @@
+# Go binding (bindings/go): vet, gofmt check and race tests; the demo; benchmarks.
+#
+# The Go package links target/release/libmapcache.a statically (cgo), so every
+# Go target depends on `lib`. `go test -tags mapcache_shared` links
+# libmapcache.so instead (test-go runs the short tests that way too).
+
+GO ?= go
+GO_DIR := $(ROOT)/bindings/go
+# Big runs (5M-entry GC benchmark) are only in bench-go.
+GO_BENCH_FLAGS ?= -benchmem -cpu 1,2
+
+.PHONY: test-go demo-go bench-go bench-go-gc
+TEST_TARGETS += test-go
+DEMO_TARGETS += demo-go
+BENCH_TARGETS += bench-go
+
+test-go: lib
+	cd $(GO_DIR) && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	cd $(GO_DIR) && $(GO) vet ./...
+	cd $(GO_DIR) && $(GO) test -race -count=1 -timeout 600s ./...
+	cd $(GO_DIR) && $(GO) test -tags mapcache_shared -count=1 -short -timeout 300s ./...
+
+demo-go: lib
+	cd $(GO_DIR) && $(GO) run ./examples/demo
+
+bench-go: lib
+	cd $(GO_DIR) && $(GO) test -run '^$$' -bench 'Get|Set|Mix' $(GO_BENCH_FLAGS) -timeout 60m .
+	$(MAKE) bench-go-gc
+
+bench-go-gc: lib
+	cd $(GO_DIR) && $(GO) test -run '^$$' -bench GC5M -benchtime 2000000x -cpu 2 -timeout 30m .
