@@ -103,7 +103,7 @@ func (c *Cache) getMany(op string, keys [][]byte, out [][]byte) error {
 			retry = append(retry, i)
 			need += int(s.vlens[i])
 		default:
-			berr = addBatchErr(berr, op, n, i, newError(op, st, ""))
+			berr = addBatchErr(berr, op, n, i, newError(op, st, takeMsg(&r.msg)))
 		}
 	}
 	if len(retry) > 0 {
@@ -150,7 +150,7 @@ func (c *Cache) getRetry(op string, co *core, lbl *cChar, keys, out [][]byte, id
 				again = append(again, i)
 				need2 += int(vlens[j])
 			default:
-				*berr = addBatchErr(*berr, op, total, i, newError(op, st, ""))
+				*berr = addBatchErr(*berr, op, total, i, newError(op, st, takeMsg(&r.msg)))
 			}
 		}
 		if len(again) == 0 {
@@ -158,6 +158,14 @@ func (c *Cache) getRetry(op string, co *core, lbl *cChar, keys, out [][]byte, id
 		}
 		idx, need = again, need2
 	}
+}
+
+// takeMsg hands the batch's message (the first failing key's) to the first
+// error built from it.
+func takeMsg(m *string) string {
+	s := *m
+	*m = ""
+	return s
 }
 
 func addBatchErr(b *BatchError, op string, n, i int, err error) *BatchError {
@@ -197,7 +205,7 @@ func (c *Cache) SetMany(keys, values [][]byte) error {
 	var berr *BatchError
 	for i, st := range s.sts {
 		if st != stOK {
-			berr = addBatchErr(berr, op, len(keys), i, newError(op, st, ""))
+			berr = addBatchErr(berr, op, len(keys), i, newError(op, st, takeMsg(&r.msg)))
 		}
 	}
 	if berr != nil {
@@ -232,7 +240,7 @@ func (c *Cache) DeleteMany(keys [][]byte) (deleted int, err error) {
 			deleted++
 		case stNotFound:
 		default:
-			berr = addBatchErr(berr, op, len(keys), i, newError(op, st, ""))
+			berr = addBatchErr(berr, op, len(keys), i, newError(op, st, takeMsg(&r.msg)))
 		}
 	}
 	if berr != nil {

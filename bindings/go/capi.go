@@ -63,21 +63,62 @@ static inline char *mcg_err(void) {
 	return strdup(m ? m : "");
 }
 
-// Sets the label; returns nonzero (and fills r) if that failed.
+// The label this OS thread last gave the library, cached so that a run of
+// calls with the same label sets it once (setting it takes a process-wide lock
+// in the library). The label is left in place after a call rather than
+// cleared: the library resolves the name of a write-flag holder when another
+// thread collides with it, which may be just after the holder's call returned.
+// A call without a label clears a label left by an earlier one.
+#define MCG_LABEL_CAP 1024
+static __thread char mcg_cur_label[MCG_LABEL_CAP];
+static __thread int mcg_has_label;
+
+// Makes lbl (or no label) the thread's label; returns nonzero (and fills r)
+// if that failed.
 static inline int mcg_begin(const char *lbl, mcg_res *r) {
-	if (lbl == NULL) return 0;
+	if (lbl == NULL) {
+		if (mcg_has_label) {
+			mapcache_set_thread_label(NULL);
+			mcg_has_label = 0;
+		}
+		return 0;
+	}
+	if (mcg_has_label && strcmp(lbl, mcg_cur_label) == 0) return 0;
 	int32_t st = mapcache_set_thread_label(lbl);
 	if (st != 0) {
 		r->st = st;
 		r->err = mcg_err();
 		return 1;
 	}
+	size_t n = strlen(lbl);
+	if (n < MCG_LABEL_CAP) {
+		memcpy(mcg_cur_label, lbl, n + 1);
+		mcg_has_label = 1;
+	} else {
+		mcg_has_label = 0; // not cached: set again next time
+	}
 	return 0;
 }
 
 static inline void mcg_end(const char *lbl, mcg_res *r) {
+	(void)lbl;
 	if (r->st >= 2 && r->err == NULL) r->err = mcg_err();
-	if (lbl != NULL) mapcache_set_thread_label(NULL);
+}
+
+// For batch calls that ran: the library keeps the first per-key error's
+// message in last_error; copy it out if any key failed.
+static inline void mcg_batch_end(mcg_res *r, size_t n, const int32_t *sts) {
+	if (r->st == 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (sts[i] >= 2) {
+				// The message is the first failing key's; BUFFER_TOO_SMALL
+				// is retried by the binding, so its message is not wanted.
+				if (sts[i] != 3) r->err = mcg_err();
+				break;
+			}
+		}
+	}
+	mcg_end(NULL, r);
 }
 
 static mcg_res mcg_new(const mapcache_config *cfg) {
@@ -179,7 +220,7 @@ static mcg_res mcg_get_many(void *h, const char *lbl, size_t n,
 	mcg_res r = {0};
 	if (mcg_begin(lbl, &r)) return r;
 	r.st = mapcache_get_many((mapcache_t *)h, n, keys, klens, vals, vcap, vlens, sts);
-	mcg_end(lbl, &r);
+	mcg_batch_end(&r, n, sts);
 	return r;
 }
 
@@ -189,7 +230,7 @@ static mcg_res mcg_put_many(void *h, const char *lbl, size_t n,
 	mcg_res r = {0};
 	if (mcg_begin(lbl, &r)) return r;
 	r.st = mapcache_put_many((mapcache_t *)h, n, keys, klens, vals, vlens, sts);
-	mcg_end(lbl, &r);
+	mcg_batch_end(&r, n, sts);
 	return r;
 }
 
@@ -198,7 +239,7 @@ static mcg_res mcg_delete_many(void *h, const char *lbl, size_t n,
 	mcg_res r = {0};
 	if (mcg_begin(lbl, &r)) return r;
 	r.st = mapcache_delete_many((mapcache_t *)h, n, keys, klens, sts);
-	mcg_end(lbl, &r);
+	mcg_batch_end(&r, n, sts);
 	return r;
 }
 

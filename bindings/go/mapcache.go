@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -27,6 +28,7 @@ import (
 const (
 	MaxKeyLen   = 65535
 	MaxValueLen = 1 << 30
+	MaxLabelLen = 1023 // bytes, for WithLabel
 )
 
 // Mode selects the concurrency contract of a cache.
@@ -153,11 +155,19 @@ func StatusText(status int32) string { return cStatusStr(status) }
 // Exclusive mode, a misuse error names the labels of both colliding callers.
 // The label travels with each call (it is set and cleared inside the same cgo
 // call), so it follows the goroutine, not the OS thread. A NUL byte or invalid
-// UTF-8 in label is replaced by U+FFFD. Views share the map: Close on any view
+// UTF-8 in label is replaced by U+FFFD, and a label longer than MaxLabelLen
+// bytes is cut to fit. Views share the map: Close on any view
 // closes it for all.
 func (c *Cache) WithLabel(label string) *Cache {
 	label = strings.ToValidUTF8(label, "\uFFFD")
 	label = strings.ReplaceAll(label, "\x00", "\uFFFD")
+	if len(label) > MaxLabelLen {
+		cut := MaxLabelLen
+		for cut > 0 && !utf8.RuneStart(label[cut]) {
+			cut--
+		}
+		label = label[:cut]
+	}
 	b := make([]byte, len(label)+1)
 	copy(b, label)
 	return &Cache{co: c.co, label: b}

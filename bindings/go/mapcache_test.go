@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func newCache(t testing.TB, cfg Config) *Cache {
@@ -385,6 +386,14 @@ func TestLabelView(t *testing.T) {
 	}
 	if err := c.WithLabel("a\x00b\xff").Set([]byte("k2"), []byte("v")); err != nil {
 		t.Fatal(err)
+	}
+	long := strings.Repeat("é", 600) // 1200 bytes
+	lv := c.WithLabel(long)
+	if n := len(lv.Label()); n > MaxLabelLen || n < MaxLabelLen-1 || !utf8.ValidString(lv.Label()) {
+		t.Fatalf("long label cut to %d bytes (valid UTF-8: %v)", n, utf8.ValidString(lv.Label()))
+	}
+	if err := lv.Set([]byte("k3"), []byte("v")); err != nil {
+		t.Fatalf("Set with a maximal label: %v", err)
 	}
 	w.Close() // closes the shared map
 	if err := c.Set([]byte("k"), []byte("v")); !errors.Is(err, ErrClosed) {
