@@ -41,6 +41,8 @@ package mapcache
 #cgo noescape mcg_new
 #cgo nocallback mcg_new
 
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -317,6 +319,32 @@ static mcg_res mcg_iter_fill(void *p, const char *lbl, uint8_t *buf, size_t cap,
 	return r;
 }
 
+// Test support: hold the write flag of an exclusive-mode cache (the library's
+// mapcache_debug_hold_write) until told to let go, so that tests can collide
+// with it deterministically.
+typedef struct {
+	atomic_int holding;
+	atomic_int release;
+} mcg_hold;
+
+static void mcg_hold_cb(void *p) {
+	mcg_hold *h = (mcg_hold *)p;
+	atomic_store(&h->holding, 1);
+	while (!atomic_load(&h->release)) sched_yield();
+}
+
+static void *mcg_hold_new(void) { return calloc(1, sizeof(mcg_hold)); }
+static int mcg_hold_state(void *h) { return atomic_load(&((mcg_hold *)h)->holding); }
+static void mcg_hold_release(void *h) { atomic_store(&((mcg_hold *)h)->release, 1); }
+
+static mcg_res mcg_debug_hold(void *c, const char *lbl, const uint8_t *k, size_t kl, void *hold) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	r.st = mapcache_debug_hold_write((mapcache_t *)c, k, kl, mcg_hold_cb, hold);
+	mcg_end(lbl, &r);
+	return r;
+}
+
 static uint32_t mcg_abi_version(void) { return mapcache_abi_version(); }
 static const char *mcg_version(void) { return mapcache_version(); }
 static const char *mcg_status_str(int32_t s) { return mapcache_status_str(s); }
@@ -324,6 +352,7 @@ static const char *mcg_status_str(int32_t s) { return mapcache_status_str(s); }
 import "C"
 
 import (
+	"runtime"
 	"unsafe"
 )
 
@@ -444,6 +473,46 @@ func cIterClose(it unsafe.Pointer) { C.mcg_iter_close(it) }
 // cIterFill fills buf with up to len(lens)/2 entries.
 func cIterFill(it unsafe.Pointer, lbl *C.char, buf []byte, lens []C.size_t) cres {
 	return conv(C.mcg_iter_fill(it, lbl, bp(buf), C.size_t(len(buf)), szp(lens), C.size_t(len(lens)/2)))
+}
+
+// debugHoldWrite makes this view hold the write flag that a write of key
+// would take (exclusive mode only), on a goroutine of its own, until the
+// returned release function is called; release returns the hold's error.
+// Test support for misuse detection; err is set if the flag could not be
+// taken.
+func (c *Cache) debugHoldWrite(key []byte) (release func() error, err error) {
+	co := c.co
+	if !co.acquire() {
+		return nil, closedErr("debugHoldWrite")
+	}
+	hold := C.mcg_hold_new()
+	done := make(chan error, 1)
+	k := append([]byte(nil), key...)
+	go func() {
+		r := conv(C.mcg_debug_hold(co.h, labelPtr(c.label), bp(k), C.size_t(len(k)), hold))
+		if r.st != stOK {
+			done <- newError("debugHoldWrite", r.st, r.msg)
+			return
+		}
+		done <- nil
+	}()
+	finish := func(err error) error {
+		C.free(hold)
+		co.release()
+		return err
+	}
+	for C.mcg_hold_state(hold) == 0 {
+		select {
+		case err := <-done:
+			return nil, finish(err)
+		default:
+			runtime.Gosched()
+		}
+	}
+	return func() error {
+		C.mcg_hold_release(hold)
+		return finish(<-done)
+	}, nil
 }
 
 func cABIVersion() uint32 { return uint32(C.mcg_abi_version()) }
