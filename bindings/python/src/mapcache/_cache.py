@@ -24,7 +24,17 @@ import threading
 from array import array
 from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, ValuesView
 from contextlib import contextmanager
-from ctypes import c_bool, c_size_t, c_void_p, c_char, byref, create_string_buffer, pointer, sizeof, string_at
+from ctypes import (
+    addressof,
+    byref,
+    c_bool,
+    c_char,
+    c_size_t,
+    c_void_p,
+    create_string_buffer,
+    sizeof,
+    string_at,
+)
 from itertools import accumulate
 from typing import (
     Any,
@@ -101,20 +111,22 @@ def _pow2(n: int) -> int:
 
 
 class _ThreadState(threading.local):
-    """Buffers and out-cells owned by one thread (the GIL is released during calls)."""
+    """Buffers and out-cells owned by one thread (the GIL is released during calls).
+
+    Addresses are kept as ints: that is what the c_void_p argtypes convert
+    fastest (see _lib).
+    """
 
     def __init__(self) -> None:
+        buf = create_string_buffer(_INITIAL_SINGLE)
         out_len = c_size_t()
-        flag = c_bool()
-        # (buffer, capacity, out_len cell, pointer to it)
-        self.single: Tuple[Any, int, c_size_t, Any] = (
-            create_string_buffer(_INITIAL_SINGLE),
-            _INITIAL_SINGLE,
-            out_len,
-            pointer(out_len),
+        # (buffer, its capacity, its address, out_len cell, its address)
+        self.single: Tuple[Any, int, int, c_size_t, int] = (
+            buf, _INITIAL_SINGLE, addressof(buf), out_len, addressof(out_len),
         )
-        self.flag = flag
-        self.flag_p = pointer(flag)
+        flag = c_bool()
+        # (bool out cell, its address)
+        self.flag: Tuple[c_bool, int] = (flag, addressof(flag))
         self.batch = create_string_buffer(_INITIAL_BATCH)
         self.batch_cap = _INITIAL_BATCH
         self.labels: List[Optional[str]] = []
@@ -123,15 +135,17 @@ class _ThreadState(threading.local):
 _ts = _ThreadState()
 
 
-def _single_buffer(needed: int) -> Tuple[Any, int]:
-    """A buffer of at least ``needed`` bytes for this thread's single-key calls."""
+def _single_buffer(needed: int) -> Tuple[Any, int, int]:
+    """(buffer, capacity, address) of at least ``needed`` bytes for this thread's
+    single-key calls; kept for the thread's next calls unless it is very large."""
     if needed > _KEEP_SINGLE:
-        return create_string_buffer(needed), needed
+        buf = create_string_buffer(needed)
+        return buf, needed, addressof(buf)
     cap = _pow2(needed)
     buf = create_string_buffer(cap)
-    out_len = c_size_t()
-    _ts.single = (buf, cap, out_len, pointer(out_len))
-    return buf, cap
+    old = _ts.single
+    _ts.single = (buf, cap, addressof(buf), old[3], old[4])
+    return buf, cap, addressof(buf)
 
 
 def _batch_buffer(needed: int) -> Tuple[Any, int]:
@@ -277,7 +291,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         rehash_engine: str = "auto",
         seed: int = 0,
     ) -> None:
-        self._h: Optional[int] = None
+        self._h = None
         self._close_lock = threading.Lock()
         cfg = _lib.mapcache_config()
         _config_init(byref(cfg))
@@ -294,7 +308,8 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             raise error_for_status(st)
         if not out.value:
             raise MapCacheError("mapcache_new returned OK but no handle")
-        self._h = out.value
+        # a c_void_p instance: passed to C with no conversion at all
+        self._h: Optional[c_void_p] = out
         self._config: Dict[str, Any] = {
             "initial_capacity": initial_capacity,
             "shards": shards,
@@ -355,7 +370,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     def __reduce__(self) -> Any:
         raise TypeError("a mapcache.Cache cannot be pickled (its data lives in the library)")
 
-    def _handle(self) -> int:
+    def _handle(self) -> c_void_p:
         h = self._h
         if h is None:
             raise CacheClosedError()
@@ -391,8 +406,8 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
     def __getitem__(self, key: KeyLike) -> bytes:
         k = key if key.__class__ is bytes else _key(key)
-        buf, cap, n, n_p = _ts.single
-        st = _get(self._h, k, len(k), buf, cap, n_p)
+        buf, cap, addr, n, n_addr = _ts.single
+        st = _get(self._h, k, len(k), addr, cap, n_addr)
         if st == 0:
             return buf[: n.value]
         return self._get_slow(st, key, k, _MISSING)
@@ -400,8 +415,8 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     def get(self, key: KeyLike, default: _D = None) -> Union[bytes, _D]:  # type: ignore[assignment]
         """The value of ``key``, or ``default`` when it is absent."""
         k = key if key.__class__ is bytes else _key(key)
-        buf, cap, n, n_p = _ts.single
-        st = _get(self._h, k, len(k), buf, cap, n_p)
+        buf, cap, addr, n, n_addr = _ts.single
+        st = _get(self._h, k, len(k), addr, cap, n_addr)
         if st == 0:
             return buf[: n.value]
         return self._get_slow(st, key, k, default)
@@ -414,9 +429,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
                 return default
             if st != _TOO_SMALL:
                 raise self._error(st)
-            n = _ts.single[2]
-            buf, cap = _single_buffer(n.value)
-            st = _get(self._h, k, len(k), buf, cap, byref(n))
+            n, n_addr = _ts.single[3:]
+            buf, cap, addr = _single_buffer(n.value)
+            st = _get(self._h, k, len(k), addr, cap, n_addr)
             if st == 0:
                 return buf[: n.value]
 
@@ -436,12 +451,12 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             key = _key(key)
         if value.__class__ is not bytes:
             value = _value(value)
-        ts = _ts
-        st = _put(self._h, key, len(key), value, len(value), ts.flag_p)
+        flag, flag_addr = _ts.flag
+        st = _put(self._h, key, len(key), value, len(value), flag_addr)
         if st:
             value = None
             raise self._error(st)
-        return ts.flag.value
+        return flag.value
 
     def __delitem__(self, key: KeyLike) -> None:
         k = key if key.__class__ is bytes else _key(key)
@@ -461,11 +476,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
     def __contains__(self, key: object) -> bool:
         k = key if key.__class__ is bytes else _key(key)
-        ts = _ts
-        st = _contains(self._h, k, len(k), ts.flag_p)
+        flag, flag_addr = _ts.flag
+        st = _contains(self._h, k, len(k), flag_addr)
         if st:
             raise self._error(st)
-        return ts.flag.value
+        return flag.value
 
     def __len__(self) -> int:
         n = c_size_t()
@@ -502,19 +517,18 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         if default is None:
             raise TypeError("setdefault needs a bytes-like default (None cannot be stored)")
         v = default if default.__class__ is bytes else _value(default)
-        ts = _ts
-        buf, cap, n, n_p = ts.single
+        buf, cap, addr, n, n_addr = _ts.single
+        flag, flag_addr = _ts.flag
         while True:
-            st = _get_or_insert(self._h, key, len(key), v, len(v), buf, cap, n_p, ts.flag_p)
+            st = _get_or_insert(self._h, key, len(key), v, len(v), addr, cap, n_addr, flag_addr)
             if st == 0:
-                if ts.flag.value:
+                if flag.value:
                     return default if default.__class__ is bytes else bytes(v)
                 return buf[: n.value]
             if st != _TOO_SMALL:
                 v = default = None
                 raise self._error(st)
-            buf, cap = _single_buffer(n.value)
-            n_p = byref(n)
+            buf, cap, addr = _single_buffer(n.value)
 
     def compare_and_swap(self, key: KeyLike, expected: ValueLike, new: ValueLike) -> bool:
         """Replace the value of ``key`` with ``new`` if it equals ``expected``, atomically.
@@ -528,12 +542,12 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             expected = _value(expected)
         if new.__class__ is not bytes:
             new = _value(new)
-        ts = _ts
-        st = _cas(self._h, key, len(key), expected, len(expected), new, len(new), ts.flag_p)
+        flag, flag_addr = _ts.flag
+        st = _cas(self._h, key, len(key), expected, len(expected), new, len(new), flag_addr)
         if st:
             expected = new = None
             raise self._error(st, key)
-        return ts.flag.value
+        return flag.value
 
     def update(self, other: Any = _MISSING, /, **kwargs: ValueLike) -> None:  # type: ignore[override]
         """Store every pair of ``other`` (a mapping or pairs) and ``kwargs``, as one batch."""
@@ -562,7 +576,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             buf, cap = _batch_buffer(n * 32)
         vlens = _SZ_ZERO * n
         sts = _ST_ZERO * n
-        st = _get_many(self._h, n, packed, klens.buffer_info()[0], buf, cap,
+        st = _get_many(self._h, n, packed, klens.buffer_info()[0], addressof(buf), cap,
                        vlens.buffer_info()[0], sts.buffer_info()[0])
         if st:
             raise self._error(st)
@@ -599,7 +613,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             packed, klens, _ = _pack_keys(sub)
             sub_lens = _SZ_ZERO * m
             sub_sts = _ST_ZERO * m
-            st = _get_many(self._h, m, packed, klens.buffer_info()[0], buf, cap,
+            st = _get_many(self._h, m, packed, klens.buffer_info()[0], addressof(buf), cap,
                            sub_lens.buffer_info()[0], sub_sts.buffer_info()[0])
             if st:
                 raise self._error(st)

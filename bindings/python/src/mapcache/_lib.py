@@ -22,7 +22,6 @@ import sys
 from ctypes import (
     POINTER,
     Structure,
-    c_bool,
     c_char_p,
     c_int32,
     c_size_t,
@@ -87,16 +86,25 @@ class mapcache_config(Structure):
     ]
 
 
-# Opaque handles travel as void pointers. Data pointers are declared c_void_p
-# as well: that accepts a ``bytes`` object (its internal buffer), an integer
-# address (``array.array.buffer_info()[0]``) or a ctypes array without any
-# per-call conversion object, which keeps the hot paths lean. The binding never
-# passes a ``str`` to them (c_void_p would turn it into a wchar_t pointer).
+# Argument types, chosen for the cost of converting Python objects per call
+# (ctypes calls each argtype's from_param on every call):
+# - opaque handles and data pointers are c_void_p: it takes a ``bytes`` object
+#   (its internal buffer), an integer address or a ctypes array in ~20 ns.
+#   The binding never passes a ``str`` to them (c_void_p would turn it into a
+#   wchar_t pointer).
+# - size_t arguments are declared c_void_p as well: the same width and calling
+#   convention as size_t wherever the two have the same size (checked here),
+#   and c_void_p converts an ``int`` in ~20 ns where c_size_t takes ~120 ns.
+#   A get passes two sizes: this is a third of the whole call's overhead.
+# - the out-pointers of the single-key calls are integer addresses of
+#   per-thread cells (c_void_p again; POINTER(...) would cost ~130 ns each);
+#   the cold calls keep typed POINTER out-arguments.
 _status = c_int32
 _handle = c_void_p
 _ptr = c_void_p
+_size = c_void_p if ctypes.sizeof(c_void_p) == ctypes.sizeof(c_size_t) else c_size_t
+_out = c_void_p
 _size_p = POINTER(c_size_t)
-_bool_p = POINTER(c_bool)
 
 #: ``typedef void (*mapcache_value_fn)(void *ctx, const uint8_t *value, size_t len)``
 VALUE_FN = ctypes.CFUNCTYPE(None, c_void_p, c_void_p, c_size_t)
@@ -105,25 +113,33 @@ _PROTOTYPES = {
     "mapcache_config_init": (None, [POINTER(mapcache_config)]),
     "mapcache_new": (_status, [POINTER(mapcache_config), POINTER(c_void_p)]),
     "mapcache_free": (None, [_handle]),
-    "mapcache_get": (_status, [_handle, _ptr, c_size_t, _ptr, c_size_t, _size_p]),
-    "mapcache_get_with": (_status, [_handle, _ptr, c_size_t, VALUE_FN, c_void_p]),
-    "mapcache_put": (_status, [_handle, _ptr, c_size_t, _ptr, c_size_t, _bool_p]),
-    "mapcache_delete": (_status, [_handle, _ptr, c_size_t]),
-    "mapcache_contains": (_status, [_handle, _ptr, c_size_t, _bool_p]),
+    # (cache, key, key_len, buf, buf_cap, size_t *out_len)
+    "mapcache_get": (_status, [_handle, _ptr, _size, _ptr, _size, _out]),
+    "mapcache_get_with": (_status, [_handle, _ptr, _size, VALUE_FN, c_void_p]),
+    # (cache, key, key_len, value, value_len, bool *out_replaced)
+    "mapcache_put": (_status, [_handle, _ptr, _size, _ptr, _size, _out]),
+    "mapcache_delete": (_status, [_handle, _ptr, _size]),
+    # (cache, key, key_len, bool *out)
+    "mapcache_contains": (_status, [_handle, _ptr, _size, _out]),
     "mapcache_len": (_status, [_handle, _size_p]),
     "mapcache_clear": (_status, [_handle]),
+    # (cache, key, key_len, value, value_len, buf, buf_cap, size_t *out_len, bool *out_inserted)
     "mapcache_get_or_insert": (
         _status,
-        [_handle, _ptr, c_size_t, _ptr, c_size_t, _ptr, c_size_t, _size_p, _bool_p],
+        [_handle, _ptr, _size, _ptr, _size, _ptr, _size, _out, _out],
     ),
+    # (cache, key, key_len, expected, expected_len, new, new_len, bool *out_swapped)
     "mapcache_compare_and_swap": (
         _status,
-        [_handle, _ptr, c_size_t, _ptr, c_size_t, _ptr, c_size_t, _bool_p],
+        [_handle, _ptr, _size, _ptr, _size, _ptr, _size, _out],
     ),
-    # Batches: (cache, n, keys, key_lens, ...); arrays are passed as addresses.
-    "mapcache_get_many": (_status, [_handle, c_size_t, _ptr, _ptr, _ptr, c_size_t, _ptr, _ptr]),
-    "mapcache_put_many": (_status, [_handle, c_size_t, _ptr, _ptr, _ptr, _ptr, _ptr]),
-    "mapcache_delete_many": (_status, [_handle, c_size_t, _ptr, _ptr, _ptr]),
+    # Batches; arrays are passed as addresses (array.array.buffer_info()[0]).
+    # (cache, n, keys, key_lens, values, values_cap, out_value_lens, out_statuses)
+    "mapcache_get_many": (_status, [_handle, _size, _ptr, _ptr, _ptr, _size, _out, _out]),
+    # (cache, n, keys, key_lens, values, value_lens, out_statuses)
+    "mapcache_put_many": (_status, [_handle, _size, _ptr, _ptr, _ptr, _ptr, _out]),
+    # (cache, n, keys, key_lens, out_statuses)
+    "mapcache_delete_many": (_status, [_handle, _size, _ptr, _ptr, _out]),
     "mapcache_iter_new": (_status, [_handle, POINTER(c_void_p)]),
     "mapcache_iter_next": (
         _status,
