@@ -222,16 +222,33 @@ impl Map {
         self.read(key, |_| ()).map(|found| found.is_some())
     }
 
+    /// The write path: takes the flag for `hash`'s shard, runs `op` pinned, then
+    /// (flag released, unpinned) lets the shard relieve its garbage.
+    #[inline]
+    fn write<R>(
+        &self,
+        hash: KeyHash,
+        op: impl FnOnce(&Shard, &FlagGuard<'_>, &epoch::Guard) -> Result<R>,
+    ) -> Result<R> {
+        let shard = self.shard(hash);
+        let result = {
+            let held = self.lock_for_write(shard)?;
+            let guard = epoch::pin();
+            op(shard, &held, &guard)
+        };
+        shard.relieve_garbage();
+        result
+    }
+
     /// Sets `key` to `value`; `Ok(true)` when it replaced a value.
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<bool> {
         entry::check_lengths(key, value)?;
         let hash = self.hasher.hash(key);
         // Allocate and copy before taking the flag: the critical section stays short.
         let new = OwnedEntry::new(key, value)?;
-        let shard = self.shard(hash);
-        let held = self.lock_for_write(shard)?;
-        let guard = epoch::pin();
-        shard.upsert(&held, &self.growth(), hash, key, new, &guard)
+        self.write(hash, |shard, held, guard| {
+            shard.upsert(held, &self.growth(), hash, key, new, guard)
+        })
     }
 
     /// Inserts `value` if `key` is absent (`Ok(None)`); otherwise changes nothing
@@ -240,10 +257,9 @@ impl Map {
         entry::check_lengths(key, value)?;
         let hash = self.hasher.hash(key);
         let new = OwnedEntry::new(key, value)?;
-        let shard = self.shard(hash);
-        let held = self.lock_for_write(shard)?;
-        let guard = epoch::pin();
-        shard.insert_if_absent(&held, &self.growth(), hash, key, new, &guard)
+        self.write(hash, |shard, held, guard| {
+            shard.insert_if_absent(held, &self.growth(), hash, key, new, guard)
+        })
     }
 
     /// The value of `key`, inserting `f()` first if it is absent. `f` runs without
@@ -274,20 +290,18 @@ impl Map {
         entry::check_lengths(key, new)?;
         let hash = self.hasher.hash(key);
         let new = OwnedEntry::new(key, new)?;
-        let shard = self.shard(hash);
-        let held = self.lock_for_write(shard)?;
-        let guard = epoch::pin();
-        Ok(shard.compare_and_swap(&held, hash, key, expected, new, &guard))
+        self.write(hash, |shard, held, guard| {
+            Ok(shard.compare_and_swap(held, hash, key, expected, new, guard))
+        })
     }
 
     /// Removes `key`; `Ok(true)` when it was present.
     pub fn remove(&self, key: &[u8]) -> Result<bool> {
         entry::check_key(key)?;
         let hash = self.hasher.hash(key);
-        let shard = self.shard(hash);
-        let held = self.lock_for_write(shard)?;
-        let guard = epoch::pin();
-        Ok(shard.remove(&held, hash, key, &guard))
+        self.write(hash, |shard, held, guard| {
+            Ok(shard.remove(held, hash, key, guard))
+        })
     }
 
     /// Removes every entry. Shard by shard: a concurrent reader may see some

@@ -7,6 +7,16 @@
 //! engine, publishes it with one Release swap and retires the old one through the
 //! epoch. Readers on the old table keep reading a complete old table; no reader
 //! ever sees a half-moved bucket.
+//!
+//! Reclamation backpressure: retired entries wait for the epoch to pass before
+//! they are freed. A reader preempted while pinned holds the epoch back for a
+//! whole time slice, and a fast writer can retire megabytes meanwhile. So each
+//! shard counts its retired-but-unfreed bytes, and a writer that finds them over
+//! half the shard's live bytes (at least [`GARBAGE_FLOOR`]) helps the epoch along
+//! and yields to the pinned threads before it returns, which bounds memory at
+//! about 1.5x the live data under any scheduling.
+
+use std::sync::Arc;
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 
@@ -35,18 +45,21 @@ pub(crate) struct Shard {
     pub(crate) flag: WriteFlag,
     /// Entries in the table. Written only under the flag.
     len: AtomicUsize,
+    /// Bytes of the entries in the table. Written only under the flag.
+    bytes: AtomicUsize,
+    /// Bytes retired and not yet freed (shared with the deferred frees, which may
+    /// run after the map is gone).
+    garbage: Arc<std::sync::atomic::AtomicUsize>,
+    /// Garbage below this never makes a writer wait: the floor, raised to the
+    /// current garbage while the epoch cannot advance (see `relieve_garbage`).
+    garbage_limit: std::sync::atomic::AtomicUsize,
 }
 
-/// Retires an entry that no table links any more.
-///
-/// # Safety
-/// `entry` was unlinked from the current table by the caller, who holds the flag,
-/// so that no reader pinning after this call can reach it.
-unsafe fn retire(guard: &Guard, entry: *mut Entry) {
-    // SAFETY: per the contract the entry is unreachable for new pins; pins that
-    // reached it before end before the epoch lets this run.
-    unsafe { guard.defer_unchecked(move || entry::free(entry)) };
-}
+/// Retired bytes a shard may always hold before its writers help reclaim them.
+pub(crate) const GARBAGE_FLOOR: usize = 64 * 1024;
+
+/// Attempts a writer makes to get its shard's garbage under the limit.
+const RELIEF_ATTEMPTS: u32 = 64;
 
 impl Shard {
     pub(crate) fn new(log2: u32) -> Result<Shard> {
@@ -54,7 +67,89 @@ impl Shard {
             table: Atomic::new(Table::new(log2)?),
             flag: WriteFlag::new(),
             len: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            garbage: Arc::default(),
+            garbage_limit: std::sync::atomic::AtomicUsize::new(GARBAGE_FLOOR),
         })
+    }
+
+    /// Retires an entry that no table links any more.
+    ///
+    /// # Safety
+    /// `entry` was unlinked from the current table by the caller, who holds the
+    /// flag, so that no reader pinning after this call can reach it.
+    unsafe fn retire(&self, guard: &Guard, entry: *mut Entry) {
+        // SAFETY: the entry is live until the deferred free below.
+        let size = unsafe { entry::footprint(entry) };
+        self.garbage
+            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        let garbage = Arc::clone(&self.garbage);
+        // SAFETY: per the contract the entry is unreachable for new pins; pins that
+        // reached it before end before the epoch lets this run.
+        unsafe {
+            guard.defer_unchecked(move || {
+                entry::free(entry);
+                garbage.fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
+            })
+        };
+    }
+
+    /// Adds `delta` bytes to the live count (writer only).
+    fn add_bytes(&self, added: usize, removed: usize) {
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        self.bytes.store(bytes + added - removed, Ordering::Relaxed);
+    }
+
+    /// Bytes of the entries in the shard.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Retired bytes not yet freed.
+    pub(crate) fn garbage(&self) -> usize {
+        self.garbage.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Called by a writer after it released the flag and unpinned: if the
+    /// shard's garbage is over budget, help the epoch advance (and let pinned
+    /// threads run) until it is not. A pin that lasts (a long `get_with` closure,
+    /// a stopped thread) can keep garbage alive indefinitely; then the limit is
+    /// raised to the garbage present, so that writers stop waiting until that
+    /// much more has piled up, and lowered again once relief works.
+    #[inline]
+    pub(crate) fn relieve_garbage(&self) {
+        if cfg!(loom) {
+            return;
+        }
+        let limit = self
+            .garbage_limit
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(self.bytes() / 2);
+        if self.garbage() > limit {
+            self.relieve_garbage_slow();
+        }
+    }
+
+    #[cold]
+    fn relieve_garbage_slow(&self) {
+        let budget = GARBAGE_FLOOR.max(self.bytes() / 2);
+        for attempt in 0..RELIEF_ATTEMPTS {
+            crossbeam_epoch::pin().flush();
+            if self.garbage() <= budget {
+                self.garbage_limit
+                    .store(GARBAGE_FLOOR, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            if attempt < 4 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        self.garbage_limit.store(
+            self.garbage() + budget,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// The current table, valid while `guard` is pinned.
@@ -86,9 +181,14 @@ impl Shard {
         let table = self.table(guard);
         match table.locate(hash, key) {
             Slot::Found { bucket, index, .. } => {
-                let old = bucket.slots[index].swap(new.into_raw(), Ordering::AcqRel);
+                let new = new.into_raw();
+                let old = bucket.slots[index].swap(new, Ordering::AcqRel);
+                // SAFETY: both are live: `new` is ours, `old` is retired below.
+                self.add_bytes(unsafe { entry::footprint(new) }, unsafe {
+                    entry::footprint(old)
+                });
                 // SAFETY: `old` was just unlinked under the flag.
-                unsafe { retire(guard, old) };
+                unsafe { self.retire(guard, old) };
                 Ok(true)
             }
             Slot::Vacant { free, tail } => {
@@ -143,9 +243,14 @@ impl Shard {
         if unsafe { entry::value(current) } != expected {
             return Some(false);
         }
-        bucket.slots[index].store(new.into_raw(), Ordering::Release);
+        let new = new.into_raw();
+        bucket.slots[index].store(new, Ordering::Release);
+        // SAFETY: both are live: `new` is ours, `current` is retired below.
+        self.add_bytes(unsafe { entry::footprint(new) }, unsafe {
+            entry::footprint(current)
+        });
         // SAFETY: `current` was just unlinked under the flag.
-        unsafe { retire(guard, current) };
+        unsafe { self.retire(guard, current) };
         Some(true)
     }
 
@@ -167,8 +272,10 @@ impl Shard {
             return false;
         };
         let old = table.unlink(head, bucket, index);
+        // SAFETY: `old` is live until retired below.
+        self.add_bytes(0, unsafe { entry::footprint(old) });
         // SAFETY: `old` was just unlinked under the flag.
-        unsafe { retire(guard, old) };
+        unsafe { self.retire(guard, old) };
         self.len.store(self.len() - 1, Ordering::Relaxed);
         true
     }
@@ -178,6 +285,11 @@ impl Shard {
         let fresh = Owned::new(Table::new(log2)?);
         let old = self.table.swap(fresh, Ordering::AcqRel, guard);
         self.len.store(0, Ordering::Relaxed);
+        let size = self.bytes();
+        self.bytes.store(0, Ordering::Relaxed);
+        self.garbage
+            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        let garbage = Arc::clone(&self.garbage);
         // SAFETY: the old table was unlinked under the flag; it alone links its
         // entries, and both are freed only after every pin that could reach them.
         unsafe {
@@ -185,6 +297,7 @@ impl Shard {
                 let old = old.into_owned();
                 old.free_entries();
                 drop(old);
+                garbage.fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
             })
         };
         Ok(())
@@ -219,8 +332,12 @@ impl Shard {
                 Slot::Found { .. } => unreachable!("the key was absent before the rehash"),
             }
         }
-        table.place(free, tail, hash, new.into_raw());
+        let new = new.into_raw();
+        table.place(free, tail, hash, new);
         self.len.store(len + 1, Ordering::Relaxed);
+        // SAFETY: `new` was just published under the flag; only a later writer
+        // could retire it.
+        self.add_bytes(unsafe { entry::footprint(new) }, 0);
         Ok(())
     }
 

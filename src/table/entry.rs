@@ -167,3 +167,12 @@ pub(crate) unsafe fn free(entry: *mut Entry) {
         alloc::dealloc(entry.cast::<u8>(), layout);
     }
 }
+
+/// Bytes the entry at `entry` occupies (header included).
+///
+/// # Safety
+/// As for [`key`].
+pub(crate) unsafe fn footprint(entry: *const Entry) -> usize {
+    // SAFETY: forwarded contract: the header is live.
+    unsafe { layout((*entry).key_len as usize, (*entry).value_len as usize).size() }
+}
