@@ -1,99 +1,189 @@
 """Exclusive mode: overlapping writers (or a reader overlapping a writer) are
-reported with both threads' labels. Two threads hammer one cache with batch
-calls (the GIL is released during each) until the collision shows up; the
-test fails if it never does within a generous bound."""
+reported with both threads' labels.
+
+Most tests are deterministic: the library's debugging aid
+`mapcache_debug_hold_write` holds a key's write flag on this thread while a
+Python callback runs, and the callback makes a second thread try its call.
+One test shows the same reports arising from plain threads hammering the cache
+(the GIL is released during calls, so their calls do overlap).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import Callable, List
 
 import pytest
 
 import mapcache
+from mapcache import _lib
 
 from conftest import run_python
 
-DEADLINE_S = 60.0
-BATCH = 5000
+HOLDER = "the-holder"
+OTHER = "the-other"
 
 
-def _collide(cache, roles) -> dict:
-    """Run one thread per role until one of them raises a MisuseError.
+def while_write_held(cache: mapcache.Cache, key: bytes, action: Callable[[], object],
+                     holder: str = HOLDER, other: str = OTHER) -> BaseException:
+    """Hold `key`'s write flag (labelled `holder`) while a thread labelled
+    `other` runs `action`; return what `action` raised (fail if nothing)."""
+    outcome: List[object] = []
 
-    `roles` maps a label to a function(cache, keys) run in a loop.
-    Returns {label: exception} for the threads that were reported.
-    """
-    reported: dict = {}
-    others: list = []
-    stop = threading.Event()
-    keys = [f"k{i}".encode() for i in range(BATCH)]
-    cache.set_many({k: b"v" * 8 for k in keys})
+    def in_other_thread() -> None:
+        with cache.label(other):
+            try:
+                outcome.append(("returned", action()))
+            except BaseException as exc:  # noqa: BLE001 - inspected by the caller
+                outcome.append(("raised", exc))
 
-    def run(label, action) -> None:
-        with cache.label(label):
-            deadline = time.monotonic() + DEADLINE_S
-            while not stop.is_set() and time.monotonic() < deadline:
-                try:
-                    action(cache, keys)
-                except mapcache.MisuseError as exc:
-                    reported[label] = exc
-                    stop.set()
-                except Exception as exc:  # noqa: BLE001
-                    others.append(exc)
-                    stop.set()
-
-    threads = [threading.Thread(target=run, args=item) for item in roles.items()]
-    for t in threads:
+    def callback(_ctx: object) -> None:
+        t = threading.Thread(target=in_other_thread)
         t.start()
-    for t in threads:
         t.join()
-    assert others == []
-    assert reported, f"no collision detected in {DEADLINE_S}s"
-    return reported
+
+    cb = _lib.DEBUG_FN(callback)
+    with cache.label(holder):
+        st = _lib.lib.mapcache_debug_hold_write(cache._h, key, len(key), cb, None)
+    assert st == _lib.OK, _lib.last_error()
+    assert len(outcome) == 1
+    kind, value = outcome[0]
+    assert kind == "raised", f"the call returned {value!r} instead of raising"
+    return value  # type: ignore[return-value]
 
 
-def _write(cache, keys) -> None:
-    cache.set_many({k: b"w" * 8 for k in keys})
+@pytest.fixture
+def filled(exclusive):
+    exclusive.set_many({f"k{i}".encode(): b"v" for i in range(100)})
+    return exclusive
 
 
-def _read(cache, keys) -> None:
-    cache.get_many(keys)
+WRITES = {
+    "setitem": lambda c: c.__setitem__(b"k1", b"w"),
+    "set": lambda c: c.set(b"k1", b"w"),
+    "delitem": lambda c: c.__delitem__(b"k1"),
+    "delete": lambda c: c.delete(b"k1"),
+    "setdefault": lambda c: c.setdefault(b"new", b"w"),
+    "compare_and_swap": lambda c: c.compare_and_swap(b"k1", b"v", b"w"),
+    "set_many": lambda c: c.set_many({b"k1": b"w"}),
+    "delete_many": lambda c: c.delete_many([b"k1"]),
+    "clear": lambda c: c.clear(),
+    "update": lambda c: c.update({b"k1": b"w"}),
+}
 
 
-def test_two_writers_get_concurrent_write_error_naming_both(exclusive):
-    reported = _collide(exclusive, {"writer-A": _write, "writer-B": _write})
-    for label, exc in reported.items():
-        assert isinstance(exc, mapcache.ConcurrentWriteError)
-        assert exc.status == 6
-        other = "writer-B" if label == "writer-A" else "writer-A"
-        assert exc.collider == label
-        assert exc.holder == other
-        assert "concurrent map writes" in str(exc)
+@pytest.mark.parametrize("name", sorted(WRITES))
+def test_write_during_a_held_write_raises_concurrent_write_error(filled, name):
+    exc = while_write_held(filled, b"k1", lambda: WRITES[name](filled))
+    assert isinstance(exc, mapcache.ConcurrentWriteError), repr(exc)
+    assert exc.status == _lib.E_CONCURRENT_WRITE
+    assert (exc.holder, exc.collider) == (HOLDER, OTHER)
+    assert "concurrent map writes" in str(exc)
+    assert filled[b"k1"] == b"v"  # nothing was changed
+    assert len(filled) == 100
 
 
-def test_reader_overlapping_writer_gets_concurrent_read_write_error(exclusive):
-    reported = _collide(exclusive, {"the-writer": _write, "the-reader": _read})
-    exc = reported.get("the-reader") or reported.get("the-writer")
-    if "the-reader" in reported:
-        exc = reported["the-reader"]
-        assert isinstance(exc, mapcache.ConcurrentReadWriteError)
-        assert (exc.holder, exc.collider) == ("the-writer", "the-reader")
-    else:  # the writer may be the one that noticed
-        assert isinstance(exc, mapcache.MisuseError)
-        assert {exc.holder, exc.collider} == {"the-writer", "the-reader"}
+def test_pop_during_a_held_write_reports_misuse(filled):
+    # pop is a read then a delete: either half may be the one that collides
+    exc = while_write_held(filled, b"k1", lambda: filled.pop(b"k1"))
+    assert isinstance(exc, mapcache.MisuseError), repr(exc)
+    assert (exc.holder, exc.collider) == (HOLDER, OTHER)
+    assert filled[b"k1"] == b"v"
+
+
+def test_batch_write_reports_the_index_of_the_colliding_key(filled):
+    exc = while_write_held(filled, b"k1", lambda: filled.set_many([(b"k1", b"w")]))
+    assert isinstance(exc, mapcache.ConcurrentWriteError)
+    assert exc.index == 0
+    assert (exc.holder, exc.collider) == (HOLDER, OTHER)
+
+
+READS = {
+    "getitem": lambda c: c[b"k1"],
+    "get": lambda c: c.get(b"k1"),
+    "contains": lambda c: b"k1" in c,
+    "get_many": lambda c: c.get_many([b"k1"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(READS))
+def test_read_during_a_held_write_raises_concurrent_read_write_error(filled, name):
+    exc = while_write_held(filled, b"k1", lambda: READS[name](filled))
+    assert isinstance(exc, mapcache.ConcurrentReadWriteError), repr(exc)
+    assert exc.status == _lib.E_CONCURRENT_READ_WRITE
+    assert (exc.holder, exc.collider) == (HOLDER, OTHER)
+    assert "concurrent map read and map write" in str(exc)
+
+
+def test_unlabelled_threads_are_named_by_thread_id(filled):
+    def write_unlabelled() -> None:
+        mapcache.set_thread_label(None)
+        filled[b"k1"] = b"w"
+
+    exc = while_write_held(filled, b"k1", write_unlabelled)
+    assert isinstance(exc, mapcache.ConcurrentWriteError)
+    assert exc.holder == HOLDER
+    assert exc.collider is not None and exc.collider.startswith("thread ")
+
+
+def test_nested_labels_are_reported_and_restored(filled):
+    seen = []
+
+    def write() -> None:
+        filled[b"k1"] = b"w"
+
+    with filled.label("outer"):
+        exc = while_write_held(filled, b"k1", write, holder="inner-holder", other="inner-other")
+        seen.append((exc.holder, exc.collider))
+        # back to "outer" on this thread: a collision now names it as holder
+
+        def write_plain() -> None:
+            filled[b"k2"] = b"w"
+
+        outcome = []
+
+        def other() -> None:
+            try:
+                write_plain()
+            except mapcache.ConcurrentWriteError as e:
+                outcome.append(e)
+
+        def callback(_ctx: object) -> None:
+            t = threading.Thread(target=other)
+            t.start()
+            t.join()
+
+        cb = _lib.DEBUG_FN(callback)
+        assert _lib.lib.mapcache_debug_hold_write(filled._h, b"k2", 2, cb, None) == 0
+        seen.append(outcome[0].holder)
+    assert seen == [("inner-holder", "inner-other"), "outer"]
+
+
+def test_bad_labels_are_refused(exclusive):
+    with pytest.raises(ValueError):
+        with exclusive.label("nul\0inside"):
+            pass
+    with pytest.raises(TypeError):
+        with exclusive.label(42):  # type: ignore[arg-type]
+            pass
+    with pytest.raises(ValueError):  # MAPCACHE_MAX_LABEL_LEN is 1023 bytes
+        with exclusive.label("x" * 1024):
+            pass
+    with exclusive.label("x" * 1023):
+        pass
 
 
 def test_concurrent_mode_never_reports_misuse(cache):
-    stop_after = time.monotonic() + 2.0
+    keys = [f"k{i}".encode() for i in range(5000)]
+    stop_after = time.monotonic() + 1.5
     errors: list = []
-    keys = [f"k{i}".encode() for i in range(BATCH)]
 
     def run() -> None:
         while time.monotonic() < stop_after:
             try:
-                _write(cache, keys)
-                _read(cache, keys)
+                cache.set_many({k: b"w" for k in keys})
+                cache.get_many(keys)
             except Exception as exc:  # noqa: BLE001
                 errors.append(exc)
                 return
@@ -104,58 +194,63 @@ def test_concurrent_mode_never_reports_misuse(cache):
     for t in threads:
         t.join()
     assert errors == []
-    assert len(cache) == BATCH
+    assert len(cache) == len(keys)
 
 
-def test_unlabelled_threads_are_named_by_thread_id(exclusive):
-    def unlabelled(cache, keys):
-        mapcache.set_thread_label(None)
-        _write(cache, keys)
+def test_hammering_writers_collide_for_real(exclusive):
+    """No debug hook: two threads writing batches at once. With the GIL released
+    during each call their calls overlap; the first report must name both."""
+    keys = [f"k{i}".encode() for i in range(5000)]
+    reported: dict = {}
+    unexpected: list = []
+    stop = threading.Event()
+    deadline = time.monotonic() + 60
 
-    reported = _collide(exclusive, {"x": unlabelled, "y": unlabelled})
-    exc = next(iter(reported.values()))
-    assert exc.holder.startswith("thread ") and exc.collider.startswith("thread ")
+    def writer(label: str) -> None:
+        with exclusive.label(label):
+            while not stop.is_set() and time.monotonic() < deadline:
+                try:
+                    exclusive.set_many({k: label.encode() for k in keys})
+                except mapcache.ConcurrentWriteError as exc:
+                    reported[label] = exc
+                    stop.set()
+                except Exception as exc:  # noqa: BLE001
+                    unexpected.append(exc)
+                    stop.set()
 
-
-def test_single_thread_in_exclusive_mode_is_fine(exclusive):
-    for i in range(1000):
-        exclusive[str(i)] = b"v"
-        assert exclusive[str(i)] == b"v"
-    assert len(exclusive) == 1000
-
-
-def test_label_context_manager_nests_and_restores(exclusive):
-    # The label in force is what a misuse report names; check it through a
-    # collision in each nesting level would be slow, so check the stack and
-    # that bad labels are refused.
-    from mapcache._cache import _ts
-
-    with exclusive.label("outer"):
-        with exclusive.label("inner"):
-            assert _ts.labels == ["outer", "inner"]
-        assert _ts.labels == ["outer"]
-    assert _ts.labels == []
-    with pytest.raises(ValueError):
-        with exclusive.label("nul\0inside"):
-            pass
-    with pytest.raises(TypeError):
-        with exclusive.label(42):  # type: ignore[arg-type]
-            pass
-    assert _ts.labels == []
+    threads = [threading.Thread(target=writer, args=(n,)) for n in ("writer-A", "writer-B")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert unexpected == []
+    assert reported, "two writers never collided within 60 s"
+    for label, exc in reported.items():
+        other = "writer-B" if label == "writer-A" else "writer-A"
+        assert (exc.holder, exc.collider) == (other, label)
 
 
 def test_abort_policy_aborts_the_process():
-    code = f"""
+    code = """
 import threading, mapcache
+from mapcache import _lib
 c = mapcache.Cache(mode="exclusive", misuse_policy="abort")
-keys = [str(i).encode() for i in range({BATCH})]
-def run():
-    for _ in range(2000):
-        c.set_many({{k: b"v" for k in keys}})
-ts = [threading.Thread(target=run) for _ in range(2)]
-[t.start() for t in ts]
-[t.join() for t in ts]
-print("no collision")
+def other():
+    c[b"k"] = b"v"   # collides with the held flag: the process aborts here
+    print("still alive")
+def hold(_ctx):
+    t = threading.Thread(target=other); t.start(); t.join()
+cb = _lib.DEBUG_FN(hold)
+_lib.lib.mapcache_debug_hold_write(c._h, b"k", 1, cb, None)
+print("returned")
 """
     proc = run_python(code)
     assert proc.returncode == -6, (proc.returncode, proc.stdout, proc.stderr[-2000:])
+    assert "still alive" not in proc.stdout
+    assert "concurrent map writes" in proc.stderr
+
+
+def test_debug_hook_refuses_concurrent_mode(cache):
+    cb = _lib.DEBUG_FN(lambda ctx: None)
+    st = _lib.lib.mapcache_debug_hold_write(cache._h, b"k", 1, cb, None)
+    assert st == _lib.E_INVALID_ARG

@@ -108,6 +108,8 @@ _size_p = POINTER(c_size_t)
 
 #: ``typedef void (*mapcache_value_fn)(void *ctx, const uint8_t *value, size_t len)``
 VALUE_FN = ctypes.CFUNCTYPE(None, c_void_p, c_void_p, c_size_t)
+#: ``typedef void (*mapcache_debug_fn)(void *ctx)``
+DEBUG_FN = ctypes.CFUNCTYPE(None, c_void_p)
 
 _PROTOTYPES = {
     "mapcache_config_init": (None, [POINTER(mapcache_config)]),
@@ -151,6 +153,9 @@ _PROTOTYPES = {
     "mapcache_status_str": (c_char_p, [_status]),
     "mapcache_abi_version": (c_uint32, []),
     "mapcache_version": (c_char_p, []),
+    # Debugging aid (exclusive mode): hold the write flag of `key` while
+    # callback(ctx) runs. Used by the misuse tests.
+    "mapcache_debug_hold_write": (_status, [_handle, _ptr, _size, DEBUG_FN, c_void_p]),
 }
 
 
