@@ -113,3 +113,22 @@ def test_per_key_error_names_its_index(cache):
     with pytest.raises(mapcache.KeyTooLongError) as info:
         cache.delete_many([long_key])
     assert info.value.index == 0
+
+
+def test_set_many_from_another_cache_and_from_a_mapping_view(cache):
+    with mapcache.Cache() as other:
+        other.set_many({f"k{i}": f"v{i}".encode() for i in range(300)})
+        cache.set_many(other)
+        assert dict(cache.items()) == dict(other.items())
+    cache.clear()
+    from types import MappingProxyType
+
+    cache.set_many(MappingProxyType({b"a": b"1"}))
+    assert cache[b"a"] == b"1"
+
+
+def test_get_many_buffer_grows_for_the_next_batch(cache):
+    data = {f"k{i}".encode(): bytes([i % 256]) * 200 for i in range(2000)}  # 400 kB
+    cache.set_many(data)
+    for _ in range(3):  # the first call retries the overflow, later ones fit
+        assert cache.get_many(list(data)) == list(data.values())

@@ -102,6 +102,7 @@ _KEEP_SINGLE = 1 << 20
 _INITIAL_BATCH = 1 << 16
 _KEEP_BATCH = 64 << 20
 
+_CONFIG_ROOM = 4096
 _MISSING: Any = object()  # "no default given"
 _ABSENT: Any = object()  # "the key was absent"
 
@@ -293,9 +294,13 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     ) -> None:
         self._h = None
         self._close_lock = threading.Lock()
-        cfg = _lib.mapcache_config()
+        # mapcache_config_init writes the config as the *library* knows it, which
+        # may be larger than ours (fields are only ever appended): give it room
+        # (struct_size is at most 4096 by the ABI), then declare our size.
+        raw = create_string_buffer(_CONFIG_ROOM)
+        cfg = _lib.mapcache_config.from_buffer(raw)
         _config_init(byref(cfg))
-        cfg.struct_size = sizeof(cfg)
+        cfg.struct_size = sizeof(_lib.mapcache_config)
         cfg.initial_capacity = _uint("initial_capacity", initial_capacity, 64)
         cfg.shards = _uint("shards", shards, 32)
         cfg.mode = _choice("mode", mode, _MODES)
@@ -608,7 +613,8 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         while retry:  # values that did not fit: fetch them again, sized exactly
             sub = [keys[i] for i in retry]
             need = sum(vlens[i] for i in retry)
-            buf, cap = _batch_buffer(need)
+            # grow the thread's buffer to the whole batch, for the next calls
+            buf, cap = _batch_buffer(pos + need)
             m = len(sub)
             packed, klens, _ = _pack_keys(sub)
             sub_lens = _SZ_ZERO * m
@@ -645,9 +651,13 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         fails, the exception is that key's error (its position in ``.index``)
         and the other keys were still stored.
         """
-        if isinstance(items, Mapping):
-            keys = list(items.keys())
+        if items.__class__ is dict:
+            keys = list(items)
             values = list(items.values())
+        elif isinstance(items, Mapping):  # one pass, so keys and values stay paired
+            pairs = list(items.items())
+            keys = [k for k, _ in pairs]
+            values = [v for _, v in pairs]
         else:
             pairs = items if items.__class__ is list else list(items)
             if not pairs:

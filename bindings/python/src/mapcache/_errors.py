@@ -55,6 +55,8 @@ class MapCacheError(Exception):
     """
 
     status: int = -1
+    #: For an error of one key in a batch call: that key's position.
+    index: Optional[int] = None
 
     def __init__(self, message: str, status: Optional[int] = None) -> None:
         super().__init__(message)
