@@ -22,7 +22,7 @@ test-rust:
 # flags switch both mapcache and crossbeam-epoch onto loom's atomics.
 test-loom:
 	RUSTFLAGS="--cfg loom --cfg crossbeam_loom" CARGO_TARGET_DIR=$(LOOM_TARGET_DIR) \
-	  LOOM_MAX_PREEMPTIONS=2 $(CARGO) test --release --test loom -- --test-threads=1
+	  LOOM_MAX_PREEMPTIONS=3 $(CARGO) test --release --test loom -- --test-threads=1
 
 bench-rust:
 	$(CARGO) bench --bench map
