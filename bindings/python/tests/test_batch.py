@@ -132,3 +132,21 @@ def test_get_many_buffer_grows_for_the_next_batch(cache):
     cache.set_many(data)
     for _ in range(3):  # the first call retries the overflow, later ones fit
         assert cache.get_many(list(data)) == list(data.values())
+
+
+@pytest.mark.parametrize("n", [1, 2, 511, 512, 513, 1024, 1300])
+@pytest.mark.parametrize("length", [0, 1, 32, 1000])
+def test_values_of_one_length_in_batches_of_many_sizes(cache, n, length):
+    # values of one length take the Struct-unpacking path, in chunks
+    data = {f"k{i}".encode(): (i.to_bytes(4, "little") * 250)[:length] for i in range(n)}
+    cache.set_many(data)
+    keys = list(data)[::-1]
+    assert cache.get_many(keys) == [data[k] for k in keys]
+
+
+def test_many_distinct_batch_shapes(cache):
+    # more (length, count) shapes than the unpacker cache keeps
+    cache.set_many({f"k{i}".encode(): b"x" * 8 for i in range(300)})
+    for n in range(1, 300):
+        keys = [f"k{i}".encode() for i in range(n)]
+        assert cache.get_many(keys) == [b"x" * 8] * n

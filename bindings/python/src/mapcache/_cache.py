@@ -20,6 +20,7 @@ either local or thread-local.
 
 from __future__ import annotations
 
+import struct
 import threading
 from array import array
 from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, ValuesView
@@ -114,39 +115,41 @@ def _pow2(n: int) -> int:
 class _ThreadState(threading.local):
     """Buffers and out-cells owned by one thread (the GIL is released during calls).
 
-    Addresses are kept as ints: that is what the c_void_p argtypes convert
-    fastest (see _lib).
+    The buffer's address, its capacity and the cells' addresses are kept as
+    ready-made c_void_p objects: passed for a c_void_p argtype they need no
+    conversion at all (see _lib).
     """
 
     def __init__(self) -> None:
-        buf = create_string_buffer(_INITIAL_SINGLE)
         out_len = c_size_t()
-        # (buffer, its capacity, its address, out_len cell, its address)
-        self.single: Tuple[Any, int, int, c_size_t, int] = (
-            buf, _INITIAL_SINGLE, addressof(buf), out_len, addressof(out_len),
-        )
+        # (buffer, its address, its capacity, out_len cell, its address)
+        self.single: Tuple[Any, c_void_p, c_void_p, c_size_t, c_void_p] = _single_state(
+            create_string_buffer(_INITIAL_SINGLE), out_len)
         flag = c_bool()
         # (bool out cell, its address)
-        self.flag: Tuple[c_bool, int] = (flag, addressof(flag))
+        self.flag: Tuple[c_bool, c_void_p] = (flag, c_void_p(addressof(flag)))
         self.batch = create_string_buffer(_INITIAL_BATCH)
         self.batch_cap = _INITIAL_BATCH
         self.labels: List[Optional[str]] = []
 
 
-_ts = _ThreadState()
+def _single_state(buf: Any, out_len: c_size_t) -> Tuple[Any, c_void_p, c_void_p, c_size_t, c_void_p]:
+    return (buf, c_void_p(addressof(buf)), c_void_p(sizeof(buf)), out_len,
+            c_void_p(addressof(out_len)))
 
 
-def _single_buffer(needed: int) -> Tuple[Any, int, int]:
-    """(buffer, capacity, address) of at least ``needed`` bytes for this thread's
+def _single_buffer(needed: int) -> Tuple[Any, c_void_p, c_void_p]:
+    """(buffer, address, capacity) of at least ``needed`` bytes for this thread's
     single-key calls; kept for the thread's next calls unless it is very large."""
     if needed > _KEEP_SINGLE:
         buf = create_string_buffer(needed)
-        return buf, needed, addressof(buf)
-    cap = _pow2(needed)
-    buf = create_string_buffer(cap)
-    old = _ts.single
-    _ts.single = (buf, cap, addressof(buf), old[3], old[4])
-    return buf, cap, addressof(buf)
+        return buf, c_void_p(addressof(buf)), c_void_p(needed)
+    state = _single_state(create_string_buffer(_pow2(needed)), _ts.single[3])
+    _ts.single = state
+    return state[0], state[1], state[2]
+
+
+_ts = _ThreadState()
 
 
 def _batch_buffer(needed: int) -> Tuple[Any, int]:
@@ -199,18 +202,27 @@ def _as_bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else bytes(_value(value))
 
 
+def _lengths(items: List[Any]) -> array:
+    """The lengths of ``items`` as a size_t array (fast when they are all equal)."""
+    lens = list(map(len, items))
+    first = lens[0]
+    if lens.count(first) == len(lens):
+        return array(_SZ, (first,)) * len(lens)
+    return array(_SZ, lens)
+
+
 def _pack_keys(keys: List[Any]) -> Tuple[bytes, array, List[Any]]:
-    """Pack keys back to back; return (packed, lengths, keys as normalised)."""
+    """Pack (non-empty) keys back to back; return (packed, lengths, keys as normalised)."""
     try:
         packed = b"".join(keys)
     except TypeError:
         keys = [k if k.__class__ is bytes else _key(k) for k in keys]
         packed = b"".join(keys)
-    lens = array(_SZ, map(len, keys))
+    lens = _lengths(keys)
     if sum(lens) != len(packed):  # a memoryview whose items are not bytes
         keys = [_key(k) for k in keys]
         packed = b"".join(keys)
-        lens = array(_SZ, map(len, keys))
+        lens = _lengths(keys)
     return packed, lens, keys
 
 
@@ -220,12 +232,45 @@ def _pack_values(values: List[Any]) -> Tuple[bytes, array]:
     except TypeError:
         values = [_as_bytes(v) for v in values]
         packed = b"".join(values)
-    lens = array(_SZ, map(len, values))
+    lens = _lengths(values)
     if sum(lens) != len(packed):
         values = [_as_bytes(v) for v in values]
         packed = b"".join(values)
-        lens = array(_SZ, map(len, values))
+        lens = _lengths(values)
     return packed, lens
+
+
+# Splitting a batch's values when they all have the same length: a Struct of
+# "Ls" * chunk unpacks a chunk of values in one C loop, several times faster
+# than slicing in a Python loop. Compiled Structs are cached per (length, count).
+_CHUNK = 512
+_structs: Dict[Tuple[int, int], Any] = {}
+
+
+def _unpacker(length: int, count: int) -> Any:
+    s = _structs.get((length, count))
+    if s is None:
+        if len(_structs) >= 256:
+            _structs.clear()
+        s = _structs[(length, count)] = struct.Struct("=" + f"{length}s" * count).unpack_from
+    return s
+
+
+def _split_uniform(buf: Any, length: int, n: int) -> List[bytes]:
+    if length == 0:
+        return [b""] * n
+    if n <= _CHUNK:
+        return list(_unpacker(length, n)(buf))
+    out: List[bytes] = []
+    extend = out.extend
+    full, rest = divmod(n, _CHUNK)
+    unpack = _unpacker(length, _CHUNK)
+    step = length * _CHUNK
+    for off in range(0, full * step, step):
+        extend(unpack(buf, off))
+    if rest:
+        extend(_unpacker(length, rest)(buf, full * step))
+    return out
 
 
 def set_thread_label(label: Optional[str]) -> None:
@@ -411,7 +456,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
     def __getitem__(self, key: KeyLike) -> bytes:
         k = key if key.__class__ is bytes else _key(key)
-        buf, cap, addr, n, n_addr = _ts.single
+        buf, addr, cap, n, n_addr = _ts.single
         st = _get(self._h, k, len(k), addr, cap, n_addr)
         if st == 0:
             return buf[: n.value]
@@ -420,7 +465,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     def get(self, key: KeyLike, default: _D = None) -> Union[bytes, _D]:  # type: ignore[assignment]
         """The value of ``key``, or ``default`` when it is absent."""
         k = key if key.__class__ is bytes else _key(key)
-        buf, cap, addr, n, n_addr = _ts.single
+        buf, addr, cap, n, n_addr = _ts.single
         st = _get(self._h, k, len(k), addr, cap, n_addr)
         if st == 0:
             return buf[: n.value]
@@ -435,7 +480,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             if st != _TOO_SMALL:
                 raise self._error(st)
             n, n_addr = _ts.single[3:]
-            buf, cap, addr = _single_buffer(n.value)
+            buf, addr, cap = _single_buffer(n.value)
             st = _get(self._h, k, len(k), addr, cap, n_addr)
             if st == 0:
                 return buf[: n.value]
@@ -522,7 +567,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         if default is None:
             raise TypeError("setdefault needs a bytes-like default (None cannot be stored)")
         v = default if default.__class__ is bytes else _value(default)
-        buf, cap, addr, n, n_addr = _ts.single
+        buf, addr, cap, n, n_addr = _ts.single
         flag, flag_addr = _ts.flag
         while True:
             st = _get_or_insert(self._h, key, len(key), v, len(v), addr, cap, n_addr, flag_addr)
@@ -533,7 +578,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             if st != _TOO_SMALL:
                 v = default = None
                 raise self._error(st)
-            buf, cap, addr = _single_buffer(n.value)
+            buf, addr, cap = _single_buffer(n.value)
 
     def compare_and_swap(self, key: KeyLike, expected: ValueLike, new: ValueLike) -> bool:
         """Replace the value of ``key`` with ``new`` if it equals ``expected``, atomically.
@@ -586,6 +631,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         if st:
             raise self._error(st)
         if sts.count(0) == n:  # every key found and copied: the common case
+            first = vlens[0]
+            if vlens.count(first) == n:  # ... with values of one length
+                return _split_uniform(buf, first, n)
             ends = list(accumulate(vlens))
             raw = buf[: ends[-1]]
             ends.insert(0, 0)
