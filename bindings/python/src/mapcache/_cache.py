@@ -337,7 +337,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         rehash_engine: str = "auto",
         seed: int = 0,
     ) -> None:
-        self._h = None
+        self._h: Optional[c_void_p] = None
         self._close_lock = threading.Lock()
         # mapcache_config_init writes the config as the *library* knows it, which
         # may be larger than ours (fields are only ever appended): give it room
@@ -359,7 +359,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         if not out.value:
             raise MapCacheError("mapcache_new returned OK but no handle")
         # a c_void_p instance: passed to C with no conversion at all
-        self._h: Optional[c_void_p] = out
+        self._h = out
         self._config: Dict[str, Any] = {
             "initial_capacity": initial_capacity,
             "shards": shards,
@@ -492,7 +492,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             value = _value(value)
         st = _put(self._h, key, len(key), value, len(value), None)
         if st:
-            value = None  # a traceback must not keep a buffer export alive
+            del value  # a traceback must not keep a buffer export alive
             raise self._error(st)
 
     def set(self, key: KeyLike, value: ValueLike) -> bool:
@@ -504,7 +504,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         flag, flag_addr = _ts.flag
         st = _put(self._h, key, len(key), value, len(value), flag_addr)
         if st:
-            value = None
+            del value
             raise self._error(st)
         return flag.value
 
@@ -576,7 +576,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
                     return default if default.__class__ is bytes else bytes(v)
                 return buf[: n.value]
             if st != _TOO_SMALL:
-                v = default = None
+                del v, default
                 raise self._error(st)
             buf, addr, cap = _single_buffer(n.value)
 
@@ -595,7 +595,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         flag, flag_addr = _ts.flag
         st = _cas(self._h, key, len(key), expected, len(expected), new, len(new), flag_addr)
         if st:
-            expected = new = None
+            del expected, new
             raise self._error(st, key)
         return flag.value
 
@@ -633,11 +633,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         if sts.count(0) == n:  # every key found and copied: the common case
             first = vlens[0]
             if vlens.count(first) == n:  # ... with values of one length
-                return _split_uniform(buf, first, n)
+                return _split_uniform(buf, first, n)  # type: ignore[return-value]
             ends = list(accumulate(vlens))
             raw = buf[: ends[-1]]
             ends.insert(0, 0)
-            return [raw[a:b] for a, b in zip(ends, ends[1:])]
+            return [raw[a:b] for a, b in zip(ends, ends[1:])]  # type: ignore[misc]
         return self._get_many_slow(keys, buf, vlens, sts, default)
 
     def _get_many_slow(self, keys: List[bytes], buf: Any, vlens: array, sts: array,
@@ -807,11 +807,11 @@ class _Iter:
             if st == 0:
                 mode = self._mode
                 kl = self._kl.value
-                key = string_at(self._kp.value, kl) if kl else b""
+                key = string_at(self._kp.value or 0, kl) if kl else b""
                 if mode == 0:
                     return key
                 vl = self._vl.value
-                value = string_at(self._vp.value, vl) if vl else b""
+                value = string_at(self._vp.value or 0, vl) if vl else b""
                 return (key, value) if mode == 1 else value
             self._close_locked()
             if st == _NOT_FOUND:
@@ -840,14 +840,14 @@ class _ItemsView(ItemsView):  # type: ignore[type-arg]
     __slots__ = ()
 
     def __iter__(self) -> Iterator[Tuple[bytes, bytes]]:
-        return _Iter(self._mapping, 1)  # type: ignore[arg-type]
+        return _Iter(self._mapping, 1)  # type: ignore[attr-defined]
 
 
 class _ValuesView(ValuesView):  # type: ignore[type-arg]
     __slots__ = ()
 
     def __iter__(self) -> Iterator[bytes]:
-        return _Iter(self._mapping, 2)  # type: ignore[arg-type]
+        return _Iter(self._mapping, 2)  # type: ignore[attr-defined]
 
 
 def _uint(name: str, value: Any, bits: int) -> int:
