@@ -128,8 +128,8 @@ class _ThreadState(threading.local):
         flag = c_bool()
         # (bool out cell, its address)
         self.flag: Tuple[c_bool, c_void_p] = (flag, c_void_p(addressof(flag)))
-        self.batch = create_string_buffer(_INITIAL_BATCH)
-        self.batch_cap = _INITIAL_BATCH
+        self.batch: Any = None  # allocated by the thread's first batch
+        self.batch_cap = 0
         self.labels: List[Optional[str]] = []
 
 
@@ -623,7 +623,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         ts = _ts
         buf, cap = ts.batch, ts.batch_cap
         if cap < n * 32:
-            buf, cap = _batch_buffer(n * 32)
+            buf, cap = _batch_buffer(max(n * 32, _INITIAL_BATCH))
         vlens = _SZ_ZERO * n
         sts = _ST_ZERO * n
         st = _get_many(self._h, n, packed, klens.buffer_info()[0], addressof(buf), cap,
