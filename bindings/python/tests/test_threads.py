@@ -72,3 +72,34 @@ def test_eight_threads_hammer_one_cache():
     assert len({c[f"shared{k}"] for k in range(50)} - {f"by-{t}".encode() for t in range(THREADS)}) == 0
     assert sorted(c.keys()) == sorted(k for k, _ in c.items())
     c.close()
+
+
+def test_per_thread_buffers_are_not_shared():
+    # each thread reads values of its own sizes (growing its own buffers) while
+    # the others do the same; a shared buffer would hand back mixed-up bytes.
+    c = mapcache.Cache()
+    sizes = [1 << (10 + t) for t in range(THREADS)]  # 1 KiB .. 128 KiB
+    for t, size in enumerate(sizes):
+        c[f"big{t}"] = bytes([t]) * size
+        c[f"small{t}"] = bytes([t]) * 3
+    errors: list = []
+    start = threading.Barrier(THREADS)
+
+    def reader(t: int) -> None:
+        start.wait()
+        want_big, want_small = bytes([t]) * sizes[t], bytes([t]) * 3
+        for _ in range(200):
+            if c[f"big{t}"] != want_big or c.get(f"small{t}") != want_small:
+                errors.append(t)
+                return
+            if c.get_many([f"small{t}", f"big{t}"]) != [want_small, want_big]:
+                errors.append(t)
+                return
+
+    threads = [threading.Thread(target=reader, args=(t,)) for t in range(THREADS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    c.close()
