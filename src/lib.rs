@@ -21,6 +21,7 @@
 
 mod config;
 mod error;
+pub mod ffi;
 mod hash;
 mod iter;
 mod map;

@@ -1,0 +1,53 @@
+# C ABI: header freshness, the C test suite (shared and static, under valgrind),
+# the C demo host, and the FFI overhead benchmark.
+
+C_BUILD := $(ROOT)/target/c
+C_INCLUDE := $(ROOT)/include
+CC ?= cc
+C_STRICT := -std=c11 -Wall -Wextra -Werror -pedantic
+C_FLAGS := $(C_STRICT) -O1 -g -pthread -I$(C_INCLUDE) -D_POSIX_C_SOURCE=200809L
+# What libmapcache.a needs from the system (cargo rustc --release --lib
+# --crate-type staticlib -- --print native-static-libs).
+C_STATIC_LIBS := -lpthread -ldl -lm -lrt -lutil -lgcc_s -lc
+C_SHARED_LINK := -L$(LIB_DIR) -lmapcache -Wl,-rpath,$(LIB_DIR)
+C_STATIC_LINK := $(LIB_DIR)/libmapcache.a $(C_STATIC_LIBS)
+C_TEST_SRC := $(ROOT)/tests/c/test_mapcache.c
+C_DEMO_SRC := $(ROOT)/examples/c/demo.c
+VALGRIND_FLAGS := --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect,possible \
+  --errors-for-leak-kinds=definite,indirect,possible --child-silent-after-fork=yes \
+  --suppressions=$(ROOT)/tests/c/valgrind.supp
+
+.PHONY: header test-header test-c demo-c bench-ffi valgrind-installed
+TEST_TARGETS += test-c
+DEMO_TARGETS += demo-c
+BENCH_TARGETS += bench-ffi
+
+# Regenerates include/mapcache.h from src/ffi/ with cbindgen.toml.
+header:
+	MAPCACHE_BLESS=1 $(CARGO) test --release --test header
+
+# Fails when the committed header differs from a fresh generation.
+test-header:
+	$(CARGO) test --release --test header
+
+valgrind-installed:
+	@command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)
+
+$(C_BUILD):
+	mkdir -p $(C_BUILD)
+
+# The suite, built against the header, linked once against each library.
+test-c: lib test-header valgrind-installed | $(C_BUILD)
+	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_mapcache_shared $(C_TEST_SRC) $(C_SHARED_LINK)
+	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_mapcache_static $(C_TEST_SRC) $(C_STATIC_LINK)
+	@echo "== C suite, linked against libmapcache.so, under valgrind"
+	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_mapcache_shared
+	@echo "== C suite, linked against libmapcache.a, under valgrind"
+	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_mapcache_static
+
+demo-c: lib | $(C_BUILD)
+	$(CC) $(C_FLAGS) -o $(C_BUILD)/demo $(C_DEMO_SRC) $(C_SHARED_LINK)
+	$(C_BUILD)/demo
+
+bench-ffi: lib
+	$(CARGO) bench --bench ffi

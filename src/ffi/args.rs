@@ -1,0 +1,245 @@
+//! Checks of the pointers and lengths a host passes, before any of them is turned
+//! into a Rust reference. Every failure is a [`Fail`] whose message names the
+//! argument.
+//!
+//! The rules (docs/C_API.md): a data pointer may be NULL only when its length is 0;
+//! a required out-pointer must not be NULL; a buffer the library writes must not
+//! overlap an input it reads during the same step. Out-pointers are written with
+//! unaligned stores, so a misaligned pointer from the host is not undefined
+//! behaviour either.
+
+use std::ptr;
+use std::slice;
+
+use super::boundary::Fail;
+use super::status::{MAPCACHE_E_KEY_TOO_LONG, MAPCACHE_E_VALUE_TOO_LONG};
+use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
+
+/// `ptr .. ptr + len` as addresses, or a failure if it wraps around.
+#[inline]
+fn span(ptr: *const u8, len: usize, name: &'static str) -> Result<(usize, usize), Fail> {
+    let start = ptr as usize;
+    match start.checked_add(len) {
+        Some(end) if len <= isize::MAX as usize => Ok((start, end)),
+        _ => Err(wraps(name, len)),
+    }
+}
+
+#[cold]
+fn wraps(name: &'static str, len: usize) -> Fail {
+    Fail::arg(format!(
+        "{name} with length {len} runs past the end of the address space"
+    ))
+}
+
+#[cold]
+fn null_data(name: &'static str, len_name: &'static str, len: usize) -> Fail {
+    Fail::arg(format!("{name} is NULL but {len_name} is {len}"))
+}
+
+#[cold]
+fn key_too_long(len_name: &'static str, len: usize) -> Fail {
+    Fail::new(
+        MAPCACHE_E_KEY_TOO_LONG,
+        format!("{len_name} = {len} is longer than MAPCACHE_MAX_KEY_LEN ({MAX_KEY_LEN})"),
+    )
+}
+
+#[cold]
+fn value_too_long(len_name: &'static str, len: usize) -> Fail {
+    Fail::new(
+        MAPCACHE_E_VALUE_TOO_LONG,
+        format!("{len_name} = {len} is longer than MAPCACHE_MAX_VALUE_LEN ({MAX_VALUE_LEN})"),
+    )
+}
+
+/// The input bytes `ptr[0..len]` (empty when `len` is 0, whatever `ptr` is).
+///
+/// # Safety
+/// If `ptr` is not NULL and `len` is not 0, `ptr` must be valid for reads of `len`
+/// bytes that nothing writes for the lifetime `'a` (the host's promise for the
+/// duration of the call).
+#[inline]
+unsafe fn bytes<'a>(
+    ptr: *const u8,
+    len: usize,
+    name: &'static str,
+    len_name: &'static str,
+) -> Result<&'a [u8], Fail> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(null_data(name, len_name, len));
+    }
+    span(ptr, len, name)?;
+    // SAFETY: ptr is non-null, ptr + len does not wrap and len <= isize::MAX; the
+    // caller guarantees validity for reads of len bytes and no writes during 'a.
+    Ok(unsafe { slice::from_raw_parts(ptr, len) })
+}
+
+/// A key argument: NULL only with length 0, at most `MAPCACHE_MAX_KEY_LEN` bytes.
+///
+/// # Safety
+/// As for [`bytes`].
+#[inline]
+pub(crate) unsafe fn key<'a>(
+    ptr: *const u8,
+    len: usize,
+    name: &'static str,
+    len_name: &'static str,
+) -> Result<&'a [u8], Fail> {
+    if len > MAX_KEY_LEN {
+        if ptr.is_null() {
+            return Err(null_data(name, len_name, len));
+        }
+        return Err(key_too_long(len_name, len));
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { bytes(ptr, len, name, len_name) }
+}
+
+/// A value argument: NULL only with length 0, at most `MAPCACHE_MAX_VALUE_LEN` bytes.
+///
+/// # Safety
+/// As for [`bytes`].
+#[inline]
+pub(crate) unsafe fn value<'a>(
+    ptr: *const u8,
+    len: usize,
+    name: &'static str,
+    len_name: &'static str,
+) -> Result<&'a [u8], Fail> {
+    if len > MAX_VALUE_LEN {
+        if ptr.is_null() {
+            return Err(null_data(name, len_name, len));
+        }
+        return Err(value_too_long(len_name, len));
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { bytes(ptr, len, name, len_name) }
+}
+
+/// An output buffer the library writes up to `cap` bytes into: NULL only when `cap`
+/// is 0. It is never turned into a reference; writes go through [`copy_out`].
+#[inline]
+pub(crate) fn out_buf(
+    ptr: *mut u8,
+    cap: usize,
+    name: &'static str,
+    cap_name: &'static str,
+) -> Result<(), Fail> {
+    if cap == 0 {
+        return Ok(());
+    }
+    if ptr.is_null() {
+        return Err(null_data(name, cap_name, cap));
+    }
+    span(ptr, cap, name).map(|_| ())
+}
+
+/// A required out-pointer: not NULL.
+#[inline]
+pub(crate) fn out<T>(ptr: *mut T, name: &'static str) -> Result<(), Fail> {
+    if ptr.is_null() {
+        Err(null_out(name))
+    } else {
+        Ok(())
+    }
+}
+
+/// A required input array of `n` elements: not NULL when `n` > 0, and its byte
+/// length must not wrap.
+#[inline]
+pub(crate) fn array<T>(ptr: *const T, n: usize, name: &'static str) -> Result<(), Fail> {
+    if n == 0 {
+        return Ok(());
+    }
+    if ptr.is_null() {
+        return Err(Fail::arg(format!("{name} is NULL but n is {n}")));
+    }
+    match n.checked_mul(std::mem::size_of::<T>()) {
+        Some(bytes) => span(ptr.cast(), bytes, name).map(|_| ()),
+        None => Err(wraps(name, n)),
+    }
+}
+
+#[cold]
+fn null_out(name: &'static str) -> Fail {
+    Fail::arg(format!("{name} is NULL"))
+}
+
+/// Fails when the output buffer `out[0..out_cap]` overlaps the input `input`: the
+/// library would otherwise write memory that it is reading through a shared
+/// reference.
+#[inline]
+pub(crate) fn disjoint(
+    out: *mut u8,
+    out_cap: usize,
+    out_name: &'static str,
+    input: &[u8],
+    input_name: &'static str,
+) -> Result<(), Fail> {
+    if out_cap == 0 || input.is_empty() {
+        return Ok(());
+    }
+    let (o0, o1) = (out as usize, out as usize + out_cap);
+    let (i0, i1) = (input.as_ptr() as usize, input.as_ptr() as usize + input.len());
+    if o0 < i1 && i0 < o1 {
+        Err(overlap(out_name, input_name))
+    } else {
+        Ok(())
+    }
+}
+
+#[cold]
+fn overlap(out_name: &'static str, input_name: &'static str) -> Fail {
+    Fail::arg(format!("{out_name} overlaps {input_name}"))
+}
+
+/// Copies `src` to `dst` (checked by [`out_buf`] with a capacity of at least
+/// `src.len()`, and disjoint from `src`).
+///
+/// # Safety
+/// `dst` must be valid for writes of `src.len()` bytes and must not overlap `src`.
+#[inline]
+pub(crate) unsafe fn copy_out(src: &[u8], dst: *mut u8) {
+    if !src.is_empty() {
+        // SAFETY: by the caller's contract dst is valid for src.len() bytes and the
+        // two ranges do not overlap (src is map memory or checked with `disjoint`).
+        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
+    }
+}
+
+/// Stores `value` through a checked out-pointer.
+///
+/// # Safety
+/// `ptr` must be non-null (checked with [`out`]) and valid for writes of a `T`.
+#[inline]
+pub(crate) unsafe fn put<T>(ptr: *mut T, value: T) {
+    // SAFETY: non-null and valid by the caller's contract; unaligned store, so the
+    // host's alignment does not matter.
+    unsafe { ptr.write_unaligned(value) }
+}
+
+/// Stores `value` through an out-pointer documented as nullable.
+///
+/// # Safety
+/// `ptr` must be NULL or valid for writes of a `T`.
+#[inline]
+pub(crate) unsafe fn put_opt<T>(ptr: *mut T, value: T) {
+    if !ptr.is_null() {
+        // SAFETY: non-null and valid by the caller's contract.
+        unsafe { ptr.write_unaligned(value) }
+    }
+}
+
+/// Reads element `i` of an input array checked with [`array`].
+///
+/// # Safety
+/// `ptr` must be valid for reads of at least `i + 1` elements.
+#[inline]
+pub(crate) unsafe fn read<T: Copy>(ptr: *const T, i: usize) -> T {
+    // SAFETY: in bounds by the caller's contract; unaligned load.
+    unsafe { ptr.add(i).read_unaligned() }
+}

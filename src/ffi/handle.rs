@@ -1,0 +1,253 @@
+//! `mapcache_t`: the handle a host holds, and its life (`mapcache_new`,
+//! `mapcache_free`).
+//!
+//! The handle is a small shell in the never-freed handle [`Arena`]: a tag word
+//! (live, freed, or never used) and an epoch-protected pointer to the [`Inner`]
+//! that owns the [`Map`]. Every call pins the epoch, loads the pointer and uses the
+//! map; `mapcache_free` swaps the pointer to NULL and defers the map's destruction
+//! until no pinned call can still be using it. So a call that races
+//! `mapcache_free` (a contract violation) either finishes on the old map or gets
+//! `MAPCACHE_E_INVALID_HANDLE`, and is memory-safe either way. The read path only
+//! reads the shell and this thread's own epoch record (no shared counter to bump).
+//!
+//! The pin is on a collector of the FFI layer's own, not crossbeam's default one
+//! that the core uses: a call-long pin on the default collector would hold back
+//! the epoch the core's writers push forward to free their garbage (the core
+//! relieves garbage after it unpins), so writes through the C ABI would lose that
+//! relief. Handles are rare garbage; the two epochs never wait on each other.
+
+use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use std::sync::LazyLock;
+
+use crossbeam_epoch::{Atomic, Collector, Guard, LocalHandle, Owned, Shared};
+
+use super::arena::Arena;
+use super::args;
+use super::boundary::{self, Fail};
+use super::config::{self, mapcache_config};
+use super::status::{mapcache_status, MAPCACHE_E_INVALID_HANDLE, MAPCACHE_OK};
+use crate::{Map, Mode};
+
+/// Tag of a shell whose handle is live ("MCACHE1" + 1).
+const LIVE: u64 = 0x4d43_4143_4845_3131;
+/// Tag of a shell whose handle was freed.
+const DEAD: u64 = 0x4d43_4143_4845_4445;
+
+/// An open cache. Opaque: a host only ever holds a pointer to it, obtained from
+/// `mapcache_new` and given back with `mapcache_free`.
+pub struct mapcache {
+    /// `LIVE`, `DEAD`, or 0 for a slot that never held a handle.
+    tag: AtomicU64,
+    /// The map, NULL when the handle is not live.
+    inner: Atomic<Inner>,
+}
+
+/// `mapcache_t` is the name hosts use for `struct mapcache`.
+pub type mapcache_t = mapcache;
+
+impl Default for mapcache {
+    fn default() -> mapcache {
+        mapcache {
+            tag: AtomicU64::new(0),
+            inner: Atomic::null(),
+        }
+    }
+}
+
+/// What a live handle owns.
+pub(crate) struct Inner {
+    pub(crate) map: Map,
+    /// The mode it was created with (the debug hook needs it).
+    pub(crate) mode: Mode,
+    /// Unique over the process's life: lets an iterator tell its map from a later
+    /// map that reuses the same handle slot.
+    pub(crate) id: u64,
+}
+
+static HANDLES: Arena<mapcache> = Arena::new();
+
+/// The collector that protects `Inner`s (see the module docs).
+static COLLECTOR: LazyLock<Collector> = LazyLock::new(Collector::new);
+
+std::thread_local! {
+    static LOCAL: LocalHandle = COLLECTOR.register();
+}
+
+/// Pins this thread on the FFI collector.
+#[inline]
+fn pin() -> Guard {
+    LOCAL
+        .try_with(|local| local.pin())
+        // This thread's TLS is being torn down (a call from a TLS destructor): a
+        // temporary participant, released when the guard drops.
+        .unwrap_or_else(|_| COLLECTOR.register().pin())
+}
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The shell `c` designates, or the failure for a NULL or foreign pointer.
+#[inline]
+pub(crate) fn shell(c: *const mapcache_t) -> Result<&'static mapcache, Fail> {
+    if c.is_null() {
+        return Err(Fail::arg("cache is NULL"));
+    }
+    HANDLES.find(c).ok_or_else(foreign)
+}
+
+#[cold]
+fn foreign() -> Fail {
+    Fail::new(
+        MAPCACHE_E_INVALID_HANDLE,
+        "cache is not a mapcache_t * returned by mapcache_new (a foreign or corrupted pointer)",
+    )
+}
+
+impl mapcache {
+    /// Runs `f` on the live map, pinned, or fails with `MAPCACHE_E_INVALID_HANDLE`.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&Inner) -> Result<R, Fail>) -> Result<R, Fail> {
+        let guard = pin();
+        let inner = self.inner.load(Ordering::Acquire, &guard);
+        // SAFETY: a non-null `inner` was stored from an `Owned` by mapcache_new and
+        // is destroyed only through `defer_destroy` after being swapped out, which
+        // cannot run while this thread stays pinned by `guard`.
+        match unsafe { inner.as_ref() } {
+            Some(inner) => f(inner),
+            None => Err(self.not_live()),
+        }
+    }
+
+    #[cold]
+    fn not_live(&self) -> Fail {
+        let message = if self.tag.load(Ordering::Relaxed) == 0 {
+            "cache is not a live handle (it was never returned by mapcache_new)"
+        } else {
+            "cache was freed by mapcache_free (use after free)"
+        };
+        Fail::new(MAPCACHE_E_INVALID_HANDLE, message)
+    }
+}
+
+/// Runs `f` on the live map of `c`.
+#[inline]
+pub(crate) fn with_map<R>(
+    c: *const mapcache_t,
+    f: impl FnOnce(&Inner) -> Result<R, Fail>,
+) -> Result<R, Fail> {
+    shell(c)?.with(f)
+}
+
+/// Creates a cache.
+///
+/// `cfg` may be NULL for the defaults; otherwise it must have been filled by
+/// `mapcache_config_init` and then adjusted (its `struct_size` tells the library
+/// which fields the host knows). The library reads `*cfg` during the call only.
+/// On success `*out` receives the new handle; on any error `*out` is set to NULL
+/// (when `out` itself is not NULL).
+///
+/// Ownership: the caller owns the returned handle and must release it with
+/// `mapcache_free` exactly once.
+/// Thread-safety: any thread; the new handle may be used from any thread.
+///
+/// Returns:
+/// - `MAPCACHE_OK`: `*out` is the new cache.
+/// - `MAPCACHE_E_INVALID_ARG`: `out` is NULL.
+/// - `MAPCACHE_E_INVALID_CONFIG`: `cfg->struct_size` is smaller than this ABI's
+///   first `mapcache_config` or larger than 4096, a field this library does not
+///   know is non-zero, or a field is out of range (`mode`, `misuse_policy`,
+///   `rehash_engine` not one of their constants, `shards` not 0 or a power of two
+///   at most 65536, `initial_capacity` too large); the message names the field.
+/// - `MAPCACHE_E_NO_MEMORY`: the initial table could not be allocated.
+/// - `MAPCACHE_E_INTERNAL`: a bug (caught panic).
+///
+/// # Safety
+/// `cfg` must be NULL or point to `cfg->struct_size` readable bytes; `out` must be
+/// NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn mapcache_new(
+    cfg: *const mapcache_config,
+    out: *mut *mut mapcache_t,
+) -> mapcache_status {
+    boundary::run("mapcache_new", || {
+        args::out(out, "out")?;
+        // SAFETY: out is non-null and, by the contract, writable.
+        unsafe { args::put(out, ptr::null_mut()) };
+        // SAFETY: cfg is NULL or readable for its struct_size bytes (contract).
+        let (config, mode) = unsafe { config::read(cfg) }?;
+        let map = Map::new(config)?;
+        let inner = Owned::new(Inner {
+            map,
+            mode,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        });
+        let shell = HANDLES.alloc();
+        shell.inner.store(inner, Ordering::Release);
+        shell.tag.store(LIVE, Ordering::Release);
+        let handle = shell as *const mapcache as *mut mapcache_t;
+        // SAFETY: as above.
+        unsafe { args::put(out, handle) };
+        Ok(MAPCACHE_OK)
+    })
+}
+
+/// Frees a cache and every entry in it. NULL is a no-op.
+///
+/// After this call `cache` must not be used again. A use that the library can
+/// still detect (the handle's slot is not reused until at least 64 other handles
+/// have been freed after it) returns `MAPCACHE_E_INVALID_HANDLE`; freeing it twice
+/// is detected the same way and ignored (the message is set). Iterators created on
+/// the cache stay valid objects: their `mapcache_iter_next` returns
+/// `MAPCACHE_E_INVALID_HANDLE` and they must still be freed with
+/// `mapcache_iter_free`.
+///
+/// Memory: the map is destroyed as soon as no call on it is still running in
+/// another thread (epoch-based reclamation), normally before this returns.
+///
+/// Thread-safety: must not race with other calls on the same `cache` (a call that
+/// loses that race returns `MAPCACHE_E_INVALID_HANDLE` or completes on the old map;
+/// either way without undefined behaviour). Must not be called from inside a
+/// `mapcache_get_with` callback on the same cache.
+///
+/// Errors (no return value; they set `mapcache_last_error()`): `cache` is foreign,
+/// or was already freed.
+///
+/// # Safety
+/// `cache` must be NULL or a pointer obtained from `mapcache_new`.
+#[no_mangle]
+pub unsafe extern "C" fn mapcache_free(cache: *mut mapcache_t) {
+    boundary::run_with("mapcache_free", (), (), || {
+        if cache.is_null() {
+            return Ok(());
+        }
+        let shell = shell(cache)?;
+        if shell
+            .tag
+            .compare_exchange(LIVE, DEAD, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(Fail::new(
+                MAPCACHE_E_INVALID_HANDLE,
+                "cache was already freed (double free)",
+            ));
+        }
+        // Only the winner of the tag exchange gets here, once per mapcache_new.
+        let guard = pin();
+        let old = shell.inner.swap(Shared::null(), Ordering::AcqRel, &guard);
+        if !old.is_null() {
+            // SAFETY: `old` was stored from an Owned by mapcache_new and is now
+            // unreachable from the shell; threads that loaded it are pinned, and
+            // the destruction waits for them to unpin.
+            unsafe { guard.defer_destroy(old) };
+        }
+        guard.flush();
+        drop(guard);
+        // Push the epoch forward so that, when no other thread is inside a call,
+        // the map is destroyed now rather than at some later collection.
+        for _ in 0..3 {
+            pin().flush();
+        }
+        HANDLES.release(shell);
+        Ok(())
+    })
+}

@@ -1,0 +1,499 @@
+//! Single-key operations: get (copy-out and zero-copy), put, delete, contains, len,
+//! clear, get-or-insert and compare-and-swap.
+//!
+//! Common to every function here (the header repeats what applies):
+//! - `cache` must come from `mapcache_new`: NULL is `MAPCACHE_E_INVALID_ARG`, a
+//!   foreign or freed handle `MAPCACHE_E_INVALID_HANDLE`.
+//! - A key is `key[0..key_len]`, 0 to `MAPCACHE_MAX_KEY_LEN` bytes; `key` may be
+//!   NULL only when `key_len` is 0. The library reads it during the call only.
+//! - Thread-safety: any number of threads may call these on the same cache at once
+//!   (except with `mapcache_free`). In `MAPCACHE_MODE_EXCLUSIVE` the host promises
+//!   one writer at a time; a write that overlaps another thread's write fails with
+//!   `MAPCACHE_E_CONCURRENT_WRITE`, and a read that overlaps a write may fail with
+//!   `MAPCACHE_E_CONCURRENT_READ_WRITE`, without changing the map.
+
+use std::ffi::c_void;
+
+use super::args;
+use super::boundary::{self, Fail};
+use super::handle::{self, mapcache_t};
+use super::status::{
+    mapcache_status, MAPCACHE_E_BUFFER_TOO_SMALL, MAPCACHE_NOT_FOUND, MAPCACHE_OK,
+};
+
+/// The callback of `mapcache_get_with`: receives `ctx` unchanged and the value
+/// (`value_len` bytes at `value`; `value` is not NULL but must not be read when
+/// `value_len` is 0). The value is valid only until the callback returns; it must
+/// not be written. The callback must return normally (no `longjmp`, no C++
+/// exception) and must not call `mapcache_free` on the cache being read; it may
+/// call other mapcache functions.
+pub type mapcache_value_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, value: *const u8, value_len: usize)>;
+
+/// Copies `value` into `buf[0..cap]` if it fits: `Ok(len)`; else `Err(needed)`.
+///
+/// # Safety
+/// `buf` must be checked with `args::out_buf(buf, cap)` and must not overlap
+/// `value`.
+#[inline]
+unsafe fn copy_if_fits(value: &[u8], buf: *mut u8, cap: usize) -> Result<usize, usize> {
+    if value.len() <= cap {
+        // SAFETY: value.len() <= cap, buf is valid for cap bytes; disjoint.
+        unsafe { args::copy_out(value, buf) };
+        Ok(value.len())
+    } else {
+        Err(value.len())
+    }
+}
+
+#[cold]
+fn too_small(needed: usize, cap: usize, cap_name: &str) -> Fail {
+    Fail::new(
+        MAPCACHE_E_BUFFER_TOO_SMALL,
+        format!("the value is {needed} bytes but {cap_name} is {cap}; retry with a larger buffer"),
+    )
+}
+
+/// Copies the value of `key` into the caller's buffer.
+///
+/// `buf[0..buf_cap]` receives the value; `buf` may be NULL when `buf_cap` is 0 (a
+/// way to ask for the length). `*out_len` receives the value's length on
+/// `MAPCACHE_OK` and on `MAPCACHE_E_BUFFER_TOO_SMALL` (then nothing was copied: grow
+/// the buffer to `*out_len` and call again), and 0 on `MAPCACHE_NOT_FOUND`.
+/// `buf` must not overlap `key`.
+///
+/// Ownership: all buffers are the caller's; the library keeps no pointer.
+/// Thread-safety: any thread, concurrently with other calls on `cache` except
+/// `mapcache_free` (a read never blocks on writers).
+///
+/// Returns:
+/// - `MAPCACHE_OK`: the value was copied, `*out_len` is its length.
+/// - `MAPCACHE_NOT_FOUND`: no such key.
+/// - `MAPCACHE_E_BUFFER_TOO_SMALL`: the value is longer than `buf_cap`.
+/// - `MAPCACHE_E_INVALID_ARG`: `cache` or `out_len` NULL, `key` NULL with
+///   `key_len` > 0, `buf` NULL with `buf_cap` > 0, `buf` overlaps `key`.
+/// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_INVALID_HANDLE`,
+///   `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode), `MAPCACHE_E_INTERNAL`.
+///
+/// # Safety
+/// `key` must be readable for `key_len` bytes, `buf` writable for `buf_cap` bytes,
+/// `out_len` writable (when not NULL); none may be modified by another thread
+/// during the call.
+#[no_mangle]
+pub unsafe extern "C" fn mapcache_get(
+    cache: *mut mapcache_t,
+    key: *const u8,
+    key_len: usize,
+    buf: *mut u8,
+    buf_cap: usize,
+    out_len: *mut usize,
+) -> mapcache_status {
+    boundary::run("mapcache_get", || {
+        let shell = handle::shell(cache)?;
+        // SAFETY: readable for key_len bytes, not modified during the call (contract).
+        let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
+        args::out_buf(buf, buf_cap, "buf", "buf_cap")?;
+        args::out(out_len, "out_len")?;
+        args::disjoint(buf, buf_cap, "buf", key, "key")?;
+        shell.with(|inner| {
+            // SAFETY: buf checked for buf_cap bytes and disjoint from key; the
+            // value is map memory.
+            let found = inner
+                .map
+                .get_with(key, |v| unsafe { copy_if_fits(v, buf, buf_cap) })?;
+            match found {
+                Some(Ok(len)) => {
+                    // SAFETY: out_len checked non-null, writable (contract).
+                    unsafe { args::put(out_len, len) };
+                    Ok(MAPCACHE_OK)
+                }
+                Some(Err(needed)) => {
+                    // SAFETY: as above.
+                    unsafe { args::put(out_len, needed) };
+                    Err(too_small(needed, buf_cap, "buf_cap"))
+                }
+                None => {
+                    // SAFETY: as above.
+                    unsafe { args::put(out_len, 0) };
+                    Ok(MAPCACHE_NOT_FOUND)
+                }
+            }
+        })
+    })
+}
+
+/// Zero-copy read: calls `callback(ctx, value, value_len)` once with the value of `key`,
+/// while the entry is protected from reclamation.
+///
+/// The value pointer is valid only during the callback (copy what you need to
+/// keep); it must not be written. The callback runs on the calling thread before
+/// this returns; it must return normally and must not call `mapcache_free` on
+/// `cache`. It may call other mapcache functions (a write from inside the callback
+/// does not change the value it is reading). A long callback delays the
+/// reclamation of memory freed by writers meanwhile. The key may be modified by the
+/// callback (the library works on a copy).
+///
+/// Ownership: `ctx` is passed through untouched; the library keeps no pointer.
+/// Thread-safety: as `mapcache_get`.
+///
+/// Returns:
+/// - `MAPCACHE_OK`: the callback ran once.
+/// - `MAPCACHE_NOT_FOUND`: no such key; the callback was not called.
+/// - `MAPCACHE_E_INVALID_ARG`: `cache` or `callback` NULL, `key` NULL with `key_len` > 0.
+/// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_INVALID_HANDLE`,
+///   `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode), `MAPCACHE_E_INTERNAL`.
+///
+/// # Safety
+/// `key` must be readable for `key_len` bytes; `callback` must be a function with the
+/// `mapcache_value_fn` signature that follows the rules above.
+#[no_mangle]
+pub unsafe extern "C" fn mapcache_get_with(
+    cache: *mut mapcache_t,
+    key: *const u8,
+    key_len: usize,
+    callback: mapcache_value_fn,
+    ctx: *mut c_void,
+) -> mapcache_status {
+    boundary::run("mapcache_get_with", || {
+        let shell = handle::shell(cache)?;
+        // SAFETY: readable for key_len bytes (contract); copied right away below.
+        let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
+        let Some(callback) = callback else {
+            return Err(Fail::arg("callback is NULL"));
+        };
+        // The callback may write the host's key buffer: work on a copy, so that no
+        // reference into host memory is alive while host code runs.
+        let mut small = [0u8; 128];
+        let heap: Vec<u8>;
+        let key: &[u8] = if key.len() <= small.len() {
+            small[..key.len()].copy_from_slice(key);
+            &small[..key.len()]
+        } else {
+            heap = key.to_vec();
+            &heap
+        };
+        shell.with(|inner| {
+            let found = inner.map.get_with(key, |v| {
+                // SAFETY: `callback` has the documented signature (contract); the
+                // value is valid for v.len() bytes while the map is pinned, which
+                // lasts until get_with returns.
+                unsafe { callback(ctx, v.as_ptr(), v.len()) }
+            })?;
+            Ok(if found.is_some() {
+                MAPCACHE_OK
+            } else {
+                MAPCACHE_NOT_FOUND
+            })
+        })
+    })
+}
+
+/// Inserts or replaces the value of `key` with a copy of `value[0..value_len]`.
+///
+/// `*out_replaced` (when `out_replaced` is not NULL) receives true if an existing
+/// value was replaced, false if the key was new. Readers see the old or the new
+/// value, never a mix.
+///
+/// Ownership: the library copies key and value; the caller keeps its buffers.
+/// Thread-safety: any thread. Concurrent mode: writers to the same shard wait for
+/// each other. Exclusive mode: see `MAPCACHE_E_CONCURRENT_WRITE`.
+///
+/// Returns:
+/// - `MAPCACHE_OK`.
+/// - `MAPCACHE_E_INVALID_ARG`: `cache` NULL, `key` NULL with `key_len` > 0, `value`
+///   NULL with `value_len` > 0.
+/// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`.
+/// - `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode; nothing was written),
+///   `MAPCACHE_E_NO_MEMORY` (nothing was written), `MAPCACHE_E_INVALID_HANDLE`,
+///   `MAPCACHE_E_INTERNAL`.
+///
+/// # Safety
+/// `key` and `value` must be readable for their lengths and not modified during the
+/// call; `out_replaced` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mapcache_put(
+    cache: *mut mapcache_t,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    out_replaced: *mut bool,
+) -> mapcache_status {
+    boundary::run("mapcache_put", || {
+        let shell = handle::shell(cache)?;
+        // SAFETY: readable and unmodified during the call (contract).
+        let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
+        // SAFETY: as above.
+        let value = unsafe { args::value(value, value_len, "value", "value_len") }?;
+        shell.with(|inner| {
+            let replaced = inner.map.insert(key, value)?;
+            // SAFETY: NULL or writable (contract).
+            unsafe { args::put_opt(out_replaced, replaced) };
+            Ok(MAPCACHE_OK)
+        })
+    })
+}
+
+/// Removes `key`.
+///
+/// Thread-safety: as `mapcache_put`.
+///
+/// Returns:
+/// - `MAPCACHE_OK`: the key was present and is removed.
+/// - `MAPCACHE_NOT_FOUND`: the key was absent.
+/// - `MAPCACHE_E_INVALID_ARG`: `cache` NULL, `key` NULL with `key_len` > 0.
+/// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode),
+///   `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+///
+/// # Safety
+/// `key` must be readable for `key_len` bytes and not modified during the call.
+#[no_mangle]
+pub unsafe extern "C" fn mapcache_delete(
+    cache: *mut mapcache_t,
+    key: *const u8,
+    key_len: usize,
+) -> mapcache_status {
+    boundary::run("mapcache_delete", || {
+        let shell = handle::shell(cache)?;
+        // SAFETY: readable and unmodified during the call (contract).
+        let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
+        shell.with(|inner| {
+            Ok(if inner.map.remove(key)? {
+                MAPCACHE_OK
+            } else {
+                MAPCACHE_NOT_FOUND
+            })
+        })
+    })
+}
+
+/// Tells whether `key` is present: `*out` receives true or false.
+///
+/// Thread-safety: as `mapcache_get`.
+///
+/// Returns:
+/// - `MAPCACHE_OK` (whether or not the key is present; see `*out`).
+/// - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL, `key` NULL with `key_len` > 0.
+/// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode),
+///   `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+///
+/// # Safety
+/// `key` must be readable for `key_len` bytes; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mapcache_contains(
+    cache: *mut mapcache_t,
+    key: *const u8,
+    key_len: usize,
+    out: *mut bool,
+) -> mapcache_status {
+    boundary::run("mapcache_contains", || {
+        let shell = handle::shell(cache)?;
+        // SAFETY: readable and unmodified during the call (contract).
+        let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
+        args::out(out, "out")?;
+        shell.with(|inner| {
+            let present = inner.map.contains_key(key)?;
+            // SAFETY: checked non-null, writable (contract).
+            unsafe { args::put(out, present) };
+            Ok(MAPCACHE_OK)
+        })
+    })
+}
+
+/// The number of entries: `*out` receives it. Under concurrent writes it is a
+/// moment's count (it may be stale by the time the caller reads it).
+///
+/// Thread-safety: any thread; never blocks.
+///
+/// Returns:
+/// - `MAPCACHE_OK`.
+/// - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL.
+/// - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+///
+/// # Safety
+/// `out` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn mapcache_len(cache: *mut mapcache_t, out: *mut usize) -> mapcache_status {
+    boundary::run("mapcache_len", || {
+        let shell = handle::shell(cache)?;
+        args::out(out, "out")?;
+        shell.with(|inner| {
+            let len = inner.map.len();
+            // SAFETY: checked non-null, writable (contract).
+            unsafe { args::put(out, len) };
+            Ok(MAPCACHE_OK)
+        })
+    })
+}
+
+/// Removes every entry.
+///
+/// Thread-safety: as `mapcache_put` (it is a write of every shard). Entries inserted
+/// by other threads while it runs may survive it.
+///
+/// Returns:
+/// - `MAPCACHE_OK`.
+/// - `MAPCACHE_E_INVALID_ARG`: `cache` NULL.
+/// - `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode), `MAPCACHE_E_INVALID_HANDLE`,
+///   `MAPCACHE_E_INTERNAL`.
+///
+/// # Safety
+/// `cache` must be NULL or a pointer obtained from `mapcache_new`.
+#[no_mangle]
+pub unsafe extern "C" fn mapcache_clear(cache: *mut mapcache_t) -> mapcache_status {
+    boundary::run("mapcache_clear", || {
+        handle::with_map(cache, |inner| {
+            inner.map.clear()?;
+            Ok(MAPCACHE_OK)
+        })
+    })
+}
+
+/// Returns the value of `key`, inserting `value` first if the key is absent, as
+/// one atomic step (two threads racing on an absent key: exactly one inserts, the
+/// other sees its value).
+///
+/// - Absent: a copy of `value[0..value_len]` is inserted, `*out_inserted` = true,
+///   `*out_len` = `value_len`, `buf` is not touched.
+/// - Present: nothing is inserted, `*out_inserted` = false, and the existing value
+///   is copied into `buf[0..buf_cap]` as by `mapcache_get`: `*out_len` is its
+///   length; if it does not fit, `MAPCACHE_E_BUFFER_TOO_SMALL` with `*out_len` =
+///   the needed length (call again with a larger buffer; nothing was inserted).
+///
+/// `buf` may be NULL when `buf_cap` is 0; it must not overlap `key` or `value`.
+///
+/// Ownership: the library copies key and value; all buffers stay the caller's.
+/// Thread-safety: as `mapcache_put`.
+///
+/// Returns:
+/// - `MAPCACHE_OK`: see above.
+/// - `MAPCACHE_E_BUFFER_TOO_SMALL`: present, and longer than `buf_cap`.
+/// - `MAPCACHE_E_INVALID_ARG`: `cache`, `out_len` or `out_inserted` NULL; `key`,
+///   `value` or `buf` NULL with a non-zero length; `buf` overlaps `key` or `value`.
+/// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
+///   `MAPCACHE_E_CONCURRENT_WRITE` and `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive
+///   mode), `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INVALID_HANDLE`,
+///   `MAPCACHE_E_INTERNAL`.
+///
+/// # Safety
+/// `key`, `value` readable for their lengths, `buf` writable for `buf_cap` bytes,
+/// `out_len` and `out_inserted` writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mapcache_get_or_insert(
+    cache: *mut mapcache_t,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    buf: *mut u8,
+    buf_cap: usize,
+    out_len: *mut usize,
+    out_inserted: *mut bool,
+) -> mapcache_status {
+    boundary::run("mapcache_get_or_insert", || {
+        let shell = handle::shell(cache)?;
+        // SAFETY: readable and unmodified during the call (contract).
+        let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
+        // SAFETY: as above.
+        let value = unsafe { args::value(value, value_len, "value", "value_len") }?;
+        args::out_buf(buf, buf_cap, "buf", "buf_cap")?;
+        args::out(out_len, "out_len")?;
+        args::out(out_inserted, "out_inserted")?;
+        args::disjoint(buf, buf_cap, "buf", key, "key")?;
+        args::disjoint(buf, buf_cap, "buf", value, "value")?;
+        shell.with(|inner| {
+            let present = |copied: Result<usize, usize>| {
+                // SAFETY: both checked non-null and writable (contract).
+                unsafe { args::put(out_inserted, false) };
+                match copied {
+                    Ok(len) => {
+                        // SAFETY: as above.
+                        unsafe { args::put(out_len, len) };
+                        Ok(MAPCACHE_OK)
+                    }
+                    Err(needed) => {
+                        // SAFETY: as above.
+                        unsafe { args::put(out_len, needed) };
+                        Err(too_small(needed, buf_cap, "buf_cap"))
+                    }
+                }
+            };
+            // Fast path without allocation: the key is usually present.
+            // SAFETY: buf checked for buf_cap bytes, disjoint from key and value.
+            let found = inner
+                .map
+                .get_with(key, |v| unsafe { copy_if_fits(v, buf, buf_cap) })?;
+            if let Some(copied) = found {
+                return present(copied);
+            }
+            match inner.map.insert_if_absent(key, value)? {
+                None => {
+                    // SAFETY: both checked non-null and writable (contract).
+                    unsafe {
+                        args::put(out_inserted, true);
+                        args::put(out_len, value.len());
+                    }
+                    Ok(MAPCACHE_OK)
+                }
+                // Another thread inserted it between the two steps.
+                // SAFETY: as for the fast path; `existing` is our own Vec.
+                Some(existing) => present(unsafe { copy_if_fits(&existing, buf, buf_cap) }),
+            }
+        })
+    })
+}
+
+/// Atomically replaces the value of `key` with `new_value[0..new_len]` if it is
+/// currently equal to `expected[0..expected_len]` (byte for byte).
+///
+/// `*out_swapped` receives true if the value was replaced, false otherwise.
+///
+/// Ownership: the library copies `new_value`; all buffers stay the caller's.
+/// Thread-safety: as `mapcache_put`.
+///
+/// Returns:
+/// - `MAPCACHE_OK`: the key is present; `*out_swapped` says whether it was swapped.
+/// - `MAPCACHE_NOT_FOUND`: the key is absent (`*out_swapped` = false).
+/// - `MAPCACHE_E_INVALID_ARG`: `cache` or `out_swapped` NULL; `key`, `expected` or
+///   `new_value` NULL with a non-zero length.
+/// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG` (`expected_len` or
+///   `new_len`), `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode),
+///   `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+///
+/// # Safety
+/// `key`, `expected` and `new_value` readable for their lengths and not modified
+/// during the call; `out_swapped` writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mapcache_compare_and_swap(
+    cache: *mut mapcache_t,
+    key: *const u8,
+    key_len: usize,
+    expected: *const u8,
+    expected_len: usize,
+    new_value: *const u8,
+    new_len: usize,
+    out_swapped: *mut bool,
+) -> mapcache_status {
+    boundary::run("mapcache_compare_and_swap", || {
+        let shell = handle::shell(cache)?;
+        // SAFETY: readable and unmodified during the call (contract).
+        let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
+        // SAFETY: as above.
+        let expected =
+            unsafe { args::value(expected, expected_len, "expected", "expected_len") }?;
+        // SAFETY: as above.
+        let new_value = unsafe { args::value(new_value, new_len, "new_value", "new_len") }?;
+        args::out(out_swapped, "out_swapped")?;
+        shell.with(|inner| {
+            let outcome = inner.map.compare_and_swap(key, expected, new_value)?;
+            // SAFETY: checked non-null, writable (contract).
+            unsafe { args::put(out_swapped, outcome == Some(true)) };
+            Ok(match outcome {
+                Some(_) => MAPCACHE_OK,
+                None => MAPCACHE_NOT_FOUND,
+            })
+        })
+    })
+}

@@ -1,0 +1,43 @@
+//! Versions and limits: what a host checks that it loaded the library it was
+//! built for.
+
+use std::ffi::c_char;
+
+use super::boundary;
+
+/// The ABI version this header describes. It changes only if an existing function,
+/// type or status changes meaning (functions and config fields are only ever
+/// added); a host should check `mapcache_abi_version() == MAPCACHE_ABI_VERSION` at
+/// start-up.
+pub const MAPCACHE_ABI_VERSION: u32 = 1;
+
+/// The longest key, in bytes.
+pub const MAPCACHE_MAX_KEY_LEN: usize = 65535;
+
+/// The longest value, in bytes (1 GiB).
+pub const MAPCACHE_MAX_VALUE_LEN: usize = 1073741824;
+
+const _: () = assert!(MAPCACHE_MAX_KEY_LEN == crate::MAX_KEY_LEN);
+const _: () = assert!(MAPCACHE_MAX_VALUE_LEN == crate::MAX_VALUE_LEN);
+
+/// The ABI version of the loaded library (`MAPCACHE_ABI_VERSION` of the header it
+/// was built with).
+///
+/// Thread-safety: any thread, any time. Never fails.
+#[no_mangle]
+pub extern "C" fn mapcache_abi_version() -> u32 {
+    MAPCACHE_ABI_VERSION
+}
+
+/// The library's version, e.g. `"0.1.0"`.
+///
+/// Returns: a static NUL-terminated string, never NULL; it belongs to the library
+/// (do not free it). Thread-safety: any thread, any time. Never fails.
+#[no_mangle]
+pub extern "C" fn mapcache_version() -> *const c_char {
+    static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    boundary::run_with("mapcache_version", VERSION.as_ptr(), VERSION.as_ptr(), || {
+        Ok(VERSION.as_ptr())
+    })
+    .cast()
+}

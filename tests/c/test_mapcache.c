@@ -1,0 +1,1331 @@
+/*
+ * The C ABI test suite: every function of include/mapcache.h, every documented
+ * status, bad input from C, threads in both modes.
+ *
+ * Built by `make test-c` with cc -std=c11 -Wall -Wextra -Werror -pedantic, linked
+ * once against libmapcache.so and once against libmapcache.a, and run under
+ * valgrind (zero errors, zero leaks). Prints one line per test and a closing
+ * "N passed, N failed" line; exits non-zero if any check failed.
+ */
+#include "mapcache.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- framework */
+
+static int g_passed, g_failed, g_current_failed;
+
+#define CHECK(cond)                                                                 \
+    do {                                                                            \
+        if (!(cond)) {                                                              \
+            fprintf(stderr, "  %s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            g_current_failed = 1;                                                   \
+        }                                                                           \
+    } while (0)
+
+/* Checks a status, printing the last error on mismatch. */
+#define CHECK_ST(expr, want)                                                        \
+    do {                                                                            \
+        mapcache_status st_ = (expr);                                               \
+        if (st_ != (want)) {                                                        \
+            fprintf(stderr, "  %s:%d: %s\n    returned %d (%s), wanted %s\n    last error: %s\n", \
+                    __FILE__, __LINE__, #expr, st_, mapcache_status_str(st_), #want, \
+                    mapcache_last_error());                                         \
+            g_current_failed = 1;                                                   \
+        }                                                                           \
+    } while (0)
+
+/* Checks an error status and that the thread's last error contains `needle`. */
+#define CHECK_ERR(expr, want, needle)                                               \
+    do {                                                                            \
+        CHECK_ST(expr, want);                                                       \
+        if (strstr(mapcache_last_error(), (needle)) == NULL) {                      \
+            fprintf(stderr, "  %s:%d: last error \"%s\" does not contain \"%s\"\n", \
+                    __FILE__, __LINE__, mapcache_last_error(), (needle));           \
+            g_current_failed = 1;                                                   \
+        }                                                                           \
+    } while (0)
+
+#define RUN(test)                                                                   \
+    do {                                                                            \
+        g_current_failed = 0;                                                       \
+        test();                                                                     \
+        if (g_current_failed) {                                                     \
+            g_failed++;                                                             \
+            printf("FAIL %s\n", #test);                                             \
+        } else {                                                                    \
+            g_passed++;                                                             \
+            printf("ok   %s\n", #test);                                             \
+        }                                                                           \
+        fflush(stdout);                                                             \
+    } while (0)
+
+/* A key or value given as a C string literal: pointer and length. */
+#define S(s) (const uint8_t *)(s), strlen(s)
+
+static mapcache_t *new_cache(uint32_t mode) {
+    mapcache_config cfg;
+    mapcache_config_init(&cfg);
+    cfg.mode = mode;
+    mapcache_t *c = NULL;
+    CHECK_ST(mapcache_new(&cfg, &c), MAPCACHE_OK);
+    CHECK(c != NULL);
+    return c;
+}
+
+static int contains_str(const char *hay, const char *needle) {
+    return strstr(hay, needle) != NULL;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------ basics */
+
+static void test_versions(void) {
+    CHECK(mapcache_abi_version() == MAPCACHE_ABI_VERSION);
+    const char *v = mapcache_version();
+    CHECK(v != NULL);
+    CHECK(strlen(v) >= 5);
+    CHECK(contains_str(v, "."));
+    CHECK(MAPCACHE_MAX_KEY_LEN == 65535);
+    CHECK(MAPCACHE_MAX_VALUE_LEN == 1073741824);
+}
+
+static void test_status_str(void) {
+    static const struct {
+        mapcache_status s;
+        const char *name;
+    } all[] = {
+        {MAPCACHE_OK, "MAPCACHE_OK"},
+        {MAPCACHE_NOT_FOUND, "MAPCACHE_NOT_FOUND"},
+        {MAPCACHE_E_INVALID_ARG, "MAPCACHE_E_INVALID_ARG"},
+        {MAPCACHE_E_BUFFER_TOO_SMALL, "MAPCACHE_E_BUFFER_TOO_SMALL"},
+        {MAPCACHE_E_KEY_TOO_LONG, "MAPCACHE_E_KEY_TOO_LONG"},
+        {MAPCACHE_E_VALUE_TOO_LONG, "MAPCACHE_E_VALUE_TOO_LONG"},
+        {MAPCACHE_E_CONCURRENT_WRITE, "MAPCACHE_E_CONCURRENT_WRITE"},
+        {MAPCACHE_E_CONCURRENT_READ_WRITE, "MAPCACHE_E_CONCURRENT_READ_WRITE"},
+        {MAPCACHE_E_NO_MEMORY, "MAPCACHE_E_NO_MEMORY"},
+        {MAPCACHE_E_INVALID_HANDLE, "MAPCACHE_E_INVALID_HANDLE"},
+        {MAPCACHE_E_INVALID_CONFIG, "MAPCACHE_E_INVALID_CONFIG"},
+        {MAPCACHE_E_INTERNAL, "MAPCACHE_E_INTERNAL"},
+    };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        const char *s = mapcache_status_str(all[i].s);
+        CHECK(s != NULL);
+        CHECK(strncmp(s, all[i].name, strlen(all[i].name)) == 0);
+        CHECK(s[strlen(all[i].name)] == ':');
+        CHECK(all[i].s == (mapcache_status)i); /* the values are the contract */
+    }
+    CHECK(strcmp(mapcache_status_str(12), "unknown mapcache_status") == 0);
+    CHECK(strcmp(mapcache_status_str(-1), "unknown mapcache_status") == 0);
+}
+
+static void *last_error_thread(void *arg) {
+    (void)arg;
+    /* A fresh thread has no message, whatever other threads did. */
+    int empty = strcmp(mapcache_last_error(), "") == 0;
+    return empty ? (void *)1 : NULL;
+}
+
+static void test_last_error(void) {
+    CHECK_ERR(mapcache_len(NULL, NULL), MAPCACHE_E_INVALID_ARG, "mapcache_len: cache is NULL");
+    const char *first = mapcache_last_error();
+    CHECK(first != NULL);
+    /* OK and NOT_FOUND leave the message alone. */
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    size_t len = 0;
+    CHECK_ST(mapcache_get(c, S("absent"), NULL, 0, &len), MAPCACHE_NOT_FOUND);
+    CHECK_ST(mapcache_len(c, &len), MAPCACHE_OK);
+    CHECK(strcmp(mapcache_last_error(), "mapcache_len: cache is NULL") == 0);
+    /* Another thread's messages are its own. */
+    pthread_t t;
+    void *result = NULL;
+    CHECK(pthread_create(&t, NULL, last_error_thread, NULL) == 0);
+    CHECK(pthread_join(t, &result) == 0);
+    CHECK(result == (void *)1);
+    CHECK(strcmp(mapcache_last_error(), "mapcache_len: cache is NULL") == 0);
+    mapcache_free(c);
+}
+
+/* ------------------------------------------------------------------ config */
+
+/* A config as a host built against a newer header would pass it. */
+struct newer_config {
+    mapcache_config v1;
+    uint64_t future_field;
+};
+
+static void test_config(void) {
+    mapcache_config cfg;
+    memset(&cfg, 0xAB, sizeof cfg);
+    mapcache_config_init(&cfg);
+    CHECK(cfg.struct_size == sizeof(mapcache_config));
+    CHECK(cfg.initial_capacity == 0);
+    CHECK(cfg.shards == 0);
+    CHECK(cfg.mode == MAPCACHE_MODE_CONCURRENT);
+    CHECK(cfg.misuse_policy == MAPCACHE_MISUSE_ERROR);
+    CHECK(cfg.rehash_engine == MAPCACHE_ENGINE_AUTO);
+    CHECK(cfg.seed == 0);
+    mapcache_config_init(NULL); /* a no-op */
+
+    mapcache_t *c = NULL;
+    CHECK_ST(mapcache_new(NULL, &c), MAPCACHE_OK); /* NULL config = defaults */
+    CHECK(c != NULL);
+    mapcache_free(c);
+
+    CHECK_ERR(mapcache_new(&cfg, NULL), MAPCACHE_E_INVALID_ARG, "mapcache_new: out is NULL");
+
+    /* Every field in range: accepted. */
+    cfg.initial_capacity = 1000;
+    cfg.shards = 4;
+    cfg.mode = MAPCACHE_MODE_EXCLUSIVE;
+    cfg.misuse_policy = MAPCACHE_MISUSE_ERROR;
+    cfg.rehash_engine = MAPCACHE_ENGINE_SINGLE;
+    cfg.seed = 42;
+    c = NULL;
+    CHECK_ST(mapcache_new(&cfg, &c), MAPCACHE_OK);
+    CHECK_ST(mapcache_put(c, S("k"), S("v"), NULL), MAPCACHE_OK);
+    mapcache_free(c);
+    cfg.rehash_engine = MAPCACHE_ENGINE_PARALLEL;
+    cfg.shards = 65536;
+    CHECK_ST(mapcache_new(&cfg, &c), MAPCACHE_OK);
+    mapcache_free(c);
+
+    /* Each bad field: INVALID_CONFIG naming it, and *out = NULL. */
+    mapcache_config bad;
+#define BAD_FIELD(assign, name)                                                       \
+    do {                                                                              \
+        mapcache_config_init(&bad);                                                   \
+        assign;                                                                       \
+        c = (mapcache_t *)&bad; /* garbage that must be overwritten */               \
+        CHECK_ERR(mapcache_new(&bad, &c), MAPCACHE_E_INVALID_CONFIG, name);           \
+        CHECK(c == NULL);                                                             \
+    } while (0)
+    BAD_FIELD(bad.mode = 2, "cfg->mode = 2");
+    BAD_FIELD(bad.misuse_policy = 7, "cfg->misuse_policy = 7");
+    BAD_FIELD(bad.rehash_engine = 3, "cfg->rehash_engine = 3");
+    BAD_FIELD(bad.shards = 3, "cfg->shards = 3");
+    BAD_FIELD(bad.shards = 131072, "cfg->shards = 131072");
+    BAD_FIELD(bad.struct_size = 8, "cfg->struct_size = 8");
+    BAD_FIELD(bad.struct_size = sizeof(mapcache_config) - 1, "struct_size");
+    BAD_FIELD(bad.struct_size = 1u << 20, "struct_size");
+#undef BAD_FIELD
+
+    /* A newer host's larger config: accepted while the unknown tail is zero. */
+    struct newer_config newer;
+    memset(&newer, 0, sizeof newer);
+    mapcache_config_init(&newer.v1);
+    newer.v1.struct_size = sizeof newer;
+    newer.v1.mode = MAPCACHE_MODE_EXCLUSIVE;
+    c = NULL;
+    CHECK_ST(mapcache_new(&newer.v1, &c), MAPCACHE_OK);
+    mapcache_free(c);
+    newer.future_field = 1;
+    CHECK_ERR(mapcache_new(&newer.v1, &c), MAPCACHE_E_INVALID_CONFIG, "newer mapcache");
+    CHECK(c == NULL);
+}
+
+/* ---------------------------------------------------------- single-key ops */
+
+static void test_put_get_delete(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    bool replaced = true;
+    uint8_t buf[64];
+    size_t len = 99;
+
+    CHECK_ST(mapcache_put(c, S("alpha"), S("one"), &replaced), MAPCACHE_OK);
+    CHECK(!replaced);
+    CHECK_ST(mapcache_put(c, S("alpha"), S("uno"), &replaced), MAPCACHE_OK);
+    CHECK(replaced);
+    CHECK_ST(mapcache_put(c, S("beta"), S("two"), NULL), MAPCACHE_OK); /* nullable */
+
+    CHECK_ST(mapcache_get(c, S("alpha"), buf, sizeof buf, &len), MAPCACHE_OK);
+    CHECK(len == 3 && memcmp(buf, "uno", 3) == 0);
+
+    len = 99;
+    CHECK_ST(mapcache_get(c, S("gamma"), buf, sizeof buf, &len), MAPCACHE_NOT_FOUND);
+    CHECK(len == 0);
+
+    /* Too small: nothing copied, the needed length reported; then it fits. */
+    memset(buf, 'x', sizeof buf);
+    CHECK_ERR(mapcache_get(c, S("alpha"), buf, 2, &len), MAPCACHE_E_BUFFER_TOO_SMALL,
+              "the value is 3 bytes but buf_cap is 2");
+    CHECK(len == 3);
+    CHECK(buf[0] == 'x' && buf[1] == 'x');
+    /* Asking for the length only: NULL buffer of capacity 0. */
+    len = 0;
+    CHECK_ST(mapcache_get(c, S("alpha"), NULL, 0, &len), MAPCACHE_E_BUFFER_TOO_SMALL);
+    CHECK(len == 3);
+    CHECK_ST(mapcache_get(c, S("alpha"), buf, len, &len), MAPCACHE_OK);
+    CHECK(len == 3 && memcmp(buf, "uno", 3) == 0);
+
+    /* Empty key, empty value, and binary bytes with NULs are all fine. */
+    CHECK_ST(mapcache_put(c, NULL, 0, NULL, 0, NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_get(c, NULL, 0, NULL, 0, &len), MAPCACHE_OK);
+    CHECK(len == 0);
+    const uint8_t bin_key[4] = {0, 1, 0, 2};
+    const uint8_t bin_val[5] = {0, 0, 255, 0, 7};
+    CHECK_ST(mapcache_put(c, bin_key, 4, bin_val, 5, NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_get(c, bin_key, 4, buf, sizeof buf, &len), MAPCACHE_OK);
+    CHECK(len == 5 && memcmp(buf, bin_val, 5) == 0);
+    CHECK_ST(mapcache_get(c, bin_key, 3, buf, sizeof buf, &len), MAPCACHE_NOT_FOUND);
+
+    /* Largest key: accepted. */
+    uint8_t *big_key = calloc(1, MAPCACHE_MAX_KEY_LEN);
+    CHECK(big_key != NULL);
+    if (big_key) {
+        big_key[0] = 'B';
+        CHECK_ST(mapcache_put(c, big_key, MAPCACHE_MAX_KEY_LEN, S("big"), NULL), MAPCACHE_OK);
+        CHECK_ST(mapcache_get(c, big_key, MAPCACHE_MAX_KEY_LEN, buf, sizeof buf, &len),
+                 MAPCACHE_OK);
+        CHECK(len == 3 && memcmp(buf, "big", 3) == 0);
+        CHECK_ST(mapcache_delete(c, big_key, MAPCACHE_MAX_KEY_LEN), MAPCACHE_OK);
+        free(big_key);
+    }
+
+    bool present = false;
+    CHECK_ST(mapcache_contains(c, S("beta"), &present), MAPCACHE_OK);
+    CHECK(present);
+    CHECK_ST(mapcache_contains(c, S("gamma"), &present), MAPCACHE_OK);
+    CHECK(!present);
+
+    size_t n = 0;
+    CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
+    CHECK(n == 4); /* alpha, beta, "", bin_key */
+
+    CHECK_ST(mapcache_delete(c, S("beta")), MAPCACHE_OK);
+    CHECK_ST(mapcache_delete(c, S("beta")), MAPCACHE_NOT_FOUND);
+    CHECK_ST(mapcache_contains(c, S("beta"), &present), MAPCACHE_OK);
+    CHECK(!present);
+    CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
+    CHECK(n == 3);
+
+    CHECK_ST(mapcache_clear(c), MAPCACHE_OK);
+    CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
+    CHECK(n == 0);
+    CHECK_ST(mapcache_get(c, S("alpha"), buf, sizeof buf, &len), MAPCACHE_NOT_FOUND);
+    CHECK_ST(mapcache_clear(c), MAPCACHE_OK); /* clearing an empty map */
+    mapcache_free(c);
+}
+
+static void test_large_value(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    size_t big = 1u << 20;
+    uint8_t *v = malloc(big), *out = malloc(big);
+    CHECK(v && out);
+    if (v && out) {
+        for (size_t i = 0; i < big; i++) v[i] = (uint8_t)(i * 31u);
+        CHECK_ST(mapcache_put(c, S("big"), v, big, NULL), MAPCACHE_OK);
+        size_t len = 0;
+        CHECK_ST(mapcache_get(c, S("big"), out, big, &len), MAPCACHE_OK);
+        CHECK(len == big && memcmp(v, out, big) == 0);
+    }
+    free(v);
+    free(out);
+    mapcache_free(c);
+}
+
+struct capture {
+    int calls;
+    size_t len;
+    uint8_t bytes[64];
+    mapcache_t *cache;
+    mapcache_status nested;
+    uint8_t *key_to_scribble;
+};
+
+static void capture_value(void *ctx, const uint8_t *value, size_t value_len) {
+    struct capture *cap = ctx;
+    cap->calls++;
+    cap->len = value_len;
+    if (value_len <= sizeof cap->bytes) memcpy(cap->bytes, value, value_len);
+    if (cap->cache) {
+        /* Re-entering the library from the callback is allowed. */
+        size_t n;
+        cap->nested = mapcache_len(cap->cache, &n);
+        cap->nested |= mapcache_put(cap->cache, S("written-in-callback"), S("x"), NULL);
+    }
+    if (cap->key_to_scribble) cap->key_to_scribble[0] = '#'; /* the library reads a copy */
+}
+
+static void test_get_with(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    CHECK_ST(mapcache_put(c, S("k"), S("zero-copy"), NULL), MAPCACHE_OK);
+    struct capture cap;
+    memset(&cap, 0, sizeof cap);
+    CHECK_ST(mapcache_get_with(c, S("k"), capture_value, &cap), MAPCACHE_OK);
+    CHECK(cap.calls == 1 && cap.len == 9 && memcmp(cap.bytes, "zero-copy", 9) == 0);
+
+    memset(&cap, 0, sizeof cap);
+    CHECK_ST(mapcache_get_with(c, S("nope"), capture_value, &cap), MAPCACHE_NOT_FOUND);
+    CHECK(cap.calls == 0);
+
+    CHECK_ERR(mapcache_get_with(c, S("k"), NULL, &cap), MAPCACHE_E_INVALID_ARG,
+              "callback is NULL");
+
+    /* Nested calls from the callback, and a callback that writes the key buffer. */
+    uint8_t key[1] = {'k'};
+    memset(&cap, 0, sizeof cap);
+    cap.cache = c;
+    cap.key_to_scribble = key;
+    CHECK_ST(mapcache_get_with(c, key, 1, capture_value, &cap), MAPCACHE_OK);
+    CHECK(cap.calls == 1 && cap.nested == MAPCACHE_OK);
+    CHECK(memcmp(cap.bytes, "zero-copy", 9) == 0);
+    bool present = false;
+    CHECK_ST(mapcache_contains(c, S("written-in-callback"), &present), MAPCACHE_OK);
+    CHECK(present);
+    mapcache_free(c);
+}
+
+static void test_get_or_insert(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    uint8_t buf[16];
+    size_t len = 0;
+    bool inserted = false;
+
+    memset(buf, 'x', sizeof buf);
+    CHECK_ST(mapcache_get_or_insert(c, S("k"), S("first"), buf, sizeof buf, &len, &inserted),
+             MAPCACHE_OK);
+    CHECK(inserted && len == 5);
+    CHECK(buf[0] == 'x'); /* absent: buf untouched */
+
+    CHECK_ST(mapcache_get_or_insert(c, S("k"), S("second"), buf, sizeof buf, &len, &inserted),
+             MAPCACHE_OK);
+    CHECK(!inserted && len == 5 && memcmp(buf, "first", 5) == 0);
+
+    /* Present but too long for the buffer: the needed length, nothing inserted. */
+    CHECK_ERR(mapcache_get_or_insert(c, S("k"), S("third"), buf, 2, &len, &inserted),
+              MAPCACHE_E_BUFFER_TOO_SMALL, "buf_cap is 2");
+    CHECK(!inserted && len == 5);
+    CHECK_ST(mapcache_get_or_insert(c, S("k"), S("third"), NULL, 0, &len, &inserted),
+             MAPCACHE_E_BUFFER_TOO_SMALL);
+    CHECK(len == 5);
+
+    CHECK_ERR(mapcache_get_or_insert(c, S("k"), S("v"), buf, sizeof buf, &len, NULL),
+              MAPCACHE_E_INVALID_ARG, "out_inserted is NULL");
+    CHECK_ERR(mapcache_get_or_insert(c, S("k"), S("v"), buf, sizeof buf, NULL, &inserted),
+              MAPCACHE_E_INVALID_ARG, "out_len is NULL");
+    CHECK_ERR(mapcache_get_or_insert(c, S("k"), NULL, 3, buf, sizeof buf, &len, &inserted),
+              MAPCACHE_E_INVALID_ARG, "value is NULL but value_len is 3");
+    /* The output buffer may not overlap an input. */
+    memcpy(buf, "value", 5);
+    CHECK_ERR(mapcache_get_or_insert(c, S("k2"), buf, 5, buf + 2, 8, &len, &inserted),
+              MAPCACHE_E_INVALID_ARG, "buf overlaps value");
+    CHECK_ERR(mapcache_get_or_insert(c, buf, 5, S("v"), buf + 4, 8, &len, &inserted),
+              MAPCACHE_E_INVALID_ARG, "buf overlaps key");
+    mapcache_free(c);
+}
+
+static void test_compare_and_swap(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    bool swapped = true;
+    uint8_t buf[16];
+    size_t len;
+
+    CHECK_ST(mapcache_compare_and_swap(c, S("k"), S("a"), S("b"), &swapped), MAPCACHE_NOT_FOUND);
+    CHECK(!swapped);
+    CHECK_ST(mapcache_put(c, S("k"), S("a"), NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_compare_and_swap(c, S("k"), S("zzz"), S("b"), &swapped), MAPCACHE_OK);
+    CHECK(!swapped);
+    CHECK_ST(mapcache_get(c, S("k"), buf, sizeof buf, &len), MAPCACHE_OK);
+    CHECK(len == 1 && buf[0] == 'a');
+    CHECK_ST(mapcache_compare_and_swap(c, S("k"), S("a"), S("b"), &swapped), MAPCACHE_OK);
+    CHECK(swapped);
+    CHECK_ST(mapcache_get(c, S("k"), buf, sizeof buf, &len), MAPCACHE_OK);
+    CHECK(len == 1 && buf[0] == 'b');
+    /* Empty expected value matches only an empty value. */
+    CHECK_ST(mapcache_compare_and_swap(c, S("k"), NULL, 0, S("c"), &swapped), MAPCACHE_OK);
+    CHECK(!swapped);
+
+    CHECK_ERR(mapcache_compare_and_swap(c, S("k"), S("b"), S("c"), NULL), MAPCACHE_E_INVALID_ARG,
+              "out_swapped is NULL");
+    CHECK_ERR(mapcache_compare_and_swap(c, S("k"), NULL, 1, S("c"), &swapped),
+              MAPCACHE_E_INVALID_ARG, "expected is NULL but expected_len is 1");
+    CHECK_ERR(mapcache_compare_and_swap(c, S("k"), S("b"), NULL, 1, &swapped),
+              MAPCACHE_E_INVALID_ARG, "new_value is NULL but new_len is 1");
+    CHECK_ERR(mapcache_compare_and_swap(c, S("k"), S("b"), buf, (size_t)MAPCACHE_MAX_VALUE_LEN + 1,
+                                        &swapped),
+              MAPCACHE_E_VALUE_TOO_LONG, "new_len");
+    CHECK_ERR(mapcache_compare_and_swap(c, S("k"), buf, (size_t)MAPCACHE_MAX_VALUE_LEN + 1, S("c"),
+                                        &swapped),
+              MAPCACHE_E_VALUE_TOO_LONG, "expected_len");
+    mapcache_free(c);
+}
+
+/* ----------------------------------------------------------------- batches */
+
+#define BATCH 200
+
+static void test_batches(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    char keys[BATCH * 16], values[BATCH * 32];
+    size_t key_lens[BATCH], value_lens[BATCH], out_lens[BATCH];
+    mapcache_status st[BATCH];
+    size_t kpos = 0, vpos = 0;
+    for (int i = 0; i < BATCH; i++) {
+        key_lens[i] = (size_t)sprintf(keys + kpos, "key-%d", i);
+        value_lens[i] = (size_t)sprintf(values + vpos, "value-%d-%s", i, i % 2 ? "odd" : "even");
+        kpos += key_lens[i];
+        vpos += value_lens[i];
+    }
+    CHECK_ST(mapcache_put_many(c, BATCH, (const uint8_t *)keys, key_lens, (const uint8_t *)values,
+                               value_lens, st),
+             MAPCACHE_OK);
+    for (int i = 0; i < BATCH; i++) CHECK(st[i] == MAPCACHE_OK);
+    size_t n = 0;
+    CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
+    CHECK(n == BATCH);
+
+    /* Everything fits: values come back packed in key order. */
+    uint8_t out[BATCH * 32];
+    CHECK_ST(mapcache_get_many(c, BATCH, (const uint8_t *)keys, key_lens, out, sizeof out,
+                               out_lens, st),
+             MAPCACHE_OK);
+    size_t pos = 0;
+    for (int i = 0; i < BATCH; i++) {
+        CHECK(st[i] == MAPCACHE_OK);
+        CHECK(out_lens[i] == value_lens[i]);
+        pos += out_lens[i];
+    }
+    CHECK(pos == vpos && memcmp(out, values, vpos) == 0);
+
+    /* A mixed batch: hit, miss, too long, hit that does not fit, small hit. */
+    const char *mk[5] = {"key-1", "missing", NULL, "key-2", "key-3"};
+    size_t mlens[5], mout[5];
+    mapcache_status mst[5];
+    /* Key 2 is "too long": give it a huge length over a real buffer region. */
+    char packed[3 * 16 + MAPCACHE_MAX_KEY_LEN + 1 + 16];
+    memset(packed, 'z', sizeof packed);
+    size_t ppos = 0;
+    for (int i = 0; i < 5; i++) {
+        if (i == 2) {
+            mlens[i] = MAPCACHE_MAX_KEY_LEN + 1;
+        } else {
+            mlens[i] = strlen(mk[i]);
+            memcpy(packed + ppos, mk[i], mlens[i]);
+        }
+        ppos += mlens[i];
+    }
+    /* "value-1-odd" (11) fits in 12; "value-2-even" (12) then does not; "value-3-odd" no. */
+    uint8_t small[12];
+    CHECK_ST(mapcache_get_many(c, 5, (const uint8_t *)packed, mlens, small, sizeof small, mout, mst),
+             MAPCACHE_OK);
+    CHECK(mst[0] == MAPCACHE_OK && mout[0] == 11 && memcmp(small, "value-1-odd", 11) == 0);
+    CHECK(mst[1] == MAPCACHE_NOT_FOUND && mout[1] == 0);
+    CHECK(mst[2] == MAPCACHE_E_KEY_TOO_LONG);
+    CHECK(mst[3] == MAPCACHE_E_BUFFER_TOO_SMALL && mout[3] == 12);
+    CHECK(mst[4] == MAPCACHE_E_BUFFER_TOO_SMALL && mout[4] == 11);
+    /* The first per-key error is described. */
+    CHECK(contains_str(mapcache_last_error(), "mapcache_get_many: key 2"));
+    CHECK(contains_str(mapcache_last_error(), "MAPCACHE_MAX_KEY_LEN"));
+
+    /* Only key 4 fits once key 3 does not: later keys are still served. */
+    uint8_t eleven[11];
+    CHECK_ST(mapcache_get_many(c, 2, (const uint8_t *)"key-2key-3", (size_t[]){5, 5}, eleven,
+                               sizeof eleven, mout, mst),
+             MAPCACHE_OK);
+    CHECK(mst[0] == MAPCACHE_E_BUFFER_TOO_SMALL && mout[0] == 12);
+    CHECK(mst[1] == MAPCACHE_OK && mout[1] == 11 && memcmp(eleven, "value-3-odd", 11) == 0);
+
+    /* delete_many: present, absent. */
+    CHECK_ST(mapcache_delete_many(c, 2, (const uint8_t *)"key-7nope!", (size_t[]){5, 5}, mst),
+             MAPCACHE_OK);
+    CHECK(mst[0] == MAPCACHE_OK && mst[1] == MAPCACHE_NOT_FOUND);
+    CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
+    CHECK(n == BATCH - 1);
+
+    /* n = 0: every pointer may be NULL. */
+    CHECK_ST(mapcache_get_many(c, 0, NULL, NULL, NULL, 0, NULL, NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_put_many(c, 0, NULL, NULL, NULL, NULL, NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_delete_many(c, 0, NULL, NULL, NULL), MAPCACHE_OK);
+
+    /* Whole-call errors. */
+    CHECK_ERR(mapcache_get_many(NULL, 1, (const uint8_t *)"a", (size_t[]){1}, out, 8, out_lens, st),
+              MAPCACHE_E_INVALID_ARG, "cache is NULL");
+    CHECK_ERR(mapcache_get_many(c, 1, (const uint8_t *)"a", NULL, out, 8, out_lens, st),
+              MAPCACHE_E_INVALID_ARG, "key_lens is NULL but n is 1");
+    CHECK_ERR(mapcache_get_many(c, 1, NULL, (size_t[]){1}, out, 8, out_lens, st),
+              MAPCACHE_E_INVALID_ARG, "keys is NULL");
+    CHECK_ERR(mapcache_get_many(c, 1, (const uint8_t *)"a", (size_t[]){1}, out, 8, NULL, st),
+              MAPCACHE_E_INVALID_ARG, "out_value_lens is NULL");
+    CHECK_ERR(mapcache_get_many(c, 1, (const uint8_t *)"a", (size_t[]){1}, out, 8, out_lens, NULL),
+              MAPCACHE_E_INVALID_ARG, "out_statuses is NULL");
+    CHECK_ERR(mapcache_get_many(c, 1, (const uint8_t *)"a", (size_t[]){1}, NULL, 8, out_lens, st),
+              MAPCACHE_E_INVALID_ARG, "values is NULL but values_cap is 8");
+    memcpy(out, "key-1", 5);
+    CHECK_ERR(mapcache_get_many(c, 1, out, (size_t[]){5}, out + 3, 8, out_lens, st),
+              MAPCACHE_E_INVALID_ARG, "values overlaps keys");
+    CHECK_ERR(mapcache_put_many(c, 1, (const uint8_t *)"a", (size_t[]){1}, NULL, (size_t[]){1}, st),
+              MAPCACHE_E_INVALID_ARG, "values is NULL");
+    CHECK_ERR(mapcache_put_many(c, 1, (const uint8_t *)"a", (size_t[]){1}, (const uint8_t *)"b",
+                                NULL, st),
+              MAPCACHE_E_INVALID_ARG, "value_lens is NULL but n is 1");
+    CHECK_ERR(mapcache_put_many(c, 2, (const uint8_t *)"ab", (size_t[]){SIZE_MAX, 2},
+                                (const uint8_t *)"b", (size_t[]){1, 1}, st),
+              MAPCACHE_E_INVALID_ARG, "overflows");
+    CHECK_ERR(mapcache_delete_many(c, 1, (const uint8_t *)"a", (size_t[]){1}, NULL),
+              MAPCACHE_E_INVALID_ARG, "out_statuses is NULL");
+    mapcache_free(c);
+}
+
+/* put_many with a per-key error: a too-long value among good ones. */
+static void test_put_many_per_key_errors(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    /* Keys: "a", <too long>, "c"; values: "1", "2", "3". The too-long key's bytes
+       must be readable, so it sits in a real buffer. */
+    size_t long_len = MAPCACHE_MAX_KEY_LEN + 1;
+    uint8_t *keys = calloc(1, 2 + long_len);
+    CHECK(keys != NULL);
+    if (!keys) return;
+    keys[0] = 'a';
+    keys[1 + long_len] = 'c';
+    size_t key_lens[3] = {1, long_len, 1};
+    size_t value_lens[3] = {1, 1, 1};
+    mapcache_status st[3];
+    CHECK_ST(mapcache_put_many(c, 3, keys, key_lens, (const uint8_t *)"123", value_lens, st),
+             MAPCACHE_OK);
+    CHECK(st[0] == MAPCACHE_OK && st[1] == MAPCACHE_E_KEY_TOO_LONG && st[2] == MAPCACHE_OK);
+    CHECK(contains_str(mapcache_last_error(), "mapcache_put_many: key 1"));
+    size_t n;
+    CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
+    CHECK(n == 2);
+    /* A value over the limit, per key (its bytes are never read). */
+    uint8_t small_values[4] = "xyz";
+    size_t huge_lens[2] = {1, (size_t)MAPCACHE_MAX_VALUE_LEN + 1};
+    /* The packed values must be readable for the sum of the lengths, which the
+       library checks only for overflow; it never reads a value over the limit, and
+       value 0 (1 byte) is inside small_values. */
+    CHECK_ST(mapcache_put_many(c, 2, (const uint8_t *)"de", (size_t[]){1, 1}, small_values,
+                               huge_lens, st),
+             MAPCACHE_OK);
+    CHECK(st[0] == MAPCACHE_OK && st[1] == MAPCACHE_E_VALUE_TOO_LONG);
+    CHECK(contains_str(mapcache_last_error(), "key 1"));
+    CHECK(contains_str(mapcache_last_error(), "MAPCACHE_MAX_VALUE_LEN"));
+    free(keys);
+    mapcache_free(c);
+}
+
+/* --------------------------------------------------------------- iteration */
+
+#define ITER_N 1000
+
+static void test_iter(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    mapcache_iter_t *it = NULL;
+    const uint8_t *k, *v;
+    size_t kl, vl;
+
+    /* Empty map: the end right away, and it stays the end. */
+    CHECK_ST(mapcache_iter_new(c, &it), MAPCACHE_OK);
+    CHECK_ST(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_NOT_FOUND);
+    CHECK(k == NULL && kl == 0 && v == NULL && vl == 0);
+    CHECK_ST(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_NOT_FOUND);
+    mapcache_iter_free(it);
+
+    char key[32], val[32];
+    for (int i = 0; i < ITER_N; i++) {
+        int kn = sprintf(key, "it-%d", i), vn = sprintf(val, "v%d", i * 7);
+        CHECK_ST(mapcache_put(c, (const uint8_t *)key, (size_t)kn, (const uint8_t *)val,
+                              (size_t)vn, NULL),
+                 MAPCACHE_OK);
+    }
+    static unsigned char seen[ITER_N];
+    memset(seen, 0, sizeof seen);
+    CHECK_ST(mapcache_iter_new(c, &it), MAPCACHE_OK);
+    int count = 0, bad = 0;
+    mapcache_status s;
+    while ((s = mapcache_iter_next(it, &k, &kl, &v, &vl)) == MAPCACHE_OK) {
+        count++;
+        int i = -1;
+        if (kl > 3 && kl < sizeof key && memcmp(k, "it-", 3) == 0) {
+            memcpy(key, k, kl);
+            key[kl] = 0;
+            i = atoi(key + 3);
+        }
+        if (i < 0 || i >= ITER_N || seen[i]) {
+            bad++;
+            continue;
+        }
+        seen[i] = 1;
+        int vn = sprintf(val, "v%d", i * 7);
+        if (vl != (size_t)vn || memcmp(v, val, vl) != 0) bad++;
+    }
+    CHECK(s == MAPCACHE_NOT_FOUND);
+    CHECK(count == ITER_N);
+    CHECK(bad == 0);
+    CHECK_ST(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_NOT_FOUND);
+
+    CHECK_ERR(mapcache_iter_next(it, NULL, &kl, &v, &vl), MAPCACHE_E_INVALID_ARG, "key is NULL");
+    CHECK_ERR(mapcache_iter_next(it, &k, NULL, &v, &vl), MAPCACHE_E_INVALID_ARG, "key_len is NULL");
+    CHECK_ERR(mapcache_iter_next(it, &k, &kl, NULL, &vl), MAPCACHE_E_INVALID_ARG, "value is NULL");
+    CHECK_ERR(mapcache_iter_next(it, &k, &kl, &v, NULL), MAPCACHE_E_INVALID_ARG,
+              "value_len is NULL");
+    CHECK_ERR(mapcache_iter_next(NULL, &k, &kl, &v, &vl), MAPCACHE_E_INVALID_ARG, "it is NULL");
+    CHECK_ERR(mapcache_iter_new(c, NULL), MAPCACHE_E_INVALID_ARG, "out is NULL");
+    CHECK_ERR(mapcache_iter_new(NULL, &it), MAPCACHE_E_INVALID_ARG, "cache is NULL");
+    mapcache_iter_free(it);
+    mapcache_iter_free(NULL); /* a no-op */
+
+    /* Entries handed out stay valid until the next call even if the map changes. */
+    CHECK_ST(mapcache_iter_new(c, &it), MAPCACHE_OK);
+    CHECK_ST(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_OK);
+    char saved_key[32];
+    memcpy(saved_key, k, kl < sizeof saved_key ? kl : sizeof saved_key);
+    size_t saved_kl = kl;
+    CHECK_ST(mapcache_clear(c), MAPCACHE_OK);
+    CHECK(kl == saved_kl && memcmp(k, saved_key, kl) == 0);
+    mapcache_iter_free(it);
+    mapcache_free(c);
+}
+
+/* ------------------------------------------------ bad input from C (item 3) */
+
+static void test_null_handle(void) {
+    uint8_t buf[4];
+    size_t len;
+    bool b;
+    mapcache_status st[1];
+    mapcache_iter_t *it;
+    CHECK_ERR(mapcache_get(NULL, S("k"), buf, 4, &len), MAPCACHE_E_INVALID_ARG,
+              "mapcache_get: cache is NULL");
+    CHECK_ERR(mapcache_get_with(NULL, S("k"), capture_value, NULL), MAPCACHE_E_INVALID_ARG,
+              "mapcache_get_with: cache is NULL");
+    CHECK_ERR(mapcache_put(NULL, S("k"), S("v"), NULL), MAPCACHE_E_INVALID_ARG,
+              "mapcache_put: cache is NULL");
+    CHECK_ERR(mapcache_delete(NULL, S("k")), MAPCACHE_E_INVALID_ARG, "mapcache_delete: cache is NULL");
+    CHECK_ERR(mapcache_contains(NULL, S("k"), &b), MAPCACHE_E_INVALID_ARG,
+              "mapcache_contains: cache is NULL");
+    CHECK_ERR(mapcache_len(NULL, &len), MAPCACHE_E_INVALID_ARG, "mapcache_len: cache is NULL");
+    CHECK_ERR(mapcache_clear(NULL), MAPCACHE_E_INVALID_ARG, "mapcache_clear: cache is NULL");
+    CHECK_ERR(mapcache_get_or_insert(NULL, S("k"), S("v"), buf, 4, &len, &b), MAPCACHE_E_INVALID_ARG,
+              "mapcache_get_or_insert: cache is NULL");
+    CHECK_ERR(mapcache_compare_and_swap(NULL, S("k"), S("a"), S("b"), &b), MAPCACHE_E_INVALID_ARG,
+              "mapcache_compare_and_swap: cache is NULL");
+    CHECK_ERR(mapcache_put_many(NULL, 0, NULL, NULL, NULL, NULL, st), MAPCACHE_E_INVALID_ARG,
+              "mapcache_put_many: cache is NULL");
+    CHECK_ERR(mapcache_delete_many(NULL, 0, NULL, NULL, st), MAPCACHE_E_INVALID_ARG,
+              "mapcache_delete_many: cache is NULL");
+    CHECK_ERR(mapcache_iter_new(NULL, &it), MAPCACHE_E_INVALID_ARG,
+              "mapcache_iter_new: cache is NULL");
+    CHECK_ERR(mapcache_debug_hold_write(NULL, S("k"), NULL, NULL), MAPCACHE_E_INVALID_ARG,
+              "cache is NULL");
+    mapcache_free(NULL); /* a no-op */
+}
+
+static void test_null_data_and_outputs(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    uint8_t buf[8];
+    size_t len;
+    bool b;
+    CHECK_ERR(mapcache_get(c, NULL, 3, buf, 8, &len), MAPCACHE_E_INVALID_ARG,
+              "mapcache_get: key is NULL but key_len is 3");
+    CHECK_ERR(mapcache_get(c, S("k"), NULL, 8, &len), MAPCACHE_E_INVALID_ARG,
+              "buf is NULL but buf_cap is 8");
+    CHECK_ERR(mapcache_get(c, S("k"), buf, 8, NULL), MAPCACHE_E_INVALID_ARG, "out_len is NULL");
+    memcpy(buf, "kkkk", 4);
+    CHECK_ERR(mapcache_get(c, buf, 4, buf + 2, 4, &len), MAPCACHE_E_INVALID_ARG, "buf overlaps key");
+    CHECK_ERR(mapcache_get_with(c, NULL, 1, capture_value, NULL), MAPCACHE_E_INVALID_ARG,
+              "key is NULL but key_len is 1");
+    CHECK_ERR(mapcache_put(c, NULL, 2, S("v"), NULL), MAPCACHE_E_INVALID_ARG,
+              "mapcache_put: key is NULL but key_len is 2");
+    CHECK_ERR(mapcache_put(c, S("k"), NULL, 5, NULL), MAPCACHE_E_INVALID_ARG,
+              "mapcache_put: value is NULL but value_len is 5");
+    CHECK_ERR(mapcache_delete(c, NULL, 1), MAPCACHE_E_INVALID_ARG, "key is NULL");
+    CHECK_ERR(mapcache_contains(c, NULL, 1, &b), MAPCACHE_E_INVALID_ARG, "key is NULL");
+    CHECK_ERR(mapcache_contains(c, S("k"), NULL), MAPCACHE_E_INVALID_ARG, "out is NULL");
+    CHECK_ERR(mapcache_len(c, NULL), MAPCACHE_E_INVALID_ARG, "mapcache_len: out is NULL");
+    CHECK_ERR(mapcache_get_or_insert(c, NULL, 1, S("v"), buf, 8, &len, &b), MAPCACHE_E_INVALID_ARG,
+              "key is NULL");
+    CHECK_ERR(mapcache_compare_and_swap(c, NULL, 1, S("a"), S("b"), &b), MAPCACHE_E_INVALID_ARG,
+              "key is NULL");
+    /* A key pointer whose length runs off the end of the address space. */
+    CHECK_ERR(mapcache_get(c, (const uint8_t *)(uintptr_t)(UINTPTR_MAX - 2), 16, buf, 8, &len),
+              MAPCACHE_E_INVALID_ARG, "past the end of the address space");
+    /* Nothing was inserted by any of these. */
+    size_t n = 1;
+    CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
+    CHECK(n == 0);
+    mapcache_free(c);
+}
+
+static void test_oversized(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    /* The library rejects an over-long length before reading the bytes. */
+    uint8_t *key = calloc(1, MAPCACHE_MAX_KEY_LEN + 1);
+    uint8_t buf[8];
+    size_t len;
+    bool b;
+    CHECK(key != NULL);
+    if (!key) return;
+    CHECK_ERR(mapcache_put(c, key, MAPCACHE_MAX_KEY_LEN + 1, S("v"), NULL), MAPCACHE_E_KEY_TOO_LONG,
+              "key_len = 65536 is longer than MAPCACHE_MAX_KEY_LEN (65535)");
+    CHECK_ERR(mapcache_get(c, key, MAPCACHE_MAX_KEY_LEN + 1, buf, 8, &len), MAPCACHE_E_KEY_TOO_LONG,
+              "mapcache_get: key_len = 65536");
+    CHECK_ERR(mapcache_get_with(c, key, MAPCACHE_MAX_KEY_LEN + 1, capture_value, NULL),
+              MAPCACHE_E_KEY_TOO_LONG, "key_len");
+    CHECK_ERR(mapcache_delete(c, key, MAPCACHE_MAX_KEY_LEN + 1), MAPCACHE_E_KEY_TOO_LONG, "key_len");
+    CHECK_ERR(mapcache_contains(c, key, MAPCACHE_MAX_KEY_LEN + 1, &b), MAPCACHE_E_KEY_TOO_LONG,
+              "key_len");
+    CHECK_ERR(mapcache_get_or_insert(c, key, MAPCACHE_MAX_KEY_LEN + 1, S("v"), buf, 8, &len, &b),
+              MAPCACHE_E_KEY_TOO_LONG, "key_len");
+    CHECK_ERR(mapcache_compare_and_swap(c, key, MAPCACHE_MAX_KEY_LEN + 1, S("a"), S("b"), &b),
+              MAPCACHE_E_KEY_TOO_LONG, "key_len");
+    /* A huge key length with a NULL pointer is a NULL-pointer error. */
+    CHECK_ERR(mapcache_get(c, NULL, SIZE_MAX, buf, 8, &len), MAPCACHE_E_INVALID_ARG, "key is NULL");
+    /* Values over the limit (1 GiB + 1): rejected before being read. */
+    CHECK_ERR(mapcache_put(c, S("k"), buf, (size_t)MAPCACHE_MAX_VALUE_LEN + 1, NULL),
+              MAPCACHE_E_VALUE_TOO_LONG, "value_len = 1073741825");
+    CHECK_ERR(mapcache_put(c, S("k"), buf, SIZE_MAX, NULL), MAPCACHE_E_VALUE_TOO_LONG, "value_len");
+    CHECK_ERR(mapcache_get_or_insert(c, S("k"), buf, (size_t)MAPCACHE_MAX_VALUE_LEN + 1, buf + 4, 0,
+                                     &len, &b),
+              MAPCACHE_E_VALUE_TOO_LONG, "value_len");
+    size_t n = 1;
+    CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
+    CHECK(n == 0);
+    free(key);
+    mapcache_free(c);
+}
+
+static void test_freed_and_foreign_handles(void) {
+    uint8_t buf[8];
+    size_t len;
+    bool b;
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    CHECK_ST(mapcache_put(c, S("k"), S("v"), NULL), MAPCACHE_OK);
+    mapcache_free(c);
+    /* Every call on the freed handle: INVALID_HANDLE with a message. */
+    CHECK_ERR(mapcache_get(c, S("k"), buf, 8, &len), MAPCACHE_E_INVALID_HANDLE,
+              "cache was freed by mapcache_free");
+    CHECK_ERR(mapcache_put(c, S("k"), S("v"), NULL), MAPCACHE_E_INVALID_HANDLE, "freed");
+    CHECK_ERR(mapcache_get_with(c, S("k"), capture_value, NULL), MAPCACHE_E_INVALID_HANDLE, "freed");
+    CHECK_ERR(mapcache_delete(c, S("k")), MAPCACHE_E_INVALID_HANDLE, "freed");
+    CHECK_ERR(mapcache_contains(c, S("k"), &b), MAPCACHE_E_INVALID_HANDLE, "freed");
+    CHECK_ERR(mapcache_len(c, &len), MAPCACHE_E_INVALID_HANDLE, "freed");
+    CHECK_ERR(mapcache_clear(c), MAPCACHE_E_INVALID_HANDLE, "freed");
+    CHECK_ERR(mapcache_get_or_insert(c, S("k"), S("v"), buf, 8, &len, &b), MAPCACHE_E_INVALID_HANDLE,
+              "freed");
+    CHECK_ERR(mapcache_compare_and_swap(c, S("k"), S("a"), S("b"), &b), MAPCACHE_E_INVALID_HANDLE,
+              "freed");
+    mapcache_status st[1];
+    CHECK_ERR(mapcache_put_many(c, 1, (const uint8_t *)"k", (size_t[]){1}, (const uint8_t *)"v",
+                                (size_t[]){1}, st),
+              MAPCACHE_E_INVALID_HANDLE, "freed");
+    CHECK_ERR(mapcache_get_many(c, 1, (const uint8_t *)"k", (size_t[]){1}, buf, 8, &len, st),
+              MAPCACHE_E_INVALID_HANDLE, "freed");
+    CHECK_ERR(mapcache_delete_many(c, 1, (const uint8_t *)"k", (size_t[]){1}, st),
+              MAPCACHE_E_INVALID_HANDLE, "freed");
+    mapcache_iter_t *it = (mapcache_iter_t *)buf;
+    CHECK_ERR(mapcache_iter_new(c, &it), MAPCACHE_E_INVALID_HANDLE, "freed");
+    CHECK(it == NULL);
+    /* A double free is detected and ignored. */
+    mapcache_free(c);
+    CHECK(contains_str(mapcache_last_error(), "mapcache_free: cache was already freed"));
+
+    /* Still detected after other handles come and go (the slot is quarantined). */
+    mapcache_t *others[10];
+    for (int i = 0; i < 10; i++) others[i] = new_cache(MAPCACHE_MODE_CONCURRENT);
+    CHECK_ERR(mapcache_len(c, &len), MAPCACHE_E_INVALID_HANDLE, "freed");
+    for (int i = 0; i < 10; i++) mapcache_free(others[i]);
+    CHECK_ERR(mapcache_len(c, &len), MAPCACHE_E_INVALID_HANDLE, "freed");
+
+    /* A foreign pointer is rejected without being dereferenced. */
+    long not_a_cache[8] = {0};
+    mapcache_t *foreign = (mapcache_t *)not_a_cache;
+    CHECK_ERR(mapcache_len(foreign, &len), MAPCACHE_E_INVALID_HANDLE,
+              "not a mapcache_t * returned by mapcache_new");
+    CHECK_ERR(mapcache_put(foreign, S("k"), S("v"), NULL), MAPCACHE_E_INVALID_HANDLE, "foreign");
+    CHECK_ERR(mapcache_get(foreign, S("k"), buf, 8, &len), MAPCACHE_E_INVALID_HANDLE, "foreign");
+    mapcache_free(foreign);
+    CHECK(contains_str(mapcache_last_error(), "mapcache_free: cache is not a mapcache_t *"));
+    /* Pointers that could never be valid: misaligned into a real handle, and wild. */
+    mapcache_t *live = new_cache(MAPCACHE_MODE_CONCURRENT);
+    mapcache_t *inside = (mapcache_t *)((char *)live + 1);
+    CHECK_ERR(mapcache_len(inside, &len), MAPCACHE_E_INVALID_HANDLE, "foreign");
+    CHECK_ERR(mapcache_len((mapcache_t *)(uintptr_t)0x10, &len), MAPCACHE_E_INVALID_HANDLE,
+              "foreign");
+    CHECK_ST(mapcache_len(live, &len), MAPCACHE_OK);
+    mapcache_free(live);
+    CHECK(not_a_cache[0] == 0); /* untouched */
+}
+
+static void test_iterator_misuse(void) {
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    CHECK_ST(mapcache_put(c, S("k1"), S("v1"), NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_put(c, S("k2"), S("v2"), NULL), MAPCACHE_OK);
+    mapcache_iter_t *it = NULL, *fresh = NULL;
+    CHECK_ST(mapcache_iter_new(c, &it), MAPCACHE_OK);
+    CHECK_ST(mapcache_iter_new(c, &fresh), MAPCACHE_OK);
+    CHECK_ST(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_OK);
+
+    /* The cache is freed under both iterators (one mid-way, one not started). */
+    mapcache_free(c);
+    CHECK_ERR(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_E_INVALID_HANDLE,
+              "the cache of this iterator was freed");
+    CHECK_ERR(mapcache_iter_next(fresh, &k, &kl, &v, &vl), MAPCACHE_E_INVALID_HANDLE,
+              "the cache of this iterator was freed");
+    /* Even when a new cache reuses memory: the iterator knows its own map. */
+    mapcache_t *c2 = new_cache(MAPCACHE_MODE_CONCURRENT);
+    CHECK_ERR(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_E_INVALID_HANDLE, "freed");
+    mapcache_free(c2);
+    mapcache_iter_free(it);
+    mapcache_iter_free(fresh);
+
+    /* Use after mapcache_iter_free, double free, foreign iterator. */
+    CHECK_ERR(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_E_INVALID_HANDLE,
+              "it was freed by mapcache_iter_free");
+    mapcache_iter_free(it);
+    CHECK(contains_str(mapcache_last_error(), "mapcache_iter_free: it was already freed"));
+    long not_an_iter[8] = {0};
+    CHECK_ERR(mapcache_iter_next((mapcache_iter_t *)not_an_iter, &k, &kl, &v, &vl),
+              MAPCACHE_E_INVALID_HANDLE, "not a mapcache_iter_t *");
+    mapcache_iter_free((mapcache_iter_t *)not_an_iter);
+    CHECK(contains_str(mapcache_last_error(), "mapcache_iter_free: it is not a mapcache_iter_t *"));
+    /* A cache handle is not an iterator, and the other way round. */
+    mapcache_t *c3 = new_cache(MAPCACHE_MODE_CONCURRENT);
+    CHECK_ERR(mapcache_iter_next((mapcache_iter_t *)c3, &k, &kl, &v, &vl), MAPCACHE_E_INVALID_HANDLE,
+              "not a mapcache_iter_t *");
+    mapcache_iter_t *it3 = NULL;
+    CHECK_ST(mapcache_iter_new(c3, &it3), MAPCACHE_OK);
+    size_t n;
+    CHECK_ERR(mapcache_len((mapcache_t *)it3, &n), MAPCACHE_E_INVALID_HANDLE, "foreign");
+    mapcache_iter_free(it3);
+    mapcache_free(c3);
+}
+
+static void test_labels(void) {
+    CHECK_ST(mapcache_set_thread_label("main-thread"), MAPCACHE_OK);
+    CHECK_ST(mapcache_set_thread_label(""), MAPCACHE_OK);
+    CHECK_ST(mapcache_set_thread_label(NULL), MAPCACHE_OK);
+    CHECK_ERR(mapcache_set_thread_label("bad \xff utf8"), MAPCACHE_E_INVALID_ARG,
+              "label is not valid UTF-8");
+    char *long_label = malloc(MAPCACHE_MAX_LABEL_LEN + 2);
+    CHECK(long_label != NULL);
+    if (long_label) {
+        memset(long_label, 'a', MAPCACHE_MAX_LABEL_LEN + 1);
+        long_label[MAPCACHE_MAX_LABEL_LEN + 1] = 0;
+        CHECK_ERR(mapcache_set_thread_label(long_label), MAPCACHE_E_INVALID_ARG,
+                  "label is longer than MAPCACHE_MAX_LABEL_LEN");
+        long_label[MAPCACHE_MAX_LABEL_LEN] = 0; /* exactly the maximum */
+        CHECK_ST(mapcache_set_thread_label(long_label), MAPCACHE_OK);
+        free(long_label);
+    }
+    CHECK_ST(mapcache_set_thread_label(NULL), MAPCACHE_OK);
+}
+
+static void test_internal_error(void) {
+    CHECK_ERR(mapcache_debug_panic("deliberate test panic"), MAPCACHE_E_INTERNAL,
+              "mapcache_debug_panic: internal error");
+    CHECK(contains_str(mapcache_last_error(), "deliberate test panic"));
+    /* The library is still fine afterwards. */
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    CHECK_ST(mapcache_put(c, S("k"), S("v"), NULL), MAPCACHE_OK);
+    mapcache_free(c);
+}
+
+static void test_no_memory(void) {
+    /* A table for 2^62 entries cannot be allocated. */
+    mapcache_config cfg;
+    mapcache_config_init(&cfg);
+    cfg.initial_capacity = (uint64_t)1 << 62;
+    mapcache_t *c = (mapcache_t *)&cfg;
+    mapcache_status s = mapcache_new(&cfg, &c);
+    CHECK(s == MAPCACHE_E_NO_MEMORY || s == MAPCACHE_E_INVALID_CONFIG);
+    CHECK(c == NULL);
+    CHECK(strlen(mapcache_last_error()) > 0);
+    if (s != MAPCACHE_E_NO_MEMORY && s != MAPCACHE_E_INVALID_CONFIG) {
+        fprintf(stderr, "  status %d: %s\n", s, mapcache_last_error());
+        mapcache_free(c);
+    }
+}
+
+/* -------------------------------------------------- exclusive-mode misuse */
+
+struct collide {
+    mapcache_t *cache;
+    const char *label;
+    mapcache_status write_status, read_status;
+    char write_message[512], read_message[512];
+};
+
+static void *collider_thread(void *arg) {
+    struct collide *co = arg;
+    mapcache_set_thread_label(co->label);
+    co->write_status = mapcache_put(co->cache, S("other-key"), S("v"), NULL);
+    snprintf(co->write_message, sizeof co->write_message, "%s", mapcache_last_error());
+    size_t len;
+    uint8_t buf[8];
+    co->read_status = mapcache_get(co->cache, S("held-key"), buf, sizeof buf, &len);
+    snprintf(co->read_message, sizeof co->read_message, "%s", mapcache_last_error());
+    mapcache_set_thread_label(NULL);
+    return NULL;
+}
+
+/* Runs while the holder thread holds the write flag: a second thread collides. */
+static void run_collider(void *ctx) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, collider_thread, ctx) == 0) pthread_join(t, NULL);
+}
+
+static void test_exclusive_misuse_deterministic(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_EXCLUSIVE);
+    struct collide co;
+    memset(&co, 0, sizeof co);
+    co.cache = c;
+    co.label = "collider-B";
+    CHECK_ST(mapcache_set_thread_label("holder-A"), MAPCACHE_OK);
+    CHECK_ST(mapcache_debug_hold_write(c, S("held-key"), run_collider, &co), MAPCACHE_OK);
+    CHECK(co.write_status == MAPCACHE_E_CONCURRENT_WRITE);
+    CHECK(contains_str(co.write_message, "concurrent map writes"));
+    CHECK(contains_str(co.write_message, "'collider-B'"));
+    CHECK(contains_str(co.write_message, "'holder-A'"));
+    /* A read during the write is reported when detected. */
+    CHECK(co.read_status == MAPCACHE_NOT_FOUND || co.read_status == MAPCACHE_E_CONCURRENT_READ_WRITE);
+    if (co.read_status == MAPCACHE_E_CONCURRENT_READ_WRITE) {
+        CHECK(contains_str(co.read_message, "concurrent map read and map write"));
+        CHECK(contains_str(co.read_message, "'collider-B'") &&
+              contains_str(co.read_message, "'holder-A'"));
+    }
+    /* The colliding write changed nothing; the map works once the flag is free. */
+    bool present = true;
+    CHECK_ST(mapcache_contains(c, S("other-key"), &present), MAPCACHE_OK);
+    CHECK(!present);
+    CHECK_ST(mapcache_put(c, S("other-key"), S("v"), NULL), MAPCACHE_OK);
+
+    /* The hook is refused in concurrent mode. */
+    mapcache_t *cc = new_cache(MAPCACHE_MODE_CONCURRENT);
+    CHECK_ERR(mapcache_debug_hold_write(cc, S("k"), run_collider, &co), MAPCACHE_E_INVALID_ARG,
+              "not in MAPCACHE_MODE_EXCLUSIVE");
+    CHECK_ERR(mapcache_debug_hold_write(c, S("k"), NULL, NULL), MAPCACHE_E_INVALID_ARG,
+              "callback is NULL");
+    mapcache_free(cc);
+    mapcache_set_thread_label(NULL);
+    mapcache_free(c);
+}
+
+/* Two threads write an exclusive-mode cache at once, as a buggy host would,
+   until one of them sees the collision. */
+struct hammer_ex {
+    mapcache_t *cache;
+    const char *label;
+    volatile int *stop;
+    pthread_barrier_t *barrier;
+    int collisions;
+    char message[512];
+};
+
+static void *exclusive_writer(void *arg) {
+    struct hammer_ex *h = arg;
+    mapcache_set_thread_label(h->label);
+    pthread_barrier_wait(h->barrier);
+    char key[32];
+    double deadline = now_s() + 20.0;
+    for (int i = 0; !__atomic_load_n(h->stop, __ATOMIC_RELAXED) && i < 2000000; i++) {
+        int n = sprintf(key, "%s-%d", h->label, i % 512);
+        mapcache_status s = mapcache_put(h->cache, (const uint8_t *)key, (size_t)n, S("value"), NULL);
+        if (s == MAPCACHE_E_CONCURRENT_WRITE) {
+            h->collisions++;
+            snprintf(h->message, sizeof h->message, "%s", mapcache_last_error());
+            __atomic_store_n(h->stop, 1, __ATOMIC_RELAXED);
+        } else if (s != MAPCACHE_OK) {
+            snprintf(h->message, sizeof h->message, "unexpected %d: %s", s, mapcache_last_error());
+            __atomic_store_n(h->stop, 1, __ATOMIC_RELAXED);
+        }
+        if ((i & 1023) == 0 && now_s() > deadline) break;
+    }
+    mapcache_set_thread_label(NULL);
+    return NULL;
+}
+
+static void test_exclusive_misuse_hammer(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_EXCLUSIVE);
+    volatile int stop = 0;
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, 2);
+    struct hammer_ex a = {c, "writer-one", &stop, &barrier, 0, ""};
+    struct hammer_ex b = {c, "writer-two", &stop, &barrier, 0, ""};
+    pthread_t ta, tb;
+    CHECK(pthread_create(&ta, NULL, exclusive_writer, &a) == 0);
+    CHECK(pthread_create(&tb, NULL, exclusive_writer, &b) == 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_barrier_destroy(&barrier);
+    CHECK(a.collisions + b.collisions > 0);
+    const char *msg = a.collisions ? a.message : b.message;
+    if (!a.collisions && !b.collisions) fprintf(stderr, "  no collision: %s | %s\n", a.message, b.message);
+    CHECK(contains_str(msg, "concurrent map writes"));
+    CHECK(contains_str(msg, "'writer-one'") && contains_str(msg, "'writer-two'"));
+    mapcache_free(c);
+}
+
+/* MAPCACHE_MISUSE_ABORT: the process aborts, as Go's runtime does. In a child. */
+static void abort_child_hold(void *ctx) {
+    run_collider(ctx);
+}
+
+static void test_misuse_abort_policy(void) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        mapcache_config cfg;
+        mapcache_config_init(&cfg);
+        cfg.mode = MAPCACHE_MODE_EXCLUSIVE;
+        cfg.misuse_policy = MAPCACHE_MISUSE_ABORT;
+        mapcache_t *c = NULL;
+        if (mapcache_new(&cfg, &c) != MAPCACHE_OK) _exit(3);
+        struct collide co;
+        memset(&co, 0, sizeof co);
+        co.cache = c;
+        co.label = "abort-collider";
+        mapcache_set_thread_label("abort-holder");
+        mapcache_debug_hold_write(c, S("held-key"), abort_child_hold, &co);
+        _exit(4); /* not reached: the collision aborts the process */
+    }
+    int wstatus = 0;
+    CHECK(waitpid(pid, &wstatus, 0) == pid);
+    CHECK(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGABRT);
+}
+
+/* ------------------------------------------------- concurrent-mode hammer */
+
+#define THREADS 4
+#define OPS 4000
+#define SHARED_KEYS 64
+
+struct worker {
+    mapcache_t *cache;
+    int id;
+    int errors;
+};
+
+static void *concurrent_worker(void *arg) {
+    struct worker *w = arg;
+    char key[64], val[64];
+    uint8_t buf[64];
+    size_t len;
+    bool b;
+    char label[32];
+    snprintf(label, sizeof label, "worker-%d", w->id);
+    mapcache_set_thread_label(label);
+    unsigned seed = (unsigned)w->id * 2654435761u;
+    for (int i = 0; i < OPS; i++) {
+        seed = seed * 1103515245u + 12345u;
+        int op = (int)((seed >> 16) % 8);
+        /* Own keys: deterministic final state. */
+        int kn = sprintf(key, "own-%d-%d", w->id, i % 200);
+        int vn = sprintf(val, "v-%d-%d", w->id, i);
+        if (mapcache_put(w->cache, (const uint8_t *)key, (size_t)kn, (const uint8_t *)val, (size_t)vn,
+                         NULL) != MAPCACHE_OK)
+            w->errors++;
+        if (mapcache_get(w->cache, (const uint8_t *)key, (size_t)kn, buf, sizeof buf, &len) !=
+                MAPCACHE_OK ||
+            len != (size_t)vn || memcmp(buf, val, len) != 0)
+            w->errors++;
+        /* Shared keys: every operation races with the other threads. */
+        int sn = sprintf(key, "shared-%d", (int)((seed >> 8) % SHARED_KEYS));
+        mapcache_status s = MAPCACHE_OK;
+        switch (op) {
+        case 0:
+            s = mapcache_put(w->cache, (const uint8_t *)key, (size_t)sn, (const uint8_t *)val,
+                             (size_t)vn, &b);
+            break;
+        case 1:
+            s = mapcache_delete(w->cache, (const uint8_t *)key, (size_t)sn);
+            if (s == MAPCACHE_NOT_FOUND) s = MAPCACHE_OK;
+            break;
+        case 2:
+            s = mapcache_get(w->cache, (const uint8_t *)key, (size_t)sn, buf, sizeof buf, &len);
+            if (s == MAPCACHE_NOT_FOUND) s = MAPCACHE_OK;
+            break;
+        case 3:
+            s = mapcache_get_or_insert(w->cache, (const uint8_t *)key, (size_t)sn,
+                                       (const uint8_t *)val, (size_t)vn, buf, sizeof buf, &len, &b);
+            break;
+        case 4:
+            s = mapcache_compare_and_swap(w->cache, (const uint8_t *)key, (size_t)sn, buf, 3,
+                                          (const uint8_t *)val, (size_t)vn, &b);
+            if (s == MAPCACHE_NOT_FOUND) s = MAPCACHE_OK;
+            break;
+        case 5:
+            s = mapcache_contains(w->cache, (const uint8_t *)key, (size_t)sn, &b);
+            break;
+        case 6: {
+            struct capture cap;
+            memset(&cap, 0, sizeof cap);
+            s = mapcache_get_with(w->cache, (const uint8_t *)key, (size_t)sn, capture_value, &cap);
+            if (s == MAPCACHE_NOT_FOUND) s = MAPCACHE_OK;
+            break;
+        }
+        default:
+            s = mapcache_len(w->cache, &len);
+            break;
+        }
+        if (s != MAPCACHE_OK) {
+            fprintf(stderr, "  worker %d op %d: %s (%s)\n", w->id, op, mapcache_status_str(s),
+                    mapcache_last_error());
+            w->errors++;
+        }
+    }
+    mapcache_set_thread_label(NULL);
+    return NULL;
+}
+
+struct iter_reader {
+    mapcache_t *cache;
+    volatile int *stop;
+    int passes, errors;
+};
+
+static void *iterating_reader(void *arg) {
+    struct iter_reader *r = arg;
+    while (!__atomic_load_n(r->stop, __ATOMIC_RELAXED)) {
+        mapcache_iter_t *it = NULL;
+        if (mapcache_iter_new(r->cache, &it) != MAPCACHE_OK) {
+            r->errors++;
+            break;
+        }
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        mapcache_status s;
+        while ((s = mapcache_iter_next(it, &k, &kl, &v, &vl)) == MAPCACHE_OK) {
+            if (kl == 0 || (k[0] != 'o' && k[0] != 's')) r->errors++;
+        }
+        if (s != MAPCACHE_NOT_FOUND) r->errors++;
+        mapcache_iter_free(it);
+        r->passes++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_hammer(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    pthread_t t[THREADS], rt;
+    struct worker w[THREADS];
+    volatile int stop = 0;
+    struct iter_reader r = {c, &stop, 0, 0};
+    CHECK(pthread_create(&rt, NULL, iterating_reader, &r) == 0);
+    for (int i = 0; i < THREADS; i++) {
+        w[i].cache = c;
+        w[i].id = i;
+        w[i].errors = 0;
+        CHECK(pthread_create(&t[i], NULL, concurrent_worker, &w[i]) == 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(w[i].errors == 0);
+    }
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    pthread_join(rt, NULL);
+    CHECK(r.errors == 0);
+    CHECK(r.passes > 0);
+    /* Each worker's own keys hold its last write. */
+    char key[64], val[64];
+    uint8_t buf[64];
+    size_t len;
+    for (int id = 0; id < THREADS; id++) {
+        for (int k = 0; k < 200; k++) {
+            int last = OPS - 200 + k; /* the last i with i % 200 == k */
+            int kn = sprintf(key, "own-%d-%d", id, k);
+            int vn = sprintf(val, "v-%d-%d", id, last);
+            CHECK_ST(mapcache_get(c, (const uint8_t *)key, (size_t)kn, buf, sizeof buf, &len),
+                     MAPCACHE_OK);
+            CHECK(len == (size_t)vn && memcmp(buf, val, len) == 0);
+        }
+    }
+    size_t n = 0;
+    CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
+    CHECK(n >= THREADS * 200 && n <= THREADS * 200 + SHARED_KEYS);
+    mapcache_free(c);
+}
+
+/* mapcache_free racing with readers (a contract violation): the losers get
+   INVALID_HANDLE, nobody crashes or touches freed memory (valgrind checks). */
+struct racer {
+    mapcache_t *cache;
+    int ok, invalid, other;
+};
+
+static void *free_racer(void *arg) {
+    struct racer *r = arg;
+    uint8_t buf[16];
+    size_t len;
+    for (int i = 0; i < 1000000; i++) {
+        mapcache_status s = mapcache_get(r->cache, S("k"), buf, sizeof buf, &len);
+        if (s == MAPCACHE_OK) {
+            r->ok++;
+        } else if (s == MAPCACHE_E_INVALID_HANDLE) {
+            r->invalid++;
+            break;
+        } else {
+            r->other++;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void test_free_racing_calls(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    CHECK_ST(mapcache_put(c, S("k"), S("v"), NULL), MAPCACHE_OK);
+    struct racer r[2] = {{c, 0, 0, 0}, {c, 0, 0, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, free_racer, &r[i]) == 0);
+    sleep_ms(20);
+    mapcache_free(c);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(r[i].other == 0);
+        CHECK(r[i].invalid == 1 || r[i].ok == 1000000);
+    }
+}
+
+/* ------------------------------------------------------------------- main */
+
+int main(void) {
+    RUN(test_versions);
+    RUN(test_status_str);
+    RUN(test_last_error);
+    RUN(test_config);
+    RUN(test_put_get_delete);
+    RUN(test_large_value);
+    RUN(test_get_with);
+    RUN(test_get_or_insert);
+    RUN(test_compare_and_swap);
+    RUN(test_batches);
+    RUN(test_put_many_per_key_errors);
+    RUN(test_iter);
+    RUN(test_null_handle);
+    RUN(test_null_data_and_outputs);
+    RUN(test_oversized);
+    RUN(test_freed_and_foreign_handles);
+    RUN(test_iterator_misuse);
+    RUN(test_labels);
+    RUN(test_internal_error);
+    RUN(test_no_memory);
+    RUN(test_exclusive_misuse_deterministic);
+    RUN(test_exclusive_misuse_hammer);
+    RUN(test_misuse_abort_policy);
+    RUN(test_concurrent_hammer);
+    RUN(test_free_racing_calls);
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,45 @@
+//! `include/mapcache.h` must be exactly what cbindgen generates from `src/ffi/`
+//! with `cbindgen.toml`: the committed header is the C contract, so a stale one
+//! fails the build. `MAPCACHE_BLESS=1 cargo test --test header` (or `make header`)
+//! rewrites it.
+
+use std::path::Path;
+
+#[test]
+fn header_is_fresh() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config =
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml must parse");
+    // Only the FFI module: nothing else of the crate belongs in the C ABI.
+    let bindings = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(root.join("src/ffi/mod.rs"))
+        .generate()
+        .expect("cbindgen must generate the header from src/ffi/");
+    let mut fresh = Vec::new();
+    bindings.write(&mut fresh);
+    let path = root.join("include/mapcache.h");
+    if std::env::var_os("MAPCACHE_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &fresh).unwrap();
+        eprintln!("wrote {}", path.display());
+        return;
+    }
+    let committed = std::fs::read(&path).unwrap_or_default();
+    if committed != fresh {
+        let committed = String::from_utf8_lossy(&committed);
+        let fresh = String::from_utf8_lossy(&fresh);
+        let first = committed
+            .lines()
+            .zip(fresh.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| committed.lines().count().min(fresh.lines().count()));
+        panic!(
+            "include/mapcache.h is stale (first difference at line {}):\n  committed: {:?}\n  fresh:     {:?}\n\
+             regenerate it with `make header` (MAPCACHE_BLESS=1 cargo test --test header) and commit it",
+            first + 1,
+            committed.lines().nth(first).unwrap_or("<end of file>"),
+            fresh.lines().nth(first).unwrap_or("<end of file>"),
+        );
+    }
+}
