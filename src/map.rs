@@ -186,8 +186,10 @@ impl Map {
         if exclusive {
             self.check_no_writer()?;
         }
+        let shard = self.shard(hash);
+        shard.prefetch(hash);
         let guard = epoch::pin();
-        let found = self.shard(hash).table(&guard).find(hash, key).map(f);
+        let found = shard.table(&guard).find(hash, key).map(f);
         drop(guard);
         if exclusive {
             self.check_no_writer()?;
@@ -214,7 +216,9 @@ impl Map {
     /// epoch is pinned, so keep it short. `Ok(None)` when absent.
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         // SAFETY: `read` calls the closure while pinned, with a live entry.
-        self.read(key, |entry| f(unsafe { entry::value(entry) }))
+        self.read(key, |entry| {
+            f(unsafe { entry::value_after_key(entry, key.len()) })
+        })
     }
 
     /// Whether `key` is present.

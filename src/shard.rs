@@ -24,6 +24,7 @@ use crate::error::Result;
 use crate::hash::KeyHash;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::write_flag::{FlagGuard, WriteFlag};
+use crate::table::bucket::Bucket;
 use crate::table::entry::{self, Entry, OwnedEntry};
 use crate::table::rehash::RehashEngine;
 use crate::table::table::{self, Slot, Table, MAX_LOG2};
@@ -45,6 +46,11 @@ pub(crate) struct Shard {
     pub(crate) flag: WriteFlag,
     /// Entries in the table. Written only under the flag.
     len: AtomicUsize,
+    /// Where the current table's bucket array starts, and its index mask: a hint
+    /// (possibly stale, never dereferenced) that lets a reader start fetching its
+    /// bucket before it pins (see `prefetch`).
+    bucket_hint: std::sync::atomic::AtomicPtr<Bucket>,
+    mask_hint: std::sync::atomic::AtomicU32,
     /// Bytes of the entries in the table. Written only under the flag.
     bytes: AtomicUsize,
     /// Bytes retired and not yet freed (shared with the deferred frees, which may
@@ -63,8 +69,11 @@ const RELIEF_ATTEMPTS: u32 = 64;
 
 impl Shard {
     pub(crate) fn new(log2: u32) -> Result<Shard> {
+        let table = Table::new(log2)?;
         Ok(Shard {
-            table: Atomic::new(Table::new(log2)?),
+            bucket_hint: std::sync::atomic::AtomicPtr::new(table.buckets().as_ptr().cast_mut()),
+            mask_hint: std::sync::atomic::AtomicU32::new(table.mask()),
+            table: Atomic::new(table),
             flag: WriteFlag::new(),
             len: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
@@ -150,6 +159,32 @@ impl Shard {
             self.garbage() + budget,
             std::sync::atomic::Ordering::Relaxed,
         );
+    }
+
+    /// Starts fetching the bucket that holds `hash`, before the caller pins.
+    ///
+    /// Pinning executes a full fence, which on x86 holds back every later load
+    /// until it completes, so back-to-back lookups could not overlap their cache
+    /// misses. A prefetch is not ordered by fences and never faults, so issuing it
+    /// from the hint (which may name a table that was just retired, or even
+    /// freed: harmless for a prefetch) lets the bucket's miss overlap the fence
+    /// and the previous lookup's misses.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: KeyHash) {
+        let buckets = self.bucket_hint.load(std::sync::atomic::Ordering::Relaxed);
+        let mask = self.mask_hint.load(std::sync::atomic::Ordering::Relaxed);
+        let bucket = buckets.wrapping_add((hash.frag() & mask) as usize);
+        crate::table::bucket::prefetch(bucket);
+    }
+
+    /// Points the prefetch hint at `table` (writer only).
+    fn set_hint(&self, table: &Table) {
+        self.bucket_hint.store(
+            table.buckets().as_ptr().cast_mut(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.mask_hint
+            .store(table.mask(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The current table, valid while `guard` is pinned.
@@ -282,8 +317,10 @@ impl Shard {
 
     /// Replaces the table with an empty one of `2^log2` buckets.
     pub(crate) fn clear(&self, _held: &FlagGuard<'_>, log2: u32, guard: &Guard) -> Result<()> {
-        let fresh = Owned::new(Table::new(log2)?);
+        let fresh = Owned::new(Table::new(log2)?).into_shared(guard);
         let old = self.table.swap(fresh, Ordering::AcqRel, guard);
+        // SAFETY: just published; retired only by a later writer, after `guard`.
+        self.set_hint(unsafe { fresh.deref() });
         self.len.store(0, Ordering::Relaxed);
         let size = self.bytes();
         self.bytes.store(0, Ordering::Relaxed);
@@ -300,6 +337,7 @@ impl Shard {
                 garbage.fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
             })
         };
+        guard.flush();
         Ok(())
     }
 
@@ -309,8 +347,8 @@ impl Shard {
         &self,
         growth: &Growth<'_>,
         mut table: &'g Table,
-        mut free: Option<(&'g crate::table::bucket::Bucket, usize)>,
-        mut tail: &'g crate::table::bucket::Bucket,
+        mut free: Option<(&'g Bucket, usize)>,
+        mut tail: &'g Bucket,
         hash: KeyHash,
         key: &[u8],
         new: OwnedEntry,
@@ -352,10 +390,15 @@ impl Shard {
         let same_size = new_log2 == old.log2();
         let new = Owned::new(growth.engine.rehash(old, new_log2)?).into_shared(guard);
         let old = self.table.swap(new, Ordering::Release, guard);
+        // SAFETY: just published; retired only by a later writer, after `guard`.
+        self.set_hint(unsafe { new.deref() });
         // SAFETY: the old table was unlinked under the flag. Its entries are linked
         // by the new table, so only its arrays are freed (Table's drop), after every
         // reader that reached it has unpinned.
         unsafe { guard.defer_destroy(old) };
+        // An old table is big: hand it to the global queue now instead of letting
+        // it wait in this thread's bag until 63 more deferrals fill it.
+        guard.flush();
         let counter = if same_size {
             growth.rebuilds
         } else {

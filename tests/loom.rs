@@ -78,12 +78,18 @@ fn two_writers_in_exclusive_mode() {
         let mine = map.insert(b"b", b"2");
         let other = other.join().unwrap();
         for result in [&mine, &other] {
-            assert!(matches!(result, Ok(false) | Err(Error::ConcurrentWrite(_))), "{result:?}");
+            assert!(
+                matches!(result, Ok(false) | Err(Error::ConcurrentWrite(_))),
+                "{result:?}"
+            );
         }
         assert!(mine.is_ok() || other.is_ok(), "both writers failed");
         assert_eq!(map.contains_key(b"a").unwrap(), other.is_ok());
         assert_eq!(map.contains_key(b"b").unwrap(), mine.is_ok());
-        assert_eq!(map.len(), usize::from(mine.is_ok()) + usize::from(other.is_ok()));
+        assert_eq!(
+            map.len(),
+            usize::from(mine.is_ok()) + usize::from(other.is_ok())
+        );
     });
 }
 

@@ -40,15 +40,16 @@ impl BucketArray {
                 len: 0,
             });
         }
-        let layout = Layout::array::<Bucket>(len).map_err(|_| Error::OutOfMemory {
+        let layout = array_layout(len).ok_or(Error::OutOfMemory {
             bytes: len.saturating_mul(std::mem::size_of::<Bucket>()),
         })?;
         #[cfg(not(loom))]
-        let ptr = {
+        let ptr = if layout.size() >= HUGE_PAGE {
+            huge_zeroed(layout)
+        } else {
             // SAFETY: the layout is non-zero-sized. Zeroed memory is a valid array
             // of empty buckets: every field is an atomic integer or pointer, for
-            // which all-zero bytes mean 0 or null. Zeroed pages come from the OS
-            // lazily, so a big table costs no time to clear.
+            // which all-zero bytes mean 0 or null.
             unsafe { alloc::alloc_zeroed(layout) }.cast::<Bucket>()
         };
         #[cfg(loom)]
@@ -81,6 +82,44 @@ impl BucketArray {
     }
 }
 
+/// Size of a transparent huge page (x86-64 and most arm64 kernels).
+const HUGE_PAGE: usize = 2 << 20;
+
+/// The layout a bucket array of `len` buckets is allocated with: arrays of a
+/// huge page or more are aligned to one, so that they can be backed by huge pages.
+fn array_layout(len: usize) -> Option<Layout> {
+    let layout = Layout::array::<Bucket>(len).ok()?;
+    if layout.size() >= HUGE_PAGE {
+        layout.align_to(HUGE_PAGE).ok()
+    } else {
+        Some(layout)
+    }
+}
+
+/// Allocates a zeroed array for a big table, asking the kernel to back it with
+/// transparent huge pages first: a lookup's random bucket access then costs no
+/// page walk (the table spans few huge pages instead of thousands of 4K pages).
+/// The advice is a hint; where it is refused the array is an ordinary one.
+#[cfg(not(loom))]
+fn huge_zeroed(layout: Layout) -> *mut Bucket {
+    // SAFETY: the layout is non-zero-sized.
+    let ptr = unsafe { alloc::alloc(layout) };
+    if ptr.is_null() {
+        return ptr.cast();
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: `ptr` is aligned to a huge page (hence to a page) and the range is
+    // ours; madvise only changes how the kernel backs it.
+    unsafe {
+        libc::madvise(ptr.cast(), layout.size(), libc::MADV_HUGEPAGE);
+    }
+    // SAFETY: the allocation is `layout.size()` bytes; all-zero bytes are empty
+    // buckets (see `BucketArray::new`). Zeroing after the advice makes the first
+    // touch of each page fault in a huge page.
+    unsafe { ptr.write_bytes(0, layout.size()) };
+    ptr.cast()
+}
+
 impl Drop for BucketArray {
     fn drop(&mut self) {
         if self.len == 0 {
@@ -91,7 +130,7 @@ impl Drop for BucketArray {
             // SAFETY: each bucket was constructed in `new` and is dropped once.
             unsafe { ptr::drop_in_place(self.ptr.as_ptr().add(i)) };
         }
-        let layout = Layout::array::<Bucket>(self.len).expect("layout was valid at allocation");
+        let layout = array_layout(self.len).expect("layout was valid at allocation");
         // SAFETY: allocated in `new` with this layout; buckets need no drop (outside
         // loom they are plain atomics).
         unsafe { alloc::dealloc(self.ptr.as_ptr().cast(), layout) };
@@ -187,9 +226,13 @@ impl Table {
             let word = bucket.tophash_word();
             for index in bucket::matching(word, tophash) {
                 let entry = bucket.slots[index].load(Ordering::Acquire);
+                if entry.is_null() {
+                    continue;
+                }
+                entry::prefetch_tail(entry);
                 // SAFETY: a non-null slot pointer is a live entry; the caller's pin
                 // was taken before this load, so it is not freed while pinned.
-                if !entry.is_null() && unsafe { entry::has_key(entry, key) } {
+                if unsafe { entry::has_key(entry, key) } {
                     return Some(entry);
                 }
             }

@@ -1,0 +1,458 @@
+//! mapcache against its peers, all in one run, every hash table given the same
+//! fast hasher (foldhash) so that tables are compared, not hash functions.
+//!
+//! Workload (DESIGN.md section 11): 1M entries, 16-byte keys, 32-byte values.
+//! - get_hit / get_miss: random uniform lookups, the value copied into a reusable
+//!   buffer (the same work for every contender);
+//! - insert_1m: 1M fresh keys into an empty table, growth included;
+//! - mix_90_10: Zipf(0.99) keys, 90% get / 10% put (overwrite), 1 and 2 threads;
+//! - memory: bytes per entry beyond the 48 bytes of key and value, counted by a
+//!   counting allocator (requested bytes), printed before the timings.
+//!
+//! Peers: hashbrown (single thread, `Box<[u8]>` keys and values, behind a
+//! RefCell), `RwLock<std HashMap>`, dashmap, papaya, quick_cache (values as
+//! `Arc<[u8]>`, since its `get` clones the value; capacity above 1M so it never
+//! evicts). `cargo bench --bench map` (or `make bench`).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::RefCell;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::{Arc, Barrier, RwLock};
+use std::time::{Duration, Instant};
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+// ---------------------------------------------------------------- allocator --
+
+struct Counting;
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator; counts only while COUNTING is set.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        // SAFETY: forwarded contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+// ---------------------------------------------------------------- workload --
+
+const N: usize = 1_000_000;
+const KEY: usize = 16;
+const VALUE: usize = 32;
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+struct Workload {
+    keys: Vec<[u8; KEY]>,
+    missing: Vec<[u8; KEY]>,
+    value: [u8; VALUE],
+    /// Random uniform indexes into `keys`.
+    uniform: Vec<u32>,
+    /// Zipf(0.99) indexes into `keys`.
+    zipf: Vec<u32>,
+}
+
+impl Workload {
+    fn new() -> Workload {
+        let mut s = 42;
+        let mut key = || {
+            let mut k = [0u8; KEY];
+            k[..8].copy_from_slice(&splitmix(&mut s).to_le_bytes());
+            k[8..].copy_from_slice(&splitmix(&mut s).to_le_bytes());
+            k
+        };
+        let keys: Vec<_> = (0..N).map(|_| key()).collect();
+        let missing: Vec<_> = (0..N).map(|_| key()).collect();
+        let mut s = 7;
+        let uniform = (0..N)
+            .map(|_| (splitmix(&mut s) % N as u64) as u32)
+            .collect();
+        // Zipf(0.99) by inverse CDF over the ranks; rank r maps to a scattered key.
+        let mut cdf = Vec::with_capacity(N);
+        let mut total = 0.0;
+        for r in 0..N {
+            total += 1.0 / ((r + 1) as f64).powf(0.99);
+            cdf.push(total);
+        }
+        let zipf = (0..N)
+            .map(|_| {
+                let u = (splitmix(&mut s) >> 11) as f64 / (1u64 << 53) as f64 * total;
+                let rank = cdf.partition_point(|&c| c < u).min(N - 1);
+                ((rank as u64).wrapping_mul(2_654_435_761) % N as u64) as u32
+            })
+            .collect();
+        Workload {
+            keys,
+            missing,
+            value: [7u8; VALUE],
+            uniform,
+            zipf,
+        }
+    }
+}
+
+// -------------------------------------------------------------- contenders --
+
+/// One table under test. `get` copies the value into `buf`.
+trait Contender {
+    const NAME: &'static str;
+    fn new() -> Self;
+    fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool;
+    fn put(&self, key: &[u8], value: &[u8]);
+}
+
+type Fold = foldhash::fast::RandomState;
+
+struct Mapcache(mapcache::Map);
+impl Contender for Mapcache {
+    const NAME: &'static str = "mapcache";
+    fn new() -> Self {
+        Mapcache(mapcache::Map::new(mapcache::Config::default()).unwrap())
+    }
+    fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool {
+        self.0.get_into(key, buf).unwrap()
+    }
+    fn put(&self, key: &[u8], value: &[u8]) {
+        self.0.insert(key, value).unwrap();
+    }
+}
+
+type HashbrownMap = hashbrown::HashMap<Box<[u8]>, Box<[u8]>, Fold>;
+type StdMap = std::collections::HashMap<Box<[u8]>, Box<[u8]>, Fold>;
+
+struct Hashbrown(RefCell<HashbrownMap>);
+impl Contender for Hashbrown {
+    const NAME: &'static str = "hashbrown";
+    fn new() -> Self {
+        Hashbrown(RefCell::new(hashbrown::HashMap::with_hasher(
+            Fold::default(),
+        )))
+    }
+    fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool {
+        match self.0.borrow().get(key) {
+            Some(v) => {
+                buf.clear();
+                buf.extend_from_slice(v);
+                true
+            }
+            None => false,
+        }
+    }
+    fn put(&self, key: &[u8], value: &[u8]) {
+        self.0.borrow_mut().insert(key.into(), value.into());
+    }
+}
+
+struct RwLockMap(RwLock<StdMap>);
+impl Contender for RwLockMap {
+    const NAME: &'static str = "rwlock_hashmap";
+    fn new() -> Self {
+        RwLockMap(RwLock::new(std::collections::HashMap::with_hasher(
+            Fold::default(),
+        )))
+    }
+    fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool {
+        match self.0.read().unwrap().get(key) {
+            Some(v) => {
+                buf.clear();
+                buf.extend_from_slice(v);
+                true
+            }
+            None => false,
+        }
+    }
+    fn put(&self, key: &[u8], value: &[u8]) {
+        self.0.write().unwrap().insert(key.into(), value.into());
+    }
+}
+
+struct Dash(dashmap::DashMap<Box<[u8]>, Box<[u8]>, Fold>);
+impl Contender for Dash {
+    const NAME: &'static str = "dashmap";
+    fn new() -> Self {
+        Dash(dashmap::DashMap::with_hasher(Fold::default()))
+    }
+    fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool {
+        match self.0.get(key) {
+            Some(v) => {
+                buf.clear();
+                buf.extend_from_slice(&v);
+                true
+            }
+            None => false,
+        }
+    }
+    fn put(&self, key: &[u8], value: &[u8]) {
+        self.0.insert(key.into(), value.into());
+    }
+}
+
+struct Papaya(papaya::HashMap<Box<[u8]>, Box<[u8]>, Fold>);
+impl Contender for Papaya {
+    const NAME: &'static str = "papaya";
+    fn new() -> Self {
+        Papaya(papaya::HashMap::with_hasher(Fold::default()))
+    }
+    fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool {
+        match self.0.pin().get(key) {
+            Some(v) => {
+                buf.clear();
+                buf.extend_from_slice(v);
+                true
+            }
+            None => false,
+        }
+    }
+    fn put(&self, key: &[u8], value: &[u8]) {
+        self.0.pin().insert(key.into(), value.into());
+    }
+}
+
+type QuickCache = quick_cache::sync::Cache<Box<[u8]>, Arc<[u8]>, quick_cache::UnitWeighter, Fold>;
+struct Quick(QuickCache);
+impl Contender for Quick {
+    const NAME: &'static str = "quick_cache";
+    fn new() -> Self {
+        let capacity = N + N / 4;
+        Quick(QuickCache::with(
+            capacity,
+            capacity as u64,
+            quick_cache::UnitWeighter,
+            Fold::default(),
+            Default::default(),
+        ))
+    }
+    fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool {
+        match self.0.get(key) {
+            Some(v) => {
+                buf.clear();
+                buf.extend_from_slice(&v);
+                true
+            }
+            None => false,
+        }
+    }
+    fn put(&self, key: &[u8], value: &[u8]) {
+        self.0.insert(key.into(), value.into());
+    }
+}
+
+fn filled<C: Contender>(w: &Workload) -> C {
+    let c = C::new();
+    for k in &w.keys {
+        c.put(k, &w.value);
+    }
+    c
+}
+
+// ----------------------------------------------------------------- memory --
+
+/// Bytes per entry beyond key and value, for 1M entries.
+fn overhead<C: Contender>(w: &Workload) -> f64 {
+    COUNTING.store(true, Ordering::SeqCst);
+    let before = LIVE.load(Ordering::SeqCst);
+    let c: C = filled(w);
+    // Let deferred frees (old tables retired by grows) run: steady state is what
+    // an entry costs.
+    for _ in 0..1000 {
+        crossbeam_epoch::pin().flush();
+    }
+    let bytes = LIVE.load(Ordering::SeqCst) - before;
+    drop(c);
+    COUNTING.store(false, Ordering::SeqCst);
+    bytes as f64 / N as f64 - (KEY + VALUE) as f64
+}
+
+fn memory(w: &Workload) {
+    println!(
+        "memory overhead, bytes per entry beyond the {} bytes of key and value (1M entries):",
+        KEY + VALUE
+    );
+    for (name, bytes) in [
+        (Mapcache::NAME, overhead::<Mapcache>(w)),
+        (Hashbrown::NAME, overhead::<Hashbrown>(w)),
+        (RwLockMap::NAME, overhead::<RwLockMap>(w)),
+        (Dash::NAME, overhead::<Dash>(w)),
+        (Papaya::NAME, overhead::<Papaya>(w)),
+        (Quick::NAME, overhead::<Quick>(w)),
+    ] {
+        println!("  {name:<16} {bytes:6.1}");
+    }
+}
+
+// ---------------------------------------------------------------- timings --
+
+/// Runs `op(thread, i)` for `iters` iterations on each of `threads` threads and
+/// returns the wall time from a common start.
+fn timed<C: Contender + Sync>(
+    c: &C,
+    threads: usize,
+    iters: u64,
+    op: impl Fn(&C, usize, u64, &mut Vec<u8>) + Sync,
+) -> Duration {
+    let start = Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (start, op) = (&start, &op);
+                s.spawn(move || {
+                    let mut buf = Vec::with_capacity(64);
+                    start.wait();
+                    for i in 0..iters {
+                        op(c, t, i, &mut buf);
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        let t0 = Instant::now();
+        for h in handles {
+            h.join().unwrap();
+        }
+        t0.elapsed()
+    })
+}
+
+fn single_thread<C: Contender>(crit: &mut Criterion, w: &Workload) {
+    let c: C = filled(w);
+    let mut buf = Vec::with_capacity(64);
+    let mut group = crit.benchmark_group("get_hit");
+    let mut i = 0usize;
+    group.bench_function(C::NAME, |b| {
+        b.iter(|| {
+            i = (i + 1) % N;
+            black_box(c.get(&w.keys[w.uniform[i] as usize], &mut buf))
+        })
+    });
+    group.finish();
+    let mut group = crit.benchmark_group("get_miss");
+    group.bench_function(C::NAME, |b| {
+        b.iter(|| {
+            i = (i + 1) % N;
+            black_box(c.get(&w.missing[w.uniform[i] as usize], &mut buf))
+        })
+    });
+    group.finish();
+    let mut group = crit.benchmark_group("mix_90_10_1thread");
+    group.bench_function(C::NAME, |b| {
+        b.iter(|| {
+            i = (i + 1) % N;
+            let key = &w.keys[w.zipf[i] as usize];
+            if i % 10 == 0 {
+                c.put(key, &w.value);
+            } else {
+                black_box(c.get(key, &mut buf));
+            }
+        })
+    });
+    group.finish();
+    drop(c);
+    let mut group = crit.benchmark_group("insert_1m");
+    group
+        .throughput(Throughput::Elements(N as u64))
+        .sample_size(10);
+    group.bench_function(C::NAME, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let c = C::new();
+                let t0 = Instant::now();
+                for k in &w.keys {
+                    c.put(k, &w.value);
+                }
+                total += t0.elapsed();
+                drop(c);
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+fn two_threads<C: Contender + Sync>(crit: &mut Criterion, w: &Workload) {
+    let c: C = filled(w);
+    let mut group = crit.benchmark_group("mix_90_10_2threads");
+    // One iteration = one operation on each of the two threads.
+    group.throughput(Throughput::Elements(2));
+    group.bench_with_input(BenchmarkId::from_parameter(C::NAME), &c, |b, c| {
+        b.iter_custom(|iters| {
+            timed(c, 2, iters, |c, t, i, buf| {
+                let n = (i as usize + t * (N / 2)) % N;
+                let key = &w.keys[w.zipf[n] as usize];
+                if n % 10 == 0 {
+                    c.put(key, &w.value);
+                } else {
+                    black_box(c.get(key, buf));
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+fn benches(crit: &mut Criterion) {
+    let w = Workload::new();
+    memory(&w);
+    single_thread::<Mapcache>(crit, &w);
+    single_thread::<Hashbrown>(crit, &w);
+    single_thread::<RwLockMap>(crit, &w);
+    single_thread::<Dash>(crit, &w);
+    single_thread::<Papaya>(crit, &w);
+    single_thread::<Quick>(crit, &w);
+    two_threads::<Mapcache>(crit, &w);
+    two_threads::<RwLockMap>(crit, &w);
+    two_threads::<Dash>(crit, &w);
+    two_threads::<Papaya>(crit, &w);
+    two_threads::<Quick>(crit, &w);
+    // The hasher is part of the comparison's fairness: confirm it is foldhash.
+    let _: &dyn BuildHasher<Hasher = foldhash::fast::FoldHasher> = &Fold::default();
+}
+
+criterion_group! {
+    name = map;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    targets = benches
+}
+criterion_main!(map);
