@@ -27,5 +27,6 @@ test-loom:
 bench-rust:
 	$(CARGO) bench --bench map
 
+# The concurrency and reclamation suites at 20x (50M churn operations).
 stress-rust:
-	MAPCACHE_STRESS=1 $(CARGO) test --release -- --ignored --test-threads=1
+	MAPCACHE_STRESS=1 $(CARGO) test --release --test concurrency --test reclamation

@@ -11,6 +11,15 @@ use mapcache::{Config, Map};
 
 const THREADS: usize = 8;
 
+/// Work multiplier: 1 in `make test`, 20 under `make stress` (MAPCACHE_STRESS=1).
+fn scale() -> u32 {
+    if std::env::var_os("MAPCACHE_STRESS").is_some() {
+        20
+    } else {
+        1
+    }
+}
+
 fn small_map(shards: usize) -> Arc<Map> {
     // Start from one bucket per shard so the run goes through many grows.
     Arc::new(
@@ -52,7 +61,7 @@ fn decode(v: &[u8]) -> (u32, u32, u32) {
 fn mixed_operations_are_linearizable() {
     const COUNTERS: u32 = 16;
     const SHARED: u32 = 64;
-    const ROUNDS: u32 = 20_000;
+    let rounds = 20_000 * scale();
     let map = small_map(2);
     for c in 0..COUNTERS {
         map.insert(format!("counter-{c}").as_bytes(), &0u64.to_le_bytes())
@@ -73,7 +82,7 @@ fn mixed_operations_are_linearizable() {
                     rng
                 };
                 start.wait();
-                for seq in 0..ROUNDS {
+                for seq in 0..rounds {
                     // A CAS increment of a random counter.
                     let c = next() % COUNTERS;
                     let key = format!("counter-{c}");
@@ -133,7 +142,7 @@ fn mixed_operations_are_linearizable() {
             totals[c as usize]
         );
     }
-    assert_eq!(totals.iter().sum::<u64>(), THREADS as u64 * ROUNDS as u64);
+    assert_eq!(totals.iter().sum::<u64>(), THREADS as u64 * rounds as u64);
     // The count matches what iteration finds.
     assert_eq!(map.iter().count(), map.len());
 }
@@ -145,7 +154,7 @@ fn readers_never_miss_during_grows() {
     const FIXED: u32 = 2_000;
     const WRITERS: u32 = 2;
     const READERS: u32 = 3;
-    const PER_WRITER: u32 = 200_000;
+    let per_writer = 200_000 * scale();
     let map = small_map(2);
     for i in 0..FIXED {
         map.insert(format!("fixed-{i}").as_bytes(), &i.to_le_bytes())
@@ -191,7 +200,7 @@ fn readers_never_miss_during_grows() {
         .map(|w| {
             let map = Arc::clone(&map);
             thread::spawn(move || {
-                for i in 0..PER_WRITER {
+                for i in 0..per_writer {
                     let key = format!("churn-{w}-{i}");
                     map.insert(key.as_bytes(), &i.to_le_bytes()).unwrap();
                     if i % 4 == 0 {
@@ -212,7 +221,7 @@ fn readers_never_miss_during_grows() {
     assert!(stats.grows >= 24, "expected dozens of grows: {stats:?}");
     assert_eq!(
         map.len(),
-        FIXED as usize + (WRITERS * PER_WRITER * 3 / 4) as usize
+        FIXED as usize + (WRITERS * per_writer * 3 / 4) as usize
     );
 }
 
