@@ -28,4 +28,4 @@ bench-go: lib
 	$(MAKE) bench-go-gc
 
 bench-go-gc: lib
-	cd $(GO_DIR) && $(GO) test -run '^$$' -bench GC5M -benchtime 2000000x -cpu 2 -timeout 30m .
+	cd $(GO_DIR) && $(GO) test -run '^$$' -bench GC5M -benchtime 3000000x -cpu 2 -timeout 30m .
