@@ -55,24 +55,6 @@
 #include <stdint.h>
 
 /**
- * The ABI version this header describes. It changes only if an existing function,
- * type or status changes meaning (functions and config fields are only ever
- * added); a host should check `mapcache_abi_version() == MAPCACHE_ABI_VERSION` at
- * start-up.
- */
-#define MAPCACHE_ABI_VERSION 1
-
-/**
- * The longest key, in bytes.
- */
-#define MAPCACHE_MAX_KEY_LEN 65535
-
-/**
- * The longest value, in bytes (1 GiB).
- */
-#define MAPCACHE_MAX_VALUE_LEN 1073741824
-
-/**
  * `mapcache_config.mode`: any number of threads may read and write (the default).
  */
 #define MAPCACHE_MODE_CONCURRENT 0
@@ -117,6 +99,24 @@
 #define MAPCACHE_MAX_LABEL_LEN 1023
 
 /**
+ * The ABI version this header describes. It changes only if an existing function,
+ * type or status changes meaning (functions and config fields are only ever
+ * added); a host should check `mapcache_abi_version() == MAPCACHE_ABI_VERSION` at
+ * start-up.
+ */
+#define MAPCACHE_ABI_VERSION 1
+
+/**
+ * The longest key, in bytes.
+ */
+#define MAPCACHE_MAX_KEY_LEN 65535
+
+/**
+ * The longest value, in bytes (1 GiB).
+ */
+#define MAPCACHE_MAX_VALUE_LEN 1073741824
+
+/**
  * An open cache. Opaque: a host only ever holds a pointer to it, obtained from
  * `mapcache_new` and given back with `mapcache_free`.
  */
@@ -135,6 +135,11 @@ typedef struct mapcache_iter mapcache_iter;
  * error (`mapcache_status_str` names it "unknown mapcache_status").
  */
 typedef int32_t mapcache_status;
+
+/**
+ * `mapcache_t` is the name hosts use for `struct mapcache`.
+ */
+typedef struct mapcache mapcache_t;
 
 /**
  * How to create a cache. Initialise with `mapcache_config_init`, then change the
@@ -176,9 +181,14 @@ typedef struct mapcache_config {
 } mapcache_config;
 
 /**
- * `mapcache_t` is the name hosts use for `struct mapcache`.
+ * The callback of `mapcache_debug_hold_write`: receives `ctx` unchanged.
  */
-typedef struct mapcache mapcache_t;
+typedef void (*mapcache_debug_fn)(void *ctx);
+
+/**
+ * `mapcache_iter_t` is the name hosts use for `struct mapcache_iter`.
+ */
+typedef struct mapcache_iter mapcache_iter_t;
 
 /**
  * The callback of `mapcache_get_with`: receives `ctx` unchanged and the value
@@ -191,16 +201,6 @@ typedef struct mapcache mapcache_t;
 typedef void (*mapcache_value_fn)(void *ctx,
                                   const uint8_t *value,
                                   size_t value_len);
-
-/**
- * `mapcache_iter_t` is the name hosts use for `struct mapcache_iter`.
- */
-typedef struct mapcache_iter mapcache_iter_t;
-
-/**
- * The callback of `mapcache_debug_hold_write`: receives `ctx` unchanged.
- */
-typedef void (*mapcache_debug_fn)(void *ctx);
 
 /**
  * Success.
@@ -277,47 +277,110 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Names a status: its constant's name and a short meaning, e.g.
- * `"MAPCACHE_E_BUFFER_TOO_SMALL: buffer too small"`; `"unknown mapcache_status"`
- * for a value this library does not define.
+ * Looks up `n` keys and copies their values back to back into `values`.
  *
- * Returns: a static NUL-terminated string, never NULL. Ownership: the string belongs
- * to the library and lives as long as the library is loaded; do not free it.
- * Thread-safety: any thread, any time. Does not touch `mapcache_last_error()`.
+ * Keys: key `i` is the next `key_lens[i]` bytes of `keys` (packed back to back).
+ * For each key, `out_statuses[i]` and `out_value_lens[i]` receive:
+ * - `MAPCACHE_OK`, the value's length: the value was written into `values`, right
+ *   after the previous key's value that was written (value `i` starts at the sum
+ *   of `out_value_lens[j]` for the keys `j < i` whose status is `MAPCACHE_OK`);
+ * - `MAPCACHE_NOT_FOUND`, 0;
+ * - `MAPCACHE_E_BUFFER_TOO_SMALL`, the needed length: it did not fit in what was
+ *   left of `values_cap`; nothing was written for it, and later (smaller) values
+ *   may still be written;
+ * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive
+ *   mode), 0.
+ *
+ * `n` may be 0 (then every pointer may be NULL). `values` may be NULL when
+ * `values_cap` is 0, and must not overlap `keys`.
+ *
+ * Ownership: all arrays are the caller's. Thread-safety: as `mapcache_get`; the
+ * batch is not atomic (each key is read on its own).
+ *
+ * Returns:
+ * - `MAPCACHE_OK`: the batch ran; see `out_statuses` (the first per-key error, if
+ *   any, is in `mapcache_last_error()`).
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens`,
+ *   `out_value_lens` or `out_statuses` NULL; `keys` NULL while the key lengths add
+ *   up to more than 0; `values` NULL with `values_cap` > 0; `values` overlaps
+ *   `keys`; the key lengths overflow.
+ * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `key_lens`, `out_value_lens`, `out_statuses` must be valid for `n` elements,
+ * `keys` readable for the sum of `key_lens`, `values` writable for `values_cap`
+ * bytes.
  */
-const char *mapcache_status_str(mapcache_status status);
+mapcache_status mapcache_get_many(mapcache_t *cache,
+                                  size_t n,
+                                  const uint8_t *keys,
+                                  const size_t *key_lens,
+                                  uint8_t *values,
+                                  size_t values_cap,
+                                  size_t *out_value_lens,
+                                  mapcache_status *out_statuses);
 
 /**
- * The message of the last call on this thread that returned an error status (any
- * status other than `MAPCACHE_OK` and `MAPCACHE_NOT_FOUND`), or `""` when no call
- * on this thread has failed yet. Messages name the function and the argument or
- * problem, e.g. `"mapcache_get: key is NULL but key_len is 5"`. Misuse reports keep
- * the form documented for `MAPCACHE_E_CONCURRENT_WRITE` (no function prefix):
- * `concurrent map writes: 'B' collided with a write in progress by 'A'`.
+ * Inserts or replaces `n` entries: key `i` is the next `key_lens[i]` bytes of
+ * `keys`, its value the next `value_lens[i]` bytes of `values` (both packed back
+ * to back).
  *
- * Returns: a NUL-terminated UTF-8 string, never NULL. Ownership: it belongs to the
- * library; it stays valid on this thread until the next failing mapcache call on
- * this thread, or until the thread exits; copy it to keep it. Do not free it.
- * Thread-safety: any thread; each thread has its own message, so another thread's
- * failures never change it.
+ * `out_statuses[i]` receives `MAPCACHE_OK` (inserted or replaced),
+ * `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
+ * `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode) or `MAPCACHE_E_NO_MEMORY`; a failed
+ * key changes nothing and later keys are still processed. Keys are written in
+ * order, so a key repeated in the batch ends with its last value.
+ *
+ * Ownership: the library copies keys and values. Thread-safety: as `mapcache_put`;
+ * the batch is not atomic (other threads may see part of it).
+ *
+ * Returns:
+ * - `MAPCACHE_OK`: the batch ran; see `out_statuses`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens`, `value_lens`
+ *   or `out_statuses` NULL; `keys` (`values`) NULL while the key (value) lengths
+ *   add up to more than 0; the lengths overflow.
+ * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `key_lens`, `value_lens`, `out_statuses` must be valid for `n` elements, `keys`
+ * and `values` readable for the sums of their lengths, and not modified during
+ * the call.
  */
-const char *mapcache_last_error(void);
+mapcache_status mapcache_put_many(mapcache_t *cache,
+                                  size_t n,
+                                  const uint8_t *keys,
+                                  const size_t *key_lens,
+                                  const uint8_t *values,
+                                  const size_t *value_lens,
+                                  mapcache_status *out_statuses);
 
 /**
- * The ABI version of the loaded library (`MAPCACHE_ABI_VERSION` of the header it
- * was built with).
+ * Removes `n` keys: key `i` is the next `key_lens[i]` bytes of `keys` (packed back
+ * to back).
  *
- * Thread-safety: any thread, any time. Never fails.
- */
-uint32_t mapcache_abi_version(void);
-
-/**
- * The library's version, e.g. `"0.1.0"`.
+ * `out_statuses[i]` receives `MAPCACHE_OK` (was present, removed),
+ * `MAPCACHE_NOT_FOUND` (was absent), `MAPCACHE_E_KEY_TOO_LONG` or
+ * `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode).
  *
- * Returns: a static NUL-terminated string, never NULL; it belongs to the library
- * (do not free it). Thread-safety: any thread, any time. Never fails.
+ * Ownership: all arrays are the caller's. Thread-safety: as `mapcache_delete`; the
+ * batch is not atomic.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`: the batch ran; see `out_statuses`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens` or
+ *   `out_statuses` NULL; `keys` NULL while the key lengths add up to more than 0;
+ *   the lengths overflow.
+ * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `key_lens` and `out_statuses` must be valid for `n` elements, `keys` readable for
+ * the sum of `key_lens`, and not modified during the call.
  */
-const char *mapcache_version(void);
+mapcache_status mapcache_delete_many(mapcache_t *cache,
+                                     size_t n,
+                                     const uint8_t *keys,
+                                     const size_t *key_lens,
+                                     mapcache_status *out_statuses);
 
 /**
  * Fills `*cfg` with the defaults and sets `cfg->struct_size` to the size of
@@ -337,6 +400,55 @@ const char *mapcache_version(void);
  * `cfg` must be NULL or valid for writing a `mapcache_config`.
  */
 void mapcache_config_init(struct mapcache_config *cfg);
+
+/**
+ * DEBUGGING AID, not for production use: takes the write flag that a write of
+ * `key` would take, calls `callback(ctx)` while holding it, then releases it.
+ *
+ * Meant for tests of misuse detection: while the callback runs, a write by another
+ * thread (any key in the flag's scope) fails with `MAPCACHE_E_CONCURRENT_WRITE`,
+ * naming this thread as the holder; a read may fail with
+ * `MAPCACHE_E_CONCURRENT_READ_WRITE`. Only for caches in `MAPCACHE_MODE_EXCLUSIVE`
+ * (in concurrent mode other writers would wait for the callback, which would
+ * deadlock a callback that waits for them).
+ *
+ * The callback runs on the calling thread; it must return normally and must not
+ * call `mapcache_free` on `cache`. It may start and join other threads. Writes to
+ * `cache` from the calling thread inside the callback collide with the flag it
+ * holds.
+ *
+ * Thread-safety: as `mapcache_put`.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`: the callback ran while the flag was held.
+ * - `MAPCACHE_E_CONCURRENT_WRITE`: the flag was taken by another thread; the
+ *   callback was not called.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` or `callback` NULL, `key` NULL with
+ *   `key_len` > 0, or the cache is not in exclusive mode.
+ * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `key` must be readable for `key_len` bytes; `callback` must be a function with
+ * the `mapcache_debug_fn` signature.
+ */
+mapcache_status mapcache_debug_hold_write(mapcache_t *cache,
+                                          const uint8_t *key,
+                                          size_t key_len,
+                                          mapcache_debug_fn callback,
+                                          void *ctx);
+
+/**
+ * DEBUGGING AID, not for production use: panics inside the library with
+ * `message` (NULL: a fixed text), to let a host check that panics are caught at
+ * the boundary. Always returns `MAPCACHE_E_INTERNAL`, with a message that contains
+ * `message`; the panic is also printed to stderr by the Rust panic hook.
+ *
+ * Thread-safety: any thread.
+ *
+ * # Safety
+ * `message` must be NULL or a NUL-terminated string.
+ */
+mapcache_status mapcache_debug_panic(const char *message);
 
 /**
  * Creates a cache.
@@ -395,6 +507,120 @@ mapcache_status mapcache_new(const struct mapcache_config *cfg,
  * `cache` must be NULL or a pointer obtained from `mapcache_new`.
  */
 void mapcache_free(mapcache_t *cache);
+
+/**
+ * Starts an iteration over `cache`: `*out` receives a new iterator positioned
+ * before the first entry (NULL on error, when `out` is not NULL).
+ *
+ * The iteration is weakly consistent: it runs concurrently with writers; a key
+ * present (and not replaced) for the whole iteration is yielded exactly once, no
+ * key is yielded twice, and keys inserted or removed meanwhile may or may not be.
+ * The iterator does not keep the cache alive: after `mapcache_free(cache)`, its
+ * `mapcache_iter_next` returns `MAPCACHE_E_INVALID_HANDLE`.
+ *
+ * Ownership: the caller owns the iterator and must free it with
+ * `mapcache_iter_free` (also after the cache is freed). Thread-safety: any thread;
+ * the iterator may move between threads but must be used by one at a time.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL.
+ * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `out` must be NULL or valid for writing a pointer.
+ */
+mapcache_status mapcache_iter_new(mapcache_t *cache,
+                                  mapcache_iter_t **out);
+
+/**
+ * Advances the iterator: on `MAPCACHE_OK`, `*key`/`*key_len` and
+ * `*value`/`*value_len` receive the next entry.
+ *
+ * Ownership: the key and value bytes belong to the iterator; they stay valid and
+ * unchanged until the next call on `it` or `mapcache_iter_free(it)`, whichever
+ * comes first, even if the entry is changed or removed from the cache meanwhile.
+ * Do not free or write them. (A pointer may be non-NULL with length 0.)
+ *
+ * Thread-safety: one thread at a time per iterator (a concurrent call on the same
+ * iterator is refused with `MAPCACHE_E_INVALID_ARG`); any number of iterators and
+ * other calls may run on the same cache concurrently.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`: an entry.
+ * - `MAPCACHE_NOT_FOUND`: the iteration is over (and stays over); the outputs are
+ *   set to NULL and 0.
+ * - `MAPCACHE_E_INVALID_ARG`: `it`, `key`, `key_len`, `value` or `value_len` NULL;
+ *   `it` in use by another thread.
+ * - `MAPCACHE_E_INVALID_HANDLE`: `it` was freed or is foreign, or its cache was
+ *   freed.
+ * - `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * The four out-pointers must be writable.
+ */
+mapcache_status mapcache_iter_next(mapcache_iter_t *it,
+                                   const uint8_t **key,
+                                   size_t *key_len,
+                                   const uint8_t **value,
+                                   size_t *value_len);
+
+/**
+ * Frees an iterator and the entry bytes it holds. NULL is a no-op.
+ *
+ * May be called before or after the iterator's cache is freed. A second free of
+ * the same iterator is detected (while its slot is not reused) and ignored, with
+ * a message in `mapcache_last_error()`; so is a foreign pointer.
+ *
+ * Thread-safety: any thread, but not concurrently with another call on `it` (if
+ * one is in progress, this waits for it to finish).
+ *
+ * # Safety
+ * `it` must be NULL or a pointer obtained from `mapcache_iter_new`.
+ */
+void mapcache_iter_free(mapcache_iter_t *it);
+
+/**
+ * Names the calling OS thread in misuse reports (`MAPCACHE_E_CONCURRENT_WRITE`,
+ * `MAPCACHE_E_CONCURRENT_READ_WRITE`): the message of a collision quotes the label
+ * of each thread involved, or `thread <os tid>` for a thread without one.
+ *
+ * `label` is a NUL-terminated UTF-8 string of at most `MAPCACHE_MAX_LABEL_LEN`
+ * bytes; NULL removes the label. The label applies to every cache and stays until
+ * replaced, removed, or the thread exits.
+ *
+ * Ownership: the library copies the string during the call.
+ * Thread-safety: any thread; it labels the calling thread only. (A Go host should
+ * lock the goroutine to its thread to label it meaningfully.)
+ *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: not valid UTF-8, or longer than
+ *   `MAPCACHE_MAX_LABEL_LEN` bytes (no NUL within the first
+ *   `MAPCACHE_MAX_LABEL_LEN + 1` bytes); the label is left unchanged.
+ * - `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `label` must be NULL or point to a NUL-terminated string (the library reads at
+ * most `MAPCACHE_MAX_LABEL_LEN + 1` bytes of it).
+ */
+mapcache_status mapcache_set_thread_label(const char *label);
+
+/**
+ * The message of the last call on this thread that returned an error status (any
+ * status other than `MAPCACHE_OK` and `MAPCACHE_NOT_FOUND`), or `""` when no call
+ * on this thread has failed yet. Messages name the function and the argument or
+ * problem, e.g. `"mapcache_get: key is NULL but key_len is 5"`. Misuse reports keep
+ * the form documented for `MAPCACHE_E_CONCURRENT_WRITE` (no function prefix):
+ * `concurrent map writes: 'B' collided with a write in progress by 'A'`.
+ *
+ * Returns: a NUL-terminated UTF-8 string, never NULL. Ownership: it belongs to the
+ * library; it stays valid on this thread until the next failing mapcache call on
+ * this thread, or until the thread exits; copy it to keep it. Do not free it.
+ * Thread-safety: any thread; each thread has its own message, so another thread's
+ * failures never change it.
+ */
+const char *mapcache_last_error(void);
 
 /**
  * Copies the value of `key` into the caller's buffer.
@@ -638,257 +864,31 @@ mapcache_status mapcache_compare_and_swap(mapcache_t *cache,
                                           bool *out_swapped);
 
 /**
- * Looks up `n` keys and copies their values back to back into `values`.
+ * Names a status: its constant's name and a short meaning, e.g.
+ * `"MAPCACHE_E_BUFFER_TOO_SMALL: buffer too small"`; `"unknown mapcache_status"`
+ * for a value this library does not define.
  *
- * Keys: key `i` is the next `key_lens[i]` bytes of `keys` (packed back to back).
- * For each key, `out_statuses[i]` and `out_value_lens[i]` receive:
- * - `MAPCACHE_OK`, the value's length: the value was written into `values`, right
- *   after the previous key's value that was written (value `i` starts at the sum
- *   of `out_value_lens[j]` for the keys `j < i` whose status is `MAPCACHE_OK`);
- * - `MAPCACHE_NOT_FOUND`, 0;
- * - `MAPCACHE_E_BUFFER_TOO_SMALL`, the needed length: it did not fit in what was
- *   left of `values_cap`; nothing was written for it, and later (smaller) values
- *   may still be written;
- * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive
- *   mode), 0.
- *
- * `n` may be 0 (then every pointer may be NULL). `values` may be NULL when
- * `values_cap` is 0, and must not overlap `keys`.
- *
- * Ownership: all arrays are the caller's. Thread-safety: as `mapcache_get`; the
- * batch is not atomic (each key is read on its own).
- *
- * Returns:
- * - `MAPCACHE_OK`: the batch ran; see `out_statuses` (the first per-key error, if
- *   any, is in `mapcache_last_error()`).
- * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens`,
- *   `out_value_lens` or `out_statuses` NULL; `keys` NULL while the key lengths add
- *   up to more than 0; `values` NULL with `values_cap` > 0; `values` overlaps
- *   `keys`; the key lengths overflow.
- * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
- *
- * # Safety
- * `key_lens`, `out_value_lens`, `out_statuses` must be valid for `n` elements,
- * `keys` readable for the sum of `key_lens`, `values` writable for `values_cap`
- * bytes.
+ * Returns: a static NUL-terminated string, never NULL. Ownership: the string belongs
+ * to the library and lives as long as the library is loaded; do not free it.
+ * Thread-safety: any thread, any time. Does not touch `mapcache_last_error()`.
  */
-mapcache_status mapcache_get_many(mapcache_t *cache,
-                                  size_t n,
-                                  const uint8_t *keys,
-                                  const size_t *key_lens,
-                                  uint8_t *values,
-                                  size_t values_cap,
-                                  size_t *out_value_lens,
-                                  mapcache_status *out_statuses);
+const char *mapcache_status_str(mapcache_status status);
 
 /**
- * Inserts or replaces `n` entries: key `i` is the next `key_lens[i]` bytes of
- * `keys`, its value the next `value_lens[i]` bytes of `values` (both packed back
- * to back).
+ * The ABI version of the loaded library (`MAPCACHE_ABI_VERSION` of the header it
+ * was built with).
  *
- * `out_statuses[i]` receives `MAPCACHE_OK` (inserted or replaced),
- * `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
- * `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode) or `MAPCACHE_E_NO_MEMORY`; a failed
- * key changes nothing and later keys are still processed. Keys are written in
- * order, so a key repeated in the batch ends with its last value.
- *
- * Ownership: the library copies keys and values. Thread-safety: as `mapcache_put`;
- * the batch is not atomic (other threads may see part of it).
- *
- * Returns:
- * - `MAPCACHE_OK`: the batch ran; see `out_statuses`.
- * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens`, `value_lens`
- *   or `out_statuses` NULL; `keys` (`values`) NULL while the key (value) lengths
- *   add up to more than 0; the lengths overflow.
- * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
- *
- * # Safety
- * `key_lens`, `value_lens`, `out_statuses` must be valid for `n` elements, `keys`
- * and `values` readable for the sums of their lengths, and not modified during
- * the call.
+ * Thread-safety: any thread, any time. Never fails.
  */
-mapcache_status mapcache_put_many(mapcache_t *cache,
-                                  size_t n,
-                                  const uint8_t *keys,
-                                  const size_t *key_lens,
-                                  const uint8_t *values,
-                                  const size_t *value_lens,
-                                  mapcache_status *out_statuses);
+uint32_t mapcache_abi_version(void);
 
 /**
- * Removes `n` keys: key `i` is the next `key_lens[i]` bytes of `keys` (packed back
- * to back).
+ * The library's version, e.g. `"0.1.0"`.
  *
- * `out_statuses[i]` receives `MAPCACHE_OK` (was present, removed),
- * `MAPCACHE_NOT_FOUND` (was absent), `MAPCACHE_E_KEY_TOO_LONG` or
- * `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode).
- *
- * Ownership: all arrays are the caller's. Thread-safety: as `mapcache_delete`; the
- * batch is not atomic.
- *
- * Returns:
- * - `MAPCACHE_OK`: the batch ran; see `out_statuses`.
- * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens` or
- *   `out_statuses` NULL; `keys` NULL while the key lengths add up to more than 0;
- *   the lengths overflow.
- * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
- *
- * # Safety
- * `key_lens` and `out_statuses` must be valid for `n` elements, `keys` readable for
- * the sum of `key_lens`, and not modified during the call.
+ * Returns: a static NUL-terminated string, never NULL; it belongs to the library
+ * (do not free it). Thread-safety: any thread, any time. Never fails.
  */
-mapcache_status mapcache_delete_many(mapcache_t *cache,
-                                     size_t n,
-                                     const uint8_t *keys,
-                                     const size_t *key_lens,
-                                     mapcache_status *out_statuses);
-
-/**
- * Starts an iteration over `cache`: `*out` receives a new iterator positioned
- * before the first entry (NULL on error, when `out` is not NULL).
- *
- * The iteration is weakly consistent: it runs concurrently with writers; a key
- * present (and not replaced) for the whole iteration is yielded exactly once, no
- * key is yielded twice, and keys inserted or removed meanwhile may or may not be.
- * The iterator does not keep the cache alive: after `mapcache_free(cache)`, its
- * `mapcache_iter_next` returns `MAPCACHE_E_INVALID_HANDLE`.
- *
- * Ownership: the caller owns the iterator and must free it with
- * `mapcache_iter_free` (also after the cache is freed). Thread-safety: any thread;
- * the iterator may move between threads but must be used by one at a time.
- *
- * Returns:
- * - `MAPCACHE_OK`.
- * - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL.
- * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
- *
- * # Safety
- * `out` must be NULL or valid for writing a pointer.
- */
-mapcache_status mapcache_iter_new(mapcache_t *cache,
-                                  mapcache_iter_t **out);
-
-/**
- * Advances the iterator: on `MAPCACHE_OK`, `*key`/`*key_len` and
- * `*value`/`*value_len` receive the next entry.
- *
- * Ownership: the key and value bytes belong to the iterator; they stay valid and
- * unchanged until the next call on `it` or `mapcache_iter_free(it)`, whichever
- * comes first, even if the entry is changed or removed from the cache meanwhile.
- * Do not free or write them. (A pointer may be non-NULL with length 0.)
- *
- * Thread-safety: one thread at a time per iterator (a concurrent call on the same
- * iterator is refused with `MAPCACHE_E_INVALID_ARG`); any number of iterators and
- * other calls may run on the same cache concurrently.
- *
- * Returns:
- * - `MAPCACHE_OK`: an entry.
- * - `MAPCACHE_NOT_FOUND`: the iteration is over (and stays over); the outputs are
- *   set to NULL and 0.
- * - `MAPCACHE_E_INVALID_ARG`: `it`, `key`, `key_len`, `value` or `value_len` NULL;
- *   `it` in use by another thread.
- * - `MAPCACHE_E_INVALID_HANDLE`: `it` was freed or is foreign, or its cache was
- *   freed.
- * - `MAPCACHE_E_INTERNAL`.
- *
- * # Safety
- * The four out-pointers must be writable.
- */
-mapcache_status mapcache_iter_next(mapcache_iter_t *it,
-                                   const uint8_t **key,
-                                   size_t *key_len,
-                                   const uint8_t **value,
-                                   size_t *value_len);
-
-/**
- * Frees an iterator and the entry bytes it holds. NULL is a no-op.
- *
- * May be called before or after the iterator's cache is freed. A second free of
- * the same iterator is detected (while its slot is not reused) and ignored, with
- * a message in `mapcache_last_error()`; so is a foreign pointer.
- *
- * Thread-safety: any thread, but not concurrently with another call on `it` (if
- * one is in progress, this waits for it to finish).
- *
- * # Safety
- * `it` must be NULL or a pointer obtained from `mapcache_iter_new`.
- */
-void mapcache_iter_free(mapcache_iter_t *it);
-
-/**
- * Names the calling OS thread in misuse reports (`MAPCACHE_E_CONCURRENT_WRITE`,
- * `MAPCACHE_E_CONCURRENT_READ_WRITE`): the message of a collision quotes the label
- * of each thread involved, or `thread <os tid>` for a thread without one.
- *
- * `label` is a NUL-terminated UTF-8 string of at most `MAPCACHE_MAX_LABEL_LEN`
- * bytes; NULL removes the label. The label applies to every cache and stays until
- * replaced, removed, or the thread exits.
- *
- * Ownership: the library copies the string during the call.
- * Thread-safety: any thread; it labels the calling thread only. (A Go host should
- * lock the goroutine to its thread to label it meaningfully.)
- *
- * Returns:
- * - `MAPCACHE_OK`.
- * - `MAPCACHE_E_INVALID_ARG`: not valid UTF-8, or longer than
- *   `MAPCACHE_MAX_LABEL_LEN` bytes (no NUL within the first
- *   `MAPCACHE_MAX_LABEL_LEN + 1` bytes); the label is left unchanged.
- * - `MAPCACHE_E_INTERNAL`.
- *
- * # Safety
- * `label` must be NULL or point to a NUL-terminated string (the library reads at
- * most `MAPCACHE_MAX_LABEL_LEN + 1` bytes of it).
- */
-mapcache_status mapcache_set_thread_label(const char *label);
-
-/**
- * DEBUGGING AID, not for production use: takes the write flag that a write of
- * `key` would take, calls `callback(ctx)` while holding it, then releases it.
- *
- * Meant for tests of misuse detection: while the callback runs, a write by another
- * thread (any key in the flag's scope) fails with `MAPCACHE_E_CONCURRENT_WRITE`,
- * naming this thread as the holder; a read may fail with
- * `MAPCACHE_E_CONCURRENT_READ_WRITE`. Only for caches in `MAPCACHE_MODE_EXCLUSIVE`
- * (in concurrent mode other writers would wait for the callback, which would
- * deadlock a callback that waits for them).
- *
- * The callback runs on the calling thread; it must return normally and must not
- * call `mapcache_free` on `cache`. It may start and join other threads. Writes to
- * `cache` from the calling thread inside the callback collide with the flag it
- * holds.
- *
- * Thread-safety: as `mapcache_put`.
- *
- * Returns:
- * - `MAPCACHE_OK`: the callback ran while the flag was held.
- * - `MAPCACHE_E_CONCURRENT_WRITE`: the flag was taken by another thread; the
- *   callback was not called.
- * - `MAPCACHE_E_INVALID_ARG`: `cache` or `callback` NULL, `key` NULL with
- *   `key_len` > 0, or the cache is not in exclusive mode.
- * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
- *
- * # Safety
- * `key` must be readable for `key_len` bytes; `callback` must be a function with
- * the `mapcache_debug_fn` signature.
- */
-mapcache_status mapcache_debug_hold_write(mapcache_t *cache,
-                                          const uint8_t *key,
-                                          size_t key_len,
-                                          mapcache_debug_fn callback,
-                                          void *ctx);
-
-/**
- * DEBUGGING AID, not for production use: panics inside the library with
- * `message` (NULL: a fixed text), to let a host check that panics are caught at
- * the boundary. Always returns `MAPCACHE_E_INTERNAL`, with a message that contains
- * `message`; the panic is also printed to stderr by the Rust panic hook.
- *
- * Thread-safety: any thread.
- *
- * # Safety
- * `message` must be NULL or a NUL-terminated string.
- */
-mapcache_status mapcache_debug_panic(const char *message);
+const char *mapcache_version(void);
 
 #ifdef __cplusplus
 }  // extern "C"

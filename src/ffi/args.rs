@@ -184,7 +184,10 @@ pub(crate) fn disjoint(
         return Ok(());
     }
     let (o0, o1) = (out as usize, out as usize + out_cap);
-    let (i0, i1) = (input.as_ptr() as usize, input.as_ptr() as usize + input.len());
+    let (i0, i1) = (
+        input.as_ptr() as usize,
+        input.as_ptr() as usize + input.len(),
+    );
     if o0 < i1 && i0 < o1 {
         Err(overlap(out_name, input_name))
     } else {

@@ -14,7 +14,9 @@ use super::args;
 use super::boundary::{self, Fail};
 use super::handle::{self, mapcache_t, Inner};
 use super::last_error;
-use super::status::{mapcache_status, MAPCACHE_E_BUFFER_TOO_SMALL, MAPCACHE_NOT_FOUND, MAPCACHE_OK};
+use super::status::{
+    mapcache_status, MAPCACHE_E_BUFFER_TOO_SMALL, MAPCACHE_NOT_FOUND, MAPCACHE_OK,
+};
 
 /// A packed buffer `data[0..total]` cut into `n` items by `lens[0..n]`.
 struct Packed {
@@ -129,7 +131,11 @@ impl FirstError {
 }
 
 /// The common front of every batch call: the handle and the statuses array.
-fn front(cache: *mut mapcache_t, n: usize, out_statuses: *mut mapcache_status) -> Result<&'static handle::mapcache, Fail> {
+fn front(
+    cache: *mut mapcache_t,
+    n: usize,
+    out_statuses: *mut mapcache_status,
+) -> Result<&'static handle::mapcache, Fail> {
     let shell = handle::shell(cache)?;
     args::array(out_statuses.cast_const(), n, "out_statuses")?;
     Ok(shell)
@@ -199,7 +205,8 @@ pub unsafe extern "C" fn mapcache_get_many(
             for i in 0..n {
                 // SAFETY: i < n.
                 let (ptr, len) = unsafe { keys.item(i, &mut offset) }?;
-                let (status, len) = match get_one(inner, ptr, len, values, values_cap - used, used) {
+                let (status, len) = match get_one(inner, ptr, len, values, values_cap - used, used)
+                {
                     Ok((status, len)) => (status, len),
                     Err((fail, len)) => (first.note(i, fail), len),
                 };

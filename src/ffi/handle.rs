@@ -138,6 +138,15 @@ pub(crate) fn with_map<R>(
     shell(c)?.with(f)
 }
 
+/// Runs `f` on the [`Map`] behind the live handle `cache` (pinned for the duration
+/// of `f`); `None` if `cache` is not a live handle. Not part of the C ABI: it lets
+/// Rust benchmarks and tests compare the C entry points with the Rust API on the
+/// very same table.
+#[doc(hidden)]
+pub fn with_map_of<R>(cache: *const mapcache_t, f: impl FnOnce(&Map) -> R) -> Option<R> {
+    with_map(cache, |inner| Ok(f(&inner.map))).ok()
+}
+
 /// Creates a cache.
 ///
 /// `cfg` may be NULL for the defaults; otherwise it must have been filled by

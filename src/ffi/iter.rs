@@ -229,13 +229,21 @@ pub unsafe extern "C" fn mapcache_iter_next(
             ));
         }
         let Some(state) = busy.state().as_mut() else {
-            return Err(Fail::new(MAPCACHE_E_INVALID_HANDLE, "it is not a live iterator"));
+            return Err(Fail::new(
+                MAPCACHE_E_INVALID_HANDLE,
+                "it is not a live iterator",
+            ));
         };
         let entry = state.advance()?;
         let (k, kl, v, vl) = match entry {
             Some((offset, kl, vl)) => {
                 let base = state.bytes.as_ptr();
-                (base.wrapping_add(offset), kl, base.wrapping_add(offset + kl), vl)
+                (
+                    base.wrapping_add(offset),
+                    kl,
+                    base.wrapping_add(offset + kl),
+                    vl,
+                )
             }
             None => (std::ptr::null(), 0, std::ptr::null(), 0),
         };
@@ -262,38 +270,39 @@ impl State {
         // Check the map on every call, also at the end, so that a freed cache is
         // always reported.
         let shell = self.shell;
-        shell.with(|inner| {
-            if inner.id != self.map_id {
-                return Err(freed());
-            }
-            while self.next == self.entries.len() && !self.done {
-                self.bytes.clear();
-                self.entries.clear();
-                self.next = 0;
-                let (bytes, entries) = (&mut self.bytes, &mut self.entries);
-                let more = inner.map.scan(&mut self.cursor, |k, v| {
-                    entries.push((bytes.len(), k.len(), v.len()));
-                    bytes.extend_from_slice(k);
-                    bytes.extend_from_slice(v);
-                });
-                if !more {
-                    self.done = true;
+        shell
+            .with(|inner| {
+                if inner.id != self.map_id {
+                    return Err(freed());
                 }
-            }
-            if self.next < self.entries.len() {
-                self.next += 1;
-                Ok(Some(self.entries[self.next - 1]))
-            } else {
-                Ok(None)
-            }
-        })
-        .map_err(|fail| {
-            if fail.status() == MAPCACHE_E_INVALID_HANDLE {
-                freed()
-            } else {
-                fail
-            }
-        })
+                while self.next == self.entries.len() && !self.done {
+                    self.bytes.clear();
+                    self.entries.clear();
+                    self.next = 0;
+                    let (bytes, entries) = (&mut self.bytes, &mut self.entries);
+                    let more = inner.map.scan(&mut self.cursor, |k, v| {
+                        entries.push((bytes.len(), k.len(), v.len()));
+                        bytes.extend_from_slice(k);
+                        bytes.extend_from_slice(v);
+                    });
+                    if !more {
+                        self.done = true;
+                    }
+                }
+                if self.next < self.entries.len() {
+                    self.next += 1;
+                    Ok(Some(self.entries[self.next - 1]))
+                } else {
+                    Ok(None)
+                }
+            })
+            .map_err(|fail| {
+                if fail.status() == MAPCACHE_E_INVALID_HANDLE {
+                    freed()
+                } else {
+                    fail
+                }
+            })
     }
 }
 

@@ -42,11 +42,17 @@ pub(crate) fn set(message: String) {
 #[no_mangle]
 pub extern "C" fn mapcache_last_error() -> *const c_char {
     static EMPTY: &[u8] = b"\0";
-    LAST.try_with(|last| match last.try_borrow() {
-        // The CString's heap buffer does not move while it stays in the cell; it
-        // is replaced (and the old one freed) only by `set` on this same thread.
-        Ok(last) => last.as_ptr(),
-        Err(_) => EMPTY.as_ptr().cast(),
+    let empty: *const c_char = EMPTY.as_ptr().cast();
+    // No `Fail` is possible here; a panic (there is none to expect) yields "".
+    super::boundary::run_with("mapcache_last_error", empty, empty, || {
+        Ok(LAST
+            .try_with(|last| match last.try_borrow() {
+                // The CString's heap buffer does not move while it stays in the
+                // cell; it is replaced (and the old one freed) only by `set` on
+                // this same thread.
+                Ok(last) => last.as_ptr(),
+                Err(_) => empty,
+            })
+            .unwrap_or(empty))
     })
-    .unwrap_or(EMPTY.as_ptr().cast())
 }

@@ -20,25 +20,27 @@
 // The C names (`mapcache_t`, `mapcache_status`, ...) are the contract.
 #![allow(non_camel_case_types)]
 
-mod args;
 mod arena;
-mod boundary;
-pub mod status;
-pub mod last_error;
-pub mod version;
-pub mod config;
-pub mod handle;
-pub mod ops;
+mod args;
 pub mod batch;
+mod boundary;
+pub mod config;
+pub mod debug;
+pub mod handle;
 pub mod iter;
 pub mod label;
-pub mod debug;
+pub mod last_error;
+pub mod ops;
+pub mod status;
+pub mod version;
 
 pub use batch::{mapcache_delete_many, mapcache_get_many, mapcache_put_many};
 pub use config::*;
 pub use debug::{mapcache_debug_fn, mapcache_debug_hold_write, mapcache_debug_panic};
 pub use handle::{mapcache, mapcache_free, mapcache_new, mapcache_t};
-pub use iter::{mapcache_iter, mapcache_iter_free, mapcache_iter_new, mapcache_iter_next, mapcache_iter_t};
+pub use iter::{
+    mapcache_iter, mapcache_iter_free, mapcache_iter_new, mapcache_iter_next, mapcache_iter_t,
+};
 pub use label::{mapcache_set_thread_label, MAPCACHE_MAX_LABEL_LEN};
 pub use last_error::mapcache_last_error;
 pub use ops::*;

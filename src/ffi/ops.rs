@@ -481,8 +481,7 @@ pub unsafe extern "C" fn mapcache_compare_and_swap(
         // SAFETY: readable and unmodified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
         // SAFETY: as above.
-        let expected =
-            unsafe { args::value(expected, expected_len, "expected", "expected_len") }?;
+        let expected = unsafe { args::value(expected, expected_len, "expected", "expected_len") }?;
         // SAFETY: as above.
         let new_value = unsafe { args::value(new_value, new_len, "new_value", "new_len") }?;
         args::out(out_swapped, "out_swapped")?;

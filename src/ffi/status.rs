@@ -88,5 +88,8 @@ pub(crate) fn describe(s: mapcache_status) -> &'static [u8] {
 /// Thread-safety: any thread, any time. Does not touch `mapcache_last_error()`.
 #[no_mangle]
 pub extern "C" fn mapcache_status_str(status: mapcache_status) -> *const c_char {
-    describe(status).as_ptr().cast()
+    let unknown = describe(-1).as_ptr().cast();
+    super::boundary::run_with("mapcache_status_str", unknown, unknown, || {
+        Ok(describe(status).as_ptr().cast())
+    })
 }

@@ -26,7 +26,12 @@ const _: () = assert!(MAPCACHE_MAX_VALUE_LEN == crate::MAX_VALUE_LEN);
 /// Thread-safety: any thread, any time. Never fails.
 #[no_mangle]
 pub extern "C" fn mapcache_abi_version() -> u32 {
-    MAPCACHE_ABI_VERSION
+    boundary::run_with(
+        "mapcache_abi_version",
+        MAPCACHE_ABI_VERSION,
+        MAPCACHE_ABI_VERSION,
+        || Ok(MAPCACHE_ABI_VERSION),
+    )
 }
 
 /// The library's version, e.g. `"0.1.0"`.
@@ -36,8 +41,11 @@ pub extern "C" fn mapcache_abi_version() -> u32 {
 #[no_mangle]
 pub extern "C" fn mapcache_version() -> *const c_char {
     static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
-    boundary::run_with("mapcache_version", VERSION.as_ptr(), VERSION.as_ptr(), || {
-        Ok(VERSION.as_ptr())
-    })
+    boundary::run_with(
+        "mapcache_version",
+        VERSION.as_ptr(),
+        VERSION.as_ptr(),
+        || Ok(VERSION.as_ptr()),
+    )
     .cast()
 }
