@@ -1,8 +1,9 @@
 /*
  * mapcache.h: the C ABI of mapcache, an embedded in-process key/value cache.
- * Link with -lmapcache (libmapcache.so), or with libmapcache.a plus
- * -lpthread -ldl -lm. ABI version: MAPCACHE_ABI_VERSION (check it against
- * mapcache_abi_version() at start-up).
+ * Link with -lmapcache (libmapcache.so), or with libmapcache.a plus the system
+ * libraries it needs: -lpthread -ldl -lm (glibc; the full list is cargo's
+ * native-static-libs: -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc). ABI version:
+ * MAPCACHE_ABI_VERSION (check it against mapcache_abi_version() at start-up).
  *
  * CONVENTIONS (they hold for every function unless its own comment says otherwise)
  *
@@ -513,7 +514,7 @@ void mapcache_free(mapcache_t *cache);
  * before the first entry (NULL on error, when `out` is not NULL).
  *
  * The iteration is weakly consistent: it runs concurrently with writers; a key
- * present (and not replaced) for the whole iteration is yielded exactly once, no
+ * present for the whole iteration is yielded exactly once, no
  * key is yielded twice, and keys inserted or removed meanwhile may or may not be.
  * The iterator does not keep the cache alive: after `mapcache_free(cache)`, its
  * `mapcache_iter_next` returns `MAPCACHE_E_INVALID_HANDLE`.

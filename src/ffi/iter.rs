@@ -136,7 +136,7 @@ fn find(it: *const mapcache_iter_t) -> Result<&'static mapcache_iter, Fail> {
 /// before the first entry (NULL on error, when `out` is not NULL).
 ///
 /// The iteration is weakly consistent: it runs concurrently with writers; a key
-/// present (and not replaced) for the whole iteration is yielded exactly once, no
+/// present for the whole iteration is yielded exactly once, no
 /// key is yielded twice, and keys inserted or removed meanwhile may or may not be.
 /// The iterator does not keep the cache alive: after `mapcache_free(cache)`, its
 /// `mapcache_iter_next` returns `MAPCACHE_E_INVALID_HANDLE`.
