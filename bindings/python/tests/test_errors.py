@@ -72,6 +72,18 @@ def test_invalid_argument_from_the_library_carries_its_message():
     assert exc.message and exc.message != _lib.status_str(st)
 
 
+def test_a_panic_inside_the_library_becomes_internal_error():
+    # the library's debugging aid panics on purpose; the boundary catches it
+    st = _lib.lib.mapcache_debug_panic(b"python test panic")
+    assert st == _lib.E_INTERNAL
+    exc = _errors.error_for_status(st)
+    assert isinstance(exc, mapcache.InternalError)
+    assert "python test panic" in exc.message
+    with mapcache.Cache() as c:  # the library is still usable
+        c[b"k"] = b"v"
+        assert c[b"k"] == b"v"
+
+
 def test_key_too_long_on_every_single_key_call(cache):
     cache[b"k"] = b"v"
     calls = [

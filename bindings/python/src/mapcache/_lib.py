@@ -156,7 +156,12 @@ _PROTOTYPES = {
     # Debugging aid (exclusive mode): hold the write flag of `key` while
     # callback(ctx) runs. Used by the misuse tests.
     "mapcache_debug_hold_write": (_status, [_handle, _ptr, _size, DEBUG_FN, c_void_p]),
+    # Debugging aid: panics inside the library; always MAPCACHE_E_INTERNAL.
+    "mapcache_debug_panic": (_status, [c_char_p]),
 }
+
+#: Debugging aids: a library built without them still loads.
+OPTIONAL = frozenset({"mapcache_debug_hold_write", "mapcache_debug_panic"})
 
 
 def candidate_paths() -> List[Path]:
@@ -202,7 +207,8 @@ def load(path: Optional[Path] = None) -> ctypes.CDLL:
         try:
             fn = getattr(lib, name)
         except AttributeError:
-            missing.append(name)
+            if name not in OPTIONAL:
+                missing.append(name)
             continue
         fn.restype = restype
         fn.argtypes = argtypes
