@@ -10,6 +10,8 @@ import pytest
 import mapcache
 from mapcache import _errors, _lib
 
+from conftest import run_python
+
 LONG_KEY = b"k" * (mapcache.MAX_KEY_LEN + 1)
 
 ALL = [
@@ -165,5 +167,21 @@ def test_unencodable_str_key_is_a_value_error(cache):
 def test_huge_initial_capacity_fails_cleanly():
     # Either the library refuses the size (InvalidConfigError) or the
     # allocation fails (OutOfMemoryError); both are MapCacheErrors, no crash.
-    with pytest.raises((mapcache.InvalidConfigError, mapcache.OutOfMemoryError)):
-        mapcache.Cache(initial_capacity=2**63)
+    # Run under an address-space limit so the allocation fails on any machine.
+    code = """
+import resource, mapcache
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+try:
+    mapcache.Cache(initial_capacity=2**40)
+except mapcache.OutOfMemoryError as exc:
+    assert isinstance(exc, MemoryError) and exc.status == 8, exc
+    print("OutOfMemoryError", exc)
+except mapcache.InvalidConfigError as exc:
+    print("InvalidConfigError", exc)
+with mapcache.Cache() as c:  # still usable afterwards
+    c[b"k"] = b"v"
+    assert c[b"k"] == b"v"
+"""
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(("OutOfMemoryError", "InvalidConfigError")), proc.stdout
