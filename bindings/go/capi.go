@@ -345,6 +345,14 @@ static mcg_res mcg_debug_hold(void *c, const char *lbl, const uint8_t *k, size_t
 	return r;
 }
 
+// Test support: the library's deliberate panic, caught at its boundary.
+static mcg_res mcg_debug_panic(const char *msg) {
+	mcg_res r = {0};
+	r.st = mapcache_debug_panic(msg);
+	mcg_end(NULL, &r);
+	return r;
+}
+
 static uint32_t mcg_abi_version(void) { return mapcache_abi_version(); }
 static const char *mcg_version(void) { return mapcache_version(); }
 static const char *mcg_status_str(int32_t s) { return mapcache_status_str(s); }
@@ -513,6 +521,17 @@ func (c *Cache) debugHoldWrite(key []byte) (release func() error, err error) {
 		C.mcg_hold_release(hold)
 		return finish(<-done)
 	}, nil
+}
+
+// debugPanic makes the library panic inside a call (test support for
+// ErrInternal); the panic is caught at the C boundary.
+func debugPanic(msg string) error {
+	b := append([]byte(msg), 0)
+	r := conv(C.mcg_debug_panic((*C.char)(unsafe.Pointer(&b[0]))))
+	if r.st == stOK {
+		return nil
+	}
+	return newError("debugPanic", r.st, r.msg)
 }
 
 func cABIVersion() uint32 { return uint32(C.mcg_abi_version()) }

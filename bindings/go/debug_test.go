@@ -115,3 +115,21 @@ func TestErrInvalidArgumentFromLibrary(t *testing.T) {
 		t.Fatalf("no library message: %#v", err)
 	}
 }
+
+// A panic inside the library is caught at its boundary and surfaces as
+// ErrInternal with the library's message; the process goes on.
+func TestErrInternalFromLibrary(t *testing.T) {
+	err := debugPanic("boom from the Go tests")
+	if !errors.Is(err, ErrInternal) {
+		t.Fatalf("debug panic = %v, want ErrInternal", err)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Status != stInternal || !strings.Contains(e.Message, "boom from the Go tests") {
+		t.Fatalf("internal error detail = %#v", err)
+	}
+	// The library still works.
+	c := newCache(t, Config{})
+	if err := c.SetString("k", "v"); err != nil {
+		t.Fatal(err)
+	}
+}
