@@ -236,3 +236,17 @@ def test_independent_caches(cache):
         cache[b"k"] = b"1"
         other[b"k"] = b"2"
         assert (cache[b"k"], other[b"k"]) == (b"1", b"2")
+
+
+def test_a_lent_bytearray_is_released_after_the_call(cache):
+    # writable buffers are passed without a copy; the call must not keep
+    # them exported (a bytearray with an export cannot be resized)
+    ba = bytearray(b"abc")
+    cache[b"k"] = ba
+    cache.set(b"k2", ba)
+    cache.setdefault(b"k3", ba)
+    cache.compare_and_swap(b"k", ba, ba)
+    ba.extend(b"def")
+    assert (cache[b"k"], cache[b"k2"], cache[b"k3"]) == (b"abc", b"abc", b"abc")
+    cache[b"k"] = ba  # the new contents are stored, not the old
+    assert cache[b"k"] == b"abcdef"

@@ -179,6 +179,28 @@ def _key(key: Any) -> bytes:
         ) from None
 
 
+class _Borrowed:
+    """A writable contiguous buffer lent to one call without copying it.
+
+    ``c_void_p`` takes it through ``_as_parameter_`` (the buffer's address) and
+    ``len()`` is its size in bytes. While it lives, the exporter (a bytearray,
+    an mmap, ...) cannot be resized or closed.
+    """
+
+    __slots__ = ("_as_parameter_", "_len", "_keep")
+
+    def __init__(self, mv: memoryview) -> None:
+        self._keep = c_char.from_buffer(mv)  # holds the buffer export
+        self._as_parameter_ = addressof(self._keep)
+        self._len = mv.nbytes
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __bytes__(self) -> bytes:
+        return string_at(self._as_parameter_, self._len)
+
+
 def _value(value: Any) -> Any:
     """Normalise a value that is not exactly ``bytes``: something ``c_void_p`` accepts
     whose ``len()`` is its size in bytes (a writable buffer is passed without a copy)."""
@@ -193,13 +215,24 @@ def _value(value: Any) -> Any:
             f"a mapcache value must be bytes-like, not {type(value).__name__}"
         ) from None
     with mv:
-        if not mv.readonly and mv.c_contiguous:
-            return (c_char * mv.nbytes).from_buffer(mv)
+        if not mv.readonly and mv.c_contiguous and mv.nbytes:
+            return _Borrowed(mv)
         return mv.tobytes()
 
 
 def _as_bytes(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else bytes(_value(value))
+    """A batch value as ``bytes`` (copied: batches are packed into one buffer anyway)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        raise TypeError("a mapcache value must be bytes-like, not str (encode it first)")
+    try:
+        with memoryview(value) as mv:
+            return mv.tobytes()
+    except TypeError:
+        raise TypeError(
+            f"a mapcache value must be bytes-like, not {type(value).__name__}"
+        ) from None
 
 
 def _lengths(items: List[Any]) -> array:
