@@ -112,6 +112,12 @@ def _pow2(n: int) -> int:
     return 1 << max(n - 1, 1).bit_length()
 
 
+def _one_off(n: int) -> int:
+    # create_string_buffer(n) makes (and ctypes caches forever) a type per size:
+    # round one-off sizes up to whole MiB so that at most a few thousand exist.
+    return -(-n // (1 << 20)) << 20
+
+
 class _ThreadState(threading.local):
     """Buffers and out-cells owned by one thread (the GIL is released during calls).
 
@@ -142,8 +148,8 @@ def _single_buffer(needed: int) -> Tuple[Any, c_void_p, c_void_p]:
     """(buffer, address, capacity) of at least ``needed`` bytes for this thread's
     single-key calls; kept for the thread's next calls unless it is very large."""
     if needed > _KEEP_SINGLE:
-        buf = create_string_buffer(needed)
-        return buf, c_void_p(addressof(buf)), c_void_p(needed)
+        buf = create_string_buffer(_one_off(needed))
+        return buf, c_void_p(addressof(buf)), c_void_p(sizeof(buf))
     state = _single_state(create_string_buffer(_pow2(needed)), _ts.single[3])
     _ts.single = state
     return state[0], state[1], state[2]
@@ -157,7 +163,8 @@ def _batch_buffer(needed: int) -> Tuple[Any, int]:
     if needed <= ts.batch_cap:
         return ts.batch, ts.batch_cap
     if needed > _KEEP_BATCH:
-        return create_string_buffer(needed), needed
+        buf = create_string_buffer(_one_off(needed))
+        return buf, sizeof(buf)
     cap = _pow2(needed)
     ts.batch = create_string_buffer(cap)
     ts.batch_cap = cap
