@@ -167,6 +167,39 @@ def test_nested_labels_are_reported_and_restored(filled):
     assert seen == [("inner-holder", "inner-other"), "outer"]
 
 
+def test_a_label_block_returns_to_the_thread_label(filled):
+    def write() -> None:
+        filled[b"k1"] = b"w"
+
+    def collide_as_other() -> BaseException:
+        # this thread holds; the other thread's label is what the report names
+        outcome = []
+
+        def other() -> None:
+            try:
+                write()
+            except mapcache.ConcurrentWriteError as e:
+                outcome.append(e)
+
+        def callback(_ctx: object) -> None:
+            t = threading.Thread(target=other)
+            t.start()
+            t.join()
+
+        cb = _lib.DEBUG_FN(callback)
+        assert _lib.lib.mapcache_debug_hold_write(filled._h, b"k1", 2, cb, None) == 0
+        return outcome[0]
+
+    mapcache.set_thread_label("base")
+    try:
+        with filled.label("scoped"):
+            assert collide_as_other().holder == "scoped"
+        assert collide_as_other().holder == "base"
+    finally:
+        mapcache.set_thread_label(None)
+    assert collide_as_other().holder.startswith("thread ")
+
+
 def test_bad_labels_are_refused(exclusive):
     with pytest.raises(ValueError):
         with exclusive.label("nul\0inside"):

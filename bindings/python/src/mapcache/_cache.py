@@ -136,7 +136,8 @@ class _ThreadState(threading.local):
         self.flag: Tuple[c_bool, c_void_p] = (flag, c_void_p(addressof(flag)))
         self.batch: Any = None  # allocated by the thread's first batch
         self.batch_cap = 0
-        self.labels: List[Optional[str]] = []
+        self.labels: List[Optional[str]] = []  # the Cache.label() blocks open
+        self.base_label: Optional[str] = None  # set with set_thread_label()
 
 
 def _single_state(buf: Any, out_len: c_size_t) -> Tuple[Any, c_void_p, c_void_p, c_size_t, c_void_p]:
@@ -316,9 +317,15 @@ def _split_uniform(buf: Any, length: int, n: int) -> List[bytes]:
 def set_thread_label(label: Optional[str]) -> None:
     """Name the calling thread in misuse reports (``None`` clears the label).
 
-    The label belongs to the OS thread and applies to every cache. Prefer the
-    scoped :meth:`Cache.label`.
+    The label belongs to the OS thread and applies to every cache, until
+    replaced; a :meth:`Cache.label` block returns to it when it ends.
+    Labels are at most 1023 bytes of UTF-8 without NUL (else ValueError).
     """
+    _apply_label(label)
+    _ts.base_label = label
+
+
+def _apply_label(label: Optional[str]) -> None:
     if label is None:
         raw = None
     elif isinstance(label, str):
@@ -483,14 +490,14 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         is per OS thread (it applies to every cache) and the previous label is
         restored on exit, so blocks nest.
         """
-        set_thread_label(name)
+        _apply_label(name)
         stack = _ts.labels
         stack.append(name)
         try:
             yield
         finally:
             stack.pop()
-            set_thread_label(stack[-1] if stack else None)
+            _apply_label(stack[-1] if stack else _ts.base_label)
 
     # -------------------------------------------------------- single keys
 
