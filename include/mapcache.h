@@ -37,7 +37,9 @@
  * MAPCACHE_MODE_EXCLUSIVE the host additionally promises one writer at a time (Go's
  * map contract); a detected overlap fails with MAPCACHE_E_CONCURRENT_WRITE or
  * MAPCACHE_E_CONCURRENT_READ_WRITE (or aborts, with MAPCACHE_MISUSE_ABORT), and the
- * message names both threads by their mapcache_set_thread_label labels.
+ * message names both threads by their mapcache_set_thread_label labels. No
+ * function is async-signal-safe (they may allocate): do not call them from a
+ * signal handler.
  *
  * Robustness. No panic crosses this boundary (MAPCACHE_E_INTERNAL). A NULL, freed
  * or foreign handle is rejected with a status, not dereferenced: handles live in
