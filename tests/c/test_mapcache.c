@@ -1026,6 +1026,95 @@ static void test_exclusive_misuse_deterministic(void) {
     mapcache_free(c);
 }
 
+/* Every call from a second thread while the write flag is held: each reports the
+   misuse documented for it, names both threads, and changes nothing. */
+struct every_call {
+    mapcache_t *cache;
+    int failures;
+};
+
+#define EXPECT_MISUSE(expr, want)                                                    \
+    do {                                                                             \
+        mapcache_status st_ = (expr);                                                \
+        const char *m_ = mapcache_last_error();                                      \
+        if (st_ != (want) || !contains_str(m_, "'every-collider'") ||                \
+            !contains_str(m_, "'every-holder'")) {                                   \
+            fprintf(stderr, "  %s:%d: %s -> %s, wanted %s; message: %s\n", __FILE__, \
+                    __LINE__, #expr, mapcache_status_str(st_), #want, m_);           \
+            ec->failures++;                                                          \
+        }                                                                            \
+    } while (0)
+
+static void nested_hold(void *ctx) {
+    (void)ctx;
+}
+
+static void *every_call_thread(void *arg) {
+    struct every_call *ec = arg;
+    mapcache_t *c = ec->cache;
+    uint8_t buf[16];
+    size_t len, lens[2] = {1, 1};
+    bool b;
+    mapcache_status st[2];
+    mapcache_set_thread_label("every-collider");
+    EXPECT_MISUSE(mapcache_put(c, S("n"), S("v"), NULL), MAPCACHE_E_CONCURRENT_WRITE);
+    EXPECT_MISUSE(mapcache_delete(c, S("a")), MAPCACHE_E_CONCURRENT_WRITE);
+    EXPECT_MISUSE(mapcache_clear(c), MAPCACHE_E_CONCURRENT_WRITE);
+    EXPECT_MISUSE(mapcache_compare_and_swap(c, S("a"), S("1"), S("2"), &b),
+                  MAPCACHE_E_CONCURRENT_WRITE);
+    EXPECT_MISUSE(mapcache_debug_hold_write(c, S("a"), nested_hold, NULL),
+                  MAPCACHE_E_CONCURRENT_WRITE);
+    EXPECT_MISUSE(mapcache_get(c, S("a"), buf, sizeof buf, &len), MAPCACHE_E_CONCURRENT_READ_WRITE);
+    EXPECT_MISUSE(mapcache_get_with(c, S("a"), capture_value, NULL), MAPCACHE_E_CONCURRENT_READ_WRITE);
+    EXPECT_MISUSE(mapcache_contains(c, S("a"), &b), MAPCACHE_E_CONCURRENT_READ_WRITE);
+    /* get_or_insert reads first: the read sees the writer. */
+    EXPECT_MISUSE(mapcache_get_or_insert(c, S("n"), S("v"), buf, sizeof buf, &len, &b),
+                  MAPCACHE_E_CONCURRENT_READ_WRITE);
+    /* Batches: the call runs, each key reports the misuse. */
+    CHECK_ST(mapcache_put_many(c, 2, (const uint8_t *)"xy", lens, (const uint8_t *)"12", lens, st),
+             MAPCACHE_OK);
+    if (st[0] != MAPCACHE_E_CONCURRENT_WRITE || st[1] != MAPCACHE_E_CONCURRENT_WRITE) ec->failures++;
+    if (!contains_str(mapcache_last_error(), "mapcache_put_many: key 0: concurrent map writes"))
+        ec->failures++;
+    CHECK_ST(mapcache_delete_many(c, 2, (const uint8_t *)"ab", lens, st), MAPCACHE_OK);
+    if (st[0] != MAPCACHE_E_CONCURRENT_WRITE || st[1] != MAPCACHE_E_CONCURRENT_WRITE) ec->failures++;
+    size_t vlens[2];
+    CHECK_ST(mapcache_get_many(c, 2, (const uint8_t *)"ab", lens, buf, sizeof buf, vlens, st),
+             MAPCACHE_OK);
+    if (st[0] != MAPCACHE_E_CONCURRENT_READ_WRITE || st[1] != MAPCACHE_E_CONCURRENT_READ_WRITE)
+        ec->failures++;
+    /* The count never blocks and is not a misuse. */
+    CHECK_ST(mapcache_len(c, &len), MAPCACHE_OK);
+    if (len != 2) ec->failures++;
+    mapcache_set_thread_label(NULL);
+    return NULL;
+}
+
+static void run_every_call(void *ctx) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, every_call_thread, ctx) == 0) pthread_join(t, NULL);
+}
+
+static void test_exclusive_misuse_every_call(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_EXCLUSIVE);
+    CHECK_ST(mapcache_put(c, S("a"), S("1"), NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_put(c, S("b"), S("2"), NULL), MAPCACHE_OK);
+    struct every_call ec = {c, 0};
+    CHECK_ST(mapcache_set_thread_label("every-holder"), MAPCACHE_OK);
+    CHECK_ST(mapcache_debug_hold_write(c, S("a"), run_every_call, &ec), MAPCACHE_OK);
+    CHECK(ec.failures == 0);
+    mapcache_set_thread_label(NULL);
+    /* Nothing changed. */
+    size_t n = 0, len = 0;
+    uint8_t buf[4];
+    CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
+    CHECK(n == 2);
+    CHECK_ST(mapcache_get(c, S("a"), buf, sizeof buf, &len), MAPCACHE_OK);
+    CHECK(len == 1 && buf[0] == '1');
+    CHECK_ST(mapcache_get(c, S("n"), buf, sizeof buf, &len), MAPCACHE_NOT_FOUND);
+    mapcache_free(c);
+}
+
 /* Two threads write an exclusive-mode cache at once, as a buggy host would,
    until one of them sees the collision. */
 struct hammer_ex {
@@ -1328,6 +1417,7 @@ int main(void) {
     RUN(test_internal_error);
     RUN(test_no_memory);
     RUN(test_exclusive_misuse_deterministic);
+    RUN(test_exclusive_misuse_every_call);
     RUN(test_exclusive_misuse_hammer);
     RUN(test_misuse_abort_policy);
     RUN(test_concurrent_hammer);
