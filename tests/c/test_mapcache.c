@@ -694,6 +694,136 @@ static void test_iter(void) {
     mapcache_free(c);
 }
 
+/* Weak consistency under writers and growth: every key present for the whole
+   iteration is yielded exactly once, and no key twice. */
+#define STABLE 2000
+
+struct churner {
+    mapcache_t *cache;
+    volatile int *stop;
+    int errors;
+};
+
+static void *churn(void *arg) {
+    struct churner *ch = arg;
+    char key[32];
+    for (int i = 0; i < 200000 && !__atomic_load_n(ch->stop, __ATOMIC_RELAXED); i++) {
+        int n = sprintf(key, "volatile-%d", i % 5000);
+        mapcache_status s = (i / 5000) % 2 == 0
+                                ? mapcache_put(ch->cache, (const uint8_t *)key, (size_t)n, S("x"), NULL)
+                                : mapcache_delete(ch->cache, (const uint8_t *)key, (size_t)n);
+        if (s != MAPCACHE_OK && s != MAPCACHE_NOT_FOUND) ch->errors++;
+        /* Replace stable values too: replaced keys must still come out once. */
+        n = sprintf(key, "stable-%d", i % STABLE);
+        if (mapcache_put(ch->cache, (const uint8_t *)key, (size_t)n, S("replaced"), NULL) != MAPCACHE_OK)
+            ch->errors++;
+    }
+    return NULL;
+}
+
+static void test_iter_concurrent_writers(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    char key[32];
+    for (int i = 0; i < STABLE; i++) {
+        int n = sprintf(key, "stable-%d", i);
+        CHECK_ST(mapcache_put(c, (const uint8_t *)key, (size_t)n, S("v"), NULL), MAPCACHE_OK);
+    }
+    volatile int stop = 0;
+    struct churner ch = {c, &stop, 0};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, churn, &ch) == 0);
+    static unsigned char stable_seen[STABLE], volatile_seen[5000];
+    for (int pass = 0; pass < 3; pass++) {
+        memset(stable_seen, 0, sizeof stable_seen);
+        memset(volatile_seen, 0, sizeof volatile_seen);
+        mapcache_iter_t *it = NULL;
+        CHECK_ST(mapcache_iter_new(c, &it), MAPCACHE_OK);
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        int twice = 0, stray = 0;
+        mapcache_status s;
+        while ((s = mapcache_iter_next(it, &k, &kl, &v, &vl)) == MAPCACHE_OK) {
+            if (kl >= sizeof key) {
+                stray++;
+                continue;
+            }
+            memcpy(key, k, kl);
+            key[kl] = 0;
+            int i;
+            if (sscanf(key, "stable-%d", &i) == 1 && i >= 0 && i < STABLE) {
+                twice += stable_seen[i]++ != 0;
+            } else if (sscanf(key, "volatile-%d", &i) == 1 && i >= 0 && i < 5000) {
+                twice += volatile_seen[i]++ != 0;
+            } else {
+                stray++;
+            }
+        }
+        CHECK(s == MAPCACHE_NOT_FOUND);
+        mapcache_iter_free(it);
+        CHECK(twice == 0);
+        CHECK(stray == 0);
+        int missing = 0;
+        for (int i = 0; i < STABLE; i++) missing += stable_seen[i] != 1;
+        CHECK(missing == 0);
+    }
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    pthread_join(t, NULL);
+    CHECK(ch.errors == 0);
+    mapcache_free(c);
+}
+
+/* One iterator used by two threads at once (a host bug): each call either gets an
+   entry, the end, or INVALID_ARG saying the iterator is busy; never the same entry
+   twice, never a crash. */
+struct shared_iter {
+    mapcache_iter_t *it;
+    int ok, end, busy, other;
+};
+
+static void *iter_user(void *arg) {
+    struct shared_iter *si = arg;
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    for (;;) {
+        mapcache_status s = mapcache_iter_next(si->it, &k, &kl, &v, &vl);
+        if (s == MAPCACHE_OK) {
+            si->ok++;
+        } else if (s == MAPCACHE_NOT_FOUND) {
+            si->end++;
+            break;
+        } else if (s == MAPCACHE_E_INVALID_ARG &&
+                   contains_str(mapcache_last_error(), "used by another thread")) {
+            si->busy++;
+        } else {
+            si->other++;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void test_iter_shared_between_threads(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    char key[32];
+    for (int i = 0; i < 3000; i++) {
+        int n = sprintf(key, "k%d", i);
+        CHECK_ST(mapcache_put(c, (const uint8_t *)key, (size_t)n, S("v"), NULL), MAPCACHE_OK);
+    }
+    mapcache_iter_t *it = NULL;
+    CHECK_ST(mapcache_iter_new(c, &it), MAPCACHE_OK);
+    struct shared_iter a = {it, 0, 0, 0, 0}, b = {it, 0, 0, 0, 0};
+    pthread_t ta, tb;
+    CHECK(pthread_create(&ta, NULL, iter_user, &a) == 0);
+    CHECK(pthread_create(&tb, NULL, iter_user, &b) == 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK(a.other == 0 && b.other == 0);
+    CHECK(a.ok + b.ok == 3000); /* each entry handed out once, to one of them */
+    CHECK(a.end == 1 && b.end == 1);
+    mapcache_iter_free(it);
+    mapcache_free(c);
+}
+
 /* ------------------------------------------------ bad input from C (item 3) */
 
 static void test_null_handle(void) {
@@ -1408,6 +1538,8 @@ int main(void) {
     RUN(test_batches);
     RUN(test_put_many_per_key_errors);
     RUN(test_iter);
+    RUN(test_iter_concurrent_writers);
+    RUN(test_iter_shared_between_threads);
     RUN(test_null_handle);
     RUN(test_null_data_and_outputs);
     RUN(test_oversized);
