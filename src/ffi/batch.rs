@@ -8,7 +8,7 @@
 //! A batch returns `MAPCACHE_OK` when it ran, with each key's own outcome in
 //! `out_statuses[i]`, or an error for the call as a whole (bad arguments, invalid
 //! handle: then no key was processed). When some key's status is an error,
-//! `mapcache_last_error()` describes the first such key ("key <i>: ...").
+//! `mapcache_last_error()` describes the first such key (`"key <i>: ..."`).
 
 use super::args;
 use super::boundary::{self, Fail};

@@ -1,8 +1,8 @@
 //! `mapcache_t`: the handle a host holds, and its life (`mapcache_new`,
 //! `mapcache_free`).
 //!
-//! The handle is a small shell in the never-freed handle [`Arena`]: a tag word
-//! (live, freed, or never used) and an epoch-protected pointer to the [`Inner`]
+//! The handle is a small shell in the never-freed handle `Arena`: a tag word
+//! (live, freed, or never used) and an epoch-protected pointer to the `Inner`
 //! that owns the [`Map`]. Every call pins the epoch, loads the pointer and uses the
 //! map; `mapcache_free` swaps the pointer to NULL and defers the map's destruction
 //! until no pinned call can still be using it. So a call that races

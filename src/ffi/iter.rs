@@ -8,7 +8,7 @@
 //! batch (one bucket chain) into the iterator's own buffer, from which it hands out
 //! pointers that stay valid until the next call.
 //!
-//! Iterator objects live in a never-freed [`Arena`] like cache handles, so a freed
+//! Iterator objects live in a never-freed `Arena` like cache handles, so a freed
 //! or foreign iterator pointer is detected without undefined behaviour. An iterator
 //! is not meant to be shared; a `busy` flag turns concurrent use of one iterator
 //! into `MAPCACHE_E_INVALID_ARG` instead of a data race.

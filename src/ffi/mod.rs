@@ -6,11 +6,11 @@
 //! docs/C_API.md gives the overview.
 //!
 //! Every entry point:
-//! - runs inside [`boundary::run`], so no panic crosses into the host (it becomes
+//! - runs inside `boundary::run`, so no panic crosses into the host (it becomes
 //!   `MAPCACHE_E_INTERNAL`), and every error status leaves a message for
 //!   `mapcache_last_error()`;
-//! - checks each pointer and length before making a reference of it ([`args`]);
-//! - resolves handles through never-freed arenas ([`arena`]), so a freed or foreign
+//! - checks each pointer and length before making a reference of it (`args`);
+//! - resolves handles through never-freed arenas (`arena`), so a freed or foreign
 //!   handle is rejected without undefined behaviour.
 //!
 //! One idea per file: `status` (codes), `last_error`, `boundary` (panics, failures),
