@@ -41,10 +41,11 @@
  * function is async-signal-safe (they may allocate): do not call them from a
  * signal handler.
  *
- * Robustness. No panic crosses this boundary (MAPCACHE_E_INTERNAL). A NULL, freed
- * or foreign handle is rejected with a status, not dereferenced: handles live in
- * memory the library never frees, and a freed handle's slot is not reused until at
- * least 64 other handles of its kind have been freed after it.
+ * Robustness. No panic crosses this boundary (MAPCACHE_E_INTERNAL). A NULL or
+ * foreign handle is rejected with a status without being dereferenced, and a freed
+ * one without touching freed memory: handles live in memory the library never
+ * frees, and a freed handle's slot is not reused until at least 64 other handles of
+ * its kind have been freed after it.
  */
 
 
