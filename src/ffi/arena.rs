@@ -121,3 +121,59 @@ impl<T: Default + Sync + 'static> Arena<T> {
         state.freed.push_back(slot);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[derive(Default)]
+    struct Slot {
+        word: AtomicU64,
+    }
+
+    fn arena() -> &'static Arena<Slot> {
+        Box::leak(Box::new(Arena::new()))
+    }
+
+    #[test]
+    fn find_accepts_exactly_the_slots() {
+        let arena = arena();
+        let slots: Vec<&'static Slot> = (0..FIRST_CHUNK * 3 + 5).map(|_| arena.alloc()).collect();
+        // Three chunks: 64 + 128 + 256 slots cover 197.
+        assert_eq!(arena.published.load(Ordering::Relaxed), 3);
+        for (i, slot) in slots.iter().enumerate() {
+            slot.word.store(i as u64, Ordering::Relaxed);
+            let found = arena.find(*slot as *const Slot).expect("a slot is found");
+            assert!(std::ptr::eq(found, *slot));
+        }
+        let first = slots[0] as *const Slot;
+        // Inside a slot but not at its start; outside every chunk; NULL; the stack.
+        assert!(arena
+            .find(first.cast::<u8>().wrapping_add(1).cast())
+            .is_none());
+        assert!(arena.find(first.wrapping_sub(1)).is_none());
+        assert!(arena.find(std::ptr::null()).is_none());
+        let local = Slot::default();
+        assert!(arena.find(&local).is_none());
+        // Another arena's slots are foreign.
+        let other = self::arena().alloc();
+        assert!(arena.find(other).is_none());
+    }
+
+    #[test]
+    fn freed_slots_wait_out_the_quarantine() {
+        let arena = arena();
+        let slots: Vec<&'static Slot> = (0..QUARANTINE + 1).map(|_| arena.alloc()).collect();
+        let first = slots[0];
+        for slot in &slots[..QUARANTINE] {
+            arena.release(slot);
+        }
+        // Only QUARANTINE slots are waiting: a fresh slot, not a freed one.
+        let fresh = arena.alloc();
+        assert!(slots.iter().all(|s| !std::ptr::eq(*s, fresh)));
+        // One more freed slot: the oldest comes back first.
+        arena.release(slots[QUARANTINE]);
+        assert!(std::ptr::eq(arena.alloc(), first));
+    }
+}

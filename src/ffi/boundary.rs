@@ -135,3 +135,45 @@ fn internal(function: &'static str, payload: Box<dyn Any + Send>) -> mapcache_st
     ));
     MAPCACHE_E_INTERNAL
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn last() -> String {
+        // SAFETY: mapcache_last_error returns a valid NUL-terminated string.
+        unsafe { CStr::from_ptr(super::super::last_error::mapcache_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn failures_set_the_message_and_outcomes_do_not() {
+        assert_eq!(
+            run("f", || Err(Fail::arg("x is NULL"))),
+            MAPCACHE_E_INVALID_ARG
+        );
+        assert_eq!(last(), "f: x is NULL");
+        assert_eq!(run("g", || Ok(super::super::status::MAPCACHE_NOT_FOUND)), 1);
+        assert_eq!(last(), "f: x is NULL");
+        let core = crate::Error::KeyTooLong { len: 70000 };
+        let text = core.to_string();
+        assert_eq!(
+            run("h", || Err(Fail::from(core))),
+            super::super::status::MAPCACHE_E_KEY_TOO_LONG
+        );
+        assert_eq!(last(), text, "core messages are not prefixed");
+    }
+
+    #[test]
+    fn panics_become_internal_errors() {
+        assert_eq!(run("p", || panic!("boom {}", 42)), MAPCACHE_E_INTERNAL);
+        assert!(last().starts_with("p: internal error"));
+        assert!(last().contains("boom 42"));
+        assert_eq!(run_with("q", 1u8, 2u8, || panic!("static")), 2);
+        assert!(last().contains("static"));
+        assert_eq!(run_with("q", 1u8, 2u8, || Err(Fail::arg("bad"))), 1);
+        assert_eq!(last(), "q: bad");
+    }
+}

@@ -210,3 +210,138 @@ pub unsafe extern "C" fn mapcache_config_init(cfg: *mut mapcache_config) {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::status::MAPCACHE_OK;
+
+    fn read_bytes(bytes: &[u8]) -> Result<(Config, Mode), Fail> {
+        // SAFETY: the buffer holds struct_size bytes (the tests write it so).
+        unsafe { read(bytes.as_ptr().cast()) }
+    }
+
+    fn as_bytes(c: &mapcache_config, total: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; total.max(size_of::<mapcache_config>())];
+        // SAFETY: plain integers, copied into a buffer at least as large.
+        unsafe {
+            ptr::copy_nonoverlapping(
+                (c as *const mapcache_config).cast::<u8>(),
+                bytes.as_mut_ptr(),
+                size_of::<mapcache_config>(),
+            )
+        };
+        bytes
+    }
+
+    #[test]
+    fn defaults_and_null() {
+        // SAFETY: NULL is allowed.
+        let (config, mode) = unsafe { read(std::ptr::null()) }.unwrap();
+        assert_eq!(mode, Mode::Concurrent);
+        assert_eq!(config.seed, None);
+        let (config, _) = read_bytes(&as_bytes(&defaults(), 0)).unwrap();
+        assert_eq!(config.shards, 0);
+        assert_eq!(config.initial_capacity, 0);
+    }
+
+    #[test]
+    fn fields_are_converted() {
+        let c = mapcache_config {
+            initial_capacity: 1000,
+            shards: 8,
+            mode: MAPCACHE_MODE_EXCLUSIVE,
+            misuse_policy: MAPCACHE_MISUSE_ABORT,
+            rehash_engine: MAPCACHE_ENGINE_PARALLEL,
+            seed: 7,
+            ..defaults()
+        };
+        let (config, mode) = read_bytes(&as_bytes(&c, 0)).unwrap();
+        assert_eq!(mode, Mode::Exclusive);
+        assert_eq!(config.mode, Mode::Exclusive);
+        assert_eq!(config.misuse_policy, MisusePolicy::Abort);
+        assert_eq!(config.engine, EngineChoice::Parallel);
+        assert_eq!(
+            (config.initial_capacity, config.shards, config.seed),
+            (1000, 8, Some(7))
+        );
+    }
+
+    #[test]
+    fn struct_size_rules() {
+        let status = |c: mapcache_config, total: usize, tail: Option<u8>| {
+            let mut bytes = as_bytes(&c, total);
+            if let Some(b) = tail {
+                *bytes.last_mut().unwrap() = b;
+            }
+            read_bytes(&bytes)
+                .map(|_| MAPCACHE_OK)
+                .unwrap_or_else(|f| f.status())
+        };
+        let small = mapcache_config {
+            struct_size: V1_SIZE - 1,
+            ..defaults()
+        };
+        assert_eq!(status(small, 0, None), MAPCACHE_E_INVALID_CONFIG);
+        let huge = mapcache_config {
+            struct_size: MAX_STRUCT_SIZE + 1,
+            ..defaults()
+        };
+        assert_eq!(status(huge, 0, None), MAPCACHE_E_INVALID_CONFIG);
+        let newer = mapcache_config {
+            struct_size: V1_SIZE + 16,
+            ..defaults()
+        };
+        assert_eq!(status(newer, V1_SIZE + 16, None), MAPCACHE_OK);
+        assert_eq!(
+            status(newer, V1_SIZE + 16, Some(1)),
+            MAPCACHE_E_INVALID_CONFIG
+        );
+    }
+
+    #[test]
+    fn out_of_range_fields_are_named() {
+        let cases = [
+            (
+                mapcache_config {
+                    mode: 2,
+                    ..defaults()
+                },
+                "cfg->mode",
+            ),
+            (
+                mapcache_config {
+                    misuse_policy: 2,
+                    ..defaults()
+                },
+                "cfg->misuse_policy",
+            ),
+            (
+                mapcache_config {
+                    rehash_engine: 3,
+                    ..defaults()
+                },
+                "cfg->rehash_engine",
+            ),
+            (
+                mapcache_config {
+                    shards: 6,
+                    ..defaults()
+                },
+                "cfg->shards",
+            ),
+            (
+                mapcache_config {
+                    shards: 1 << 17,
+                    ..defaults()
+                },
+                "cfg->shards",
+            ),
+        ];
+        for (c, name) in cases {
+            let fail = read_bytes(&as_bytes(&c, 0)).unwrap_err();
+            assert_eq!(fail.status(), MAPCACHE_E_INVALID_CONFIG);
+            assert!(fail.message_for("f").contains(name), "{name}");
+        }
+    }
+}
