@@ -21,7 +21,7 @@ test-go: lib
 	cd $(GO_DIR) && $(GO) test -tags mapcache_shared -count=1 -short -timeout 300s ./...
 
 demo-go: lib
-	cd $(GO_DIR) && $(GO) run ./examples/demo
+	cd $(GO_DIR) && $(GO) run -buildvcs=false ./examples/demo
 
 bench-go: lib
 	cd $(GO_DIR) && $(GO) test -run '^$$' -bench 'Get|Set|Mix' $(GO_BENCH_FLAGS) -timeout 60m .
