@@ -1,9 +1,14 @@
 package mapcache
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Deterministic misuse tests: one view holds the write flag (through the
@@ -132,4 +137,45 @@ func TestErrInternalFromLibrary(t *testing.T) {
 	if err := c.SetString("k", "v"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// MisuseAbort: a detected collision aborts the process, as Go's runtime
+// does, with the report (both labels) on stderr. Run in a child process.
+func TestMisuseAbortPolicy(t *testing.T) {
+	if os.Getenv("MAPCACHE_ABORT_CHILD") == "1" {
+		c, err := New(Config{Mode: Exclusive, MisusePolicy: MisuseAbort})
+		if err != nil {
+			fmt.Println("New:", err)
+			os.Exit(3)
+		}
+		if c.Mode() != Exclusive || !strings.HasPrefix(Version(), "0") {
+			os.Exit(4)
+		}
+		release, err := c.WithLabel("abort-holder").debugHoldWrite([]byte("a"))
+		if err != nil {
+			fmt.Println("hold:", err)
+			os.Exit(5)
+		}
+		err = c.WithLabel("abort-collider").Set([]byte("b"), []byte("x"))
+		fmt.Println("survived the collision:", err)
+		release()
+		os.Exit(0)
+	}
+	if testing.Short() {
+		t.Skip("spawns a child process")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestMisuseAbortPolicy$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "MAPCACHE_ABORT_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 || ee.ExitCode() == 3 || ee.ExitCode() == 4 || ee.ExitCode() == 5 {
+		t.Fatalf("child with MisuseAbort: %v\n%s", err, out)
+	}
+	s := string(out)
+	if !strings.Contains(s, "concurrent map writes") || !strings.Contains(s, "abort-holder") || !strings.Contains(s, "abort-collider") {
+		t.Fatalf("abort report does not name both labels (%v):\n%.2000s", err, s)
+	}
+	t.Logf("MisuseAbort child: %v; %q", err, firstLine(s, "fatal error: concurrent map writes"))
 }
