@@ -243,13 +243,15 @@ def _as_bytes(value: Any) -> bytes:
         ) from None
 
 
-def _lengths(items: List[Any]) -> array:
-    """The lengths of ``items`` as a size_t array (fast when they are all equal)."""
+def _lengths(items: List[Any]) -> Tuple[array, int]:
+    """The lengths of ``items`` as a size_t array, and their sum (fast when they
+    are all equal)."""
     lens = list(map(len, items))
     first = lens[0]
-    if lens.count(first) == len(lens):
-        return array(_SZ, (first,)) * len(lens)
-    return array(_SZ, lens)
+    n = len(lens)
+    if lens.count(first) == n:
+        return array(_SZ, (first,)) * n, first * n
+    return array(_SZ, lens), sum(lens)
 
 
 def _pack_keys(keys: List[Any]) -> Tuple[bytes, array, List[Any]]:
@@ -259,11 +261,11 @@ def _pack_keys(keys: List[Any]) -> Tuple[bytes, array, List[Any]]:
     except TypeError:
         keys = [k if k.__class__ is bytes else _key(k) for k in keys]
         packed = b"".join(keys)
-    lens = _lengths(keys)
-    if sum(lens) != len(packed):  # a memoryview whose items are not bytes
+    lens, total = _lengths(keys)
+    if total != len(packed):  # a memoryview whose items are not bytes
         keys = [_key(k) for k in keys]
         packed = b"".join(keys)
-        lens = _lengths(keys)
+        lens, total = _lengths(keys)
     return packed, lens, keys
 
 
@@ -273,11 +275,11 @@ def _pack_values(values: List[Any]) -> Tuple[bytes, array]:
     except TypeError:
         values = [_as_bytes(v) for v in values]
         packed = b"".join(values)
-    lens = _lengths(values)
-    if sum(lens) != len(packed):
+    lens, total = _lengths(values)
+    if total != len(packed):
         values = [_as_bytes(v) for v in values]
         packed = b"".join(values)
-        lens = _lengths(values)
+        lens, total = _lengths(values)
     return packed, lens
 
 
