@@ -8,7 +8,8 @@ What is measured (16-byte keys, 32-byte values, uniformly random keys, one threa
 * single get / set: one call per key, timed over a random key sample; the
   figure is nanoseconds per operation *including* the Python loop around it
   (that is what an application pays; the empty loop's cost is printed too);
-  single get is also timed on a 10k-entry table that fits in the CPU caches;
+  single and batch get are also timed on a 10k-entry table that fits in the
+  CPU caches (the binding's own cost);
 * batch get / set: ``get_many`` / ``set_many`` on batches of ``--batch`` keys,
   nanoseconds per key; the peers do the same work in Python (a list
   comprehension / ``update``), the LRUCache under its lock once per batch;
@@ -127,9 +128,9 @@ def bench_single(keys, values, sample, repeat) -> Dict[str, Dict[str, float]]:
     return out
 
 
-def bench_small(keys, values, ops, repeat) -> Dict[str, float]:
-    """Single get on a table that fits in the CPU caches (10k entries): the
-    binding's own cost, without the memory latency of a large table."""
+def bench_small(keys, values, ops, batch, repeat) -> Dict[str, float]:
+    """Single and batch get on a table that fits in the CPU caches (10k
+    entries): the binding's own cost, without the memory latency of a large table."""
     keys, values = keys[:10_000], values[:10_000]
     rnd = random.Random(2)
     sample = [keys[rnd.randrange(len(keys))] for _ in range(ops)]
@@ -146,7 +147,15 @@ def bench_small(keys, values, ops, repeat) -> Dict[str, float]:
         for k in sample:
             d[k]
 
-    out = {"mapcache.Cache": best_ns(mc_get, ops, repeat), "dict": best_ns(d_get, ops, repeat)}
+    batches = [sample[i:i + batch] for i in range(0, len(sample) - batch + 1, batch)]
+    get_many = c.get_many
+
+    def mc_batch():
+        for b in batches:
+            get_many(b)
+
+    out = {"mapcache.Cache": best_ns(mc_get, ops, repeat), "dict": best_ns(d_get, ops, repeat),
+           "mapcache.Cache batch": best_ns(mc_batch, batch * len(batches), repeat)}
     c.close()
     return out
 
@@ -303,7 +312,7 @@ def main() -> int:
     sample = [keys[rnd.randrange(len(keys))] for _ in range(args.ops)]
 
     single = bench_single(keys, values, sample, args.repeat)
-    small = bench_small(keys, values, args.ops, args.repeat)
+    small = bench_small(keys, values, args.ops, args.batch, args.repeat)
     batch = bench_batch(keys, values, sample, args.batch, args.repeat)
     del keys, values, sample
     gc.collect()
@@ -315,8 +324,9 @@ def main() -> int:
         print(f"{name:<18}{s['get']:>10.0f}{s['set']:>10.0f}{b['get']:>12.0f}{b['set']:>12.0f}")
     print(f"{'(empty loop)':<18}{single['empty loop']['get']:>10.0f}")
     print(f"(batches of {args.batch} keys)")
-    print(f"single get with 10k entries (cache-resident): mapcache.Cache "
-          f"{small['mapcache.Cache']:.0f} ns, dict {small['dict']:.0f} ns\n")
+    print(f"10k entries (cache-resident): single get mapcache.Cache "
+          f"{small['mapcache.Cache']:.0f} ns, dict {small['dict']:.0f} ns; "
+          f"batch get mapcache.Cache {small['mapcache.Cache batch']:.0f} ns/key\n")
     print(f"{'bytes per entry':<18}{'resident':>10}{'after malloc_trim':>20}")
     for name, v in memory.items():
         print(f"{name:<18}{v['bytes_per_entry']:>10.1f}{v['trimmed_bytes_per_entry']:>20.1f}")
