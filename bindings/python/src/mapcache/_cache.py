@@ -445,10 +445,12 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             _free(h)
 
     def __enter__(self) -> "Cache":
+        """``with Cache(...) as cache:`` closes the cache when the block ends."""
         self._handle()
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        """Close the cache."""
         self.close()
 
     @property
@@ -504,6 +506,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     # -------------------------------------------------------- single keys
 
     def __getitem__(self, key: KeyLike) -> bytes:
+        """``cache[key]``: the value of ``key`` (a copy, as ``bytes``); KeyError when absent."""
         k = key if key.__class__ is bytes else _key(key)
         buf, addr, cap, n, n_addr = _ts.single
         st = _get(self._h, k, len(k), addr, cap, n_addr)
@@ -535,6 +538,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
                 return buf[: n.value]
 
     def __setitem__(self, key: KeyLike, value: ValueLike) -> None:
+        """``cache[key] = value``: insert or replace (the library copies both)."""
         if key.__class__ is not bytes:
             key = _key(key)
         if value.__class__ is not bytes:
@@ -558,6 +562,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         return flag.value
 
     def __delitem__(self, key: KeyLike) -> None:
+        """``del cache[key]``; KeyError when absent."""
         k = key if key.__class__ is bytes else _key(key)
         st = _delete(self._h, k, len(k))
         if st:
@@ -574,6 +579,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         raise self._error(st)
 
     def __contains__(self, key: object) -> bool:
+        """``key in cache``; TypeError for a key that is not bytes-like or str."""
         k = key if key.__class__ is bytes else _key(key)
         flag, flag_addr = _ts.flag
         st = _contains(self._h, k, len(k), flag_addr)
@@ -582,6 +588,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         return flag.value
 
     def __len__(self) -> int:
+        """The number of entries (a moment's count under concurrent writes)."""
         n = c_size_t()
         st = _len(self._h, byref(n))
         if st:
@@ -809,6 +816,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     # ----------------------------------------------------------- iteration
 
     def __iter__(self) -> Iterator[bytes]:
+        """Iterate over the keys (weakly consistent: see :meth:`items`)."""
         return _Iter(self, 0)
 
     def keys(self) -> "KeysView[bytes]":
@@ -816,7 +824,13 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         return KeysView(self)
 
     def items(self) -> "ItemsView[bytes, bytes]":
-        """A view of ``(key, value)`` pairs, read in one pass over the table."""
+        """A view of ``(key, value)`` pairs, read in one pass over the table.
+
+        Iteration is weakly consistent: it may run while other threads (or the
+        loop itself) write; a key present for the whole iteration is yielded
+        exactly once, no key twice, and keys added or removed meanwhile may or
+        may not be seen.
+        """
         return _ItemsView(self)
 
     def values(self) -> "ValuesView[bytes]":
