@@ -306,7 +306,7 @@ def main() -> int:
     print(f"mapcache {mapcache.library_version()} (ABI {mapcache.abi_version()}) from {mapcache.library_path()}")
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
           f"{args.entries:,} entries, {KEY_LEN}-byte keys, {VALUE_LEN}-byte values, "
-          f"best of {args.repeat}\n")
+          f"best of {args.repeat}; load average at start {os.getloadavg()[0]:.2f}\n")
     keys, values = make_data(args.entries)
     rnd = random.Random(1)
     sample = [keys[rnd.randrange(len(keys))] for _ in range(args.ops)]
@@ -332,6 +332,7 @@ def main() -> int:
         print(f"{name:<18}{v['bytes_per_entry']:>10.1f}{v['trimmed_bytes_per_entry']:>20.1f}")
     print("(mapcache: table grown from empty; mapcache-presized: initial_capacity=entries)")
     ratio = memory["mapcache"]["bytes_per_entry"] / memory["dict"]["bytes_per_entry"]
+    print(f"load average at end {os.getloadavg()[0]:.2f} (other work on the machine inflates every figure)")
     print()
     goals = [
         ("single get <= 1000 ns", single["mapcache.Cache"]["get"], single["mapcache.Cache"]["get"] <= 1000),
