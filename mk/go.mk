@@ -2,7 +2,8 @@
 #
 # The Go package links target/release/libmapcache.a statically (cgo), so every
 # Go target depends on `lib`. `go test -tags mapcache_shared` links
-# libmapcache.so instead (test-go runs the short tests that way too).
+# libmapcache.so instead (test-go runs the short tests that way too, and once
+# more built with GOEXPERIMENT=cgocheck2).
 
 GO ?= go
 GO_DIR := $(ROOT)/bindings/go
@@ -14,11 +15,14 @@ TEST_TARGETS += test-go
 DEMO_TARGETS += demo-go
 BENCH_TARGETS += bench-go
 
+# gofmt, vet, the race tests, the short tests against libmapcache.so, and the
+# short tests with strict run-time checks of the cgo pointer rules.
 test-go: lib
 	cd $(GO_DIR) && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	cd $(GO_DIR) && $(GO) vet ./...
 	cd $(GO_DIR) && $(GO) test -race -count=1 -timeout 600s ./...
 	cd $(GO_DIR) && $(GO) test -tags mapcache_shared -count=1 -short -timeout 300s ./...
+	cd $(GO_DIR) && GOEXPERIMENT=cgocheck2 $(GO) test -count=1 -short -timeout 300s ./...
 
 demo-go: lib
 	cd $(GO_DIR) && $(GO) run -buildvcs=false ./examples/demo
