@@ -10,10 +10,11 @@ GO_DIR := $(ROOT)/bindings/go
 # Big runs (5M-entry GC benchmark) are only in bench-go.
 GO_BENCH_FLAGS ?= -benchmem -cpu 1,2
 
-.PHONY: test-go demo-go bench-go bench-go-gc
+.PHONY: test-go demo-go bench-go bench-go-gc stress-go
 TEST_TARGETS += test-go
 DEMO_TARGETS += demo-go
 BENCH_TARGETS += bench-go
+STRESS_TARGETS += stress-go
 
 # gofmt, vet, the race tests, the short tests against libmapcache.so, and the
 # short tests with strict run-time checks of the cgo pointer rules.
@@ -33,3 +34,7 @@ bench-go: lib
 
 bench-go-gc: lib
 	cd $(GO_DIR) && $(GO) test -run '^$$' -bench GC5M -benchtime 3000000x -cpu 2 -timeout 30m .
+
+# Bigger hammering and repeated misuse/close races, under the race detector.
+stress-go: lib
+	cd $(GO_DIR) && MAPCACHE_GO_STRESS=1 $(GO) test -race -count=5 -run 'Hammer|Exclusive|Close' -timeout 30m .

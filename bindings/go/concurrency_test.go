@@ -19,12 +19,15 @@ import (
 // 64 goroutines hammer one cache with every kind of call; the outcome is
 // checked exactly.
 func TestHammer64Goroutines(t *testing.T) {
-	const (
-		G          = 64
+	const G = 64
+	var (
 		own        = 200 // keys per goroutine
 		increments = 50  // CAS increments of the shared counter per goroutine
 		shared     = 100 // GetOrSet keys contended by every goroutine
 	)
+	if os.Getenv("MAPCACHE_GO_STRESS") != "" { // make stress-go
+		own, increments, shared = 5000, 500, 2000
+	}
 	c := newCache(t, Config{})
 	counter := []byte("counter")
 	if err := c.Set(counter, make([]byte, 8)); err != nil {
@@ -139,10 +142,10 @@ func TestHammer64Goroutines(t *testing.T) {
 		return
 	}
 	v, _ := c.Get(counter)
-	if n := binary.BigEndian.Uint64(v); n != G*increments {
+	if n := binary.BigEndian.Uint64(v); n != uint64(G*increments) {
 		t.Fatalf("counter = %d, want %d (lost CAS updates)", n, G*increments)
 	}
-	if n := inserted.Load(); n != shared {
+	if n := inserted.Load(); n != int64(shared) {
 		t.Fatalf("GetOrSet inserted %d times, want %d", n, shared)
 	}
 	for j := 0; j < shared; j++ {
