@@ -64,8 +64,10 @@ pub(crate) struct Shard {
 /// Retired bytes a shard may always hold before its writers help reclaim them.
 pub(crate) const GARBAGE_FLOOR: usize = 64 * 1024;
 
-/// Attempts a writer makes to get its shard's garbage under the limit.
-const RELIEF_ATTEMPTS: u32 = 64;
+/// How long a writer keeps helping before it concludes that a pin is stuck. A
+/// reader preempted while pinned normally runs again within a few scheduler
+/// time slices (a few ms each); a pin held longer than this is treated as stuck.
+const RELIEF_PATIENCE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Shard {
     pub(crate) fn new(log2: u32) -> Result<Shard> {
@@ -122,9 +124,10 @@ impl Shard {
     /// Called by a writer after it released the flag and unpinned: if the
     /// shard's garbage is over budget, help the epoch advance (and let pinned
     /// threads run) until it is not. A pin that lasts (a long `get_with` closure,
-    /// a stopped thread) can keep garbage alive indefinitely; then the limit is
-    /// raised to the garbage present, so that writers stop waiting until that
-    /// much more has piled up, and lowered again once relief works.
+    /// a stopped thread) can keep garbage alive indefinitely; after
+    /// `RELIEF_PATIENCE` the limit is raised to the garbage present plus a
+    /// budget, so that writers stop waiting until another budget has piled up,
+    /// and it is lowered again once relief works.
     #[inline]
     pub(crate) fn relieve_garbage(&self) {
         if cfg!(loom) {
@@ -142,17 +145,22 @@ impl Shard {
     #[cold]
     fn relieve_garbage_slow(&self) {
         let budget = GARBAGE_FLOOR.max(self.bytes() / 2);
-        for attempt in 0..RELIEF_ATTEMPTS {
+        let deadline = std::time::Instant::now() + RELIEF_PATIENCE;
+        let mut attempt = 0u32;
+        loop {
             crossbeam_epoch::pin().flush();
             if self.garbage() <= budget {
                 self.garbage_limit
                     .store(GARBAGE_FLOOR, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
-            if attempt < 4 {
+            attempt += 1;
+            if attempt < 8 {
                 std::hint::spin_loop();
-            } else {
+            } else if std::time::Instant::now() < deadline {
                 std::thread::yield_now();
+            } else {
+                break;
             }
         }
         self.garbage_limit.store(

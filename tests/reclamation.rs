@@ -70,7 +70,7 @@ fn settle(target: isize) -> isize {
 }
 
 const KEYS: u32 = 20_000;
-const READERS: usize = 2;
+const READERS: usize = 1;
 
 /// One full scenario: fill, churn with readers, drop. Returns (steady, peak).
 fn scenario(churn_ops: u32) -> (isize, isize) {
