@@ -16,6 +16,14 @@ use crate::table::entry::{self, Entry, OwnedEntry};
 use crate::table::rehash::{engine_for, RehashEngine};
 use crate::table::table::log2_for;
 
+/// Keys [`Map::get_many_with`] looks ahead: enough to keep several misses in
+/// flight, few enough that the prefetched lines are still cached when served.
+pub const BATCH_LOOKAHEAD: usize = 8;
+
+/// Keys [`Map::get_many_with`] serves under one pin before it re-pins, so that a
+/// long batch does not hold back memory reclamation.
+pub const BATCH_PIN_SPAN: usize = 64;
+
 /// Counters of table events, for [`Map::table_stats`].
 #[derive(Default)]
 struct Counters {
@@ -219,6 +227,66 @@ impl Map {
         self.read(key, |entry| {
             f(unsafe { entry::value_after_key(entry, key.len()) })
         })
+    }
+
+    /// Looks up many keys in one pass: calls `f(i, result)` for the `i`-th key,
+    /// in order, lending the value (zero-copy, while pinned) or `None` when
+    /// absent, or the error a single [`Map::get_with`] of that key would give.
+    ///
+    /// Faster per key than single gets: it pins once per [`BATCH_PIN_SPAN`] keys
+    /// instead of once per key, and starts fetching the buckets of the next
+    /// [`BATCH_LOOKAHEAD`] keys while it serves the current one, so their cache
+    /// misses overlap instead of following one another.
+    pub fn get_many_with<'k, I>(&self, keys: I, mut f: impl FnMut(usize, Result<Option<&[u8]>>))
+    where
+        I: IntoIterator<Item = &'k [u8]>,
+    {
+        // Keys whose bucket has been prefetched, waiting to be served.
+        let mut window: std::collections::VecDeque<(usize, &'k [u8], Result<KeyHash>)> =
+            std::collections::VecDeque::with_capacity(BATCH_LOOKAHEAD + 1);
+        let mut guard = epoch::pin();
+        let mut served = 0usize;
+        let mut serve = |guard: &mut epoch::Guard,
+                         (i, key, hash): (usize, &[u8], Result<KeyHash>)| {
+            served += 1;
+            if served % BATCH_PIN_SPAN == 0 {
+                // Let the epoch move on during a long batch.
+                guard.repin();
+            }
+            let hash = match hash {
+                Ok(hash) => hash,
+                Err(error) => return f(i, Err(error)),
+            };
+            if self.mode == Mode::Exclusive {
+                if let Err(error) = self.check_no_writer() {
+                    return f(i, Err(error));
+                }
+            }
+            let shard = self.shard(hash);
+            match shard.table(guard).find(hash, key) {
+                // SAFETY: the entry is live while `guard` is pinned.
+                Some(entry) => f(
+                    i,
+                    Ok(Some(unsafe { entry::value_after_key(entry, key.len()) })),
+                ),
+                None => f(i, Ok(None)),
+            }
+        };
+        for (i, key) in keys.into_iter().enumerate() {
+            let hash = entry::check_key(key).map(|()| self.hasher.hash(key));
+            if let Ok(hash) = hash {
+                self.shard(hash).prefetch(hash);
+            }
+            window.push_back((i, key, hash));
+            if window.len() > BATCH_LOOKAHEAD {
+                let next = window.pop_front().expect("window is not empty");
+                serve(&mut guard, next);
+            }
+        }
+        while let Some(next) = window.pop_front() {
+            serve(&mut guard, next);
+        }
+        drop(guard);
     }
 
     /// Whether `key` is present.

@@ -224,3 +224,32 @@ fn value_over_limit_is_rejected_without_allocating_it() {
     );
     assert!(map.is_empty());
 }
+
+/// The batch lookup gives, key by key and in order, what single lookups give:
+/// present, absent, empty, and too-long keys mixed, across many shards.
+#[test]
+fn get_many_with_agrees_with_single_gets() {
+    let map = Map::new(config(8, 3, EngineChoice::Auto)).unwrap();
+    for i in 0..5_000u32 {
+        if i % 3 != 0 {
+            map.insert(&i.to_le_bytes(), &i.to_be_bytes().repeat(i as usize % 5))
+                .unwrap();
+        }
+    }
+    map.insert(b"", b"empty key").unwrap();
+    let too_long = vec![1u8; mapcache::MAX_KEY_LEN + 1];
+    let owned: Vec<Vec<u8>> = (0..5_000u32).map(|i| i.to_le_bytes().to_vec()).collect();
+    let mut keys: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+    keys.insert(17, b"");
+    keys.insert(400, &too_long);
+    let mut seen = 0;
+    map.get_many_with(keys.iter().copied(), |i, result| {
+        assert_eq!(i, seen, "keys must be served in order");
+        seen += 1;
+        match map.get(keys[i]) {
+            Ok(expected) => assert_eq!(result.unwrap().map(<[u8]>::to_vec), expected),
+            Err(expected) => assert_eq!(result.unwrap_err(), expected),
+        }
+    });
+    assert_eq!(seen, keys.len());
+}

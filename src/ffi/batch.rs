@@ -12,7 +12,7 @@
 
 use super::args;
 use super::boundary::{self, Fail};
-use super::handle::{self, mapcache_t, Inner};
+use super::handle::{self, mapcache_t};
 use super::last_error;
 use super::status::{
     mapcache_status, MAPCACHE_E_BUFFER_TOO_SMALL, MAPCACHE_NOT_FOUND, MAPCACHE_OK,
@@ -199,14 +199,35 @@ pub unsafe extern "C" fn mapcache_get_many(
             return Err(Fail::arg("values overlaps keys"));
         }
         shell.with(|inner| {
-            let mut first = FirstError::new(NAME);
-            let mut used = 0usize;
+            // Cut out every key first, then look them all up in one pass of
+            // `Map::get_many_with`, which pins once per span of keys and
+            // prefetches the buckets of the keys ahead, so that their cache misses
+            // overlap.
             let mut offset = 0usize;
+            let mut slices: Vec<&[u8]> = Vec::with_capacity(n);
+            let mut rejected: Vec<(usize, Fail)> = Vec::new();
             for i in 0..n {
                 // SAFETY: i < n.
                 let (ptr, len) = unsafe { keys.item(i, &mut offset) }?;
-                let (status, len) = match get_one(inner, ptr, len, values, values_cap - used, used)
-                {
+                // SAFETY: inside the packed keys buffer, readable (contract), and
+                // disjoint from `values` (checked above).
+                match unsafe { args::key(ptr, len, "key", "key_len") } {
+                    Ok(key) => slices.push(key),
+                    Err(fail) => {
+                        slices.push(&[]);
+                        rejected.push((i, fail));
+                    }
+                }
+            }
+            let mut rejected = rejected.into_iter().peekable();
+            let mut first = FirstError::new(NAME);
+            let mut used = 0usize;
+            inner.map.get_many_with(slices.iter().copied(), |i, found| {
+                let outcome = match rejected.next_if(|(j, _)| *j == i) {
+                    Some((_, fail)) => Err((fail, 0)),
+                    None => copy_one(found, values, values_cap - used, used),
+                };
+                let (status, len) = match outcome {
                     Ok((status, len)) => (status, len),
                     Err((fail, len)) => (first.note(i, fail), len),
                 };
@@ -218,50 +239,42 @@ pub unsafe extern "C" fn mapcache_get_many(
                     args::put(out_statuses.add(i), status);
                     args::put(out_value_lens.add(i), len);
                 }
-            }
+            });
             first.finish();
             Ok(MAPCACHE_OK)
         })
     })
 }
 
-/// One key of `mapcache_get_many`: its status and length, or its failure and the
-/// length to report.
-fn get_one(
-    inner: &Inner,
-    key: *const u8,
-    key_len: usize,
+/// One key's lookup result in `mapcache_get_many`, copied out at `values + used`
+/// when it fits in the `left` bytes that remain: its status and length, or its
+/// failure and the length to report.
+fn copy_one(
+    found: crate::Result<Option<&[u8]>>,
     values: *mut u8,
     left: usize,
     used: usize,
 ) -> Result<(mapcache_status, usize), (Fail, usize)> {
-    // SAFETY: inside the packed keys buffer, readable (contract), and disjoint
-    // from `values` (checked by the caller).
-    let key = unsafe { args::key(key, key_len, "key", "key_len") }.map_err(|f| (f, 0))?;
-    let found = inner
-        .map
-        .get_with(key, |v| {
-            if v.len() <= left {
-                // SAFETY: values is valid for values_cap bytes and used + left ==
-                // values_cap, so [used, used + v.len()) is inside it; disjoint
-                // from the key (checked) and from map memory.
-                unsafe { args::copy_out(v, values.wrapping_add(used)) };
-                Ok(v.len())
-            } else {
-                Err(v.len())
-            }
-        })
-        .map_err(|e| (Fail::from(e), 0))?;
     match found {
-        Some(Ok(len)) => Ok((MAPCACHE_OK, len)),
-        Some(Err(needed)) => Err((
+        Err(error) => Err((Fail::from(error), 0)),
+        Ok(None) => Ok((MAPCACHE_NOT_FOUND, 0)),
+        Ok(Some(v)) if v.len() <= left => {
+            // SAFETY: values is valid for values_cap bytes and used + left ==
+            // values_cap, so [used, used + v.len()) is inside it; disjoint from
+            // the keys (checked) and from map memory.
+            unsafe { args::copy_out(v, values.wrapping_add(used)) };
+            Ok((MAPCACHE_OK, v.len()))
+        }
+        Ok(Some(v)) => Err((
             Fail::new(
                 MAPCACHE_E_BUFFER_TOO_SMALL,
-                format!("the value is {needed} bytes but only {left} bytes of values are left"),
+                format!(
+                    "the value is {} bytes but only {left} bytes of values are left",
+                    v.len()
+                ),
             ),
-            needed,
+            v.len(),
         )),
-        None => Ok((MAPCACHE_NOT_FOUND, 0)),
     }
 }
 
