@@ -6,6 +6,8 @@
 //!   buffer (the same work for every contender);
 //! - insert_1m: 1M fresh keys into an empty table, growth included;
 //! - mix_90_10: Zipf(0.99) keys, 90% get / 10% put (overwrite), 1 and 2 threads;
+//! - get_hit_batch64: mapcache's pipelined batch lookup against 64 single
+//!   hashbrown lookups;
 //! - memory: bytes per entry beyond the 48 bytes of key and value, counted by a
 //!   counting allocator (requested bytes), printed before the timings.
 //!
@@ -408,6 +410,48 @@ fn single_thread<C: Contender>(crit: &mut Criterion, w: &Workload) {
     group.finish();
 }
 
+/// mapcache's batch lookup (`get_many_with`, 64 keys a call, values copied out)
+/// against the same 64 lookups one by one in hashbrown: what a batch buys.
+fn batches(crit: &mut Criterion, w: &Workload) {
+    const BATCH: usize = 64;
+    let mut group = crit.benchmark_group("get_hit_batch64");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let map: Mapcache = filled(w);
+    let mut i = 0usize;
+    let mut buf = Vec::with_capacity(BATCH * VALUE);
+    group.bench_function("mapcache_get_many_with", |b| {
+        b.iter(|| {
+            i = (i + BATCH) % (N - BATCH);
+            buf.clear();
+            let keys = w.uniform[i..i + BATCH]
+                .iter()
+                .map(|&k| &w.keys[k as usize][..]);
+            map.0.get_many_with(keys, |_, v| {
+                if let Ok(Some(v)) = v {
+                    buf.extend_from_slice(v);
+                }
+            });
+            black_box(buf.len())
+        })
+    });
+    drop(map);
+    let hb: Hashbrown = filled(w);
+    let mut one = Vec::with_capacity(VALUE);
+    group.bench_function("hashbrown_64_gets", |b| {
+        b.iter(|| {
+            i = (i + BATCH) % (N - BATCH);
+            buf.clear();
+            for &k in &w.uniform[i..i + BATCH] {
+                if hb.get(&w.keys[k as usize], &mut one) {
+                    buf.extend_from_slice(&one);
+                }
+            }
+            black_box(buf.len())
+        })
+    });
+    group.finish();
+}
+
 fn two_threads<C: Contender + Sync>(crit: &mut Criterion, w: &Workload) {
     let c: C = filled(w);
     let mut group = crit.benchmark_group("mix_90_10_2threads");
@@ -438,6 +482,7 @@ fn benches(crit: &mut Criterion) {
     single_thread::<Dash>(crit, &w);
     single_thread::<Papaya>(crit, &w);
     single_thread::<Quick>(crit, &w);
+    batches(crit, &w);
     two_threads::<Mapcache>(crit, &w);
     two_threads::<RwLockMap>(crit, &w);
     two_threads::<Dash>(crit, &w);

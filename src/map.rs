@@ -234,36 +234,33 @@ impl Map {
     /// absent, or the error a single [`Map::get_with`] of that key would give.
     ///
     /// Faster per key than single gets: it pins once per [`BATCH_PIN_SPAN`] keys
-    /// instead of once per key, and starts fetching the buckets of the next
-    /// [`BATCH_LOOKAHEAD`] keys while it serves the current one, so their cache
-    /// misses overlap instead of following one another.
+    /// instead of once per key, and runs a software pipeline over a window of
+    /// [`BATCH_LOOKAHEAD`] keys: a key's bucket is prefetched when it enters the
+    /// window, its entry halfway through, and it is served when it leaves, so the
+    /// cache misses of several keys overlap instead of following one another.
     pub fn get_many_with<'k, I>(&self, keys: I, mut f: impl FnMut(usize, Result<Option<&[u8]>>))
     where
         I: IntoIterator<Item = &'k [u8]>,
     {
-        // Keys whose bucket has been prefetched, waiting to be served.
-        let mut window: std::collections::VecDeque<(usize, &'k [u8], Result<KeyHash>)> =
-            std::collections::VecDeque::with_capacity(BATCH_LOOKAHEAD + 1);
+        // A ring of the keys whose buckets are being fetched, oldest first: key
+        // `i` sits at `i % RING`; `None` marks a key over the length limit.
+        const RING: usize = BATCH_LOOKAHEAD + 1;
+        let mut ring: [(&'k [u8], Option<KeyHash>); RING] = [(&[], None); RING];
         let mut guard = epoch::pin();
-        let mut served = 0usize;
-        let mut serve = |guard: &mut epoch::Guard,
-                         (i, key, hash): (usize, &[u8], Result<KeyHash>)| {
-            served += 1;
-            if served % BATCH_PIN_SPAN == 0 {
+        let mut serve = |guard: &mut epoch::Guard, i: usize, key: &[u8], hash: Option<KeyHash>| {
+            if i % BATCH_PIN_SPAN == BATCH_PIN_SPAN - 1 {
                 // Let the epoch move on during a long batch.
                 guard.repin();
             }
-            let hash = match hash {
-                Ok(hash) => hash,
-                Err(error) => return f(i, Err(error)),
+            let Some(hash) = hash else {
+                return f(i, Err(Error::KeyTooLong { len: key.len() }));
             };
             if self.mode == Mode::Exclusive {
                 if let Err(error) = self.check_no_writer() {
                     return f(i, Err(error));
                 }
             }
-            let shard = self.shard(hash);
-            match shard.table(guard).find(hash, key) {
+            match self.shard(hash).table(guard).find(hash, key) {
                 // SAFETY: the entry is live while `guard` is pinned.
                 Some(entry) => f(
                     i,
@@ -272,21 +269,31 @@ impl Map {
                 None => f(i, Ok(None)),
             }
         };
-        for (i, key) in keys.into_iter().enumerate() {
-            let hash = entry::check_key(key).map(|()| self.hasher.hash(key));
-            if let Ok(hash) = hash {
+        let mut count = 0;
+        for key in keys {
+            let hash = (key.len() <= crate::MAX_KEY_LEN).then(|| self.hasher.hash(key));
+            if let Some(hash) = hash {
                 self.shard(hash).prefetch(hash);
             }
-            window.push_back((i, key, hash));
-            if window.len() > BATCH_LOOKAHEAD {
-                let next = window.pop_front().expect("window is not empty");
-                serve(&mut guard, next);
+            // Halfway through the window the bucket has arrived: start fetching
+            // the entries its matching slots point to.
+            if count >= BATCH_LOOKAHEAD / 2 {
+                if let (_, Some(hash)) = ring[(count - BATCH_LOOKAHEAD / 2) % RING] {
+                    self.shard(hash).table(&guard).prefetch_entry(hash);
+                }
             }
+            if count >= BATCH_LOOKAHEAD {
+                let oldest = count - BATCH_LOOKAHEAD;
+                let (key, hash) = ring[oldest % RING];
+                serve(&mut guard, oldest, key, hash);
+            }
+            ring[count % RING] = (key, hash);
+            count += 1;
         }
-        while let Some(next) = window.pop_front() {
-            serve(&mut guard, next);
+        for i in count.saturating_sub(BATCH_LOOKAHEAD)..count {
+            let (key, hash) = ring[i % RING];
+            serve(&mut guard, i, key, hash);
         }
-        drop(guard);
     }
 
     /// Whether `key` is present.

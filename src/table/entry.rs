@@ -161,6 +161,20 @@ pub(crate) unsafe fn value_after_key<'a>(entry: *const Entry, key_len: usize) ->
     }
 }
 
+/// Starts loading an entry's first two cache lines (see [`prefetch_tail`]).
+/// `entry` may be null or dangling: prefetches never fault.
+#[inline(always)]
+pub(crate) fn prefetch(entry: *const Entry) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and has no architectural effect, whatever
+    // the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(entry.cast::<i8>());
+    }
+    prefetch_tail(entry);
+}
+
 /// Starts loading the cache line after the one `entry` starts in. Entries are
 /// 16-byte aligned, so a small entry (header, 16-byte key, 32-byte value: 56
 /// bytes) straddles two lines three times out of four; fetching the second line

@@ -243,6 +243,18 @@ impl Table {
         }
     }
 
+    /// Starts fetching the entries of the head bucket of `hash`'s chain whose
+    /// tophash matches (the batch lookup's second pipeline stage). Reads the
+    /// bucket, so the caller must be pinned; the entries are only prefetched.
+    #[inline]
+    pub(crate) fn prefetch_entry(&self, hash: KeyHash) {
+        let bucket = self.head(hash);
+        for index in bucket::matching(bucket.tophash_word(), hash.tophash()) {
+            let entry = bucket.slots[index].load(Ordering::Relaxed);
+            entry::prefetch(entry);
+        }
+    }
+
     /// Finds `key` or the place for it: the writer's path (flag held).
     pub(crate) fn locate(&self, hash: KeyHash, key: &[u8]) -> Slot<'_> {
         let tophash = hash.tophash();
