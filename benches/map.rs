@@ -16,10 +16,9 @@
 //! `Arc<[u8]>`, since its `get` clones the value; capacity above 1M so it never
 //! evicts). `cargo bench --bench map` (or `make bench`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::RefCell;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier, RwLock};
 use std::time::{Duration, Instant};
 
@@ -27,44 +26,9 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 
 // ---------------------------------------------------------------- allocator --
 
-struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator; counts only while COUNTING is set.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        // SAFETY: forwarded contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../tests/support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{Counting, COUNTING, LIVE};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -144,6 +108,21 @@ trait Contender {
 
 type Fold = foldhash::fast::RandomState;
 
+/// Copies a found value into `buf`; whether there was one.
+fn copy_out(
+    value: Option<impl std::ops::Deref<Target = impl AsRef<[u8]> + ?Sized>>,
+    buf: &mut Vec<u8>,
+) -> bool {
+    match value {
+        Some(v) => {
+            buf.clear();
+            buf.extend_from_slice((*v).as_ref());
+            true
+        }
+        None => false,
+    }
+}
+
 struct Mapcache(mapcache::Map);
 impl Contender for Mapcache {
     const NAME: &'static str = "mapcache";
@@ -170,14 +149,7 @@ impl Contender for Hashbrown {
         )))
     }
     fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool {
-        match self.0.borrow().get(key) {
-            Some(v) => {
-                buf.clear();
-                buf.extend_from_slice(v);
-                true
-            }
-            None => false,
-        }
+        copy_out(self.0.borrow().get(key), buf)
     }
     fn put(&self, key: &[u8], value: &[u8]) {
         self.0.borrow_mut().insert(key.into(), value.into());
@@ -193,14 +165,7 @@ impl Contender for RwLockMap {
         )))
     }
     fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool {
-        match self.0.read().unwrap().get(key) {
-            Some(v) => {
-                buf.clear();
-                buf.extend_from_slice(v);
-                true
-            }
-            None => false,
-        }
+        copy_out(self.0.read().unwrap().get(key), buf)
     }
     fn put(&self, key: &[u8], value: &[u8]) {
         self.0.write().unwrap().insert(key.into(), value.into());
@@ -214,14 +179,7 @@ impl Contender for Dash {
         Dash(dashmap::DashMap::with_hasher(Fold::default()))
     }
     fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool {
-        match self.0.get(key) {
-            Some(v) => {
-                buf.clear();
-                buf.extend_from_slice(&v);
-                true
-            }
-            None => false,
-        }
+        copy_out(self.0.get(key), buf)
     }
     fn put(&self, key: &[u8], value: &[u8]) {
         self.0.insert(key.into(), value.into());
@@ -235,14 +193,7 @@ impl Contender for Papaya {
         Papaya(papaya::HashMap::with_hasher(Fold::default()))
     }
     fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool {
-        match self.0.pin().get(key) {
-            Some(v) => {
-                buf.clear();
-                buf.extend_from_slice(v);
-                true
-            }
-            None => false,
-        }
+        copy_out(self.0.pin().get(key), buf)
     }
     fn put(&self, key: &[u8], value: &[u8]) {
         self.0.pin().insert(key.into(), value.into());
@@ -264,14 +215,7 @@ impl Contender for Quick {
         ))
     }
     fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool {
-        match self.0.get(key) {
-            Some(v) => {
-                buf.clear();
-                buf.extend_from_slice(&v);
-                true
-            }
-            None => false,
-        }
+        copy_out(self.0.get(key), buf)
     }
     fn put(&self, key: &[u8], value: &[u8]) {
         self.0.insert(key.into(), value.into());
@@ -474,6 +418,8 @@ fn two_threads<C: Contender + Sync>(crit: &mut Criterion, w: &Workload) {
 }
 
 fn benches(crit: &mut Criterion) {
+    // Count only inside `overhead`'s measurements.
+    COUNTING.store(false, Ordering::SeqCst);
     let w = Workload::new();
     memory(&w);
     single_thread::<Mapcache>(crit, &w);

@@ -224,14 +224,7 @@ impl Shard {
         let table = self.table(guard);
         match table.locate(hash, key) {
             Slot::Found { bucket, index, .. } => {
-                let new = new.into_raw();
-                let old = bucket.slots[index].swap(new, Ordering::AcqRel);
-                // SAFETY: both are live: `new` is ours, `old` is retired below.
-                self.add_bytes(unsafe { entry::footprint(new) }, unsafe {
-                    entry::footprint(old)
-                });
-                // SAFETY: `old` was just unlinked under the flag.
-                unsafe { self.retire(guard, old) };
+                self.replace(bucket, index, new, guard);
                 Ok(true)
             }
             Slot::Vacant { free, tail } => {
@@ -286,15 +279,21 @@ impl Shard {
         if unsafe { entry::value(current) } != expected {
             return Some(false);
         }
-        let new = new.into_raw();
-        bucket.slots[index].store(new, Ordering::Release);
-        // SAFETY: both are live: `new` is ours, `current` is retired below.
-        self.add_bytes(unsafe { entry::footprint(new) }, unsafe {
-            entry::footprint(current)
-        });
-        // SAFETY: `current` was just unlinked under the flag.
-        unsafe { self.retire(guard, current) };
+        self.replace(bucket, index, new, guard);
         Some(true)
+    }
+
+    /// Publishes `new` in the occupied slot `index` of `bucket` and retires the
+    /// entry it replaces. Flag held.
+    fn replace(&self, bucket: &Bucket, index: usize, new: OwnedEntry, guard: &Guard) {
+        let new = new.into_raw();
+        let old = bucket.slots[index].swap(new, Ordering::AcqRel);
+        // SAFETY: both are live: `new` is ours, `old` is retired below.
+        self.add_bytes(unsafe { entry::footprint(new) }, unsafe {
+            entry::footprint(old)
+        });
+        // SAFETY: `old` was just unlinked under the flag.
+        unsafe { self.retire(guard, old) };
     }
 
     /// Removes the key; `true` when it was present.
