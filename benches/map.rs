@@ -6,6 +6,8 @@
 //!   buffer (the same work for every contender);
 //! - insert_1m: 1M fresh keys into an empty table, growth included;
 //! - mix_90_10: Zipf(0.99) keys, 90% get / 10% put (overwrite), 1 and 2 threads;
+//! - get_hit/mapcache_pinned_view: mapcache's lookups through a `Map::pin` view
+//!   (no fence per lookup);
 //! - get_hit_batch64: mapcache's pipelined batch lookup against 64 single
 //!   hashbrown lookups;
 //! - memory: bytes per entry beyond the 48 bytes of key and value, counted by a
@@ -354,6 +356,26 @@ fn single_thread<C: Contender>(crit: &mut Criterion, w: &Workload) {
     group.finish();
 }
 
+/// mapcache's lookups through a `Pinned` view (one pin for the whole loop),
+/// reported in the get_hit group next to the per-call pin.
+fn pinned(crit: &mut Criterion, w: &Workload) {
+    let map: Mapcache = filled(w);
+    let view = map.0.pin();
+    let mut buf = Vec::with_capacity(64);
+    let mut group = crit.benchmark_group("get_hit");
+    let mut i = 0usize;
+    group.bench_function("mapcache_pinned_view", |b| {
+        b.iter(|| {
+            i = (i + 1) % N;
+            black_box(
+                view.get_into(&w.keys[w.uniform[i] as usize], &mut buf)
+                    .unwrap(),
+            )
+        })
+    });
+    group.finish();
+}
+
 /// mapcache's batch lookup (`get_many_with`, 64 keys a call, values copied out)
 /// against the same 64 lookups one by one in hashbrown: what a batch buys.
 fn batches(crit: &mut Criterion, w: &Workload) {
@@ -428,6 +450,7 @@ fn benches(crit: &mut Criterion) {
     single_thread::<Dash>(crit, &w);
     single_thread::<Papaya>(crit, &w);
     single_thread::<Quick>(crit, &w);
+    pinned(crit, &w);
     batches(crit, &w);
     two_threads::<Mapcache>(crit, &w);
     two_threads::<RwLockMap>(crit, &w);

@@ -32,7 +32,7 @@ mod table;
 pub use config::{Config, EngineChoice, MisusePolicy, Mode, MAX_SHARDS};
 pub use error::{Collision, Error, Result};
 pub use iter::{Cursor, Iter};
-pub use map::{Map, TableStats, BATCH_LOOKAHEAD, BATCH_PIN_SPAN};
+pub use map::{Map, Pinned, TableStats, BATCH_LOOKAHEAD, BATCH_PIN_SPAN};
 pub use sync::thread_id::{clear_thread_label, set_thread_label, thread_label};
 #[doc(hidden)]
 pub use sync::write_flag::FlagGuard;

@@ -253,3 +253,51 @@ fn get_many_with_agrees_with_single_gets() {
     });
     assert_eq!(seen, keys.len());
 }
+
+/// Reads through a pinned view agree with plain reads, also while another
+/// thread replaces and removes the values (old or new, never torn), and the view
+/// can be re-pinned.
+#[test]
+fn pinned_view_reads_agree() {
+    let map = std::sync::Arc::new(Map::new(config(4, 9, EngineChoice::Auto)).unwrap());
+    for i in 0..20_000u32 {
+        map.insert(&i.to_le_bytes(), &[i as u8; 24]).unwrap();
+    }
+    let writer = {
+        let map = std::sync::Arc::clone(&map);
+        std::thread::spawn(move || {
+            for round in 0..5u32 {
+                for i in (0..20_000u32).step_by(3) {
+                    map.insert(&i.to_le_bytes(), &[(i + round) as u8; 24])
+                        .unwrap();
+                }
+            }
+            for i in 20_000..60_000u32 {
+                map.insert(&i.to_le_bytes(), b"grow").unwrap();
+            }
+        })
+    };
+    let mut view = map.pin();
+    let mut buf = Vec::new();
+    for pass in 0..20 {
+        for i in 0..20_000u32 {
+            assert!(view.get_into(&i.to_le_bytes(), &mut buf).unwrap());
+            assert_eq!(buf.len(), 24);
+            assert!(buf.iter().all(|&b| b == buf[0]), "torn value");
+            assert!(view.contains_key(&i.to_le_bytes()).unwrap());
+        }
+        assert_eq!(view.get(b"absent").unwrap(), None);
+        if pass % 4 == 0 {
+            view.repin();
+        }
+    }
+    drop(view);
+    writer.join().unwrap();
+    let view = map.pin();
+    for i in 0..60_000u32 {
+        assert_eq!(
+            view.get(&i.to_le_bytes()).unwrap(),
+            map.get(&i.to_le_bytes()).unwrap()
+        );
+    }
+}
