@@ -199,7 +199,34 @@ pub(crate) fn prefetch_tail(entry: *const Entry) {
 #[inline]
 pub(crate) unsafe fn has_key(entry: *const Entry, key: &[u8]) -> bool {
     // SAFETY: forwarded contract; the length is compared before the bytes are read.
-    unsafe { (*entry).key_len as usize == key.len() && self::key(entry) == key }
+    unsafe { (*entry).key_len as usize == key.len() && same_bytes(self::key(entry), key) }
+}
+
+/// `a == b`, inline for the short keys caches mostly hold: from 4 to 16 bytes
+/// it compares two (overlapping) words per side instead of calling `memcmp`.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    let (a, b) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: both slices are `len` bytes long, and each arm reads only inside
+    // them: words at 0 and `len - 8` when 8 <= len <= 16, halves at 0 and
+    // `len - 4` when 4 <= len < 8. Unaligned reads of plain bytes are fine.
+    unsafe {
+        match len {
+            8..=16 => {
+                let word = |p: *const u8, at: usize| p.add(at).cast::<u64>().read_unaligned();
+                word(a, 0) == word(b, 0) && word(a, len - 8) == word(b, len - 8)
+            }
+            4..=7 => {
+                let half = |p: *const u8, at: usize| p.add(at).cast::<u32>().read_unaligned();
+                half(a, 0) == half(b, 0) && half(a, len - 4) == half(b, len - 4)
+            }
+            _ => std::slice::from_raw_parts(a, len) == std::slice::from_raw_parts(b, len),
+        }
+    }
 }
 
 /// Frees an entry.
@@ -223,4 +250,23 @@ pub(crate) unsafe fn free(entry: *mut Entry) {
 pub(crate) unsafe fn footprint(entry: *const Entry) -> usize {
     // SAFETY: forwarded contract: the header is live.
     unsafe { layout((*entry).key_len as usize, (*entry).value_len as usize).size() }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::same_bytes;
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let base: Vec<u8> = (0..40u8).collect();
+        for len in 0..=40 {
+            let a = &base[..len];
+            assert!(same_bytes(a, a));
+            for flip in 0..len {
+                let mut b = a.to_vec();
+                b[flip] ^= 0x80;
+                assert!(!same_bytes(a, &b), "len {len}, byte {flip}");
+            }
+        }
+    }
 }
