@@ -13,7 +13,11 @@ C_SHARED_LINK := -L$(LIB_DIR) -lmapcache -Wl,-rpath,$(LIB_DIR)
 C_STATIC_LINK := $(LIB_DIR)/libmapcache.a $(C_STATIC_LIBS)
 C_TEST_SRC := $(ROOT)/tests/c/test_mapcache.c
 C_DEMO_SRC := $(ROOT)/examples/c/demo.c
-VALGRIND_FLAGS := --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect,possible \
+# --fair-sched=yes: valgrind runs one thread at a time, and its default lock lets
+# a thread keep running for long stretches, so two "simultaneous" writers may
+# never interleave and the exclusive-mode hammer test then sees no collision
+# (1 run in 3 failed that way); round-robin scheduling interleaves them.
+VALGRIND_FLAGS := --fair-sched=yes --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect,possible \
   --errors-for-leak-kinds=definite,indirect,possible --child-silent-after-fork=yes \
   --suppressions=$(ROOT)/tests/c/valgrind.supp
 
