@@ -243,6 +243,41 @@ static void test_config(void) {
 
 /* ---------------------------------------------------------- single-key ops */
 
+/* mapcache_get_value: snprintf-style, the length or a negated status. */
+static void test_get_value(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    uint8_t buf[8];
+    CHECK_ST(mapcache_put(c, S("alpha"), S("uno"), NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_put(c, S("long"), S("a value of 21 bytes!!"), NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_put(c, S("empty"), NULL, 0, NULL), MAPCACHE_OK);
+
+    memset(buf, 'x', sizeof buf);
+    CHECK(mapcache_get_value(c, S("alpha"), buf, sizeof buf) == 3);
+    CHECK(memcmp(buf, "uno", 3) == 0 && buf[3] == 'x');
+    CHECK(mapcache_get_value(c, S("empty"), buf, sizeof buf) == 0);
+    /* Longer than the buffer: its length, nothing copied, and no error (the
+       last error, from another call, stays as it was). */
+    CHECK_ST(mapcache_len(NULL, NULL), MAPCACHE_E_INVALID_ARG);
+    memset(buf, 'x', sizeof buf);
+    CHECK(mapcache_get_value(c, S("long"), buf, sizeof buf) == 21);
+    CHECK(buf[0] == 'x' && contains_str(mapcache_last_error(), "mapcache_len"));
+    CHECK(mapcache_get_value(c, S("long"), NULL, 0) == 21);
+    /* Absent: -MAPCACHE_NOT_FOUND, not an error either. */
+    CHECK(mapcache_get_value(c, S("nope"), buf, sizeof buf) == -(int64_t)MAPCACHE_NOT_FOUND);
+    CHECK(contains_str(mapcache_last_error(), "mapcache_len"));
+    /* Errors: the negated status, with a message. */
+    CHECK(mapcache_get_value(NULL, S("alpha"), buf, sizeof buf) == -(int64_t)MAPCACHE_E_INVALID_ARG);
+    CHECK(contains_str(mapcache_last_error(), "mapcache_get_value"));
+    CHECK(mapcache_get_value(c, NULL, 3, buf, sizeof buf) == -(int64_t)MAPCACHE_E_INVALID_ARG);
+    CHECK(mapcache_get_value(c, S("alpha"), NULL, 4) == -(int64_t)MAPCACHE_E_INVALID_ARG);
+    static uint8_t huge_key[MAPCACHE_MAX_KEY_LEN + 1];
+    CHECK(mapcache_get_value(c, huge_key, sizeof huge_key, buf, sizeof buf) ==
+          -(int64_t)MAPCACHE_E_KEY_TOO_LONG);
+    mapcache_free(c);
+    /* A freed handle. */
+    CHECK(mapcache_get_value(c, S("alpha"), buf, sizeof buf) == -(int64_t)MAPCACHE_E_INVALID_HANDLE);
+}
+
 static void test_put_get_delete(void) {
     mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
     bool replaced = true;
@@ -1530,6 +1565,7 @@ int main(void) {
     RUN(test_status_str);
     RUN(test_last_error);
     RUN(test_config);
+    RUN(test_get_value);
     RUN(test_put_get_delete);
     RUN(test_large_value);
     RUN(test_get_with);

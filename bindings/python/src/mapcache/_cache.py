@@ -65,6 +65,7 @@ _new = _L.mapcache_new
 _free = _L.mapcache_free
 _config_init = _L.mapcache_config_init
 _get = _L.mapcache_get
+_get_value = _L.mapcache_get_value
 _put = _L.mapcache_put
 _delete = _L.mapcache_delete
 _contains = _L.mapcache_contains
@@ -131,6 +132,10 @@ class _ThreadState(threading.local):
         # (buffer, its address, its capacity, out_len cell, its address)
         self.single: Tuple[Any, c_void_p, c_void_p, c_size_t, c_void_p] = _single_state(
             create_string_buffer(_INITIAL_SINGLE), out_len)
+        # (buffer, its address, its capacity as c_void_p and as int): the
+        # buffer of mapcache_get_value, the lookups of cache[key] and get()
+        self.value: Tuple[Any, c_void_p, c_void_p, int] = _value_state(
+            create_string_buffer(_INITIAL_SINGLE))
         flag = c_bool()
         # (bool out cell, its address)
         self.flag: Tuple[c_bool, c_void_p] = (flag, c_void_p(addressof(flag)))
@@ -143,6 +148,20 @@ class _ThreadState(threading.local):
 def _single_state(buf: Any, out_len: c_size_t) -> Tuple[Any, c_void_p, c_void_p, c_size_t, c_void_p]:
     return (buf, c_void_p(addressof(buf)), c_void_p(sizeof(buf)), out_len,
             c_void_p(addressof(out_len)))
+
+
+def _value_state(buf: Any) -> Tuple[Any, c_void_p, c_void_p, int]:
+    return (buf, c_void_p(addressof(buf)), c_void_p(sizeof(buf)), sizeof(buf))
+
+
+def _value_buffer(needed: int) -> Tuple[Any, c_void_p, c_void_p, int]:
+    """A buffer of at least ``needed`` bytes for mapcache_get_value; kept as the
+    thread's buffer unless it is very large."""
+    if needed > _KEEP_SINGLE:
+        return _value_state(create_string_buffer(_one_off(needed)))
+    state = _value_state(create_string_buffer(_pow2(needed)))
+    _ts.value = state
+    return state
 
 
 def _single_buffer(needed: int) -> Tuple[Any, c_void_p, c_void_p]:
@@ -505,37 +524,42 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
     # -------------------------------------------------------- single keys
 
+    # cache[key] and get() use mapcache_get_value (5 arguments, the length as
+    # the result): a ctypes call costs ~50 ns per argument, and reading an
+    # out-cell's .value as much again.
+
     def __getitem__(self, key: KeyLike) -> bytes:
         """``cache[key]``: the value of ``key`` (a copy, as ``bytes``); KeyError when absent."""
         k = key if key.__class__ is bytes else _key(key)
-        buf, addr, cap, n, n_addr = _ts.single
-        st = _get(self._h, k, len(k), addr, cap, n_addr)
-        if st == 0:
-            return buf[: n.value]
-        return self._get_slow(st, key, k, _MISSING)
+        buf, addr, cap, size = _ts.value
+        n = _get_value(self._h, k, len(k), addr, cap)
+        if 0 <= n <= size:
+            return buf[:n]
+        return self._get_slow(n, key, k, _MISSING)
 
     def get(self, key: KeyLike, default: _D = None) -> Union[bytes, _D]:  # type: ignore[assignment]
         """The value of ``key``, or ``default`` when it is absent."""
         k = key if key.__class__ is bytes else _key(key)
-        buf, addr, cap, n, n_addr = _ts.single
-        st = _get(self._h, k, len(k), addr, cap, n_addr)
-        if st == 0:
-            return buf[: n.value]
-        return self._get_slow(st, key, k, default)
+        buf, addr, cap, size = _ts.value
+        n = _get_value(self._h, k, len(k), addr, cap)
+        if 0 <= n <= size:
+            return buf[:n]
+        return self._get_slow(n, key, k, default)
 
-    def _get_slow(self, st: int, key: Any, k: bytes, default: Any) -> Any:
-        while True:
-            if st == _NOT_FOUND:
-                if default is _MISSING:
-                    raise KeyError(key)
-                return default
-            if st != _TOO_SMALL:
-                raise self._error(st)
-            n, n_addr = _ts.single[3:]
-            buf, addr, cap = _single_buffer(n.value)
-            st = _get(self._h, k, len(k), addr, cap, n_addr)
-            if st == 0:
-                return buf[: n.value]
+    def _get_slow(self, n: int, key: Any, k: bytes, default: Any) -> Any:
+        """After mapcache_get_value returned ``n``: a value longer than the
+        buffer (``n`` > its size: retry with a larger one), absent (``-1``), or
+        an error (``-status``)."""
+        while n >= 0:
+            buf, addr, cap, size = _value_buffer(n)
+            n = _get_value(self._h, k, len(k), addr, cap)
+            if 0 <= n <= size:
+                return buf[:n]
+        if -n == _NOT_FOUND:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        raise self._error(-n)
 
     def __setitem__(self, key: KeyLike, value: ValueLike) -> None:
         """``cache[key] = value``: insert or replace (the library copies both)."""

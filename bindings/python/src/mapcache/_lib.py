@@ -24,6 +24,7 @@ from ctypes import (
     Structure,
     c_char_p,
     c_int32,
+    c_int64,
     c_size_t,
     c_uint32,
     c_uint64,
@@ -117,6 +118,8 @@ _PROTOTYPES = {
     "mapcache_free": (None, [_handle]),
     # (cache, key, key_len, buf, buf_cap, size_t *out_len)
     "mapcache_get": (_status, [_handle, _ptr, _size, _ptr, _size, _out]),
+    # (cache, key, key_len, buf, buf_cap) -> value length, or -status
+    "mapcache_get_value": (c_int64, [_handle, _ptr, _size, _ptr, _size]),
     "mapcache_get_with": (_status, [_handle, _ptr, _size, VALUE_FN, c_void_p]),
     # (cache, key, key_len, value, value_len, bool *out_replaced)
     "mapcache_put": (_status, [_handle, _ptr, _size, _ptr, _size, _out]),
