@@ -301,3 +301,70 @@ fn pinned_view_reads_agree() {
         );
     }
 }
+
+/// Iteration stays exactly-once across resizes that happen between its steps:
+/// grows (keys present throughout are yielded once), and a clear that shrinks
+/// the tables mid-iteration (no key is ever yielded twice, even keys re-inserted
+/// into the small table at positions the cursor has already passed).
+#[test]
+fn iteration_survives_grows_and_a_shrinking_clear() {
+    use mapcache::Cursor;
+    use std::collections::HashSet;
+
+    let map = Map::new(config(2, 11, EngineChoice::Single)).unwrap();
+    let fixed: Vec<Vec<u8>> = (0..3_000u32)
+        .map(|i| format!("fixed-{i}").into_bytes())
+        .collect();
+    for k in &fixed {
+        map.insert(k, b"v").unwrap();
+    }
+    // Grows between steps: every fixed key exactly once.
+    let grows_before = map.table_stats().grows;
+    let mut cursor = Cursor::new();
+    let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();
+    let mut extra = 0u32;
+    while map.scan(&mut cursor, |k, _| {
+        *seen.entry(k.to_vec()).or_default() += 1
+    }) {
+        // 20,000 more keys over the first 400 steps: several doublings.
+        if extra < 20_000 {
+            for _ in 0..50 {
+                map.insert(format!("extra-{extra}").as_bytes(), b"x")
+                    .unwrap();
+                extra += 1;
+            }
+        }
+    }
+    assert!(
+        map.table_stats().grows >= grows_before + 4,
+        "the tables must double several times during the iteration"
+    );
+    for k in &fixed {
+        assert_eq!(seen.get(k), Some(&1), "{}", String::from_utf8_lossy(k));
+    }
+    assert!(seen.values().all(|&n| n == 1), "a key was yielded twice");
+
+    // A clear halfway (tables shrink back to their initial size), then the fixed
+    // keys again: none twice.
+    let mut cursor = Cursor::new();
+    let mut yielded: HashSet<Vec<u8>> = HashSet::new();
+    let mut steps = 0;
+    while map.scan(&mut cursor, |k, _| {
+        assert!(
+            yielded.insert(k.to_vec()),
+            "{} yielded twice",
+            String::from_utf8_lossy(k)
+        );
+    }) {
+        steps += 1;
+        // 43 steps: the cursor stops mid-bucket of the smaller tables the
+        // re-inserted keys grow to (a multiple of 8 would fall on a boundary).
+        if steps == 43 {
+            map.clear().unwrap();
+            for k in &fixed {
+                map.insert(k, b"again").unwrap();
+            }
+        }
+    }
+    assert!(steps > 43, "the clear happened mid-iteration");
+}
