@@ -46,6 +46,27 @@ unsafe fn copy_if_fits(value: &[u8], buf: *mut u8, cap: usize) -> Result<usize, 
     }
 }
 
+/// The lookup behind `mapcache_get` and `mapcache_get_value`: copies the value
+/// of `key` into `buf` when it fits. `Some(Ok(len))`: copied; `Some(Err(len))`:
+/// longer than `buf_cap`, nothing copied; `None`: absent.
+///
+/// # Safety
+/// `buf` is writable for `buf_cap` bytes and disjoint from `key` (both checked
+/// by the caller).
+unsafe fn copy_value(
+    shell: &mapcache_t,
+    key: &[u8],
+    buf: *mut u8,
+    buf_cap: usize,
+) -> Result<Option<Result<usize, usize>>, Fail> {
+    shell.with(|inner| {
+        // SAFETY: per the contract; the value is map memory, disjoint from buf.
+        Ok(inner
+            .map
+            .get_with(key, |v| unsafe { copy_if_fits(v, buf, buf_cap) })?)
+    })
+}
+
 #[cold]
 fn too_small(needed: usize, cap: usize, cap_name: &str) -> Fail {
     Fail::new(
@@ -95,30 +116,25 @@ pub unsafe extern "C" fn mapcache_get(
         args::out_buf(buf, buf_cap, "buf", "buf_cap")?;
         args::out(out_len, "out_len")?;
         args::disjoint(buf, buf_cap, "buf", key, "key")?;
-        shell.with(|inner| {
-            // SAFETY: buf checked for buf_cap bytes and disjoint from key; the
-            // value is map memory.
-            let found = inner
-                .map
-                .get_with(key, |v| unsafe { copy_if_fits(v, buf, buf_cap) })?;
-            match found {
-                Some(Ok(len)) => {
-                    // SAFETY: out_len checked non-null, writable (contract).
-                    unsafe { args::put(out_len, len) };
-                    Ok(MAPCACHE_OK)
-                }
-                Some(Err(needed)) => {
-                    // SAFETY: as above.
-                    unsafe { args::put(out_len, needed) };
-                    Err(too_small(needed, buf_cap, "buf_cap"))
-                }
-                None => {
-                    // SAFETY: as above.
-                    unsafe { args::put(out_len, 0) };
-                    Ok(MAPCACHE_NOT_FOUND)
-                }
+        // SAFETY: buf checked for buf_cap bytes and disjoint from key.
+        let found = unsafe { copy_value(shell, key, buf, buf_cap) }?;
+        match found {
+            Some(Ok(len)) => {
+                // SAFETY: out_len checked non-null, writable (contract).
+                unsafe { args::put(out_len, len) };
+                Ok(MAPCACHE_OK)
             }
-        })
+            Some(Err(needed)) => {
+                // SAFETY: as above.
+                unsafe { args::put(out_len, needed) };
+                Err(too_small(needed, buf_cap, "buf_cap"))
+            }
+            None => {
+                // SAFETY: as above.
+                unsafe { args::put(out_len, 0) };
+                Ok(MAPCACHE_NOT_FOUND)
+            }
+        }
     })
 }
 
@@ -160,21 +176,15 @@ pub unsafe extern "C" fn mapcache_get_value(
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
         args::out_buf(buf, buf_cap, "buf", "buf_cap")?;
         args::disjoint(buf, buf_cap, "buf", key, "key")?;
-        shell.with(|inner| {
-            // SAFETY: buf checked for buf_cap bytes and disjoint from key; the
-            // value is map memory.
-            let found = inner
-                .map
-                .get_with(key, |v| unsafe { copy_if_fits(v, buf, buf_cap) })?;
-            match found {
-                // A value longer than the buffer is reported by its length.
-                Some(Ok(len) | Err(len)) => {
-                    length = len;
-                    Ok(MAPCACHE_OK)
-                }
-                None => Ok(MAPCACHE_NOT_FOUND),
+        // SAFETY: buf checked for buf_cap bytes and disjoint from key.
+        match unsafe { copy_value(shell, key, buf, buf_cap) }? {
+            // A value longer than the buffer is reported by its length.
+            Some(Ok(len) | Err(len)) => {
+                length = len;
+                Ok(MAPCACHE_OK)
             }
-        })
+            None => Ok(MAPCACHE_NOT_FOUND),
+        }
     });
     if status == MAPCACHE_OK {
         // At most MAPCACHE_MAX_VALUE_LEN (1 GiB): always fits.
