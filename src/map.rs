@@ -12,7 +12,7 @@ use crate::iter::{Cursor, Iter};
 use crate::shard::{Growth, Shard};
 use crate::sync::thread_id::{self, ThreadId};
 use crate::sync::write_flag::{FlagGuard, WriteFlag};
-use crate::table::entry::{self, Entry, OwnedEntry};
+use crate::table::entry::{self, Entry, Pending};
 use crate::table::rehash::{engine_for, RehashEngine};
 use crate::table::table::log2_for;
 
@@ -367,9 +367,11 @@ impl Map {
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<bool> {
         entry::check_lengths(key, value)?;
         let hash = self.hasher.hash(key);
-        // Allocate and copy before taking the flag: the critical section stays short.
-        let new = OwnedEntry::new(key, value)?;
+        // A large entry is allocated and filled before the flag is taken, so the
+        // critical section stays short; a small one comes from the slab under it.
+        let pending = Pending::new(self.shard(hash).slab(), key, value)?;
         self.write(hash, |shard, held, guard| {
+            let new = shard.make_entry(held, pending)?;
             shard.upsert(held, &self.growth(), hash, key, new, guard)
         })
     }
@@ -379,8 +381,9 @@ impl Map {
     pub fn insert_if_absent(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         entry::check_lengths(key, value)?;
         let hash = self.hasher.hash(key);
-        let new = OwnedEntry::new(key, value)?;
+        let pending = Pending::new(self.shard(hash).slab(), key, value)?;
         self.write(hash, |shard, held, guard| {
+            let new = shard.make_entry(held, pending)?;
             shard.insert_if_absent(held, &self.growth(), hash, key, new, guard)
         })
     }
@@ -412,8 +415,9 @@ impl Map {
     ) -> Result<Option<bool>> {
         entry::check_lengths(key, new)?;
         let hash = self.hasher.hash(key);
-        let new = OwnedEntry::new(key, new)?;
+        let pending = Pending::new(self.shard(hash).slab(), key, new)?;
         self.write(hash, |shard, held, guard| {
+            let new = shard.make_entry(held, pending)?;
             Ok(shard.compare_and_swap(held, hash, key, expected, new, guard))
         })
     }

@@ -25,7 +25,8 @@ use crate::hash::KeyHash;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::write_flag::{FlagGuard, WriteFlag};
 use crate::table::bucket::Bucket;
-use crate::table::entry::{self, Entry, OwnedEntry};
+use crate::table::entry::{self, Entry, OwnedEntry, Pending};
+use crate::table::slab::Slab;
 use crate::table::rehash::RehashEngine;
 use crate::table::table::{self, Slot, Table, MAX_LOG2};
 
@@ -53,12 +54,22 @@ pub(crate) struct Shard {
     mask_hint: std::sync::atomic::AtomicU32,
     /// Bytes of the entries in the table. Written only under the flag.
     bytes: AtomicUsize,
-    /// Bytes retired and not yet freed (shared with the deferred frees, which may
-    /// run after the map is gone).
-    garbage: Arc<std::sync::atomic::AtomicUsize>,
+    /// The slab of the shard's small entries and the count of its retired bytes:
+    /// shared with the deferred frees, which may run after the map is gone.
+    memory: Arc<ShardMemory>,
     /// Garbage below this never makes a writer wait: the floor, raised to the
     /// current garbage while the epoch cannot advance (see `relieve_garbage`).
     garbage_limit: std::sync::atomic::AtomicUsize,
+}
+
+/// What a shard's deferred frees need, which may outlive the shard: its entries'
+/// slab and the count of its retired bytes. Freed with the last deferred free
+/// (or with the shard, if that comes later).
+struct ShardMemory {
+    /// The blocks of the shard's small entries (see `slab.rs`).
+    slab: Slab,
+    /// Bytes retired and not yet freed.
+    garbage: std::sync::atomic::AtomicUsize,
 }
 
 /// Retired bytes a shard may always hold before its writers help reclaim them.
@@ -79,7 +90,10 @@ impl Shard {
             flag: WriteFlag::new(),
             len: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
-            garbage: Arc::default(),
+            memory: Arc::new(ShardMemory {
+                slab: Slab::new(),
+                garbage: std::sync::atomic::AtomicUsize::new(0),
+            }),
             garbage_limit: std::sync::atomic::AtomicUsize::new(GARBAGE_FLOOR),
         })
     }
@@ -92,15 +106,19 @@ impl Shard {
     unsafe fn retire(&self, guard: &Guard, entry: *mut Entry) {
         // SAFETY: the entry is live until the deferred free below.
         let size = unsafe { entry::footprint(entry) };
-        self.garbage
+        self.memory
+            .garbage
             .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
-        let garbage = Arc::clone(&self.garbage);
+        let memory = Arc::clone(&self.memory);
         // SAFETY: per the contract the entry is unreachable for new pins; pins that
-        // reached it before end before the epoch lets this run.
+        // reached it before end before the epoch lets this run. It was made with
+        // this shard's slab, which `memory` keeps alive.
         unsafe {
             guard.defer_unchecked(move || {
-                entry::free(entry);
-                garbage.fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
+                entry::free(entry, &memory.slab);
+                memory
+                    .garbage
+                    .fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
             })
         };
     }
@@ -118,7 +136,27 @@ impl Shard {
 
     /// Retired bytes not yet freed.
     pub(crate) fn garbage(&self) -> usize {
-        self.garbage.load(std::sync::atomic::Ordering::Relaxed)
+        self.memory
+            .garbage
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The slab this shard's small entries come from (see [`Pending`]).
+    #[inline]
+    pub(crate) fn slab(&self) -> &Slab {
+        &self.memory.slab
+    }
+
+    /// Makes a pending entry, from the shard's slab if it is small.
+    #[inline]
+    pub(crate) fn make_entry<'a>(
+        &self,
+        _held: &FlagGuard<'_>,
+        pending: Pending<'a>,
+    ) -> Result<OwnedEntry<'a>> {
+        // SAFETY: the caller holds the flag that serialises this shard's writers
+        // (`_held`), and `pending` was prepared with this shard's slab.
+        unsafe { pending.finish() }
     }
 
     /// Called by a writer after it released the flag and unpinned: if the
@@ -218,7 +256,7 @@ impl Shard {
         growth: &Growth<'_>,
         hash: KeyHash,
         key: &[u8],
-        new: OwnedEntry,
+        new: OwnedEntry<'_>,
         guard: &Guard,
     ) -> Result<bool> {
         let table = self.table(guard);
@@ -242,7 +280,7 @@ impl Shard {
         growth: &Growth<'_>,
         hash: KeyHash,
         key: &[u8],
-        new: OwnedEntry,
+        new: OwnedEntry<'_>,
         guard: &Guard,
     ) -> Result<Option<Vec<u8>>> {
         let table = self.table(guard);
@@ -267,7 +305,7 @@ impl Shard {
         hash: KeyHash,
         key: &[u8],
         expected: &[u8],
-        new: OwnedEntry,
+        new: OwnedEntry<'_>,
         guard: &Guard,
     ) -> Option<bool> {
         let table = self.table(guard);
@@ -285,7 +323,7 @@ impl Shard {
 
     /// Publishes `new` in the occupied slot `index` of `bucket` and retires the
     /// entry it replaces. Flag held.
-    fn replace(&self, bucket: &Bucket, index: usize, new: OwnedEntry, guard: &Guard) {
+    fn replace(&self, bucket: &Bucket, index: usize, new: OwnedEntry<'_>, guard: &Guard) {
         let new = new.into_raw();
         let old = bucket.slots[index].swap(new, Ordering::AcqRel);
         // SAFETY: both are live: `new` is ours, `old` is retired below.
@@ -331,17 +369,21 @@ impl Shard {
         self.len.store(0, Ordering::Relaxed);
         let size = self.bytes();
         self.bytes.store(0, Ordering::Relaxed);
-        self.garbage
+        self.memory
+            .garbage
             .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
-        let garbage = Arc::clone(&self.garbage);
+        let memory = Arc::clone(&self.memory);
         // SAFETY: the old table was unlinked under the flag; it alone links its
-        // entries, and both are freed only after every pin that could reach them.
+        // entries (made with this shard's slab, kept alive by `memory`), and both
+        // are freed only after every pin that could reach them.
         unsafe {
             guard.defer_unchecked(move || {
                 let old = old.into_owned();
-                old.free_entries();
+                old.free_entries(&memory.slab);
                 drop(old);
-                garbage.fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
+                memory
+                    .garbage
+                    .fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
             })
         };
         guard.flush();
@@ -358,7 +400,7 @@ impl Shard {
         mut tail: &'g Bucket,
         hash: KeyHash,
         key: &[u8],
-        new: OwnedEntry,
+        new: OwnedEntry<'_>,
         guard: &'g Guard,
     ) -> Result<()> {
         let len = self.len();
@@ -429,7 +471,7 @@ impl Shard {
             let table = self.table.swap(Shared::null(), Ordering::Relaxed, guard);
             if !table.is_null() {
                 let table = table.into_owned();
-                table.free_entries();
+                table.free_entries(&self.memory.slab);
             }
         }
     }

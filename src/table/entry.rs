@@ -1,4 +1,6 @@
-//! An entry: one immutable allocation holding a header, the key and the value.
+//! An entry: one immutable block holding a header, the key and the value. Small
+//! entries (at most `SLAB_MAX` bytes) are blocks of their shard's slab, larger
+//! ones allocations of their own (see `slab.rs`).
 //!
 //! ```text
 //! +---------+------+-----------+-----------+
@@ -25,6 +27,7 @@
 use std::alloc::{self, Layout};
 use std::ptr::{self, NonNull};
 
+use super::slab::Slab;
 use crate::error::{Error, Result};
 use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
@@ -40,12 +43,6 @@ pub(crate) struct Entry {
 /// Size of the header; key bytes start here.
 const HEADER: usize = std::mem::size_of::<Entry>();
 const ALIGN: usize = 8;
-
-fn layout(key_len: usize, value_len: usize) -> Layout {
-    // Cannot fail: lengths are bounded by MAX_KEY_LEN and MAX_VALUE_LEN, far below
-    // isize::MAX.
-    Layout::from_size_align(HEADER + key_len + value_len, ALIGN).expect("entry layout")
-}
 
 /// Checks a key and value against the documented limits.
 pub(crate) fn check_lengths(key: &[u8], value: &[u8]) -> Result<()> {
@@ -64,54 +61,125 @@ pub(crate) fn check_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Bytes an entry with these lengths needs (header included).
+#[inline]
+fn size(key_len: usize, value_len: usize) -> usize {
+    HEADER + key_len + value_len
+}
+
 /// An entry that is not (or no longer) reachable from a table: freed on drop
-/// unless handed to a table with [`OwnedEntry::into_raw`].
-pub(crate) struct OwnedEntry(NonNull<Entry>);
+/// unless handed to a table with [`OwnedEntry::into_raw`]. It remembers the slab
+/// of its shard, where it lives if it is small (see `slab.rs`).
+pub(crate) struct OwnedEntry<'m> {
+    ptr: NonNull<Entry>,
+    slab: &'m Slab,
+}
 
-// SAFETY: an OwnedEntry is the only pointer to its allocation, which holds plain bytes.
-unsafe impl Send for OwnedEntry {}
+// SAFETY: an OwnedEntry is the only pointer to its allocation, which holds plain
+// bytes; the slab is Sync and its `free` may run on any thread.
+unsafe impl Send for OwnedEntry<'_> {}
 
-impl OwnedEntry {
-    /// Allocates an entry for `key` and `value` (lengths must have been checked).
-    pub(crate) fn new(key: &[u8], value: &[u8]) -> Result<OwnedEntry> {
+/// An entry being made for a write. Large entries are allocated and filled
+/// before the writer takes its flag, so that copying a big value never holds up
+/// the shard's other writers; small ones come from the shard's slab, which only
+/// the flag's holder may allocate from, and are made under the flag (a copy of a
+/// few dozen bytes).
+pub(crate) enum Pending<'a> {
+    /// Allocated and filled already (a large entry).
+    Ready(OwnedEntry<'a>),
+    /// To be made from the slab under the flag.
+    Small {
+        slab: &'a Slab,
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+}
+
+impl<'a> Pending<'a> {
+    /// Prepares the entry for `key` and `value` (lengths must have been checked)
+    /// in the shard whose slab is `slab`.
+    pub(crate) fn new(slab: &'a Slab, key: &'a [u8], value: &'a [u8]) -> Result<Pending<'a>> {
         debug_assert!(key.len() <= MAX_KEY_LEN && value.len() <= MAX_VALUE_LEN);
-        let layout = layout(key.len(), value.len());
-        // SAFETY: the layout has a non-zero size (the header alone is 8 bytes).
-        let base = unsafe { alloc::alloc(layout) };
-        let Some(base) = NonNull::new(base) else {
-            return Err(Error::OutOfMemory {
-                bytes: layout.size(),
-            });
-        };
-        let entry = base.cast::<Entry>();
-        // SAFETY: `base` is a fresh allocation of HEADER + key + value bytes aligned
-        // to 8; the header write and both copies stay inside it and do not overlap
-        // the caller's slices.
-        unsafe {
-            entry.as_ptr().write(Entry {
-                key_len: key.len() as u16,
-                meta: 0,
-                value_len: value.len() as u32,
-            });
-            let bytes = base.as_ptr().add(HEADER);
-            ptr::copy_nonoverlapping(key.as_ptr(), bytes, key.len());
-            ptr::copy_nonoverlapping(value.as_ptr(), bytes.add(key.len()), value.len());
+        let size = size(key.len(), value.len());
+        if Slab::serves(size) {
+            return Ok(Pending::Small { slab, key, value });
         }
-        Ok(OwnedEntry(entry))
+        // Cannot fail: lengths are bounded by MAX_KEY_LEN and MAX_VALUE_LEN, far
+        // below isize::MAX.
+        let layout = Layout::from_size_align(size, ALIGN).expect("entry layout");
+        // SAFETY: the layout has a non-zero size (the header alone is 8 bytes).
+        let base = NonNull::new(unsafe { alloc::alloc(layout) })
+            .ok_or(Error::OutOfMemory { bytes: size })?;
+        // SAFETY: a fresh allocation of `size` bytes, aligned to 8.
+        Ok(Pending::Ready(unsafe { fill(base, slab, key, value) }))
+    }
+
+    /// The entry, allocating it from the slab if it is small.
+    ///
+    /// # Safety
+    /// The caller holds the write flag that serialises the slab's shard.
+    #[inline]
+    pub(crate) unsafe fn finish(self) -> Result<OwnedEntry<'a>> {
+        match self {
+            Pending::Ready(entry) => Ok(entry),
+            Pending::Small { slab, key, value } => {
+                let size = size(key.len(), value.len());
+                // SAFETY: forwarded contract.
+                let base = unsafe { slab.alloc(size) }.ok_or(Error::OutOfMemory { bytes: size })?;
+                // SAFETY: a free slab block of at least `size` bytes, aligned to 8.
+                Ok(unsafe { fill(base, slab, key, value) })
+            }
+        }
+    }
+}
+
+/// Writes the header, the key and the value into `base`.
+///
+/// # Safety
+/// `base` is writable for `HEADER + key.len() + value.len()` bytes, aligned to
+/// 8, unused by anyone else, and allocated as `free` expects (slab or global, by
+/// size) from `slab` or the global allocator.
+unsafe fn fill<'m>(base: NonNull<u8>, slab: &'m Slab, key: &[u8], value: &[u8]) -> OwnedEntry<'m> {
+    let entry = base.cast::<Entry>();
+    // SAFETY: per the contract the header write and both copies stay inside the
+    // block and do not overlap the caller's slices.
+    unsafe {
+        entry.as_ptr().write(Entry {
+            key_len: key.len() as u16,
+            meta: 0,
+            value_len: value.len() as u32,
+        });
+        let bytes = base.as_ptr().add(HEADER);
+        ptr::copy_nonoverlapping(key.as_ptr(), bytes, key.len());
+        ptr::copy_nonoverlapping(value.as_ptr(), bytes.add(key.len()), value.len());
+    }
+    OwnedEntry { ptr: entry, slab }
+}
+
+impl OwnedEntry<'_> {
+    /// Makes an entry right away (tests: the caller is the slab's only allocator).
+    ///
+    /// # Safety
+    /// No other thread allocates from `slab` meanwhile.
+    #[cfg(test)]
+    pub(crate) unsafe fn new<'m>(slab: &'m Slab, key: &'m [u8], value: &'m [u8]) -> Result<OwnedEntry<'m>> {
+        // SAFETY: forwarded contract.
+        unsafe { Pending::new(slab, key, value)?.finish() }
     }
 
     /// Gives up ownership: the caller has published the pointer into a table.
     pub(crate) fn into_raw(self) -> *mut Entry {
-        let ptr = self.0.as_ptr();
+        let ptr = self.ptr.as_ptr();
         std::mem::forget(self);
         ptr
     }
 }
 
-impl Drop for OwnedEntry {
+impl Drop for OwnedEntry<'_> {
     fn drop(&mut self) {
-        // SAFETY: we own the allocation and nothing else points to it.
-        unsafe { free(self.0.as_ptr()) }
+        // SAFETY: we own the allocation, nothing else points to it, and it came
+        // from `slab` or the global allocator as `fill` requires.
+        unsafe { free(self.ptr.as_ptr(), self.slab) }
     }
 }
 
@@ -176,8 +244,8 @@ pub(crate) fn prefetch(entry: *const Entry) {
 }
 
 /// Starts loading the cache line after the one `entry` starts in. Entries are
-/// 16-byte aligned, so a small entry (header, 16-byte key, 32-byte value: 56
-/// bytes) straddles two lines three times out of four; fetching the second line
+/// 8-byte aligned (slab blocks are packed), so a small entry (header, 16-byte
+/// key, 32-byte value: 56 bytes) straddles two lines most of the time; fetching the second line
 /// while the key is compared takes its miss off the lookup's critical path.
 #[inline(always)]
 pub(crate) fn prefetch_tail(entry: *const Entry) {
@@ -229,27 +297,42 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// Frees an entry.
+/// Frees an entry: into its shard's slab if it is small, else to the global
+/// allocator.
 ///
 /// # Safety
 /// `entry` came from [`OwnedEntry::into_raw`] (or is owned by an `OwnedEntry` being
-/// dropped), no table links it any more, and no reader can still reach it (its
-/// retirement went through the epoch, or the map is being dropped).
-pub(crate) unsafe fn free(entry: *mut Entry) {
-    // SAFETY: per the contract the allocation is live and was made with this layout.
+/// dropped) of an entry made with `slab`, no table links it any more, and no
+/// reader can still reach it (its retirement went through the epoch, or the map
+/// is being dropped).
+pub(crate) unsafe fn free(entry: *mut Entry, slab: &Slab) {
+    // SAFETY: per the contract the header is live; the block is the entry's alone.
     unsafe {
-        let layout = layout((*entry).key_len as usize, (*entry).value_len as usize);
-        alloc::dealloc(entry.cast::<u8>(), layout);
+        let size = size((*entry).key_len as usize, (*entry).value_len as usize);
+        if Slab::serves(size) {
+            slab.free(NonNull::new_unchecked(entry.cast::<u8>()), size);
+        } else {
+            alloc::dealloc(
+                entry.cast::<u8>(),
+                Layout::from_size_align_unchecked(size, ALIGN),
+            );
+        }
     }
 }
 
-/// Bytes the entry at `entry` occupies (header included).
+/// Bytes the entry at `entry` occupies (header included; a slab block's rounding
+/// too).
 ///
 /// # Safety
 /// As for [`key`].
 pub(crate) unsafe fn footprint(entry: *const Entry) -> usize {
     // SAFETY: forwarded contract: the header is live.
-    unsafe { layout((*entry).key_len as usize, (*entry).value_len as usize).size() }
+    let size = unsafe { size((*entry).key_len as usize, (*entry).value_len as usize) };
+    if Slab::serves(size) {
+        Slab::block_size(size)
+    } else {
+        size
+    }
 }
 
 #[cfg(all(test, not(loom)))]

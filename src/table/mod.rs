@@ -4,6 +4,7 @@
 
 pub(crate) mod bucket;
 pub(crate) mod entry;
+pub(crate) mod slab;
 pub mod rehash;
 #[allow(clippy::module_inception)]
 pub(crate) mod table;

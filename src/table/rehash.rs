@@ -294,17 +294,20 @@ mod tests {
     use super::*;
     use crate::hash::{Hasher, KeyHash};
     use crate::table::entry::OwnedEntry;
+    use crate::table::slab::Slab;
     use crate::table::table::Slot;
 
     /// A table of `log2` buckets with `n` entries from `seed`, built by inserting
     /// one by one (so it has overflow chains and one-by-one overflow buckets).
-    fn table_with(log2: u32, n: usize, seed: u64) -> Table {
+    fn table_with(log2: u32, n: usize, seed: u64, slab: &Slab) -> Table {
         let hasher = Hasher::new(seed, 0);
         let table = Table::new(log2).unwrap();
         for i in 0..n {
             let key = format!("key-{i}");
             let hash: KeyHash = hasher.hash(key.as_bytes());
-            let entry = OwnedEntry::new(key.as_bytes(), &i.to_le_bytes()).unwrap();
+            let value = i.to_le_bytes();
+            // SAFETY: single-threaded: the only allocator of `slab`.
+            let entry = unsafe { OwnedEntry::new(slab, key.as_bytes(), &value) }.unwrap();
             match table.locate(hash, key.as_bytes()) {
                 Slot::Vacant { free, tail } => table.place(free, tail, hash, entry.into_raw()),
                 Slot::Found { .. } => unreachable!("keys are distinct"),
@@ -330,7 +333,8 @@ mod tests {
             (4, 8, 4000),
             (5, 10, 9000),
         ] {
-            let src = table_with(log2, n, seed);
+            let slab = Slab::new();
+            let src = table_with(log2, n, seed, &slab);
             for new_log2 in [log2.saturating_sub(2), log2, log2 + 1, log2 + 3] {
                 let single = SingleThreaded.rehash(&src, new_log2).unwrap();
                 assert_eq!(entries(&single), n);
@@ -346,14 +350,15 @@ mod tests {
                 }
             }
             // SAFETY: the rehashed tables are dropped; `src` owns the entries.
-            unsafe { src.free_entries() };
+            unsafe { src.free_entries(&slab) };
         }
     }
 
     #[test]
     fn rehash_places_every_entry_where_lookups_find_it() {
         let hasher = Hasher::new(9, 0);
-        let src = table_with(3, 300, 9);
+        let slab = Slab::new();
+        let src = table_with(3, 300, 9, &slab);
         let grown = SingleThreaded.rehash(&src, 6).unwrap();
         for i in 0..300 {
             let key = format!("key-{i}");
@@ -362,6 +367,6 @@ mod tests {
         }
         assert!(grown.find(hasher.hash(b"absent"), b"absent").is_none());
         // SAFETY: as above.
-        unsafe { src.free_entries() };
+        unsafe { src.free_entries(&slab) };
     }
 }

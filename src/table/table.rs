@@ -12,6 +12,7 @@ use std::ptr::{self, NonNull};
 
 use super::bucket::{self, Bucket, EMPTY_ONE, EMPTY_REST, SLOTS};
 use super::entry::{self, Entry};
+use super::slab::Slab;
 use crate::error::{Error, Result};
 use crate::hash::KeyHash;
 use crate::sync::atomic::{AtomicUsize, Ordering};
@@ -365,18 +366,18 @@ impl Table {
         }
     }
 
-    /// Frees every entry this table links.
+    /// Frees every entry this table links (made with `slab`, its shard's).
     ///
     /// # Safety
     /// No other table links these entries any more, and no reader can reach this
     /// table (it was unlinked and its epoch has passed, or the map is dropped).
-    pub(crate) unsafe fn free_entries(&self) {
+    pub(crate) unsafe fn free_entries(&self, slab: &Slab) {
         self.for_each_chain_bucket(|_, bucket| {
             for slot in &bucket.slots {
                 let entry = slot.load(Ordering::Relaxed);
                 if !entry.is_null() {
                     // SAFETY: per the contract this table is the entry's last owner.
-                    unsafe { entry::free(entry) };
+                    unsafe { entry::free(entry, slab) };
                 }
             }
         });
