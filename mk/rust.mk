@@ -18,11 +18,14 @@ test-lint:
 test-rust:
 	$(CARGO) test --release
 
-# Model-checks the write-flag / publish / reclaim protocol with loom. The cfg
-# flags switch both mapcache and crossbeam-epoch onto loom's atomics.
+# Model-checks the write-flag / publish / reclaim protocol with loom (and the
+# slab's free stack, a unit model in src/table/slab.rs). The cfg flags switch both
+# mapcache and crossbeam-epoch onto loom's atomics.
+LOOM_ENV := RUSTFLAGS="--cfg loom --cfg crossbeam_loom" CARGO_TARGET_DIR=$(LOOM_TARGET_DIR) \
+  LOOM_MAX_PREEMPTIONS=3
 test-loom:
-	RUSTFLAGS="--cfg loom --cfg crossbeam_loom" CARGO_TARGET_DIR=$(LOOM_TARGET_DIR) \
-	  LOOM_MAX_PREEMPTIONS=3 $(CARGO) test --release --test loom -- --test-threads=1
+	$(LOOM_ENV) $(CARGO) test --release --test loom -- --test-threads=1
+	$(LOOM_ENV) $(CARGO) test --release --lib loom_tests -- --test-threads=1
 
 bench-rust:
 	$(CARGO) bench --bench map

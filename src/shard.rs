@@ -26,8 +26,8 @@ use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::write_flag::{FlagGuard, WriteFlag};
 use crate::table::bucket::Bucket;
 use crate::table::entry::{self, Entry, OwnedEntry, Pending};
-use crate::table::slab::Slab;
 use crate::table::rehash::RehashEngine;
+use crate::table::slab::Slab;
 use crate::table::table::{self, Slot, Table, MAX_LOG2};
 
 /// What a writer needs beyond its shard to grow it.
@@ -471,7 +471,8 @@ impl Shard {
             let table = self.table.swap(Shared::null(), Ordering::Relaxed, guard);
             if !table.is_null() {
                 let table = table.into_owned();
-                table.free_entries(&self.memory.slab);
+                // The slab goes with the shard (or with the last deferred free).
+                table.free_large_entries();
             }
         }
     }

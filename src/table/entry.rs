@@ -162,7 +162,11 @@ impl OwnedEntry<'_> {
     /// # Safety
     /// No other thread allocates from `slab` meanwhile.
     #[cfg(test)]
-    pub(crate) unsafe fn new<'m>(slab: &'m Slab, key: &'m [u8], value: &'m [u8]) -> Result<OwnedEntry<'m>> {
+    pub(crate) unsafe fn new<'m>(
+        slab: &'m Slab,
+        key: &'m [u8],
+        value: &'m [u8],
+    ) -> Result<OwnedEntry<'m>> {
         // SAFETY: forwarded contract.
         unsafe { Pending::new(slab, key, value)?.finish() }
     }
@@ -312,6 +316,24 @@ pub(crate) unsafe fn free(entry: *mut Entry, slab: &Slab) {
         if Slab::serves(size) {
             slab.free(NonNull::new_unchecked(entry.cast::<u8>()), size);
         } else {
+            alloc::dealloc(
+                entry.cast::<u8>(),
+                Layout::from_size_align_unchecked(size, ALIGN),
+            );
+        }
+    }
+}
+
+/// Frees an entry that is not in a slab; leaves a slab block alone (its slab's
+/// drop gives it back with its chunk).
+///
+/// # Safety
+/// As for [`free`].
+pub(crate) unsafe fn free_if_large(entry: *mut Entry) {
+    // SAFETY: per the contract the header is live; the block is the entry's alone.
+    unsafe {
+        let size = size((*entry).key_len as usize, (*entry).value_len as usize);
+        if !Slab::serves(size) {
             alloc::dealloc(
                 entry.cast::<u8>(),
                 Layout::from_size_align_unchecked(size, ALIGN),

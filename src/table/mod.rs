@@ -4,7 +4,7 @@
 
 pub(crate) mod bucket;
 pub(crate) mod entry;
-pub(crate) mod slab;
 pub mod rehash;
+pub(crate) mod slab;
 #[allow(clippy::module_inception)]
 pub(crate) mod table;

@@ -383,6 +383,25 @@ impl Table {
         });
     }
 
+    /// Frees the large entries this table links and leaves its small ones to the
+    /// drop of their slab, which takes all its chunks back at once: for a shard
+    /// being dropped, whose slab serves no allocation any more.
+    ///
+    /// # Safety
+    /// As for [`Table::free_entries`], and no entry of this table is used after
+    /// its shard's slab is dropped.
+    pub(crate) unsafe fn free_large_entries(&self) {
+        self.for_each_chain_bucket(|_, bucket| {
+            for slot in &bucket.slots {
+                let entry = slot.load(Ordering::Relaxed);
+                if !entry.is_null() {
+                    // SAFETY: per the contract this table is the entry's last owner.
+                    unsafe { entry::free_if_large(entry) };
+                }
+            }
+        });
+    }
+
     /// A canonical byte image of the table: for each main bucket in order, each
     /// bucket of its chain as (tophash, frags, slot pointers, "more follows" byte).
     /// Two tables with the same image place the same entries in the same slots.
