@@ -208,13 +208,16 @@ impl Map {
         }
         let shard = self.shard(hash);
         shard.prefetch(hash);
-        let found = match guard {
-            Some(guard) => shard.table(guard).find(hash, key).map(f),
-            None => {
-                let guard = epoch::pin();
-                shard.table(&guard).find(hash, key).map(f)
-            }
+        // One call site for `find`, so that it is inlined into every read.
+        let own = match guard {
+            Some(_) => None,
+            None => Some(epoch::pin()),
         };
+        let Some(guard) = guard.or(own.as_ref()) else {
+            unreachable!("one of the two guards is set")
+        };
+        let found = shard.table(guard).find(hash, key).map(f);
+        drop(own);
         if exclusive {
             self.check_no_writer()?;
         }

@@ -219,7 +219,7 @@ impl Table {
 
     /// Finds `key`: the reader's path. Lock-free; the returned entry stays valid
     /// while the caller's epoch pin lasts.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find(&self, hash: KeyHash, key: &[u8]) -> Option<*const Entry> {
         let tophash = hash.tophash();
         let mut bucket = self.head(hash);
