@@ -61,11 +61,8 @@ impl Hasher {
     /// The shard that holds keys with this hash.
     #[inline]
     pub(crate) fn shard(&self, hash: KeyHash) -> usize {
-        if self.shard_bits == 0 {
-            0
-        } else {
-            (hash.0 >> (64 - self.shard_bits)) as usize
-        }
+        // Two shifts instead of `>> (64 - bits)`, which would overflow at 0 bits.
+        ((hash.0 >> 32) >> (32 - self.shard_bits)) as usize
     }
 }
 

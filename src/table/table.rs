@@ -176,7 +176,8 @@ impl Table {
 
     /// A table over arrays built by a rehash engine.
     pub(crate) fn with_arrays(log2: u32, buckets: BucketArray, pool: BucketArray) -> Result<Table> {
-        debug_assert_eq!(buckets.len, 1 << log2);
+        // `head` indexes the main buckets without a bounds check on this.
+        assert_eq!(buckets.len, 1 << log2, "a table has 2^log2 main buckets");
         Ok(Table {
             log2,
             buckets,
@@ -214,7 +215,10 @@ impl Table {
     /// The head of the chain that holds keys with hash `hash`.
     #[inline]
     pub(crate) fn head(&self, hash: KeyHash) -> &Bucket {
-        &self.buckets()[(hash.frag() & self.mask()) as usize]
+        let index = (hash.frag() & self.mask()) as usize;
+        // SAFETY: `index <= mask = 2^log2 - 1`, and a table has exactly 2^log2
+        // main buckets (asserted in `with_arrays`, the only constructor).
+        unsafe { self.buckets().get_unchecked(index) }
     }
 
     /// Finds `key`: the reader's path. Lock-free; the returned entry stays valid
