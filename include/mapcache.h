@@ -195,6 +195,47 @@ typedef void (*mapcache_debug_fn)(void *ctx);
 typedef struct mapcache_iter mapcache_iter_t;
 
 /**
+ * The host's constructor of a value's copy, for `mapcache_get_object`: receives
+ * the value (`value_len` bytes at `value`; `value` is not NULL but must not be
+ * read when `value_len` is 0, and is valid only during the call) and returns the
+ * host's own object holding a copy of it, or NULL if it could not make one.
+ * Its signature is that of CPython's `PyBytes_FromStringAndSize`.
+ */
+typedef void *(*mapcache_make_fn)(const uint8_t *value,
+                                  size_t value_len);
+
+/**
+ * The host's constructor of the outcome of a lookup that has no value, for
+ * `mapcache_get_object`: receives the code `mapcache_get_value` would return
+ * (`-MAPCACHE_NOT_FOUND` or another negated status) and returns the host's
+ * object for it, or NULL. Its signature is that of CPython's
+ * `PyLong_FromLongLong`.
+ */
+typedef void *(*mapcache_miss_fn)(int64_t code);
+
+/**
+ * What `mapcache_get_object` needs besides the key: the cache and the host's two
+ * constructors. A host makes one per cache (it may share it between threads)
+ * and passes its address with each call; the library reads it during the call
+ * only. Passing one pointer rather than three arguments is what a per-argument
+ * cost of tens of nanoseconds (Python's ctypes) pays for.
+ */
+typedef struct mapcache_getter {
+    /**
+     * The cache to read (NULL is `MAPCACHE_E_INVALID_ARG`, passed to `miss`).
+     */
+    mapcache_t *cache;
+    /**
+     * Makes the host's object for a present key's value (not NULL).
+     */
+    mapcache_make_fn make;
+    /**
+     * Makes the host's object for any other outcome (not NULL).
+     */
+    mapcache_miss_fn miss;
+} mapcache_getter;
+
+/**
  * The callback of `mapcache_get_with`: receives `ctx` unchanged and the value
  * (`value_len` bytes at `value`; `value` is not NULL but must not be read when
  * `value_len` is 0). The value is valid only until the callback returns; it must
@@ -690,6 +731,45 @@ int64_t mapcache_get_value(mapcache_t *cache,
                            size_t key_len,
                            uint8_t *buf,
                            size_t buf_cap);
+
+/**
+ * Looks up `key` in `getter->cache` and returns the host's object for the
+ * outcome, made by one of the host's two constructors: `getter->make(value,
+ * value_len)` when the key is present, `getter->miss(code)` otherwise, where
+ * `code` is what `mapcache_get_value` would return (`-MAPCACHE_NOT_FOUND`, -1,
+ * for no such key; `-status` for an error, with its message in
+ * `mapcache_last_error()`). For hosts that keep values as objects of their own
+ * (a Python `bytes`): one call of three arguments, no buffer to size and no copy
+ * to cut out of it. `key_len` is 32 bits wide (keys are at most
+ * `MAPCACHE_MAX_KEY_LEN` bytes), so that a host may pass a C `int`.
+ *
+ * The library copies the value out of the map first and calls `make` once the
+ * lookup is over, on the calling thread, before returning; no map memory is
+ * protected meanwhile and `make` may call any mapcache function. `make` and
+ * `miss` must return normally (no `longjmp`, no C++ exception). The result is
+ * returned as is (NULL if the constructor returned NULL), and the library keeps
+ * no pointer to it. Returns NULL without calling either when `getter`,
+ * `getter->make` or `getter->miss` is NULL (`MAPCACHE_E_INVALID_ARG` in
+ * `mapcache_last_error()`).
+ *
+ * Errors passed to `miss`: `MAPCACHE_E_INVALID_ARG` (`getter->cache` NULL, `key`
+ * NULL with `key_len` > 0), `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_NO_MEMORY`
+ * (a value longer than 256 bytes is staged in memory the library allocates),
+ * `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive
+ * mode), `MAPCACHE_E_INTERNAL`.
+ *
+ * Ownership: the returned object is the host's; `*getter` stays the host's.
+ * Thread-safety: as `mapcache_get`.
+ *
+ * # Safety
+ * `getter` must be NULL or readable for a `mapcache_getter` (any alignment) whose
+ * `make` and `miss` are NULL or functions with the signatures above that follow
+ * the rules above; `key` must be readable for `key_len` bytes and not modified
+ * during the call.
+ */
+void *mapcache_get_object(const struct mapcache_getter *getter,
+                          const uint8_t *key,
+                          uint32_t key_len);
 
 /**
  * Zero-copy read: calls `callback(ctx, value, value_len)` once with the value of `key`,

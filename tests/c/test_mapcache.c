@@ -278,6 +278,95 @@ static void test_get_value(void) {
     CHECK(mapcache_get_value(c, S("alpha"), buf, sizeof buf) == -(int64_t)MAPCACHE_E_INVALID_HANDLE);
 }
 
+/* mapcache_get_object: the host's constructors make the result. The host's
+   "object" here is a malloc'd record of the outcome. */
+typedef struct {
+    int64_t code; /* 0 for a value, else what miss received */
+    size_t len;
+    uint8_t data[];
+} host_obj;
+
+static mapcache_t *make_reenters; /* when set, make reads this cache first */
+
+static void *host_make(const uint8_t *value, size_t len) {
+    if (make_reenters != NULL) {
+        /* The lookup is over and nothing is pinned: any call is allowed. */
+        size_t n = 0;
+        CHECK_ST(mapcache_len(make_reenters, &n), MAPCACHE_OK);
+        CHECK_ST(mapcache_put(make_reenters, S("written-by-make"), S("yes"), NULL), MAPCACHE_OK);
+    }
+    host_obj *o = malloc(sizeof *o + len + 1);
+    if (o == NULL) return NULL;
+    o->code = 0;
+    o->len = len;
+    if (len > 0) memcpy(o->data, value, len);
+    return o;
+}
+
+static void *host_miss(int64_t code) {
+    host_obj *o = malloc(sizeof *o);
+    if (o == NULL) return NULL;
+    o->code = code;
+    o->len = 0;
+    return o;
+}
+
+/* The outcome's code (0: a value of `want`), then frees the object. */
+static int64_t take(host_obj *o, const char *want, size_t want_len) {
+    CHECK(o != NULL);
+    if (o == NULL) return 99;
+    int64_t code = o->code;
+    if (code == 0) CHECK(o->len == want_len && (want_len == 0 || memcmp(o->data, want, want_len) == 0));
+    free(o);
+    return code;
+}
+
+static void test_get_object(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    mapcache_getter g = {c, host_make, host_miss};
+    static char big[1000];
+    for (size_t i = 0; i < sizeof big; i++) big[i] = (char)('a' + i % 26);
+    CHECK_ST(mapcache_put(c, S("alpha"), S("uno"), NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_put(c, S("empty"), NULL, 0, NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_put(c, S("big"), (const uint8_t *)big, sizeof big, NULL), MAPCACHE_OK);
+
+    CHECK(take(mapcache_get_object(&g, (const uint8_t *)"alpha", 5), "uno", 3) == 0);
+    CHECK(take(mapcache_get_object(&g, (const uint8_t *)"empty", 5), "", 0) == 0);
+    /* Longer than the library's stack stage (256 bytes). */
+    CHECK(take(mapcache_get_object(&g, (const uint8_t *)"big", 3), big, sizeof big) == 0);
+    /* Absent: miss(-MAPCACHE_NOT_FOUND), not an error. */
+    CHECK_ST(mapcache_len(NULL, NULL), MAPCACHE_E_INVALID_ARG);
+    CHECK(take(mapcache_get_object(&g, (const uint8_t *)"nope", 4), NULL, 0) == -(int64_t)MAPCACHE_NOT_FOUND);
+    CHECK(contains_str(mapcache_last_error(), "mapcache_len"));
+    /* Errors: miss(-status), with a message. */
+    CHECK(take(mapcache_get_object(&g, NULL, 3), NULL, 0) == -(int64_t)MAPCACHE_E_INVALID_ARG);
+    CHECK(contains_str(mapcache_last_error(), "mapcache_get_object"));
+    static uint8_t huge_key[MAPCACHE_MAX_KEY_LEN + 1];
+    CHECK(take(mapcache_get_object(&g, huge_key, sizeof huge_key), NULL, 0) ==
+          -(int64_t)MAPCACHE_E_KEY_TOO_LONG);
+    mapcache_getter closed = {NULL, host_make, host_miss};
+    CHECK(take(mapcache_get_object(&closed, (const uint8_t *)"alpha", 5), NULL, 0) ==
+          -(int64_t)MAPCACHE_E_INVALID_ARG);
+    /* No constructor to call: NULL, and the message says why. */
+    CHECK(mapcache_get_object(NULL, (const uint8_t *)"alpha", 5) == NULL);
+    CHECK(contains_str(mapcache_last_error(), "getter is NULL"));
+    mapcache_getter no_make = {c, NULL, host_miss};
+    CHECK(mapcache_get_object(&no_make, (const uint8_t *)"alpha", 5) == NULL);
+    CHECK(contains_str(mapcache_last_error(), "getter->make is NULL"));
+    mapcache_getter no_miss = {c, host_make, NULL};
+    CHECK(mapcache_get_object(&no_miss, (const uint8_t *)"nope", 4) == NULL);
+    CHECK(contains_str(mapcache_last_error(), "getter->miss is NULL"));
+    /* make may call back into the library, even write the cache it read. */
+    make_reenters = c;
+    CHECK(take(mapcache_get_object(&g, (const uint8_t *)"alpha", 5), "uno", 3) == 0);
+    make_reenters = NULL;
+    CHECK(take(mapcache_get_object(&g, (const uint8_t *)"written-by-make", 15), "yes", 3) == 0);
+    mapcache_free(c);
+    /* A freed handle. */
+    CHECK(take(mapcache_get_object(&g, (const uint8_t *)"alpha", 5), NULL, 0) ==
+          -(int64_t)MAPCACHE_E_INVALID_HANDLE);
+}
+
 static void test_put_get_delete(void) {
     mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
     bool replaced = true;
@@ -1566,6 +1655,7 @@ int main(void) {
     RUN(test_last_error);
     RUN(test_config);
     RUN(test_get_value);
+    RUN(test_get_object);
     RUN(test_put_get_delete);
     RUN(test_large_value);
     RUN(test_get_with);

@@ -8,7 +8,9 @@ b'alice'
 
 The shared library is found through ``MAPCACHE_LIBRARY``, then this package's
 directory, then the repository's ``target/release`` (see :mod:`mapcache._lib`).
-Every call releases the GIL while it runs in the library.
+Every call releases the GIL while it runs in the library, except a single get
+(``cache[key]``, ``get()``): a sub-microsecond lookup that keeps the GIL so that
+the library can build the resulting ``bytes`` itself (see :mod:`mapcache._lib`).
 """
 
 from __future__ import annotations

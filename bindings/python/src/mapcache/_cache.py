@@ -3,19 +3,26 @@
 Implementation notes (what keeps the hot paths lean):
 
 * every foreign function is looked up once, into a module global;
-* a single ``get`` copies the value into a per-thread ``create_string_buffer``
-  that grows on ``MAPCACHE_E_BUFFER_TOO_SMALL``; the out-length and out-flag
-  cells and their pointers are per-thread too, so a hit allocates only the
-  resulting ``bytes``;
+* ``cache[key]`` and ``get()`` make one call of ``mapcache_get_object``, which
+  returns the finished ``bytes`` (made by CPython's PyBytes_FromStringAndSize,
+  called by the library) or the negated status as an ``int``; it keeps the GIL
+  (see _lib) and takes a per-cache ``getter`` (``bytes`` packing the handle and
+  the two constructors) and the key, three arguments without argtypes;
+* where that function is unavailable (see _lib), and for keys over
+  MAX_KEY_LEN, a single get copies the value into a per-thread
+  ``create_string_buffer`` with ``mapcache_get_value``, growing it when the
+  value is longer;
+* the other single-key calls' out-cells and their pointers are per-thread, so
+  a call allocates only its result;
 * ``bytes`` keys and values are passed to C without any conversion (the data
   pointer of the ``bytes`` object); ``str`` keys are UTF-8 encoded; other
   bytes-like objects go through a slower normalising path;
 * batches pack the keys into one ``bytes`` object and their lengths into an
   ``array.array`` of ``size_t`` passed by address.
 
-The GIL is released for every foreign call (``ctypes.CDLL``), so other Python
-threads run while one thread is inside the library; all per-call state is
-either local or thread-local.
+The GIL is released for every foreign call (``ctypes.CDLL``) but the single
+get above, so other Python threads run while one thread is inside the library;
+all per-call state is either local or thread-local (the getters are read-only).
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ _free = _L.mapcache_free
 _config_init = _L.mapcache_config_init
 _get = _L.mapcache_get
 _get_value = _L.mapcache_get_value
+_get_object = _lib.get_object
 _put = _L.mapcache_put
 _delete = _L.mapcache_delete
 _contains = _L.mapcache_contains
@@ -86,6 +94,18 @@ _NOT_FOUND = _lib.NOT_FOUND
 _TOO_SMALL = _lib.E_BUFFER_TOO_SMALL
 _INVALID_ARG = _lib.E_INVALID_ARG
 _INVALID_HANDLE = _lib.E_INVALID_HANDLE
+_MAX_KEY_LEN = _lib.MAX_KEY_LEN
+_ABSENT_CODE = -_lib.NOT_FOUND  # what mapcache_get_object's miss gets for an absent key
+
+
+def _getter(handle: int) -> bytes:
+    """``struct mapcache_getter`` for mapcache_get_object: the handle (0 for a
+    closed cache: the library then reports MAPCACHE_E_INVALID_ARG) and the two
+    CPython constructors."""
+    return struct.pack(_lib.GETTER_FORMAT, handle, _lib.MAKE_BYTES, _lib.MISS_INT)
+
+
+_CLOSED_GETTER = _getter(0)
 
 # array typecodes matching size_t and mapcache_status (int32_t).
 _SZ = next(t for t in "QLI" if array(t).itemsize == sizeof(c_size_t))
@@ -120,7 +140,7 @@ def _one_off(n: int) -> int:
 
 
 class _ThreadState(threading.local):
-    """Buffers and out-cells owned by one thread (the GIL is released during calls).
+    """Buffers and out-cells owned by one thread (the GIL is released during most calls).
 
     The buffer's address, its capacity and the cells' addresses are kept as
     ready-made c_void_p objects: passed for a c_void_p argtype they need no
@@ -196,7 +216,9 @@ def _key(key: Any) -> bytes:
     if isinstance(key, str):
         return key.encode("utf-8")
     if isinstance(key, bytes):
-        return key
+        # A subclass may override __len__, and the length passed to C must be
+        # the buffer's: copy it into an exact bytes object.
+        return bytes(key)
     try:
         with memoryview(key) as mv:
             return mv.tobytes()
@@ -232,7 +254,7 @@ def _value(value: Any) -> Any:
     """Normalise a value that is not exactly ``bytes``: something ``c_void_p`` accepts
     whose ``len()`` is its size in bytes (a writable buffer is passed without a copy)."""
     if isinstance(value, bytes):
-        return value
+        return bytes(value)  # a subclass: its __len__ is not trusted (see _key)
     if isinstance(value, str):
         raise TypeError("a mapcache value must be bytes-like, not str (encode it first)")
     try:
@@ -249,8 +271,10 @@ def _value(value: Any) -> Any:
 
 def _as_bytes(value: Any) -> bytes:
     """A batch value as ``bytes`` (copied: batches are packed into one buffer anyway)."""
-    if isinstance(value, bytes):
+    if value.__class__ is bytes:
         return value
+    if isinstance(value, bytes):
+        return bytes(value)  # a subclass: its __len__ is not trusted (see _key)
     if isinstance(value, str):
         raise TypeError("a mapcache value must be bytes-like, not str (encode it first)")
     try:
@@ -389,11 +413,13 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
     Keys are ``bytes``-like or ``str`` (UTF-8 encoded; keys always come back
     as ``bytes``); values are ``bytes``-like and come back as ``bytes``.
-    Every call releases the GIL while it runs in the library. A closed cache
-    raises :class:`CacheClosedError` on any use.
+    Every call releases the GIL while it runs in the library, except a single
+    get (``cache[key]``, ``get()``), which keeps it (it never blocks; see
+    :mod:`mapcache._lib`). A closed cache raises :class:`CacheClosedError` on
+    any use.
     """
 
-    __slots__ = ("_h", "_config", "_close_lock", "__weakref__")
+    __slots__ = ("_h", "_getter", "_config", "_close_lock", "__weakref__")
 
     def __init__(
         self,
@@ -406,6 +432,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         seed: int = 0,
     ) -> None:
         self._h: Optional[c_void_p] = None
+        self._getter = _CLOSED_GETTER
         self._close_lock = threading.Lock()
         # mapcache_config_init writes the config as the *library* knows it, which
         # may be larger than ours (fields are only ever appended): give it room
@@ -428,6 +455,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             raise MapCacheError("mapcache_new returned OK but no handle")
         # a c_void_p instance: passed to C with no conversion at all
         self._h = out
+        self._getter = _getter(out.value)
         self._config: Dict[str, Any] = {
             "initial_capacity": initial_capacity,
             "shards": shards,
@@ -452,6 +480,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             if h is None:
                 return
             self._h = None
+            self._getter = _CLOSED_GETTER
         _free(h)
 
     def __del__(self) -> None:
@@ -461,6 +490,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             return
         if h is not None and _free is not None:
             self._h = None
+            self._getter = _CLOSED_GETTER
             _free(h)
 
     def __enter__(self) -> "Cache":
@@ -524,22 +554,53 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
     # -------------------------------------------------------- single keys
 
-    # cache[key] and get() use mapcache_get_value (5 arguments, the length as
-    # the result): a ctypes call costs ~50 ns per argument, and reading an
-    # out-cell's .value as much again.
+    # cache[key] and get() make one call of mapcache_get_object (see _lib): it
+    # returns the value as bytes, or an int for anything else. A key over
+    # MAX_KEY_LEN (which the call's 32-bit length must not receive) and a
+    # binding without that function take the buffered path below.
 
     def __getitem__(self, key: KeyLike) -> bytes:
         """``cache[key]``: the value of ``key`` (a copy, as ``bytes``); KeyError when absent."""
         k = key if key.__class__ is bytes else _key(key)
-        buf, addr, cap, size = _ts.value
-        n = _get_value(self._h, k, len(k), addr, cap)
-        if 0 <= n <= size:
-            return buf[:n]
-        return self._get_slow(n, key, k, _MISSING)
+        n = len(k)
+        if n <= _MAX_KEY_LEN:
+            v = _get_object(self._getter, k, n)
+            if v.__class__ is bytes:
+                return v
+            return self._missed(v, key, _MISSING)
+        return self._get_buffered(key, k, _MISSING)
 
     def get(self, key: KeyLike, default: _D = None) -> Union[bytes, _D]:  # type: ignore[assignment]
         """The value of ``key``, or ``default`` when it is absent."""
         k = key if key.__class__ is bytes else _key(key)
+        n = len(k)
+        if n <= _MAX_KEY_LEN:
+            v = _get_object(self._getter, k, n)
+            if v.__class__ is bytes:
+                return v
+            return self._missed(v, key, default)
+        return self._get_buffered(key, k, default)
+
+    def _missed(self, code: int, key: Any, default: Any) -> Any:
+        """After mapcache_get_object returned ``code``, a negated status."""
+        if code == _ABSENT_CODE:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        raise self._error(-code)
+
+    # The buffered path: mapcache_get_value (5 arguments, the length as the
+    # result) into this thread's buffer. A ctypes call costs ~50 ns per argument.
+
+    def _getitem_buffered(self, key: KeyLike) -> bytes:
+        k = key if key.__class__ is bytes else _key(key)
+        return self._get_buffered(key, k, _MISSING)
+
+    def _get_buffered_default(self, key: KeyLike, default: Any = None) -> Any:
+        k = key if key.__class__ is bytes else _key(key)
+        return self._get_buffered(key, k, default)
+
+    def _get_buffered(self, key: Any, k: bytes, default: Any) -> Any:
         buf, addr, cap, size = _ts.value
         n = _get_value(self._h, k, len(k), addr, cap)
         if 0 <= n <= size:
@@ -935,6 +996,11 @@ class _ValuesView(ValuesView):  # type: ignore[type-arg]
 
     def __iter__(self) -> Iterator[bytes]:
         return _Iter(self._mapping, 2)  # type: ignore[attr-defined]
+
+
+if _get_object is None:  # see _lib: single gets take the buffered path
+    Cache.__getitem__ = Cache._getitem_buffered  # type: ignore[assignment]
+    Cache.get = Cache._get_buffered_default  # type: ignore[assignment]
 
 
 def _uint(name: str, value: Any, bits: int) -> int:

@@ -31,7 +31,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional, Tuple
 
 #: The ABI version this binding is written against (``MAPCACHE_ABI_VERSION``).
 ABI_VERSION = 1
@@ -227,6 +227,49 @@ def load(path: Optional[Path] = None) -> ctypes.CDLL:
 
 LIBRARY_PATH: Path = find_library()
 lib: ctypes.CDLL = load(LIBRARY_PATH)
+
+
+# Single-key gets: mapcache_get_object(getter, key, key_len) -> the host's object.
+# The library calls the two constructors named in the getter (``struct
+# mapcache_getter``: cache, make, miss), and they are CPython's own
+# PyBytes_FromStringAndSize (a present key: its value as ``bytes``) and
+# PyLong_FromLongLong (anything else: the negated status, -1 for an absent key):
+# one foreign call hands back the finished ``bytes``, with no per-thread buffer
+# to find and no copy to slice out of it. So:
+# - it is called through a ``ctypes.PyDLL`` function object, which keeps the GIL
+#   held (the constructors need it); the call never blocks (a read waits for
+#   nothing) and a value is copied while it runs, as any ``bytes`` copy would;
+# - its restype is ``py_object``, which takes over the new reference;
+# - it has NO argtypes: each argtype's from_param costs ~15 ns per call, and
+#   without them ctypes passes the getter and the key (``bytes``) as pointers to
+#   their data and the key length (an ``int``) as a C int, which is exactly the
+#   ``uint32_t key_len`` of the prototype for every length up to MAX_KEY_LEN (the
+#   binding sends a longer key down the buffered path instead). Nothing else may
+#   be passed to it.
+# None where the library lacks the function or ctypes cannot reach the CPython
+# API (not CPython): the binding then uses mapcache_get_value.
+GETTER_FORMAT = "PPP"  # struct mapcache_getter: three pointers
+
+
+def _load_get_object(path: Path) -> Tuple[Any, int, int]:
+    pythonapi = getattr(ctypes, "pythonapi", None)
+    if sys.implementation.name != "cpython" or pythonapi is None:
+        return None, 0, 0
+    try:
+        fn = ctypes.PyDLL(str(path))["mapcache_get_object"]
+        make = ctypes.cast(pythonapi.PyBytes_FromStringAndSize, c_void_p).value
+        miss = ctypes.cast(pythonapi.PyLong_FromLongLong, c_void_p).value
+    except (AttributeError, OSError):
+        return None, 0, 0
+    if not make or not miss:
+        return None, 0, 0
+    fn.restype = ctypes.py_object
+    return fn, make, miss
+
+
+#: ``mapcache_get_object`` (see above) or None, and the addresses of the two
+#: CPython constructors for its getters.
+get_object, MAKE_BYTES, MISS_INT = _load_get_object(LIBRARY_PATH)
 
 
 def version() -> str:
