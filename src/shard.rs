@@ -16,6 +16,7 @@
 //! and yields to the pinned threads before it returns, which bounds memory at
 //! about 1.5x the live data under any scheduling.
 
+use std::cell::UnsafeCell;
 use std::sync::Arc;
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
@@ -27,6 +28,7 @@ use crate::sync::write_flag::{FlagGuard, WriteFlag};
 use crate::table::bucket::Bucket;
 use crate::table::entry::{self, Entry, OwnedEntry, Pending};
 use crate::table::rehash::RehashEngine;
+use crate::table::retire::RetireBatch;
 use crate::table::slab::Slab;
 use crate::table::table::{self, Slot, Table, MAX_LOG2};
 
@@ -68,7 +70,17 @@ pub(crate) struct Shard {
     /// Garbage below this never makes a writer wait: the floor, raised to the
     /// current garbage while the epoch cannot advance (see `relieve_garbage`).
     garbage_limit: std::sync::atomic::AtomicUsize,
+    /// Entries unlinked by writers, not yet handed to the epoch (see
+    /// `retire.rs`). Touched only under the flag, or by `destroy`.
+    retiring: UnsafeCell<RetireBatch>,
 }
+
+// SAFETY: every field but `retiring` is Sync; `retiring` is touched only by the
+// thread holding the flag that serialises the shard's writers (or by `destroy`,
+// which has `&mut self`), and the entries it points to are plain bytes.
+unsafe impl Sync for Shard {}
+// SAFETY: as for Sync: the batch's entries belong to the shard.
+unsafe impl Send for Shard {}
 
 /// A zero-sized field whose alignment puts the next field of a `repr(C)` struct
 /// on a 128-byte boundary.
@@ -81,7 +93,8 @@ struct HalfSplit;
 struct ShardMemory {
     /// The blocks of the shard's small entries (see `slab.rs`).
     slab: Slab,
-    /// Bytes retired and not yet freed.
+    /// Bytes handed to the epoch and not yet freed (the shard's retire batch
+    /// holds at most `retire::BATCH_BYTES` more).
     garbage: std::sync::atomic::AtomicUsize,
 }
 
@@ -109,30 +122,39 @@ impl Shard {
             }),
             _split: HalfSplit,
             garbage_limit: std::sync::atomic::AtomicUsize::new(GARBAGE_FLOOR),
+            retiring: UnsafeCell::new(RetireBatch::default()),
         })
     }
 
-    /// Retires an entry that no table links any more.
+    /// Retires an entry that no table links any more: into the shard's retire
+    /// batch, which goes to the epoch when full (see `retire.rs`).
     ///
     /// # Safety
     /// `entry` was unlinked from the current table by the caller, who holds the
     /// flag, so that no reader pinning after this call can reach it.
     unsafe fn retire(&self, guard: &Guard, entry: *mut Entry) {
-        // SAFETY: the entry is live until the deferred free below.
+        // SAFETY: the entry is live until the deferred free.
         let size = unsafe { entry::footprint(entry) };
+        // SAFETY: the caller holds the flag, so this thread alone touches the batch.
+        let batch = unsafe { &mut *self.retiring.get() };
+        if !batch.push(entry, size) {
+            return;
+        }
+        let (entries, bytes) = batch.take();
         self.memory
             .garbage
-            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
         let memory = Arc::clone(&self.memory);
-        // SAFETY: per the contract the entry is unreachable for new pins; pins that
-        // reached it before end before the epoch lets this run. It was made with
+        // SAFETY: per the contract each entry of the batch was unlinked under the
+        // flag before now, so pins taken from now on cannot reach it, and pins
+        // that reached it end before the epoch lets this run. They were made with
         // this shard's slab, which `memory` keeps alive.
         unsafe {
             guard.defer_unchecked(move || {
-                entry::free(entry, &memory.slab);
+                entries.free(&memory.slab);
                 memory
                     .garbage
-                    .fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
+                    .fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
             })
         };
     }
@@ -488,6 +510,8 @@ impl Shard {
                 // The slab goes with the shard (or with the last deferred free).
                 table.free_large_entries();
             }
+            // Entries retired but not yet handed to the epoch: unreachable too.
+            self.retiring.get_mut().free_large();
         }
     }
 }

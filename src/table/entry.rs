@@ -342,6 +342,16 @@ pub(crate) unsafe fn free_if_large(entry: *mut Entry) {
     }
 }
 
+/// Bytes the entry at `entry` was made for (header included, unrounded).
+///
+/// # Safety
+/// As for [`key`].
+#[inline]
+pub(crate) unsafe fn size_of(entry: *const Entry) -> usize {
+    // SAFETY: forwarded contract: the header is live.
+    unsafe { size((*entry).key_len as usize, (*entry).value_len as usize) }
+}
+
 /// Bytes the entry at `entry` occupies (header included; a slab block's rounding
 /// too).
 ///

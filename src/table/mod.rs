@@ -5,6 +5,7 @@
 pub(crate) mod bucket;
 pub(crate) mod entry;
 pub mod rehash;
+pub(crate) mod retire;
 pub(crate) mod slab;
 #[allow(clippy::module_inception)]
 pub(crate) mod table;
