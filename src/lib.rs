@@ -8,9 +8,11 @@
 //! threads instead of crashing the process.
 //!
 //! Layers, bottom up:
-//! - `table`: one shard's table: [`entry`](table::entry) (one allocation holding
-//!   header, key and value), [`bucket`](table::bucket), the table operations, and
-//!   the rehash engines that rebuild a table off to the side.
+//! - `table`: one shard's table: [`entry`](table::entry) (one block holding
+//!   header, key and value), [`slab`](table::slab) (the blocks of small entries),
+//!   [`retire`](table::retire) (unlinked entries on their way to the epoch),
+//!   [`bucket`](table::bucket), the table operations, and the rehash engines that
+//!   rebuild a table off to the side.
 //! - `sync`: the write flag, thread identity and labels, the loom seam.
 //! - `shard`: a table behind an epoch pointer, with its flag and count; growth.
 //! - [`Map`]: hashing, the read path, the write path under a [`Mode`].
