@@ -18,7 +18,7 @@ use crate::table::table::log2_for;
 
 /// Keys [`Map::get_many_with`] looks ahead: enough to keep several misses in
 /// flight, few enough that the prefetched lines are still cached when served.
-pub const BATCH_LOOKAHEAD: usize = 8;
+pub const BATCH_LOOKAHEAD: usize = 16;
 
 /// Keys [`Map::get_many_with`] serves under one pin before it re-pins, so that a
 /// long batch does not hold back memory reclamation.
