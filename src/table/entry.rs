@@ -161,7 +161,7 @@ impl OwnedEntry<'_> {
     ///
     /// # Safety
     /// No other thread allocates from `slab` meanwhile.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) unsafe fn new<'m>(
         slab: &'m Slab,
         key: &'m [u8],

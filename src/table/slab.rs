@@ -242,7 +242,7 @@ impl Slab {
     ///
     /// # Safety
     /// As for [`Slab::alloc`].
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) unsafe fn reserved(&self) -> usize {
         // SAFETY: forwarded contract.
         unsafe { (*self.chunks.get()).iter().map(|&(_, bytes)| bytes).sum() }
@@ -374,7 +374,7 @@ mod loom_tests {
         loom::model(|| {
             let slab = Arc::new(Slab::new());
             // SAFETY (all allocs below): this thread is the slab's only allocator.
-            let mut alloc = || unsafe { slab.alloc(56) }.unwrap().as_ptr() as usize;
+            let alloc = || unsafe { slab.alloc(56) }.unwrap().as_ptr() as usize;
             let (a, b, c) = (alloc(), alloc(), alloc());
             let single = {
                 let slab = slab.clone();

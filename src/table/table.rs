@@ -409,7 +409,7 @@ impl Table {
     /// A canonical byte image of the table: for each main bucket in order, each
     /// bucket of its chain as (tophash, frags, slot pointers, "more follows" byte).
     /// Two tables with the same image place the same entries in the same slots.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn image(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&self.log2.to_le_bytes());
