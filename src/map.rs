@@ -12,7 +12,7 @@ use crate::iter::{Cursor, Iter};
 use crate::shard::{Growth, Shard};
 use crate::sync::thread_id::{self, ThreadId};
 use crate::sync::write_flag::{FlagGuard, WriteFlag};
-use crate::table::entry::{self, Entry, Pending};
+use crate::table::entry::{self, Entry, OwnedEntry, Pending};
 use crate::table::rehash::{engine_for, RehashEngine};
 use crate::table::table::log2_for;
 
@@ -209,15 +209,17 @@ impl Map {
         let shard = self.shard(hash);
         shard.prefetch(hash);
         // One call site for `find`, so that it is inlined into every read.
-        let own = match guard {
-            Some(_) => None,
-            None => Some(epoch::pin()),
+        let found = {
+            let own;
+            let guard = match guard {
+                Some(guard) => guard,
+                None => {
+                    own = epoch::pin();
+                    &own
+                }
+            };
+            shard.table(guard).find(hash, key).map(f)
         };
-        let Some(guard) = guard.or(own.as_ref()) else {
-            unreachable!("one of the two guards is set")
-        };
-        let found = shard.table(guard).find(hash, key).map(f);
-        drop(own);
         if exclusive {
             self.check_no_writer()?;
         }
@@ -366,15 +368,30 @@ impl Map {
         result
     }
 
+    /// The write path of an operation that stores a new entry for `key` and
+    /// `value`: makes the entry (a large one before the flag is taken, so that the
+    /// critical section stays short; a small one from the shard's slab under the
+    /// flag, see `Pending`), then runs `op` with it as [`Map::write`] does.
+    #[inline]
+    fn write_entry<R>(
+        &self,
+        hash: KeyHash,
+        key: &[u8],
+        value: &[u8],
+        op: impl FnOnce(&Shard, &FlagGuard<'_>, OwnedEntry<'_>, &epoch::Guard) -> Result<R>,
+    ) -> Result<R> {
+        let pending = Pending::new(self.shard(hash).slab(), key, value)?;
+        self.write(hash, |shard, held, guard| {
+            let new = shard.make_entry(held, pending)?;
+            op(shard, held, new, guard)
+        })
+    }
+
     /// Sets `key` to `value`; `Ok(true)` when it replaced a value.
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<bool> {
         entry::check_lengths(key, value)?;
         let hash = self.hasher.hash(key);
-        // A large entry is allocated and filled before the flag is taken, so the
-        // critical section stays short; a small one comes from the slab under it.
-        let pending = Pending::new(self.shard(hash).slab(), key, value)?;
-        self.write(hash, |shard, held, guard| {
-            let new = shard.make_entry(held, pending)?;
+        self.write_entry(hash, key, value, |shard, held, new, guard| {
             shard.upsert(held, &self.growth(), hash, key, new, guard)
         })
     }
@@ -384,9 +401,7 @@ impl Map {
     pub fn insert_if_absent(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         entry::check_lengths(key, value)?;
         let hash = self.hasher.hash(key);
-        let pending = Pending::new(self.shard(hash).slab(), key, value)?;
-        self.write(hash, |shard, held, guard| {
-            let new = shard.make_entry(held, pending)?;
+        self.write_entry(hash, key, value, |shard, held, new, guard| {
             shard.insert_if_absent(held, &self.growth(), hash, key, new, guard)
         })
     }
@@ -418,9 +433,7 @@ impl Map {
     ) -> Result<Option<bool>> {
         entry::check_lengths(key, new)?;
         let hash = self.hasher.hash(key);
-        let pending = Pending::new(self.shard(hash).slab(), key, new)?;
-        self.write(hash, |shard, held, guard| {
-            let new = shard.make_entry(held, pending)?;
+        self.write_entry(hash, key, new, |shard, held, new, guard| {
             Ok(shard.compare_and_swap(held, hash, key, expected, new, guard))
         })
     }

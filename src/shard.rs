@@ -141,17 +141,30 @@ impl Shard {
             return;
         }
         let (entries, bytes) = batch.take();
+        // SAFETY: per the contract each entry of the batch was unlinked under the
+        // flag before now, so pins taken from now on cannot reach it, and pins
+        // that reached it end before the epoch lets this run. They were made with
+        // this shard's slab.
+        unsafe { self.defer_free(guard, bytes, move |slab| entries.free(slab)) };
+    }
+
+    /// Hands `free` to the epoch: it runs with the shard's slab once every pin
+    /// older than `guard`'s has ended, possibly after the map is gone (the
+    /// closure keeps the shard's memory alive). `bytes` count as garbage until
+    /// then.
+    ///
+    /// # Safety
+    /// What `free` frees is unreachable for pins taken from now on, and was made
+    /// with this shard's slab; `free` may run on any thread.
+    unsafe fn defer_free(&self, guard: &Guard, bytes: usize, free: impl FnOnce(&Slab)) {
         self.memory
             .garbage
             .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
         let memory = Arc::clone(&self.memory);
-        // SAFETY: per the contract each entry of the batch was unlinked under the
-        // flag before now, so pins taken from now on cannot reach it, and pins
-        // that reached it end before the epoch lets this run. They were made with
-        // this shard's slab, which `memory` keeps alive.
+        // SAFETY: per the contract; `memory` keeps the slab alive for `free`.
         unsafe {
             guard.defer_unchecked(move || {
-                entries.free(&memory.slab);
+                free(&memory.slab);
                 memory
                     .garbage
                     .fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
@@ -405,21 +418,13 @@ impl Shard {
         self.len.store(0, Ordering::Relaxed);
         let size = self.bytes();
         self.bytes.store(0, Ordering::Relaxed);
-        self.memory
-            .garbage
-            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
-        let memory = Arc::clone(&self.memory);
         // SAFETY: the old table was unlinked under the flag; it alone links its
-        // entries (made with this shard's slab, kept alive by `memory`), and both
-        // are freed only after every pin that could reach them.
+        // entries (made with this shard's slab), and both are freed only after
+        // every pin that could reach them.
         unsafe {
-            guard.defer_unchecked(move || {
+            self.defer_free(guard, size, move |slab| {
                 let old = old.into_owned();
-                old.free_entries(&memory.slab);
-                drop(old);
-                memory
-                    .garbage
-                    .fetch_sub(size, std::sync::atomic::Ordering::Relaxed);
+                old.free_entries(slab);
             })
         };
         guard.flush();

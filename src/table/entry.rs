@@ -310,17 +310,14 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// reader can still reach it (its retirement went through the epoch, or the map
 /// is being dropped).
 pub(crate) unsafe fn free(entry: *mut Entry, slab: &Slab) {
-    // SAFETY: per the contract the header is live; the block is the entry's alone.
-    unsafe {
-        let size = size((*entry).key_len as usize, (*entry).value_len as usize);
-        if Slab::serves(size) {
-            slab.free(NonNull::new_unchecked(entry.cast::<u8>()), size);
-        } else {
-            alloc::dealloc(
-                entry.cast::<u8>(),
-                Layout::from_size_align_unchecked(size, ALIGN),
-            );
-        }
+    // SAFETY: per the contract the header is live.
+    let size = unsafe { size_of(entry) };
+    if Slab::serves(size) {
+        // SAFETY: per the contract the block is the entry's alone, from `slab`.
+        unsafe { slab.free(NonNull::new_unchecked(entry.cast::<u8>()), size) };
+    } else {
+        // SAFETY: per the contract; a large entry is an allocation of its own.
+        unsafe { dealloc_large(entry, size) };
     }
 }
 
@@ -330,16 +327,27 @@ pub(crate) unsafe fn free(entry: *mut Entry, slab: &Slab) {
 /// # Safety
 /// As for [`free`].
 pub(crate) unsafe fn free_if_large(entry: *mut Entry) {
-    // SAFETY: per the contract the header is live; the block is the entry's alone.
-    unsafe {
-        let size = size((*entry).key_len as usize, (*entry).value_len as usize);
-        if !Slab::serves(size) {
-            alloc::dealloc(
-                entry.cast::<u8>(),
-                Layout::from_size_align_unchecked(size, ALIGN),
-            );
-        }
+    // SAFETY: per the contract the header is live.
+    let size = unsafe { size_of(entry) };
+    if !Slab::serves(size) {
+        // SAFETY: per the contract; a large entry is an allocation of its own.
+        unsafe { dealloc_large(entry, size) };
     }
+}
+
+/// Gives a large entry's allocation back to the global allocator.
+///
+/// # Safety
+/// `entry` is an unreachable entry of `size` bytes (its [`size_of`]) that the
+/// slab does not serve, allocated by [`Pending::new`].
+unsafe fn dealloc_large(entry: *mut Entry, size: usize) {
+    // SAFETY: per the contract it was allocated with this size and alignment.
+    unsafe {
+        alloc::dealloc(
+            entry.cast::<u8>(),
+            Layout::from_size_align_unchecked(size, ALIGN),
+        )
+    };
 }
 
 /// Bytes the entry at `entry` was made for (header included, unrounded).
@@ -359,7 +367,7 @@ pub(crate) unsafe fn size_of(entry: *const Entry) -> usize {
 /// As for [`key`].
 pub(crate) unsafe fn footprint(entry: *const Entry) -> usize {
     // SAFETY: forwarded contract: the header is live.
-    let size = unsafe { size((*entry).key_len as usize, (*entry).value_len as usize) };
+    let size = unsafe { size_of(entry) };
     if Slab::serves(size) {
         Slab::block_size(size)
     } else {

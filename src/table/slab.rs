@@ -151,7 +151,7 @@ impl Slab {
             own.free = unsafe { (*block.as_ptr()).next };
             return Some(block.cast());
         }
-        let block = GRAIN * (class_of(size) + 1);
+        let block = Slab::block_size(size);
         if (own.end as usize) - (own.bump as usize) < block {
             // SAFETY: forwarded contract: this thread alone touches `chunks`.
             unsafe { self.new_chunk(own, block)? };

@@ -376,15 +376,8 @@ impl Table {
     /// No other table links these entries any more, and no reader can reach this
     /// table (it was unlinked and its epoch has passed, or the map is dropped).
     pub(crate) unsafe fn free_entries(&self, slab: &Slab) {
-        self.for_each_chain_bucket(|_, bucket| {
-            for slot in &bucket.slots {
-                let entry = slot.load(Ordering::Relaxed);
-                if !entry.is_null() {
-                    // SAFETY: per the contract this table is the entry's last owner.
-                    unsafe { entry::free(entry, slab) };
-                }
-            }
-        });
+        // SAFETY: per the contract this table is each entry's last owner.
+        self.for_each_entry(|entry| unsafe { entry::free(entry, slab) });
     }
 
     /// Frees the large entries this table links and leaves its small ones to the
@@ -395,12 +388,17 @@ impl Table {
     /// As for [`Table::free_entries`], and no entry of this table is used after
     /// its shard's slab is dropped.
     pub(crate) unsafe fn free_large_entries(&self) {
+        // SAFETY: per the contract this table is each entry's last owner.
+        self.for_each_entry(|entry| unsafe { entry::free_if_large(entry) });
+    }
+
+    /// Calls `f` with every entry this table links.
+    fn for_each_entry(&self, mut f: impl FnMut(*mut Entry)) {
         self.for_each_chain_bucket(|_, bucket| {
             for slot in &bucket.slots {
                 let entry = slot.load(Ordering::Relaxed);
                 if !entry.is_null() {
-                    // SAFETY: per the contract this table is the entry's last owner.
-                    unsafe { entry::free_if_large(entry) };
+                    f(entry);
                 }
             }
         });
