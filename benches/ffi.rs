@@ -163,6 +163,44 @@ unsafe fn c_cache(n: usize, new: NewFn, put: PutFn) -> *mut mapcache_t {
     cache
 }
 
+/// Benchmarks `get` (a `mapcache_get`, linked or loaded) on `cache` over `keys`
+/// in `order`.
+///
+/// # Safety
+/// `get` is mapcache's `mapcache_get` and `cache` a live cache of the same
+/// library.
+unsafe fn bench_c_get(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    n: usize,
+    cache: *mut mapcache_t,
+    get: GetFn,
+    keys: &[[u8; 16]],
+    order: &[usize],
+) {
+    group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+        let mut buf = [0u8; 64];
+        let mut len = 0usize;
+        let mut i = 0usize;
+        b.iter(|| {
+            let k = &keys[order[i % ORDER]];
+            i = i.wrapping_add(1);
+            // SAFETY: live cache (contract), valid buffers.
+            let s = unsafe {
+                get(
+                    cache,
+                    black_box(k.as_ptr()),
+                    k.len(),
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    &mut len,
+                )
+            };
+            black_box((s, len))
+        });
+    });
+}
+
 fn bench_get(c: &mut Criterion) {
     let dylib = Dylib::open();
     let mut group = c.benchmark_group("ffi_get_hit");
@@ -188,55 +226,36 @@ fn bench_get(c: &mut Criterion) {
             });
         })
         .expect("a live handle");
-        group.bench_with_input(BenchmarkId::new("c_abi_get", n), &n, |b, _| {
-            let mut buf = [0u8; 64];
-            let mut len = 0usize;
-            let mut i = 0usize;
-            b.iter(|| {
-                let k = &keys[order[i % ORDER]];
-                i = i.wrapping_add(1);
-                // SAFETY: live cache, valid buffers.
-                let s = unsafe {
-                    mapcache_get(
-                        cache,
-                        black_box(k.as_ptr()),
-                        k.len(),
-                        buf.as_mut_ptr(),
-                        buf.len(),
-                        &mut len,
-                    )
-                };
-                black_box((s, len))
-            });
-        });
+        // SAFETY: the crate's own mapcache_get on its live cache.
+        unsafe {
+            bench_c_get(
+                &mut group,
+                "c_abi_get",
+                n,
+                cache,
+                mapcache_get,
+                &keys,
+                &order,
+            )
+        };
         // SAFETY: created above, freed once.
         unsafe { mapcache_free(cache) };
 
         if let Some(lib) = &dylib {
             // SAFETY: the library's own functions.
             let cache = unsafe { c_cache(n, lib.new, lib.put) };
-            let get = lib.get;
-            group.bench_with_input(BenchmarkId::new("c_abi_get_dlopen", n), &n, |b, _| {
-                let mut buf = [0u8; 64];
-                let mut len = 0usize;
-                let mut i = 0usize;
-                b.iter(|| {
-                    let k = &keys[order[i % ORDER]];
-                    i = i.wrapping_add(1);
-                    // SAFETY: live cache, valid buffers.
-                    let s = unsafe {
-                        get(
-                            cache,
-                            black_box(k.as_ptr()),
-                            k.len(),
-                            buf.as_mut_ptr(),
-                            buf.len(),
-                            &mut len,
-                        )
-                    };
-                    black_box((s, len))
-                });
-            });
+            // SAFETY: the loaded library's mapcache_get on its own live cache.
+            unsafe {
+                bench_c_get(
+                    &mut group,
+                    "c_abi_get_dlopen",
+                    n,
+                    cache,
+                    lib.get,
+                    &keys,
+                    &order,
+                )
+            };
             // SAFETY: created above, freed once.
             unsafe { (lib.free)(cache) };
         }
