@@ -64,9 +64,17 @@ def best_ns(fn: Callable[[], None], ops: int, repeat: int) -> float:
 # ------------------------------------------------------------------ timings
 
 
-def bench_single(keys, values, sample, repeat) -> Dict[str, Dict[str, float]]:
+def locked_lru(keys, values):
+    """A cachetools.LRUCache holding every key, and the Lock that guards it."""
     from cachetools import LRUCache
 
+    lru = LRUCache(maxsize=len(keys))
+    for k, v in zip(keys, values):
+        lru[k] = v
+    return lru, threading.Lock()
+
+
+def bench_single(keys, values, sample, repeat) -> Dict[str, Dict[str, float]]:
     n = len(keys)
     out: Dict[str, Dict[str, float]] = {}
     sample_vals = [values[0]] * len(sample)
@@ -108,10 +116,7 @@ def bench_single(keys, values, sample, repeat) -> Dict[str, Dict[str, float]]:
                    "set": best_ns(d_set, len(sample), repeat)}
     del d
 
-    lru = LRUCache(maxsize=n)
-    for k, v in zip(keys, values):
-        lru[k] = v
-    lock = threading.Lock()
+    lru, lock = locked_lru(keys, values)
 
     def l_get():
         for k in sample:
@@ -161,8 +166,6 @@ def bench_small(keys, values, ops, batch, repeat) -> Dict[str, float]:
 
 
 def bench_batch(keys, values, sample, batch, repeat) -> Dict[str, Dict[str, float]]:
-    from cachetools import LRUCache
-
     n = len(keys)
     batches = [sample[i:i + batch] for i in range(0, len(sample) - batch + 1, batch)]
     ops = batch * len(batches)
@@ -200,10 +203,7 @@ def bench_batch(keys, values, sample, batch, repeat) -> Dict[str, Dict[str, floa
     out["dict"] = {"get": best_ns(d_get, ops, repeat), "set": best_ns(d_set, ops, repeat)}
     del d
 
-    lru = LRUCache(maxsize=n)
-    for k, v in zip(keys, values):
-        lru[k] = v
-    lock = threading.Lock()
+    lru, lock = locked_lru(keys, values)
 
     def l_get():
         for b in batches:
