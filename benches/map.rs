@@ -8,6 +8,10 @@
 //! - mix_90_10: Zipf(0.99) keys, 90% get / 10% put (overwrite), 1 and 2 threads;
 //! - get_hit/mapcache_pinned_view: mapcache's lookups through a `Map::pin` view
 //!   (no fence per lookup);
+//! - get_hit/hashbrown_epoch_pin_per_get: a control, not a contender: hashbrown
+//!   with a `crossbeam_epoch::pin()` around each lookup, the price every
+//!   epoch-protected read pays (a full fence per pin), measured on the table that
+//!   sets the goal;
 //! - get_hit_batch64: mapcache's pipelined batch lookup against 64 single
 //!   hashbrown lookups;
 //! - memory: bytes per entry beyond the 48 bytes of key and value, counted by a
@@ -376,6 +380,25 @@ fn pinned(crit: &mut Criterion, w: &Workload) {
     group.finish();
 }
 
+/// The control row: hashbrown lookups, each under a `crossbeam_epoch::pin()` as
+/// an epoch-protected read must be. The pin's fence keeps a lookup's cache
+/// misses from overlapping the next one's, whatever the table; this row measures
+/// that cost apart from mapcache's own table walk.
+fn pin_control(crit: &mut Criterion, w: &Workload) {
+    let hb: Hashbrown = filled(w);
+    let mut buf = Vec::with_capacity(64);
+    let mut group = crit.benchmark_group("get_hit");
+    let mut i = 0usize;
+    group.bench_function("hashbrown_epoch_pin_per_get", |b| {
+        b.iter(|| {
+            i = (i + 1) % N;
+            let _guard = crossbeam_epoch::pin();
+            black_box(hb.get(&w.keys[w.uniform[i] as usize], &mut buf))
+        })
+    });
+    group.finish();
+}
+
 /// mapcache's batch lookup (`get_many_with`, 64 keys a call, values copied out)
 /// against the same 64 lookups one by one in hashbrown: what a batch buys.
 fn batches(crit: &mut Criterion, w: &Workload) {
@@ -451,6 +474,7 @@ fn benches(crit: &mut Criterion) {
     single_thread::<Papaya>(crit, &w);
     single_thread::<Quick>(crit, &w);
     pinned(crit, &w);
+    pin_control(crit, &w);
     batches(crit, &w);
     two_threads::<Mapcache>(crit, &w);
     two_threads::<RwLockMap>(crit, &w);
