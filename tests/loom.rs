@@ -65,6 +65,37 @@ fn reader_against_grow_publish_and_retire() {
     });
 }
 
+/// A reader racing a delete and an insert in its own chain (one bucket: every
+/// key shares it), which narrow and widen the chain's filter: a key present
+/// throughout is always found, and no answer goes back in time (a delete seen
+/// stays seen, an insert seen stays seen).
+#[test]
+fn reader_against_filter_narrowing_and_widening() {
+    loom::model(|| {
+        let map = loom::sync::Arc::new(map(Mode::Concurrent));
+        map.insert(b"a", b"1").unwrap();
+        map.insert(b"d", b"2").unwrap();
+        let writer = {
+            let map = map.clone();
+            thread::spawn(move || {
+                assert!(map.remove(b"d").unwrap());
+                assert!(!map.insert(b"n", b"3").unwrap());
+            })
+        };
+        let d1 = map.contains_key(b"d").unwrap();
+        let n1 = map.contains_key(b"n").unwrap();
+        assert!(map.contains_key(b"a").unwrap(), "a present key was missed");
+        let d2 = map.contains_key(b"d").unwrap();
+        let n2 = map.contains_key(b"n").unwrap();
+        assert!(d1 || !d2, "a delete was seen, then undone");
+        assert!(!n1 || n2, "an insert was seen, then undone");
+        writer.join().unwrap();
+        assert!(!map.contains_key(b"d").unwrap());
+        assert!(map.contains_key(b"n").unwrap());
+        assert!(map.contains_key(b"a").unwrap());
+    });
+}
+
 /// Two writers in exclusive mode: at least one succeeds, a failure is always a
 /// reported collision, and exactly the successful writes are in the map.
 #[test]
