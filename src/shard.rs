@@ -55,8 +55,6 @@ pub(crate) struct Shard {
     /// bucket before it pins (see `prefetch`).
     bucket_hint: std::sync::atomic::AtomicPtr<Bucket>,
     mask_hint: std::sync::atomic::AtomicU32,
-    /// Where the current table's chain filters start (a hint like the above).
-    filter_hint: std::sync::atomic::AtomicPtr<u32>,
     /// The slab of the shard's small entries and the count of its retired bytes:
     /// shared with the deferred frees, which may run after the map is gone.
     memory: Arc<ShardMemory>,
@@ -114,7 +112,6 @@ impl Shard {
         Ok(Shard {
             bucket_hint: std::sync::atomic::AtomicPtr::new(table.buckets().as_ptr().cast_mut()),
             mask_hint: std::sync::atomic::AtomicU32::new(table.mask()),
-            filter_hint: std::sync::atomic::AtomicPtr::new(table.filters_ptr().cast_mut()),
             table: Atomic::new(table),
             flag: WriteFlag::new(),
             len: AtomicUsize::new(0),
@@ -259,8 +256,7 @@ impl Shard {
         );
     }
 
-    /// Starts fetching the bucket that holds `hash` and its chain's filter, before
-    /// the caller pins.
+    /// Starts fetching the bucket that holds `hash`, before the caller pins.
     ///
     /// Pinning executes a full fence, which on x86 holds back every later load
     /// until it completes, so back-to-back lookups could not overlap their cache
@@ -272,10 +268,8 @@ impl Shard {
     pub(crate) fn prefetch(&self, hash: KeyHash) {
         let buckets = self.bucket_hint.load(std::sync::atomic::Ordering::Relaxed);
         let mask = self.mask_hint.load(std::sync::atomic::Ordering::Relaxed);
-        let chain = (hash.frag() & mask) as usize;
-        let filters = self.filter_hint.load(std::sync::atomic::Ordering::Relaxed);
-        crate::table::filter::prefetch(filters.wrapping_add(chain));
-        crate::table::bucket::prefetch(buckets.wrapping_add(chain));
+        let bucket = buckets.wrapping_add((hash.frag() & mask) as usize);
+        crate::table::bucket::prefetch(bucket);
     }
 
     /// Points the prefetch hint at `table` (writer only).
@@ -286,10 +280,6 @@ impl Shard {
         );
         self.mask_hint
             .store(table.mask(), std::sync::atomic::Ordering::Relaxed);
-        self.filter_hint.store(
-            table.filters_ptr().cast_mut(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
     }
 
     /// The current table, valid while `guard` is pinned.
@@ -410,7 +400,7 @@ impl Shard {
         else {
             return false;
         };
-        let old = table.unlink(hash, head, bucket, index);
+        let old = table.unlink(head, bucket, index);
         // SAFETY: `old` is live until retired below.
         self.add_bytes(0, unsafe { entry::footprint(old) });
         // SAFETY: `old` was just unlinked under the flag.

@@ -66,11 +66,10 @@ fn reader_against_grow_publish_and_retire() {
 }
 
 /// A reader racing a delete and an insert in its own chain (one bucket: every
-/// key shares it), which narrow and widen the chain's filter: a key present
-/// throughout is always found, and no answer goes back in time (a delete seen
-/// stays seen, an insert seen stays seen).
+/// key shares it): a key present throughout is always found, and no answer goes
+/// back in time (a delete seen stays seen, an insert seen stays seen).
 #[test]
-fn reader_against_filter_narrowing_and_widening() {
+fn reader_against_delete_and_insert_in_its_chain() {
     loom::model(|| {
         let map = loom::sync::Arc::new(map(Mode::Concurrent));
         map.insert(b"a", b"1").unwrap();

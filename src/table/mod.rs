@@ -4,7 +4,6 @@
 
 pub(crate) mod bucket;
 pub(crate) mod entry;
-pub(crate) mod filter;
 pub mod rehash;
 pub(crate) mod retire;
 pub(crate) mod slab;

@@ -24,7 +24,6 @@ use std::ops::Range;
 
 use super::bucket::{self, Bucket, SLOTS};
 use super::entry::Entry;
-use super::filter::{self, FilterArray};
 use super::table::{BucketArray, Table};
 use crate::config::EngineChoice;
 use crate::error::Result;
@@ -153,8 +152,7 @@ fn count(src: &Table, new_log2: u32, range: Range<usize>, counts: &mut [u32]) {
 }
 
 /// Step 3 for the new buckets in `range`; `starts[i]` is the pool index of the
-/// first overflow bucket of new bucket `range.start + i`. Also sets each new
-/// chain's filter from the entries placed in it.
+/// first overflow bucket of new bucket `range.start + i`.
 fn fill(
     src: &Table,
     new_log2: u32,
@@ -162,16 +160,13 @@ fn fill(
     starts: &[usize],
     buckets: &[Bucket],
     pool: &[Bucket],
-    filters: &FilterArray,
 ) {
     for (j, &start) in range.zip(starts.iter()) {
         let mut current = &buckets[j];
         let mut next_pool = start;
         let mut used = 0;
         let mut word = 0u64;
-        let mut chain_filter = 0u32;
         for_each_destined(src, new_log2, j, |tophash, frag, entry| {
-            chain_filter |= filter::bits(frag, tophash);
             if used == SLOTS {
                 current.tophash.store(word, Ordering::Relaxed);
                 let next = &pool[next_pool];
@@ -189,7 +184,6 @@ fn fill(
             used += 1;
         });
         current.tophash.store(word, Ordering::Relaxed);
-        filters.set(j, chain_filter);
     }
 }
 
@@ -282,7 +276,6 @@ fn build(src: &Table, new_log2: u32, threads: usize) -> Result<Table> {
 
     let buckets = BucketArray::new(len)?;
     let pool = BucketArray::new(pool_len)?;
-    let filters = FilterArray::new(len);
     split(len, threads, |range| {
         fill(
             src,
@@ -291,10 +284,9 @@ fn build(src: &Table, new_log2: u32, threads: usize) -> Result<Table> {
             &starts[range],
             buckets.as_slice(),
             pool.as_slice(),
-            &filters,
         )
     });
-    Table::with_arrays(new_log2, buckets, pool, filters)
+    Table::with_arrays(new_log2, buckets, pool)
 }
 
 #[cfg(all(test, not(loom)))]

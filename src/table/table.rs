@@ -12,7 +12,6 @@ use std::ptr::{self, NonNull};
 
 use super::bucket::{self, Bucket, EMPTY_ONE, EMPTY_REST, SLOTS};
 use super::entry::{self, Entry};
-use super::filter::{self, FilterArray};
 use super::slab::Slab;
 use crate::error::{Error, Result};
 use crate::hash::KeyHash;
@@ -164,8 +163,6 @@ pub(crate) struct Table {
     buckets: BucketArray,
     /// Overflow buckets laid out by the rehash that built this table.
     pool: BucketArray,
-    /// One filter per main bucket over the keys of its chain (see `filter.rs`).
-    filters: FilterArray,
     /// Overflow buckets allocated one by one since (each a `Box`), counted to
     /// decide when a same-size rebuild is due.
     extra_overflow: AtomicUsize,
@@ -174,29 +171,17 @@ pub(crate) struct Table {
 impl Table {
     /// An empty table of `2^log2` buckets.
     pub(crate) fn new(log2: u32) -> Result<Table> {
-        Table::with_arrays(
-            log2,
-            BucketArray::new(1 << log2)?,
-            BucketArray::new(0)?,
-            FilterArray::new(1 << log2),
-        )
+        Table::with_arrays(log2, BucketArray::new(1 << log2)?, BucketArray::new(0)?)
     }
 
     /// A table over arrays built by a rehash engine.
-    pub(crate) fn with_arrays(
-        log2: u32,
-        buckets: BucketArray,
-        pool: BucketArray,
-        filters: FilterArray,
-    ) -> Result<Table> {
-        // `head` and `find` index these without a bounds check on this.
+    pub(crate) fn with_arrays(log2: u32, buckets: BucketArray, pool: BucketArray) -> Result<Table> {
+        // `head` indexes the main buckets without a bounds check on this.
         assert_eq!(buckets.len, 1 << log2, "a table has 2^log2 main buckets");
-        assert_eq!(filters.len(), 1 << log2, "one filter per main bucket");
         Ok(Table {
             log2,
             buckets,
             pool,
-            filters,
             extra_overflow: AtomicUsize::new(0),
         })
     }
@@ -217,12 +202,6 @@ impl Table {
         self.buckets.as_slice()
     }
 
-    /// Where the chain filters start: a prefetch hint (see `Shard::prefetch`).
-    #[inline]
-    pub(crate) fn filters_ptr(&self) -> *const u32 {
-        self.filters.as_ptr()
-    }
-
     /// Overflow buckets in use: the pool plus those added one by one.
     pub(crate) fn overflow_count(&self) -> usize {
         self.pool.len + self.extra_overflow.load(Ordering::Relaxed)
@@ -233,18 +212,13 @@ impl Table {
         self.extra_overflow.load(Ordering::Relaxed)
     }
 
-    /// The index of the chain (main bucket) that holds keys with hash `hash`.
-    #[inline]
-    fn chain(&self, hash: KeyHash) -> usize {
-        (hash.frag() & self.mask()) as usize
-    }
-
     /// The head of the chain that holds keys with hash `hash`.
     #[inline]
     pub(crate) fn head(&self, hash: KeyHash) -> &Bucket {
-        // SAFETY: `chain <= mask = 2^log2 - 1`, and a table has exactly 2^log2
+        let index = (hash.frag() & self.mask()) as usize;
+        // SAFETY: `index <= mask = 2^log2 - 1`, and a table has exactly 2^log2
         // main buckets (asserted in `with_arrays`, the only constructor).
-        unsafe { self.buckets().get_unchecked(self.chain(hash)) }
+        unsafe { self.buckets().get_unchecked(index) }
     }
 
     /// Finds `key`: the reader's path. Lock-free; the returned entry stays valid
@@ -252,12 +226,6 @@ impl Table {
     #[inline(always)]
     pub(crate) fn find(&self, hash: KeyHash, key: &[u8]) -> Option<*const Entry> {
         let tophash = hash.tophash();
-        // SAFETY: `chain <= mask`, and there is one filter per main bucket
-        // (asserted in `with_arrays`).
-        let filter = unsafe { self.filters.load(self.chain(hash)) };
-        if !filter::may_contain(filter, filter::bits(hash.frag(), tophash)) {
-            return None;
-        }
         let mut bucket = self.head(hash);
         loop {
             let word = bucket.tophash_word();
@@ -333,9 +301,6 @@ impl Table {
         hash: KeyHash,
         entry: *mut Entry,
     ) {
-        // The key's bits go in before the key is visible (see `filter.rs`).
-        self.filters
-            .add(self.chain(hash), filter::bits(hash.frag(), hash.tophash()));
         if let Some((bucket, index)) = free {
             bucket.fill(index, hash.frag(), hash.tophash(), entry);
             return;
@@ -348,18 +313,10 @@ impl Table {
         tail.overflow.store(overflow, Ordering::Release);
     }
 
-    /// Unlinks the entry in `bucket`'s slot `index` of the chain of `hash`,
-    /// headed by `head`, and returns it (for the caller to retire). Keeps Go's
-    /// invariant that `EMPTY_REST` marks an empty rest of chain, so lookups of
-    /// absent keys stop early, and then narrows the chain's filter to the keys
-    /// left (see `filter.rs`). Flag held.
-    pub(crate) fn unlink(
-        &self,
-        hash: KeyHash,
-        head: &Bucket,
-        bucket: &Bucket,
-        index: usize,
-    ) -> *mut Entry {
+    /// Unlinks the entry in `bucket`'s slot `index` and returns it (for the caller
+    /// to retire). Keeps Go's invariant that `EMPTY_REST` marks an empty rest of
+    /// chain, so lookups of absent keys stop early. Flag held.
+    pub(crate) fn unlink(&self, head: &Bucket, bucket: &Bucket, index: usize) -> *mut Entry {
         bucket.set_tophash(index, EMPTY_ONE);
         let old = bucket.slots[index].swap(ptr::null_mut(), Ordering::AcqRel);
 
@@ -399,23 +356,7 @@ impl Table {
                 }
             }
         }
-        self.filters.set(self.chain(hash), chain_filter(head));
         old
-    }
-
-    /// Checks that every chain's filter holds the bits of every key in the chain
-    /// (the invariant of `filter.rs`); panics naming the first chain that does
-    /// not. For tests, at quiescent points.
-    #[cfg(all(test, not(loom)))]
-    pub(crate) fn assert_filters_cover_keys(&self) {
-        for (index, head) in self.buckets().iter().enumerate() {
-            let needed = chain_filter(head);
-            let filter = self.filters.get(index);
-            assert!(
-                filter::may_contain(filter, needed),
-                "chain {index}: filter {filter:#010x} lacks bits of {needed:#010x}"
-            );
-        }
     }
 
     /// Calls `f` for every bucket of every chain, main buckets in index order.
@@ -470,9 +411,6 @@ impl Table {
     pub(crate) fn image(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&self.log2.to_le_bytes());
-        for index in 0..self.filters.len() {
-            out.extend_from_slice(&self.filters.get(index).to_le_bytes());
-        }
         self.for_each_chain_bucket(|_, bucket| {
             out.extend_from_slice(&bucket.tophash.load(Ordering::Relaxed).to_le_bytes());
             for frag in &bucket.frags {
@@ -505,21 +443,6 @@ impl Drop for Table {
     }
 }
 
-/// The filter of the keys in the chain headed by `head` (see `filter.rs`).
-fn chain_filter(head: &Bucket) -> u32 {
-    let mut filter = 0;
-    let mut bucket = Some(head);
-    while let Some(b) = bucket {
-        let word = b.tophash.load(Ordering::Relaxed);
-        for index in bucket::occupied(word) {
-            let frag = b.frags[index].load(Ordering::Relaxed);
-            filter |= filter::bits(frag, bucket::byte(word, index));
-        }
-        bucket = b.next();
-    }
-    filter
-}
-
 /// Whether a shard holding `count` entries in `2^log2` buckets is over Go's load
 /// factor of 6.5 entries per bucket.
 #[inline]
@@ -541,90 +464,4 @@ pub(crate) fn log2_for(count: usize) -> u32 {
         log2 += 1;
     }
     log2
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-    use crate::hash::Hasher;
-    use crate::table::entry::OwnedEntry;
-    use crate::table::rehash::{RehashEngine, SingleThreaded};
-
-    fn insert(table: &Table, slab: &Slab, hasher: &Hasher, key: &[u8]) {
-        let hash = hasher.hash(key);
-        // SAFETY: single-threaded: the only allocator of `slab`.
-        let entry = unsafe { OwnedEntry::new(slab, key, b"v") }.unwrap();
-        match table.locate(hash, key) {
-            Slot::Vacant { free, tail } => table.place(free, tail, hash, entry.into_raw()),
-            Slot::Found { .. } => panic!("{key:?} inserted twice"),
-        }
-    }
-
-    fn remove(table: &Table, slab: &Slab, hasher: &Hasher, key: &[u8]) {
-        let hash = hasher.hash(key);
-        let Slot::Found {
-            head,
-            bucket,
-            index,
-        } = table.locate(hash, key)
-        else {
-            panic!("{key:?} absent");
-        };
-        let old = table.unlink(hash, head, bucket, index);
-        // SAFETY: unlinked, single-threaded: no reader can hold it.
-        unsafe { entry::free(old, slab) };
-    }
-
-    fn found(table: &Table, hasher: &Hasher, key: &[u8]) -> bool {
-        table.find(hasher.hash(key), key).is_some()
-    }
-
-    #[test]
-    fn filters_cover_every_key_through_inserts_deletes_and_a_grow() {
-        let hasher = Hasher::new(11, 0);
-        let slab = Slab::new();
-        // Four chains for 300 keys: long chains with overflow buckets.
-        let table = Table::new(2).unwrap();
-        let keys: Vec<Vec<u8>> = (0..300).map(|i| format!("key-{i}").into_bytes()).collect();
-        for key in &keys {
-            insert(&table, &slab, &hasher, key);
-            table.assert_filters_cover_keys();
-        }
-        for key in keys.iter().step_by(2) {
-            remove(&table, &slab, &hasher, key);
-            table.assert_filters_cover_keys();
-        }
-        for (i, key) in keys.iter().enumerate() {
-            assert_eq!(found(&table, &hasher, key), i % 2 == 1, "{i}");
-        }
-        let grown = SingleThreaded.rehash(&table, 5).unwrap();
-        grown.assert_filters_cover_keys();
-        for (i, key) in keys.iter().enumerate() {
-            assert_eq!(found(&grown, &hasher, key), i % 2 == 1, "{i}");
-        }
-        drop(grown);
-        for key in keys.iter().skip(1).step_by(2) {
-            remove(&table, &slab, &hasher, key);
-        }
-        // Deletes narrow the filters: empty chains have empty filters.
-        for index in 0..table.filters.len() {
-            assert_eq!(table.filters.get(index), 0, "chain {index}");
-        }
-    }
-
-    #[test]
-    fn a_key_whose_bits_are_missing_from_its_filter_is_not_searched() {
-        // The lookup trusts the filter: with the chain's filter emptied by hand,
-        // a present key is not found. (Never done outside this test: writers
-        // keep filters a superset of their chains.)
-        let hasher = Hasher::new(12, 0);
-        let slab = Slab::new();
-        let table = Table::new(0).unwrap();
-        insert(&table, &slab, &hasher, b"present");
-        assert!(found(&table, &hasher, b"present"));
-        table.filters.set(0, 0);
-        assert!(!found(&table, &hasher, b"present"));
-        // SAFETY: the table is dropped right after; nothing else links the entry.
-        unsafe { table.free_entries(&slab) };
-    }
 }
