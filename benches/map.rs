@@ -360,24 +360,34 @@ fn single_thread<C: Contender>(crit: &mut Criterion, w: &Workload) {
     group.finish();
 }
 
+/// A row of the get_hit group beyond the contenders': `get` over the same
+/// uniform hit keys.
+fn get_hit_row(
+    crit: &mut Criterion,
+    w: &Workload,
+    name: &str,
+    mut get: impl FnMut(&[u8], &mut Vec<u8>) -> bool,
+) {
+    let mut buf = Vec::with_capacity(64);
+    let mut group = crit.benchmark_group("get_hit");
+    let mut i = 0usize;
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            i = (i + 1) % N;
+            black_box(get(&w.keys[w.uniform[i] as usize], &mut buf))
+        })
+    });
+    group.finish();
+}
+
 /// mapcache's lookups through a `Pinned` view (one pin for the whole loop),
 /// reported in the get_hit group next to the per-call pin.
 fn pinned(crit: &mut Criterion, w: &Workload) {
     let map: Mapcache = filled(w);
     let view = map.0.pin();
-    let mut buf = Vec::with_capacity(64);
-    let mut group = crit.benchmark_group("get_hit");
-    let mut i = 0usize;
-    group.bench_function("mapcache_pinned_view", |b| {
-        b.iter(|| {
-            i = (i + 1) % N;
-            black_box(
-                view.get_into(&w.keys[w.uniform[i] as usize], &mut buf)
-                    .unwrap(),
-            )
-        })
+    get_hit_row(crit, w, "mapcache_pinned_view", |key, buf| {
+        view.get_into(key, buf).unwrap()
     });
-    group.finish();
 }
 
 /// The control row: hashbrown lookups, each under a `crossbeam_epoch::pin()` as
@@ -386,17 +396,10 @@ fn pinned(crit: &mut Criterion, w: &Workload) {
 /// that cost apart from mapcache's own table walk.
 fn pin_control(crit: &mut Criterion, w: &Workload) {
     let hb: Hashbrown = filled(w);
-    let mut buf = Vec::with_capacity(64);
-    let mut group = crit.benchmark_group("get_hit");
-    let mut i = 0usize;
-    group.bench_function("hashbrown_epoch_pin_per_get", |b| {
-        b.iter(|| {
-            i = (i + 1) % N;
-            let _guard = crossbeam_epoch::pin();
-            black_box(hb.get(&w.keys[w.uniform[i] as usize], &mut buf))
-        })
+    get_hit_row(crit, w, "hashbrown_epoch_pin_per_get", |key, buf| {
+        let _guard = crossbeam_epoch::pin();
+        hb.get(key, buf)
     });
-    group.finish();
 }
 
 /// mapcache's batch lookup (`get_many_with`, 64 keys a call, values copied out)
