@@ -570,8 +570,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             return self._missed(v, key, _MISSING)
         return self._get_buffered(key, k, _MISSING)
 
-    # get() repeats __getitem__'s few lines rather than sharing a helper: one more
-    # Python call would cost about a tenth of the whole get.
+    # get() repeats __getitem__'s few lines rather than sharing a helper: a
+    # __getitem__ that called get() measured 271-279 ns against 235-246 per hit
+    # on a cache-resident table (one more Python call, about 15%).
     def get(self, key: KeyLike, default: _D = None) -> Union[bytes, _D]:  # type: ignore[assignment]
         """The value of ``key``, or ``default`` when it is absent."""
         k = key if key.__class__ is bytes else _key(key)
