@@ -1,6 +1,7 @@
 package mapcache
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -177,9 +178,15 @@ func addBatchErr(b *BatchError, op string, n, i int, err error) *BatchError {
 	return b
 }
 
-// SetMany stores values[i] under keys[i] for every i, in one cgo call. Keys
-// that failed one by one are reported in a *BatchError; the others are
-// stored.
+// SetMany stores values[i] under keys[i] for every i, in one cgo call.
+//
+// It checks every length before it copies anything: if a key is longer than
+// MaxKeyLen or a value longer than MaxValueLen, it returns the error Set
+// would give for it (an *Error matching ErrKeyTooLong or ErrValueTooLong,
+// naming the first such index) and stores nothing. Keys that fail one by one
+// once the batch runs (ErrConcurrentWrite in Exclusive mode, ErrNoMemory) are
+// reported in a *BatchError; the others are stored. The batch is not atomic:
+// other goroutines may see part of it.
 func (c *Cache) SetMany(keys, values [][]byte) error {
 	const op = "SetMany"
 	if len(keys) != len(values) {
@@ -187,6 +194,9 @@ func (c *Cache) SetMany(keys, values [][]byte) error {
 	}
 	if len(keys) == 0 {
 		return nil
+	}
+	if err := checkLengths(op, keys, values); err != nil {
+		return err
 	}
 	co := c.co
 	if !co.acquire() {
@@ -210,6 +220,25 @@ func (c *Cache) SetMany(keys, values [][]byte) error {
 	}
 	if berr != nil {
 		return berr
+	}
+	return nil
+}
+
+// checkLengths fails a batch write whose keys or values exceed the library's
+// limits before the batch is packed: packing copies every byte (over a
+// gigabyte for one over-long value) only for the library to reject it.
+func checkLengths(op string, keys, values [][]byte) error {
+	for i, k := range keys {
+		if len(k) > MaxKeyLen {
+			return &Error{Op: op, Status: stKeyTooLong, sentinel: ErrKeyTooLong,
+				Message: fmt.Sprintf("keys[%d] is %d bytes, longer than MaxKeyLen (%d); nothing was stored", i, len(k), MaxKeyLen)}
+		}
+	}
+	for i, v := range values {
+		if len(v) > MaxValueLen {
+			return &Error{Op: op, Status: stValueTooLong, sentinel: ErrValueTooLong,
+				Message: fmt.Sprintf("values[%d] is %d bytes, longer than MaxValueLen (%d); nothing was stored", i, len(v), MaxValueLen)}
+		}
 	}
 	return nil
 }

@@ -164,14 +164,10 @@ func TestErrKeyTooLong(t *testing.T) {
 	if err := c.Set(long[:MaxKeyLen], []byte("v")); err != nil {
 		t.Fatalf("Set(max key) = %v", err)
 	}
-	// One bad key in a batch: the others are stored.
-	err = c.SetMany([][]byte{[]byte("ok1"), long, []byte("ok2")}, [][]byte{[]byte("a"), []byte("b"), []byte("c")})
-	var be *BatchError
-	if !errors.As(err, &be) || !errors.Is(err, ErrKeyTooLong) || be.Failed != 1 || be.Errs[1] == nil || be.Errs[0] != nil {
-		t.Fatalf("SetMany with a long key = %#v", err)
+	// One bad key in a read batch: the others are still looked up.
+	if err := c.Set([]byte("ok1"), []byte("a")); err != nil {
+		t.Fatal(err)
 	}
-	mustGet(t, c, "ok1", "a")
-	mustGet(t, c, "ok2", "c")
 	vals, err := c.GetMany([][]byte{[]byte("ok1"), long})
 	if !errors.Is(err, ErrKeyTooLong) || string(vals[0]) != "a" || vals[1] != nil {
 		t.Fatalf("GetMany with a long key = %q, %v", vals, err)
@@ -195,6 +191,56 @@ func TestErrValueTooLong(t *testing.T) {
 	}
 	if c.Len() != 0 {
 		t.Fatal("the too-long value was stored")
+	}
+}
+
+// SetMany checks every length before it copies anything: one key or value
+// over its limit fails the whole batch with the error Set gives for it, and
+// nothing is stored (a value over 1 GiB used to be packed first, then
+// rejected by the library while the rest of the batch was stored).
+func TestSetManyChecksLengthsFirst(t *testing.T) {
+	c := newCache(t, Config{})
+	keys := [][]byte{[]byte("ok1"), make([]byte, MaxKeyLen+1), []byte("ok2")}
+	vals := [][]byte{[]byte("a"), []byte("b"), []byte("c")}
+	setErr := c.Set(keys[1], vals[1])
+	checkRejected := func(what string, err error, sentinel error, status int32) {
+		t.Helper()
+		var e *Error
+		if !errors.Is(err, sentinel) || !errors.As(err, &e) || e.Op != "SetMany" || e.Status != status || e.Message == "" {
+			t.Fatalf("SetMany with %s = %#v, want a *Error for %v", what, err, sentinel)
+		}
+		var be *BatchError
+		if errors.As(err, &be) {
+			t.Fatalf("SetMany with %s = %v: a *BatchError, as if some keys were stored", what, err)
+		}
+		if n := c.Len(); n != 0 {
+			t.Fatalf("SetMany with %s stored %d entries, want none", what, n)
+		}
+	}
+	if !errors.Is(setErr, ErrKeyTooLong) {
+		t.Fatalf("Set(long key) = %v", setErr)
+	}
+	checkRejected("a long key", c.SetMany(keys, vals), ErrKeyTooLong, stKeyTooLong)
+
+	mem, err := syscall.Mmap(-1, 0, MaxValueLen+1, syscall.PROT_READ, syscall.MAP_PRIVATE|syscall.MAP_ANON|syscall.MAP_NORESERVE)
+	if err != nil {
+		t.Skipf("cannot reserve 1 GiB of address space: %v", err)
+	}
+	defer syscall.Munmap(mem)
+	keys[1] = []byte("k")
+	vals[1] = mem
+	if err := c.Set(keys[1], vals[1]); !errors.Is(err, ErrValueTooLong) {
+		t.Fatalf("Set(1 GiB + 1) = %v", err)
+	}
+	checkRejected("a long value", c.SetMany(keys, vals), ErrValueTooLong, stValueTooLong)
+
+	// Limits themselves are fine.
+	keys[1], vals[1] = make([]byte, MaxKeyLen), []byte("b")
+	if err := c.SetMany(keys, vals); err != nil {
+		t.Fatalf("SetMany at the key limit = %v", err)
+	}
+	if n := c.Len(); n != 3 {
+		t.Fatalf("Len = %d after SetMany of 3", n)
 	}
 }
 
