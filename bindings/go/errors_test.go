@@ -44,7 +44,7 @@ func TestErrClosedEverywhere(t *testing.T) {
 		check("AppendGet", err)
 		check("Set", cc.Set(k, v))
 		check("SetString", cc.SetString("k", "v"))
-		_, err = cc.Swap(k, v)
+		_, _, err = cc.Swap(k, v)
 		check("Swap", err)
 		_, err = cc.Delete(k)
 		check("Delete", err)

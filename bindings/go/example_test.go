@@ -52,6 +52,18 @@ func ExampleCache_GetMany() {
 	// 2
 }
 
+func ExampleCache_Swap() {
+	c, _ := mapcache.New(mapcache.Config{})
+	defer c.Close()
+	prev, loaded, _ := c.Swap([]byte("k"), []byte("1"))
+	fmt.Printf("%q %v\n", prev, loaded)
+	prev, loaded, _ = c.Swap([]byte("k"), []byte("2"))
+	fmt.Printf("%q %v\n", prev, loaded)
+	// Output:
+	// "" false
+	// "1" true
+}
+
 func ExampleCache_All() {
 	c, _ := mapcache.New(mapcache.Config{})
 	defer c.Close()

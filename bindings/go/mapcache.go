@@ -284,10 +284,61 @@ func (c *Cache) Set(key, value []byte) error {
 	return err
 }
 
-// Swap stores value under key and reports whether a previous value was
-// replaced.
-func (c *Cache) Swap(key, value []byte) (replaced bool, err error) {
-	return c.put("Swap", bp(key), len(key), bp(value), len(value))
+// Swap stores value under key and returns the value it replaced: (a copy of
+// the previous value, true) if the key was present, (nil, false) if it was
+// absent, as sync.Map.Swap does. A stored empty value comes back as a non-nil
+// empty slice.
+//
+// Swap is atomic with respect to every other write: the value it returns is
+// exactly the one its write replaced. The library has no put that hands back
+// the old value, so Swap reads the value and installs the new one only if it
+// is still that value (GetOrSet, then CompareAndSwap), and starts over when
+// another writer changed or removed the key in between; it is lock-free (a
+// retry means another write succeeded) but not wait-free. A present key costs
+// two library calls and a copy of the old value: use Set when you do not need
+// it.
+func (c *Cache) Swap(key, value []byte) (previous []byte, loaded bool, err error) {
+	const op = "Swap"
+	co := c.co
+	if !co.acquire() {
+		return nil, false, closedErr(op)
+	}
+	defer co.release()
+	lbl := labelPtr(c.label)
+	var sb [stackBuf]byte
+	buf := sb[:]
+	for {
+		// Insert if absent, else read the current value into buf.
+		r := cGetOrInsert(co.h, lbl, key, value, buf)
+		switch r.st {
+		case stOK:
+		case stBufferTooSmall:
+			buf = make([]byte, r.n) // nothing was inserted; read it again
+			continue
+		default:
+			return nil, false, newError(op, r.st, r.msg)
+		}
+		if r.flag {
+			return nil, false, nil
+		}
+		current := buf[:r.n:r.n]
+		s := cCAS(co.h, lbl, key, current, value)
+		switch s.st {
+		case stOK:
+			if !s.flag {
+				continue // another writer changed the value: start over
+			}
+		case stNotFound:
+			continue // another writer removed the key: start over
+		default:
+			return nil, false, newError(op, s.st, s.msg)
+		}
+		if len(current) > 0 && &current[0] != &sb[0] {
+			return current, true, nil // already in a heap buffer of our own
+		}
+		// Copy off the stack (a non-nil slice even when empty).
+		return append(make([]byte, 0, len(current)), current...), true, nil
+	}
 }
 
 // SetString is Set for string keys and values, without converting them.

@@ -46,13 +46,13 @@ func TestSetGetDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustGet(t, c, "a", "1")
-	replaced, err := c.Swap([]byte("a"), []byte("2"))
-	if err != nil || !replaced {
-		t.Fatalf("Swap existing = %v, %v", replaced, err)
+	prev, loaded, err := c.Swap([]byte("a"), []byte("2"))
+	if err != nil || !loaded || string(prev) != "1" {
+		t.Fatalf("Swap existing = %q, %v, %v", prev, loaded, err)
 	}
-	replaced, err = c.Swap([]byte("b"), []byte("3"))
-	if err != nil || replaced {
-		t.Fatalf("Swap new = %v, %v", replaced, err)
+	prev, loaded, err = c.Swap([]byte("b"), []byte("3"))
+	if err != nil || loaded || prev != nil {
+		t.Fatalf("Swap new = %q, %v, %v", prev, loaded, err)
 	}
 	mustGet(t, c, "a", "2")
 	if n := c.Len(); n != 2 {
