@@ -81,11 +81,14 @@ func ExampleCache_All() {
 
 func ExampleCache_Close() {
 	c, _ := mapcache.New(mapcache.Config{})
-	c.Close()
-	c.Close() // safe
+	fmt.Println(c.Close())
+	fmt.Println(c.Close()) // a second Close does nothing and returns nil
 	err := c.Set([]byte("k"), []byte("v"))
 	fmt.Println(errors.Is(err, mapcache.ErrClosed))
-	// Output: true
+	// Output:
+	// <nil>
+	// <nil>
+	// true
 }
 
 func ExampleCache_WithLabel() {

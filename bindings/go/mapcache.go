@@ -12,8 +12,12 @@
 // instead of killing the process with "fatal error: concurrent map writes".
 // Give callers names with WithLabel.
 //
-// Keys and values are byte strings; values returned to Go are fresh copies
-// owned by the caller. The library never keeps a Go pointer after a call.
+// Keys and values are byte strings: a key of 0 to MaxKeyLen (65,535) bytes, a
+// value of 0 to MaxValueLen (1 GiB). A nil key and an empty key are the same
+// key (the empty string, also "" for the string methods); a nil value stores
+// an empty value, which reads back as a non-nil empty slice (nil means
+// absent). Values returned to Go are fresh copies owned by the caller. The
+// library never keeps a Go pointer after a call.
 package mapcache
 
 import (
@@ -26,9 +30,9 @@ import (
 
 // Limits of the library.
 const (
-	MaxKeyLen   = 65535
-	MaxValueLen = 1 << 30
-	MaxLabelLen = 1023 // bytes, for WithLabel
+	MaxKeyLen   = 65535   // bytes (not 64 KiB: one less)
+	MaxValueLen = 1 << 30 // bytes (1 GiB)
+	MaxLabelLen = 1023    // bytes, for WithLabel
 )
 
 // Mode selects the concurrency contract of a cache.
@@ -49,7 +53,20 @@ type MisusePolicy uint32
 const (
 	// MisuseError returns ErrConcurrentWrite / ErrConcurrentReadWrite.
 	MisuseError MisusePolicy = 0
-	// MisuseAbort aborts the process, as Go's runtime does.
+	// MisuseAbort ends the process at the first detected violation, as Go's
+	// runtime does for its own maps. The library prints its report (naming
+	// both callers, e.g. "fatal error: concurrent map writes: 'w2' collided
+	// with a write in progress by 'w1'") to stderr and calls abort(). In a Go
+	// program the runtime catches that SIGABRT, prints "SIGABRT: abort",
+	// "signal arrived during cgo execution" and the goroutine stacks, and
+	// exits with status 2 (the status of Go's own "fatal error: concurrent map
+	// writes"); the process is not killed by the signal, except with
+	// GOTRACEBACK=crash or after signal.Notify for SIGABRT, where it is.
+	// Deferred functions do not run and nothing can recover it.
+	//
+	// Exclusive mode only: New rejects it in Concurrent mode with
+	// ErrInvalidConfig (a concurrent cache has no misuse to detect, so the
+	// policy could only be a forgotten Mode).
 	MisuseAbort MisusePolicy = 1
 )
 
@@ -68,7 +85,7 @@ type Config struct {
 	InitialCapacity uint64       // entries to size for up front; 0 = grow from small
 	Shards          uint32       // 0 = automatic; else a power of two, at most 65536
 	Mode            Mode         // Concurrent or Exclusive
-	MisusePolicy    MisusePolicy // Exclusive mode only
+	MisusePolicy    MisusePolicy // Exclusive mode only (MisuseAbort in Concurrent mode is ErrInvalidConfig)
 	RehashEngine    RehashEngine
 	Seed            uint64 // hash seed; 0 = random
 }
@@ -136,6 +153,10 @@ func New(cfg Config) (*Cache, error) {
 	if v := cABIVersion(); v != abiVersionExpected {
 		return nil, &Error{Op: "New", Message: "library ABI version mismatch", sentinel: ErrABIMismatch}
 	}
+	if cfg.MisusePolicy == MisuseAbort && cfg.Mode != Exclusive {
+		return nil, &Error{Op: "New", Status: stInvalidConfig, sentinel: ErrInvalidConfig,
+			Message: "MisusePolicy MisuseAbort applies to Exclusive mode only; set Mode: Exclusive (a Concurrent cache has no misuse to detect)"}
+	}
 	h, r := cNew(cfg)
 	if r.st != stOK {
 		return nil, newError("New", r.st, r.msg)
@@ -184,7 +205,8 @@ func (c *Cache) Label() string {
 // Mode returns the mode the cache was created with.
 func (c *Cache) Mode() Mode { return c.co.mode }
 
-// Close releases the cache. It is safe to call more than once and from any
+// Close releases the cache and returns nil, always: a second Close, on this
+// or any other view, does nothing and returns nil too. It is safe from any
 // goroutine; calls made after Close return ErrClosed (Get reports a miss).
 // Calls already in flight finish normally and the memory is released when the
 // last of them returns, so Close never waits and never races with them (it may

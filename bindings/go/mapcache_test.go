@@ -92,6 +92,25 @@ func TestEmptyKeyAndValue(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustGet(t, c, "", "empty key")
+	// nil and []byte{} (and "") are one key: the empty string.
+	if _, loaded, err := c.Swap([]byte{}, []byte("same key")); err != nil || !loaded {
+		t.Fatalf("Swap([]byte{}) after Set(nil) = %v, %v; want the key present", loaded, err)
+	}
+	if v, ok := c.Get(nil); !ok || string(v) != "same key" {
+		t.Fatalf("Get(nil) = %q, %v", v, ok)
+	}
+	if v, ok := c.GetString(""); !ok || v != "same key" {
+		t.Fatalf(`GetString("") = %q, %v`, v, ok)
+	}
+	if n := c.Len(); n != 1 {
+		t.Fatalf("Len = %d after writes of nil and []byte{}, want 1", n)
+	}
+	if del, err := c.Delete([]byte{}); err != nil || !del {
+		t.Fatalf("Delete([]byte{}) = %v, %v", del, err)
+	}
+	if ok, err := c.Contains(nil); err != nil || ok {
+		t.Fatalf("Contains(nil) after Delete([]byte{}) = %v, %v", ok, err)
+	}
 	if err := c.Set([]byte("k"), nil); err != nil {
 		t.Fatal(err)
 	}
