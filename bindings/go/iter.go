@@ -1,6 +1,9 @@
 package mapcache
 
-import "iter"
+import (
+	"errors"
+	"iter"
+)
 
 // Iteration copies entries out in batches (one cgo call per batch of up to
 // iterMaxEntries entries), into a fresh buffer per batch: the key and value
@@ -15,6 +18,14 @@ const (
 // no key twice; entries written during the iteration may or may not be seen.
 // fn may call any method of the cache, including writes and Close (after
 // which Range returns ErrClosed).
+//
+// Entries are copied out in steps of up to 512 entries (16 KiB), one library
+// call each, and fn runs between steps. In Exclusive mode each step checks
+// for another goroutine's write, as Get does: if one overlaps a step, Range
+// stops and returns ErrConcurrentReadWrite (entries of that step are not
+// handed to fn). A write made and finished while fn runs, between two steps,
+// is not seen (see "Exclusive mode" in the package doc). fn's own writes
+// never count: they do not overlap a step.
 func (c *Cache) Range(fn func(key, value []byte) bool) error {
 	const op = "Range"
 	co := c.co
@@ -62,18 +73,32 @@ func (c *Cache) Range(fn func(key, value []byte) bool) error {
 	}
 }
 
-// All returns an iterator over the entries, for `for k, v := range c.All()`.
-// It stops early, silently, on an error (such as ErrClosed); use Range to see
-// errors.
+// All returns an iterator over the entries, for `for k, v := range c.All()`:
+// Range without an error result. It ends early, silently, when the cache is
+// closed (before or during the loop). On any other error it panics with that
+// error (an *Error; recover it and test it with errors.Is): in Exclusive
+// mode, ErrConcurrentReadWrite when a step overlaps another goroutine's
+// write, where Go's own map stops the program with "concurrent map iteration
+// and map write". Ending the loop silently instead would hand back fewer
+// entries than the cache holds, as if that were all of them. Use Range to get
+// errors as values.
 func (c *Cache) All() iter.Seq2[[]byte, []byte] {
 	return func(yield func([]byte, []byte) bool) {
-		_ = c.Range(yield)
+		panicUnlessClosed(c.Range(yield))
 	}
 }
 
-// Keys returns an iterator over the keys.
+// Keys returns an iterator over the keys; it ends and panics as All does.
 func (c *Cache) Keys() iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
-		_ = c.Range(func(k, _ []byte) bool { return yield(k) })
+		panicUnlessClosed(c.Range(func(k, _ []byte) bool { return yield(k) }))
+	}
+}
+
+// panicUnlessClosed is how All and Keys, which have no error result, report
+// an iteration that failed for a reason other than a closed cache.
+func panicUnlessClosed(err error) {
+	if err != nil && !errors.Is(err, ErrClosed) {
+		panic(err)
 	}
 }
