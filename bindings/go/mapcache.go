@@ -7,10 +7,40 @@
 // DeleteMany).
 //
 // In Exclusive mode the cache keeps Go's own map contract (one writer at a
-// time, no reads during a write) but reports a violation as an error,
-// ErrConcurrentWrite or ErrConcurrentReadWrite, naming both colliding callers,
-// instead of killing the process with "fatal error: concurrent map writes".
-// Give callers names with WithLabel.
+// time, no reads during a write) but reports a violation it detects as an
+// error, ErrConcurrentWrite or ErrConcurrentReadWrite, naming both colliding
+// callers, instead of killing the process with "fatal error: concurrent map
+// writes". Give callers names with WithLabel.
+//
+// # What Exclusive mode detects
+//
+// Detection works as Go's runtime does, with a flag rather than a lock, and
+// promises exactly this:
+//
+//   - Every write (Set, SetString, Swap, Delete, Clear, the writing step of
+//     GetOrSet and CompareAndSwap, each key of SetMany and DeleteMany) takes
+//     the cache's write flag, without waiting, and holds it while it changes
+//     the map. A write that finds the flag held by another goroutine's write
+//     returns ErrConcurrentWrite and changes nothing, so writes that overlap
+//     are always caught (the later one fails).
+//   - A read checks the flag at points of its own: a single-key read (Get,
+//     GetString, Lookup, AppendGet, Contains, the reading step of GetOrSet)
+//     and Len when they start and when they end, GetMany before each key's
+//     lookup, and Range, All and Keys before and after each iteration step
+//     (they copy entries out in steps of up to 512). A read returns
+//     ErrConcurrentReadWrite if another goroutine's write holds the flag at
+//     one of its checks: a read is caught when its window overlaps a write's
+//     flag at a check.
+//   - What can be missed: a write that starts and ends between two checks of
+//     a read, that is, inside a single lookup, or between two iteration
+//     steps (while a Range callback or the body of a loop over All or Keys
+//     runs). A write never fails because of a read (reads leave no mark), so
+//     of a write and a read that overlap only the read can be caught.
+//
+// So a report is always a real violation, while the absence of one proves
+// nothing: a race is caught only when a check happens to land inside a
+// write. Writes the iterating goroutine makes itself, from inside its loop,
+// are not violations and are never reported.
 //
 // Keys and values are byte strings: a key of 0 to MaxKeyLen (65,535) bytes, a
 // value of 0 to MaxValueLen (1 GiB). A nil key and an empty key are the same
