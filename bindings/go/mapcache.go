@@ -332,8 +332,7 @@ func closedErr(op string) error {
 // Set stores value under key, replacing any previous value. The library copies
 // both; the caller may reuse them at once.
 func (c *Cache) Set(key, value []byte) error {
-	_, err := c.put("Set", bp(key), len(key), bp(value), len(value))
-	return err
+	return c.put("Set", bp(key), len(key), bp(value), len(value))
 }
 
 // Swap stores value under key and returns the value it replaced: (a copy of
@@ -395,21 +394,20 @@ func (c *Cache) Swap(key, value []byte) (previous []byte, loaded bool, err error
 
 // SetString is Set for string keys and values, without converting them.
 func (c *Cache) SetString(key, value string) error {
-	_, err := c.put("SetString", sp(key), len(key), sp(value), len(value))
-	return err
+	return c.put("SetString", sp(key), len(key), sp(value), len(value))
 }
 
-func (c *Cache) put(op string, key *cUint8, kl int, val *cUint8, vl int) (bool, error) {
+func (c *Cache) put(op string, key *cUint8, kl int, val *cUint8, vl int) error {
 	co := c.co
 	if !co.acquire() {
-		return false, closedErr(op)
+		return closedErr(op)
 	}
 	r := cPut(co.h, labelPtr(c.label), key, kl, val, vl)
 	co.release()
 	if r.st != stOK {
-		return false, newError(op, r.st, r.msg)
+		return newError(op, r.st, r.msg)
 	}
-	return r.flag, nil
+	return nil
 }
 
 // Delete removes key and reports whether it was present.
