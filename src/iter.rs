@@ -21,8 +21,6 @@
 
 use std::collections::VecDeque;
 
-use crossbeam_epoch as epoch;
-
 use crate::hash::Hasher;
 use crate::map::Map;
 use crate::shard::Shard;
@@ -64,7 +62,7 @@ impl Cursor {
                 self.pos = 0;
                 continue;
             }
-            let guard = epoch::pin();
+            let guard = crate::sync::epoch::pin();
             let table = shard.table(&guard);
             let log2 = table.log2();
             let (index, end) = if log2 == 0 {
