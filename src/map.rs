@@ -490,8 +490,17 @@ impl Map {
     }
 
     /// Entries in the map (a sum over shards, exact when no write is in flight).
+    ///
+    /// It never checks exclusive mode's contract; [`Map::try_len`] does.
     pub fn len(&self) -> usize {
         self.shards.iter().map(Shard::len).sum()
+    }
+
+    /// As [`Map::len`], and in [`Mode::Exclusive`] a read like any other: it fails
+    /// with [`Error::ConcurrentReadWrite`] when it sees another thread's write in
+    /// flight (the write flag is checked before and after the count).
+    pub fn try_len(&self) -> Result<usize> {
+        self.checked_read(|| self.len())
     }
 
     /// Whether the map has no entries.
@@ -503,17 +512,41 @@ impl Map {
     /// for the whole iteration is yielded exactly once, no key is yielded twice
     /// (even across grows and clears), and keys inserted or removed meanwhile may
     /// or may not appear. No lock or pin is held between items.
+    ///
+    /// Items are `Err` only in [`Mode::Exclusive`], when a step of the iteration
+    /// saw another thread's write in flight ([`Error::ConcurrentReadWrite`]); the
+    /// entries of that step are not yielded, and the iterator ends after the error.
     pub fn iter(&self) -> Iter<'_> {
         Iter::new(self)
     }
 
     /// Visits the next batch of entries (one bucket chain's worth) at `cursor`,
     /// lending each key and value to `f` while pinned, and advances the cursor.
-    /// Returns `false`, without calling `f`, once the cursor has passed the end.
-    /// The building block of [`Map::iter`], for iterators that must not borrow
-    /// the map (the C cursor).
-    pub fn scan(&self, cursor: &mut Cursor, f: impl FnMut(&[u8], &[u8])) -> bool {
-        cursor.advance(&self.shards, &self.hasher, f)
+    /// Returns `Ok(false)`, without calling `f`, once the cursor has passed the
+    /// end. The building block of [`Map::iter`], for iterators that must not
+    /// borrow the map (the C cursor).
+    ///
+    /// In [`Mode::Exclusive`] each step is a read: it fails with
+    /// [`Error::ConcurrentReadWrite`] when another thread's write is in flight
+    /// before or after it (the cursor has then moved past the step, and what `f`
+    /// was lent during it overlapped the write: discard it).
+    pub fn scan(&self, cursor: &mut Cursor, f: impl FnMut(&[u8], &[u8])) -> Result<bool> {
+        self.checked_read(|| cursor.advance(&self.shards, &self.hasher, f))
+    }
+
+    /// Runs `read`, and in exclusive mode checks before and after it that no other
+    /// thread's write is in flight.
+    #[inline]
+    fn checked_read<R>(&self, read: impl FnOnce() -> R) -> Result<R> {
+        let exclusive = self.mode == Mode::Exclusive;
+        if exclusive {
+            self.check_no_writer()?;
+        }
+        let result = read();
+        if exclusive {
+            self.check_no_writer()?;
+        }
+        Ok(result)
     }
 
     #[cold]

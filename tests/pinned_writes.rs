@@ -88,7 +88,8 @@ fn writes_made_while_pinned_never_wait_for_reclamation() {
             if !std::mem::replace(&mut done, true) {
                 churn(map);
             }
-        });
+        })
+        .unwrap();
     });
     check("Pinned view", |map| {
         let view = map.pin();
