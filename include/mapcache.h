@@ -599,6 +599,10 @@ mapcache_status mapcache_iter_new(mapcache_t *cache,
  *   `it` in use by another thread.
  * - `MAPCACHE_E_INVALID_HANDLE`: `it` was freed or is foreign, or its cache was
  *   freed.
+ * - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode): the iterator fetches
+ *   entries in steps (one bucket chain each), and each step is a read: this
+ *   step saw another thread's write in flight, before or after it. Its entries
+ *   are dropped, not returned; a further call goes on with the next step.
  * - `MAPCACHE_E_INTERNAL`.
  *
  * # Safety
@@ -876,11 +880,14 @@ mapcache_status mapcache_contains(mapcache_t *cache,
  * The number of entries: `*out` receives it. Under concurrent writes it is a
  * moment's count (it may be stale by the time the caller reads it).
  *
- * Thread-safety: any thread; never blocks.
+ * Thread-safety: any thread; never blocks. In exclusive mode it is a read like
+ * `mapcache_get`.
  *
  * Returns:
  * - `MAPCACHE_OK`.
  * - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL.
+ * - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode): another thread's write
+ *   was in flight.
  * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
  *
  * # Safety

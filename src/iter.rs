@@ -12,7 +12,9 @@
 //! visits the bucket containing `pos`, lends out the entries with `pos <= R < end`
 //! and moves `pos` to `end`. Since `pos` only increases and each key has one
 //! fixed `R`:
-//! - no key is yielded twice, even if it moved to another table in between;
+//! - no key is yielded twice, even if it moved to another table in between (and
+//!   within one step, where a key can appear twice in a chain while a writer
+//!   moves it, the step keeps the first it met);
 //! - a key present for the whole iteration is present at the step whose interval
 //!   holds its `R`, so it is yielded exactly once.
 //!
@@ -21,8 +23,7 @@
 
 use std::collections::VecDeque;
 
-use crossbeam_epoch as epoch;
-
+use crate::error::Result;
 use crate::hash::Hasher;
 use crate::map::Map;
 use crate::shard::Shard;
@@ -64,7 +65,7 @@ impl Cursor {
                 self.pos = 0;
                 continue;
             }
-            let guard = epoch::pin();
+            let guard = crate::sync::epoch::pin();
             let table = shard.table(&guard);
             let log2 = table.log2();
             let (index, end) = if log2 == 0 {
@@ -77,7 +78,15 @@ impl Cursor {
                 )
             };
             let from = self.pos;
-            let mut visited = false;
+            // Two passes: collect the step's entries, then lend them out. A key
+            // can sit in the chain twice while the walk runs: a writer removes K
+            // from a full bucket A after the walk passed it, inserts J into K's old
+            // slot, and re-inserts K, which lands in A's overflow bucket B, still
+            // ahead of the walk. So a key already collected in this step is
+            // skipped (each entry stays live until `guard` unpins, so the keys can
+            // be compared), and `f` runs after the walk, so that writes made from
+            // `f` cannot move keys ahead of it.
+            let mut step: Vec<(u64, *mut entry::Entry)> = Vec::new();
             let mut next = Some(&table.buckets()[index]);
             while let Some(b) = next {
                 for slot in bucket::occupied(b.tophash_word()) {
@@ -86,17 +95,25 @@ impl Cursor {
                         continue;
                     }
                     // SAFETY: a linked entry stays live while `guard` is pinned.
-                    let (key, value) = unsafe { (entry::key(e), entry::value(e)) };
-                    let r = hasher.hash(key).frag().reverse_bits() as u64;
-                    if (from..end).contains(&r) {
-                        f(key, value);
-                        visited = true;
+                    let key = unsafe { entry::key(e) };
+                    let hash = hasher.hash(key);
+                    let r = hash.frag().reverse_bits() as u64;
+                    // SAFETY: as above, for every entry collected in this step.
+                    let seen = step
+                        .iter()
+                        .any(|&(h, other)| h == hash.0 && unsafe { entry::key(other) } == key);
+                    if (from..end).contains(&r) && !seen {
+                        step.push((hash.0, e));
                     }
                 }
                 next = b.next();
             }
+            for &(_, e) in &step {
+                // SAFETY: as above: still pinned by `guard`.
+                f(unsafe { entry::key(e) }, unsafe { entry::value(e) });
+            }
             self.pos = end;
-            if visited {
+            if !step.is_empty() {
                 return true;
             }
         }
@@ -108,6 +125,8 @@ pub struct Iter<'a> {
     map: &'a Map,
     cursor: Cursor,
     batch: VecDeque<(Vec<u8>, Vec<u8>)>,
+    /// Set once the map is exhausted or a step failed.
+    done: bool,
 }
 
 impl<'a> Iter<'a> {
@@ -116,22 +135,29 @@ impl<'a> Iter<'a> {
             map,
             cursor: Cursor::new(),
             batch: VecDeque::new(),
+            done: false,
         }
     }
 }
 
 impl Iterator for Iter<'_> {
-    type Item = (Vec<u8>, Vec<u8>);
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.batch.is_empty() {
+        while self.batch.is_empty() && !self.done {
             let batch = &mut self.batch;
-            if !self.map.scan(&mut self.cursor, |k, v| {
+            match self.map.scan(&mut self.cursor, |k, v| {
                 batch.push_back((k.to_vec(), v.to_vec()))
             }) {
-                return None;
+                Ok(true) => {}
+                Ok(false) => self.done = true,
+                Err(error) => {
+                    self.done = true;
+                    self.batch.clear();
+                    return Some(Err(error));
+                }
             }
         }
-        self.batch.pop_front()
+        self.batch.pop_front().map(Ok)
     }
 }

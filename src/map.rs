@@ -3,13 +3,14 @@
 
 use std::sync::atomic::AtomicU64;
 
-use crossbeam_epoch as epoch;
+use crossbeam_epoch::Guard;
 
 use crate::config::{Config, MisusePolicy, Mode};
 use crate::error::{Collision, Error, Result};
 use crate::hash::{random_seed, Hasher, KeyHash};
 use crate::iter::{Cursor, Iter};
-use crate::shard::{Growth, Shard};
+use crate::shard::{Growth, Relief, Shard};
+use crate::sync::epoch;
 use crate::sync::thread_id::{self, ThreadId};
 use crate::sync::write_flag::{FlagGuard, WriteFlag};
 use crate::table::entry::{self, Entry, OwnedEntry, Pending};
@@ -30,6 +31,8 @@ struct Counters {
     grows: AtomicU64,
     rebuilds: AtomicU64,
     misuses: AtomicU64,
+    relief_waits: AtomicU64,
+    relief_give_ups: AtomicU64,
 }
 
 /// A snapshot of a map's table structure and events.
@@ -49,6 +52,13 @@ pub struct TableStats {
     pub rebuilds: u64,
     /// Exclusive-mode misuses detected so far.
     pub misuses: u64,
+    /// Writes that waited for memory reclamation to catch up (their shard's
+    /// retired-but-unfreed bytes were over budget), so far.
+    pub relief_waits: u64,
+    /// Of those, the waits that ran out of patience (a pin that lasted, see
+    /// `docs/ARCHITECTURE.md`, "Reclamation backpressure") and raised the
+    /// shard's garbage limit instead.
+    pub relief_give_ups: u64,
 }
 
 /// A concurrent hash map from byte strings to byte strings.
@@ -196,7 +206,7 @@ impl Map {
     #[inline]
     fn read_in<R>(
         &self,
-        guard: Option<&epoch::Guard>,
+        guard: Option<&Guard>,
         key: &[u8],
         f: impl FnOnce(*const Entry) -> R,
     ) -> Result<Option<R>> {
@@ -296,7 +306,7 @@ impl Map {
         const RING: usize = BATCH_LOOKAHEAD + 1;
         let mut ring: [(&'k [u8], Option<KeyHash>); RING] = [(&[], None); RING];
         let mut guard = epoch::pin();
-        let mut serve = |guard: &mut epoch::Guard, i: usize, key: &[u8], hash: Option<KeyHash>| {
+        let mut serve = |guard: &mut Guard, i: usize, key: &[u8], hash: Option<KeyHash>| {
             if i % BATCH_PIN_SPAN == BATCH_PIN_SPAN - 1 {
                 // Let the epoch move on during a long batch.
                 guard.repin();
@@ -356,7 +366,7 @@ impl Map {
     fn write<R>(
         &self,
         hash: KeyHash,
-        op: impl FnOnce(&Shard, &FlagGuard<'_>, &epoch::Guard) -> Result<R>,
+        op: impl FnOnce(&Shard, &FlagGuard<'_>, &Guard) -> Result<R>,
     ) -> Result<R> {
         let shard = self.shard(hash);
         let result = {
@@ -364,7 +374,14 @@ impl Map {
             let guard = epoch::pin();
             op(shard, &held, &guard)
         };
-        shard.relieve_garbage();
+        match shard.relieve_garbage() {
+            Relief::NotNeeded | Relief::Pinned => {}
+            Relief::Relieved => Self::count(&self.counters.relief_waits),
+            Relief::GaveUp => {
+                Self::count(&self.counters.relief_waits);
+                Self::count(&self.counters.relief_give_ups);
+            }
+        }
         result
     }
 
@@ -378,7 +395,7 @@ impl Map {
         hash: KeyHash,
         key: &[u8],
         value: &[u8],
-        op: impl FnOnce(&Shard, &FlagGuard<'_>, OwnedEntry<'_>, &epoch::Guard) -> Result<R>,
+        op: impl FnOnce(&Shard, &FlagGuard<'_>, OwnedEntry<'_>, &Guard) -> Result<R>,
     ) -> Result<R> {
         let pending = Pending::new(self.shard(hash).slab(), key, value)?;
         self.write(hash, |shard, held, guard| {
@@ -473,8 +490,17 @@ impl Map {
     }
 
     /// Entries in the map (a sum over shards, exact when no write is in flight).
+    ///
+    /// It never checks exclusive mode's contract; [`Map::try_len`] does.
     pub fn len(&self) -> usize {
         self.shards.iter().map(Shard::len).sum()
+    }
+
+    /// As [`Map::len`], and in [`Mode::Exclusive`] a read like any other: it fails
+    /// with [`Error::ConcurrentReadWrite`] when it sees another thread's write in
+    /// flight (the write flag is checked before and after the count).
+    pub fn try_len(&self) -> Result<usize> {
+        self.checked_read(|| self.len())
     }
 
     /// Whether the map has no entries.
@@ -486,36 +512,59 @@ impl Map {
     /// for the whole iteration is yielded exactly once, no key is yielded twice
     /// (even across grows and clears), and keys inserted or removed meanwhile may
     /// or may not appear. No lock or pin is held between items.
+    ///
+    /// Items are `Err` only in [`Mode::Exclusive`], when a step of the iteration
+    /// saw another thread's write in flight ([`Error::ConcurrentReadWrite`]); the
+    /// entries of that step are not yielded, and the iterator ends after the error.
     pub fn iter(&self) -> Iter<'_> {
         Iter::new(self)
     }
 
     /// Visits the next batch of entries (one bucket chain's worth) at `cursor`,
     /// lending each key and value to `f` while pinned, and advances the cursor.
-    /// Returns `false`, without calling `f`, once the cursor has passed the end.
-    /// The building block of [`Map::iter`], for iterators that must not borrow
-    /// the map (the C cursor).
-    pub fn scan(&self, cursor: &mut Cursor, f: impl FnMut(&[u8], &[u8])) -> bool {
-        cursor.advance(&self.shards, &self.hasher, f)
+    /// Returns `Ok(false)`, without calling `f`, once the cursor has passed the
+    /// end. The building block of [`Map::iter`], for iterators that must not
+    /// borrow the map (the C cursor).
+    ///
+    /// In [`Mode::Exclusive`] each step is a read: it fails with
+    /// [`Error::ConcurrentReadWrite`] when another thread's write is in flight
+    /// before or after it (the cursor has then moved past the step, and what `f`
+    /// was lent during it overlapped the write: discard it).
+    pub fn scan(&self, cursor: &mut Cursor, f: impl FnMut(&[u8], &[u8])) -> Result<bool> {
+        self.checked_read(|| cursor.advance(&self.shards, &self.hasher, f))
+    }
+
+    /// Runs `read`, and in exclusive mode checks before and after it that no other
+    /// thread's write is in flight.
+    #[inline]
+    fn checked_read<R>(&self, read: impl FnOnce() -> R) -> Result<R> {
+        let exclusive = self.mode == Mode::Exclusive;
+        if exclusive {
+            self.check_no_writer()?;
+        }
+        let result = read();
+        if exclusive {
+            self.check_no_writer()?;
+        }
+        Ok(result)
+    }
+
+    #[cold]
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The structure of the tables and the events so far.
     pub fn table_stats(&self) -> TableStats {
         let guard = epoch::pin();
+        let load = |counter: &AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
         let mut stats = TableStats {
             shards: self.shards.len(),
-            grows: self
-                .counters
-                .grows
-                .load(std::sync::atomic::Ordering::Relaxed),
-            rebuilds: self
-                .counters
-                .rebuilds
-                .load(std::sync::atomic::Ordering::Relaxed),
-            misuses: self
-                .counters
-                .misuses
-                .load(std::sync::atomic::Ordering::Relaxed),
+            grows: load(&self.counters.grows),
+            rebuilds: load(&self.counters.rebuilds),
+            misuses: load(&self.counters.misuses),
+            relief_waits: load(&self.counters.relief_waits),
+            relief_give_ups: load(&self.counters.relief_give_ups),
             ..TableStats::default()
         };
         for shard in self.shards.iter() {
@@ -562,7 +611,7 @@ impl std::fmt::Debug for Map {
 /// [`Map::pin`]). Not `Send`: a pin belongs to its thread.
 pub struct Pinned<'m> {
     map: &'m Map,
-    guard: epoch::Guard,
+    guard: Guard,
 }
 
 impl Pinned<'_> {

@@ -24,6 +24,7 @@ use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 use crate::error::Result;
 use crate::hash::KeyHash;
 use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::epoch;
 use crate::sync::write_flag::{FlagGuard, WriteFlag};
 use crate::table::bucket::Bucket;
 use crate::table::entry::{self, Entry, OwnedEntry, Pending};
@@ -96,6 +97,19 @@ struct ShardMemory {
     /// Bytes handed to the epoch and not yet freed (the shard's retire batch
     /// holds at most `retire::BATCH_BYTES` more).
     garbage: std::sync::atomic::AtomicUsize,
+}
+
+/// What [`Shard::relieve_garbage`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Relief {
+    /// The garbage was within its limit.
+    NotNeeded,
+    /// Over the limit, but the writer is pinned itself: it did not wait.
+    Pinned,
+    /// The writer waited until the garbage was back within budget.
+    Relieved,
+    /// The writer waited `RELIEF_PATIENCE` in vain and raised the limit.
+    GaveUp,
 }
 
 /// Retired bytes a shard may always hold before its writers help reclaim them.
@@ -208,38 +222,48 @@ impl Shard {
         unsafe { pending.finish() }
     }
 
-    /// Called by a writer after it released the flag and unpinned: if the
-    /// shard's garbage is over budget, help the epoch advance (and let pinned
+    /// Called by a writer after it released the flag and dropped its own pin: if
+    /// the shard's garbage is over budget, help the epoch advance (and let pinned
     /// threads run) until it is not. A pin that lasts (a long `get_with` closure,
     /// a stopped thread) can keep garbage alive indefinitely; after
     /// `RELIEF_PATIENCE` the limit is raised to the garbage present plus a
     /// budget, so that writers stop waiting until another budget has piled up,
     /// and it is lowered again once relief works.
+    ///
+    /// A writer that is still pinned further up its stack (a write from inside
+    /// a read callback, or while a `Pinned` view lives) never waits: its own pin
+    /// holds the epoch back, so waiting could only run into the patience limit,
+    /// stall the shard's other writers meanwhile, and raise the limit for all of
+    /// them. It leaves the garbage to the next unpinned write.
     #[inline]
-    pub(crate) fn relieve_garbage(&self) {
+    pub(crate) fn relieve_garbage(&self) -> Relief {
         if cfg!(loom) {
-            return;
+            return Relief::NotNeeded;
         }
         let limit = self
             .garbage_limit
             .load(std::sync::atomic::Ordering::Relaxed)
             .max(self.bytes() / 2);
-        if self.garbage() > limit {
-            self.relieve_garbage_slow();
+        if self.garbage() <= limit {
+            return Relief::NotNeeded;
         }
+        if epoch::is_pinned() {
+            return Relief::Pinned;
+        }
+        self.relieve_garbage_slow()
     }
 
     #[cold]
-    fn relieve_garbage_slow(&self) {
+    fn relieve_garbage_slow(&self) -> Relief {
         let budget = GARBAGE_FLOOR.max(self.bytes() / 2);
         let deadline = std::time::Instant::now() + RELIEF_PATIENCE;
         let mut attempt = 0u32;
         loop {
-            crossbeam_epoch::pin().flush();
+            epoch::pin().flush();
             if self.garbage() <= budget {
                 self.garbage_limit
                     .store(GARBAGE_FLOOR, std::sync::atomic::Ordering::Relaxed);
-                return;
+                return Relief::Relieved;
             }
             attempt += 1;
             if attempt < 8 {
@@ -254,6 +278,7 @@ impl Shard {
             self.garbage() + budget,
             std::sync::atomic::Ordering::Relaxed,
         );
+        Relief::GaveUp
     }
 
     /// Starts fetching the bucket that holds `hash`, before the caller pins.

@@ -180,7 +180,8 @@ fn readers_never_miss_during_grows() {
                     if r == 0 {
                         // Every fixed key exactly once, whatever grows meanwhile.
                         let mut seen = vec![0u8; FIXED as usize];
-                        for (k, _) in map.iter() {
+                        for item in map.iter() {
+                            let (k, _) = item.unwrap();
                             if let Some(i) = k.strip_prefix(b"fixed-") {
                                 let i: usize = std::str::from_utf8(i).unwrap().parse().unwrap();
                                 seen[i] += 1;

@@ -215,7 +215,8 @@ fn unsynchronised_writers_are_caught() {
         pair.sort();
         assert_eq!(pair, ["hammer-1", "hammer-2"]);
     }
-    for (k, v) in map.iter() {
+    for item in map.iter() {
+        let (k, v) = item.unwrap();
         assert_eq!(k.len(), 4);
         assert!(v == b"hammer-1" || v == b"hammer-2");
     }

@@ -115,7 +115,7 @@ fn run(map: &Map, ops: &[Op]) {
         }
     }
     assert_eq!(map.len(), model.len());
-    let mut seen: Vec<(Vec<u8>, Vec<u8>)> = map.iter().collect();
+    let mut seen: Vec<(Vec<u8>, Vec<u8>)> = map.iter().collect::<Result<_, _>>().unwrap();
     seen.sort();
     let mut expected: Vec<(Vec<u8>, Vec<u8>)> = model.into_iter().collect();
     expected.sort();
@@ -323,9 +323,12 @@ fn iteration_survives_grows_and_a_shrinking_clear() {
     let mut cursor = Cursor::new();
     let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();
     let mut extra = 0u32;
-    while map.scan(&mut cursor, |k, _| {
-        *seen.entry(k.to_vec()).or_default() += 1
-    }) {
+    while map
+        .scan(&mut cursor, |k, _| {
+            *seen.entry(k.to_vec()).or_default() += 1
+        })
+        .unwrap()
+    {
         // 20,000 more keys over the first 400 steps: several doublings.
         if extra < 20_000 {
             for _ in 0..50 {
@@ -349,13 +352,16 @@ fn iteration_survives_grows_and_a_shrinking_clear() {
     let mut cursor = Cursor::new();
     let mut yielded: HashSet<Vec<u8>> = HashSet::new();
     let mut steps = 0;
-    while map.scan(&mut cursor, |k, _| {
-        assert!(
-            yielded.insert(k.to_vec()),
-            "{} yielded twice",
-            String::from_utf8_lossy(k)
-        );
-    }) {
+    while map
+        .scan(&mut cursor, |k, _| {
+            assert!(
+                yielded.insert(k.to_vec()),
+                "{} yielded twice",
+                String::from_utf8_lossy(k)
+            );
+        })
+        .unwrap()
+    {
         steps += 1;
         // 43 steps: the cursor stops mid-bucket of the smaller tables the
         // re-inserted keys grow to (a multiple of 8 would fall on a boundary).

@@ -203,6 +203,10 @@ pub unsafe extern "C" fn mapcache_iter_new(
 ///   `it` in use by another thread.
 /// - `MAPCACHE_E_INVALID_HANDLE`: `it` was freed or is foreign, or its cache was
 ///   freed.
+/// - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode): the iterator fetches
+///   entries in steps (one bucket chain each), and each step is a read: this
+///   step saw another thread's write in flight, before or after it. Its entries
+///   are dropped, not returned; a further call goes on with the next step.
 /// - `MAPCACHE_E_INTERNAL`.
 ///
 /// # Safety
@@ -280,11 +284,19 @@ impl State {
                     self.entries.clear();
                     self.next = 0;
                     let (bytes, entries) = (&mut self.bytes, &mut self.entries);
-                    let more = inner.map.scan(&mut self.cursor, |k, v| {
-                        entries.push((bytes.len(), k.len(), v.len()));
-                        bytes.extend_from_slice(k);
-                        bytes.extend_from_slice(v);
-                    });
+                    let more = inner
+                        .map
+                        .scan(&mut self.cursor, |k, v| {
+                            entries.push((bytes.len(), k.len(), v.len()));
+                            bytes.extend_from_slice(k);
+                            bytes.extend_from_slice(v);
+                        })
+                        .inspect_err(|_| {
+                            // The step overlapped a write (exclusive mode): what
+                            // it copied is not handed out.
+                            entries.clear();
+                            bytes.clear();
+                        })?;
                     if !more {
                         self.done = true;
                     }

@@ -520,11 +520,14 @@ pub unsafe extern "C" fn mapcache_contains(
 /// The number of entries: `*out` receives it. Under concurrent writes it is a
 /// moment's count (it may be stale by the time the caller reads it).
 ///
-/// Thread-safety: any thread; never blocks.
+/// Thread-safety: any thread; never blocks. In exclusive mode it is a read like
+/// `mapcache_get`.
 ///
 /// Returns:
 /// - `MAPCACHE_OK`.
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL.
+/// - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode): another thread's write
+///   was in flight.
 /// - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
 ///
 /// # Safety
@@ -535,7 +538,7 @@ pub unsafe extern "C" fn mapcache_len(cache: *mut mapcache_t, out: *mut usize) -
         let shell = handle::shell(cache)?;
         args::out(out, "out")?;
         shell.with(|inner| {
-            let len = inner.map.len();
+            let len = inner.map.try_len()?;
             // SAFETY: checked non-null, writable (contract).
             unsafe { args::put(out, len) };
             Ok(MAPCACHE_OK)

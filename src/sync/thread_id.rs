@@ -54,9 +54,7 @@ struct Registration {
 
 impl Registration {
     fn new() -> Registration {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let raw = NEXT.fetch_add(1, Ordering::Relaxed);
-        let id = ThreadId(NonZeroU64::new(raw).expect("thread id counter overflowed"));
+        let id = next_id();
         registry().insert(
             id.get(),
             Names {
@@ -84,9 +82,22 @@ std::thread_local! {
 }
 
 /// The calling thread's id (registers the thread on first use).
+///
+/// A call from a thread-local destructor, after this thread's registration was
+/// torn down, gets a fresh id of its own, never registered: it is unique, so the
+/// write flag still tells it from every other thread, and a report that names it
+/// says the thread was exiting. (`with` would panic there, and a panic in a TLS
+/// destructor aborts the process.)
 #[inline]
 pub(crate) fn current() -> ThreadId {
-    CURRENT.with(|r| r.id)
+    CURRENT.try_with(|r| r.id).unwrap_or_else(|_| next_id())
+}
+
+/// A new id, never given out before.
+fn next_id() -> ThreadId {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let raw = NEXT.fetch_add(1, Ordering::Relaxed);
+    ThreadId(NonZeroU64::new(raw).expect("thread id counter overflowed"))
 }
 
 fn default_name() -> String {
@@ -113,7 +124,8 @@ pub(crate) fn name_of(id: ThreadId) -> String {
             label: Some(label), ..
         }) => label.clone(),
         Some(names) => names.default.clone(),
-        // The holder exited between the collision and this lookup.
+        // The holder exited between the collision and this lookup, or is a
+        // thread in its thread-local destructors (see `current`).
         None => format!("exited thread #{}", id.get()),
     }
 }
