@@ -19,12 +19,14 @@ const (
 // fn may call any method of the cache, including writes and Close (after
 // which Range returns ErrClosed).
 //
-// Entries are copied out in steps of up to 512 entries (16 KiB), one library
-// call each, and fn runs between steps. In Exclusive mode each step checks
-// for another goroutine's write, as Get does: if one overlaps a step, Range
-// stops and returns ErrConcurrentReadWrite (entries of that step are not
-// handed to fn). A write made and finished while fn runs, between two steps,
-// is not seen (see "Exclusive mode" in the package doc). fn's own writes
+// Entries are copied out up to 512 (16 KiB) per library call, and fn runs
+// between calls. The library reads the map one bucket chain at a time (a
+// step); in Exclusive mode it checks for another goroutine's write before and
+// after each step, as Get does before and after its lookup. If a write holds
+// the flag at a check, Range stops and returns ErrConcurrentReadWrite, and
+// the entries that library call fetched are not handed to fn. A write made
+// and finished between two checks, in particular while fn runs, is not seen
+// (see "What Exclusive mode detects" in the package doc). fn's own writes
 // never count: they do not overlap a step.
 func (c *Cache) Range(fn func(key, value []byte) bool) error {
 	const op = "Range"

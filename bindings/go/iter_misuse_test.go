@@ -11,9 +11,9 @@ import (
 // checks Get: a deterministic test, with another goroutine holding the write
 // flag through the library's debug hook for the whole of each read.
 //
-// Depends on the core checking the flag in mapcache_iter_next (each step) and
-// mapcache_len; without that, Range, All, Keys and Len ran through a write
-// unreported.
+// Before the core checked the flag around each iteration step
+// (mapcache_iter_next) and in mapcache_len, Range, All, Keys and Len ran
+// through a write unreported: Range returned nil.
 
 // fillForIteration stores n entries, enough for several iteration batches.
 func fillForIteration(t *testing.T, c *Cache, n int) {

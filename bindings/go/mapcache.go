@@ -27,14 +27,15 @@
 //     GetString, Lookup, AppendGet, Contains, the reading step of GetOrSet)
 //     and Len when they start and when they end, GetMany before each key's
 //     lookup, and Range, All and Keys before and after each iteration step
-//     (they copy entries out in steps of up to 512). A read returns
+//     (a step reads one bucket chain, a few entries; one cgo call runs the
+//     steps for up to 512 entries). A read returns
 //     ErrConcurrentReadWrite if another goroutine's write holds the flag at
 //     one of its checks: a read is caught when its window overlaps a write's
 //     flag at a check.
 //   - What can be missed: a write that starts and ends between two checks of
 //     a read, that is, inside a single lookup, or between two iteration
-//     steps (while a Range callback or the body of a loop over All or Keys
-//     runs). A write never fails because of a read (reads leave no mark), so
+//     steps, in particular while a Range callback or the body of a loop over
+//     All or Keys runs. A write never fails because of a read (reads leave no mark), so
 //     of a write and a read that overlap only the read can be caught.
 //
 // So a report is always a real violation, while the absence of one proves
