@@ -25,6 +25,10 @@ pub const BATCH_LOOKAHEAD: usize = 16;
 /// long batch does not hold back memory reclamation.
 pub const BATCH_PIN_SPAN: usize = 64;
 
+/// Rounds of epoch collection a dropped map runs (each can advance the epoch
+/// once; a deferred free runs two advances after it was sealed).
+const DROP_COLLECT_ROUNDS: usize = 4;
+
 /// Counters of table events, for [`Map::table_stats`].
 #[derive(Default)]
 struct Counters {
@@ -592,6 +596,13 @@ impl Drop for Map {
         for shard in self.shards.iter_mut() {
             // SAFETY: `&mut self`: no other thread can reach the map any more.
             unsafe { shard.destroy() };
+        }
+        // The shards freed their garbage themselves; what the epoch still holds
+        // for them is small (deferred closures naming their memory shells, in
+        // sealed bags). Pass this thread's bag on and collect a few rounds, so
+        // that, when no other thread is pinned, those go back now too.
+        for _ in 0..DROP_COLLECT_ROUNDS {
+            epoch::pin().flush();
         }
     }
 }

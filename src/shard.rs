@@ -28,6 +28,7 @@ use crate::sync::epoch;
 use crate::sync::write_flag::{FlagGuard, WriteFlag};
 use crate::table::bucket::Bucket;
 use crate::table::entry::{self, Entry, OwnedEntry, Pending};
+use crate::table::reclaim::{Garbage, ShardMemory};
 use crate::table::rehash::RehashEngine;
 use crate::table::retire::RetireBatch;
 use crate::table::slab::Slab;
@@ -88,15 +89,9 @@ unsafe impl Send for Shard {}
 #[repr(align(128))]
 struct HalfSplit;
 
-/// What a shard's deferred frees need, which may outlive the shard: its entries'
-/// slab and the count of its retired bytes. Freed with the last deferred free
-/// (or with the shard, if that comes later).
-struct ShardMemory {
-    /// The blocks of the shard's small entries (see `slab.rs`).
-    slab: Slab,
-    /// Bytes handed to the epoch and not yet freed (the shard's retire batch
-    /// holds at most `retire::BATCH_BYTES` more).
-    garbage: std::sync::atomic::AtomicUsize,
+/// The table a (non-null) `Shared` points to, for the garbage registry.
+fn table_ptr(table: Shared<'_, Table>) -> std::ptr::NonNull<Table> {
+    std::ptr::NonNull::new(table.as_raw().cast_mut()).expect("a shard's table is never null")
 }
 
 /// What [`Shard::relieve_garbage`] did.
@@ -130,10 +125,7 @@ impl Shard {
             flag: WriteFlag::new(),
             len: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
-            memory: Arc::new(ShardMemory {
-                slab: Slab::new(),
-                garbage: std::sync::atomic::AtomicUsize::new(0),
-            }),
+            memory: Arc::new(ShardMemory::new()),
             _split: HalfSplit,
             garbage_limit: std::sync::atomic::AtomicUsize::new(GARBAGE_FLOOR),
             retiring: UnsafeCell::new(RetireBatch::default()),
@@ -156,34 +148,9 @@ impl Shard {
         }
         let (entries, bytes) = batch.take();
         // SAFETY: per the contract each entry of the batch was unlinked under the
-        // flag before now, so pins taken from now on cannot reach it, and pins
-        // that reached it end before the epoch lets this run. They were made with
-        // this shard's slab.
-        unsafe { self.defer_free(guard, bytes, move |slab| entries.free(slab)) };
-    }
-
-    /// Hands `free` to the epoch: it runs with the shard's slab once every pin
-    /// older than `guard`'s has ended, possibly after the map is gone (the
-    /// closure keeps the shard's memory alive). `bytes` count as garbage until
-    /// then.
-    ///
-    /// # Safety
-    /// What `free` frees is unreachable for pins taken from now on, and was made
-    /// with this shard's slab; `free` may run on any thread.
-    unsafe fn defer_free(&self, guard: &Guard, bytes: usize, free: impl FnOnce(&Slab)) {
-        self.memory
-            .garbage
-            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-        let memory = Arc::clone(&self.memory);
-        // SAFETY: per the contract; `memory` keeps the slab alive for `free`.
-        unsafe {
-            guard.defer_unchecked(move || {
-                free(&memory.slab);
-                memory
-                    .garbage
-                    .fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
-            })
-        };
+        // flag before now, so pins taken from now on cannot reach it. They were
+        // made with this shard's slab.
+        unsafe { self.memory.defer(guard, Garbage::Entries(entries), bytes) };
     }
 
     /// Adds `delta` bytes to the live count (writer only).
@@ -199,15 +166,13 @@ impl Shard {
 
     /// Retired bytes not yet freed.
     pub(crate) fn garbage(&self) -> usize {
-        self.memory
-            .garbage
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.memory.garbage()
     }
 
     /// The slab this shard's small entries come from (see [`Pending`]).
     #[inline]
     pub(crate) fn slab(&self) -> &Slab {
-        &self.memory.slab
+        self.memory.slab()
     }
 
     /// Makes a pending entry, from the shard's slab if it is small.
@@ -443,14 +408,12 @@ impl Shard {
         self.len.store(0, Ordering::Relaxed);
         let size = self.bytes();
         self.bytes.store(0, Ordering::Relaxed);
-        // SAFETY: the old table was unlinked under the flag; it alone links its
-        // entries (made with this shard's slab), and both are freed only after
-        // every pin that could reach them.
+        // SAFETY: the old table was unlinked under the flag (pins taken from now
+        // on cannot reach it); it alone links its entries, made with this
+        // shard's slab.
         unsafe {
-            self.defer_free(guard, size, move |slab| {
-                let old = old.into_owned();
-                old.free_entries(slab);
-            })
+            self.memory
+                .defer(guard, Garbage::Cleared(table_ptr(old)), size)
         };
         guard.flush();
         Ok(())
@@ -507,10 +470,10 @@ impl Shard {
         let old = self.table.swap(new, Ordering::Release, guard);
         // SAFETY: just published; retired only by a later writer, after `guard`.
         self.set_hint(unsafe { new.deref() });
-        // SAFETY: the old table was unlinked under the flag. Its entries are linked
-        // by the new table, so only its arrays are freed (Table's drop), after every
-        // reader that reached it has unpinned.
-        unsafe { guard.defer_destroy(old) };
+        // SAFETY: the old table was unlinked under the flag (pins taken from now
+        // on cannot reach it). Its entries are linked by the new table, so only
+        // its arrays are garbage.
+        unsafe { self.memory.defer(guard, Garbage::Arrays(table_ptr(old)), 0) };
         // An old table is big: hand it to the global queue now instead of letting
         // it wait in this thread's bag until 63 more deferrals fill it.
         guard.flush();
@@ -537,11 +500,15 @@ impl Shard {
             let table = self.table.swap(Shared::null(), Ordering::Relaxed, guard);
             if !table.is_null() {
                 let table = table.into_owned();
-                // The slab goes with the shard (or with the last deferred free).
+                // Its small entries go with the slab's chunks, below.
                 table.free_large_entries();
             }
             // Entries retired but not yet handed to the epoch: unreachable too.
             self.retiring.get_mut().free_large();
+            // And what the epoch still holds, with the slab's chunks: so that a
+            // dropped map returns its memory now, not when other threads next
+            // collect their deferred frees (see `reclaim.rs`).
+            self.memory.destroy();
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The atomic types every shared field of the table uses.
+//! The atomic types every shared field of the table uses, and the locks of the
+//! shard's garbage registry.
 //!
 //! Under `--cfg loom` they are loom's, so that the model tests in `tests/loom.rs`
 //! explore every interleaving of the real protocol code rather than a copy of it.
@@ -7,6 +8,13 @@
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+// The locks of a shard's garbage registry (`table/reclaim.rs`), which deferred
+// frees take on any thread: loom must see them too.
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard, RwLock};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard, RwLock};
 
 /// One step of a wait loop: a CPU pause normally, a scheduling point under loom
 /// (loom needs to see every spin to explore the other thread's progress).

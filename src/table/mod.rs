@@ -4,6 +4,7 @@
 
 pub(crate) mod bucket;
 pub(crate) mod entry;
+pub(crate) mod reclaim;
 pub mod rehash;
 pub(crate) mod retire;
 pub(crate) mod slab;

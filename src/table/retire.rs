@@ -82,6 +82,19 @@ pub(crate) struct RetiredEntries(Vec<*mut Entry>);
 unsafe impl Send for RetiredEntries {}
 
 impl RetiredEntries {
+    /// Frees the large entries and leaves the small ones to their slab's
+    /// chunks, which the caller frees.
+    ///
+    /// # Safety
+    /// Nothing can reach these entries any more, and their slab serves no
+    /// allocation any more.
+    pub(crate) unsafe fn free_large(self) {
+        for entry in self.0 {
+            // SAFETY: per the contract the entry is unreachable and ours.
+            unsafe { entry::free_if_large(entry) };
+        }
+    }
+
     /// Frees the entries: large ones to the global allocator, small ones to
     /// `slab`, runs of one size class as one chain.
     ///

@@ -249,12 +249,37 @@ impl Slab {
     }
 }
 
-impl Drop for Slab {
-    fn drop(&mut self) {
-        for &(chunk, bytes) in self.chunks.get_mut().iter() {
-            // SAFETY: each chunk was allocated in `new_chunk` with this layout, and
-            // `&mut self` means no block is in use any more (the slab outlives
-            // every entry in it: its owners hold it in an `Arc`).
+impl Slab {
+    /// Gives every chunk back to the global allocator now, before the slab is
+    /// dropped: every block it handed out is gone with them, and the slab must
+    /// serve no allocation and take no free afterwards.
+    ///
+    /// # Safety
+    /// No allocation or free runs concurrently or afterwards, and no block of
+    /// the slab is used afterwards.
+    pub(crate) unsafe fn release_chunks(&self) {
+        // SAFETY: per the contract no other thread touches the slab, so the
+        // allocator-only state is ours.
+        let chunks = std::mem::take(unsafe { &mut *self.chunks.get() });
+        // Forget every block, so that nothing points into the freed chunks.
+        for class in &self.classes {
+            class.returned.store(ptr::null_mut(), Ordering::Relaxed);
+            // SAFETY: allocator-only state, ours per the contract.
+            let own = unsafe { &mut *class.own.get() };
+            (own.free, own.bump, own.end) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+        }
+        // SAFETY: per the contract no block is used any more.
+        unsafe { Self::free_chunks(&chunks) };
+    }
+
+    /// Gives `chunks` back to the global allocator.
+    ///
+    /// # Safety
+    /// They are this slab's chunks, and no block in them is used any more.
+    unsafe fn free_chunks(chunks: &[(NonNull<u8>, usize)]) {
+        for &(chunk, bytes) in chunks {
+            // SAFETY: each chunk was allocated in `new_chunk` with this layout,
+            // and per the contract no block in it is used any more.
             unsafe {
                 alloc::dealloc(
                     chunk.as_ptr(),
@@ -262,6 +287,15 @@ impl Drop for Slab {
                 )
             };
         }
+    }
+}
+
+impl Drop for Slab {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`, and the slab outlives every entry in it (its
+        // owners hold it in an `Arc`); chunks given back by `release_chunks`
+        // are no longer in the list.
+        unsafe { Self::free_chunks(self.chunks.get_mut()) };
     }
 }
 
