@@ -9,7 +9,7 @@ use crate::config::{Config, MisusePolicy, Mode};
 use crate::error::{Collision, Error, Result};
 use crate::hash::{random_seed, Hasher, KeyHash};
 use crate::iter::{Cursor, Iter};
-use crate::shard::{Growth, Relief, Shard};
+use crate::shard::{Growth, Relief, Shard, Writing};
 use crate::sync::epoch;
 use crate::sync::thread_id::{self, ThreadId};
 use crate::sync::write_flag::{FlagGuard, WriteFlag};
@@ -370,13 +370,30 @@ impl Map {
     fn write<R>(
         &self,
         hash: KeyHash,
-        op: impl FnOnce(&Shard, &FlagGuard<'_>, &Guard) -> Result<R>,
+        op: impl FnOnce(&Writing<'_>, &Guard) -> Result<R>,
     ) -> Result<R> {
+        self.write_then(hash, op, |result, _| result)
+    }
+
+    /// As [`Map::write`], and then `finish` with `op`'s result after the flag
+    /// is released but before the pin is: for work on what `op` found (a copy
+    /// of a present value) that must not hold up the shard's other writers.
+    #[inline]
+    fn write_then<R, T>(
+        &self,
+        hash: KeyHash,
+        op: impl FnOnce(&Writing<'_>, &Guard) -> Result<R>,
+        finish: impl FnOnce(R, &Guard) -> T,
+    ) -> Result<T> {
         let shard = self.shard(hash);
         let result = {
             let held = self.lock_for_write(shard)?;
             let guard = epoch::pin();
-            op(shard, &held, &guard)
+            // SAFETY: `lock_for_write` took the flag that serialises this
+            // shard's writers under the map's mode.
+            let result = op(&unsafe { Writing::new(shard, &held) }, &guard);
+            drop(held);
+            result.map(|found| finish(found, &guard))
         };
         match shard.relieve_garbage() {
             Relief::NotNeeded | Relief::Pinned => {}
@@ -392,29 +409,39 @@ impl Map {
     /// The write path of an operation that stores a new entry for `key` and
     /// `value`: makes the entry (a large one before the flag is taken, so that the
     /// critical section stays short; a small one from the shard's slab under the
-    /// flag, see `Pending`), then runs `op` with it as [`Map::write`] does.
+    /// flag, see `Pending`), then runs `op` with it and `finish` as
+    /// [`Map::write_then`] does.
     #[inline]
-    fn write_entry<R>(
+    fn write_entry<R, T>(
         &self,
         hash: KeyHash,
         key: &[u8],
         value: &[u8],
-        op: impl FnOnce(&Shard, &FlagGuard<'_>, OwnedEntry<'_>, &Guard) -> Result<R>,
-    ) -> Result<R> {
+        op: impl FnOnce(&Writing<'_>, OwnedEntry<'_>, &Guard) -> Result<R>,
+        finish: impl FnOnce(R, &Guard) -> T,
+    ) -> Result<T> {
         let pending = Pending::new(self.shard(hash).slab(), key, value)?;
-        self.write(hash, |shard, held, guard| {
-            let new = shard.make_entry(held, pending)?;
-            op(shard, held, new, guard)
-        })
+        self.write_then(
+            hash,
+            |shard, guard| {
+                let new = shard.make_entry(pending)?;
+                op(shard, new, guard)
+            },
+            finish,
+        )
     }
 
     /// Sets `key` to `value`; `Ok(true)` when it replaced a value.
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<bool> {
         entry::check_lengths(key, value)?;
         let hash = self.hasher.hash(key);
-        self.write_entry(hash, key, value, |shard, held, new, guard| {
-            shard.upsert(held, &self.growth(), hash, key, new, guard)
-        })
+        self.write_entry(
+            hash,
+            key,
+            value,
+            |shard, new, guard| shard.upsert(&self.growth(), hash, key, new, guard),
+            |replaced, _| replaced,
+        )
     }
 
     /// Inserts `value` if `key` is absent (`Ok(None)`); otherwise changes nothing
@@ -422,9 +449,17 @@ impl Map {
     pub fn insert_if_absent(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         entry::check_lengths(key, value)?;
         let hash = self.hasher.hash(key);
-        self.write_entry(hash, key, value, |shard, held, new, guard| {
-            shard.insert_if_absent(held, &self.growth(), hash, key, new, guard)
-        })
+        self.write_entry(
+            hash,
+            key,
+            value,
+            |shard, new, guard| shard.insert_if_absent(&self.growth(), hash, key, new, guard),
+            // The copy (of up to 1 GiB) is made after the flag is released: the
+            // entry stays live while this thread is pinned, even if another
+            // writer replaces it meanwhile.
+            // SAFETY: the entry was linked when found, under this pin.
+            |present, _| present.map(|entry| unsafe { entry::value(entry) }.to_vec()),
+        )
     }
 
     /// The value of `key`, inserting `f()` first if it is absent. `f` runs without
@@ -454,24 +489,27 @@ impl Map {
     ) -> Result<Option<bool>> {
         entry::check_lengths(key, new)?;
         let hash = self.hasher.hash(key);
-        self.write_entry(hash, key, new, |shard, held, new, guard| {
-            Ok(shard.compare_and_swap(held, hash, key, expected, new, guard))
-        })
+        self.write_entry(
+            hash,
+            key,
+            new,
+            |shard, new, guard| Ok(shard.compare_and_swap(hash, key, expected, new, guard)),
+            |swapped, _| swapped,
+        )
     }
 
     /// Removes `key`; `Ok(true)` when it was present.
     pub fn remove(&self, key: &[u8]) -> Result<bool> {
         entry::check_key(key)?;
         let hash = self.hasher.hash(key);
-        self.write(hash, |shard, held, guard| {
-            Ok(shard.remove(held, hash, key, guard))
-        })
+        self.write(hash, |shard, guard| Ok(shard.remove(hash, key, guard)))
     }
 
     /// Removes every entry. Shard by shard: a concurrent reader may see some
     /// shards cleared and others not yet.
     pub fn clear(&self) -> Result<()> {
-        let guard = epoch::pin();
+        // Each pin is taken after the flag it works under: a thread waiting for
+        // a flag must not hold the epoch back meanwhile.
         match self.mode {
             Mode::Exclusive => {
                 let me = thread_id::current();
@@ -479,14 +517,20 @@ impl Map {
                     .exclusive_flag
                     .try_lock(me)
                     .map_err(|holder| self.misuse(Misuse::Write, holder, me))?;
+                let guard = epoch::pin();
                 for shard in self.shards.iter() {
-                    shard.clear(&held, self.initial_log2, &guard)?;
+                    // SAFETY: in exclusive mode the map's flag serialises every
+                    // shard's writers.
+                    unsafe { Writing::new(shard, &held) }.clear(self.initial_log2, &guard)?;
                 }
             }
             Mode::Concurrent => {
                 for shard in self.shards.iter() {
                     let held = shard.flag.lock(thread_id::current());
-                    shard.clear(&held, self.initial_log2, &guard)?;
+                    let guard = epoch::pin();
+                    // SAFETY: in concurrent mode the shard's own flag serialises
+                    // its writers.
+                    unsafe { Writing::new(shard, &held) }.clear(self.initial_log2, &guard)?;
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! A shard: one table behind an epoch-protected pointer, the write flag of
-//! concurrent mode, and the entry count. Every method here that changes the
-//! table takes the proof that the caller holds the flag that serialises it.
+//! concurrent mode, and the entry count. Every method that changes the table is
+//! a method of [`Writing`], the proof that the caller holds the flag that
+//! serialises this shard's writers, bound to the shard.
 //!
 //! Growth: the writer that finds its shard over the load factor (or with too many
 //! overflow buckets since the last build) builds the next table with the rehash
@@ -14,7 +15,9 @@
 //! shard counts its retired-but-unfreed bytes, and a writer that finds them over
 //! half the shard's live bytes (at least [`GARBAGE_FLOOR`]) helps the epoch along
 //! and yields to the pinned threads before it returns, which bounds memory at
-//! about 1.5x the live data under any scheduling.
+//! about 1.5x the live data while pinned readers keep making progress. A pin
+//! that lasts longer than the writers' patience (20 ms, see `relieve_garbage`)
+//! is not waited out: memory then grows by one budget per 20 ms stall instead.
 
 use std::cell::UnsafeCell;
 use std::sync::Arc;
@@ -132,27 +135,6 @@ impl Shard {
         })
     }
 
-    /// Retires an entry that no table links any more: into the shard's retire
-    /// batch, which goes to the epoch when full (see `retire.rs`).
-    ///
-    /// # Safety
-    /// `entry` was unlinked from the current table by the caller, who holds the
-    /// flag, so that no reader pinning after this call can reach it.
-    unsafe fn retire(&self, guard: &Guard, entry: *mut Entry) {
-        // SAFETY: the entry is live until the deferred free.
-        let size = unsafe { entry::footprint(entry) };
-        // SAFETY: the caller holds the flag, so this thread alone touches the batch.
-        let batch = unsafe { &mut *self.retiring.get() };
-        if !batch.push(entry, size) {
-            return;
-        }
-        let (entries, bytes) = batch.take();
-        // SAFETY: per the contract each entry of the batch was unlinked under the
-        // flag before now, so pins taken from now on cannot reach it. They were
-        // made with this shard's slab.
-        unsafe { self.memory.defer(guard, Garbage::Entries(entries), bytes) };
-    }
-
     /// Adds `delta` bytes to the live count (writer only).
     fn add_bytes(&self, added: usize, removed: usize) {
         let bytes = self.bytes.load(Ordering::Relaxed);
@@ -173,18 +155,6 @@ impl Shard {
     #[inline]
     pub(crate) fn slab(&self) -> &Slab {
         self.memory.slab()
-    }
-
-    /// Makes a pending entry, from the shard's slab if it is small.
-    #[inline]
-    pub(crate) fn make_entry<'a>(
-        &self,
-        _held: &FlagGuard<'_>,
-        pending: Pending<'a>,
-    ) -> Result<OwnedEntry<'a>> {
-        // SAFETY: the caller holds the flag that serialises this shard's writers
-        // (`_held`), and `pending` was prepared with this shard's slab.
-        unsafe { pending.finish() }
     }
 
     /// Called by a writer after it released the flag and dropped its own pin: if
@@ -288,10 +258,101 @@ impl Shard {
         self.len.load(Ordering::Relaxed)
     }
 
+    /// Frees the table and its entries.
+    ///
+    /// # Safety
+    /// No other thread can reach the shard (its map is being dropped).
+    pub(crate) unsafe fn destroy(&mut self) {
+        // SAFETY: per the contract nobody else can access the shard, so an
+        // unprotected guard is sound and the table is ours alone.
+        unsafe {
+            let guard = crossbeam_epoch::unprotected();
+            let table = self.table.swap(Shared::null(), Ordering::Relaxed, guard);
+            if !table.is_null() {
+                let table = table.into_owned();
+                // Its small entries go with the slab's chunks, below.
+                table.free_large_entries();
+            }
+            // Entries retired but not yet handed to the epoch: unreachable too.
+            self.retiring.get_mut().free_large();
+            // And what the epoch still holds, with the slab's chunks: so that a
+            // dropped map returns its memory now, not when other threads next
+            // collect their deferred frees (see `reclaim.rs`).
+            self.memory.destroy();
+        }
+    }
+}
+
+/// Proof that the caller holds the flag that serialises a shard's writers (the
+/// shard's own in concurrent mode, the map's in exclusive mode), bound to that
+/// shard. The write methods are its methods: they take the shard from the proof,
+/// so a flag held for one shard can never license a write to another (whose
+/// slab and retire batch would then be touched by two threads at once).
+pub(crate) struct Writing<'a> {
+    shard: &'a Shard,
+    _held: &'a FlagGuard<'a>,
+}
+
+impl<'a> Writing<'a> {
+    /// The proof for `shard`.
+    ///
+    /// # Safety
+    /// `held` guards the flag that serialises `shard`'s writers under its map's
+    /// mode: every other writer of `shard` takes the same flag.
+    #[inline]
+    pub(crate) unsafe fn new(shard: &'a Shard, held: &'a FlagGuard<'a>) -> Writing<'a> {
+        Writing { shard, _held: held }
+    }
+}
+
+impl std::ops::Deref for Writing<'_> {
+    type Target = Shard;
+
+    #[inline]
+    fn deref(&self) -> &Shard {
+        self.shard
+    }
+}
+
+impl Writing<'_> {
+    /// Retires an entry that no table links any more: into the shard's retire
+    /// batch, which goes to the epoch when full (see `retire.rs`).
+    ///
+    /// # Safety
+    /// `entry` was unlinked from the current table by the caller, who holds the
+    /// flag, so that no reader pinning after this call can reach it.
+    unsafe fn retire(&self, guard: &Guard, entry: *mut Entry) {
+        // SAFETY: the entry is live until the deferred free.
+        let size = unsafe { entry::footprint(entry) };
+        // SAFETY: the caller holds the flag, so this thread alone touches the batch.
+        let batch = unsafe { &mut *self.retiring.get() };
+        if !batch.push(entry, size) {
+            return;
+        }
+        let (entries, bytes) = batch.take();
+        // SAFETY: per the contract each entry of the batch was unlinked under the
+        // flag before now, so pins taken from now on cannot reach it. They were
+        // made with this shard's slab.
+        unsafe { self.memory.defer(guard, Garbage::Entries(entries), bytes) };
+    }
+
+    /// Makes a pending entry, from the shard's slab if it is small.
+    #[inline]
+    pub(crate) fn make_entry<'a>(&self, pending: Pending<'a>) -> Result<OwnedEntry<'a>> {
+        // An entry of another shard's slab would be allocated from, or later
+        // freed into, a slab whose flag this writer does not hold.
+        assert!(
+            std::ptr::eq(pending.slab(), self.slab()),
+            "an entry prepared for another shard"
+        );
+        // SAFETY: `self` proves that the caller holds the flag that serialises
+        // this shard's writers, whose slab `pending` uses (checked above).
+        unsafe { pending.finish() }
+    }
+
     /// Inserts or replaces; `Ok(true)` when it replaced.
     pub(crate) fn upsert(
         &self,
-        _held: &FlagGuard<'_>,
         growth: &Growth<'_>,
         hash: KeyHash,
         key: &[u8],
@@ -311,24 +372,22 @@ impl Shard {
         }
     }
 
-    /// Inserts when absent (`Ok(None)`); otherwise returns a copy of the present
-    /// value and drops `new`.
+    /// Inserts when absent (`Ok(None)`); otherwise drops `new` and returns the
+    /// present entry, live while `guard` is pinned (the caller copies its value
+    /// after releasing the flag).
     pub(crate) fn insert_if_absent(
         &self,
-        _held: &FlagGuard<'_>,
         growth: &Growth<'_>,
         hash: KeyHash,
         key: &[u8],
         new: OwnedEntry<'_>,
         guard: &Guard,
-    ) -> Result<Option<Vec<u8>>> {
+    ) -> Result<Option<*const Entry>> {
         let table = self.table(guard);
         match table.locate(hash, key) {
-            Slot::Found { bucket, index, .. } => {
-                let present = bucket.slots[index].load(Ordering::Relaxed);
-                // SAFETY: linked entries are live while the flag is held.
-                Ok(Some(unsafe { entry::value(present) }.to_vec()))
-            }
+            Slot::Found { bucket, index, .. } => Ok(Some(
+                bucket.slots[index].load(Ordering::Relaxed).cast_const(),
+            )),
             Slot::Vacant { free, tail } => {
                 self.add(growth, table, free, tail, hash, key, new, guard)?;
                 Ok(None)
@@ -340,7 +399,6 @@ impl Shard {
     /// swapped, `Some(false)` when it differed, `None` when the key is absent.
     pub(crate) fn compare_and_swap(
         &self,
-        _held: &FlagGuard<'_>,
         hash: KeyHash,
         key: &[u8],
         expected: &[u8],
@@ -374,13 +432,7 @@ impl Shard {
     }
 
     /// Removes the key; `true` when it was present.
-    pub(crate) fn remove(
-        &self,
-        _held: &FlagGuard<'_>,
-        hash: KeyHash,
-        key: &[u8],
-        guard: &Guard,
-    ) -> bool {
+    pub(crate) fn remove(&self, hash: KeyHash, key: &[u8], guard: &Guard) -> bool {
         let table = self.table(guard);
         let Slot::Found {
             head,
@@ -400,7 +452,7 @@ impl Shard {
     }
 
     /// Replaces the table with an empty one of `2^log2` buckets.
-    pub(crate) fn clear(&self, _held: &FlagGuard<'_>, log2: u32, guard: &Guard) -> Result<()> {
+    pub(crate) fn clear(&self, log2: u32, guard: &Guard) -> Result<()> {
         let fresh = Owned::new(Table::new(log2)?).into_shared(guard);
         let old = self.table.swap(fresh, Ordering::AcqRel, guard);
         // SAFETY: just published; retired only by a later writer, after `guard`.
@@ -486,30 +538,6 @@ impl Shard {
         // SAFETY: `new` was just published and is retired only by a later writer
         // under the flag, through the epoch, which `guard` holds back.
         Ok(unsafe { new.deref() })
-    }
-
-    /// Frees the table and its entries.
-    ///
-    /// # Safety
-    /// No other thread can reach the shard (its map is being dropped).
-    pub(crate) unsafe fn destroy(&mut self) {
-        // SAFETY: per the contract nobody else can access the shard, so an
-        // unprotected guard is sound and the table is ours alone.
-        unsafe {
-            let guard = crossbeam_epoch::unprotected();
-            let table = self.table.swap(Shared::null(), Ordering::Relaxed, guard);
-            if !table.is_null() {
-                let table = table.into_owned();
-                // Its small entries go with the slab's chunks, below.
-                table.free_large_entries();
-            }
-            // Entries retired but not yet handed to the epoch: unreachable too.
-            self.retiring.get_mut().free_large();
-            // And what the epoch still holds, with the slab's chunks: so that a
-            // dropped map returns its memory now, not when other threads next
-            // collect their deferred frees (see `reclaim.rs`).
-            self.memory.destroy();
-        }
     }
 }
 

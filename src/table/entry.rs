@@ -114,6 +114,15 @@ impl<'a> Pending<'a> {
         Ok(Pending::Ready(unsafe { fill(base, slab, key, value) }))
     }
 
+    /// The slab the entry is (or will be) made with.
+    #[inline]
+    pub(crate) fn slab(&self) -> &'a Slab {
+        match self {
+            Pending::Ready(entry) => entry.slab,
+            Pending::Small { slab, .. } => slab,
+        }
+    }
+
     /// The entry, allocating it from the slab if it is small.
     ///
     /// # Safety

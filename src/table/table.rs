@@ -223,6 +223,17 @@ impl Table {
 
     /// Finds `key`: the reader's path. Lock-free; the returned entry stays valid
     /// while the caller's epoch pin lasts.
+    ///
+    /// It stops at the first bucket holding an `EMPTY_REST` slot, which relies
+    /// on the chain invariant the writers keep (`place` and `unlink`): a slot is
+    /// `EMPTY_REST` only if every later slot of its bucket and every bucket after
+    /// it in the chain is empty. A writer sets `EMPTY_REST` only by turning a run
+    /// of `EMPTY_ONE` slots at the chain's end back into it (after the slots'
+    /// pointers are null), and filling an `EMPTY_REST` slot leaves the slots
+    /// after it `EMPTY_REST`, so no key ever sits behind an `EMPTY_REST` that a
+    /// reader could load first. The loom model of a reader against a delete and an insert in its
+    /// chain (`tests/loom.rs`) fails when `unlink`'s back-propagation overruns a
+    /// live slot.
     #[inline(always)]
     pub(crate) fn find(&self, hash: KeyHash, key: &[u8]) -> Option<*const Entry> {
         let tophash = hash.tophash();
