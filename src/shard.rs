@@ -543,7 +543,20 @@ impl Writing<'_> {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::Shard;
+    use super::{Shard, Writing};
+    use crate::sync::thread_id;
+    use crate::table::entry::Pending;
+
+    #[test]
+    #[should_panic(expected = "an entry prepared for another shard")]
+    fn a_writer_of_one_shard_cannot_make_an_entry_from_another_shards_slab() {
+        let (mine, other) = (Shard::new(0).unwrap(), Shard::new(0).unwrap());
+        let held = mine.flag.lock(thread_id::current());
+        // SAFETY: `held` guards `mine`'s own flag.
+        let writing = unsafe { Writing::new(&mine, &held) };
+        let pending = Pending::new(other.slab(), b"key", b"value").unwrap();
+        let _ = writing.make_entry(pending);
+    }
 
     #[test]
     fn the_write_half_starts_on_its_own_128_byte_line_pair() {

@@ -12,6 +12,9 @@
 //! One test function, so that no other test of this binary holds a pin while a
 //! plain write's relief needs the epoch to advance.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
+
 use mapcache::{Config, Cursor, Map, TableStats};
 
 /// Overwrites enough keys to retire many times a shard's garbage budget
@@ -97,4 +100,45 @@ fn writes_made_while_pinned_never_wait_for_reclamation() {
         churn(map);
         drop(view);
     });
+    a_clear_waiting_for_a_flag_holds_no_pin();
+}
+
+/// A `clear` that waits for a shard's flag must not be pinned meanwhile: a pin
+/// held while waiting would stop every map's reclamation (the epoch is the
+/// library's), so another map's writers would wait in vain and give up.
+fn a_clear_waiting_for_a_flag_holds_no_pin() {
+    let held_map = fresh_map();
+    let other = fresh_map();
+    let (holding, release) = (Barrier::new(2), Barrier::new(2));
+    let clearing = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let flag = held_map.debug_hold_write_flag(b"any").unwrap();
+            holding.wait();
+            release.wait();
+            drop(flag);
+        });
+        holding.wait();
+        let clearer = s.spawn(|| {
+            clearing.store(true, Ordering::SeqCst);
+            held_map.clear().unwrap();
+        });
+        while !clearing.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // The clearer now waits for the held flag. Churn another map until its
+        // writers have needed relief a few times: each succeeded only if the
+        // epoch could advance past the waiting clearer.
+        while other.table_stats().relief_waits < 3 {
+            churn(&other);
+        }
+        release.wait();
+        clearer.join().unwrap();
+    });
+    assert_eq!(
+        other.table_stats().relief_give_ups,
+        0,
+        "a clear waiting for a flag held the epoch back"
+    );
+    assert!(held_map.is_empty());
 }
