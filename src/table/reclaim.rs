@@ -226,3 +226,49 @@ impl ShardMemory {
 fn lock(registry: &Mutex<Registry>) -> crate::sync::atomic::MutexGuard<'_, Registry> {
     registry.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::sync::epoch;
+    use crate::table::entry::{self, Pending};
+    use crate::table::retire::RetireBatch;
+
+    /// A shard's destruction racing the deferred free of one of its retire
+    /// batches, run by another thread's collection: the item is freed exactly
+    /// once, and never into the slab after its chunks were given back (a free
+    /// after `destroy` would leave a block on a class's stack, which `destroy`
+    /// emptied).
+    #[test]
+    fn destroy_racing_a_deferred_free() {
+        loom::model(|| {
+            let memory = Arc::new(ShardMemory::new());
+            let pending = Pending::new(memory.slab(), b"k", b"v").unwrap();
+            // SAFETY: this thread is the slab's only user here.
+            let entry = unsafe { pending.finish() }.unwrap().into_raw();
+            let mut batch = RetireBatch::default();
+            // SAFETY: the entry is live.
+            batch.push(entry, unsafe { entry::footprint(entry) });
+            let (entries, bytes) = batch.take();
+            {
+                let guard = epoch::pin();
+                // SAFETY: the entry was never linked anywhere; made with this slab.
+                unsafe { memory.defer(&guard, Garbage::Entries(entries), bytes) };
+                guard.flush();
+            }
+            let collector = loom::thread::spawn(|| {
+                for _ in 0..3 {
+                    epoch::pin().flush();
+                }
+            });
+            // SAFETY: nothing links the entry; no allocation runs.
+            unsafe { memory.destroy() };
+            collector.join().unwrap();
+            assert_eq!(memory.garbage(), 0);
+            assert!(
+                !memory.slab().has_returned_blocks(),
+                "a deferred free pushed a block into the slab after its chunks were freed"
+            );
+        });
+    }
+}

@@ -241,6 +241,15 @@ impl Slab {
     /// Bytes of chunks the slab holds (carved or not).
     ///
     /// # Safety
+    /// Whether any block was freed to the slab and not yet taken back, in any
+    /// class (a test probe: `release_chunks` empties every class).
+    #[cfg(test)]
+    pub(crate) fn has_returned_blocks(&self) -> bool {
+        self.classes
+            .iter()
+            .any(|class| !class.returned.load(Ordering::Acquire).is_null())
+    }
+
     /// As for [`Slab::alloc`].
     #[cfg(all(test, not(loom)))]
     pub(crate) unsafe fn reserved(&self) -> usize {
