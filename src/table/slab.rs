@@ -242,8 +242,9 @@ impl Slab {
     ///
     /// # Safety
     /// Whether any block was freed to the slab and not yet taken back, in any
-    /// class (a test probe: `release_chunks` empties every class).
-    #[cfg(test)]
+    /// class (a probe for the loom model of `reclaim.rs`: `release_chunks`
+    /// empties every class).
+    #[cfg(all(test, loom))]
     pub(crate) fn has_returned_blocks(&self) -> bool {
         self.classes
             .iter()
