@@ -57,6 +57,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+/**
+ * Initialises a mapcache_config the host declared, passing its size as the host
+ * sees it: `mapcache_config cfg; MAPCACHE_CONFIG_INIT(&cfg);` is
+ * `mapcache_config_init(&cfg, sizeof cfg)`. Evaluates to the mapcache_status.
+ */
+#define MAPCACHE_CONFIG_INIT(cfg) mapcache_config_init((cfg), sizeof *(cfg))
+
 
 /**
  * `mapcache_config.mode`: any number of threads may read and write (the default).
@@ -107,8 +114,12 @@
  * type or status changes meaning (functions and config fields are only ever
  * added); a host should check `mapcache_abi_version() == MAPCACHE_ABI_VERSION` at
  * start-up.
+ *
+ * History: 1, the first ABI. 2: `mapcache_config_init` takes the size of the
+ * host's `mapcache_config` (and returns a status), so that a host built against
+ * an older header never has more bytes written than its struct holds.
  */
-#define MAPCACHE_ABI_VERSION 1
+#define MAPCACHE_ABI_VERSION 2
 
 /**
  * The longest key, in bytes.
@@ -146,14 +157,17 @@ typedef int32_t mapcache_status;
 typedef struct mapcache mapcache_t;
 
 /**
- * How to create a cache. Initialise with `mapcache_config_init`, then change the
- * fields you need; pass to `mapcache_new`, which reads it during the call only.
- * Fields are only ever appended in later versions (see `struct_size`).
+ * How to create a cache. Initialise with `MAPCACHE_CONFIG_INIT(&cfg)` (that is,
+ * `mapcache_config_init(&cfg, sizeof cfg)`), then change the fields you need;
+ * pass to `mapcache_new`, which reads it during the call only. Fields are only
+ * ever appended in later versions, each with 0 as its default (see
+ * `struct_size`).
  */
 typedef struct mapcache_config {
     /**
-     * `sizeof(mapcache_config)` as the code that filled it knows it; set by
-     * `mapcache_config_init`. Tells the library which fields are present.
+     * `sizeof(mapcache_config)` as the host knows it; set by
+     * `mapcache_config_init` to its `size` argument. Tells the library which
+     * fields are present: it reads only the first `struct_size` bytes.
      */
     size_t struct_size;
     /**
@@ -428,23 +442,34 @@ mapcache_status mapcache_delete_many(mapcache_t *cache,
                                      mapcache_status *out_statuses);
 
 /**
- * Fills `*cfg` with the defaults and sets `cfg->struct_size` to the size of
- * `mapcache_config` as this library knows it. NULL is a no-op.
+ * Fills the host's `mapcache_config` with the defaults. `size` is the size of the
+ * struct as the host knows it, `sizeof(mapcache_config)` from the header the host
+ * was compiled with: the library writes exactly `size` bytes and never more, so a
+ * host built against an older (smaller) header is safe with a newer library. Use
+ * `MAPCACHE_CONFIG_INIT(&cfg)`, which passes `sizeof` for you.
  *
- * Defaults: `initial_capacity` 0, `shards` 0 (automatic), `mode`
- * `MAPCACHE_MODE_CONCURRENT`, `misuse_policy` `MAPCACHE_MISUSE_ERROR`,
- * `rehash_engine` `MAPCACHE_ENGINE_AUTO`, `seed` 0 (random per map).
- *
- * A host built against a newer header (a larger `mapcache_config`) can compare
- * `cfg->struct_size` with its `sizeof(mapcache_config)` afterwards: a smaller value
- * means this library does not know the later fields, which must then stay zero.
+ * Afterwards `cfg->struct_size` is `size`, every field this library knows that
+ * fits in `size` holds its default, and any bytes past this library's own
+ * `mapcache_config` (a host built against a newer header) are zero, which every
+ * field added later reads as "not used". Defaults: `initial_capacity` 0,
+ * `shards` 0 (automatic), `mode` `MAPCACHE_MODE_CONCURRENT`, `misuse_policy`
+ * `MAPCACHE_MISUSE_ERROR`, `rehash_engine` `MAPCACHE_ENGINE_AUTO`, `seed` 0
+ * (random per map).
  *
  * Ownership: `*cfg` is the caller's. Thread-safety: any thread.
  *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cfg` NULL, or `size` smaller than the first
+ *   `mapcache_config` (40 bytes on 64-bit targets) or larger than 4096; nothing
+ *   was written.
+ * - `MAPCACHE_E_INTERNAL`.
+ *
  * # Safety
- * `cfg` must be NULL or valid for writing a `mapcache_config`.
+ * `cfg` must be NULL or valid for writing `size` bytes (any alignment).
  */
-void mapcache_config_init(struct mapcache_config *cfg);
+mapcache_status mapcache_config_init(struct mapcache_config *cfg,
+                                     size_t size);
 
 /**
  * DEBUGGING AID, not for production use: takes the write flag that a write of

@@ -417,7 +417,11 @@ type handle = unsafe.Pointer
 
 func cNew(cfg Config) (handle, cres) {
 	var cc C.mapcache_config
-	C.mapcache_config_init(&cc)
+	// The library writes exactly the size of the struct this binding was built
+	// with (and reads no more), whatever version of it the library knows.
+	if st := C.mapcache_config_init(&cc, C.size_t(unsafe.Sizeof(cc))); st != 0 {
+		return nil, cres{st: int32(st), msg: "mapcache_config_init refused this binding's mapcache_config"}
+	}
 	cc.initial_capacity = C.uint64_t(cfg.InitialCapacity)
 	cc.shards = C.uint32_t(cfg.Shards)
 	cc.mode = C.uint32_t(cfg.Mode)

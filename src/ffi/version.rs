@@ -9,7 +9,11 @@ use super::boundary;
 /// type or status changes meaning (functions and config fields are only ever
 /// added); a host should check `mapcache_abi_version() == MAPCACHE_ABI_VERSION` at
 /// start-up.
-pub const MAPCACHE_ABI_VERSION: u32 = 1;
+///
+/// History: 1, the first ABI. 2: `mapcache_config_init` takes the size of the
+/// host's `mapcache_config` (and returns a status), so that a host built against
+/// an older header never has more bytes written than its struct holds.
+pub const MAPCACHE_ABI_VERSION: u32 = 2;
 
 /// The longest key, in bytes.
 pub const MAPCACHE_MAX_KEY_LEN: usize = 65535;

@@ -72,7 +72,7 @@ static int g_passed, g_failed, g_current_failed;
 
 static mapcache_t *new_cache(uint32_t mode) {
     mapcache_config cfg;
-    mapcache_config_init(&cfg);
+    CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
     cfg.mode = mode;
     mapcache_t *c = NULL;
     CHECK_ST(mapcache_new(&cfg, &c), MAPCACHE_OK);
@@ -174,7 +174,7 @@ struct newer_config {
 static void test_config(void) {
     mapcache_config cfg;
     memset(&cfg, 0xAB, sizeof cfg);
-    mapcache_config_init(&cfg);
+    CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
     CHECK(cfg.struct_size == sizeof(mapcache_config));
     CHECK(cfg.initial_capacity == 0);
     CHECK(cfg.shards == 0);
@@ -182,7 +182,8 @@ static void test_config(void) {
     CHECK(cfg.misuse_policy == MAPCACHE_MISUSE_ERROR);
     CHECK(cfg.rehash_engine == MAPCACHE_ENGINE_AUTO);
     CHECK(cfg.seed == 0);
-    mapcache_config_init(NULL); /* a no-op */
+    CHECK_ERR(mapcache_config_init(NULL, sizeof cfg), MAPCACHE_E_INVALID_ARG,
+              "mapcache_config_init: cfg is NULL");
 
     mapcache_t *c = NULL;
     CHECK_ST(mapcache_new(NULL, &c), MAPCACHE_OK); /* NULL config = defaults */
@@ -211,7 +212,7 @@ static void test_config(void) {
     mapcache_config bad;
 #define BAD_FIELD(assign, name)                                                       \
     do {                                                                              \
-        mapcache_config_init(&bad);                                                   \
+        CHECK_ST(MAPCACHE_CONFIG_INIT(&bad), MAPCACHE_OK);                            \
         assign;                                                                       \
         c = (mapcache_t *)&bad; /* garbage that must be overwritten */               \
         CHECK_ERR(mapcache_new(&bad, &c), MAPCACHE_E_INVALID_CONFIG, name);           \
@@ -230,8 +231,10 @@ static void test_config(void) {
     /* A newer host's larger config: accepted while the unknown tail is zero. */
     struct newer_config newer;
     memset(&newer, 0, sizeof newer);
-    mapcache_config_init(&newer.v1);
-    newer.v1.struct_size = sizeof newer;
+    memset(&newer, 0xAB, sizeof newer);
+    CHECK_ST(mapcache_config_init(&newer.v1, sizeof newer), MAPCACHE_OK);
+    CHECK(newer.v1.struct_size == sizeof newer);
+    CHECK(newer.future_field == 0); /* zeroed: "not used" */
     newer.v1.mode = MAPCACHE_MODE_EXCLUSIVE;
     c = NULL;
     CHECK_ST(mapcache_new(&newer.v1, &c), MAPCACHE_OK);
@@ -239,6 +242,48 @@ static void test_config(void) {
     newer.future_field = 1;
     CHECK_ERR(mapcache_new(&newer.v1, &c), MAPCACHE_E_INVALID_CONFIG, "newer mapcache");
     CHECK(c == NULL);
+}
+
+/* The size of the first mapcache_config (ABI 1 and 2): what a host built against
+   the oldest header has. Every later header's struct starts with these fields. */
+#define V1_CONFIG_SIZE (offsetof(mapcache_config, seed) + sizeof(uint64_t))
+#define GUARD 64
+
+/* A host states its struct's size: init writes exactly that many bytes and new
+   reads no more, whatever lies after it (issue 10, point 7). */
+static void test_config_struct_size(void) {
+    /* An old-size host: its struct, then guard bytes that are not part of it. */
+    unsigned char host[V1_CONFIG_SIZE + GUARD];
+    memset(host, 0xAB, sizeof host);
+    mapcache_config *cfg = (mapcache_config *)(void *)host;
+    CHECK_ST(mapcache_config_init(cfg, V1_CONFIG_SIZE), MAPCACHE_OK);
+    int guard_intact = 1;
+    for (size_t i = V1_CONFIG_SIZE; i < sizeof host; i++) guard_intact &= host[i] == 0xAB;
+    CHECK(guard_intact);
+    CHECK(cfg->struct_size == V1_CONFIG_SIZE);
+    CHECK(cfg->initial_capacity == 0 && cfg->shards == 0 && cfg->seed == 0);
+    CHECK(cfg->mode == MAPCACHE_MODE_CONCURRENT && cfg->rehash_engine == MAPCACHE_ENGINE_AUTO);
+    /* new ignores the non-zero guard bytes: they are past struct_size. */
+    cfg->mode = MAPCACHE_MODE_EXCLUSIVE;
+    mapcache_t *c = NULL;
+    CHECK_ST(mapcache_new(cfg, &c), MAPCACHE_OK);
+    CHECK(c != NULL);
+    CHECK_ST(mapcache_put(c, S("k"), S("v"), NULL), MAPCACHE_OK);
+    mapcache_free(c);
+    guard_intact = 1;
+    for (size_t i = V1_CONFIG_SIZE; i < sizeof host; i++) guard_intact &= host[i] == 0xAB;
+    CHECK(guard_intact);
+
+    /* A size below the first config, or absurdly large: refused, nothing written. */
+    const size_t bad_sizes[] = {0, sizeof(size_t), V1_CONFIG_SIZE - 1, 4097, SIZE_MAX};
+    for (size_t b = 0; b < sizeof bad_sizes / sizeof bad_sizes[0]; b++) {
+        memset(host, 0xAB, sizeof host);
+        CHECK_ERR(mapcache_config_init(cfg, bad_sizes[b]), MAPCACHE_E_INVALID_ARG,
+                  "mapcache_config_init: size = ");
+        int untouched = 1;
+        for (size_t i = 0; i < sizeof host; i++) untouched &= host[i] == 0xAB;
+        CHECK(untouched);
+    }
 }
 
 /* ---------------------------------------------------------- single-key ops */
@@ -1197,7 +1242,7 @@ static void test_internal_error(void) {
 static void test_no_memory(void) {
     /* A table for 2^62 entries cannot be allocated: NO_MEMORY, nothing created. */
     mapcache_config cfg;
-    mapcache_config_init(&cfg);
+    CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
     cfg.initial_capacity = (uint64_t)1 << 62;
     mapcache_t *c = (mapcache_t *)&cfg;
     CHECK_ERR(mapcache_new(&cfg, &c), MAPCACHE_E_NO_MEMORY, "out of memory");
@@ -1436,7 +1481,7 @@ static void test_misuse_abort_policy(void) {
     CHECK(pid >= 0);
     if (pid == 0) {
         mapcache_config cfg;
-        mapcache_config_init(&cfg);
+        if (MAPCACHE_CONFIG_INIT(&cfg) != MAPCACHE_OK) _exit(3);
         cfg.mode = MAPCACHE_MODE_EXCLUSIVE;
         cfg.misuse_policy = MAPCACHE_MISUSE_ABORT;
         mapcache_t *c = NULL;
@@ -1654,6 +1699,7 @@ int main(void) {
     RUN(test_status_str);
     RUN(test_last_error);
     RUN(test_config);
+    RUN(test_config_struct_size);
     RUN(test_get_value);
     RUN(test_get_object);
     RUN(test_put_get_delete);
