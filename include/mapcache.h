@@ -21,6 +21,13 @@
  * NUL-terminated strings). An output buffer must not overlap an input of the same
  * call (MAPCACHE_E_INVALID_ARG). Out-pointers need no particular alignment.
  *
+ * Out-pointers after an error. When a call returns an error status, every
+ * out-pointer it was given that is not NULL holds NULL, 0 or false: never a stale
+ * or partial result. The one exception is MAPCACHE_E_BUFFER_TOO_SMALL, whose
+ * length out-pointer holds the length needed. Batch calls write their output
+ * arrays only when they return MAPCACHE_OK; on an error status the arrays are left
+ * as they were. mapcache_config_init writes nothing when it fails.
+ *
  * Ownership. The library never keeps a pointer the host passed after the call
  * returns, and never frees host memory. The host owns every mapcache_t and
  * mapcache_iter_t it creates and releases them with mapcache_free and
@@ -365,6 +372,10 @@ extern "C" {
  *   `keys`; the key lengths overflow.
  * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
  *
+ * On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
+ * and the output arrays were not written (unless the host changed the length
+ * arrays during the call, which the contract forbids).
+ *
  * # Safety
  * `key_lens`, `out_value_lens`, `out_statuses` must be valid for `n` elements,
  * `keys` readable for the sum of `key_lens`, `values` writable for `values_cap`
@@ -400,6 +411,10 @@ mapcache_status mapcache_get_many(mapcache_t *cache,
  *   add up to more than 0; the lengths overflow.
  * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
  *
+ * On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
+ * and the output arrays were not written (unless the host changed the length
+ * arrays during the call, which the contract forbids).
+ *
  * # Safety
  * `key_lens`, `value_lens`, `out_statuses` must be valid for `n` elements, `keys`
  * and `values` readable for the sums of their lengths, and not modified during
@@ -430,6 +445,10 @@ mapcache_status mapcache_put_many(mapcache_t *cache,
  *   `out_statuses` NULL; `keys` NULL while the key lengths add up to more than 0;
  *   the lengths overflow.
  * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
+ * and the output arrays were not written (unless the host changed the length
+ * arrays during the call, which the contract forbids).
  *
  * # Safety
  * `key_lens` and `out_statuses` must be valid for `n` elements, `keys` readable for
@@ -580,7 +599,7 @@ void mapcache_free(mapcache_t *cache);
 
 /**
  * Starts an iteration over `cache`: `*out` receives a new iterator positioned
- * before the first entry (NULL on error, when `out` is not NULL).
+ * before the first entry (NULL on every error, when `out` is not NULL).
  *
  * The iteration is weakly consistent: it runs concurrently with writers; a key
  * present for the whole iteration is yielded exactly once, no
@@ -619,7 +638,7 @@ mapcache_status mapcache_iter_new(mapcache_t *cache,
  * Returns:
  * - `MAPCACHE_OK`: an entry.
  * - `MAPCACHE_NOT_FOUND`: the iteration is over (and stays over); the outputs are
- *   set to NULL and 0.
+ *   set to NULL and 0, as they are on every error below (each that is not NULL).
  * - `MAPCACHE_E_INVALID_ARG`: `it`, `key`, `key_len`, `value` or `value_len` NULL;
  *   `it` in use by another thread.
  * - `MAPCACHE_E_INVALID_HANDLE`: `it` was freed or is foreign, or its cache was
@@ -698,8 +717,8 @@ const char *mapcache_last_error(void);
  * `buf[0..buf_cap]` receives the value; `buf` may be NULL when `buf_cap` is 0 (a
  * way to ask for the length). `*out_len` receives the value's length on
  * `MAPCACHE_OK` and on `MAPCACHE_E_BUFFER_TOO_SMALL` (then nothing was copied: grow
- * the buffer to `*out_len` and call again), and 0 on `MAPCACHE_NOT_FOUND`.
- * `buf` must not overlap `key`.
+ * the buffer to `*out_len` and call again), and 0 on `MAPCACHE_NOT_FOUND` and on
+ * every other error. `buf` must not overlap `key`.
  *
  * Ownership: all buffers are the caller's; the library keeps no pointer.
  * Thread-safety: any thread, concurrently with other calls on `cache` except
@@ -832,8 +851,8 @@ mapcache_status mapcache_get_with(mapcache_t *cache,
  * Inserts or replaces the value of `key` with a copy of `value[0..value_len]`.
  *
  * `*out_replaced` (when `out_replaced` is not NULL) receives true if an existing
- * value was replaced, false if the key was new. Readers see the old or the new
- * value, never a mix.
+ * value was replaced, false if the key was new or on an error. Readers see the
+ * old or the new value, never a mix.
  *
  * Ownership: the library copies key and value; the caller keeps its buffers.
  * Thread-safety: any thread. Concurrent mode: writers to the same shard wait for
@@ -879,7 +898,8 @@ mapcache_status mapcache_delete(mapcache_t *cache,
                                 size_t key_len);
 
 /**
- * Tells whether `key` is present: `*out` receives true or false.
+ * Tells whether `key` is present: `*out` receives true or false (false on an
+ * error).
  *
  * Thread-safety: as `mapcache_get`.
  *
@@ -898,8 +918,8 @@ mapcache_status mapcache_contains(mapcache_t *cache,
                                   bool *out);
 
 /**
- * The number of entries: `*out` receives it. Under concurrent writes it is a
- * moment's count (it may be stale by the time the caller reads it).
+ * The number of entries: `*out` receives it (0 on an error). Under concurrent
+ * writes it is a moment's count (it may be stale by the time the caller reads it).
  *
  * Thread-safety: any thread; never blocks.
  *
@@ -944,6 +964,8 @@ mapcache_status mapcache_clear(mapcache_t *cache);
  *   the needed length (call again with a larger buffer; nothing was inserted).
  *
  * `buf` may be NULL when `buf_cap` is 0; it must not overlap `key` or `value`.
+ * On any other error `*out_len` is 0 and `*out_inserted` false (each when not
+ * NULL).
  *
  * Ownership: the library copies key and value; all buffers stay the caller's.
  * Thread-safety: as `mapcache_put`.
@@ -976,7 +998,8 @@ mapcache_status mapcache_get_or_insert(mapcache_t *cache,
  * Atomically replaces the value of `key` with `new_value[0..new_len]` if it is
  * currently equal to `expected[0..expected_len]` (byte for byte).
  *
- * `*out_swapped` receives true if the value was replaced, false otherwise.
+ * `*out_swapped` receives true if the value was replaced, false otherwise (also on
+ * `MAPCACHE_NOT_FOUND` and on every error).
  *
  * Ownership: the library copies `new_value`; all buffers stay the caller's.
  * Thread-safety: as `mapcache_put`.

@@ -12,7 +12,7 @@ use std::ptr;
 use std::slice;
 
 use super::boundary::Fail;
-use super::status::{MAPCACHE_E_KEY_TOO_LONG, MAPCACHE_E_VALUE_TOO_LONG};
+use super::status::{self, mapcache_status, MAPCACHE_E_KEY_TOO_LONG, MAPCACHE_E_VALUE_TOO_LONG};
 use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// `ptr .. ptr + len` as addresses, or a failure if it wraps around.
@@ -234,6 +234,23 @@ pub(crate) unsafe fn put_opt<T>(ptr: *mut T, value: T) {
     if !ptr.is_null() {
         // SAFETY: non-null and valid by the caller's contract.
         unsafe { ptr.write_unaligned(value) }
+    }
+}
+
+/// After a call returned `status`: if it is an error, stores `empty` (NULL, 0 or
+/// false) through the out-pointer `ptr` when it is not NULL, so that after an
+/// error a host never finds a stale or partial result there (the header's rule).
+/// Called once the call's work is over, so it never writes memory the call was
+/// still reading.
+///
+/// # Safety
+/// `ptr` must be NULL or valid for writes of a `T` (the host's promise for every
+/// out-pointer it passes).
+#[inline]
+pub(crate) unsafe fn reset_on_error<T>(status: mapcache_status, ptr: *mut T, empty: T) {
+    if status::is_error(status) {
+        // SAFETY: NULL or writable (contract).
+        unsafe { put_opt(ptr, empty) }
     }
 }
 

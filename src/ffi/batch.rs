@@ -7,7 +7,8 @@
 //!
 //! A batch returns `MAPCACHE_OK` when it ran, with each key's own outcome in
 //! `out_statuses[i]`, or an error for the call as a whole (bad arguments, invalid
-//! handle: then no key was processed). When some key's status is an error,
+//! handle: then no key was processed and nothing was written into the output
+//! arrays). When some key's status is an error,
 //! `mapcache_last_error()` describes the first such key (`"key <i>: ..."`).
 
 use super::args;
@@ -170,6 +171,10 @@ fn front(
 ///   `keys`; the key lengths overflow.
 /// - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
 ///
+/// On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
+/// and the output arrays were not written (unless the host changed the length
+/// arrays during the call, which the contract forbids).
+///
 /// # Safety
 /// `key_lens`, `out_value_lens`, `out_statuses` must be valid for `n` elements,
 /// `keys` readable for the sum of `key_lens`, `values` writable for `values_cap`
@@ -298,6 +303,10 @@ fn copy_one(
 ///   add up to more than 0; the lengths overflow.
 /// - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
 ///
+/// On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
+/// and the output arrays were not written (unless the host changed the length
+/// arrays during the call, which the contract forbids).
+///
 /// # Safety
 /// `key_lens`, `value_lens`, `out_statuses` must be valid for `n` elements, `keys`
 /// and `values` readable for the sums of their lengths, and not modified during
@@ -362,6 +371,10 @@ pub unsafe extern "C" fn mapcache_put_many(
 ///   `out_statuses` NULL; `keys` NULL while the key lengths add up to more than 0;
 ///   the lengths overflow.
 /// - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+///
+/// On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
+/// and the output arrays were not written (unless the host changed the length
+/// arrays during the call, which the contract forbids).
 ///
 /// # Safety
 /// `key_lens` and `out_statuses` must be valid for `n` elements, `keys` readable for

@@ -82,8 +82,8 @@ fn too_small(needed: usize, cap: usize, cap_name: &str) -> Fail {
 /// `buf[0..buf_cap]` receives the value; `buf` may be NULL when `buf_cap` is 0 (a
 /// way to ask for the length). `*out_len` receives the value's length on
 /// `MAPCACHE_OK` and on `MAPCACHE_E_BUFFER_TOO_SMALL` (then nothing was copied: grow
-/// the buffer to `*out_len` and call again), and 0 on `MAPCACHE_NOT_FOUND`.
-/// `buf` must not overlap `key`.
+/// the buffer to `*out_len` and call again), and 0 on `MAPCACHE_NOT_FOUND` and on
+/// every other error. `buf` must not overlap `key`.
 ///
 /// Ownership: all buffers are the caller's; the library keeps no pointer.
 /// Thread-safety: any thread, concurrently with other calls on `cache` except
@@ -111,7 +111,7 @@ pub unsafe extern "C" fn mapcache_get(
     buf_cap: usize,
     out_len: *mut usize,
 ) -> mapcache_status {
-    boundary::run("mapcache_get", || {
+    let status = boundary::run("mapcache_get", || {
         let shell = handle::shell(cache)?;
         // SAFETY: readable for key_len bytes, not modified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
@@ -137,7 +137,12 @@ pub unsafe extern "C" fn mapcache_get(
                 Ok(MAPCACHE_NOT_FOUND)
             }
         }
-    })
+    });
+    if status != MAPCACHE_E_BUFFER_TOO_SMALL {
+        // SAFETY: NULL or writable (contract).
+        unsafe { args::reset_on_error(status, out_len, 0) };
+    }
+    status
 }
 
 /// Copies the value of `key` into the caller's buffer, `snprintf`-style: the
@@ -408,8 +413,8 @@ pub unsafe extern "C" fn mapcache_get_with(
 /// Inserts or replaces the value of `key` with a copy of `value[0..value_len]`.
 ///
 /// `*out_replaced` (when `out_replaced` is not NULL) receives true if an existing
-/// value was replaced, false if the key was new. Readers see the old or the new
-/// value, never a mix.
+/// value was replaced, false if the key was new or on an error. Readers see the
+/// old or the new value, never a mix.
 ///
 /// Ownership: the library copies key and value; the caller keeps its buffers.
 /// Thread-safety: any thread. Concurrent mode: writers to the same shard wait for
@@ -436,7 +441,7 @@ pub unsafe extern "C" fn mapcache_put(
     value_len: usize,
     out_replaced: *mut bool,
 ) -> mapcache_status {
-    boundary::run("mapcache_put", || {
+    let status = boundary::run("mapcache_put", || {
         let shell = handle::shell(cache)?;
         // SAFETY: readable and unmodified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
@@ -448,7 +453,10 @@ pub unsafe extern "C" fn mapcache_put(
             unsafe { args::put_opt(out_replaced, replaced) };
             Ok(MAPCACHE_OK)
         })
-    })
+    });
+    // SAFETY: NULL or writable (contract).
+    unsafe { args::reset_on_error(status, out_replaced, false) };
+    status
 }
 
 /// Removes `key`.
@@ -484,7 +492,8 @@ pub unsafe extern "C" fn mapcache_delete(
     })
 }
 
-/// Tells whether `key` is present: `*out` receives true or false.
+/// Tells whether `key` is present: `*out` receives true or false (false on an
+/// error).
 ///
 /// Thread-safety: as `mapcache_get`.
 ///
@@ -503,7 +512,7 @@ pub unsafe extern "C" fn mapcache_contains(
     key_len: usize,
     out: *mut bool,
 ) -> mapcache_status {
-    boundary::run("mapcache_contains", || {
+    let status = boundary::run("mapcache_contains", || {
         let shell = handle::shell(cache)?;
         // SAFETY: readable and unmodified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
@@ -514,11 +523,14 @@ pub unsafe extern "C" fn mapcache_contains(
             unsafe { args::put(out, present) };
             Ok(MAPCACHE_OK)
         })
-    })
+    });
+    // SAFETY: NULL or writable (contract).
+    unsafe { args::reset_on_error(status, out, false) };
+    status
 }
 
-/// The number of entries: `*out` receives it. Under concurrent writes it is a
-/// moment's count (it may be stale by the time the caller reads it).
+/// The number of entries: `*out` receives it (0 on an error). Under concurrent
+/// writes it is a moment's count (it may be stale by the time the caller reads it).
 ///
 /// Thread-safety: any thread; never blocks.
 ///
@@ -531,7 +543,7 @@ pub unsafe extern "C" fn mapcache_contains(
 /// `out` must be writable.
 #[no_mangle]
 pub unsafe extern "C" fn mapcache_len(cache: *mut mapcache_t, out: *mut usize) -> mapcache_status {
-    boundary::run("mapcache_len", || {
+    let status = boundary::run("mapcache_len", || {
         let shell = handle::shell(cache)?;
         args::out(out, "out")?;
         shell.with(|inner| {
@@ -540,7 +552,10 @@ pub unsafe extern "C" fn mapcache_len(cache: *mut mapcache_t, out: *mut usize) -
             unsafe { args::put(out, len) };
             Ok(MAPCACHE_OK)
         })
-    })
+    });
+    // SAFETY: NULL or writable (contract).
+    unsafe { args::reset_on_error(status, out, 0) };
+    status
 }
 
 /// Removes every entry.
@@ -578,6 +593,8 @@ pub unsafe extern "C" fn mapcache_clear(cache: *mut mapcache_t) -> mapcache_stat
 ///   the needed length (call again with a larger buffer; nothing was inserted).
 ///
 /// `buf` may be NULL when `buf_cap` is 0; it must not overlap `key` or `value`.
+/// On any other error `*out_len` is 0 and `*out_inserted` false (each when not
+/// NULL).
 ///
 /// Ownership: the library copies key and value; all buffers stay the caller's.
 /// Thread-safety: as `mapcache_put`.
@@ -608,7 +625,7 @@ pub unsafe extern "C" fn mapcache_get_or_insert(
     out_len: *mut usize,
     out_inserted: *mut bool,
 ) -> mapcache_status {
-    boundary::run("mapcache_get_or_insert", || {
+    let status = boundary::run("mapcache_get_or_insert", || {
         let shell = handle::shell(cache)?;
         // SAFETY: readable and unmodified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
@@ -658,13 +675,22 @@ pub unsafe extern "C" fn mapcache_get_or_insert(
                 Some(existing) => present(unsafe { copy_if_fits(&existing, buf, buf_cap) }),
             }
         })
-    })
+    });
+    // SAFETY: NULL or writable (contract).
+    unsafe {
+        if status != MAPCACHE_E_BUFFER_TOO_SMALL {
+            args::reset_on_error(status, out_len, 0);
+        }
+        args::reset_on_error(status, out_inserted, false);
+    }
+    status
 }
 
 /// Atomically replaces the value of `key` with `new_value[0..new_len]` if it is
 /// currently equal to `expected[0..expected_len]` (byte for byte).
 ///
-/// `*out_swapped` receives true if the value was replaced, false otherwise.
+/// `*out_swapped` receives true if the value was replaced, false otherwise (also on
+/// `MAPCACHE_NOT_FOUND` and on every error).
 ///
 /// Ownership: the library copies `new_value`; all buffers stay the caller's.
 /// Thread-safety: as `mapcache_put`.
@@ -693,7 +719,7 @@ pub unsafe extern "C" fn mapcache_compare_and_swap(
     new_len: usize,
     out_swapped: *mut bool,
 ) -> mapcache_status {
-    boundary::run("mapcache_compare_and_swap", || {
+    let status = boundary::run("mapcache_compare_and_swap", || {
         let shell = handle::shell(cache)?;
         // SAFETY: readable and unmodified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
@@ -711,5 +737,8 @@ pub unsafe extern "C" fn mapcache_compare_and_swap(
                 None => MAPCACHE_NOT_FOUND,
             })
         })
-    })
+    });
+    // SAFETY: NULL or writable (contract).
+    unsafe { args::reset_on_error(status, out_swapped, false) };
+    status
 }

@@ -1253,6 +1253,166 @@ static void test_no_memory(void) {
     mapcache_free(c);
 }
 
+/* ------------------------------------- out-pointers after an error (point 8) */
+
+/* What every out-pointer holds after an error status, as the header promises:
+   NULL, 0 or false (except the length reported with BUFFER_TOO_SMALL), and batch
+   arrays untouched. Each out-pointer starts as a sentinel, then a bad argument or
+   handle must reset it. */
+#define SENTINEL_LEN ((size_t)0x5A5A5A5A)
+#define SENTINEL_PTR ((void *)&g_passed)
+
+struct put_inside {
+    mapcache_t *cache;
+    mapcache_status st;
+    bool replaced;
+};
+
+static void put_while_held(void *ctx) {
+    struct put_inside *p = ctx;
+    p->replaced = true;
+    p->st = mapcache_put(p->cache, S("k"), S("v"), &p->replaced);
+}
+
+static void test_out_pointers_after_errors(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    mapcache_t *freed = new_cache(MAPCACHE_MODE_CONCURRENT);
+    mapcache_free(freed);
+    long not_a_cache[8] = {0};
+    mapcache_t *foreign = (mapcache_t *)not_a_cache;
+    mapcache_t *bad_handles[3] = {NULL, foreign, freed};
+    uint8_t buf[8];
+    uint8_t *huge_key = calloc(1, MAPCACHE_MAX_KEY_LEN + 1);
+    CHECK(huge_key != NULL);
+    if (!huge_key) return;
+    CHECK_ST(mapcache_put(c, S("present"), S("a long value"), NULL), MAPCACHE_OK);
+
+    for (int h = 0; h < 3; h++) {
+        mapcache_t *bad = bad_handles[h];
+        size_t len = SENTINEL_LEN;
+        CHECK(mapcache_get(bad, S("k"), buf, sizeof buf, &len) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(len == 0);
+        bool flag = true;
+        CHECK(mapcache_put(bad, S("k"), S("v"), &flag) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(!flag);
+        flag = true;
+        CHECK(mapcache_contains(bad, S("k"), &flag) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(!flag);
+        len = SENTINEL_LEN;
+        CHECK(mapcache_len(bad, &len) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(len == 0);
+        len = SENTINEL_LEN;
+        flag = true;
+        CHECK(mapcache_get_or_insert(bad, S("k"), S("v"), buf, sizeof buf, &len, &flag) >=
+              MAPCACHE_E_INVALID_ARG);
+        CHECK(len == 0 && !flag);
+        flag = true;
+        CHECK(mapcache_compare_and_swap(bad, S("k"), S("a"), S("b"), &flag) >=
+              MAPCACHE_E_INVALID_ARG);
+        CHECK(!flag);
+        mapcache_iter_t *it = SENTINEL_PTR;
+        CHECK(mapcache_iter_new(bad, &it) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(it == NULL);
+        /* Batches: a whole-call error writes nothing into the arrays. */
+        mapcache_status st[1] = {99};
+        size_t lens[1] = {SENTINEL_LEN};
+        CHECK(mapcache_get_many(bad, 1, (const uint8_t *)"k", (size_t[]){1}, buf, sizeof buf,
+                                lens, st) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(st[0] == 99 && lens[0] == SENTINEL_LEN);
+        CHECK(mapcache_put_many(bad, 1, (const uint8_t *)"k", (size_t[]){1},
+                                (const uint8_t *)"v", (size_t[]){1}, st) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(st[0] == 99);
+        CHECK(mapcache_delete_many(bad, 1, (const uint8_t *)"k", (size_t[]){1}, st) >=
+              MAPCACHE_E_INVALID_ARG);
+        CHECK(st[0] == 99);
+    }
+
+    /* Bad arguments on a live cache. */
+    size_t len = SENTINEL_LEN;
+    CHECK_ST(mapcache_get(c, NULL, 3, buf, sizeof buf, &len), MAPCACHE_E_INVALID_ARG);
+    CHECK(len == 0);
+    len = SENTINEL_LEN;
+    CHECK_ST(mapcache_get(c, huge_key, MAPCACHE_MAX_KEY_LEN + 1, buf, sizeof buf, &len),
+             MAPCACHE_E_KEY_TOO_LONG);
+    CHECK(len == 0);
+    len = SENTINEL_LEN;
+    CHECK_ST(mapcache_get(c, S("present"), NULL, 4, &len), MAPCACHE_E_INVALID_ARG);
+    CHECK(len == 0);
+    /* BUFFER_TOO_SMALL is the documented exception: the needed length. */
+    CHECK_ST(mapcache_get(c, S("present"), buf, 2, &len), MAPCACHE_E_BUFFER_TOO_SMALL);
+    CHECK(len == 12);
+    bool flag = true;
+    CHECK_ST(mapcache_put(c, S("k"), buf, (size_t)MAPCACHE_MAX_VALUE_LEN + 1, &flag),
+             MAPCACHE_E_VALUE_TOO_LONG);
+    CHECK(!flag);
+    flag = true;
+    CHECK_ST(mapcache_contains(c, huge_key, MAPCACHE_MAX_KEY_LEN + 1, &flag),
+             MAPCACHE_E_KEY_TOO_LONG);
+    CHECK(!flag);
+    len = SENTINEL_LEN;
+    flag = true;
+    memcpy(buf, "kkkk", 4);
+    CHECK_ST(mapcache_get_or_insert(c, buf, 4, S("v"), buf + 2, 4, &len, &flag),
+             MAPCACHE_E_INVALID_ARG);
+    CHECK(len == 0 && !flag);
+    len = SENTINEL_LEN;
+    flag = true;
+    CHECK_ST(mapcache_get_or_insert(c, S("k"), S("v"), buf, 8, &len, NULL), MAPCACHE_E_INVALID_ARG);
+    CHECK(len == 0);
+    len = SENTINEL_LEN;
+    flag = true;
+    CHECK_ST(mapcache_get_or_insert(c, S("present"), S("v"), buf, 2, &len, &flag),
+             MAPCACHE_E_BUFFER_TOO_SMALL);
+    CHECK(len == 12 && !flag);
+    flag = true;
+    CHECK_ST(mapcache_compare_and_swap(c, huge_key, MAPCACHE_MAX_KEY_LEN + 1, S("a"), S("b"), &flag),
+             MAPCACHE_E_KEY_TOO_LONG);
+    CHECK(!flag);
+    mapcache_t *made = SENTINEL_PTR;
+    mapcache_config cfg;
+    CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
+    cfg.mode = 9;
+    CHECK_ST(mapcache_new(&cfg, &made), MAPCACHE_E_INVALID_CONFIG);
+    CHECK(made == NULL);
+
+    /* An exclusive-mode error: a write that collides with the flag this thread
+       holds. */
+    mapcache_t *x = new_cache(MAPCACHE_MODE_EXCLUSIVE);
+    struct put_inside inside = {x, MAPCACHE_OK, true};
+    CHECK_ST(mapcache_debug_hold_write(x, S("k"), put_while_held, &inside), MAPCACHE_OK);
+    CHECK(inside.st == MAPCACHE_E_CONCURRENT_WRITE);
+    CHECK(!inside.replaced);
+    mapcache_free(x);
+
+    /* mapcache_iter_next: all four outputs NULL/0 on every error. */
+    const uint8_t *k = SENTINEL_PTR, *v = SENTINEL_PTR;
+    size_t kl = SENTINEL_LEN, vl = SENTINEL_LEN;
+    CHECK_ST(mapcache_iter_next(NULL, &k, &kl, &v, &vl), MAPCACHE_E_INVALID_ARG);
+    CHECK(k == NULL && kl == 0 && v == NULL && vl == 0);
+    k = v = SENTINEL_PTR;
+    kl = vl = SENTINEL_LEN;
+    CHECK_ST(mapcache_iter_next((mapcache_iter_t *)not_a_cache, &k, &kl, &v, &vl),
+             MAPCACHE_E_INVALID_HANDLE);
+    CHECK(k == NULL && kl == 0 && v == NULL && vl == 0);
+    mapcache_iter_t *it = NULL;
+    CHECK_ST(mapcache_iter_new(c, &it), MAPCACHE_OK);
+    k = v = SENTINEL_PTR;
+    kl = vl = SENTINEL_LEN;
+    CHECK_ST(mapcache_iter_next(it, &k, &kl, NULL, &vl), MAPCACHE_E_INVALID_ARG);
+    CHECK(k == NULL && kl == 0 && vl == 0);
+    mapcache_free(c);
+    k = v = SENTINEL_PTR;
+    kl = vl = SENTINEL_LEN;
+    CHECK_ST(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_E_INVALID_HANDLE);
+    CHECK(k == NULL && kl == 0 && v == NULL && vl == 0);
+    mapcache_iter_free(it);
+    k = v = SENTINEL_PTR;
+    kl = vl = SENTINEL_LEN;
+    CHECK_ST(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_E_INVALID_HANDLE);
+    CHECK(k == NULL && kl == 0 && v == NULL && vl == 0);
+    free(huge_key);
+}
+
 /* -------------------------------------------------- exclusive-mode misuse */
 
 struct collide {
@@ -1720,6 +1880,7 @@ int main(void) {
     RUN(test_labels);
     RUN(test_internal_error);
     RUN(test_no_memory);
+    RUN(test_out_pointers_after_errors);
     RUN(test_exclusive_misuse_deterministic);
     RUN(test_exclusive_misuse_every_call);
     RUN(test_exclusive_misuse_hammer);
