@@ -112,6 +112,13 @@
 #define MAPCACHE_ENGINE_PARALLEL 2
 
 /**
+ * The largest `mapcache_config.initial_capacity` (2^30 entries); a larger one is
+ * `MAPCACHE_E_INVALID_CONFIG`. It is a sizing limit, not a bound: a cache still
+ * grows past it by inserting.
+ */
+#define MAPCACHE_MAX_INITIAL_CAPACITY 1073741824
+
+/**
  * The longest label accepted, in bytes (without the terminating NUL).
  */
 #define MAPCACHE_MAX_LABEL_LEN 1023
@@ -178,7 +185,9 @@ typedef struct mapcache_config {
      */
     size_t struct_size;
     /**
-     * Entries to size the table for up front; 0 = start small and grow.
+     * Entries to size the table for up front; 0 = start small and grow; at most
+     * `MAPCACHE_MAX_INITIAL_CAPACITY`. The table's memory is committed as it
+     * fills, not at creation.
      */
     uint64_t initial_capacity;
     /**

@@ -34,6 +34,13 @@ pub const MAPCACHE_ENGINE_SINGLE: u32 = 1;
 /// `mapcache_config.rehash_engine`: rehash with several CPU threads.
 pub const MAPCACHE_ENGINE_PARALLEL: u32 = 2;
 
+/// The largest `mapcache_config.initial_capacity` (2^30 entries); a larger one is
+/// `MAPCACHE_E_INVALID_CONFIG`. It is a sizing limit, not a bound: a cache still
+/// grows past it by inserting.
+pub const MAPCACHE_MAX_INITIAL_CAPACITY: u64 = 1073741824;
+
+const _: () = assert!(MAPCACHE_MAX_INITIAL_CAPACITY == crate::MAX_INITIAL_CAPACITY as u64);
+
 /// The largest `struct_size` accepted (a guard against garbage in the field).
 const MAX_STRUCT_SIZE: usize = 4096;
 
@@ -49,7 +56,9 @@ pub struct mapcache_config {
     /// `mapcache_config_init` to its `size` argument. Tells the library which
     /// fields are present: it reads only the first `struct_size` bytes.
     pub struct_size: usize,
-    /// Entries to size the table for up front; 0 = start small and grow.
+    /// Entries to size the table for up front; 0 = start small and grow; at most
+    /// `MAPCACHE_MAX_INITIAL_CAPACITY`. The table's memory is committed as it
+    /// fills, not at creation.
     pub initial_capacity: u64,
     /// Number of shards: 0 = automatic, else a power of two, at most 65536.
     pub shards: u32,
@@ -175,12 +184,15 @@ fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
             c.shards
         )));
     }
-    let initial_capacity = usize::try_from(c.initial_capacity).map_err(|_| {
-        invalid(format!(
-            "cfg->initial_capacity = {} does not fit in this platform's size_t",
+    if c.initial_capacity > MAPCACHE_MAX_INITIAL_CAPACITY {
+        return Err(invalid(format!(
+            "cfg->initial_capacity = {} is larger than MAPCACHE_MAX_INITIAL_CAPACITY \
+             ({MAPCACHE_MAX_INITIAL_CAPACITY})",
             c.initial_capacity
-        ))
-    })?;
+        )));
+    }
+    // At most 2^30: fits every size_t the library builds for.
+    let initial_capacity = c.initial_capacity as usize;
     // `..Config::default()`: fields the C config does not carry keep their defaults
     // (and fields the core adds later need no change here).
     #[allow(clippy::needless_update)]
@@ -485,6 +497,21 @@ mod tests {
                     ..defaults()
                 },
                 "cfg->shards",
+            ),
+            (
+                mapcache_config {
+                    initial_capacity: MAPCACHE_MAX_INITIAL_CAPACITY + 1,
+                    ..defaults()
+                },
+                "cfg->initial_capacity = 1073741825 is larger than \
+                 MAPCACHE_MAX_INITIAL_CAPACITY (1073741824)",
+            ),
+            (
+                mapcache_config {
+                    initial_capacity: u64::MAX,
+                    ..defaults()
+                },
+                "cfg->initial_capacity",
             ),
         ];
         for (c, name) in cases {

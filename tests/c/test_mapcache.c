@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1239,20 +1240,6 @@ static void test_internal_error(void) {
     mapcache_free(c);
 }
 
-static void test_no_memory(void) {
-    /* A table for 2^62 entries cannot be allocated: NO_MEMORY, nothing created. */
-    mapcache_config cfg;
-    CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
-    cfg.initial_capacity = (uint64_t)1 << 62;
-    mapcache_t *c = (mapcache_t *)&cfg;
-    CHECK_ERR(mapcache_new(&cfg, &c), MAPCACHE_E_NO_MEMORY, "out of memory");
-    CHECK(c == NULL);
-    /* The library is fine afterwards. */
-    cfg.initial_capacity = 16;
-    CHECK_ST(mapcache_new(&cfg, &c), MAPCACHE_OK);
-    mapcache_free(c);
-}
-
 /* ------------------------------------- out-pointers after an error (point 8) */
 
 /* What every out-pointer holds after an error status, as the header promises:
@@ -1411,6 +1398,69 @@ static void test_out_pointers_after_errors(void) {
     CHECK_ST(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_E_INVALID_HANDLE);
     CHECK(k == NULL && kl == 0 && v == NULL && vl == 0);
     free(huge_key);
+}
+
+/* initial_capacity has a documented limit: over it is INVALID_CONFIG naming the
+   field and the limit, without any allocation being tried (issue 10, point 9). */
+static void test_initial_capacity_limit(void) {
+    CHECK(MAPCACHE_MAX_INITIAL_CAPACITY == 1073741824);
+    const uint64_t over[] = {(uint64_t)MAPCACHE_MAX_INITIAL_CAPACITY + 1, (uint64_t)1 << 62,
+                             UINT64_MAX};
+    for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+        mapcache_config cfg;
+        CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
+        cfg.initial_capacity = over[i];
+        cfg.shards = i == 0 ? 1 : 0;
+        mapcache_t *c = SENTINEL_PTR;
+        CHECK_ERR(mapcache_new(&cfg, &c), MAPCACHE_E_INVALID_CONFIG, "mapcache_new: cfg->initial_capacity = ");
+        CHECK(contains_str(mapcache_last_error(),
+                           "is larger than MAPCACHE_MAX_INITIAL_CAPACITY (1073741824)"));
+        CHECK(c == NULL);
+    }
+    /* The library is fine afterwards. */
+    mapcache_config cfg;
+    CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
+    cfg.initial_capacity = 16;
+    mapcache_t *c = NULL;
+    CHECK_ST(mapcache_new(&cfg, &c), MAPCACHE_OK);
+    mapcache_free(c);
+}
+
+/* A table the system cannot reserve is MAPCACHE_E_NO_MEMORY, never a crash: in a
+   child whose address space is capped, a cache sized at the limit in one shard
+   (a bucket array of about 30 GB) cannot be mapped. */
+static void test_no_memory(void) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        long pages = 0;
+        FILE *statm = fopen("/proc/self/statm", "r");
+        if (statm == NULL || fscanf(statm, "%ld", &pages) != 1) _exit(2);
+        fclose(statm);
+        struct rlimit cap;
+        cap.rlim_cur = cap.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (1u << 30);
+        if (setrlimit(RLIMIT_AS, &cap) != 0) _exit(2);
+        mapcache_config cfg;
+        if (MAPCACHE_CONFIG_INIT(&cfg) != MAPCACHE_OK) _exit(3);
+        cfg.initial_capacity = MAPCACHE_MAX_INITIAL_CAPACITY;
+        cfg.shards = 1;
+        mapcache_t *c = SENTINEL_PTR;
+        mapcache_status st = mapcache_new(&cfg, &c);
+        if (st != MAPCACHE_E_NO_MEMORY) _exit(4);
+        if (c != NULL) _exit(5);
+        if (!contains_str(mapcache_last_error(), "out of memory allocating")) _exit(6);
+        _exit(0);
+    }
+    int wstatus = 0;
+    CHECK(waitpid(pid, &wstatus, 0) == pid);
+    CHECK(WIFEXITED(wstatus));
+    if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
+        fprintf(stderr, "  child exited with %d (signal %d)\n",
+                WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1,
+                WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
+    CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
 }
 
 /* -------------------------------------------------- exclusive-mode misuse */
@@ -1879,8 +1929,9 @@ int main(void) {
     RUN(test_iterator_misuse);
     RUN(test_labels);
     RUN(test_internal_error);
-    RUN(test_no_memory);
     RUN(test_out_pointers_after_errors);
+    RUN(test_initial_capacity_limit);
+    RUN(test_no_memory);
     RUN(test_exclusive_misuse_deterministic);
     RUN(test_exclusive_misuse_every_call);
     RUN(test_exclusive_misuse_hammer);

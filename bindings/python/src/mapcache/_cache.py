@@ -393,7 +393,8 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     Args:
         initial_capacity: entries to size the table for up front (a sizing
             hint, not a bound: eviction and a bounded capacity arrive in a
-            later version of the library). 0 grows from small.
+            later version of the library). 0 grows from small; at most
+            2**30 (more raises :class:`InvalidConfigError`).
         shards: number of shards, 0 for automatic, otherwise a power of two
             of at most 65536.
         mode: ``"concurrent"`` (default: any number of threads may read and
