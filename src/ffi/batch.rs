@@ -9,7 +9,9 @@
 //! `out_statuses[i]`, or an error for the call as a whole (bad arguments, invalid
 //! handle: then no key was processed and nothing was written into the output
 //! arrays). When some key's status is an error,
-//! `mapcache_last_error()` describes the first such key (`"key <i>: ..."`).
+//! `mapcache_last_error()` describes the first such key: `"mapcache_put_many: key
+//! <i>: ..."` for an argument error, the core's own text for a misuse report or
+//! an allocation failure (see `FirstError::note`).
 
 use super::args;
 use super::boundary::{self, Fail};
@@ -111,13 +113,19 @@ impl FirstError {
     }
 
     /// Notes `fail` for key `i` (if it is the first) and returns its status.
+    ///
+    /// The rule of every call, batches included: a message this layer writes
+    /// starts with the function (here, and the key's index: `"mapcache_put_many:
+    /// key 3: value_len = ..."`); a message of the core (a misuse report, out of
+    /// memory) is passed on verbatim, so that a misuse report has the same form
+    /// from a batch as from a single call.
     #[cold]
     fn note(&mut self, i: usize, fail: Fail) -> mapcache_status {
         if self.message.is_none() {
             let text = fail.message_for(self.function);
             let text = match text.strip_prefix(self.function) {
                 Some(rest) => format!("{}: key {i}{rest}", self.function),
-                None => format!("{}: key {i}: {text}", self.function),
+                None => text,
             };
             self.message = Some(text);
         }
