@@ -18,8 +18,9 @@
  * be NULL only when its length is 0. Keys are 0 to MAPCACHE_MAX_KEY_LEN bytes
  * (longer: MAPCACHE_E_KEY_TOO_LONG); values 0 to MAPCACHE_MAX_VALUE_LEN bytes
  * (longer: MAPCACHE_E_VALUE_TOO_LONG). Keys and values are arbitrary bytes (not
- * NUL-terminated strings). An output buffer must not overlap an input of the same
- * call (MAPCACHE_E_INVALID_ARG). Out-pointers need no particular alignment.
+ * NUL-terminated strings). An output buffer or array must not overlap an input
+ * or another output of the same call (MAPCACHE_E_INVALID_ARG, naming both).
+ * Out-pointers need no particular alignment.
  *
  * Out-pointers after an error. When a call returns an error status, every
  * out-pointer it was given that is not NULL holds NULL, 0 or false: never a stale
@@ -367,7 +368,8 @@ extern "C" {
  *   mode), 0.
  *
  * `n` may be 0 (then every pointer may be NULL). `values` may be NULL when
- * `values_cap` is 0, and must not overlap `keys`.
+ * `values_cap` is 0. No output (`values[0..values_cap]`, `out_value_lens`,
+ * `out_statuses`) may overlap an input (`keys`, `key_lens`) or another output.
  *
  * Ownership: all arrays are the caller's. Thread-safety: as `mapcache_get`; the
  * batch is not atomic (each key is read on its own).
@@ -377,8 +379,8 @@ extern "C" {
  *   any, is in `mapcache_last_error()`).
  * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens`,
  *   `out_value_lens` or `out_statuses` NULL; `keys` NULL while the key lengths add
- *   up to more than 0; `values` NULL with `values_cap` > 0; `values` overlaps
- *   `keys`; the key lengths overflow.
+ *   up to more than 0; `values` NULL with `values_cap` > 0; an output overlaps an
+ *   input or another output (the message names both); the key lengths overflow.
  * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
  *
  * On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
@@ -408,7 +410,8 @@ mapcache_status mapcache_get_many(mapcache_t *cache,
  * `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
  * `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode) or `MAPCACHE_E_NO_MEMORY`; a failed
  * key changes nothing and later keys are still processed. Keys are written in
- * order, so a key repeated in the batch ends with its last value.
+ * order, so a key repeated in the batch ends with its last value. `out_statuses`
+ * must not overlap an input (`keys`, `key_lens`, `values`, `value_lens`).
  *
  * Ownership: the library copies keys and values. Thread-safety: as `mapcache_put`;
  * the batch is not atomic (other threads may see part of it).
@@ -417,7 +420,8 @@ mapcache_status mapcache_get_many(mapcache_t *cache,
  * - `MAPCACHE_OK`: the batch ran; see `out_statuses`.
  * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens`, `value_lens`
  *   or `out_statuses` NULL; `keys` (`values`) NULL while the key (value) lengths
- *   add up to more than 0; the lengths overflow.
+ *   add up to more than 0; `out_statuses` overlaps an input (the message names
+ *   it); the lengths overflow.
  * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
  *
  * On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
@@ -443,7 +447,8 @@ mapcache_status mapcache_put_many(mapcache_t *cache,
  *
  * `out_statuses[i]` receives `MAPCACHE_OK` (was present, removed),
  * `MAPCACHE_NOT_FOUND` (was absent), `MAPCACHE_E_KEY_TOO_LONG` or
- * `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode).
+ * `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode). `out_statuses` must not overlap
+ * `keys` or `key_lens`.
  *
  * Ownership: all arrays are the caller's. Thread-safety: as `mapcache_delete`; the
  * batch is not atomic.
@@ -452,7 +457,7 @@ mapcache_status mapcache_put_many(mapcache_t *cache,
  * - `MAPCACHE_OK`: the batch ran; see `out_statuses`.
  * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens` or
  *   `out_statuses` NULL; `keys` NULL while the key lengths add up to more than 0;
- *   the lengths overflow.
+ *   `out_statuses` overlaps `keys` or `key_lens`; the lengths overflow.
  * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
  *
  * On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed

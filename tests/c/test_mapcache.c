@@ -9,11 +9,13 @@
  */
 #include "mapcache.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -79,6 +81,22 @@ static mapcache_t *new_cache(uint32_t mode) {
     CHECK_ST(mapcache_new(&cfg, &c), MAPCACHE_OK);
     CHECK(c != NULL);
     return c;
+}
+
+/* `len` readable zero bytes that cost nothing until touched (an anonymous
+   mapping), for calls whose contract needs a long readable buffer the library
+   will not read. */
+static uint8_t *readable_region(size_t len) {
+    /* /dev/zero rather than MAP_ANONYMOUS, which strict POSIX 2008 lacks. */
+    int fd = open("/dev/zero", O_RDONLY);
+    if (fd < 0) return NULL;
+    void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void release_region(uint8_t *p, size_t len) {
+    munmap(p, len);
 }
 
 static int contains_str(const char *hay, const char *needle) {
@@ -775,18 +793,20 @@ static void test_put_many_per_key_errors(void) {
     size_t n;
     CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
     CHECK(n == 2);
-    /* A value over the limit, per key (its bytes are never read). */
-    uint8_t small_values[4] = "xyz";
+    /* A value over the limit, per key (its bytes are never read). The packed
+       values must be readable for the sum of the lengths, as the contract says:
+       a lazily mapped region of that size (never touched, so it costs nothing). */
     size_t huge_lens[2] = {1, (size_t)MAPCACHE_MAX_VALUE_LEN + 1};
-    /* The packed values must be readable for the sum of the lengths, which the
-       library checks only for overflow; it never reads a value over the limit, and
-       value 0 (1 byte) is inside small_values. */
-    CHECK_ST(mapcache_put_many(c, 2, (const uint8_t *)"de", (size_t[]){1, 1}, small_values,
+    uint8_t *huge_values = readable_region(huge_lens[0] + huge_lens[1]);
+    CHECK(huge_values != NULL);
+    if (!huge_values) return;
+    CHECK_ST(mapcache_put_many(c, 2, (const uint8_t *)"de", (size_t[]){1, 1}, huge_values,
                                huge_lens, st),
              MAPCACHE_OK);
     CHECK(st[0] == MAPCACHE_OK && st[1] == MAPCACHE_E_VALUE_TOO_LONG);
     CHECK(contains_str(mapcache_last_error(), "key 1"));
     CHECK(contains_str(mapcache_last_error(), "MAPCACHE_MAX_VALUE_LEN"));
+    release_region(huge_values, huge_lens[0] + huge_lens[1]);
     free(keys);
     mapcache_free(c);
 }
@@ -1529,16 +1549,128 @@ static void test_batch_message_forms(void) {
     /* A per-key argument error: the function, the key's index, the problem. */
     mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
     size_t huge_lens[2] = {1, (size_t)MAPCACHE_MAX_VALUE_LEN + 1};
+    uint8_t *huge_values = readable_region(huge_lens[0] + huge_lens[1]);
+    CHECK(huge_values != NULL);
+    if (!huge_values) return;
     mapcache_status st[2];
-    CHECK_ST(mapcache_put_many(c, 2, (const uint8_t *)"ab", (size_t[]){1, 1},
-                               (const uint8_t *)"xyz", huge_lens, st),
+    CHECK_ST(mapcache_put_many(c, 2, (const uint8_t *)"ab", (size_t[]){1, 1}, huge_values,
+                               huge_lens, st),
              MAPCACHE_OK);
     CHECK(strcmp(mapcache_last_error(), "mapcache_put_many: key 1: value_len = 1073741825 is "
                                         "longer than MAPCACHE_MAX_VALUE_LEN (1073741824)") == 0);
+    release_region(huge_values, huge_lens[0] + huge_lens[1]);
     /* A whole-call error: the function and the argument, no index. */
     CHECK_ST(mapcache_delete_many(c, 1, NULL, (size_t[]){1}, st), MAPCACHE_E_INVALID_ARG);
     CHECK(strcmp(mapcache_last_error(),
                  "mapcache_delete_many: keys is NULL but the lengths in key_lens add up to 1") == 0);
+    mapcache_free(c);
+}
+
+/* ---------------------------------------- batch argument overlap (point 11) */
+
+/* Every output of a batch (values, out_value_lens, out_statuses) must be disjoint
+   from every input (keys, key_lens, values, value_lens) and from the other
+   outputs: INVALID_ARG naming both, before any key is processed. One arena holds
+   every array, so that any two can be made to overlap. */
+#define ARENA_WORDS 64
+static size_t g_arena[ARENA_WORDS];
+
+static void fill_arena(void) {
+    /* Two keys "k1", "k2" at byte 0 (key_lens {2, 2} at word 8), values "v1v2" at
+       byte 16 (value_lens at word 10); outputs from word 16 on. */
+    memset(g_arena, 0, sizeof g_arena);
+    memcpy((char *)g_arena, "k1k2", 4);
+    memcpy((char *)g_arena + 16, "v1v2", 4);
+    g_arena[8] = 2;
+    g_arena[9] = 2;
+    g_arena[10] = 2;
+    g_arena[11] = 2;
+}
+
+#define A_BYTES(w) ((uint8_t *)&g_arena[w])
+#define KEYS A_BYTES(0)
+#define KEY_LENS (&g_arena[8])
+#define VALUES_IN A_BYTES(2)
+#define VALUE_LENS (&g_arena[10])
+
+static void test_batch_overlap(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    struct {
+        uint8_t *values;
+        size_t *out_value_lens;
+        mapcache_status *out_statuses;
+        const char *message;
+    } get_cases[] = {
+        /* outputs against inputs */
+        {A_BYTES(0) + 1, &g_arena[20], (mapcache_status *)&g_arena[24], "values overlaps keys"},
+        {A_BYTES(9), &g_arena[20], (mapcache_status *)&g_arena[24], "values overlaps key_lens"},
+        {A_BYTES(16), &g_arena[0], (mapcache_status *)&g_arena[24], "out_value_lens overlaps keys"},
+        {A_BYTES(16), &g_arena[9], (mapcache_status *)&g_arena[24],
+         "out_value_lens overlaps key_lens"},
+        {A_BYTES(16), &g_arena[20], (mapcache_status *)A_BYTES(0), "out_statuses overlaps keys"},
+        {A_BYTES(16), &g_arena[20], (mapcache_status *)&g_arena[8],
+         "out_statuses overlaps key_lens"},
+        /* outputs against each other */
+        {A_BYTES(16), &g_arena[17], (mapcache_status *)&g_arena[24],
+         "values overlaps out_value_lens"},
+        {A_BYTES(16), &g_arena[20], (mapcache_status *)&g_arena[17],
+         "values overlaps out_statuses"},
+        {A_BYTES(16), &g_arena[20], (mapcache_status *)&g_arena[21],
+         "out_value_lens overlaps out_statuses"},
+    };
+    for (size_t i = 0; i < sizeof get_cases / sizeof get_cases[0]; i++) {
+        fill_arena();
+        size_t before[ARENA_WORDS];
+        memcpy(before, g_arena, sizeof before);
+        CHECK_ERR(mapcache_get_many(c, 2, KEYS, KEY_LENS, get_cases[i].values, 16,
+                                    get_cases[i].out_value_lens, get_cases[i].out_statuses),
+                  MAPCACHE_E_INVALID_ARG, get_cases[i].message);
+        CHECK(contains_str(mapcache_last_error(), "mapcache_get_many: "));
+        CHECK(memcmp(before, g_arena, sizeof before) == 0); /* nothing written */
+    }
+
+    struct {
+        mapcache_status *out_statuses;
+        const char *message;
+    } put_cases[] = {
+        {(mapcache_status *)A_BYTES(0), "out_statuses overlaps keys"},
+        {(mapcache_status *)&g_arena[9], "out_statuses overlaps key_lens"},
+        {(mapcache_status *)A_BYTES(2), "out_statuses overlaps values"},
+        {(mapcache_status *)&g_arena[11], "out_statuses overlaps value_lens"},
+    };
+    for (size_t i = 0; i < sizeof put_cases / sizeof put_cases[0]; i++) {
+        fill_arena();
+        size_t before[ARENA_WORDS];
+        memcpy(before, g_arena, sizeof before);
+        CHECK_ERR(mapcache_put_many(c, 2, KEYS, KEY_LENS, VALUES_IN, VALUE_LENS,
+                                    put_cases[i].out_statuses),
+                  MAPCACHE_E_INVALID_ARG, put_cases[i].message);
+        CHECK(contains_str(mapcache_last_error(), "mapcache_put_many: "));
+        CHECK(memcmp(before, g_arena, sizeof before) == 0);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        fill_arena();
+        size_t before[ARENA_WORDS];
+        memcpy(before, g_arena, sizeof before);
+        CHECK_ERR(mapcache_delete_many(c, 2, KEYS, KEY_LENS, put_cases[i].out_statuses),
+                  MAPCACHE_E_INVALID_ARG, put_cases[i].message);
+        CHECK(contains_str(mapcache_last_error(), "mapcache_delete_many: "));
+        CHECK(memcmp(before, g_arena, sizeof before) == 0);
+    }
+    size_t n = 1;
+    CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
+    CHECK(n == 0); /* no key was processed by any of them */
+
+    /* Disjoint arrays in the same arena, back to back: accepted. */
+    fill_arena();
+    mapcache_status *st = (mapcache_status *)&g_arena[24];
+    CHECK_ST(mapcache_put_many(c, 2, KEYS, KEY_LENS, VALUES_IN, VALUE_LENS, st), MAPCACHE_OK);
+    CHECK(st[0] == MAPCACHE_OK && st[1] == MAPCACHE_OK);
+    CHECK_ST(mapcache_get_many(c, 2, KEYS, KEY_LENS, A_BYTES(16), 32, &g_arena[20], st),
+             MAPCACHE_OK);
+    CHECK(st[0] == MAPCACHE_OK && st[1] == MAPCACHE_OK && memcmp(A_BYTES(16), "v1v2", 4) == 0);
+    CHECK_ST(mapcache_delete_many(c, 2, KEYS, KEY_LENS, st), MAPCACHE_OK);
+    CHECK(st[0] == MAPCACHE_OK && st[1] == MAPCACHE_OK);
     mapcache_free(c);
 }
 
@@ -2011,6 +2143,7 @@ int main(void) {
     RUN(test_out_pointers_after_errors);
     RUN(test_initial_capacity_limit);
     RUN(test_batch_message_forms);
+    RUN(test_batch_overlap);
     RUN(test_no_memory);
     RUN(test_exclusive_misuse_deterministic);
     RUN(test_exclusive_misuse_every_call);
