@@ -47,6 +47,9 @@ package mapcache
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+// The binding's tests use the library's debug hooks (mcg_debug_*), which the
+// header declares only on request.
+#define MAPCACHE_TESTING
 #include "mapcache.h"
 
 // The result of one shim call. st is the mapcache_status; flag, n and p carry

@@ -158,6 +158,10 @@ fn statuses_region(out_statuses: *mut mapcache_status, n: usize) -> args::Region
     args::Region::of(out_statuses.cast_const(), n, "out_statuses")
 }
 
+/// ============ 3. BATCH CALLS ============
+/// Many keys in one call, a status per key: mapcache_get_many,
+/// mapcache_put_many, mapcache_delete_many.
+///
 /// Looks up `n` keys and copies their values back to back into `values`.
 ///
 /// Keys: key `i` is the next `key_lens[i]` bytes of `keys` (packed back to back).

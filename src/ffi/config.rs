@@ -208,6 +208,10 @@ fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
     Ok((config, mode))
 }
 
+/// ============ 1. LIFECYCLE ============
+/// Configure, create and free a cache: mapcache_config_init, mapcache_new,
+/// mapcache_free.
+///
 /// Fills the host's `mapcache_config` with the defaults. `size` is the size of the
 /// struct as the host knows it, `sizeof(mapcache_config)` from the header the host
 /// was compiled with: the library writes exactly `size` bytes and never more, so a

@@ -132,6 +132,9 @@ fn find(it: *const mapcache_iter_t) -> Result<&'static mapcache_iter, Fail> {
     })
 }
 
+/// ============ 4. ITERATION ============
+/// mapcache_iter_new, mapcache_iter_next, mapcache_iter_free.
+///
 /// Starts an iteration over `cache`: `*out` receives a new iterator positioned
 /// before the first entry (NULL on every error, when `out` is not NULL).
 ///

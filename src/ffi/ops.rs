@@ -77,6 +77,11 @@ fn too_small(needed: usize, cap: usize, cap_name: &str) -> Fail {
     )
 }
 
+/// ============ 2. SINGLE-KEY CALLS ============
+/// mapcache_get, mapcache_get_value, mapcache_get_object, mapcache_get_with,
+/// mapcache_put, mapcache_delete, mapcache_contains, mapcache_len, mapcache_clear,
+/// mapcache_get_or_insert, mapcache_compare_and_swap.
+///
 /// Copies the value of `key` into the caller's buffer.
 ///
 /// `buf[0..buf_cap]` receives the value; `buf` may be NULL when `buf_cap` is 0 (a
@@ -147,8 +152,8 @@ pub unsafe extern "C" fn mapcache_get(
 
 /// Copies the value of `key` into the caller's buffer, `snprintf`-style: the
 /// result is the value's length, or a negated status. The same lookup as
-/// `mapcache_get`, with one argument and one out-pointer fewer, which is what a
-/// per-call cost of tens of nanoseconds per argument (Python's ctypes) pays for.
+/// `mapcache_get`, with one argument and one out-pointer fewer (for hosts that
+/// pay per argument; docs/C_API.md says why).
 ///
 /// - `>= 0`: the key is present and its value is that many bytes long. When the
 ///   length is at most `buf_cap` the value was copied into `buf`; otherwise
@@ -219,8 +224,7 @@ pub type mapcache_miss_fn = Option<unsafe extern "C" fn(code: i64) -> *mut c_voi
 /// What `mapcache_get_object` needs besides the key: the cache and the host's two
 /// constructors. A host makes one per cache (it may share it between threads)
 /// and passes its address with each call; the library reads it during the call
-/// only. Passing one pointer rather than three arguments is what a per-argument
-/// cost of tens of nanoseconds (Python's ctypes) pays for.
+/// only.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct mapcache_getter {
@@ -241,9 +245,9 @@ const STAGE: usize = 256;
 /// `code` is what `mapcache_get_value` would return (`-MAPCACHE_NOT_FOUND`, -1,
 /// for no such key; `-status` for an error, with its message in
 /// `mapcache_last_error()`). For hosts that keep values as objects of their own
-/// (a Python `bytes`): one call of three arguments, no buffer to size and no copy
-/// to cut out of it. `key_len` is 32 bits wide (keys are at most
-/// `MAPCACHE_MAX_KEY_LEN` bytes), so that a host may pass a C `int`.
+/// (a Python `bytes`; docs/C_API.md says why it exists). `key_len` is 32 bits wide
+/// (keys are at most `MAPCACHE_MAX_KEY_LEN` bytes), so that a host may pass a C
+/// `int`.
 ///
 /// The library copies the value out of the map first and calls `make` once the
 /// lookup is over, on the calling thread, before returning; no map memory is

@@ -7,6 +7,8 @@
  * valgrind (zero errors, zero leaks). Prints one line per test and a closing
  * "N passed, N failed" line; exits non-zero if any check failed.
  */
+/* The suite also tests the debug hooks, which the header declares only on request. */
+#define MAPCACHE_TESTING
 #include "mapcache.h"
 
 #include <fcntl.h>
@@ -1566,6 +1568,22 @@ static void test_batch_message_forms(void) {
     mapcache_free(c);
 }
 
+/* What the header says of labels (point 14): "" is a label like any other, quoted
+   as '' in reports; only NULL removes a label. */
+static void test_empty_label_is_a_label(void) {
+    mapcache_t *x = new_cache(MAPCACHE_MODE_EXCLUSIVE);
+    CHECK_ST(mapcache_set_thread_label(""), MAPCACHE_OK);
+    struct put_inside inside = {x, MAPCACHE_OK, false};
+    CHECK_ST(mapcache_debug_hold_write(x, S("k"), put_while_held, &inside), MAPCACHE_OK);
+    CHECK(inside.st == MAPCACHE_E_CONCURRENT_WRITE);
+    CHECK(strcmp(mapcache_last_error(),
+                 "concurrent map writes: '' collided with a write in progress by ''") == 0);
+    CHECK_ST(mapcache_set_thread_label(NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_debug_hold_write(x, S("k"), put_while_held, &inside), MAPCACHE_OK);
+    CHECK(contains_str(mapcache_last_error(), "concurrent map writes: 'thread "));
+    mapcache_free(x);
+}
+
 /* ---------------------------------------- batch argument overlap (point 11) */
 
 /* Every output of a batch (values, out_value_lens, out_statuses) must be disjoint
@@ -2144,6 +2162,7 @@ int main(void) {
     RUN(test_initial_capacity_limit);
     RUN(test_batch_message_forms);
     RUN(test_batch_overlap);
+    RUN(test_empty_label_is_a_label);
     RUN(test_no_memory);
     RUN(test_exclusive_misuse_deterministic);
     RUN(test_exclusive_misuse_every_call);
