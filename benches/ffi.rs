@@ -84,8 +84,10 @@ fn order(n: usize) -> Vec<usize> {
 
 fn config() -> mapcache_config {
     let mut cfg = std::mem::MaybeUninit::<mapcache_config>::uninit();
+    let size = std::mem::size_of::<mapcache_config>();
     // SAFETY: writable for one mapcache_config; init fills every field.
-    unsafe { mapcache_config_init(cfg.as_mut_ptr()) };
+    let status = unsafe { mapcache_config_init(cfg.as_mut_ptr(), size) };
+    assert_eq!(status, 0, "mapcache_config_init");
     // SAFETY: initialised just above.
     let mut cfg = unsafe { cfg.assume_init() };
     cfg.seed = SEED;

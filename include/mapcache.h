@@ -4,13 +4,32 @@
  * libraries it needs: -lpthread -ldl -lm (glibc; the full list is cargo's
  * native-static-libs: -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc). ABI version:
  * MAPCACHE_ABI_VERSION (check it against mapcache_abi_version() at start-up).
+ * docs/C_API.md is the overview; this file is the contract.
+ *
+ * CONTENTS. After these conventions come the constants (config values, limits,
+ * versions), the types (mapcache_t, mapcache_config, the callback types), the
+ * statuses (mapcache_status values), and then the functions in sections, each
+ * opened by a banner on its first function:
+ *   1. LIFECYCLE          mapcache_config_init (MAPCACHE_CONFIG_INIT), mapcache_new,
+ *                         mapcache_free
+ *   2. SINGLE-KEY CALLS   get (and its variants), put, delete, contains, len, clear,
+ *                         get_or_insert, compare_and_swap
+ *   3. BATCH CALLS        mapcache_get_many, mapcache_put_many, mapcache_delete_many
+ *   4. ITERATION          mapcache_iter_new, mapcache_iter_next, mapcache_iter_free
+ *   5. LABELS AND ERRORS  mapcache_set_thread_label, mapcache_last_error,
+ *                         mapcache_status_str
+ *   6. VERSIONING         mapcache_abi_version, mapcache_version
+ *   7. DEBUG HOOKS        declared only when the host defines MAPCACHE_TESTING before
+ *                         including this header (the library always has them, unless
+ *                         built without its default cargo feature debug-hooks)
  *
  * CONVENTIONS (they hold for every function unless its own comment says otherwise)
  *
  * Statuses. Every fallible function returns a mapcache_status. MAPCACHE_OK (0) and
  * MAPCACHE_NOT_FOUND (1) are outcomes and leave mapcache_last_error() unchanged;
  * every other status is an error and sets a thread-local message, naming the
- * function and the argument or problem, that mapcache_last_error() returns.
+ * function and the argument or problem, that mapcache_last_error() returns (its
+ * comment gives the one rule for the message's form).
  * Each function lists every status it returns.
  *
  * Arguments. Results come back through out-pointers; an out-pointer documented as
@@ -18,8 +37,16 @@
  * be NULL only when its length is 0. Keys are 0 to MAPCACHE_MAX_KEY_LEN bytes
  * (longer: MAPCACHE_E_KEY_TOO_LONG); values 0 to MAPCACHE_MAX_VALUE_LEN bytes
  * (longer: MAPCACHE_E_VALUE_TOO_LONG). Keys and values are arbitrary bytes (not
- * NUL-terminated strings). An output buffer must not overlap an input of the same
- * call (MAPCACHE_E_INVALID_ARG). Out-pointers need no particular alignment.
+ * NUL-terminated strings). An output buffer or array must not overlap an input
+ * or another output of the same call (MAPCACHE_E_INVALID_ARG, naming both).
+ * Out-pointers need no particular alignment.
+ *
+ * Out-pointers after an error. When a call returns an error status, every
+ * out-pointer it was given that is not NULL holds NULL, 0 or false: never a stale
+ * or partial result. The one exception is MAPCACHE_E_BUFFER_TOO_SMALL, whose
+ * length out-pointer holds the length needed. Batch calls write their output
+ * arrays only when they return MAPCACHE_OK; on an error status the arrays are left
+ * as they were. mapcache_config_init writes nothing when it fails.
  *
  * Ownership. The library never keeps a pointer the host passed after the call
  * returns, and never frees host memory. The host owns every mapcache_t and
@@ -57,6 +84,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+/**
+ * Initialises a mapcache_config the host declared, passing its size as the host
+ * sees it: `mapcache_config cfg; MAPCACHE_CONFIG_INIT(&cfg);` is
+ * `mapcache_config_init(&cfg, sizeof cfg)`. Evaluates to the mapcache_status.
+ */
+#define MAPCACHE_CONFIG_INIT(cfg) mapcache_config_init((cfg), sizeof *(cfg))
+
 
 /**
  * `mapcache_config.mode`: any number of threads may read and write (the default).
@@ -98,6 +132,13 @@
 #define MAPCACHE_ENGINE_PARALLEL 2
 
 /**
+ * The largest `mapcache_config.initial_capacity` (2^30 entries); a larger one is
+ * `MAPCACHE_E_INVALID_CONFIG`. It is a sizing limit, not a bound: a cache still
+ * grows past it by inserting.
+ */
+#define MAPCACHE_MAX_INITIAL_CAPACITY 1073741824
+
+/**
  * The longest label accepted, in bytes (without the terminating NUL).
  */
 #define MAPCACHE_MAX_LABEL_LEN 1023
@@ -107,8 +148,12 @@
  * type or status changes meaning (functions and config fields are only ever
  * added); a host should check `mapcache_abi_version() == MAPCACHE_ABI_VERSION` at
  * start-up.
+ *
+ * History: 1, the first ABI. 2: `mapcache_config_init` takes the size of the
+ * host's `mapcache_config` (and returns a status), so that a host built against
+ * an older header never has more bytes written than its struct holds.
  */
-#define MAPCACHE_ABI_VERSION 1
+#define MAPCACHE_ABI_VERSION 2
 
 /**
  * The longest key, in bytes.
@@ -141,23 +186,23 @@ typedef struct mapcache_iter mapcache_iter;
 typedef int32_t mapcache_status;
 
 /**
- * `mapcache_t` is the name hosts use for `struct mapcache`.
- */
-typedef struct mapcache mapcache_t;
-
-/**
- * How to create a cache. Initialise with `mapcache_config_init`, then change the
- * fields you need; pass to `mapcache_new`, which reads it during the call only.
- * Fields are only ever appended in later versions (see `struct_size`).
+ * How to create a cache. Initialise with `MAPCACHE_CONFIG_INIT(&cfg)` (that is,
+ * `mapcache_config_init(&cfg, sizeof cfg)`), then change the fields you need;
+ * pass to `mapcache_new`, which reads it during the call only. Fields are only
+ * ever appended in later versions, each with 0 as its default (see
+ * `struct_size`).
  */
 typedef struct mapcache_config {
     /**
-     * `sizeof(mapcache_config)` as the code that filled it knows it; set by
-     * `mapcache_config_init`. Tells the library which fields are present.
+     * `sizeof(mapcache_config)` as the host knows it; set by
+     * `mapcache_config_init` to its `size` argument. Tells the library which
+     * fields are present: it reads only the first `struct_size` bytes.
      */
     size_t struct_size;
     /**
-     * Entries to size the table for up front; 0 = start small and grow.
+     * Entries to size the table for up front; 0 = start small and grow; at most
+     * `MAPCACHE_MAX_INITIAL_CAPACITY`. The table's memory is committed as it
+     * fills, not at creation.
      */
     uint64_t initial_capacity;
     /**
@@ -185,14 +230,9 @@ typedef struct mapcache_config {
 } mapcache_config;
 
 /**
- * The callback of `mapcache_debug_hold_write`: receives `ctx` unchanged.
+ * `mapcache_t` is the name hosts use for `struct mapcache`.
  */
-typedef void (*mapcache_debug_fn)(void *ctx);
-
-/**
- * `mapcache_iter_t` is the name hosts use for `struct mapcache_iter`.
- */
-typedef struct mapcache_iter mapcache_iter_t;
+typedef struct mapcache mapcache_t;
 
 /**
  * The host's constructor of a value's copy, for `mapcache_get_object`: receives
@@ -217,8 +257,7 @@ typedef void *(*mapcache_miss_fn)(int64_t code);
  * What `mapcache_get_object` needs besides the key: the cache and the host's two
  * constructors. A host makes one per cache (it may share it between threads)
  * and passes its address with each call; the library reads it during the call
- * only. Passing one pointer rather than three arguments is what a per-argument
- * cost of tens of nanoseconds (Python's ctypes) pays for.
+ * only.
  */
 typedef struct mapcache_getter {
     /**
@@ -246,6 +285,18 @@ typedef struct mapcache_getter {
 typedef void (*mapcache_value_fn)(void *ctx,
                                   const uint8_t *value,
                                   size_t value_len);
+
+/**
+ * `mapcache_iter_t` is the name hosts use for `struct mapcache_iter`.
+ */
+typedef struct mapcache_iter mapcache_iter_t;
+
+#if defined(MAPCACHE_TESTING)
+/**
+ * The callback of `mapcache_debug_hold_write`: receives `ctx` unchanged.
+ */
+typedef void (*mapcache_debug_fn)(void *ctx);
+#endif
 
 /**
  * Success.
@@ -322,178 +373,38 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Looks up `n` keys and copies their values back to back into `values`.
+ * ============ 1. LIFECYCLE ============
+ * Configure, create and free a cache: mapcache_config_init, mapcache_new,
+ * mapcache_free.
  *
- * Keys: key `i` is the next `key_lens[i]` bytes of `keys` (packed back to back).
- * For each key, `out_statuses[i]` and `out_value_lens[i]` receive:
- * - `MAPCACHE_OK`, the value's length: the value was written into `values`, right
- *   after the previous key's value that was written (value `i` starts at the sum
- *   of `out_value_lens[j]` for the keys `j < i` whose status is `MAPCACHE_OK`);
- * - `MAPCACHE_NOT_FOUND`, 0;
- * - `MAPCACHE_E_BUFFER_TOO_SMALL`, the needed length: it did not fit in what was
- *   left of `values_cap`; nothing was written for it, and later (smaller) values
- *   may still be written;
- * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive
- *   mode), 0.
+ * Fills the host's `mapcache_config` with the defaults. `size` is the size of the
+ * struct as the host knows it, `sizeof(mapcache_config)` from the header the host
+ * was compiled with: the library writes exactly `size` bytes and never more, so a
+ * host built against an older (smaller) header is safe with a newer library. Use
+ * `MAPCACHE_CONFIG_INIT(&cfg)`, which passes `sizeof` for you.
  *
- * `n` may be 0 (then every pointer may be NULL). `values` may be NULL when
- * `values_cap` is 0, and must not overlap `keys`.
- *
- * Ownership: all arrays are the caller's. Thread-safety: as `mapcache_get`; the
- * batch is not atomic (each key is read on its own).
- *
- * Returns:
- * - `MAPCACHE_OK`: the batch ran; see `out_statuses` (the first per-key error, if
- *   any, is in `mapcache_last_error()`).
- * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens`,
- *   `out_value_lens` or `out_statuses` NULL; `keys` NULL while the key lengths add
- *   up to more than 0; `values` NULL with `values_cap` > 0; `values` overlaps
- *   `keys`; the key lengths overflow.
- * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
- *
- * # Safety
- * `key_lens`, `out_value_lens`, `out_statuses` must be valid for `n` elements,
- * `keys` readable for the sum of `key_lens`, `values` writable for `values_cap`
- * bytes.
- */
-mapcache_status mapcache_get_many(mapcache_t *cache,
-                                  size_t n,
-                                  const uint8_t *keys,
-                                  const size_t *key_lens,
-                                  uint8_t *values,
-                                  size_t values_cap,
-                                  size_t *out_value_lens,
-                                  mapcache_status *out_statuses);
-
-/**
- * Inserts or replaces `n` entries: key `i` is the next `key_lens[i]` bytes of
- * `keys`, its value the next `value_lens[i]` bytes of `values` (both packed back
- * to back).
- *
- * `out_statuses[i]` receives `MAPCACHE_OK` (inserted or replaced),
- * `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
- * `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode) or `MAPCACHE_E_NO_MEMORY`; a failed
- * key changes nothing and later keys are still processed. Keys are written in
- * order, so a key repeated in the batch ends with its last value.
- *
- * Ownership: the library copies keys and values. Thread-safety: as `mapcache_put`;
- * the batch is not atomic (other threads may see part of it).
- *
- * Returns:
- * - `MAPCACHE_OK`: the batch ran; see `out_statuses`.
- * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens`, `value_lens`
- *   or `out_statuses` NULL; `keys` (`values`) NULL while the key (value) lengths
- *   add up to more than 0; the lengths overflow.
- * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
- *
- * # Safety
- * `key_lens`, `value_lens`, `out_statuses` must be valid for `n` elements, `keys`
- * and `values` readable for the sums of their lengths, and not modified during
- * the call.
- */
-mapcache_status mapcache_put_many(mapcache_t *cache,
-                                  size_t n,
-                                  const uint8_t *keys,
-                                  const size_t *key_lens,
-                                  const uint8_t *values,
-                                  const size_t *value_lens,
-                                  mapcache_status *out_statuses);
-
-/**
- * Removes `n` keys: key `i` is the next `key_lens[i]` bytes of `keys` (packed back
- * to back).
- *
- * `out_statuses[i]` receives `MAPCACHE_OK` (was present, removed),
- * `MAPCACHE_NOT_FOUND` (was absent), `MAPCACHE_E_KEY_TOO_LONG` or
- * `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode).
- *
- * Ownership: all arrays are the caller's. Thread-safety: as `mapcache_delete`; the
- * batch is not atomic.
- *
- * Returns:
- * - `MAPCACHE_OK`: the batch ran; see `out_statuses`.
- * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens` or
- *   `out_statuses` NULL; `keys` NULL while the key lengths add up to more than 0;
- *   the lengths overflow.
- * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
- *
- * # Safety
- * `key_lens` and `out_statuses` must be valid for `n` elements, `keys` readable for
- * the sum of `key_lens`, and not modified during the call.
- */
-mapcache_status mapcache_delete_many(mapcache_t *cache,
-                                     size_t n,
-                                     const uint8_t *keys,
-                                     const size_t *key_lens,
-                                     mapcache_status *out_statuses);
-
-/**
- * Fills `*cfg` with the defaults and sets `cfg->struct_size` to the size of
- * `mapcache_config` as this library knows it. NULL is a no-op.
- *
- * Defaults: `initial_capacity` 0, `shards` 0 (automatic), `mode`
- * `MAPCACHE_MODE_CONCURRENT`, `misuse_policy` `MAPCACHE_MISUSE_ERROR`,
- * `rehash_engine` `MAPCACHE_ENGINE_AUTO`, `seed` 0 (random per map).
- *
- * A host built against a newer header (a larger `mapcache_config`) can compare
- * `cfg->struct_size` with its `sizeof(mapcache_config)` afterwards: a smaller value
- * means this library does not know the later fields, which must then stay zero.
+ * Afterwards `cfg->struct_size` is `size`, every field this library knows that
+ * fits in `size` holds its default, and any bytes past this library's own
+ * `mapcache_config` (a host built against a newer header) are zero, which every
+ * field added later reads as "not used". Defaults: `initial_capacity` 0,
+ * `shards` 0 (automatic), `mode` `MAPCACHE_MODE_CONCURRENT`, `misuse_policy`
+ * `MAPCACHE_MISUSE_ERROR`, `rehash_engine` `MAPCACHE_ENGINE_AUTO`, `seed` 0
+ * (random per map).
  *
  * Ownership: `*cfg` is the caller's. Thread-safety: any thread.
  *
- * # Safety
- * `cfg` must be NULL or valid for writing a `mapcache_config`.
- */
-void mapcache_config_init(struct mapcache_config *cfg);
-
-/**
- * DEBUGGING AID, not for production use: takes the write flag that a write of
- * `key` would take, calls `callback(ctx)` while holding it, then releases it.
- *
- * Meant for tests of misuse detection: while the callback runs, a write by another
- * thread (any key in the flag's scope) fails with `MAPCACHE_E_CONCURRENT_WRITE`,
- * naming this thread as the holder; a read may fail with
- * `MAPCACHE_E_CONCURRENT_READ_WRITE`. Only for caches in `MAPCACHE_MODE_EXCLUSIVE`
- * (in concurrent mode other writers would wait for the callback, which would
- * deadlock a callback that waits for them).
- *
- * The callback runs on the calling thread; it must return normally and must not
- * call `mapcache_free` on `cache`. It may start and join other threads. Writes to
- * `cache` from the calling thread inside the callback collide with the flag it
- * holds.
- *
- * Thread-safety: as `mapcache_put`.
- *
  * Returns:
- * - `MAPCACHE_OK`: the callback ran while the flag was held.
- * - `MAPCACHE_E_CONCURRENT_WRITE`: the flag was taken by another thread; the
- *   callback was not called.
- * - `MAPCACHE_E_INVALID_ARG`: `cache` or `callback` NULL, `key` NULL with
- *   `key_len` > 0, or the cache is not in exclusive mode.
- * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cfg` NULL, or `size` smaller than the first
+ *   `mapcache_config` (40 bytes on 64-bit targets) or larger than 4096; nothing
+ *   was written.
+ * - `MAPCACHE_E_INTERNAL`.
  *
  * # Safety
- * `key` must be readable for `key_len` bytes; `callback` must be a function with
- * the `mapcache_debug_fn` signature.
+ * `cfg` must be NULL or valid for writing `size` bytes (any alignment).
  */
-mapcache_status mapcache_debug_hold_write(mapcache_t *cache,
-                                          const uint8_t *key,
-                                          size_t key_len,
-                                          mapcache_debug_fn callback,
-                                          void *ctx);
-
-/**
- * DEBUGGING AID, not for production use: panics inside the library with
- * `message` (NULL: a fixed text), to let a host check that panics are caught at
- * the boundary. Always returns `MAPCACHE_E_INTERNAL`, with a message that contains
- * `message`; the panic is also printed to stderr by the Rust panic hook.
- *
- * Thread-safety: any thread.
- *
- * # Safety
- * `message` must be NULL or a NUL-terminated string.
- */
-mapcache_status mapcache_debug_panic(const char *message);
+mapcache_status mapcache_config_init(struct mapcache_config *cfg,
+                                     size_t size);
 
 /**
  * Creates a cache.
@@ -554,131 +465,18 @@ mapcache_status mapcache_new(const struct mapcache_config *cfg,
 void mapcache_free(mapcache_t *cache);
 
 /**
- * Starts an iteration over `cache`: `*out` receives a new iterator positioned
- * before the first entry (NULL on error, when `out` is not NULL).
+ * ============ 2. SINGLE-KEY CALLS ============
+ * mapcache_get, mapcache_get_value, mapcache_get_object, mapcache_get_with,
+ * mapcache_put, mapcache_delete, mapcache_contains, mapcache_len, mapcache_clear,
+ * mapcache_get_or_insert, mapcache_compare_and_swap.
  *
- * The iteration is weakly consistent: it runs concurrently with writers; a key
- * present for the whole iteration is yielded exactly once, no
- * key is yielded twice, and keys inserted or removed meanwhile may or may not be.
- * The iterator does not keep the cache alive: after `mapcache_free(cache)`, its
- * `mapcache_iter_next` returns `MAPCACHE_E_INVALID_HANDLE`.
- *
- * Ownership: the caller owns the iterator and must free it with
- * `mapcache_iter_free` (also after the cache is freed). Thread-safety: any thread;
- * the iterator may move between threads but must be used by one at a time.
- *
- * Returns:
- * - `MAPCACHE_OK`.
- * - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL.
- * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
- *
- * # Safety
- * `out` must be NULL or valid for writing a pointer.
- */
-mapcache_status mapcache_iter_new(mapcache_t *cache,
-                                  mapcache_iter_t **out);
-
-/**
- * Advances the iterator: on `MAPCACHE_OK`, `*key`/`*key_len` and
- * `*value`/`*value_len` receive the next entry.
- *
- * Ownership: the key and value bytes belong to the iterator; they stay valid and
- * unchanged until the next call on `it` or `mapcache_iter_free(it)`, whichever
- * comes first, even if the entry is changed or removed from the cache meanwhile.
- * Do not free or write them. (A pointer may be non-NULL with length 0.)
- *
- * Thread-safety: one thread at a time per iterator (a concurrent call on the same
- * iterator is refused with `MAPCACHE_E_INVALID_ARG`); any number of iterators and
- * other calls may run on the same cache concurrently.
- *
- * Returns:
- * - `MAPCACHE_OK`: an entry.
- * - `MAPCACHE_NOT_FOUND`: the iteration is over (and stays over); the outputs are
- *   set to NULL and 0.
- * - `MAPCACHE_E_INVALID_ARG`: `it`, `key`, `key_len`, `value` or `value_len` NULL;
- *   `it` in use by another thread.
- * - `MAPCACHE_E_INVALID_HANDLE`: `it` was freed or is foreign, or its cache was
- *   freed.
- * - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode): the iterator fetches
- *   entries in steps (one bucket chain each), and each step is a read: this
- *   step saw another thread's write in flight, before or after it. Its entries
- *   are dropped, not returned; a further call goes on with the next step.
- * - `MAPCACHE_E_INTERNAL`.
- *
- * # Safety
- * The four out-pointers must be writable.
- */
-mapcache_status mapcache_iter_next(mapcache_iter_t *it,
-                                   const uint8_t **key,
-                                   size_t *key_len,
-                                   const uint8_t **value,
-                                   size_t *value_len);
-
-/**
- * Frees an iterator and the entry bytes it holds. NULL is a no-op.
- *
- * May be called before or after the iterator's cache is freed. A second free of
- * the same iterator is detected (while its slot is not reused) and ignored, with
- * a message in `mapcache_last_error()`; so is a foreign pointer.
- *
- * Thread-safety: any thread, but not concurrently with another call on `it` (if
- * one is in progress, this waits for it to finish).
- *
- * # Safety
- * `it` must be NULL or a pointer obtained from `mapcache_iter_new`.
- */
-void mapcache_iter_free(mapcache_iter_t *it);
-
-/**
- * Names the calling OS thread in misuse reports (`MAPCACHE_E_CONCURRENT_WRITE`,
- * `MAPCACHE_E_CONCURRENT_READ_WRITE`): the message of a collision quotes the label
- * of each thread involved, or `thread <os tid>` for a thread without one.
- *
- * `label` is a NUL-terminated UTF-8 string of at most `MAPCACHE_MAX_LABEL_LEN`
- * bytes; NULL removes the label. The label applies to every cache and stays until
- * replaced, removed, or the thread exits.
- *
- * Ownership: the library copies the string during the call.
- * Thread-safety: any thread; it labels the calling thread only. (A Go host should
- * lock the goroutine to its thread to label it meaningfully.)
- *
- * Returns:
- * - `MAPCACHE_OK`.
- * - `MAPCACHE_E_INVALID_ARG`: not valid UTF-8, or longer than
- *   `MAPCACHE_MAX_LABEL_LEN` bytes (no NUL within the first
- *   `MAPCACHE_MAX_LABEL_LEN + 1` bytes); the label is left unchanged.
- * - `MAPCACHE_E_INTERNAL`.
- *
- * # Safety
- * `label` must be NULL or point to a NUL-terminated string (the library reads at
- * most `MAPCACHE_MAX_LABEL_LEN + 1` bytes of it).
- */
-mapcache_status mapcache_set_thread_label(const char *label);
-
-/**
- * The message of the last call on this thread that returned an error status (any
- * status other than `MAPCACHE_OK` and `MAPCACHE_NOT_FOUND`), or `""` when no call
- * on this thread has failed yet. Messages name the function and the argument or
- * problem, e.g. `"mapcache_get: key is NULL but key_len is 5"`. Misuse reports keep
- * the form documented for `MAPCACHE_E_CONCURRENT_WRITE` (no function prefix):
- * `concurrent map writes: 'B' collided with a write in progress by 'A'`.
- *
- * Returns: a NUL-terminated UTF-8 string, never NULL. Ownership: it belongs to the
- * library; it stays valid on this thread until the next failing mapcache call on
- * this thread, or until the thread exits; copy it to keep it. Do not free it.
- * Thread-safety: any thread; each thread has its own message, so another thread's
- * failures never change it.
- */
-const char *mapcache_last_error(void);
-
-/**
  * Copies the value of `key` into the caller's buffer.
  *
  * `buf[0..buf_cap]` receives the value; `buf` may be NULL when `buf_cap` is 0 (a
  * way to ask for the length). `*out_len` receives the value's length on
  * `MAPCACHE_OK` and on `MAPCACHE_E_BUFFER_TOO_SMALL` (then nothing was copied: grow
- * the buffer to `*out_len` and call again), and 0 on `MAPCACHE_NOT_FOUND`.
- * `buf` must not overlap `key`.
+ * the buffer to `*out_len` and call again), and 0 on `MAPCACHE_NOT_FOUND` and on
+ * every other error. `buf` must not overlap `key`.
  *
  * Ownership: all buffers are the caller's; the library keeps no pointer.
  * Thread-safety: any thread, concurrently with other calls on `cache` except
@@ -708,8 +506,8 @@ mapcache_status mapcache_get(mapcache_t *cache,
 /**
  * Copies the value of `key` into the caller's buffer, `snprintf`-style: the
  * result is the value's length, or a negated status. The same lookup as
- * `mapcache_get`, with one argument and one out-pointer fewer, which is what a
- * per-call cost of tens of nanoseconds per argument (Python's ctypes) pays for.
+ * `mapcache_get`, with one argument and one out-pointer fewer (for hosts that
+ * pay per argument; docs/C_API.md says why).
  *
  * - `>= 0`: the key is present and its value is that many bytes long. When the
  *   length is at most `buf_cap` the value was copied into `buf`; otherwise
@@ -743,9 +541,9 @@ int64_t mapcache_get_value(mapcache_t *cache,
  * `code` is what `mapcache_get_value` would return (`-MAPCACHE_NOT_FOUND`, -1,
  * for no such key; `-status` for an error, with its message in
  * `mapcache_last_error()`). For hosts that keep values as objects of their own
- * (a Python `bytes`): one call of three arguments, no buffer to size and no copy
- * to cut out of it. `key_len` is 32 bits wide (keys are at most
- * `MAPCACHE_MAX_KEY_LEN` bytes), so that a host may pass a C `int`.
+ * (a Python `bytes`; docs/C_API.md says why it exists). `key_len` is 32 bits wide
+ * (keys are at most `MAPCACHE_MAX_KEY_LEN` bytes), so that a host may pass a C
+ * `int`.
  *
  * The library copies the value out of the map first and calls `make` once the
  * lookup is over, on the calling thread, before returning; no map memory is
@@ -811,8 +609,8 @@ mapcache_status mapcache_get_with(mapcache_t *cache,
  * Inserts or replaces the value of `key` with a copy of `value[0..value_len]`.
  *
  * `*out_replaced` (when `out_replaced` is not NULL) receives true if an existing
- * value was replaced, false if the key was new. Readers see the old or the new
- * value, never a mix.
+ * value was replaced, false if the key was new or on an error. Readers see the
+ * old or the new value, never a mix.
  *
  * Ownership: the library copies key and value; the caller keeps its buffers.
  * Thread-safety: any thread. Concurrent mode: writers to the same shard wait for
@@ -858,7 +656,8 @@ mapcache_status mapcache_delete(mapcache_t *cache,
                                 size_t key_len);
 
 /**
- * Tells whether `key` is present: `*out` receives true or false.
+ * Tells whether `key` is present: `*out` receives true or false (false on an
+ * error).
  *
  * Thread-safety: as `mapcache_get`.
  *
@@ -877,8 +676,8 @@ mapcache_status mapcache_contains(mapcache_t *cache,
                                   bool *out);
 
 /**
- * The number of entries: `*out` receives it. Under concurrent writes it is a
- * moment's count (it may be stale by the time the caller reads it).
+ * The number of entries: `*out` receives it (0 on an error). Under concurrent
+ * writes it is a moment's count (it may be stale by the time the caller reads it).
  *
  * Thread-safety: any thread; never blocks. In exclusive mode it is a read like
  * `mapcache_get`.
@@ -926,6 +725,8 @@ mapcache_status mapcache_clear(mapcache_t *cache);
  *   the needed length (call again with a larger buffer; nothing was inserted).
  *
  * `buf` may be NULL when `buf_cap` is 0; it must not overlap `key` or `value`.
+ * On any other error `*out_len` is 0 and `*out_inserted` false (each when not
+ * NULL).
  *
  * Ownership: the library copies key and value; all buffers stay the caller's.
  * Thread-safety: as `mapcache_put`.
@@ -958,7 +759,8 @@ mapcache_status mapcache_get_or_insert(mapcache_t *cache,
  * Atomically replaces the value of `key` with `new_value[0..new_len]` if it is
  * currently equal to `expected[0..expected_len]` (byte for byte).
  *
- * `*out_swapped` receives true if the value was replaced, false otherwise.
+ * `*out_swapped` receives true if the value was replaced, false otherwise (also on
+ * `MAPCACHE_NOT_FOUND` and on every error).
  *
  * Ownership: the library copies `new_value`; all buffers stay the caller's.
  * Thread-safety: as `mapcache_put`.
@@ -986,6 +788,268 @@ mapcache_status mapcache_compare_and_swap(mapcache_t *cache,
                                           bool *out_swapped);
 
 /**
+ * ============ 3. BATCH CALLS ============
+ * Many keys in one call, a status per key: mapcache_get_many,
+ * mapcache_put_many, mapcache_delete_many.
+ *
+ * Looks up `n` keys and copies their values back to back into `values`.
+ *
+ * Keys: key `i` is the next `key_lens[i]` bytes of `keys` (packed back to back).
+ * For each key, `out_statuses[i]` and `out_value_lens[i]` receive:
+ * - `MAPCACHE_OK`, the value's length: the value was written into `values`, right
+ *   after the previous key's value that was written (value `i` starts at the sum
+ *   of `out_value_lens[j]` for the keys `j < i` whose status is `MAPCACHE_OK`);
+ * - `MAPCACHE_NOT_FOUND`, 0;
+ * - `MAPCACHE_E_BUFFER_TOO_SMALL`, the needed length: it did not fit in what was
+ *   left of `values_cap`; nothing was written for it, and later (smaller) values
+ *   may still be written;
+ * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive
+ *   mode), 0.
+ *
+ * `n` may be 0 (then every pointer may be NULL). `values` may be NULL when
+ * `values_cap` is 0. No output (`values[0..values_cap]`, `out_value_lens`,
+ * `out_statuses`) may overlap an input (`keys`, `key_lens`) or another output.
+ *
+ * Ownership: all arrays are the caller's. Thread-safety: as `mapcache_get`; the
+ * batch is not atomic (each key is read on its own).
+ *
+ * Returns:
+ * - `MAPCACHE_OK`: the batch ran; see `out_statuses` (the first per-key error, if
+ *   any, is in `mapcache_last_error()`).
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens`,
+ *   `out_value_lens` or `out_statuses` NULL; `keys` NULL while the key lengths add
+ *   up to more than 0; `values` NULL with `values_cap` > 0; an output overlaps an
+ *   input or another output (the message names both); the key lengths overflow.
+ * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
+ * and the output arrays were not written (unless the host changed the length
+ * arrays during the call, which the contract forbids).
+ *
+ * # Safety
+ * `key_lens`, `out_value_lens`, `out_statuses` must be valid for `n` elements,
+ * `keys` readable for the sum of `key_lens`, `values` writable for `values_cap`
+ * bytes.
+ */
+mapcache_status mapcache_get_many(mapcache_t *cache,
+                                  size_t n,
+                                  const uint8_t *keys,
+                                  const size_t *key_lens,
+                                  uint8_t *values,
+                                  size_t values_cap,
+                                  size_t *out_value_lens,
+                                  mapcache_status *out_statuses);
+
+/**
+ * Inserts or replaces `n` entries: key `i` is the next `key_lens[i]` bytes of
+ * `keys`, its value the next `value_lens[i]` bytes of `values` (both packed back
+ * to back).
+ *
+ * `out_statuses[i]` receives `MAPCACHE_OK` (inserted or replaced),
+ * `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
+ * `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode) or `MAPCACHE_E_NO_MEMORY`; a failed
+ * key changes nothing and later keys are still processed. Keys are written in
+ * order, so a key repeated in the batch ends with its last value. `out_statuses`
+ * must not overlap an input (`keys`, `key_lens`, `values`, `value_lens`).
+ *
+ * Ownership: the library copies keys and values. Thread-safety: as `mapcache_put`;
+ * the batch is not atomic (other threads may see part of it).
+ *
+ * Returns:
+ * - `MAPCACHE_OK`: the batch ran; see `out_statuses`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens`, `value_lens`
+ *   or `out_statuses` NULL; `keys` (`values`) NULL while the key (value) lengths
+ *   add up to more than 0; `out_statuses` overlaps an input (the message names
+ *   it); the lengths overflow.
+ * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
+ * and the output arrays were not written (unless the host changed the length
+ * arrays during the call, which the contract forbids).
+ *
+ * # Safety
+ * `key_lens`, `value_lens`, `out_statuses` must be valid for `n` elements, `keys`
+ * and `values` readable for the sums of their lengths, and not modified during
+ * the call.
+ */
+mapcache_status mapcache_put_many(mapcache_t *cache,
+                                  size_t n,
+                                  const uint8_t *keys,
+                                  const size_t *key_lens,
+                                  const uint8_t *values,
+                                  const size_t *value_lens,
+                                  mapcache_status *out_statuses);
+
+/**
+ * Removes `n` keys: key `i` is the next `key_lens[i]` bytes of `keys` (packed back
+ * to back).
+ *
+ * `out_statuses[i]` receives `MAPCACHE_OK` (was present, removed),
+ * `MAPCACHE_NOT_FOUND` (was absent), `MAPCACHE_E_KEY_TOO_LONG` or
+ * `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode). `out_statuses` must not overlap
+ * `keys` or `key_lens`.
+ *
+ * Ownership: all arrays are the caller's. Thread-safety: as `mapcache_delete`; the
+ * batch is not atomic.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`: the batch ran; see `out_statuses`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens` or
+ *   `out_statuses` NULL; `keys` NULL while the key lengths add up to more than 0;
+ *   `out_statuses` overlaps `keys` or `key_lens`; the lengths overflow.
+ * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
+ * and the output arrays were not written (unless the host changed the length
+ * arrays during the call, which the contract forbids).
+ *
+ * # Safety
+ * `key_lens` and `out_statuses` must be valid for `n` elements, `keys` readable for
+ * the sum of `key_lens`, and not modified during the call.
+ */
+mapcache_status mapcache_delete_many(mapcache_t *cache,
+                                     size_t n,
+                                     const uint8_t *keys,
+                                     const size_t *key_lens,
+                                     mapcache_status *out_statuses);
+
+/**
+ * ============ 4. ITERATION ============
+ * mapcache_iter_new, mapcache_iter_next, mapcache_iter_free.
+ *
+ * Starts an iteration over `cache`: `*out` receives a new iterator positioned
+ * before the first entry (NULL on every error, when `out` is not NULL).
+ *
+ * The iteration is weakly consistent: it runs concurrently with writers; a key
+ * present for the whole iteration is yielded exactly once, no
+ * key is yielded twice, and keys inserted or removed meanwhile may or may not be.
+ * The iterator does not keep the cache alive: after `mapcache_free(cache)`, its
+ * `mapcache_iter_next` returns `MAPCACHE_E_INVALID_HANDLE`.
+ *
+ * Ownership: the caller owns the iterator and must free it with
+ * `mapcache_iter_free` (also after the cache is freed). Thread-safety: any thread;
+ * the iterator may move between threads but must be used by one at a time.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL.
+ * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `out` must be NULL or valid for writing a pointer.
+ */
+mapcache_status mapcache_iter_new(mapcache_t *cache,
+                                  mapcache_iter_t **out);
+
+/**
+ * Advances the iterator: on `MAPCACHE_OK`, `*key`/`*key_len` and
+ * `*value`/`*value_len` receive the next entry.
+ *
+ * Ownership: the key and value bytes belong to the iterator; they stay valid and
+ * unchanged until the next call on `it` or `mapcache_iter_free(it)`, whichever
+ * comes first, even if the entry is changed or removed from the cache meanwhile.
+ * Do not free or write them. (A pointer may be non-NULL with length 0.)
+ *
+ * Thread-safety: one thread at a time per iterator (a concurrent call on the same
+ * iterator is refused with `MAPCACHE_E_INVALID_ARG`); any number of iterators and
+ * other calls may run on the same cache concurrently.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`: an entry.
+ * - `MAPCACHE_NOT_FOUND`: the iteration is over (and stays over); the outputs are
+ *   set to NULL and 0, as they are on every error below (each that is not NULL).
+ * - `MAPCACHE_E_INVALID_ARG`: `it`, `key`, `key_len`, `value` or `value_len` NULL;
+ *   `it` in use by another thread.
+ * - `MAPCACHE_E_INVALID_HANDLE`: `it` was freed or is foreign, or its cache was
+ *   freed.
+ * - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode): the iterator fetches
+ *   entries in steps (one bucket chain each), and each step is a read: this
+ *   step saw another thread's write in flight, before or after it. Its entries
+ *   are dropped, not returned; a further call goes on with the next step.
+ * - `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * The four out-pointers must be writable.
+ */
+mapcache_status mapcache_iter_next(mapcache_iter_t *it,
+                                   const uint8_t **key,
+                                   size_t *key_len,
+                                   const uint8_t **value,
+                                   size_t *value_len);
+
+/**
+ * Frees an iterator and the entry bytes it holds. NULL is a no-op.
+ *
+ * May be called before or after the iterator's cache is freed. A second free of
+ * the same iterator is detected (while its slot is not reused) and ignored, with
+ * a message in `mapcache_last_error()`; so is a foreign pointer.
+ *
+ * Thread-safety: any thread, but not concurrently with another call on `it` (if
+ * one is in progress, this waits for it to finish).
+ *
+ * # Safety
+ * `it` must be NULL or a pointer obtained from `mapcache_iter_new`.
+ */
+void mapcache_iter_free(mapcache_iter_t *it);
+
+/**
+ * ============ 5. LABELS AND ERRORS ============
+ * mapcache_set_thread_label, mapcache_last_error, mapcache_status_str.
+ *
+ * Names the calling OS thread in misuse reports (`MAPCACHE_E_CONCURRENT_WRITE`,
+ * `MAPCACHE_E_CONCURRENT_READ_WRITE`): the message of a collision quotes the label
+ * of each thread involved, or `thread <os tid>` for a thread without one.
+ *
+ * `label` is a NUL-terminated UTF-8 string of at most `MAPCACHE_MAX_LABEL_LEN`
+ * bytes; NULL removes the label (reports then name the thread `thread <os tid>`
+ * again). An empty string does not remove it: it is a label like any other, and
+ * reports quote it as `''`. The label applies to every cache and stays until
+ * replaced, removed, or the thread exits.
+ *
+ * Ownership: the library copies the string during the call.
+ * Thread-safety: any thread; it labels the calling thread only. (A Go host should
+ * lock the goroutine to its thread to label it meaningfully.)
+ *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: not valid UTF-8, or longer than
+ *   `MAPCACHE_MAX_LABEL_LEN` bytes (no NUL within the first
+ *   `MAPCACHE_MAX_LABEL_LEN + 1` bytes); the label is left unchanged.
+ * - `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `label` must be NULL or point to a NUL-terminated string (the library reads at
+ * most `MAPCACHE_MAX_LABEL_LEN + 1` bytes of it).
+ */
+mapcache_status mapcache_set_thread_label(const char *label);
+
+/**
+ * The message of the last call on this thread that returned an error status (any
+ * status other than `MAPCACHE_OK` and `MAPCACHE_NOT_FOUND`), or `""` when no call
+ * on this thread has failed yet.
+ *
+ * One rule for every call, batches included. A message about the call's
+ * arguments or handles starts with the function's name and, for one key of a
+ * batch, the key's index: `"mapcache_get: key is NULL but key_len is 5"`,
+ * `"mapcache_put_many: key 3: key_len = 70000 is longer than MAPCACHE_MAX_KEY_LEN
+ * (65535)"`. A report of the library core is passed on verbatim, with no prefix
+ * and no index, whichever call it comes from: the misuse reports
+ * (`MAPCACHE_E_CONCURRENT_WRITE`: `concurrent map writes: 'B' collided with a
+ * write in progress by 'A'`; `MAPCACHE_E_CONCURRENT_READ_WRITE`: `concurrent map
+ * read and map write: 'B' collided with a write in progress by 'A'`) and
+ * allocation failures (`out of memory allocating N bytes`). A batch that returns
+ * `MAPCACHE_OK` with per-key errors leaves the message of its first failing key
+ * (which key failed how is in its `out_statuses`).
+ *
+ * Returns: a NUL-terminated UTF-8 string, never NULL. Ownership: it belongs to the
+ * library; it stays valid on this thread until the next failing mapcache call on
+ * this thread, or until the thread exits; copy it to keep it. Do not free it.
+ * Thread-safety: any thread; each thread has its own message, so another thread's
+ * failures never change it.
+ */
+const char *mapcache_last_error(void);
+
+/**
  * Names a status: its constant's name and a short meaning, e.g.
  * `"MAPCACHE_E_BUFFER_TOO_SMALL: buffer too small"`; `"unknown mapcache_status"`
  * for a value this library does not define.
@@ -997,6 +1061,9 @@ mapcache_status mapcache_compare_and_swap(mapcache_t *cache,
 const char *mapcache_status_str(mapcache_status status);
 
 /**
+ * ============ 6. VERSIONING ============
+ * mapcache_abi_version, mapcache_version (and MAPCACHE_ABI_VERSION above).
+ *
  * The ABI version of the loaded library (`MAPCACHE_ABI_VERSION` of the header it
  * was built with).
  *
@@ -1011,6 +1078,65 @@ uint32_t mapcache_abi_version(void);
  * (do not free it). Thread-safety: any thread, any time. Never fails.
  */
 const char *mapcache_version(void);
+
+#if defined(MAPCACHE_TESTING)
+/**
+ * ============ 7. DEBUG HOOKS ============
+ * Declared only when MAPCACHE_TESTING is defined before including this header:
+ * mapcache_debug_hold_write, mapcache_debug_panic.
+ *
+ * DEBUGGING AID, not for production use: takes the write flag that a write of
+ * `key` would take, calls `callback(ctx)` while holding it, then releases it.
+ *
+ * Meant for tests of misuse detection. Only for caches in
+ * `MAPCACHE_MODE_EXCLUSIVE` (in concurrent mode other writers would wait for the
+ * callback, which would deadlock a callback that waits for them). An exclusive
+ * cache has one write flag for all its keys, so the flag's scope is the whole
+ * cache and `key` does not change what is held: while the callback runs, a write
+ * of any key by another thread fails with `MAPCACHE_E_CONCURRENT_WRITE`, naming
+ * this thread as the holder, and a read of any key by another thread that checks
+ * for overlapping writes fails with `MAPCACHE_E_CONCURRENT_READ_WRITE`.
+ *
+ * The callback runs on the calling thread; it must return normally and must not
+ * call `mapcache_free` on `cache`. It may start and join other threads. Writes to
+ * `cache` from the calling thread inside the callback collide with the flag it
+ * holds.
+ *
+ * Thread-safety: as `mapcache_put`.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`: the callback ran while the flag was held.
+ * - `MAPCACHE_E_CONCURRENT_WRITE`: the flag was taken by another thread; the
+ *   callback was not called.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` or `callback` NULL, `key` NULL with
+ *   `key_len` > 0, or the cache is not in exclusive mode.
+ * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `key` must be readable for `key_len` bytes; `callback` must be a function with
+ * the `mapcache_debug_fn` signature.
+ */
+mapcache_status mapcache_debug_hold_write(mapcache_t *cache,
+                                          const uint8_t *key,
+                                          size_t key_len,
+                                          mapcache_debug_fn callback,
+                                          void *ctx);
+#endif
+
+#if defined(MAPCACHE_TESTING)
+/**
+ * DEBUGGING AID, not for production use: panics inside the library with
+ * `message` (NULL: a fixed text), to let a host check that panics are caught at
+ * the boundary. Always returns `MAPCACHE_E_INTERNAL`, with a message that contains
+ * `message`; the panic is also printed to stderr by the Rust panic hook.
+ *
+ * Thread-safety: any thread.
+ *
+ * # Safety
+ * `message` must be NULL or a NUL-terminated string.
+ */
+mapcache_status mapcache_debug_panic(const char *message);
+#endif
 
 #ifdef __cplusplus
 }  // extern "C"

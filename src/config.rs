@@ -6,6 +6,13 @@ use crate::error::{Error, Result};
 /// The most shards a map may have.
 pub const MAX_SHARDS: usize = 1 << 16;
 
+/// The largest [`Config::initial_capacity`]: 2^30 entries. Sizing a map up front
+/// for more is refused with [`Error::InvalidConfig`] rather than attempted (a
+/// table for 2^30 entries already reserves about 30 GB of address space; the
+/// memory is committed only as the table fills). A map still grows past it by
+/// inserting.
+pub const MAX_INITIAL_CAPACITY: usize = 1 << 30;
+
 /// The concurrency contract a map enforces on its writers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
@@ -55,7 +62,8 @@ pub enum EngineChoice {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
-    /// Entries to size the tables for up front (0: start small and grow).
+    /// Entries to size the tables for up front (0: start small and grow); at most
+    /// [`MAX_INITIAL_CAPACITY`].
     pub initial_capacity: usize,
     /// Number of shards: 0 picks one from the core count; otherwise a power of two
     /// up to [`MAX_SHARDS`]. Writers of different shards never wait for each other.
@@ -72,6 +80,18 @@ pub struct Config {
 }
 
 impl Config {
+    /// Checks every field: [`Error::InvalidConfig`] naming the first one out of
+    /// range.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.initial_capacity > MAX_INITIAL_CAPACITY {
+            return Err(Error::InvalidConfig(format!(
+                "initial_capacity = {} is larger than MAX_INITIAL_CAPACITY ({MAX_INITIAL_CAPACITY})",
+                self.initial_capacity
+            )));
+        }
+        self.resolved_shards().map(|_| ())
+    }
+
     /// The shard count this config resolves to.
     pub(crate) fn resolved_shards(&self) -> Result<usize> {
         match self.shards {
@@ -84,5 +104,51 @@ impl Config {
                 "shards must be 0 (automatic) or a power of two up to {MAX_SHARDS}, not {n}"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::table::{log2_for, MAX_LOG2};
+
+    #[test]
+    fn initial_capacity_has_a_limit_named_in_the_error() {
+        let at_limit = Config {
+            initial_capacity: MAX_INITIAL_CAPACITY,
+            shards: 1,
+            ..Config::default()
+        };
+        assert!(at_limit.validate().is_ok());
+        for capacity in [MAX_INITIAL_CAPACITY + 1, 1 << 62, usize::MAX] {
+            let config = Config {
+                initial_capacity: capacity,
+                ..Config::default()
+            };
+            let Err(Error::InvalidConfig(message)) = config.validate() else {
+                panic!("initial_capacity {capacity} was accepted");
+            };
+            assert_eq!(
+                message,
+                format!(
+                    "initial_capacity = {capacity} is larger than MAX_INITIAL_CAPACITY (1073741824)"
+                )
+            );
+        }
+        let bad_shards = Config {
+            shards: 3,
+            ..Config::default()
+        };
+        assert!(matches!(
+            bad_shards.validate(),
+            Err(Error::InvalidConfig(m)) if m.contains("shards")
+        ));
+    }
+
+    #[test]
+    fn the_limit_is_below_the_largest_table() {
+        // With one shard the whole capacity lands in one table: its size must be
+        // what the capacity needs, not the silent cap at MAX_LOG2.
+        assert!(log2_for(MAX_INITIAL_CAPACITY) < MAX_LOG2);
     }
 }

@@ -31,7 +31,7 @@ mod shard;
 mod sync;
 mod table;
 
-pub use config::{Config, EngineChoice, MisusePolicy, Mode, MAX_SHARDS};
+pub use config::{Config, EngineChoice, MisusePolicy, Mode, MAX_INITIAL_CAPACITY, MAX_SHARDS};
 pub use error::{Collision, Error, Result};
 pub use iter::{Cursor, Iter};
 pub use map::{Map, Pinned, TableStats, BATCH_LOOKAHEAD, BATCH_PIN_SPAN};

@@ -110,6 +110,7 @@ impl Map {
     /// Fails with [`Error::InvalidConfig`] for an out-of-range field and
     /// [`Error::OutOfMemory`] when the initial tables cannot be allocated.
     pub fn new(config: Config) -> Result<Map> {
+        config.validate()?;
         let shard_count = config.resolved_shards()?;
         let initial_log2 = log2_for(config.initial_capacity.div_ceil(shard_count));
         let shards = (0..shard_count)

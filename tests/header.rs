@@ -43,3 +43,50 @@ fn header_is_fresh() {
         );
     }
 }
+
+/// The header as a document: its function sections come in the order its
+/// contents list names, and the debug hooks are declared only for a host that
+/// defines `MAPCACHE_TESTING` (every line that names one sits inside such a block).
+#[test]
+fn header_sections_and_the_testing_opt_in() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let header = std::fs::read_to_string(root.join("include/mapcache.h")).unwrap();
+    let banners = [
+        "1. LIFECYCLE",
+        "2. SINGLE-KEY CALLS",
+        "3. BATCH CALLS",
+        "4. ITERATION",
+        "5. LABELS AND ERRORS",
+        "6. VERSIONING",
+        "7. DEBUG HOOKS",
+    ];
+    let mut last = 0;
+    for banner in banners {
+        let needle = format!("============ {banner} ============");
+        let at = header
+            .find(&needle)
+            .unwrap_or_else(|| panic!("no banner {needle:?}"));
+        assert!(at > last, "banner {banner:?} out of order");
+        last = at;
+    }
+    // Outside the top comment, every mention of a debug hook is inside
+    // `#if defined(MAPCACHE_TESTING)` ... `#endif`.
+    let body = &header[header.find("#ifndef MAPCACHE_H").unwrap()..];
+    let mut inside = false;
+    let mut hooks = 0;
+    for line in body.lines() {
+        if line == "#if defined(MAPCACHE_TESTING)" {
+            inside = true;
+        } else if line == "#endif" {
+            inside = false;
+        } else if line.contains("mapcache_debug_") && !line.trim_start().starts_with('*') {
+            assert!(inside, "declared without MAPCACHE_TESTING: {line}");
+            hooks += 1;
+        }
+    }
+    // The typedef, the two declarations and hold_write's callback parameter.
+    assert_eq!(
+        hooks, 4,
+        "lines naming mapcache_debug_fn, _hold_write, _panic"
+    );
+}

@@ -47,6 +47,9 @@ package mapcache
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+// The binding's tests use the library's debug hooks (mcg_debug_*), which the
+// header declares only on request.
+#define MAPCACHE_TESTING
 #include "mapcache.h"
 
 // The result of one shim call. st is the mapcache_status; flag, n and p carry
@@ -417,7 +420,11 @@ type handle = unsafe.Pointer
 
 func cNew(cfg Config) (handle, cres) {
 	var cc C.mapcache_config
-	C.mapcache_config_init(&cc)
+	// The library writes exactly the size of the struct this binding was built
+	// with (and reads no more), whatever version of it the library knows.
+	if st := C.mapcache_config_init(&cc, C.size_t(unsafe.Sizeof(cc))); st != 0 {
+		return nil, cres{st: int32(st), msg: "mapcache_config_init refused this binding's mapcache_config"}
+	}
 	cc.initial_capacity = C.uint64_t(cfg.InitialCapacity)
 	cc.shards = C.uint32_t(cfg.Shards)
 	cc.mode = C.uint32_t(cfg.Mode)

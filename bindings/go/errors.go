@@ -53,7 +53,7 @@ const (
 	stInvalidHandle    = 9
 	stInvalidConfig    = 10
 	stInternal         = 11
-	abiVersionExpected = 1
+	abiVersionExpected = 2
 )
 
 func sentinelFor(st int32) error {

@@ -68,7 +68,7 @@ int main(void) {
     printf("mapcache %s (ABI %u)\n", mapcache_version(), mapcache_abi_version());
 
     mapcache_config cfg;
-    mapcache_config_init(&cfg);
+    must(MAPCACHE_CONFIG_INIT(&cfg), "mapcache_config_init");
     cfg.initial_capacity = THREADS * PER_THREAD;
     mapcache_t *cache = NULL;
     must(mapcache_new(&cfg, &cache), "mapcache_new");

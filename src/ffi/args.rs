@@ -3,8 +3,10 @@
 //! argument.
 //!
 //! The rules (docs/C_API.md): a data pointer may be NULL only when its length is 0;
-//! a required out-pointer must not be NULL; a buffer the library writes must not
-//! overlap an input it reads during the same step. Out-pointers are written with
+//! a required out-pointer must not be NULL; a buffer or array the library writes
+//! must not overlap an input it reads or another output of the same call
+//! ([`no_overlap`]; a scalar out-pointer is written only once the inputs are
+//! read). Out-pointers are written with
 //! unaligned stores, so a misaligned pointer from the host is not undefined
 //! behaviour either.
 
@@ -12,7 +14,7 @@ use std::ptr;
 use std::slice;
 
 use super::boundary::Fail;
-use super::status::{MAPCACHE_E_KEY_TOO_LONG, MAPCACHE_E_VALUE_TOO_LONG};
+use super::status::{self, mapcache_status, MAPCACHE_E_KEY_TOO_LONG, MAPCACHE_E_VALUE_TOO_LONG};
 use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// `ptr .. ptr + len` as addresses, or a failure if it wraps around.
@@ -169,9 +171,55 @@ fn null_out(name: &'static str) -> Fail {
     Fail::arg(format!("{name} is NULL"))
 }
 
-/// Fails when the output buffer `out[0..out_cap]` overlaps the input `input`: the
-/// library would otherwise write memory that it is reading through a shared
-/// reference.
+/// A byte range of host memory that a call reads or writes, named for the
+/// message. Built only from pointers and lengths already checked not to wrap.
+#[derive(Clone, Copy)]
+pub(crate) struct Region {
+    start: usize,
+    end: usize,
+    name: &'static str,
+}
+
+impl Region {
+    /// `ptr[0..count]`, as bytes (`count` elements of `T`; its byte length was
+    /// checked by [`array`], [`out_buf`] or the caller).
+    #[inline]
+    pub(crate) fn of<T>(ptr: *const T, count: usize, name: &'static str) -> Region {
+        let start = ptr as usize;
+        Region {
+            start,
+            end: start + count * std::mem::size_of::<T>(),
+            name,
+        }
+    }
+
+    #[inline]
+    fn overlaps(&self, other: &Region) -> bool {
+        self.start < self.end
+            && other.start < other.end
+            && self.start < other.end
+            && other.start < self.end
+    }
+}
+
+/// Fails when an output overlaps an input or another output: the library would
+/// otherwise write memory that it is reading (through a shared reference, for the
+/// keys and values), or write one result over another. Empty regions overlap
+/// nothing.
+#[inline]
+pub(crate) fn no_overlap(outputs: &[Region], inputs: &[Region]) -> Result<(), Fail> {
+    for (i, out) in outputs.iter().enumerate() {
+        for other in inputs.iter().chain(&outputs[i + 1..]) {
+            if out.overlaps(other) {
+                return Err(overlap(out.name, other.name));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fails when the output buffer `out[0..out_cap]` overlaps the input `input`
+/// (both checked not to wrap).
 #[inline]
 pub(crate) fn disjoint(
     out: *mut u8,
@@ -180,19 +228,10 @@ pub(crate) fn disjoint(
     input: &[u8],
     input_name: &'static str,
 ) -> Result<(), Fail> {
-    if out_cap == 0 || input.is_empty() {
-        return Ok(());
-    }
-    let (o0, o1) = (out as usize, out as usize + out_cap);
-    let (i0, i1) = (
-        input.as_ptr() as usize,
-        input.as_ptr() as usize + input.len(),
-    );
-    if o0 < i1 && i0 < o1 {
-        Err(overlap(out_name, input_name))
-    } else {
-        Ok(())
-    }
+    no_overlap(
+        &[Region::of(out.cast_const(), out_cap, out_name)],
+        &[Region::of(input.as_ptr(), input.len(), input_name)],
+    )
 }
 
 #[cold]
@@ -237,6 +276,23 @@ pub(crate) unsafe fn put_opt<T>(ptr: *mut T, value: T) {
     }
 }
 
+/// After a call returned `status`: if it is an error, stores `empty` (NULL, 0 or
+/// false) through the out-pointer `ptr` when it is not NULL, so that after an
+/// error a host never finds a stale or partial result there (the header's rule).
+/// Called once the call's work is over, so it never writes memory the call was
+/// still reading.
+///
+/// # Safety
+/// `ptr` must be NULL or valid for writes of a `T` (the host's promise for every
+/// out-pointer it passes).
+#[inline]
+pub(crate) unsafe fn reset_on_error<T>(status: mapcache_status, ptr: *mut T, empty: T) {
+    if status::is_error(status) {
+        // SAFETY: NULL or writable (contract).
+        unsafe { put_opt(ptr, empty) }
+    }
+}
+
 /// Reads element `i` of an input array checked with [`array`].
 ///
 /// # Safety
@@ -245,4 +301,34 @@ pub(crate) unsafe fn put_opt<T>(ptr: *mut T, value: T) {
 pub(crate) unsafe fn read<T: Copy>(ptr: *const T, i: usize) -> T {
     // SAFETY: in bounds by the caller's contract; unaligned load.
     unsafe { ptr.add(i).read_unaligned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(start: usize, len: usize, name: &'static str) -> Region {
+        Region::of(start as *const u8, len, name)
+    }
+
+    #[test]
+    fn overlap_is_checked_between_every_output_and_every_other_region() {
+        let inputs = [at(0x1000, 16, "keys"), at(0x2000, 16, "key_lens")];
+        // Adjacent and empty regions do not overlap.
+        let ok = [
+            at(0x1010, 16, "values"),
+            at(0x1ff0, 16, "out"),
+            at(0x1000, 0, "e"),
+        ];
+        assert!(no_overlap(&ok, &inputs).is_ok());
+        let cases: [(&[Region], &str); 3] = [
+            (&[at(0x100f, 1, "values")], "values overlaps keys"),
+            (&[at(0x1fff, 2, "out")], "out overlaps key_lens"),
+            (&[at(0x3000, 8, "a"), at(0x3004, 8, "b")], "a overlaps b"),
+        ];
+        for (outputs, message) in cases {
+            let fail = no_overlap(outputs, &inputs).unwrap_err();
+            assert_eq!(fail.message_for("f"), format!("f: {message}"));
+        }
+    }
 }

@@ -7,8 +7,11 @@
 //!
 //! A batch returns `MAPCACHE_OK` when it ran, with each key's own outcome in
 //! `out_statuses[i]`, or an error for the call as a whole (bad arguments, invalid
-//! handle: then no key was processed). When some key's status is an error,
-//! `mapcache_last_error()` describes the first such key (`"key <i>: ..."`).
+//! handle: then no key was processed and nothing was written into the output
+//! arrays). When some key's status is an error,
+//! `mapcache_last_error()` describes the first such key: `"mapcache_put_many: key
+//! <i>: ..."` for an argument error, the core's own text for a misuse report or
+//! an allocation failure (see `FirstError::note`).
 
 use super::args;
 use super::boundary::{self, Fail};
@@ -89,9 +92,12 @@ impl Packed {
         }
     }
 
-    /// The whole buffer as an address range.
-    fn range(&self) -> (usize, usize) {
-        (self.data as usize, self.data as usize + self.total)
+    /// The buffer and the length array, as the regions the call reads.
+    fn regions(&self, n: usize) -> [args::Region; 2] {
+        [
+            args::Region::of(self.data, self.total, self.name),
+            args::Region::of(self.lens, n, self.lens_name),
+        ]
     }
 }
 
@@ -110,13 +116,19 @@ impl FirstError {
     }
 
     /// Notes `fail` for key `i` (if it is the first) and returns its status.
+    ///
+    /// The rule of every call, batches included: a message this layer writes
+    /// starts with the function (here, and the key's index: `"mapcache_put_many:
+    /// key 3: value_len = ..."`); a message of the core (a misuse report, out of
+    /// memory) is passed on verbatim, so that a misuse report has the same form
+    /// from a batch as from a single call.
     #[cold]
     fn note(&mut self, i: usize, fail: Fail) -> mapcache_status {
         if self.message.is_none() {
             let text = fail.message_for(self.function);
             let text = match text.strip_prefix(self.function) {
                 Some(rest) => format!("{}: key {i}{rest}", self.function),
-                None => format!("{}: key {i}: {text}", self.function),
+                None => text,
             };
             self.message = Some(text);
         }
@@ -141,6 +153,15 @@ fn front(
     Ok(shell)
 }
 
+/// `out_statuses[0..n]` as a region (checked by `front`).
+fn statuses_region(out_statuses: *mut mapcache_status, n: usize) -> args::Region {
+    args::Region::of(out_statuses.cast_const(), n, "out_statuses")
+}
+
+/// ============ 3. BATCH CALLS ============
+/// Many keys in one call, a status per key: mapcache_get_many,
+/// mapcache_put_many, mapcache_delete_many.
+///
 /// Looks up `n` keys and copies their values back to back into `values`.
 ///
 /// Keys: key `i` is the next `key_lens[i]` bytes of `keys` (packed back to back).
@@ -156,7 +177,8 @@ fn front(
 ///   mode), 0.
 ///
 /// `n` may be 0 (then every pointer may be NULL). `values` may be NULL when
-/// `values_cap` is 0, and must not overlap `keys`.
+/// `values_cap` is 0. No output (`values[0..values_cap]`, `out_value_lens`,
+/// `out_statuses`) may overlap an input (`keys`, `key_lens`) or another output.
 ///
 /// Ownership: all arrays are the caller's. Thread-safety: as `mapcache_get`; the
 /// batch is not atomic (each key is read on its own).
@@ -166,9 +188,13 @@ fn front(
 ///   any, is in `mapcache_last_error()`).
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens`,
 ///   `out_value_lens` or `out_statuses` NULL; `keys` NULL while the key lengths add
-///   up to more than 0; `values` NULL with `values_cap` > 0; `values` overlaps
-///   `keys`; the key lengths overflow.
+///   up to more than 0; `values` NULL with `values_cap` > 0; an output overlaps an
+///   input or another output (the message names both); the key lengths overflow.
 /// - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+///
+/// On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
+/// and the output arrays were not written (unless the host changed the length
+/// arrays during the call, which the contract forbids).
 ///
 /// # Safety
 /// `key_lens`, `out_value_lens`, `out_statuses` must be valid for `n` elements,
@@ -193,11 +219,14 @@ pub unsafe extern "C" fn mapcache_get_many(
         let keys = unsafe { Packed::new(keys, key_lens, n, "keys", "key_lens") }?;
         args::array(out_value_lens.cast_const(), n, "out_value_lens")?;
         args::out_buf(values, values_cap, "values", "values_cap")?;
-        let (k0, k1) = keys.range();
-        if values_cap > 0 && k1 > k0 && (values as usize) < k1 && k0 < values as usize + values_cap
-        {
-            return Err(Fail::arg("values overlaps keys"));
-        }
+        args::no_overlap(
+            &[
+                args::Region::of(values.cast_const(), values_cap, "values"),
+                args::Region::of(out_value_lens.cast_const(), n, "out_value_lens"),
+                statuses_region(out_statuses, n),
+            ],
+            &keys.regions(n),
+        )?;
         shell.with(|inner| {
             // Cut out every key first, then look them all up in one pass of
             // `Map::get_many_with`, which pins once per span of keys and
@@ -286,7 +315,8 @@ fn copy_one(
 /// `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
 /// `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode) or `MAPCACHE_E_NO_MEMORY`; a failed
 /// key changes nothing and later keys are still processed. Keys are written in
-/// order, so a key repeated in the batch ends with its last value.
+/// order, so a key repeated in the batch ends with its last value. `out_statuses`
+/// must not overlap an input (`keys`, `key_lens`, `values`, `value_lens`).
 ///
 /// Ownership: the library copies keys and values. Thread-safety: as `mapcache_put`;
 /// the batch is not atomic (other threads may see part of it).
@@ -295,8 +325,13 @@ fn copy_one(
 /// - `MAPCACHE_OK`: the batch ran; see `out_statuses`.
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens`, `value_lens`
 ///   or `out_statuses` NULL; `keys` (`values`) NULL while the key (value) lengths
-///   add up to more than 0; the lengths overflow.
+///   add up to more than 0; `out_statuses` overlaps an input (the message names
+///   it); the lengths overflow.
 /// - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+///
+/// On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
+/// and the output arrays were not written (unless the host changed the length
+/// arrays during the call, which the contract forbids).
 ///
 /// # Safety
 /// `key_lens`, `value_lens`, `out_statuses` must be valid for `n` elements, `keys`
@@ -319,6 +354,9 @@ pub unsafe extern "C" fn mapcache_put_many(
         let keys = unsafe { Packed::new(keys, key_lens, n, "keys", "key_lens") }?;
         // SAFETY: value_lens readable for n elements (contract).
         let values = unsafe { Packed::new(values, value_lens, n, "values", "value_lens") }?;
+        let [k, kl] = keys.regions(n);
+        let [v, vl] = values.regions(n);
+        args::no_overlap(&[statuses_region(out_statuses, n)], &[k, kl, v, vl])?;
         shell.with(|inner| {
             let mut first = FirstError::new(NAME);
             let (mut key_offset, mut value_offset) = (0usize, 0usize);
@@ -351,7 +389,8 @@ pub unsafe extern "C" fn mapcache_put_many(
 ///
 /// `out_statuses[i]` receives `MAPCACHE_OK` (was present, removed),
 /// `MAPCACHE_NOT_FOUND` (was absent), `MAPCACHE_E_KEY_TOO_LONG` or
-/// `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode).
+/// `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode). `out_statuses` must not overlap
+/// `keys` or `key_lens`.
 ///
 /// Ownership: all arrays are the caller's. Thread-safety: as `mapcache_delete`; the
 /// batch is not atomic.
@@ -360,8 +399,12 @@ pub unsafe extern "C" fn mapcache_put_many(
 /// - `MAPCACHE_OK`: the batch ran; see `out_statuses`.
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` NULL; with `n` > 0, `key_lens` or
 ///   `out_statuses` NULL; `keys` NULL while the key lengths add up to more than 0;
-///   the lengths overflow.
+///   `out_statuses` overlaps `keys` or `key_lens`; the lengths overflow.
 /// - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+///
+/// On `MAPCACHE_E_INVALID_ARG` or `MAPCACHE_E_INVALID_HANDLE` no key was processed
+/// and the output arrays were not written (unless the host changed the length
+/// arrays during the call, which the contract forbids).
 ///
 /// # Safety
 /// `key_lens` and `out_statuses` must be valid for `n` elements, `keys` readable for
@@ -379,6 +422,7 @@ pub unsafe extern "C" fn mapcache_delete_many(
         let shell = front(cache, n, out_statuses)?;
         // SAFETY: key_lens readable for n elements (contract).
         let keys = unsafe { Packed::new(keys, key_lens, n, "keys", "key_lens") }?;
+        args::no_overlap(&[statuses_region(out_statuses, n)], &keys.regions(n))?;
         shell.with(|inner| {
             let mut first = FirstError::new(NAME);
             let mut offset = 0usize;

@@ -12,7 +12,7 @@ use std::ptr;
 
 use super::args;
 use super::boundary::{self, Fail};
-use super::status::MAPCACHE_E_INVALID_CONFIG;
+use super::status::{mapcache_status, MAPCACHE_E_INVALID_CONFIG, MAPCACHE_OK};
 use crate::{Config, EngineChoice, MisusePolicy, Mode};
 
 /// `mapcache_config.mode`: any number of threads may read and write (the default).
@@ -34,19 +34,31 @@ pub const MAPCACHE_ENGINE_SINGLE: u32 = 1;
 /// `mapcache_config.rehash_engine`: rehash with several CPU threads.
 pub const MAPCACHE_ENGINE_PARALLEL: u32 = 2;
 
+/// The largest `mapcache_config.initial_capacity` (2^30 entries); a larger one is
+/// `MAPCACHE_E_INVALID_CONFIG`. It is a sizing limit, not a bound: a cache still
+/// grows past it by inserting.
+pub const MAPCACHE_MAX_INITIAL_CAPACITY: u64 = 1073741824;
+
+const _: () = assert!(MAPCACHE_MAX_INITIAL_CAPACITY == crate::MAX_INITIAL_CAPACITY as u64);
+
 /// The largest `struct_size` accepted (a guard against garbage in the field).
 const MAX_STRUCT_SIZE: usize = 4096;
 
-/// How to create a cache. Initialise with `mapcache_config_init`, then change the
-/// fields you need; pass to `mapcache_new`, which reads it during the call only.
-/// Fields are only ever appended in later versions (see `struct_size`).
+/// How to create a cache. Initialise with `MAPCACHE_CONFIG_INIT(&cfg)` (that is,
+/// `mapcache_config_init(&cfg, sizeof cfg)`), then change the fields you need;
+/// pass to `mapcache_new`, which reads it during the call only. Fields are only
+/// ever appended in later versions, each with 0 as its default (see
+/// `struct_size`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct mapcache_config {
-    /// `sizeof(mapcache_config)` as the code that filled it knows it; set by
-    /// `mapcache_config_init`. Tells the library which fields are present.
+    /// `sizeof(mapcache_config)` as the host knows it; set by
+    /// `mapcache_config_init` to its `size` argument. Tells the library which
+    /// fields are present: it reads only the first `struct_size` bytes.
     pub struct_size: usize,
-    /// Entries to size the table for up front; 0 = start small and grow.
+    /// Entries to size the table for up front; 0 = start small and grow; at most
+    /// `MAPCACHE_MAX_INITIAL_CAPACITY`. The table's memory is committed as it
+    /// fills, not at creation.
     pub initial_capacity: u64,
     /// Number of shards: 0 = automatic, else a power of two, at most 65536.
     pub shards: u32,
@@ -62,8 +74,8 @@ pub struct mapcache_config {
     pub seed: u64,
 }
 
-/// The size of ABI version 1's `mapcache_config`: the smallest `struct_size` there
-/// will ever be.
+/// The size of the first `mapcache_config` (ABI versions 1 and 2): the smallest
+/// `struct_size` there will ever be.
 const V1_SIZE: usize = offset_of!(mapcache_config, seed) + size_of::<u64>();
 
 /// The defaults, with `struct_size` set to this library's size.
@@ -84,6 +96,25 @@ fn invalid(message: String) -> Fail {
     Fail::new(MAPCACHE_E_INVALID_CONFIG, message)
 }
 
+/// Checks a struct size the host states (`name` is how the message calls it): at
+/// least the first `mapcache_config`, at most `MAX_STRUCT_SIZE`. The error is the
+/// message; the caller picks the status.
+fn check_size(size: usize, name: &str) -> Result<(), String> {
+    if size < V1_SIZE {
+        return Err(format!(
+            "{name} = {size} is smaller than the smallest mapcache_config ({V1_SIZE} bytes); \
+             pass sizeof(mapcache_config), or use MAPCACHE_CONFIG_INIT"
+        ));
+    }
+    if size > MAX_STRUCT_SIZE {
+        return Err(format!(
+            "{name} = {size} is larger than {MAX_STRUCT_SIZE}; pass sizeof(mapcache_config), \
+             or use MAPCACHE_CONFIG_INIT"
+        ));
+    }
+    Ok(())
+}
+
 /// Reads and validates the host's config (NULL = defaults).
 ///
 /// # Safety
@@ -93,18 +124,7 @@ pub(crate) unsafe fn read(cfg: *const mapcache_config) -> Result<(Config, Mode),
     if !cfg.is_null() {
         // SAFETY: the first field is always present; unaligned read.
         let size = unsafe { ptr::addr_of!((*cfg).struct_size).read_unaligned() };
-        if size < V1_SIZE {
-            return Err(invalid(format!(
-                "cfg->struct_size = {size} is smaller than the smallest mapcache_config \
-                 ({V1_SIZE} bytes); initialise it with mapcache_config_init"
-            )));
-        }
-        if size > MAX_STRUCT_SIZE {
-            return Err(invalid(format!(
-                "cfg->struct_size = {size} is larger than {MAX_STRUCT_SIZE}; \
-                 initialise it with mapcache_config_init"
-            )));
-        }
+        check_size(size, "cfg->struct_size").map_err(invalid)?;
         let known = size.min(size_of::<mapcache_config>());
         let bytes = cfg.cast::<u8>();
         // Fields of a newer header that this library does not know must be zero.
@@ -126,7 +146,7 @@ pub(crate) unsafe fn read(cfg: *const mapcache_config) -> Result<(Config, Mode),
     convert(&c)
 }
 
-// This library is ABI version 1: its config is exactly the first one.
+// This library's config is exactly the first one (no field has been appended yet).
 const _: () = assert!(size_of::<mapcache_config>() == V1_SIZE);
 
 fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
@@ -164,12 +184,15 @@ fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
             c.shards
         )));
     }
-    let initial_capacity = usize::try_from(c.initial_capacity).map_err(|_| {
-        invalid(format!(
-            "cfg->initial_capacity = {} does not fit in this platform's size_t",
+    if c.initial_capacity > MAPCACHE_MAX_INITIAL_CAPACITY {
+        return Err(invalid(format!(
+            "cfg->initial_capacity = {} is larger than MAPCACHE_MAX_INITIAL_CAPACITY \
+             ({MAPCACHE_MAX_INITIAL_CAPACITY})",
             c.initial_capacity
-        ))
-    })?;
+        )));
+    }
+    // At most 2^30: fits every size_t the library builds for.
+    let initial_capacity = c.initial_capacity as usize;
     // `..Config::default()`: fields the C config does not carry keep their defaults
     // (and fields the core adds later need no change here).
     #[allow(clippy::needless_update)]
@@ -185,30 +208,75 @@ fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
     Ok((config, mode))
 }
 
-/// Fills `*cfg` with the defaults and sets `cfg->struct_size` to the size of
-/// `mapcache_config` as this library knows it. NULL is a no-op.
+/// ============ 1. LIFECYCLE ============
+/// Configure, create and free a cache: mapcache_config_init, mapcache_new,
+/// mapcache_free.
 ///
-/// Defaults: `initial_capacity` 0, `shards` 0 (automatic), `mode`
-/// `MAPCACHE_MODE_CONCURRENT`, `misuse_policy` `MAPCACHE_MISUSE_ERROR`,
-/// `rehash_engine` `MAPCACHE_ENGINE_AUTO`, `seed` 0 (random per map).
+/// Fills the host's `mapcache_config` with the defaults. `size` is the size of the
+/// struct as the host knows it, `sizeof(mapcache_config)` from the header the host
+/// was compiled with: the library writes exactly `size` bytes and never more, so a
+/// host built against an older (smaller) header is safe with a newer library. Use
+/// `MAPCACHE_CONFIG_INIT(&cfg)`, which passes `sizeof` for you.
 ///
-/// A host built against a newer header (a larger `mapcache_config`) can compare
-/// `cfg->struct_size` with its `sizeof(mapcache_config)` afterwards: a smaller value
-/// means this library does not know the later fields, which must then stay zero.
+/// Afterwards `cfg->struct_size` is `size`, every field this library knows that
+/// fits in `size` holds its default, and any bytes past this library's own
+/// `mapcache_config` (a host built against a newer header) are zero, which every
+/// field added later reads as "not used". Defaults: `initial_capacity` 0,
+/// `shards` 0 (automatic), `mode` `MAPCACHE_MODE_CONCURRENT`, `misuse_policy`
+/// `MAPCACHE_MISUSE_ERROR`, `rehash_engine` `MAPCACHE_ENGINE_AUTO`, `seed` 0
+/// (random per map).
 ///
 /// Ownership: `*cfg` is the caller's. Thread-safety: any thread.
 ///
+/// Returns:
+/// - `MAPCACHE_OK`.
+/// - `MAPCACHE_E_INVALID_ARG`: `cfg` NULL, or `size` smaller than the first
+///   `mapcache_config` (40 bytes on 64-bit targets) or larger than 4096; nothing
+///   was written.
+/// - `MAPCACHE_E_INTERNAL`.
+///
 /// # Safety
-/// `cfg` must be NULL or valid for writing a `mapcache_config`.
+/// `cfg` must be NULL or valid for writing `size` bytes (any alignment).
 #[no_mangle]
-pub unsafe extern "C" fn mapcache_config_init(cfg: *mut mapcache_config) {
-    boundary::run_with("mapcache_config_init", (), (), || {
-        if !cfg.is_null() {
-            // SAFETY: non-null and writable by the contract.
-            unsafe { args::put(cfg, defaults()) };
-        }
-        Ok(())
+pub unsafe extern "C" fn mapcache_config_init(
+    cfg: *mut mapcache_config,
+    size: usize,
+) -> mapcache_status {
+    boundary::run("mapcache_config_init", || {
+        args::out(cfg, "cfg")?;
+        check_size(size, "size").map_err(Fail::arg)?;
+        let ours = mapcache_config {
+            struct_size: size,
+            ..defaults()
+        };
+        // SAFETY: `cfg` is non-null and writable for `size` bytes (contract); `ours`
+        // is a local value, readable for its own size and disjoint from the host's.
+        unsafe {
+            write_prefix(
+                cfg.cast::<u8>(),
+                size,
+                ptr::addr_of!(ours).cast::<u8>(),
+                size_of::<mapcache_config>(),
+            )
+        };
+        Ok(MAPCACHE_OK)
     })
+}
+
+/// Writes `size` bytes at `dst`: the first `min(size, src_len)` bytes of `src`,
+/// then zeros. The host's struct and this library's may differ in size either way
+/// (older or newer header); this writes exactly the host's.
+///
+/// # Safety
+/// `dst` must be valid for writes of `size` bytes, `src` for reads of `src_len`
+/// bytes, and the two must not overlap.
+unsafe fn write_prefix(dst: *mut u8, size: usize, src: *const u8, src_len: usize) {
+    let known = size.min(src_len);
+    // SAFETY: `known` <= both lengths (contract); an untyped copy, so padding bytes
+    // of `src` (none on 64-bit targets) are copied without being read as values.
+    unsafe { ptr::copy_nonoverlapping(src, dst, known) };
+    // SAFETY: `known..size` is inside `dst`'s `size` bytes.
+    unsafe { dst.add(known).write_bytes(0, size - known) };
 }
 
 #[cfg(test)]
@@ -232,6 +300,103 @@ mod tests {
             )
         };
         bytes
+    }
+
+    /// A host buffer: `size` bytes of struct, then `GUARD` guard bytes, all 0xAB.
+    const GUARD: usize = 32;
+    fn host_buffer(size: usize) -> Vec<u8> {
+        vec![0xAB; size + GUARD]
+    }
+
+    fn init(buf: &mut [u8], size: usize) -> mapcache_status {
+        // SAFETY: the buffer is at least `size` bytes long (callers make it so).
+        unsafe { mapcache_config_init(buf.as_mut_ptr().cast(), size) }
+    }
+
+    fn fields(buf: &[u8]) -> mapcache_config {
+        // SAFETY: the buffer holds at least one mapcache_config; unaligned read of
+        // plain integers.
+        unsafe { buf.as_ptr().cast::<mapcache_config>().read_unaligned() }
+    }
+
+    #[test]
+    fn init_writes_exactly_the_hosts_size() {
+        // A host whose struct is the first mapcache_config, with guard bytes after
+        // it: init writes the struct and not one byte more.
+        let mut buf = host_buffer(V1_SIZE);
+        assert_eq!(init(&mut buf, V1_SIZE), MAPCACHE_OK);
+        assert!(
+            buf[V1_SIZE..].iter().all(|&b| b == 0xAB),
+            "guard bytes written"
+        );
+        assert_eq!(
+            fields(&buf),
+            mapcache_config {
+                struct_size: V1_SIZE,
+                ..defaults()
+            }
+        );
+        // ... and `read` takes struct_size at its word: the non-zero guard bytes
+        // past it are not part of the config.
+        let (config, mode) = read_bytes(&buf).unwrap();
+        assert_eq!((config.initial_capacity, mode), (0, Mode::Concurrent));
+    }
+
+    #[test]
+    fn init_zeroes_what_a_newer_host_has_past_this_library() {
+        let size = size_of::<mapcache_config>() + 24;
+        let mut buf = host_buffer(size);
+        assert_eq!(init(&mut buf, size), MAPCACHE_OK);
+        let ours = size_of::<mapcache_config>();
+        assert!(buf[ours..size].iter().all(|&b| b == 0), "tail not zeroed");
+        assert!(
+            buf[size..].iter().all(|&b| b == 0xAB),
+            "guard bytes written"
+        );
+        assert_eq!(fields(&buf).struct_size, size);
+        // The zero tail is what `read` accepts from a newer host.
+        assert!(read_bytes(&buf).is_ok());
+    }
+
+    #[test]
+    fn write_prefix_writes_the_hosts_size_whichever_side_is_larger() {
+        // A newer library (64-byte config) and an older host (40 bytes).
+        let library = [0x11u8; 64];
+        let mut host = host_buffer(40);
+        // SAFETY: host holds 40 + GUARD bytes, library 64; disjoint.
+        unsafe { write_prefix(host.as_mut_ptr(), 40, library.as_ptr(), library.len()) };
+        assert!(host[..40].iter().all(|&b| b == 0x11));
+        assert!(
+            host[40..].iter().all(|&b| b == 0xAB),
+            "wrote past the host's struct"
+        );
+        // An older library (40 bytes) and a newer host (64 bytes).
+        let library = [0x11u8; 40];
+        let mut host = host_buffer(64);
+        // SAFETY: host holds 64 + GUARD bytes, library 40; disjoint.
+        unsafe { write_prefix(host.as_mut_ptr(), 64, library.as_ptr(), library.len()) };
+        assert!(host[..40].iter().all(|&b| b == 0x11));
+        assert!(host[40..64].iter().all(|&b| b == 0));
+        assert!(
+            host[64..].iter().all(|&b| b == 0xAB),
+            "wrote past the host's struct"
+        );
+    }
+
+    #[test]
+    fn init_refuses_bad_sizes_and_writes_nothing() {
+        for size in [0, 8, V1_SIZE - 1, MAX_STRUCT_SIZE + 1, usize::MAX] {
+            let mut buf = host_buffer(V1_SIZE);
+            assert_eq!(
+                init(&mut buf, size),
+                crate::ffi::status::MAPCACHE_E_INVALID_ARG,
+                "size {size}"
+            );
+            assert!(buf.iter().all(|&b| b == 0xAB), "size {size}: wrote bytes");
+        }
+        // SAFETY: NULL is checked.
+        let st = unsafe { mapcache_config_init(ptr::null_mut(), V1_SIZE) };
+        assert_eq!(st, crate::ffi::status::MAPCACHE_E_INVALID_ARG);
     }
 
     #[test]
@@ -336,6 +501,21 @@ mod tests {
                     ..defaults()
                 },
                 "cfg->shards",
+            ),
+            (
+                mapcache_config {
+                    initial_capacity: MAPCACHE_MAX_INITIAL_CAPACITY + 1,
+                    ..defaults()
+                },
+                "cfg->initial_capacity = 1073741825 is larger than \
+                 MAPCACHE_MAX_INITIAL_CAPACITY (1073741824)",
+            ),
+            (
+                mapcache_config {
+                    initial_capacity: u64::MAX,
+                    ..defaults()
+                },
+                "cfg->initial_capacity",
             ),
         ];
         for (c, name) in cases {

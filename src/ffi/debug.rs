@@ -13,15 +13,21 @@ use crate::Mode;
 /// The callback of `mapcache_debug_hold_write`: receives `ctx` unchanged.
 pub type mapcache_debug_fn = Option<unsafe extern "C" fn(ctx: *mut c_void)>;
 
+/// ============ 7. DEBUG HOOKS ============
+/// Declared only when MAPCACHE_TESTING is defined before including this header:
+/// mapcache_debug_hold_write, mapcache_debug_panic.
+///
 /// DEBUGGING AID, not for production use: takes the write flag that a write of
 /// `key` would take, calls `callback(ctx)` while holding it, then releases it.
 ///
-/// Meant for tests of misuse detection: while the callback runs, a write by another
-/// thread (any key in the flag's scope) fails with `MAPCACHE_E_CONCURRENT_WRITE`,
-/// naming this thread as the holder; a read may fail with
-/// `MAPCACHE_E_CONCURRENT_READ_WRITE`. Only for caches in `MAPCACHE_MODE_EXCLUSIVE`
-/// (in concurrent mode other writers would wait for the callback, which would
-/// deadlock a callback that waits for them).
+/// Meant for tests of misuse detection. Only for caches in
+/// `MAPCACHE_MODE_EXCLUSIVE` (in concurrent mode other writers would wait for the
+/// callback, which would deadlock a callback that waits for them). An exclusive
+/// cache has one write flag for all its keys, so the flag's scope is the whole
+/// cache and `key` does not change what is held: while the callback runs, a write
+/// of any key by another thread fails with `MAPCACHE_E_CONCURRENT_WRITE`, naming
+/// this thread as the holder, and a read of any key by another thread that checks
+/// for overlapping writes fails with `MAPCACHE_E_CONCURRENT_READ_WRITE`.
 ///
 /// The callback runs on the calling thread; it must return normally and must not
 /// call `mapcache_free` on `cache`. It may start and join other threads. Writes to

@@ -132,8 +132,11 @@ fn find(it: *const mapcache_iter_t) -> Result<&'static mapcache_iter, Fail> {
     })
 }
 
+/// ============ 4. ITERATION ============
+/// mapcache_iter_new, mapcache_iter_next, mapcache_iter_free.
+///
 /// Starts an iteration over `cache`: `*out` receives a new iterator positioned
-/// before the first entry (NULL on error, when `out` is not NULL).
+/// before the first entry (NULL on every error, when `out` is not NULL).
 ///
 /// The iteration is weakly consistent: it runs concurrently with writers; a key
 /// present for the whole iteration is yielded exactly once, no
@@ -157,7 +160,7 @@ pub unsafe extern "C" fn mapcache_iter_new(
     cache: *mut mapcache_t,
     out: *mut *mut mapcache_iter_t,
 ) -> mapcache_status {
-    boundary::run("mapcache_iter_new", || {
+    let status = boundary::run("mapcache_iter_new", || {
         let shell = handle::shell(cache)?;
         args::out(out, "out")?;
         // SAFETY: non-null and writable (contract).
@@ -180,7 +183,11 @@ pub unsafe extern "C" fn mapcache_iter_new(
         // SAFETY: as above.
         unsafe { args::put(out, handle) };
         Ok(MAPCACHE_OK)
-    })
+    });
+    // Also when `cache` was the bad argument, which is checked before `out`.
+    // SAFETY: NULL or writable (contract).
+    unsafe { args::reset_on_error(status, out, std::ptr::null_mut()) };
+    status
 }
 
 /// Advances the iterator: on `MAPCACHE_OK`, `*key`/`*key_len` and
@@ -198,7 +205,7 @@ pub unsafe extern "C" fn mapcache_iter_new(
 /// Returns:
 /// - `MAPCACHE_OK`: an entry.
 /// - `MAPCACHE_NOT_FOUND`: the iteration is over (and stays over); the outputs are
-///   set to NULL and 0.
+///   set to NULL and 0, as they are on every error below (each that is not NULL).
 /// - `MAPCACHE_E_INVALID_ARG`: `it`, `key`, `key_len`, `value` or `value_len` NULL;
 ///   `it` in use by another thread.
 /// - `MAPCACHE_E_INVALID_HANDLE`: `it` was freed or is foreign, or its cache was
@@ -219,7 +226,7 @@ pub unsafe extern "C" fn mapcache_iter_next(
     value: *mut *const u8,
     value_len: *mut usize,
 ) -> mapcache_status {
-    boundary::run("mapcache_iter_next", || {
+    let status = boundary::run("mapcache_iter_next", || {
         let it = find(it)?;
         args::out(key, "key")?;
         args::out(key_len, "key_len")?;
@@ -264,7 +271,15 @@ pub unsafe extern "C" fn mapcache_iter_next(
         } else {
             MAPCACHE_NOT_FOUND
         })
-    })
+    });
+    // SAFETY: each is NULL or writable (contract).
+    unsafe {
+        args::reset_on_error(status, key, std::ptr::null());
+        args::reset_on_error(status, key_len, 0);
+        args::reset_on_error(status, value, std::ptr::null());
+        args::reset_on_error(status, value_len, 0);
+    }
+    status
 }
 
 impl State {

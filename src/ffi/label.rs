@@ -8,12 +8,17 @@ use super::status::{mapcache_status, MAPCACHE_OK};
 /// The longest label accepted, in bytes (without the terminating NUL).
 pub const MAPCACHE_MAX_LABEL_LEN: usize = 1023;
 
+/// ============ 5. LABELS AND ERRORS ============
+/// mapcache_set_thread_label, mapcache_last_error, mapcache_status_str.
+///
 /// Names the calling OS thread in misuse reports (`MAPCACHE_E_CONCURRENT_WRITE`,
 /// `MAPCACHE_E_CONCURRENT_READ_WRITE`): the message of a collision quotes the label
 /// of each thread involved, or `thread <os tid>` for a thread without one.
 ///
 /// `label` is a NUL-terminated UTF-8 string of at most `MAPCACHE_MAX_LABEL_LEN`
-/// bytes; NULL removes the label. The label applies to every cache and stays until
+/// bytes; NULL removes the label (reports then name the thread `thread <os tid>`
+/// again). An empty string does not remove it: it is a label like any other, and
+/// reports quote it as `''`. The label applies to every cache and stays until
 /// replaced, removed, or the thread exits.
 ///
 /// Ownership: the library copies the string during the call.

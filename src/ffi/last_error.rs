@@ -29,10 +29,20 @@ pub(crate) fn set(message: String) {
 
 /// The message of the last call on this thread that returned an error status (any
 /// status other than `MAPCACHE_OK` and `MAPCACHE_NOT_FOUND`), or `""` when no call
-/// on this thread has failed yet. Messages name the function and the argument or
-/// problem, e.g. `"mapcache_get: key is NULL but key_len is 5"`. Misuse reports keep
-/// the form documented for `MAPCACHE_E_CONCURRENT_WRITE` (no function prefix):
-/// `concurrent map writes: 'B' collided with a write in progress by 'A'`.
+/// on this thread has failed yet.
+///
+/// One rule for every call, batches included. A message about the call's
+/// arguments or handles starts with the function's name and, for one key of a
+/// batch, the key's index: `"mapcache_get: key is NULL but key_len is 5"`,
+/// `"mapcache_put_many: key 3: key_len = 70000 is longer than MAPCACHE_MAX_KEY_LEN
+/// (65535)"`. A report of the library core is passed on verbatim, with no prefix
+/// and no index, whichever call it comes from: the misuse reports
+/// (`MAPCACHE_E_CONCURRENT_WRITE`: `concurrent map writes: 'B' collided with a
+/// write in progress by 'A'`; `MAPCACHE_E_CONCURRENT_READ_WRITE`: `concurrent map
+/// read and map write: 'B' collided with a write in progress by 'A'`) and
+/// allocation failures (`out of memory allocating N bytes`). A batch that returns
+/// `MAPCACHE_OK` with per-key errors leaves the message of its first failing key
+/// (which key failed how is in its `out_statuses`).
 ///
 /// Returns: a NUL-terminated UTF-8 string, never NULL. Ownership: it belongs to the
 /// library; it stays valid on this thread until the next failing mapcache call on

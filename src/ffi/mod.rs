@@ -13,29 +13,50 @@
 //! - resolves handles through never-freed arenas (`arena`), so a freed or foreign
 //!   handle is rejected without undefined behaviour.
 //!
-//! One idea per file: `status` (codes), `last_error`, `boundary` (panics, failures),
-//! `args` (argument checks), `arena` (handle memory), `version`, `config`, `handle`
-//! (new/free), `ops` (single-key calls), `batch`, `iter`, `label`, `debug`.
+//! One idea per file: `config`, `handle` (new/free), `ops` (single-key calls),
+//! `batch`, `iter`, `label`, `last_error`, `status` (codes), `version`, `debug`
+//! (test hooks, feature `debug-hooks`, on by default); and, private, `arena`
+//! (handle memory), `args` (argument checks), `boundary` (panics, failures).
 
 // The C names (`mapcache_t`, `mapcache_status`, ...) are the contract.
 #![allow(non_camel_case_types)]
 
-mod arena;
-mod args;
-pub mod batch;
-mod boundary;
+// The order of the public modules is the order of the header's sections:
+// cbindgen emits items in the order it parses them (`sort_by = "None"`). Each
+// section is its own group, so that rustfmt does not sort them by name.
+
+// Lifecycle.
 pub mod config;
-pub mod debug;
 pub mod handle;
+
+// Single-key calls.
+pub mod ops;
+
+// Batch calls.
+pub mod batch;
+
+// Iteration.
 pub mod iter;
+
+// Labels and errors.
 pub mod label;
 pub mod last_error;
-pub mod ops;
 pub mod status;
+
+// Versioning.
 pub mod version;
+
+// Debug hooks: declared by the header only under `MAPCACHE_TESTING`.
+#[cfg(feature = "debug-hooks")]
+pub mod debug;
+
+mod arena;
+mod args;
+mod boundary;
 
 pub use batch::{mapcache_delete_many, mapcache_get_many, mapcache_put_many};
 pub use config::*;
+#[cfg(feature = "debug-hooks")]
 pub use debug::{mapcache_debug_fn, mapcache_debug_hold_write, mapcache_debug_panic};
 pub use handle::{mapcache, mapcache_free, mapcache_new, mapcache_t};
 pub use iter::{

@@ -77,13 +77,18 @@ fn too_small(needed: usize, cap: usize, cap_name: &str) -> Fail {
     )
 }
 
+/// ============ 2. SINGLE-KEY CALLS ============
+/// mapcache_get, mapcache_get_value, mapcache_get_object, mapcache_get_with,
+/// mapcache_put, mapcache_delete, mapcache_contains, mapcache_len, mapcache_clear,
+/// mapcache_get_or_insert, mapcache_compare_and_swap.
+///
 /// Copies the value of `key` into the caller's buffer.
 ///
 /// `buf[0..buf_cap]` receives the value; `buf` may be NULL when `buf_cap` is 0 (a
 /// way to ask for the length). `*out_len` receives the value's length on
 /// `MAPCACHE_OK` and on `MAPCACHE_E_BUFFER_TOO_SMALL` (then nothing was copied: grow
-/// the buffer to `*out_len` and call again), and 0 on `MAPCACHE_NOT_FOUND`.
-/// `buf` must not overlap `key`.
+/// the buffer to `*out_len` and call again), and 0 on `MAPCACHE_NOT_FOUND` and on
+/// every other error. `buf` must not overlap `key`.
 ///
 /// Ownership: all buffers are the caller's; the library keeps no pointer.
 /// Thread-safety: any thread, concurrently with other calls on `cache` except
@@ -111,7 +116,7 @@ pub unsafe extern "C" fn mapcache_get(
     buf_cap: usize,
     out_len: *mut usize,
 ) -> mapcache_status {
-    boundary::run("mapcache_get", || {
+    let status = boundary::run("mapcache_get", || {
         let shell = handle::shell(cache)?;
         // SAFETY: readable for key_len bytes, not modified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
@@ -137,13 +142,18 @@ pub unsafe extern "C" fn mapcache_get(
                 Ok(MAPCACHE_NOT_FOUND)
             }
         }
-    })
+    });
+    if status != MAPCACHE_E_BUFFER_TOO_SMALL {
+        // SAFETY: NULL or writable (contract).
+        unsafe { args::reset_on_error(status, out_len, 0) };
+    }
+    status
 }
 
 /// Copies the value of `key` into the caller's buffer, `snprintf`-style: the
 /// result is the value's length, or a negated status. The same lookup as
-/// `mapcache_get`, with one argument and one out-pointer fewer, which is what a
-/// per-call cost of tens of nanoseconds per argument (Python's ctypes) pays for.
+/// `mapcache_get`, with one argument and one out-pointer fewer (for hosts that
+/// pay per argument; docs/C_API.md says why).
 ///
 /// - `>= 0`: the key is present and its value is that many bytes long. When the
 ///   length is at most `buf_cap` the value was copied into `buf`; otherwise
@@ -214,8 +224,7 @@ pub type mapcache_miss_fn = Option<unsafe extern "C" fn(code: i64) -> *mut c_voi
 /// What `mapcache_get_object` needs besides the key: the cache and the host's two
 /// constructors. A host makes one per cache (it may share it between threads)
 /// and passes its address with each call; the library reads it during the call
-/// only. Passing one pointer rather than three arguments is what a per-argument
-/// cost of tens of nanoseconds (Python's ctypes) pays for.
+/// only.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct mapcache_getter {
@@ -236,9 +245,9 @@ const STAGE: usize = 256;
 /// `code` is what `mapcache_get_value` would return (`-MAPCACHE_NOT_FOUND`, -1,
 /// for no such key; `-status` for an error, with its message in
 /// `mapcache_last_error()`). For hosts that keep values as objects of their own
-/// (a Python `bytes`): one call of three arguments, no buffer to size and no copy
-/// to cut out of it. `key_len` is 32 bits wide (keys are at most
-/// `MAPCACHE_MAX_KEY_LEN` bytes), so that a host may pass a C `int`.
+/// (a Python `bytes`; docs/C_API.md says why it exists). `key_len` is 32 bits wide
+/// (keys are at most `MAPCACHE_MAX_KEY_LEN` bytes), so that a host may pass a C
+/// `int`.
 ///
 /// The library copies the value out of the map first and calls `make` once the
 /// lookup is over, on the calling thread, before returning; no map memory is
@@ -408,8 +417,8 @@ pub unsafe extern "C" fn mapcache_get_with(
 /// Inserts or replaces the value of `key` with a copy of `value[0..value_len]`.
 ///
 /// `*out_replaced` (when `out_replaced` is not NULL) receives true if an existing
-/// value was replaced, false if the key was new. Readers see the old or the new
-/// value, never a mix.
+/// value was replaced, false if the key was new or on an error. Readers see the
+/// old or the new value, never a mix.
 ///
 /// Ownership: the library copies key and value; the caller keeps its buffers.
 /// Thread-safety: any thread. Concurrent mode: writers to the same shard wait for
@@ -436,7 +445,7 @@ pub unsafe extern "C" fn mapcache_put(
     value_len: usize,
     out_replaced: *mut bool,
 ) -> mapcache_status {
-    boundary::run("mapcache_put", || {
+    let status = boundary::run("mapcache_put", || {
         let shell = handle::shell(cache)?;
         // SAFETY: readable and unmodified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
@@ -448,7 +457,10 @@ pub unsafe extern "C" fn mapcache_put(
             unsafe { args::put_opt(out_replaced, replaced) };
             Ok(MAPCACHE_OK)
         })
-    })
+    });
+    // SAFETY: NULL or writable (contract).
+    unsafe { args::reset_on_error(status, out_replaced, false) };
+    status
 }
 
 /// Removes `key`.
@@ -484,7 +496,8 @@ pub unsafe extern "C" fn mapcache_delete(
     })
 }
 
-/// Tells whether `key` is present: `*out` receives true or false.
+/// Tells whether `key` is present: `*out` receives true or false (false on an
+/// error).
 ///
 /// Thread-safety: as `mapcache_get`.
 ///
@@ -503,7 +516,7 @@ pub unsafe extern "C" fn mapcache_contains(
     key_len: usize,
     out: *mut bool,
 ) -> mapcache_status {
-    boundary::run("mapcache_contains", || {
+    let status = boundary::run("mapcache_contains", || {
         let shell = handle::shell(cache)?;
         // SAFETY: readable and unmodified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
@@ -514,11 +527,14 @@ pub unsafe extern "C" fn mapcache_contains(
             unsafe { args::put(out, present) };
             Ok(MAPCACHE_OK)
         })
-    })
+    });
+    // SAFETY: NULL or writable (contract).
+    unsafe { args::reset_on_error(status, out, false) };
+    status
 }
 
-/// The number of entries: `*out` receives it. Under concurrent writes it is a
-/// moment's count (it may be stale by the time the caller reads it).
+/// The number of entries: `*out` receives it (0 on an error). Under concurrent
+/// writes it is a moment's count (it may be stale by the time the caller reads it).
 ///
 /// Thread-safety: any thread; never blocks. In exclusive mode it is a read like
 /// `mapcache_get`.
@@ -534,7 +550,7 @@ pub unsafe extern "C" fn mapcache_contains(
 /// `out` must be writable.
 #[no_mangle]
 pub unsafe extern "C" fn mapcache_len(cache: *mut mapcache_t, out: *mut usize) -> mapcache_status {
-    boundary::run("mapcache_len", || {
+    let status = boundary::run("mapcache_len", || {
         let shell = handle::shell(cache)?;
         args::out(out, "out")?;
         shell.with(|inner| {
@@ -543,7 +559,10 @@ pub unsafe extern "C" fn mapcache_len(cache: *mut mapcache_t, out: *mut usize) -
             unsafe { args::put(out, len) };
             Ok(MAPCACHE_OK)
         })
-    })
+    });
+    // SAFETY: NULL or writable (contract).
+    unsafe { args::reset_on_error(status, out, 0) };
+    status
 }
 
 /// Removes every entry.
@@ -581,6 +600,8 @@ pub unsafe extern "C" fn mapcache_clear(cache: *mut mapcache_t) -> mapcache_stat
 ///   the needed length (call again with a larger buffer; nothing was inserted).
 ///
 /// `buf` may be NULL when `buf_cap` is 0; it must not overlap `key` or `value`.
+/// On any other error `*out_len` is 0 and `*out_inserted` false (each when not
+/// NULL).
 ///
 /// Ownership: the library copies key and value; all buffers stay the caller's.
 /// Thread-safety: as `mapcache_put`.
@@ -611,7 +632,7 @@ pub unsafe extern "C" fn mapcache_get_or_insert(
     out_len: *mut usize,
     out_inserted: *mut bool,
 ) -> mapcache_status {
-    boundary::run("mapcache_get_or_insert", || {
+    let status = boundary::run("mapcache_get_or_insert", || {
         let shell = handle::shell(cache)?;
         // SAFETY: readable and unmodified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
@@ -661,13 +682,22 @@ pub unsafe extern "C" fn mapcache_get_or_insert(
                 Some(existing) => present(unsafe { copy_if_fits(&existing, buf, buf_cap) }),
             }
         })
-    })
+    });
+    // SAFETY: NULL or writable (contract).
+    unsafe {
+        if status != MAPCACHE_E_BUFFER_TOO_SMALL {
+            args::reset_on_error(status, out_len, 0);
+        }
+        args::reset_on_error(status, out_inserted, false);
+    }
+    status
 }
 
 /// Atomically replaces the value of `key` with `new_value[0..new_len]` if it is
 /// currently equal to `expected[0..expected_len]` (byte for byte).
 ///
-/// `*out_swapped` receives true if the value was replaced, false otherwise.
+/// `*out_swapped` receives true if the value was replaced, false otherwise (also on
+/// `MAPCACHE_NOT_FOUND` and on every error).
 ///
 /// Ownership: the library copies `new_value`; all buffers stay the caller's.
 /// Thread-safety: as `mapcache_put`.
@@ -696,7 +726,7 @@ pub unsafe extern "C" fn mapcache_compare_and_swap(
     new_len: usize,
     out_swapped: *mut bool,
 ) -> mapcache_status {
-    boundary::run("mapcache_compare_and_swap", || {
+    let status = boundary::run("mapcache_compare_and_swap", || {
         let shell = handle::shell(cache)?;
         // SAFETY: readable and unmodified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
@@ -714,5 +744,8 @@ pub unsafe extern "C" fn mapcache_compare_and_swap(
                 None => MAPCACHE_NOT_FOUND,
             })
         })
-    })
+    });
+    // SAFETY: NULL or writable (contract).
+    unsafe { args::reset_on_error(status, out_swapped, false) };
+    status
 }

@@ -46,6 +46,12 @@ pub const MAPCACHE_E_INVALID_CONFIG: mapcache_status = 10;
 /// The map is still memory-safe to use and to free.
 pub const MAPCACHE_E_INTERNAL: mapcache_status = 11;
 
+/// Whether `status` is an error: anything but `MAPCACHE_OK` and `MAPCACHE_NOT_FOUND`.
+#[inline]
+pub(crate) fn is_error(status: mapcache_status) -> bool {
+    status != MAPCACHE_OK && status != MAPCACHE_NOT_FOUND
+}
+
 /// The status a core error maps to.
 pub(crate) fn of_error(e: &Error) -> mapcache_status {
     match e {

@@ -9,7 +9,11 @@ use super::boundary;
 /// type or status changes meaning (functions and config fields are only ever
 /// added); a host should check `mapcache_abi_version() == MAPCACHE_ABI_VERSION` at
 /// start-up.
-pub const MAPCACHE_ABI_VERSION: u32 = 1;
+///
+/// History: 1, the first ABI. 2: `mapcache_config_init` takes the size of the
+/// host's `mapcache_config` (and returns a status), so that a host built against
+/// an older header never has more bytes written than its struct holds.
+pub const MAPCACHE_ABI_VERSION: u32 = 2;
 
 /// The longest key, in bytes.
 pub const MAPCACHE_MAX_KEY_LEN: usize = 65535;
@@ -20,6 +24,9 @@ pub const MAPCACHE_MAX_VALUE_LEN: usize = 1073741824;
 const _: () = assert!(MAPCACHE_MAX_KEY_LEN == crate::MAX_KEY_LEN);
 const _: () = assert!(MAPCACHE_MAX_VALUE_LEN == crate::MAX_VALUE_LEN);
 
+/// ============ 6. VERSIONING ============
+/// mapcache_abi_version, mapcache_version (and MAPCACHE_ABI_VERSION above).
+///
 /// The ABI version of the loaded library (`MAPCACHE_ABI_VERSION` of the header it
 /// was built with).
 ///

@@ -45,8 +45,8 @@ impl BucketArray {
             bytes: len.saturating_mul(std::mem::size_of::<Bucket>()),
         })?;
         #[cfg(not(loom))]
-        let ptr = if layout.size() >= HUGE_PAGE {
-            huge_zeroed(layout)
+        let ptr = if is_mapped(layout) {
+            mapped_zeroed(layout)
         } else {
             // SAFETY: the layout is non-zero-sized. Zeroed memory is a valid array
             // of empty buckets: every field is an atomic integer or pointer, for
@@ -97,28 +97,79 @@ fn array_layout(len: usize) -> Option<Layout> {
     }
 }
 
-/// Allocates a zeroed array for a big table, asking the kernel to back it with
-/// transparent huge pages first: a lookup's random bucket access then costs no
-/// page walk (the table spans few huge pages instead of thousands of 4K pages).
-/// The advice is a hint; where it is refused the array is an ordinary one.
+/// Whether an array of this layout is mapped straight from the kernel
+/// ([`mapped_zeroed`]) rather than taken from the global allocator.
 #[cfg(not(loom))]
-fn huge_zeroed(layout: Layout) -> *mut Bucket {
-    // SAFETY: the layout is non-zero-sized.
-    let ptr = unsafe { alloc::alloc(layout) };
-    if ptr.is_null() {
-        return ptr.cast();
+fn is_mapped(layout: Layout) -> bool {
+    cfg!(unix) && layout.size() >= HUGE_PAGE
+}
+
+/// The length of the mapping behind a mapped array: whole huge pages (a multiple
+/// of every page size).
+#[cfg(all(unix, not(loom)))]
+fn mapped_len(layout: Layout) -> Option<usize> {
+    layout.size().checked_next_multiple_of(HUGE_PAGE)
+}
+
+/// Allocates a zeroed array for a big table as an anonymous mapping, aligned to a
+/// huge page and advised to be backed by transparent huge pages (a lookup's
+/// random bucket access then costs no page walk). The kernel hands out anonymous
+/// pages zeroed on first touch, so nothing is written here: a table costs memory
+/// as it fills, not when it is created. (An eager memset, which is what the
+/// global allocator's `alloc_zeroed` does for an over-aligned layout, would commit
+/// the whole array at once; for a large initial capacity under overcommit that
+/// gets the process killed instead of the allocation failing.) NULL when the
+/// kernel refuses the mapping.
+#[cfg(all(unix, not(loom)))]
+fn mapped_zeroed(layout: Layout) -> *mut Bucket {
+    let Some(len) = mapped_len(layout) else {
+        return ptr::null_mut();
+    };
+    // Over-map by one huge page, then trim both ends to an aligned `len`.
+    let Some(over) = len.checked_add(HUGE_PAGE) else {
+        return ptr::null_mut();
+    };
+    // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+    let raw = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            over,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return ptr::null_mut();
+    }
+    let start = raw as usize;
+    let aligned = start.next_multiple_of(HUGE_PAGE);
+    let head = aligned - start;
+    let tail = over - head - len;
+    // SAFETY: both ranges lie inside the mapping just made, are page-aligned
+    // (mmap returns page-aligned memory; `aligned` and `len` are multiples of a
+    // huge page) and are not used by anything.
+    unsafe {
+        if head > 0 {
+            libc::munmap(raw, head);
+        }
+        if tail > 0 {
+            libc::munmap((aligned + len) as *mut libc::c_void, tail);
+        }
     }
     #[cfg(target_os = "linux")]
-    // SAFETY: `ptr` is aligned to a huge page (hence to a page) and the range is
-    // ours; madvise only changes how the kernel backs it.
+    // SAFETY: the range is our mapping; madvise only changes how the kernel backs it.
     unsafe {
-        libc::madvise(ptr.cast(), layout.size(), libc::MADV_HUGEPAGE);
+        libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
     }
-    // SAFETY: the allocation is `layout.size()` bytes; all-zero bytes are empty
-    // buckets (see `BucketArray::new`). Zeroing after the advice makes the first
-    // touch of each page fault in a huge page.
-    unsafe { ptr.write_bytes(0, layout.size()) };
-    ptr.cast()
+    aligned as *mut Bucket
+}
+
+/// Elsewhere big arrays come from the global allocator like small ones.
+#[cfg(all(not(unix), not(loom)))]
+fn mapped_zeroed(_layout: Layout) -> *mut Bucket {
+    unreachable!("is_mapped is false off unix")
 }
 
 impl Drop for BucketArray {
@@ -132,6 +183,14 @@ impl Drop for BucketArray {
             unsafe { ptr::drop_in_place(self.ptr.as_ptr().add(i)) };
         }
         let layout = array_layout(self.len).expect("layout was valid at allocation");
+        #[cfg(all(unix, not(loom)))]
+        if is_mapped(layout) {
+            let len = mapped_len(layout).expect("mapped at allocation");
+            // SAFETY: `mapped_zeroed` mapped exactly `len` bytes at `ptr`; buckets
+            // need no drop (plain atomics).
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), len) };
+            return;
+        }
         // SAFETY: allocated in `new` with this layout; buckets need no drop (outside
         // loom they are plain atomics).
         unsafe { alloc::dealloc(self.ptr.as_ptr().cast(), layout) };

@@ -7,13 +7,18 @@
  * valgrind (zero errors, zero leaks). Prints one line per test and a closing
  * "N passed, N failed" line; exits non-zero if any check failed.
  */
+/* The suite also tests the debug hooks, which the header declares only on request. */
+#define MAPCACHE_TESTING
 #include "mapcache.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,12 +77,28 @@ static int g_passed, g_failed, g_current_failed;
 
 static mapcache_t *new_cache(uint32_t mode) {
     mapcache_config cfg;
-    mapcache_config_init(&cfg);
+    CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
     cfg.mode = mode;
     mapcache_t *c = NULL;
     CHECK_ST(mapcache_new(&cfg, &c), MAPCACHE_OK);
     CHECK(c != NULL);
     return c;
+}
+
+/* `len` readable zero bytes that cost nothing until touched (an anonymous
+   mapping), for calls whose contract needs a long readable buffer the library
+   will not read. */
+static uint8_t *readable_region(size_t len) {
+    /* /dev/zero rather than MAP_ANONYMOUS, which strict POSIX 2008 lacks. */
+    int fd = open("/dev/zero", O_RDONLY);
+    if (fd < 0) return NULL;
+    void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void release_region(uint8_t *p, size_t len) {
+    munmap(p, len);
 }
 
 static int contains_str(const char *hay, const char *needle) {
@@ -174,7 +195,7 @@ struct newer_config {
 static void test_config(void) {
     mapcache_config cfg;
     memset(&cfg, 0xAB, sizeof cfg);
-    mapcache_config_init(&cfg);
+    CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
     CHECK(cfg.struct_size == sizeof(mapcache_config));
     CHECK(cfg.initial_capacity == 0);
     CHECK(cfg.shards == 0);
@@ -182,7 +203,8 @@ static void test_config(void) {
     CHECK(cfg.misuse_policy == MAPCACHE_MISUSE_ERROR);
     CHECK(cfg.rehash_engine == MAPCACHE_ENGINE_AUTO);
     CHECK(cfg.seed == 0);
-    mapcache_config_init(NULL); /* a no-op */
+    CHECK_ERR(mapcache_config_init(NULL, sizeof cfg), MAPCACHE_E_INVALID_ARG,
+              "mapcache_config_init: cfg is NULL");
 
     mapcache_t *c = NULL;
     CHECK_ST(mapcache_new(NULL, &c), MAPCACHE_OK); /* NULL config = defaults */
@@ -211,7 +233,7 @@ static void test_config(void) {
     mapcache_config bad;
 #define BAD_FIELD(assign, name)                                                       \
     do {                                                                              \
-        mapcache_config_init(&bad);                                                   \
+        CHECK_ST(MAPCACHE_CONFIG_INIT(&bad), MAPCACHE_OK);                            \
         assign;                                                                       \
         c = (mapcache_t *)&bad; /* garbage that must be overwritten */               \
         CHECK_ERR(mapcache_new(&bad, &c), MAPCACHE_E_INVALID_CONFIG, name);           \
@@ -230,8 +252,10 @@ static void test_config(void) {
     /* A newer host's larger config: accepted while the unknown tail is zero. */
     struct newer_config newer;
     memset(&newer, 0, sizeof newer);
-    mapcache_config_init(&newer.v1);
-    newer.v1.struct_size = sizeof newer;
+    memset(&newer, 0xAB, sizeof newer);
+    CHECK_ST(mapcache_config_init(&newer.v1, sizeof newer), MAPCACHE_OK);
+    CHECK(newer.v1.struct_size == sizeof newer);
+    CHECK(newer.future_field == 0); /* zeroed: "not used" */
     newer.v1.mode = MAPCACHE_MODE_EXCLUSIVE;
     c = NULL;
     CHECK_ST(mapcache_new(&newer.v1, &c), MAPCACHE_OK);
@@ -239,6 +263,48 @@ static void test_config(void) {
     newer.future_field = 1;
     CHECK_ERR(mapcache_new(&newer.v1, &c), MAPCACHE_E_INVALID_CONFIG, "newer mapcache");
     CHECK(c == NULL);
+}
+
+/* The size of the first mapcache_config (ABI 1 and 2): what a host built against
+   the oldest header has. Every later header's struct starts with these fields. */
+#define V1_CONFIG_SIZE (offsetof(mapcache_config, seed) + sizeof(uint64_t))
+#define GUARD 64
+
+/* A host states its struct's size: init writes exactly that many bytes and new
+   reads no more, whatever lies after it (issue 10, point 7). */
+static void test_config_struct_size(void) {
+    /* An old-size host: its struct, then guard bytes that are not part of it. */
+    unsigned char host[V1_CONFIG_SIZE + GUARD];
+    memset(host, 0xAB, sizeof host);
+    mapcache_config *cfg = (mapcache_config *)(void *)host;
+    CHECK_ST(mapcache_config_init(cfg, V1_CONFIG_SIZE), MAPCACHE_OK);
+    int guard_intact = 1;
+    for (size_t i = V1_CONFIG_SIZE; i < sizeof host; i++) guard_intact &= host[i] == 0xAB;
+    CHECK(guard_intact);
+    CHECK(cfg->struct_size == V1_CONFIG_SIZE);
+    CHECK(cfg->initial_capacity == 0 && cfg->shards == 0 && cfg->seed == 0);
+    CHECK(cfg->mode == MAPCACHE_MODE_CONCURRENT && cfg->rehash_engine == MAPCACHE_ENGINE_AUTO);
+    /* new ignores the non-zero guard bytes: they are past struct_size. */
+    cfg->mode = MAPCACHE_MODE_EXCLUSIVE;
+    mapcache_t *c = NULL;
+    CHECK_ST(mapcache_new(cfg, &c), MAPCACHE_OK);
+    CHECK(c != NULL);
+    CHECK_ST(mapcache_put(c, S("k"), S("v"), NULL), MAPCACHE_OK);
+    mapcache_free(c);
+    guard_intact = 1;
+    for (size_t i = V1_CONFIG_SIZE; i < sizeof host; i++) guard_intact &= host[i] == 0xAB;
+    CHECK(guard_intact);
+
+    /* A size below the first config, or absurdly large: refused, nothing written. */
+    const size_t bad_sizes[] = {0, sizeof(size_t), V1_CONFIG_SIZE - 1, 4097, SIZE_MAX};
+    for (size_t b = 0; b < sizeof bad_sizes / sizeof bad_sizes[0]; b++) {
+        memset(host, 0xAB, sizeof host);
+        CHECK_ERR(mapcache_config_init(cfg, bad_sizes[b]), MAPCACHE_E_INVALID_ARG,
+                  "mapcache_config_init: size = ");
+        int untouched = 1;
+        for (size_t i = 0; i < sizeof host; i++) untouched &= host[i] == 0xAB;
+        CHECK(untouched);
+    }
 }
 
 /* ---------------------------------------------------------- single-key ops */
@@ -729,18 +795,20 @@ static void test_put_many_per_key_errors(void) {
     size_t n;
     CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
     CHECK(n == 2);
-    /* A value over the limit, per key (its bytes are never read). */
-    uint8_t small_values[4] = "xyz";
+    /* A value over the limit, per key (its bytes are never read). The packed
+       values must be readable for the sum of the lengths, as the contract says:
+       a lazily mapped region of that size (never touched, so it costs nothing). */
     size_t huge_lens[2] = {1, (size_t)MAPCACHE_MAX_VALUE_LEN + 1};
-    /* The packed values must be readable for the sum of the lengths, which the
-       library checks only for overflow; it never reads a value over the limit, and
-       value 0 (1 byte) is inside small_values. */
-    CHECK_ST(mapcache_put_many(c, 2, (const uint8_t *)"de", (size_t[]){1, 1}, small_values,
+    uint8_t *huge_values = readable_region(huge_lens[0] + huge_lens[1]);
+    CHECK(huge_values != NULL);
+    if (!huge_values) return;
+    CHECK_ST(mapcache_put_many(c, 2, (const uint8_t *)"de", (size_t[]){1, 1}, huge_values,
                                huge_lens, st),
              MAPCACHE_OK);
     CHECK(st[0] == MAPCACHE_OK && st[1] == MAPCACHE_E_VALUE_TOO_LONG);
     CHECK(contains_str(mapcache_last_error(), "key 1"));
     CHECK(contains_str(mapcache_last_error(), "MAPCACHE_MAX_VALUE_LEN"));
+    release_region(huge_values, huge_lens[0] + huge_lens[1]);
     free(keys);
     mapcache_free(c);
 }
@@ -1194,17 +1262,443 @@ static void test_internal_error(void) {
     mapcache_free(c);
 }
 
-static void test_no_memory(void) {
-    /* A table for 2^62 entries cannot be allocated: NO_MEMORY, nothing created. */
+/* ------------------------------------- out-pointers after an error (point 8) */
+
+/* What every out-pointer holds after an error status, as the header promises:
+   NULL, 0 or false (except the length reported with BUFFER_TOO_SMALL), and batch
+   arrays untouched. Each out-pointer starts as a sentinel, then a bad argument or
+   handle must reset it. */
+#define SENTINEL_LEN ((size_t)0x5A5A5A5A)
+#define SENTINEL_PTR ((void *)&g_passed)
+
+struct put_inside {
+    mapcache_t *cache;
+    mapcache_status st;
+    bool replaced;
+};
+
+static void put_while_held(void *ctx) {
+    struct put_inside *p = ctx;
+    p->replaced = true;
+    p->st = mapcache_put(p->cache, S("k"), S("v"), &p->replaced);
+}
+
+static void test_out_pointers_after_errors(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    mapcache_t *freed = new_cache(MAPCACHE_MODE_CONCURRENT);
+    mapcache_free(freed);
+    long not_a_cache[8] = {0};
+    mapcache_t *foreign = (mapcache_t *)not_a_cache;
+    mapcache_t *bad_handles[3] = {NULL, foreign, freed};
+    uint8_t buf[8];
+    uint8_t *huge_key = calloc(1, MAPCACHE_MAX_KEY_LEN + 1);
+    CHECK(huge_key != NULL);
+    if (!huge_key) return;
+    CHECK_ST(mapcache_put(c, S("present"), S("a long value"), NULL), MAPCACHE_OK);
+
+    for (int h = 0; h < 3; h++) {
+        mapcache_t *bad = bad_handles[h];
+        size_t len = SENTINEL_LEN;
+        CHECK(mapcache_get(bad, S("k"), buf, sizeof buf, &len) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(len == 0);
+        bool flag = true;
+        CHECK(mapcache_put(bad, S("k"), S("v"), &flag) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(!flag);
+        flag = true;
+        CHECK(mapcache_contains(bad, S("k"), &flag) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(!flag);
+        len = SENTINEL_LEN;
+        CHECK(mapcache_len(bad, &len) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(len == 0);
+        len = SENTINEL_LEN;
+        flag = true;
+        CHECK(mapcache_get_or_insert(bad, S("k"), S("v"), buf, sizeof buf, &len, &flag) >=
+              MAPCACHE_E_INVALID_ARG);
+        CHECK(len == 0 && !flag);
+        flag = true;
+        CHECK(mapcache_compare_and_swap(bad, S("k"), S("a"), S("b"), &flag) >=
+              MAPCACHE_E_INVALID_ARG);
+        CHECK(!flag);
+        mapcache_iter_t *it = SENTINEL_PTR;
+        CHECK(mapcache_iter_new(bad, &it) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(it == NULL);
+        /* Batches: a whole-call error writes nothing into the arrays. */
+        mapcache_status st[1] = {99};
+        size_t lens[1] = {SENTINEL_LEN};
+        CHECK(mapcache_get_many(bad, 1, (const uint8_t *)"k", (size_t[]){1}, buf, sizeof buf,
+                                lens, st) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(st[0] == 99 && lens[0] == SENTINEL_LEN);
+        CHECK(mapcache_put_many(bad, 1, (const uint8_t *)"k", (size_t[]){1},
+                                (const uint8_t *)"v", (size_t[]){1}, st) >= MAPCACHE_E_INVALID_ARG);
+        CHECK(st[0] == 99);
+        CHECK(mapcache_delete_many(bad, 1, (const uint8_t *)"k", (size_t[]){1}, st) >=
+              MAPCACHE_E_INVALID_ARG);
+        CHECK(st[0] == 99);
+    }
+
+    /* Bad arguments on a live cache. */
+    size_t len = SENTINEL_LEN;
+    CHECK_ST(mapcache_get(c, NULL, 3, buf, sizeof buf, &len), MAPCACHE_E_INVALID_ARG);
+    CHECK(len == 0);
+    len = SENTINEL_LEN;
+    CHECK_ST(mapcache_get(c, huge_key, MAPCACHE_MAX_KEY_LEN + 1, buf, sizeof buf, &len),
+             MAPCACHE_E_KEY_TOO_LONG);
+    CHECK(len == 0);
+    len = SENTINEL_LEN;
+    CHECK_ST(mapcache_get(c, S("present"), NULL, 4, &len), MAPCACHE_E_INVALID_ARG);
+    CHECK(len == 0);
+    /* BUFFER_TOO_SMALL is the documented exception: the needed length. */
+    CHECK_ST(mapcache_get(c, S("present"), buf, 2, &len), MAPCACHE_E_BUFFER_TOO_SMALL);
+    CHECK(len == 12);
+    bool flag = true;
+    CHECK_ST(mapcache_put(c, S("k"), buf, (size_t)MAPCACHE_MAX_VALUE_LEN + 1, &flag),
+             MAPCACHE_E_VALUE_TOO_LONG);
+    CHECK(!flag);
+    flag = true;
+    CHECK_ST(mapcache_contains(c, huge_key, MAPCACHE_MAX_KEY_LEN + 1, &flag),
+             MAPCACHE_E_KEY_TOO_LONG);
+    CHECK(!flag);
+    len = SENTINEL_LEN;
+    flag = true;
+    memcpy(buf, "kkkk", 4);
+    CHECK_ST(mapcache_get_or_insert(c, buf, 4, S("v"), buf + 2, 4, &len, &flag),
+             MAPCACHE_E_INVALID_ARG);
+    CHECK(len == 0 && !flag);
+    len = SENTINEL_LEN;
+    flag = true;
+    CHECK_ST(mapcache_get_or_insert(c, S("k"), S("v"), buf, 8, &len, NULL), MAPCACHE_E_INVALID_ARG);
+    CHECK(len == 0);
+    len = SENTINEL_LEN;
+    flag = true;
+    CHECK_ST(mapcache_get_or_insert(c, S("present"), S("v"), buf, 2, &len, &flag),
+             MAPCACHE_E_BUFFER_TOO_SMALL);
+    CHECK(len == 12 && !flag);
+    flag = true;
+    CHECK_ST(mapcache_compare_and_swap(c, huge_key, MAPCACHE_MAX_KEY_LEN + 1, S("a"), S("b"), &flag),
+             MAPCACHE_E_KEY_TOO_LONG);
+    CHECK(!flag);
+    mapcache_t *made = SENTINEL_PTR;
     mapcache_config cfg;
-    mapcache_config_init(&cfg);
-    cfg.initial_capacity = (uint64_t)1 << 62;
-    mapcache_t *c = (mapcache_t *)&cfg;
-    CHECK_ERR(mapcache_new(&cfg, &c), MAPCACHE_E_NO_MEMORY, "out of memory");
-    CHECK(c == NULL);
+    CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
+    cfg.mode = 9;
+    CHECK_ST(mapcache_new(&cfg, &made), MAPCACHE_E_INVALID_CONFIG);
+    CHECK(made == NULL);
+
+    /* An exclusive-mode error: a write that collides with the flag this thread
+       holds. */
+    mapcache_t *x = new_cache(MAPCACHE_MODE_EXCLUSIVE);
+    struct put_inside inside = {x, MAPCACHE_OK, true};
+    CHECK_ST(mapcache_debug_hold_write(x, S("k"), put_while_held, &inside), MAPCACHE_OK);
+    CHECK(inside.st == MAPCACHE_E_CONCURRENT_WRITE);
+    CHECK(!inside.replaced);
+    mapcache_free(x);
+
+    /* mapcache_iter_next: all four outputs NULL/0 on every error. */
+    const uint8_t *k = SENTINEL_PTR, *v = SENTINEL_PTR;
+    size_t kl = SENTINEL_LEN, vl = SENTINEL_LEN;
+    CHECK_ST(mapcache_iter_next(NULL, &k, &kl, &v, &vl), MAPCACHE_E_INVALID_ARG);
+    CHECK(k == NULL && kl == 0 && v == NULL && vl == 0);
+    k = v = SENTINEL_PTR;
+    kl = vl = SENTINEL_LEN;
+    CHECK_ST(mapcache_iter_next((mapcache_iter_t *)not_a_cache, &k, &kl, &v, &vl),
+             MAPCACHE_E_INVALID_HANDLE);
+    CHECK(k == NULL && kl == 0 && v == NULL && vl == 0);
+    mapcache_iter_t *it = NULL;
+    CHECK_ST(mapcache_iter_new(c, &it), MAPCACHE_OK);
+    k = v = SENTINEL_PTR;
+    kl = vl = SENTINEL_LEN;
+    CHECK_ST(mapcache_iter_next(it, &k, &kl, NULL, &vl), MAPCACHE_E_INVALID_ARG);
+    CHECK(k == NULL && kl == 0 && vl == 0);
+    mapcache_free(c);
+    k = v = SENTINEL_PTR;
+    kl = vl = SENTINEL_LEN;
+    CHECK_ST(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_E_INVALID_HANDLE);
+    CHECK(k == NULL && kl == 0 && v == NULL && vl == 0);
+    mapcache_iter_free(it);
+    k = v = SENTINEL_PTR;
+    kl = vl = SENTINEL_LEN;
+    CHECK_ST(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_E_INVALID_HANDLE);
+    CHECK(k == NULL && kl == 0 && v == NULL && vl == 0);
+    free(huge_key);
+}
+
+/* initial_capacity has a documented limit: over it is INVALID_CONFIG naming the
+   field and the limit, without any allocation being tried (issue 10, point 9). */
+static void test_initial_capacity_limit(void) {
+    CHECK(MAPCACHE_MAX_INITIAL_CAPACITY == 1073741824);
+    const uint64_t over[] = {(uint64_t)MAPCACHE_MAX_INITIAL_CAPACITY + 1, (uint64_t)1 << 62,
+                             UINT64_MAX};
+    for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+        mapcache_config cfg;
+        CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
+        cfg.initial_capacity = over[i];
+        cfg.shards = i == 0 ? 1 : 0;
+        mapcache_t *c = SENTINEL_PTR;
+        CHECK_ERR(mapcache_new(&cfg, &c), MAPCACHE_E_INVALID_CONFIG, "mapcache_new: cfg->initial_capacity = ");
+        CHECK(contains_str(mapcache_last_error(),
+                           "is larger than MAPCACHE_MAX_INITIAL_CAPACITY (1073741824)"));
+        CHECK(c == NULL);
+    }
     /* The library is fine afterwards. */
+    mapcache_config cfg;
+    CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
     cfg.initial_capacity = 16;
+    mapcache_t *c = NULL;
     CHECK_ST(mapcache_new(&cfg, &c), MAPCACHE_OK);
+    mapcache_free(c);
+}
+
+/* A table the system cannot reserve is MAPCACHE_E_NO_MEMORY, never a crash: in a
+   child whose address space is capped, a cache sized at the limit in one shard
+   (a bucket array of about 30 GB) cannot be mapped. The child reports through a
+   pipe and then kills itself, so that no exit handler (valgrind's leak check of
+   the forked copy of this process) decides its status. */
+static char no_memory_in_child(void) {
+    long pages = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    if (statm == NULL || fscanf(statm, "%ld", &pages) != 1) return 'a';
+    fclose(statm);
+    struct rlimit cap;
+    cap.rlim_cur = cap.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (1u << 30);
+    if (setrlimit(RLIMIT_AS, &cap) != 0) return 'b';
+    mapcache_config cfg;
+    if (MAPCACHE_CONFIG_INIT(&cfg) != MAPCACHE_OK) return 'c';
+    cfg.initial_capacity = MAPCACHE_MAX_INITIAL_CAPACITY;
+    cfg.shards = 1;
+    mapcache_t *c = SENTINEL_PTR;
+    if (mapcache_new(&cfg, &c) != MAPCACHE_E_NO_MEMORY) return 'd';
+    if (c != NULL) return 'e';
+    if (!contains_str(mapcache_last_error(), "out of memory allocating")) return 'f';
+    return '0';
+}
+
+static void test_no_memory(void) {
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        char result = no_memory_in_child();
+        if (write(fds[1], &result, 1) != 1) result = 'w';
+        kill(getpid(), SIGKILL);
+    }
+    close(fds[1]);
+    char result = '?';
+    CHECK(read(fds[0], &result, 1) == 1);
+    close(fds[0]);
+    int wstatus = 0;
+    CHECK(waitpid(pid, &wstatus, 0) == pid);
+    if (result != '0') fprintf(stderr, "  the child's check '%c' failed\n", result);
+    CHECK(result == '0');
+}
+
+/* ---------------------------------------- batch message forms (point 10) */
+
+/* One rule for every call, batches included: messages the C layer writes (bad
+   arguments, handles, per-key argument errors) start with the function and, in a
+   batch, the key's index; the core's own reports (misuse above all) are passed on
+   verbatim, so a misuse report always starts with "concurrent map ...". */
+struct batch_inside {
+    mapcache_t *cache;
+    mapcache_status call[3], key[3];
+    char message[3][256];
+};
+
+/* A read from another thread while the flag is held: get_many's report. */
+static void *get_many_reader(void *arg) {
+    struct batch_inside *b = arg;
+    size_t lens[1] = {1}, out_lens[1];
+    uint8_t buf[8];
+    mapcache_set_thread_label("reader");
+    b->call[2] = mapcache_get_many(b->cache, 1, (const uint8_t *)"k", lens, buf, sizeof buf,
+                                   out_lens, &b->key[2]);
+    snprintf(b->message[2], sizeof b->message[2], "%s", mapcache_last_error());
+    mapcache_set_thread_label(NULL);
+    return NULL;
+}
+
+static void batches_while_held(void *ctx) {
+    struct batch_inside *b = ctx;
+    size_t lens[1] = {1};
+    b->call[0] = mapcache_put_many(b->cache, 1, (const uint8_t *)"k", lens, (const uint8_t *)"v",
+                                   lens, &b->key[0]);
+    snprintf(b->message[0], sizeof b->message[0], "%s", mapcache_last_error());
+    b->call[1] = mapcache_delete_many(b->cache, 1, (const uint8_t *)"k", lens, &b->key[1]);
+    snprintf(b->message[1], sizeof b->message[1], "%s", mapcache_last_error());
+    pthread_t t;
+    if (pthread_create(&t, NULL, get_many_reader, b) == 0) pthread_join(t, NULL);
+}
+
+static void test_batch_message_forms(void) {
+    mapcache_t *x = new_cache(MAPCACHE_MODE_EXCLUSIVE);
+    CHECK_ST(mapcache_set_thread_label("batcher"), MAPCACHE_OK);
+    struct batch_inside b;
+    memset(&b, 0, sizeof b);
+    b.cache = x;
+    CHECK_ST(mapcache_debug_hold_write(x, S("k"), batches_while_held, &b), MAPCACHE_OK);
+    const char *write_report =
+        "concurrent map writes: 'batcher' collided with a write in progress by 'batcher'";
+    CHECK(b.call[0] == MAPCACHE_OK && b.key[0] == MAPCACHE_E_CONCURRENT_WRITE);
+    CHECK(strcmp(b.message[0], write_report) == 0);
+    CHECK(b.call[1] == MAPCACHE_OK && b.key[1] == MAPCACHE_E_CONCURRENT_WRITE);
+    CHECK(strcmp(b.message[1], write_report) == 0);
+    CHECK(b.call[2] == MAPCACHE_OK && b.key[2] == MAPCACHE_E_CONCURRENT_READ_WRITE);
+    CHECK(strcmp(b.message[2], "concurrent map read and map write: 'reader' collided with a "
+                               "write in progress by 'batcher'") == 0);
+    if (strncmp(b.message[0], "concurrent map", 14) != 0)
+        fprintf(stderr, "  put_many's report: \"%s\"\n", b.message[0]);
+    /* The same report as a single call's. */
+    struct put_inside single = {x, MAPCACHE_OK, false};
+    CHECK_ST(mapcache_debug_hold_write(x, S("k"), put_while_held, &single), MAPCACHE_OK);
+    CHECK(single.st == MAPCACHE_E_CONCURRENT_WRITE);
+    CHECK(strcmp(mapcache_last_error(), write_report) == 0);
+    CHECK_ST(mapcache_set_thread_label(NULL), MAPCACHE_OK);
+    mapcache_free(x);
+
+    /* A per-key argument error: the function, the key's index, the problem. */
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    size_t huge_lens[2] = {1, (size_t)MAPCACHE_MAX_VALUE_LEN + 1};
+    uint8_t *huge_values = readable_region(huge_lens[0] + huge_lens[1]);
+    CHECK(huge_values != NULL);
+    if (!huge_values) return;
+    mapcache_status st[2];
+    CHECK_ST(mapcache_put_many(c, 2, (const uint8_t *)"ab", (size_t[]){1, 1}, huge_values,
+                               huge_lens, st),
+             MAPCACHE_OK);
+    CHECK(strcmp(mapcache_last_error(), "mapcache_put_many: key 1: value_len = 1073741825 is "
+                                        "longer than MAPCACHE_MAX_VALUE_LEN (1073741824)") == 0);
+    release_region(huge_values, huge_lens[0] + huge_lens[1]);
+    /* A whole-call error: the function and the argument, no index. */
+    CHECK_ST(mapcache_delete_many(c, 1, NULL, (size_t[]){1}, st), MAPCACHE_E_INVALID_ARG);
+    CHECK(strcmp(mapcache_last_error(),
+                 "mapcache_delete_many: keys is NULL but the lengths in key_lens add up to 1") == 0);
+    mapcache_free(c);
+}
+
+/* What the header says of labels (point 14): "" is a label like any other, quoted
+   as '' in reports; only NULL removes a label. */
+static void test_empty_label_is_a_label(void) {
+    mapcache_t *x = new_cache(MAPCACHE_MODE_EXCLUSIVE);
+    CHECK_ST(mapcache_set_thread_label(""), MAPCACHE_OK);
+    struct put_inside inside = {x, MAPCACHE_OK, false};
+    CHECK_ST(mapcache_debug_hold_write(x, S("k"), put_while_held, &inside), MAPCACHE_OK);
+    CHECK(inside.st == MAPCACHE_E_CONCURRENT_WRITE);
+    CHECK(strcmp(mapcache_last_error(),
+                 "concurrent map writes: '' collided with a write in progress by ''") == 0);
+    CHECK_ST(mapcache_set_thread_label(NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_debug_hold_write(x, S("k"), put_while_held, &inside), MAPCACHE_OK);
+    CHECK(contains_str(mapcache_last_error(), "concurrent map writes: 'thread "));
+    mapcache_free(x);
+}
+
+/* ---------------------------------------- batch argument overlap (point 11) */
+
+/* Every output of a batch (values, out_value_lens, out_statuses) must be disjoint
+   from every input (keys, key_lens, values, value_lens) and from the other
+   outputs: INVALID_ARG naming both, before any key is processed. One arena holds
+   every array, so that any two can be made to overlap. */
+#define ARENA_WORDS 64
+static size_t g_arena[ARENA_WORDS];
+
+static void fill_arena(void) {
+    /* Two keys "k1", "k2" at byte 0 (key_lens {2, 2} at word 8), values "v1v2" at
+       byte 16 (value_lens at word 10); outputs from word 16 on. */
+    memset(g_arena, 0, sizeof g_arena);
+    memcpy((char *)g_arena, "k1k2", 4);
+    memcpy((char *)g_arena + 16, "v1v2", 4);
+    g_arena[8] = 2;
+    g_arena[9] = 2;
+    g_arena[10] = 2;
+    g_arena[11] = 2;
+}
+
+#define A_BYTES(w) ((uint8_t *)&g_arena[w])
+#define KEYS A_BYTES(0)
+#define KEY_LENS (&g_arena[8])
+#define VALUES_IN A_BYTES(2)
+#define VALUE_LENS (&g_arena[10])
+
+static void test_batch_overlap(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    struct {
+        uint8_t *values;
+        size_t *out_value_lens;
+        mapcache_status *out_statuses;
+        const char *message;
+    } get_cases[] = {
+        /* outputs against inputs */
+        {A_BYTES(0) + 1, &g_arena[20], (mapcache_status *)&g_arena[24], "values overlaps keys"},
+        {A_BYTES(9), &g_arena[20], (mapcache_status *)&g_arena[24], "values overlaps key_lens"},
+        {A_BYTES(16), &g_arena[0], (mapcache_status *)&g_arena[24], "out_value_lens overlaps keys"},
+        {A_BYTES(16), &g_arena[9], (mapcache_status *)&g_arena[24],
+         "out_value_lens overlaps key_lens"},
+        {A_BYTES(16), &g_arena[20], (mapcache_status *)A_BYTES(0), "out_statuses overlaps keys"},
+        {A_BYTES(16), &g_arena[20], (mapcache_status *)&g_arena[8],
+         "out_statuses overlaps key_lens"},
+        /* outputs against each other */
+        {A_BYTES(16), &g_arena[17], (mapcache_status *)&g_arena[24],
+         "values overlaps out_value_lens"},
+        {A_BYTES(16), &g_arena[20], (mapcache_status *)&g_arena[17],
+         "values overlaps out_statuses"},
+        {A_BYTES(16), &g_arena[20], (mapcache_status *)&g_arena[21],
+         "out_value_lens overlaps out_statuses"},
+    };
+    for (size_t i = 0; i < sizeof get_cases / sizeof get_cases[0]; i++) {
+        fill_arena();
+        size_t before[ARENA_WORDS];
+        memcpy(before, g_arena, sizeof before);
+        CHECK_ERR(mapcache_get_many(c, 2, KEYS, KEY_LENS, get_cases[i].values, 16,
+                                    get_cases[i].out_value_lens, get_cases[i].out_statuses),
+                  MAPCACHE_E_INVALID_ARG, get_cases[i].message);
+        CHECK(contains_str(mapcache_last_error(), "mapcache_get_many: "));
+        CHECK(memcmp(before, g_arena, sizeof before) == 0); /* nothing written */
+    }
+
+    struct {
+        mapcache_status *out_statuses;
+        const char *message;
+    } put_cases[] = {
+        {(mapcache_status *)A_BYTES(0), "out_statuses overlaps keys"},
+        {(mapcache_status *)&g_arena[9], "out_statuses overlaps key_lens"},
+        {(mapcache_status *)A_BYTES(2), "out_statuses overlaps values"},
+        {(mapcache_status *)&g_arena[11], "out_statuses overlaps value_lens"},
+    };
+    for (size_t i = 0; i < sizeof put_cases / sizeof put_cases[0]; i++) {
+        fill_arena();
+        size_t before[ARENA_WORDS];
+        memcpy(before, g_arena, sizeof before);
+        CHECK_ERR(mapcache_put_many(c, 2, KEYS, KEY_LENS, VALUES_IN, VALUE_LENS,
+                                    put_cases[i].out_statuses),
+                  MAPCACHE_E_INVALID_ARG, put_cases[i].message);
+        CHECK(contains_str(mapcache_last_error(), "mapcache_put_many: "));
+        CHECK(memcmp(before, g_arena, sizeof before) == 0);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        fill_arena();
+        size_t before[ARENA_WORDS];
+        memcpy(before, g_arena, sizeof before);
+        CHECK_ERR(mapcache_delete_many(c, 2, KEYS, KEY_LENS, put_cases[i].out_statuses),
+                  MAPCACHE_E_INVALID_ARG, put_cases[i].message);
+        CHECK(contains_str(mapcache_last_error(), "mapcache_delete_many: "));
+        CHECK(memcmp(before, g_arena, sizeof before) == 0);
+    }
+    size_t n = 1;
+    CHECK_ST(mapcache_len(c, &n), MAPCACHE_OK);
+    CHECK(n == 0); /* no key was processed by any of them */
+
+    /* Disjoint arrays in the same arena, back to back: accepted. */
+    fill_arena();
+    mapcache_status *st = (mapcache_status *)&g_arena[24];
+    CHECK_ST(mapcache_put_many(c, 2, KEYS, KEY_LENS, VALUES_IN, VALUE_LENS, st), MAPCACHE_OK);
+    CHECK(st[0] == MAPCACHE_OK && st[1] == MAPCACHE_OK);
+    CHECK_ST(mapcache_get_many(c, 2, KEYS, KEY_LENS, A_BYTES(16), 32, &g_arena[20], st),
+             MAPCACHE_OK);
+    CHECK(st[0] == MAPCACHE_OK && st[1] == MAPCACHE_OK && memcmp(A_BYTES(16), "v1v2", 4) == 0);
+    CHECK_ST(mapcache_delete_many(c, 2, KEYS, KEY_LENS, st), MAPCACHE_OK);
+    CHECK(st[0] == MAPCACHE_OK && st[1] == MAPCACHE_OK);
     mapcache_free(c);
 }
 
@@ -1328,8 +1822,8 @@ static void *every_call_thread(void *arg) {
     CHECK_ST(mapcache_put_many(c, 2, (const uint8_t *)"xy", lens, (const uint8_t *)"12", lens, st),
              MAPCACHE_OK);
     if (st[0] != MAPCACHE_E_CONCURRENT_WRITE || st[1] != MAPCACHE_E_CONCURRENT_WRITE) ec->failures++;
-    if (!contains_str(mapcache_last_error(), "mapcache_put_many: key 0: concurrent map writes"))
-        ec->failures++;
+    /* The misuse report keeps its form in a batch too (no prefix, no index). */
+    if (strncmp(mapcache_last_error(), "concurrent map writes: ", 23) != 0) ec->failures++;
     CHECK_ST(mapcache_delete_many(c, 2, (const uint8_t *)"ab", lens, st), MAPCACHE_OK);
     if (st[0] != MAPCACHE_E_CONCURRENT_WRITE || st[1] != MAPCACHE_E_CONCURRENT_WRITE) ec->failures++;
     size_t vlens[2];
@@ -1436,7 +1930,7 @@ static void test_misuse_abort_policy(void) {
     CHECK(pid >= 0);
     if (pid == 0) {
         mapcache_config cfg;
-        mapcache_config_init(&cfg);
+        if (MAPCACHE_CONFIG_INIT(&cfg) != MAPCACHE_OK) _exit(3);
         cfg.mode = MAPCACHE_MODE_EXCLUSIVE;
         cfg.misuse_policy = MAPCACHE_MISUSE_ABORT;
         mapcache_t *c = NULL;
@@ -1654,6 +2148,7 @@ int main(void) {
     RUN(test_status_str);
     RUN(test_last_error);
     RUN(test_config);
+    RUN(test_config_struct_size);
     RUN(test_get_value);
     RUN(test_get_object);
     RUN(test_put_get_delete);
@@ -1673,6 +2168,11 @@ int main(void) {
     RUN(test_iterator_misuse);
     RUN(test_labels);
     RUN(test_internal_error);
+    RUN(test_out_pointers_after_errors);
+    RUN(test_initial_capacity_limit);
+    RUN(test_batch_message_forms);
+    RUN(test_batch_overlap);
+    RUN(test_empty_label_is_a_label);
     RUN(test_no_memory);
     RUN(test_exclusive_misuse_deterministic);
     RUN(test_exclusive_misuse_every_call);

@@ -90,3 +90,14 @@ def test_library_rejects_bad_shard_counts(shards):
     assert isinstance(info.value, ValueError)
     assert info.value.status == 10
     assert "shard" in str(info.value).lower()
+
+
+@pytest.mark.parametrize("capacity", [2**30 + 1, 2**62, 2**64 - 1])
+def test_library_rejects_initial_capacity_over_its_limit(capacity):
+    # MAPCACHE_MAX_INITIAL_CAPACITY is 2**30: more is refused up front (nothing
+    # is allocated), with a message naming the field and the limit.
+    with pytest.raises(mapcache.InvalidConfigError) as info:
+        mapcache.Cache(initial_capacity=capacity)
+    assert info.value.status == 10
+    assert "initial_capacity" in str(info.value)
+    assert "1073741824" in str(info.value)

@@ -124,7 +124,6 @@ _KEEP_SINGLE = 1 << 20
 _INITIAL_BATCH = 1 << 16
 _KEEP_BATCH = 64 << 20
 
-_CONFIG_ROOM = 4096
 _MISSING: Any = object()  # "no default given"
 _ABSENT: Any = object()  # "the key was absent"
 
@@ -394,7 +393,8 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     Args:
         initial_capacity: entries to size the table for up front (a sizing
             hint, not a bound: eviction and a bounded capacity arrive in a
-            later version of the library). 0 grows from small.
+            later version of the library). 0 grows from small; at most
+            2**30 (more raises :class:`InvalidConfigError`).
         shards: number of shards, 0 for automatic, otherwise a power of two
             of at most 65536.
         mode: ``"concurrent"`` (default: any number of threads may read and
@@ -434,13 +434,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         self._h: Optional[c_void_p] = None
         self._getter = _CLOSED_GETTER
         self._close_lock = threading.Lock()
-        # mapcache_config_init writes the config as the *library* knows it, which
-        # may be larger than ours (fields are only ever appended): give it room
-        # (struct_size is at most 4096 by the ABI), then declare our size.
-        raw = create_string_buffer(_CONFIG_ROOM)
-        cfg = _lib.mapcache_config.from_buffer(raw)
-        _config_init(byref(cfg))
-        cfg.struct_size = sizeof(_lib.mapcache_config)
+        # The library writes exactly the size we state, and reads no further.
+        cfg = _lib.mapcache_config()
+        st = _config_init(byref(cfg), sizeof(cfg))
+        if st:
+            raise error_for_status(st)
         cfg.initial_capacity = _uint("initial_capacity", initial_capacity, 64)
         cfg.shards = _uint("shards", shards, 32)
         cfg.mode = _choice("mode", mode, _MODES)

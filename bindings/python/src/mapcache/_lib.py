@@ -1,4 +1,4 @@
-"""Loading ``libmapcache`` and declaring its C ABI (docs/C_API.md, ABI version 1).
+"""Loading ``libmapcache`` and declaring its C ABI (docs/C_API.md, ABI version 2).
 
 Every foreign function's ``argtypes``/``restype`` is declared here, once.
 The library is loaded with :class:`ctypes.CDLL`, which releases the GIL for
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 #: The ABI version this binding is written against (``MAPCACHE_ABI_VERSION``).
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 #: Status codes (``mapcache_status``).
 OK = 0
@@ -113,7 +113,8 @@ VALUE_FN = ctypes.CFUNCTYPE(None, c_void_p, c_void_p, c_size_t)
 DEBUG_FN = ctypes.CFUNCTYPE(None, c_void_p)
 
 _PROTOTYPES = {
-    "mapcache_config_init": (None, [POINTER(mapcache_config)]),
+    # (cfg, sizeof *cfg): the library writes exactly our struct's size.
+    "mapcache_config_init": (_status, [POINTER(mapcache_config), c_size_t]),
     "mapcache_new": (_status, [POINTER(mapcache_config), POINTER(c_void_p)]),
     "mapcache_free": (None, [_handle]),
     # (cache, key, key_len, buf, buf_cap, size_t *out_len)
