@@ -39,6 +39,25 @@ pub use sync::thread_id::{clear_thread_label, set_thread_label, thread_label};
 #[doc(hidden)]
 pub use sync::write_flag::FlagGuard;
 
+/// Bytes of the bucket arrays that all maps of the process hold as mappings of
+/// their own (arrays of 2 MiB or more are mapped from the kernel, not taken from
+/// the global allocator): for memory measurements made with a counting global
+/// allocator, which does not see them.
+#[doc(hidden)]
+pub fn mapped_table_bytes() -> usize {
+    table::table::MAPPED_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Runs a few rounds of the library's epoch collection on this thread, so that
+/// garbage every pin has moved past (old tables, old values) is freed now: for
+/// measurements of steady-state memory. Maps never need it.
+#[doc(hidden)]
+pub fn collect_garbage() {
+    for _ in 0..4 {
+        sync::epoch::pin().flush();
+    }
+}
+
 /// The longest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 65_535;
 /// The longest value accepted, in bytes (1 GiB).

@@ -97,6 +97,12 @@ fn array_layout(len: usize) -> Option<Layout> {
     }
 }
 
+/// Bytes of bucket arrays mapped straight from the kernel (see [`mapped_zeroed`])
+/// and not yet unmapped, process-wide: what a counting global allocator does not
+/// see, for tests and benchmarks that measure memory (`mapped_table_bytes`).
+pub(crate) static MAPPED_BYTES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
 /// Whether an array of this layout is mapped straight from the kernel
 /// ([`mapped_zeroed`]) rather than taken from the global allocator.
 #[cfg(not(loom))]
@@ -158,6 +164,7 @@ fn mapped_zeroed(layout: Layout) -> *mut Bucket {
             libc::munmap((aligned + len) as *mut libc::c_void, tail);
         }
     }
+    MAPPED_BYTES.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
     #[cfg(target_os = "linux")]
     // SAFETY: the range is our mapping; madvise only changes how the kernel backs it.
     unsafe {
@@ -189,6 +196,7 @@ impl Drop for BucketArray {
             // SAFETY: `mapped_zeroed` mapped exactly `len` bytes at `ptr`; buckets
             // need no drop (plain atomics).
             unsafe { libc::munmap(self.ptr.as_ptr().cast(), len) };
+            MAPPED_BYTES.fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
             return;
         }
         // SAFETY: allocated in `new` with this layout; buckets need no drop (outside
