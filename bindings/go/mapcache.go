@@ -358,22 +358,11 @@ func (c *Cache) Swap(key, value []byte) (previous []byte, loaded bool, err error
 	defer co.release()
 	lbl := labelPtr(c.label)
 	var sb [stackBuf]byte
-	buf := sb[:]
 	for {
-		// Insert if absent, else read the current value into buf.
-		r := cGetOrInsert(co.h, lbl, key, value, buf)
-		switch r.st {
-		case stOK:
-		case stBufferTooSmall:
-			buf = make([]byte, r.n) // nothing was inserted; read it again
-			continue
-		default:
-			return nil, false, newError(op, r.st, r.msg)
+		current, inserted, err := getOrInsert(co, lbl, op, key, value, sb[:])
+		if err != nil || inserted {
+			return nil, false, err
 		}
-		if r.flag {
-			return nil, false, nil
-		}
-		current := buf[:r.n:r.n]
 		s := cCAS(co.h, lbl, key, current, value)
 		switch s.st {
 		case stOK:
@@ -486,26 +475,36 @@ func (c *Cache) GetOrSet(key, value []byte) (actual []byte, loaded bool, err err
 		return nil, false, closedErr("GetOrSet")
 	}
 	defer co.release()
-	lbl := labelPtr(c.label)
 	var sb [stackBuf]byte
-	buf := sb[:]
+	current, inserted, err := getOrInsert(co, labelPtr(c.label), "GetOrSet", key, value, sb[:])
+	if err != nil {
+		return nil, false, err
+	}
+	if inserted {
+		current = value
+	}
+	out := make([]byte, len(current))
+	copy(out, current)
+	return out, !inserted, nil
+}
+
+// getOrInsert inserts value under key if the key is absent (inserted = true),
+// else reads the present value into buf, or into a fresh buffer when it does
+// not fit (current is then that value, in buf or on the heap).
+func getOrInsert(co *core, lbl *cChar, op string, key, value, buf []byte) (current []byte, inserted bool, err error) {
 	for {
 		r := cGetOrInsert(co.h, lbl, key, value, buf)
 		switch r.st {
 		case stOK:
 			if r.flag {
-				out := make([]byte, len(value))
-				copy(out, value)
-				return out, false, nil
+				return nil, true, nil
 			}
-			out := make([]byte, r.n)
-			copy(out, buf[:r.n])
-			return out, true, nil
+			return buf[:r.n:r.n], false, nil
 		case stBufferTooSmall:
 			// Nothing was inserted; repeat with a buffer that fits.
 			buf = make([]byte, r.n)
 		default:
-			return nil, false, newError("GetOrSet", r.st, r.msg)
+			return nil, false, newError(op, r.st, r.msg)
 		}
 	}
 }
