@@ -100,6 +100,10 @@ fn array_layout(len: usize) -> Option<Layout> {
 /// Bytes of bucket arrays mapped straight from the kernel (see [`mapped_zeroed`])
 /// and not yet unmapped, process-wide: what a counting global allocator does not
 /// see, for tests and benchmarks that measure memory (`mapped_table_bytes`).
+/// Counted as requested (the layout's size), as the counting allocator counts
+/// requests. The mapping's rounding to whole huge pages is never written; where
+/// the kernel backs the array's last huge page whole, that rounding is resident
+/// too, as it was when big arrays came huge-page aligned from the allocator.
 pub(crate) static MAPPED_BYTES: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(0);
 
@@ -164,7 +168,7 @@ fn mapped_zeroed(layout: Layout) -> *mut Bucket {
             libc::munmap((aligned + len) as *mut libc::c_void, tail);
         }
     }
-    MAPPED_BYTES.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+    MAPPED_BYTES.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
     #[cfg(target_os = "linux")]
     // SAFETY: the range is our mapping; madvise only changes how the kernel backs it.
     unsafe {
@@ -196,7 +200,7 @@ impl Drop for BucketArray {
             // SAFETY: `mapped_zeroed` mapped exactly `len` bytes at `ptr`; buckets
             // need no drop (plain atomics).
             unsafe { libc::munmap(self.ptr.as_ptr().cast(), len) };
-            MAPPED_BYTES.fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
+            MAPPED_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
             return;
         }
         // SAFETY: allocated in `new` with this layout; buckets need no drop (outside
