@@ -21,13 +21,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::sync::LazyLock;
 
-use crossbeam_epoch::{Atomic, Collector, Guard, LocalHandle, Owned, Shared};
+use crossbeam_epoch::{Atomic, Collector, Guard, Owned, Shared};
 
 use super::arena::Arena;
 use super::args;
 use super::boundary::{self, Fail};
 use super::config::{self, mapcache_config};
 use super::status::{mapcache_status, MAPCACHE_E_INVALID_HANDLE, MAPCACHE_OK};
+use crate::sync::epoch::Participant;
 use crate::{Map, Mode};
 
 /// Tag of a shell whose handle is live ("MCACHE1" + 1).
@@ -72,14 +73,17 @@ static HANDLES: Arena<mapcache> = Arena::new();
 static COLLECTOR: LazyLock<Collector> = LazyLock::new(Collector::new);
 
 std::thread_local! {
-    static LOCAL: LocalHandle = COLLECTOR.register();
+    // A `Participant`, not a bare `LocalHandle`: it sweeps the collector's list
+    // when the thread exits, so that leak checkers see no participant of an
+    // exited thread behind a tagged pointer (see `crate::sync::epoch`).
+    static LOCAL: Participant = Participant::new(&COLLECTOR);
 }
 
 /// Pins this thread on the FFI collector.
 #[inline]
 fn pin() -> Guard {
     LOCAL
-        .try_with(|local| local.pin())
+        .try_with(Participant::pin)
         // This thread's TLS is being torn down (a call from a TLS destructor): a
         // temporary participant, released when the guard drops.
         .unwrap_or_else(|_| COLLECTOR.register().pin())
