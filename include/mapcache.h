@@ -167,13 +167,16 @@
 
 /**
  * An open cache. Opaque: a host only ever holds a pointer to it, obtained from
- * `mapcache_new` and given back with `mapcache_free`.
+ * `mapcache_new` and given back with `mapcache_free`. The pointer is a handle
+ * value, not the address of memory: never dereference it (it lies outside the
+ * address space of the process, so doing so faults).
  */
 typedef struct mapcache mapcache;
 
 /**
  * An iteration over a cache. Opaque: obtained from `mapcache_iter_new`, released
- * with `mapcache_iter_free`.
+ * with `mapcache_iter_free`. Like `mapcache_t *`, the pointer is a handle value,
+ * never to be dereferenced.
  */
 typedef struct mapcache_iter mapcache_iter;
 
@@ -427,7 +430,8 @@ mapcache_status mapcache_config_init(struct mapcache_config *cfg,
  *   know is non-zero, or a field is out of range (`mode`, `misuse_policy`,
  *   `rehash_engine` not one of their constants, `shards` not 0 or a power of two
  *   at most 65536, `initial_capacity` too large); the message names the field.
- * - `MAPCACHE_E_NO_MEMORY`: the initial table could not be allocated.
+ * - `MAPCACHE_E_NO_MEMORY`: the initial table could not be allocated, or
+ *   4194304 caches are live (the most there can be at once).
  * - `MAPCACHE_E_INTERNAL`: a bug (caught panic).
  *
  * # Safety
@@ -440,10 +444,12 @@ mapcache_status mapcache_new(const struct mapcache_config *cfg,
 /**
  * Frees a cache and every entry in it. NULL is a no-op.
  *
- * After this call `cache` must not be used again. A use that the library can
- * still detect (the handle's slot is not reused until at least 64 other handles
- * have been freed after it) returns `MAPCACHE_E_INVALID_HANDLE`; freeing it twice
- * is detected the same way and ignored (the message is set). Iterators created on
+ * After this call `cache` must not be used again. A use of it returns
+ * `MAPCACHE_E_INVALID_HANDLE` ("cache was freed by mapcache_free"), however
+ * many caches were created and freed since, and never reaches another cache
+ * (each `mapcache_new` returns a pointer value never returned before, even when
+ * it reuses the freed cache's memory); freeing it twice is detected the same
+ * way and ignored (the message is set). Iterators created on
  * the cache stay valid objects: their `mapcache_iter_next` returns
  * `MAPCACHE_E_INVALID_HANDLE` and they must still be freed with
  * `mapcache_iter_free`.
@@ -933,7 +939,10 @@ mapcache_status mapcache_delete_many(mapcache_t *cache,
  * Returns:
  * - `MAPCACHE_OK`.
  * - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL.
- * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ * - `MAPCACHE_E_INVALID_HANDLE`: `cache` was freed or is foreign.
+ * - `MAPCACHE_E_NO_MEMORY`: 4194304 iterators are live (the most there can be at
+ *   once).
+ * - `MAPCACHE_E_INTERNAL`.
  *
  * # Safety
  * `out` must be NULL or valid for writing a pointer.
@@ -981,8 +990,10 @@ mapcache_status mapcache_iter_next(mapcache_iter_t *it,
  * Frees an iterator and the entry bytes it holds. NULL is a no-op.
  *
  * May be called before or after the iterator's cache is freed. A second free of
- * the same iterator is detected (while its slot is not reused) and ignored, with
- * a message in `mapcache_last_error()`; so is a foreign pointer.
+ * the same iterator is detected (however many iterators were created since)
+ * and ignored, with a message in `mapcache_last_error()`; so is a foreign
+ * pointer. After the free, `mapcache_iter_next(it)` returns
+ * `MAPCACHE_E_INVALID_HANDLE`, and never reaches another iterator.
  *
  * Thread-safety: any thread, but not concurrently with another call on `it` (if
  * one is in progress, this waits for it to finish).

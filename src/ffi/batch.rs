@@ -147,7 +147,7 @@ fn front(
     cache: *mut mapcache_t,
     n: usize,
     out_statuses: *mut mapcache_status,
-) -> Result<&'static handle::mapcache, Fail> {
+) -> Result<handle::Shell, Fail> {
     let shell = handle::shell(cache)?;
     args::array(out_statuses.cast_const(), n, "out_statuses")?;
     Ok(shell)

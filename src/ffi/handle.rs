@@ -1,59 +1,59 @@
 //! `mapcache_t`: the handle a host holds, and its life (`mapcache_new`,
 //! `mapcache_free`).
 //!
-//! The handle is a small shell in the never-freed handle `Arena`: a tag word
-//! (live, freed, or never used) and an epoch-protected pointer to the `Inner`
-//! that owns the [`Map`]. Every call pins the epoch, loads the pointer and uses the
-//! map; `mapcache_free` swaps the pointer to NULL and defers the map's destruction
-//! until no pinned call can still be using it. So a call that races
-//! `mapcache_free` (a contract violation) either finishes on the old map or gets
-//! `MAPCACHE_E_INVALID_HANDLE`, and is memory-safe either way. The read path only
-//! reads the shell and this thread's own epoch record (no shared counter to bump).
+//! A `mapcache_t *` is a handle value of the never-freed handle `Arena` (see
+//! `arena`): it names a slot, which holds an epoch-protected pointer to the
+//! `Inner` that owns the [`Map`], and a generation of that slot. Every call decodes
+//! it, pins the epoch, loads the pointer, checks that the handle's generation is
+//! still the slot's live one, and uses the map; `mapcache_free` marks the handle
+//! freed, swaps the pointer to NULL and defers the map's destruction until no
+//! pinned call can still be using it, and the slot is reused by a later
+//! `mapcache_new` under the next generation. So a freed handle is
+//! `MAPCACHE_E_INVALID_HANDLE` however often its slot is reused since, and a
+//! call that races `mapcache_free` (a contract violation) either finishes on
+//! the old map or gets `MAPCACHE_E_INVALID_HANDLE`, memory-safe either way. The
+//! read path only reads the slot and this thread's own epoch record (no shared
+//! counter to bump).
 //!
-//! The pin is on a collector of the FFI layer's own, not crossbeam's default one
-//! that the core uses: a call-long pin on the default collector would hold back
-//! the epoch the core's writers push forward to free their garbage (the core
-//! relieves garbage after it unpins), so writes through the C ABI would lose that
-//! relief. Handles are rare garbage; the two epochs never wait on each other.
+//! The pin is on a collector of the FFI layer's own, not the core's: a
+//! call-long pin on the core's collector would make the core see every write
+//! through the C ABI as a write made while pinned, which never waits for
+//! reclamation (the core relieves garbage only when unpinned). Handles are rare
+//! garbage; the two epochs never wait on each other.
 
 use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use std::sync::LazyLock;
 
-use crossbeam_epoch::{Atomic, Collector, Guard, LocalHandle, Owned, Shared};
+use crossbeam_epoch::{Atomic, Collector, Guard, Owned, Shared};
 
-use super::arena::Arena;
+use super::arena::{self, Arena, Handle, Kind, Status};
 use super::args;
 use super::boundary::{self, Fail};
 use super::config::{self, mapcache_config};
-use super::status::{mapcache_status, MAPCACHE_E_INVALID_HANDLE, MAPCACHE_OK};
+use super::status::{
+    mapcache_status, MAPCACHE_E_INVALID_HANDLE, MAPCACHE_E_NO_MEMORY, MAPCACHE_OK,
+};
+use crate::sync::epoch::Participant;
 use crate::{Map, Mode};
 
-/// Tag of a shell whose handle is live ("MCACHE1" + 1).
-const LIVE: u64 = 0x4d43_4143_4845_3131;
-/// Tag of a shell whose handle was freed.
-const DEAD: u64 = 0x4d43_4143_4845_4445;
-
 /// An open cache. Opaque: a host only ever holds a pointer to it, obtained from
-/// `mapcache_new` and given back with `mapcache_free`.
+/// `mapcache_new` and given back with `mapcache_free`. The pointer is a handle
+/// value, not the address of memory: never dereference it (it lies outside the
+/// address space of the process, so doing so faults).
 pub struct mapcache {
-    /// `LIVE`, `DEAD`, or 0 for a slot that never held a handle.
-    tag: AtomicU64,
-    /// The map, NULL when the handle is not live.
-    inner: Atomic<Inner>,
+    _opaque: [u8; 0],
 }
 
 /// `mapcache_t` is the name hosts use for `struct mapcache`.
 pub type mapcache_t = mapcache;
 
-impl Default for mapcache {
-    fn default() -> mapcache {
-        mapcache {
-            tag: AtomicU64::new(0),
-            inner: Atomic::null(),
-        }
-    }
+/// What a cache handle's slot holds.
+#[derive(Default)]
+struct Slot {
+    /// The map, NULL when the slot's handle is not live.
+    inner: Atomic<Inner>,
 }
 
 /// What a live handle owns.
@@ -61,38 +61,42 @@ pub(crate) struct Inner {
     pub(crate) map: Map,
     /// The mode it was created with (the debug hook needs it).
     pub(crate) mode: Mode,
-    /// Unique over the process's life: lets an iterator tell its map from a later
-    /// map that reuses the same handle slot.
-    pub(crate) id: u64,
 }
 
-static HANDLES: Arena<mapcache> = Arena::new();
+static HANDLES: Arena<Slot> = Arena::new(Kind::Cache);
 
 /// The collector that protects `Inner`s (see the module docs).
 static COLLECTOR: LazyLock<Collector> = LazyLock::new(Collector::new);
 
 std::thread_local! {
-    static LOCAL: LocalHandle = COLLECTOR.register();
+    // A `Participant`, not a bare `LocalHandle`: it sweeps the collector's list
+    // when the thread exits, so that leak checkers see no participant of an
+    // exited thread behind a tagged pointer (see `crate::sync::epoch`).
+    static LOCAL: Participant = Participant::new(&COLLECTOR);
 }
 
 /// Pins this thread on the FFI collector.
 #[inline]
 fn pin() -> Guard {
     LOCAL
-        .try_with(|local| local.pin())
+        .try_with(Participant::pin)
         // This thread's TLS is being torn down (a call from a TLS destructor): a
         // temporary participant, released when the guard drops.
         .unwrap_or_else(|_| COLLECTOR.register().pin())
 }
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A decoded `mapcache_t *`: a cache slot at one generation, live or not.
+#[derive(Clone, Copy)]
+pub(crate) struct Shell(Handle<Slot>);
 
 /// The shell `c` designates, or the failure for a NULL or foreign pointer.
+/// (Whether it is live is checked by [`Shell::with`], under the pin.)
 #[inline]
-pub(crate) fn shell(c: *const mapcache_t) -> Result<&'static mapcache, Fail> {
+pub(crate) fn shell(c: *const mapcache_t) -> Result<Shell, Fail> {
     if c.is_null() {
         return Err(Fail::arg("cache is NULL"));
     }
-    HANDLES.find(c).ok_or_else(foreign)
+    HANDLES.find(c).map(Shell).ok_or_else(foreign)
 }
 
 #[cold]
@@ -103,12 +107,18 @@ fn foreign() -> Fail {
     )
 }
 
-impl mapcache {
+impl Shell {
     /// Runs `f` on the live map, pinned, or fails with `MAPCACHE_E_INVALID_HANDLE`.
     #[inline]
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&Inner) -> Result<R, Fail>) -> Result<R, Fail> {
+    pub(crate) fn with<R>(self, f: impl FnOnce(&Inner) -> Result<R, Fail>) -> Result<R, Fail> {
         let guard = pin();
-        let inner = self.inner.load(Ordering::Acquire, &guard);
+        let inner = self.0.value().inner.load(Ordering::Acquire, &guard);
+        // Checked after the load: `mapcache_new` makes a reused slot live under
+        // its new generation before it stores the new map (Release), so a stale
+        // handle that loaded the new map sees the new generation here.
+        if !self.0.is_live() {
+            return Err(self.not_live());
+        }
         // SAFETY: a non-null `inner` was stored from an `Owned` by mapcache_new and
         // is destroyed only through `defer_destroy` after being swapped out, which
         // cannot run while this thread stays pinned by `guard`.
@@ -119,11 +129,15 @@ impl mapcache {
     }
 
     #[cold]
-    fn not_live(&self) -> Fail {
-        let message = if self.tag.load(Ordering::Relaxed) == 0 {
-            "cache is not a live handle (it was never returned by mapcache_new)"
-        } else {
-            "cache was freed by mapcache_free (use after free)"
+    fn not_live(self) -> Fail {
+        let message = match self.0.status() {
+            Status::Stale => {
+                "cache was freed by mapcache_free (a stale handle: its memory now serves \
+                 a newer cache, which this call did not touch)"
+            }
+            Status::NeverIssued => return foreign(),
+            // Freed, or (racing the free) live again a moment later.
+            Status::Freed | Status::Live => "cache was freed by mapcache_free (use after free)",
         };
         Fail::new(MAPCACHE_E_INVALID_HANDLE, message)
     }
@@ -167,7 +181,8 @@ pub fn with_map_of<R>(cache: *const mapcache_t, f: impl FnOnce(&Map) -> R) -> Op
 ///   know is non-zero, or a field is out of range (`mode`, `misuse_policy`,
 ///   `rehash_engine` not one of their constants, `shards` not 0 or a power of two
 ///   at most 65536, `initial_capacity` too large); the message names the field.
-/// - `MAPCACHE_E_NO_MEMORY`: the initial table could not be allocated.
+/// - `MAPCACHE_E_NO_MEMORY`: the initial table could not be allocated, or
+///   4194304 caches are live (the most there can be at once).
 /// - `MAPCACHE_E_INTERNAL`: a bug (caught panic).
 ///
 /// # Safety
@@ -185,15 +200,20 @@ pub unsafe extern "C" fn mapcache_new(
         // SAFETY: cfg is NULL or readable for its struct_size bytes (contract).
         let (config, mode) = unsafe { config::read(cfg) }?;
         let map = Map::new(config)?;
-        let inner = Owned::new(Inner {
-            map,
-            mode,
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        });
-        let shell = HANDLES.alloc();
-        shell.inner.store(inner, Ordering::Release);
-        shell.tag.store(LIVE, Ordering::Release);
-        let handle = shell as *const mapcache as *mut mapcache_t;
+        let inner = Owned::new(Inner { map, mode });
+        let handle = HANDLES.alloc().map_err(|arena::Exhausted| {
+            Fail::new(
+                MAPCACHE_E_NO_MEMORY,
+                format!(
+                    "{} caches are live, the most there can be",
+                    arena::MAX_SLOTS
+                ),
+            )
+        })?;
+        // After alloc made the slot live under the handle's generation (see
+        // Shell::with).
+        handle.value().inner.store(inner, Ordering::Release);
+        let handle = HANDLES.address(handle);
         // SAFETY: as above.
         unsafe { args::put(out, handle) };
         Ok(MAPCACHE_OK)
@@ -202,10 +222,12 @@ pub unsafe extern "C" fn mapcache_new(
 
 /// Frees a cache and every entry in it. NULL is a no-op.
 ///
-/// After this call `cache` must not be used again. A use that the library can
-/// still detect (the handle's slot is not reused until at least 64 other handles
-/// have been freed after it) returns `MAPCACHE_E_INVALID_HANDLE`; freeing it twice
-/// is detected the same way and ignored (the message is set). Iterators created on
+/// After this call `cache` must not be used again. A use of it returns
+/// `MAPCACHE_E_INVALID_HANDLE` ("cache was freed by mapcache_free"), however
+/// many caches were created and freed since, and never reaches another cache
+/// (each `mapcache_new` returns a pointer value never returned before, even when
+/// it reuses the freed cache's memory); freeing it twice is detected the same
+/// way and ignored (the message is set). Iterators created on
 /// the cache stay valid objects: their `mapcache_iter_next` returns
 /// `MAPCACHE_E_INVALID_HANDLE` and they must still be freed with
 /// `mapcache_iter_free`.
@@ -229,20 +251,24 @@ pub unsafe extern "C" fn mapcache_free(cache: *mut mapcache_t) {
         if cache.is_null() {
             return Ok(());
         }
-        let shell = shell(cache)?;
-        if shell
-            .tag
-            .compare_exchange(LIVE, DEAD, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            return Err(Fail::new(
-                MAPCACHE_E_INVALID_HANDLE,
-                "cache was already freed (double free)",
-            ));
-        }
-        // Only the winner of the tag exchange gets here, once per mapcache_new.
+        let Shell(handle) = shell(cache)?;
+        handle.kill().map_err(|status| {
+            let message = match status {
+                Status::Stale => {
+                    "cache was already freed (double free of a stale handle: the newer \
+                     cache in its memory was left alone)"
+                }
+                Status::NeverIssued => return foreign(),
+                Status::Freed | Status::Live => "cache was already freed (double free)",
+            };
+            Fail::new(MAPCACHE_E_INVALID_HANDLE, message)
+        })?;
+        // Only the winner of the kill gets here, once per mapcache_new.
         let guard = pin();
-        let old = shell.inner.swap(Shared::null(), Ordering::AcqRel, &guard);
+        let old = handle
+            .value()
+            .inner
+            .swap(Shared::null(), Ordering::AcqRel, &guard);
         if !old.is_null() {
             // SAFETY: `old` was stored from an Owned by mapcache_new and is now
             // unreachable from the shell; threads that loaded it are pinned, and
@@ -256,7 +282,7 @@ pub unsafe extern "C" fn mapcache_free(cache: *mut mapcache_t) {
         for _ in 0..3 {
             pin().flush();
         }
-        HANDLES.release(shell);
+        HANDLES.release(handle);
         Ok(())
     })
 }

@@ -2,55 +2,57 @@
 //!
 //! An iterator holds a position ([`Cursor`]), not the map: between calls it pins
 //! nothing and keeps nothing alive. Each `mapcache_iter_next` that needs more
-//! entries pins the epoch, checks that its cache is still the live map it was made
-//! for (by the map's unique id, so a freed handle, even one whose slot was reused
-//! by a later `mapcache_new`, is `MAPCACHE_E_INVALID_HANDLE`), and copies the next
-//! batch (one bucket chain) into the iterator's own buffer, from which it hands out
+//! entries pins the epoch, checks that its cache handle is still live (a handle
+//! carries its slot's generation, so a freed cache is `MAPCACHE_E_INVALID_HANDLE`
+//! even once a later `mapcache_new` reuses its slot), and copies the next batch
+//! (one bucket chain) into the iterator's own buffer, from which it hands out
 //! pointers that stay valid until the next call.
 //!
-//! Iterator objects live in a never-freed `Arena` like cache handles, so a freed
-//! or foreign iterator pointer is detected without undefined behaviour. An iterator
-//! is not meant to be shared; a `busy` flag turns concurrent use of one iterator
-//! into `MAPCACHE_E_INVALID_ARG` instead of a data race.
+//! Iterators are handle values of a never-freed `Arena` like cache handles, so a
+//! freed (however long ago) or foreign iterator pointer is detected without
+//! undefined behaviour. An iterator is not meant to be shared; a `busy` flag turns
+//! concurrent use of one iterator into `MAPCACHE_E_INVALID_ARG` instead of a data
+//! race.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::arena::Arena;
+use super::arena::{self, Arena, Handle, Kind, Status};
 use super::args;
 use super::boundary::{self, Fail};
-use super::handle::{self, mapcache, mapcache_t};
-use super::status::{mapcache_status, MAPCACHE_E_INVALID_HANDLE, MAPCACHE_NOT_FOUND, MAPCACHE_OK};
+use super::handle::{self, mapcache_t, Shell};
+use super::status::{
+    mapcache_status, MAPCACHE_E_INVALID_HANDLE, MAPCACHE_E_NO_MEMORY, MAPCACHE_NOT_FOUND,
+    MAPCACHE_OK,
+};
 use crate::Cursor;
 
-/// Tag of a live iterator.
-const LIVE: u64 = 0x4d43_4954_4552_3131;
-/// Tag of a freed iterator.
-const DEAD: u64 = 0x4d43_4954_4552_4445;
-
 /// An iteration over a cache. Opaque: obtained from `mapcache_iter_new`, released
-/// with `mapcache_iter_free`.
+/// with `mapcache_iter_free`. Like `mapcache_t *`, the pointer is a handle value,
+/// never to be dereferenced.
 pub struct mapcache_iter {
-    /// `LIVE`, `DEAD`, or 0 for a slot never used.
-    tag: AtomicU64,
-    /// Held by the one call that may touch `state`.
-    busy: AtomicBool,
-    state: UnsafeCell<Option<State>>,
+    _opaque: [u8; 0],
 }
 
 /// `mapcache_iter_t` is the name hosts use for `struct mapcache_iter`.
 pub type mapcache_iter_t = mapcache_iter;
 
+/// What an iterator handle's slot holds.
+struct Slot {
+    /// Held by the one call that may touch `state`.
+    busy: AtomicBool,
+    state: UnsafeCell<Option<State>>,
+}
+
 // SAFETY: `state` is only accessed by the thread that holds `busy` (acquired with
 // Acquire, released with Release), so accesses are never concurrent and each
-// happens-after the previous one. `State` is Send (plain data and a `&'static`
-// to a Sync shell).
-unsafe impl Sync for mapcache_iter {}
+// happens-after the previous one. `State` is Send (plain data and a handle to a
+// Sync cache slot).
+unsafe impl Sync for Slot {}
 
-impl Default for mapcache_iter {
-    fn default() -> mapcache_iter {
-        mapcache_iter {
-            tag: AtomicU64::new(0),
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot {
             busy: AtomicBool::new(false),
             state: UnsafeCell::new(None),
         }
@@ -58,9 +60,9 @@ impl Default for mapcache_iter {
 }
 
 struct State {
-    shell: &'static mapcache,
-    /// The id of the map this iterator walks.
-    map_id: u64,
+    /// The cache this iterator walks, at the generation it had when the
+    /// iterator was made.
+    shell: Shell,
     cursor: Cursor,
     /// Keys and values of the current batch, back to back.
     bytes: Vec<u8>,
@@ -72,16 +74,16 @@ struct State {
     done: bool,
 }
 
-static ITERS: Arena<mapcache_iter> = Arena::new();
+static ITERS: Arena<Slot> = Arena::new(Kind::Iterator);
 
 /// Exclusive access to an iterator's state for the length of one call.
 struct Busy {
-    it: &'static mapcache_iter,
+    it: &'static Slot,
 }
 
 impl Busy {
     /// Takes the busy flag of `it`, failing if another thread holds it.
-    fn try_take(it: &'static mapcache_iter) -> Result<Busy, Fail> {
+    fn try_take(it: &'static Slot) -> Result<Busy, Fail> {
         if it
             .busy
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -98,7 +100,7 @@ impl Busy {
 
     /// Takes the busy flag of `it`, waiting out a call in progress on it (which is
     /// short: it never runs host code).
-    fn take(it: &'static mapcache_iter) -> Busy {
+    fn take(it: &'static Slot) -> Busy {
         loop {
             if let Ok(busy) = Busy::try_take(it) {
                 return busy;
@@ -120,16 +122,45 @@ impl Drop for Busy {
     }
 }
 
-fn find(it: *const mapcache_iter_t) -> Result<&'static mapcache_iter, Fail> {
+/// The iterator `it` designates, if live; the failure for a NULL, foreign, freed
+/// or stale pointer otherwise. Call again with the busy flag held before
+/// trusting the slot's state: the handle may be freed in between.
+fn find(it: *const mapcache_iter_t) -> Result<Handle<Slot>, Fail> {
     if it.is_null() {
         return Err(Fail::arg("it is NULL"));
     }
-    ITERS.find(it).ok_or_else(|| {
-        Fail::new(
-            MAPCACHE_E_INVALID_HANDLE,
-            "it is not a mapcache_iter_t * returned by mapcache_iter_new (a foreign or corrupted pointer)",
-        )
-    })
+    let handle = ITERS.find(it).ok_or_else(foreign_iter)?;
+    live(handle)?;
+    Ok(handle)
+}
+
+/// Ok if `handle` is live, else the failure that says why not.
+fn live(handle: Handle<Slot>) -> Result<(), Fail> {
+    if handle.is_live() {
+        return Ok(());
+    }
+    Err(not_live_iter(handle.status()))
+}
+
+#[cold]
+fn not_live_iter(status: Status) -> Fail {
+    let message = match status {
+        Status::NeverIssued => return foreign_iter(),
+        Status::Stale => {
+            "it was freed by mapcache_iter_free (a stale handle: its memory now serves a \
+             newer iterator, which this call did not touch)"
+        }
+        Status::Freed | Status::Live => "it was freed by mapcache_iter_free (use after free)",
+    };
+    Fail::new(MAPCACHE_E_INVALID_HANDLE, message)
+}
+
+#[cold]
+fn foreign_iter() -> Fail {
+    Fail::new(
+        MAPCACHE_E_INVALID_HANDLE,
+        "it is not a mapcache_iter_t * returned by mapcache_iter_new (a foreign or corrupted pointer)",
+    )
 }
 
 /// ============ 4. ITERATION ============
@@ -151,7 +182,10 @@ fn find(it: *const mapcache_iter_t) -> Result<&'static mapcache_iter, Fail> {
 /// Returns:
 /// - `MAPCACHE_OK`.
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL.
-/// - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+/// - `MAPCACHE_E_INVALID_HANDLE`: `cache` was freed or is foreign.
+/// - `MAPCACHE_E_NO_MEMORY`: 4194304 iterators are live (the most there can be at
+///   once).
+/// - `MAPCACHE_E_INTERNAL`.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing a pointer.
@@ -165,21 +199,27 @@ pub unsafe extern "C" fn mapcache_iter_new(
         args::out(out, "out")?;
         // SAFETY: non-null and writable (contract).
         unsafe { args::put(out, std::ptr::null_mut()) };
-        let map_id = shell.with(|inner| Ok(inner.id))?;
-        let it = ITERS.alloc();
-        let mut busy = Busy::take(it);
+        shell.with(|_| Ok(()))?;
+        let it = ITERS.alloc().map_err(|arena::Exhausted| {
+            Fail::new(
+                MAPCACHE_E_NO_MEMORY,
+                format!(
+                    "{} iterators are live, the most there can be",
+                    arena::MAX_SLOTS
+                ),
+            )
+        })?;
+        let mut busy = Busy::take(it.value());
         *busy.state() = Some(State {
             shell,
-            map_id,
             cursor: Cursor::default(),
             bytes: Vec::new(),
             entries: Vec::new(),
             next: 0,
             done: false,
         });
-        it.tag.store(LIVE, Ordering::Release);
         drop(busy);
-        let handle = it as *const mapcache_iter as *mut mapcache_iter_t;
+        let handle = ITERS.address(it);
         // SAFETY: as above.
         unsafe { args::put(out, handle) };
         Ok(MAPCACHE_OK)
@@ -232,13 +272,10 @@ pub unsafe extern "C" fn mapcache_iter_next(
         args::out(key_len, "key_len")?;
         args::out(value, "value")?;
         args::out(value_len, "value_len")?;
-        let mut busy = Busy::try_take(it)?;
-        if it.tag.load(Ordering::Acquire) != LIVE {
-            return Err(Fail::new(
-                MAPCACHE_E_INVALID_HANDLE,
-                "it was freed by mapcache_iter_free (use after free)",
-            ));
-        }
+        let mut busy = Busy::try_take(it.value())?;
+        // Again under the flag: a free (which takes the flag) may have come
+        // between `find` and here, and the slot been reused since.
+        live(it)?;
         let Some(state) = busy.state().as_mut() else {
             return Err(Fail::new(
                 MAPCACHE_E_INVALID_HANDLE,
@@ -291,9 +328,6 @@ impl State {
         let shell = self.shell;
         shell
             .with(|inner| {
-                if inner.id != self.map_id {
-                    return Err(freed());
-                }
                 while self.next == self.entries.len() && !self.done {
                     self.bytes.clear();
                     self.entries.clear();
@@ -344,8 +378,10 @@ fn freed() -> Fail {
 /// Frees an iterator and the entry bytes it holds. NULL is a no-op.
 ///
 /// May be called before or after the iterator's cache is freed. A second free of
-/// the same iterator is detected (while its slot is not reused) and ignored, with
-/// a message in `mapcache_last_error()`; so is a foreign pointer.
+/// the same iterator is detected (however many iterators were created since)
+/// and ignored, with a message in `mapcache_last_error()`; so is a foreign
+/// pointer. After the free, `mapcache_iter_next(it)` returns
+/// `MAPCACHE_E_INVALID_HANDLE`, and never reaches another iterator.
 ///
 /// Thread-safety: any thread, but not concurrently with another call on `it` (if
 /// one is in progress, this waits for it to finish).
@@ -358,18 +394,26 @@ pub unsafe extern "C" fn mapcache_iter_free(it: *mut mapcache_iter_t) {
         if it.is_null() {
             return Ok(());
         }
-        let it = find(it)?;
-        let mut busy = Busy::take(it);
-        if it
-            .tag
-            .compare_exchange(LIVE, DEAD, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            return Err(Fail::new(
+        let it = ITERS.find(it).ok_or_else(foreign_iter)?;
+        // A stale or freed handle is refused before it waits on the flag of the
+        // iterator that may now use its slot.
+        let refused = |status| match status {
+            Status::NeverIssued => foreign_iter(),
+            Status::Stale => Fail::new(
                 MAPCACHE_E_INVALID_HANDLE,
-                "it was already freed (double free) or never returned by mapcache_iter_new",
-            ));
+                "it was already freed (double free of a stale handle: the newer iterator \
+                 in its memory was left alone)",
+            ),
+            Status::Freed | Status::Live => Fail::new(
+                MAPCACHE_E_INVALID_HANDLE,
+                "it was already freed (double free)",
+            ),
+        };
+        if !it.is_live() {
+            return Err(refused(it.status()));
         }
+        let mut busy = Busy::take(it.value());
+        it.kill().map_err(refused)?;
         let state = busy.state().take();
         drop(busy);
         drop(state);

@@ -10,8 +10,9 @@
 //!   `MAPCACHE_E_INTERNAL`), and every error status leaves a message for
 //!   `mapcache_last_error()`;
 //! - checks each pointer and length before making a reference of it (`args`);
-//! - resolves handles through never-freed arenas (`arena`), so a freed or foreign
-//!   handle is rejected without undefined behaviour.
+//! - resolves handles through never-freed arenas (`arena`), by decoding the
+//!   pointer value (slot and generation), so a freed (however long ago) or
+//!   foreign handle is rejected without undefined behaviour.
 //!
 //! One idea per file: `config`, `handle` (new/free), `ops` (single-key calls),
 //! `batch`, `iter`, `label`, `last_error`, `status` (codes), `version`, `debug`

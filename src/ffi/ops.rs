@@ -56,7 +56,7 @@ unsafe fn copy_if_fits(value: &[u8], buf: *mut u8, cap: usize) -> Result<usize, 
 /// `buf` is writable for `buf_cap` bytes and disjoint from `key` (both checked
 /// by the caller).
 unsafe fn copy_value(
-    shell: &mapcache_t,
+    shell: handle::Shell,
     key: &[u8],
     buf: *mut u8,
     buf_cap: usize,

@@ -6,11 +6,16 @@
 //! holder's thread; so labels are kept in a process-wide registry keyed by id. The
 //! registry is only touched when a thread first calls into a map, when it sets a
 //! label, when it exits, and when a collision is reported: never on the fast path.
+//!
+//! The registry lives in a `BTreeMap` in a plain static, not a `HashMap`: a
+//! hashbrown table is referenced by a pointer into the middle of its allocation
+//! (its control bytes), which leak checkers such as valgrind report as "possibly
+//! lost" at exit; every B-tree node is referenced by a pointer to its start.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
 /// A thread's id as the write flag records it. Never zero, never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -36,10 +41,9 @@ struct Names {
     label: Option<String>,
 }
 
-fn registry() -> MutexGuard<'static, HashMap<u64, Names>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<u64, Names>>> = OnceLock::new();
+fn registry() -> MutexGuard<'static, BTreeMap<u64, Names>> {
+    static REGISTRY: Mutex<BTreeMap<u64, Names>> = Mutex::new(BTreeMap::new());
     REGISTRY
-        .get_or_init(Default::default)
         .lock()
         // A panic while holding this lock cannot leave the map inconsistent
         // (every critical section is a single insert/remove/lookup).
@@ -100,20 +104,32 @@ fn next_id() -> ThreadId {
     ThreadId(NonZeroU64::new(raw).expect("thread id counter overflowed"))
 }
 
+/// The name of a thread without a label: its std name, else `thread <os tid>`.
+///
+/// The process's main thread is always `thread <os tid>`: asking std for its
+/// name (`std::thread::current()`) would make std allocate a `Thread` handle
+/// for the main thread of a non-Rust host, which std keeps until exit behind a
+/// pointer into the middle of its allocation (valgrind: "possibly lost"). On
+/// other threads std frees that handle when the thread exits.
 fn default_name() -> String {
-    let thread = std::thread::current();
-    if let Some(name) = thread.name() {
-        return name.to_owned();
-    }
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: gettid has no preconditions and cannot fail.
-        let tid = unsafe { libc::gettid() };
+        // SAFETY: gettid and getpid have no preconditions and cannot fail.
+        let (tid, pid) = unsafe { (libc::gettid(), libc::getpid()) };
+        if tid != pid {
+            if let Some(name) = std::thread::current().name() {
+                return name.to_owned();
+            }
+        }
         format!("thread {tid}")
     }
     #[cfg(not(target_os = "linux"))]
     {
-        format!("thread {:?}", thread.id())
+        let thread = std::thread::current();
+        match thread.name() {
+            Some(name) => name.to_owned(),
+            None => format!("thread {:?}", thread.id()),
+        }
     }
 }
 

@@ -1159,7 +1159,7 @@ static void test_freed_and_foreign_handles(void) {
     mapcache_free(c);
     CHECK(contains_str(mapcache_last_error(), "mapcache_free: cache was already freed"));
 
-    /* Still detected after other handles come and go (the slot is quarantined). */
+    /* Still detected after other handles come and go (and reuse its slot). */
     mapcache_t *others[10];
     for (int i = 0; i < 10; i++) others[i] = new_cache(MAPCACHE_MODE_CONCURRENT);
     CHECK_ERR(mapcache_len(c, &len), MAPCACHE_E_INVALID_HANDLE, "freed");
@@ -2141,6 +2141,166 @@ static void test_free_racing_calls(void) {
     }
 }
 
+/* Stale handles after their slot is reused: a freed mapcache_t * and a freed
+   mapcache_iter_t * are kept while a million caches (each with an iterator) are
+   created and freed, each new one taking the freed handles' memory. Every call
+   on the stale handles is INVALID_HANDLE throughout, and neither the cache of the
+   cycle nor a cache kept live the whole time is touched by them. */
+#define STALE_CYCLES 1000000
+#define STALE_FULL_CHECK_EVERY 65536
+
+static void ignore_value(void *ctx, const uint8_t *value, size_t value_len) {
+    (void)ctx;
+    (void)value;
+    (void)value_len;
+}
+
+/* Every entry point that takes a cache, on `stale`; 0 if all reported
+   INVALID_HANDLE with a "freed" message. */
+static int stale_cache_calls_fail(mapcache_t *stale) {
+    int bad = 0;
+    uint8_t buf[8];
+    size_t len;
+    bool b;
+    mapcache_status st[1];
+#define STALE(expr)                                                                 \
+    do {                                                                            \
+        if ((expr) != MAPCACHE_E_INVALID_HANDLE ||                                  \
+            !contains_str(mapcache_last_error(), "freed")) {                        \
+            fprintf(stderr, "  %s:%d: stale handle: %s: %s\n", __FILE__, __LINE__, #expr, \
+                    mapcache_last_error());                                         \
+            bad = 1;                                                                \
+        }                                                                           \
+    } while (0)
+    STALE(mapcache_get(stale, S("k"), buf, sizeof buf, &len));
+    STALE(mapcache_get_with(stale, S("k"), ignore_value, NULL));
+    STALE(mapcache_put(stale, S("k"), S("stale"), NULL));
+    STALE(mapcache_delete(stale, S("k")));
+    STALE(mapcache_contains(stale, S("k"), &b));
+    STALE(mapcache_len(stale, &len));
+    STALE(mapcache_clear(stale));
+    STALE(mapcache_get_or_insert(stale, S("k"), S("stale"), buf, sizeof buf, &len, &b));
+    STALE(mapcache_compare_and_swap(stale, S("k"), S("v"), S("stale"), &b));
+    STALE(mapcache_put_many(stale, 1, (const uint8_t *)"k", (size_t[]){1},
+                            (const uint8_t *)"s", (size_t[]){1}, st));
+    STALE(mapcache_get_many(stale, 1, (const uint8_t *)"k", (size_t[]){1}, buf, sizeof buf,
+                            &len, st));
+    STALE(mapcache_delete_many(stale, 1, (const uint8_t *)"k", (size_t[]){1}, st));
+    mapcache_iter_t *it = NULL;
+    STALE(mapcache_iter_new(stale, &it));
+    if (it != NULL) {
+        mapcache_iter_free(it);
+        bad = 1;
+    }
+#undef STALE
+    /* A stale free is ignored, with a message. */
+    mapcache_free(stale);
+    if (!contains_str(mapcache_last_error(), "mapcache_free: cache was already freed")) {
+        fprintf(stderr, "  stale mapcache_free: %s\n", mapcache_last_error());
+        bad = 1;
+    }
+    return bad;
+}
+
+/* The iterator entry points on `stale`; 0 if both reported INVALID_HANDLE. */
+static int stale_iter_calls_fail(mapcache_iter_t *stale) {
+    int bad = 0;
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    if (mapcache_iter_next(stale, &k, &kl, &v, &vl) != MAPCACHE_E_INVALID_HANDLE ||
+        !contains_str(mapcache_last_error(), "freed")) {
+        fprintf(stderr, "  stale mapcache_iter_next: %s\n", mapcache_last_error());
+        bad = 1;
+    }
+    mapcache_iter_free(stale);
+    if (!contains_str(mapcache_last_error(), "mapcache_iter_free: it was already freed")) {
+        fprintf(stderr, "  stale mapcache_iter_free: %s\n", mapcache_last_error());
+        bad = 1;
+    }
+    return bad;
+}
+
+/* A cache of the cycle: live, holding exactly its own key, and its iterator
+   live and positioned at the start. */
+static int cycle_cache_intact(mapcache_t *c, mapcache_iter_t *it) {
+    size_t len = 0;
+    uint8_t buf[8];
+    if (mapcache_len(c, &len) != MAPCACHE_OK || len != 1) return 0;
+    if (mapcache_get(c, S("own"), buf, sizeof buf, &len) != MAPCACHE_OK || len != 1 ||
+        buf[0] != 'c')
+        return 0;
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    return mapcache_iter_next(it, &k, &kl, &v, &vl) == MAPCACHE_OK && kl == 3 &&
+           memcmp(k, "own", 3) == 0;
+}
+
+static void test_stale_handles_after_reuse(void) {
+    mapcache_t *kept = NULL;
+    CHECK_ST(mapcache_new(NULL, &kept), MAPCACHE_OK);
+    CHECK_ST(mapcache_put(kept, S("kept"), S("1"), NULL), MAPCACHE_OK);
+
+    mapcache_t *stale = NULL;
+    mapcache_iter_t *stale_it = NULL;
+    CHECK_ST(mapcache_new(NULL, &stale), MAPCACHE_OK);
+    CHECK_ST(mapcache_put(stale, S("k"), S("v"), NULL), MAPCACHE_OK);
+    CHECK_ST(mapcache_iter_new(stale, &stale_it), MAPCACHE_OK);
+    mapcache_iter_free(stale_it);
+    mapcache_free(stale);
+
+    /* The cheapest cache to make (one shard, no rehash threads), so that a
+       million of them fit the suite's time under valgrind. */
+    mapcache_config small;
+    CHECK_ST(MAPCACHE_CONFIG_INIT(&small), MAPCACHE_OK);
+    small.shards = 1;
+    small.rehash_engine = MAPCACHE_ENGINE_SINGLE;
+    int failed_cycle = -1;
+    for (int i = 0; i < STALE_CYCLES && failed_cycle < 0; i++) {
+        mapcache_t *c = NULL;
+        mapcache_iter_t *it = NULL;
+        if (mapcache_new(&small, &c) != MAPCACHE_OK ||
+            mapcache_put(c, S("own"), S("c"), NULL) != MAPCACHE_OK ||
+            mapcache_iter_new(c, &it) != MAPCACHE_OK) {
+            fprintf(stderr, "  cycle %d: %s\n", i, mapcache_last_error());
+            failed_cycle = i;
+            break;
+        }
+        /* The calls that could harm the cycle's cache, every cycle; all of them
+           now and then. */
+        int bad;
+        if (i % STALE_FULL_CHECK_EVERY == 0) {
+            bad = stale_cache_calls_fail(stale);
+        } else {
+            uint8_t buf[8];
+            size_t len;
+            bad = mapcache_put(stale, S("k"), S("stale"), NULL) != MAPCACHE_E_INVALID_HANDLE ||
+                  mapcache_get(stale, S("own"), buf, sizeof buf, &len) !=
+                      MAPCACHE_E_INVALID_HANDLE;
+            mapcache_free(stale);
+            bad |= !contains_str(mapcache_last_error(), "already freed");
+        }
+        bad |= stale_iter_calls_fail(stale_it);
+        if (bad || !cycle_cache_intact(c, it)) {
+            fprintf(stderr, "  cycle %d: the stale handles reached a live cache\n", i);
+            failed_cycle = i;
+        }
+        mapcache_iter_free(it);
+        mapcache_free(c);
+    }
+    CHECK(failed_cycle == -1);
+    CHECK(stale_cache_calls_fail(stale) == 0);
+    CHECK(stale_iter_calls_fail(stale_it) == 0);
+
+    /* The cache kept live throughout holds what it held. */
+    size_t len = 0;
+    uint8_t buf[8];
+    CHECK_ST(mapcache_len(kept, &len), MAPCACHE_OK);
+    CHECK(len == 1);
+    CHECK_ST(mapcache_get(kept, S("kept"), buf, sizeof buf, &len), MAPCACHE_OK);
+    CHECK(len == 1 && buf[0] == '1');
+    mapcache_free(kept);
+}
+
 /* ------------------------------------------------------------------- main */
 
 int main(void) {
@@ -2180,6 +2340,7 @@ int main(void) {
     RUN(test_misuse_abort_policy);
     RUN(test_concurrent_hammer);
     RUN(test_free_racing_calls);
+    RUN(test_stale_handles_after_reuse);
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
 }
