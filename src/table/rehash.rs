@@ -62,7 +62,7 @@ pub(crate) struct ParallelCpu {
 impl ParallelCpu {
     /// An engine using every available core (at most 16).
     pub(crate) fn new() -> ParallelCpu {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
+        let threads = crate::config::cores().min(16);
         ParallelCpu::with_threads(threads)
     }
 
