@@ -674,7 +674,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         return flag.value
 
     def __len__(self) -> int:
-        """The number of entries (a moment's count under concurrent writes)."""
+        """The number of entries (a moment's count under concurrent writes).
+
+        In ``mode="exclusive"`` it is a read like ``get``: it raises
+        :class:`ConcurrentReadWriteError` when another thread's write is in flight.
+        """
         n = c_size_t()
         st = _len(self._h, byref(n))
         if st:
@@ -916,6 +920,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         loop itself) write; a key present for the whole iteration is yielded
         exactly once, no key twice, and keys added or removed meanwhile may or
         may not be seen.
+
+        In ``mode="exclusive"`` the library reads the table in steps (one bucket
+        chain each), and each step is a read: the iteration raises
+        :class:`ConcurrentReadWriteError` when a step overlaps another thread's
+        write. A write that starts and ends between two steps is not seen.
         """
         return _ItemsView(self)
 
