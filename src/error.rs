@@ -5,7 +5,8 @@ use std::fmt;
 use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// The two threads of a detected misuse, by label (see [`crate::set_thread_label`]),
-/// or by default name (`thread <os tid>`, or the std thread name) when unlabelled.
+/// or by default name when unlabelled: a spawned Rust thread's std name if it has
+/// one, else `thread <os tid>` (always so for the process's main thread).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Collision {
     /// The thread that was writing.
