@@ -108,7 +108,8 @@ class Probe(threading.Thread):
                 elif st != _lib.OK:
                     self.errors.append(f"probe: status {st}: {_lib.last_error()}")
                     return
-                self.running.set()
+                if self.probes == 1:
+                    self.running.set()
         finally:
             self.running.set()
             if self.on_seen is not None and self.seen == 0:
