@@ -3,7 +3,7 @@
 //! key while writers force dozens of grows.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
@@ -147,13 +147,29 @@ fn mixed_operations_are_linearizable() {
     assert_eq!(map.iter().count(), map.len());
 }
 
+/// Marks its reader as gone when dropped, also when the reader panics, so that
+/// writers waiting for its next pass stop waiting.
+struct Gone(Arc<AtomicBool>);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// Readers look up a fixed set of keys in a loop, and iterate, while writers
 /// insert and delete enough other keys to double every table many times.
+///
+/// Handshakes, not timing, make the two overlap: each writer, whenever its count
+/// of inserts reaches a power of two (about one grow of each table apart), waits
+/// until every reader has finished a pass since the writer's previous such
+/// point. So every reader's passes are spread over the whole run of grows,
+/// however the threads are scheduled.
 #[test]
 fn readers_never_miss_during_grows() {
     const FIXED: u32 = 2_000;
     const WRITERS: u32 = 2;
-    const READERS: u32 = 3;
+    const READERS: usize = 3;
     let per_writer = 200_000 * scale();
     let map = small_map(2);
     for i in 0..FIXED {
@@ -161,14 +177,19 @@ fn readers_never_miss_during_grows() {
             .unwrap();
     }
     let done = Arc::new(AtomicBool::new(false));
+    let reader_gone = Arc::new(AtomicBool::new(false));
+    let passes: Arc<Vec<AtomicU64>> = Arc::new((0..READERS).map(|_| AtomicU64::new(0)).collect());
     let readers: Vec<_> = (0..READERS)
         .map(|r| {
-            let (map, done) = (Arc::clone(&map), Arc::clone(&done));
+            let (map, done, passes) = (Arc::clone(&map), Arc::clone(&done), Arc::clone(&passes));
+            let gone = Gone(Arc::clone(&reader_gone));
             thread::spawn(move || {
+                let _gone = gone;
                 let mut lookups = 0u64;
                 let mut buf = Vec::new();
-                while !done.load(Ordering::Relaxed) {
-                    for i in (r..FIXED).step_by(7) {
+                // At least one pass, however late this thread starts.
+                loop {
+                    for i in (r as u32..FIXED).step_by(7) {
                         let key = format!("fixed-{i}");
                         assert!(
                             map.get_into(key.as_bytes(), &mut buf).unwrap(),
@@ -192,6 +213,10 @@ fn readers_never_miss_during_grows() {
                             "iteration missed or repeated a fixed key"
                         );
                     }
+                    passes[r].fetch_add(1, Ordering::Release);
+                    if done.load(Ordering::Acquire) {
+                        break;
+                    }
                 }
                 lookups
             })
@@ -199,13 +224,30 @@ fn readers_never_miss_during_grows() {
         .collect();
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let map = Arc::clone(&map);
+            let (map, passes, reader_gone) = (
+                Arc::clone(&map),
+                Arc::clone(&passes),
+                Arc::clone(&reader_gone),
+            );
             thread::spawn(move || {
+                let mut since: Vec<u64> =
+                    passes.iter().map(|p| p.load(Ordering::Acquire)).collect();
                 for i in 0..per_writer {
                     let key = format!("churn-{w}-{i}");
                     map.insert(key.as_bytes(), &i.to_le_bytes()).unwrap();
                     if i % 4 == 0 {
                         assert!(map.remove(key.as_bytes()).unwrap());
+                    }
+                    if i >= 64 && i.is_power_of_two() {
+                        // A pass by every reader since the last checkpoint.
+                        for (p, last) in passes.iter().zip(since.iter_mut()) {
+                            while p.load(Ordering::Acquire) == *last
+                                && !reader_gone.load(Ordering::Acquire)
+                            {
+                                thread::yield_now();
+                            }
+                            *last = p.load(Ordering::Acquire);
+                        }
                     }
                 }
             })
@@ -214,7 +256,7 @@ fn readers_never_miss_during_grows() {
     for writer in writers {
         writer.join().unwrap();
     }
-    done.store(true, Ordering::Relaxed);
+    done.store(true, Ordering::Release);
     for reader in readers {
         assert!(reader.join().unwrap() > 0);
     }

@@ -105,11 +105,6 @@ static int contains_str(const char *hay, const char *needle) {
     return strstr(hay, needle) != NULL;
 }
 
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1871,7 +1866,12 @@ static void test_exclusive_misuse_every_call(void) {
 }
 
 /* Two threads write an exclusive-mode cache at once, as a buggy host would,
-   until one of them sees the collision. */
+   until one of them sees the collision. Both keep writing until one is caught,
+   however long the scheduler keeps them apart: an overlap always comes (the two
+   run on two cores at once, or one is preempted while it holds the flag, which
+   is how it comes under valgrind, one thread at a time), so the bound is only
+   reached by a build that misses overlaps. */
+#define HAMMER_BOUND_S 120.0
 struct hammer_ex {
     mapcache_t *cache;
     const char *label;
@@ -1886,9 +1886,9 @@ static void *exclusive_writer(void *arg) {
     mapcache_set_thread_label(h->label);
     pthread_barrier_wait(h->barrier);
     char key[32];
-    double deadline = now_s() + 20.0;
-    for (int i = 0; !__atomic_load_n(h->stop, __ATOMIC_RELAXED) && i < 2000000; i++) {
-        int n = sprintf(key, "%s-%d", h->label, i % 512);
+    double deadline = now_s() + HAMMER_BOUND_S;
+    for (unsigned i = 0; !__atomic_load_n(h->stop, __ATOMIC_RELAXED); i++) {
+        int n = sprintf(key, "%s-%u", h->label, i % 512u);
         mapcache_status s = mapcache_put(h->cache, (const uint8_t *)key, (size_t)n, S("value"), NULL);
         if (s == MAPCACHE_E_CONCURRENT_WRITE) {
             h->collisions++;
@@ -1898,7 +1898,7 @@ static void *exclusive_writer(void *arg) {
             snprintf(h->message, sizeof h->message, "unexpected %d: %s", s, mapcache_last_error());
             __atomic_store_n(h->stop, 1, __ATOMIC_RELAXED);
         }
-        if ((i & 1023) == 0 && now_s() > deadline) break;
+        if ((i & 1023u) == 0 && now_s() > deadline) break;
     }
     mapcache_set_thread_label(NULL);
     return NULL;
@@ -1919,7 +1919,8 @@ static void test_exclusive_misuse_hammer(void) {
     pthread_barrier_destroy(&barrier);
     CHECK(a.collisions + b.collisions > 0);
     const char *msg = a.collisions ? a.message : b.message;
-    if (!a.collisions && !b.collisions) fprintf(stderr, "  no collision: %s | %s\n", a.message, b.message);
+    if (!a.collisions && !b.collisions)
+        fprintf(stderr, "  no collision in %.0f s: %s | %s\n", HAMMER_BOUND_S, a.message, b.message);
     CHECK(contains_str(msg, "concurrent map writes"));
     CHECK(contains_str(msg, "'writer-one'") && contains_str(msg, "'writer-two'"));
     mapcache_free(c);
@@ -1961,28 +1962,96 @@ static void test_misuse_abort_policy(void) {
 #define OPS 4000
 #define SHARED_KEYS 64
 
+/* An iterating reader runs beside the workers. Handshakes, not timing, make them
+   overlap: all start at one barrier, and each worker, after its OPS operations,
+   keeps racing the reader on the shared keys until the reader has finished two
+   passes (the second begun and ended while every worker was still running) or
+   has stopped on an error. */
+struct iter_reader {
+    mapcache_t *cache;
+    pthread_barrier_t *start;
+    volatile int *stop;
+    int passes, finished, errors; /* passes and finished: atomic accesses */
+};
+
 struct worker {
     mapcache_t *cache;
     int id;
     int errors;
+    pthread_barrier_t *start;
+    struct iter_reader *reader;
 };
+
+/* One operation on a shared key, chosen by `seed`: every one races with the
+   other threads. */
+static mapcache_status shared_op(struct worker *w, unsigned seed, const char *val, int vn) {
+    char key[64];
+    uint8_t buf[64];
+    size_t len;
+    bool b;
+    int op = (int)((seed >> 16) % 8);
+    int sn = sprintf(key, "shared-%d", (int)((seed >> 8) % SHARED_KEYS));
+    mapcache_status s = MAPCACHE_OK;
+    switch (op) {
+    case 0:
+        s = mapcache_put(w->cache, (const uint8_t *)key, (size_t)sn, (const uint8_t *)val,
+                         (size_t)vn, &b);
+        break;
+    case 1:
+        s = mapcache_delete(w->cache, (const uint8_t *)key, (size_t)sn);
+        if (s == MAPCACHE_NOT_FOUND) s = MAPCACHE_OK;
+        break;
+    case 2:
+        s = mapcache_get(w->cache, (const uint8_t *)key, (size_t)sn, buf, sizeof buf, &len);
+        if (s == MAPCACHE_NOT_FOUND) s = MAPCACHE_OK;
+        break;
+    case 3:
+        s = mapcache_get_or_insert(w->cache, (const uint8_t *)key, (size_t)sn,
+                                   (const uint8_t *)val, (size_t)vn, buf, sizeof buf, &len, &b);
+        break;
+    case 4:
+        s = mapcache_compare_and_swap(w->cache, (const uint8_t *)key, (size_t)sn, buf, 3,
+                                      (const uint8_t *)val, (size_t)vn, &b);
+        if (s == MAPCACHE_NOT_FOUND) s = MAPCACHE_OK;
+        break;
+    case 5:
+        s = mapcache_contains(w->cache, (const uint8_t *)key, (size_t)sn, &b);
+        break;
+    case 6: {
+        struct capture cap;
+        memset(&cap, 0, sizeof cap);
+        s = mapcache_get_with(w->cache, (const uint8_t *)key, (size_t)sn, capture_value, &cap);
+        if (s == MAPCACHE_NOT_FOUND) s = MAPCACHE_OK;
+        break;
+    }
+    default:
+        s = mapcache_len(w->cache, &len);
+        break;
+    }
+    if (s != MAPCACHE_OK) {
+        fprintf(stderr, "  worker %d op %d: %s (%s)\n", w->id, op, mapcache_status_str(s),
+                mapcache_last_error());
+        w->errors++;
+    }
+    return s;
+}
 
 static void *concurrent_worker(void *arg) {
     struct worker *w = arg;
     char key[64], val[64];
     uint8_t buf[64];
     size_t len;
-    bool b;
     char label[32];
     snprintf(label, sizeof label, "worker-%d", w->id);
     mapcache_set_thread_label(label);
     unsigned seed = (unsigned)w->id * 2654435761u;
+    pthread_barrier_wait(w->start);
+    int vn = 0;
     for (int i = 0; i < OPS; i++) {
         seed = seed * 1103515245u + 12345u;
-        int op = (int)((seed >> 16) % 8);
         /* Own keys: deterministic final state. */
         int kn = sprintf(key, "own-%d-%d", w->id, i % 200);
-        int vn = sprintf(val, "v-%d-%d", w->id, i);
+        vn = sprintf(val, "v-%d-%d", w->id, i);
         if (mapcache_put(w->cache, (const uint8_t *)key, (size_t)kn, (const uint8_t *)val, (size_t)vn,
                          NULL) != MAPCACHE_OK)
             w->errors++;
@@ -1990,64 +2059,22 @@ static void *concurrent_worker(void *arg) {
                 MAPCACHE_OK ||
             len != (size_t)vn || memcmp(buf, val, len) != 0)
             w->errors++;
-        /* Shared keys: every operation races with the other threads. */
-        int sn = sprintf(key, "shared-%d", (int)((seed >> 8) % SHARED_KEYS));
-        mapcache_status s = MAPCACHE_OK;
-        switch (op) {
-        case 0:
-            s = mapcache_put(w->cache, (const uint8_t *)key, (size_t)sn, (const uint8_t *)val,
-                             (size_t)vn, &b);
-            break;
-        case 1:
-            s = mapcache_delete(w->cache, (const uint8_t *)key, (size_t)sn);
-            if (s == MAPCACHE_NOT_FOUND) s = MAPCACHE_OK;
-            break;
-        case 2:
-            s = mapcache_get(w->cache, (const uint8_t *)key, (size_t)sn, buf, sizeof buf, &len);
-            if (s == MAPCACHE_NOT_FOUND) s = MAPCACHE_OK;
-            break;
-        case 3:
-            s = mapcache_get_or_insert(w->cache, (const uint8_t *)key, (size_t)sn,
-                                       (const uint8_t *)val, (size_t)vn, buf, sizeof buf, &len, &b);
-            break;
-        case 4:
-            s = mapcache_compare_and_swap(w->cache, (const uint8_t *)key, (size_t)sn, buf, 3,
-                                          (const uint8_t *)val, (size_t)vn, &b);
-            if (s == MAPCACHE_NOT_FOUND) s = MAPCACHE_OK;
-            break;
-        case 5:
-            s = mapcache_contains(w->cache, (const uint8_t *)key, (size_t)sn, &b);
-            break;
-        case 6: {
-            struct capture cap;
-            memset(&cap, 0, sizeof cap);
-            s = mapcache_get_with(w->cache, (const uint8_t *)key, (size_t)sn, capture_value, &cap);
-            if (s == MAPCACHE_NOT_FOUND) s = MAPCACHE_OK;
-            break;
-        }
-        default:
-            s = mapcache_len(w->cache, &len);
-            break;
-        }
-        if (s != MAPCACHE_OK) {
-            fprintf(stderr, "  worker %d op %d: %s (%s)\n", w->id, op, mapcache_status_str(s),
-                    mapcache_last_error());
-            w->errors++;
-        }
+        shared_op(w, seed, val, vn);
+    }
+    /* Shared keys only from here on, so the own keys keep their last write. */
+    while (__atomic_load_n(&w->reader->passes, __ATOMIC_ACQUIRE) < 2 &&
+           !__atomic_load_n(&w->reader->finished, __ATOMIC_ACQUIRE)) {
+        seed = seed * 1103515245u + 12345u;
+        shared_op(w, seed, val, vn);
     }
     mapcache_set_thread_label(NULL);
     return NULL;
 }
 
-struct iter_reader {
-    mapcache_t *cache;
-    volatile int *stop;
-    int passes, errors;
-};
-
 static void *iterating_reader(void *arg) {
     struct iter_reader *r = arg;
-    while (!__atomic_load_n(r->stop, __ATOMIC_RELAXED)) {
+    pthread_barrier_wait(r->start);
+    do {
         mapcache_iter_t *it = NULL;
         if (mapcache_iter_new(r->cache, &it) != MAPCACHE_OK) {
             r->errors++;
@@ -2061,8 +2088,9 @@ static void *iterating_reader(void *arg) {
         }
         if (s != MAPCACHE_NOT_FOUND) r->errors++;
         mapcache_iter_free(it);
-        r->passes++;
-    }
+        __atomic_add_fetch(&r->passes, 1, __ATOMIC_RELEASE);
+    } while (!__atomic_load_n(r->stop, __ATOMIC_RELAXED));
+    __atomic_store_n(&r->finished, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -2071,12 +2099,16 @@ static void test_concurrent_hammer(void) {
     pthread_t t[THREADS], rt;
     struct worker w[THREADS];
     volatile int stop = 0;
-    struct iter_reader r = {c, &stop, 0, 0};
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, THREADS + 1);
+    struct iter_reader r = {c, &start, &stop, 0, 0, 0};
     CHECK(pthread_create(&rt, NULL, iterating_reader, &r) == 0);
     for (int i = 0; i < THREADS; i++) {
         w[i].cache = c;
         w[i].id = i;
         w[i].errors = 0;
+        w[i].start = &start;
+        w[i].reader = &r;
         CHECK(pthread_create(&t[i], NULL, concurrent_worker, &w[i]) == 0);
     }
     for (int i = 0; i < THREADS; i++) {
@@ -2085,8 +2117,9 @@ static void test_concurrent_hammer(void) {
     }
     __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
     pthread_join(rt, NULL);
+    pthread_barrier_destroy(&start);
     CHECK(r.errors == 0);
-    CHECK(r.passes > 0);
+    CHECK(r.passes >= 2);
     /* Each worker's own keys hold its last write. */
     char key[64], val[64];
     uint8_t buf[64];
@@ -2108,9 +2141,12 @@ static void test_concurrent_hammer(void) {
 }
 
 /* mapcache_free racing with readers (a contract violation): the losers get
-   INVALID_HANDLE, nobody crashes or touches freed memory (valgrind checks). */
+   INVALID_HANDLE, nobody crashes or touches freed memory (valgrind checks).
+   The cache is freed once both readers have made a call (a barrier, not a
+   sleep), while they keep calling. */
 struct racer {
     mapcache_t *cache;
+    pthread_barrier_t *running;
     int ok, invalid, other;
 };
 
@@ -2120,6 +2156,7 @@ static void *free_racer(void *arg) {
     size_t len;
     for (int i = 0; i < 1000000; i++) {
         mapcache_status s = mapcache_get(r->cache, S("k"), buf, sizeof buf, &len);
+        if (i == 0) pthread_barrier_wait(r->running); /* before the free: OK */
         if (s == MAPCACHE_OK) {
             r->ok++;
         } else if (s == MAPCACHE_E_INVALID_HANDLE) {
@@ -2136,16 +2173,20 @@ static void *free_racer(void *arg) {
 static void test_free_racing_calls(void) {
     mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
     CHECK_ST(mapcache_put(c, S("k"), S("v"), NULL), MAPCACHE_OK);
-    struct racer r[2] = {{c, 0, 0, 0}, {c, 0, 0, 0}};
+    pthread_barrier_t running;
+    pthread_barrier_init(&running, NULL, 3);
+    struct racer r[2] = {{c, &running, 0, 0, 0}, {c, &running, 0, 0, 0}};
     pthread_t t[2];
     for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, free_racer, &r[i]) == 0);
-    sleep_ms(20);
+    pthread_barrier_wait(&running);
     mapcache_free(c);
     for (int i = 0; i < 2; i++) {
         pthread_join(t[i], NULL);
         CHECK(r[i].other == 0);
+        CHECK(r[i].ok >= 1); /* the call made before the free */
         CHECK(r[i].invalid == 1 || r[i].ok == 1000000);
     }
+    pthread_barrier_destroy(&running);
 }
 
 /* Stale handles after their slot is reused: a freed mapcache_t * and a freed
