@@ -107,6 +107,14 @@ impl Config {
     }
 }
 
+/// The cores this process may use, asked once: `available_parallelism` reads
+/// cgroup files (about 7 system calls), which made a default `Map::new` cost
+/// 48-90 us against under 1 us for one shard and the single engine.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,12 +159,4 @@ mod tests {
         // what the capacity needs, not the silent cap at MAX_LOG2.
         assert!(log2_for(MAX_INITIAL_CAPACITY) < MAX_LOG2);
     }
-}
-
-/// The cores this process may use, asked once: `available_parallelism` reads
-/// cgroup files (about 7 system calls), which made a default `Map::new` cost
-/// 48-90 us against under 1 us for one shard and the single engine.
-pub(crate) fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
