@@ -68,11 +68,19 @@
  * function is async-signal-safe (they may allocate): do not call them from a
  * signal handler.
  *
- * Robustness. No panic crosses this boundary (MAPCACHE_E_INTERNAL). A NULL or
- * foreign handle is rejected with a status without being dereferenced, and a freed
- * one without touching freed memory: handles live in memory the library never
- * frees, and a freed handle's slot is not reused until at least 64 other handles of
- * its kind have been freed after it.
+ * Robustness. No panic crosses this boundary (MAPCACHE_E_INTERNAL). A handle is a
+ * value the library decodes, never dereferences: a NULL or foreign one is rejected
+ * with a status, and so is a freed one (MAPCACHE_E_INVALID_HANDLE) however many
+ * handles were made and freed since: each mapcache_new and mapcache_iter_new
+ * returns a value never returned before (a slot's generation changes on reuse,
+ * and a slot is retired after 2^32 reuses), so a stale handle never reaches a
+ * newer cache.
+ *
+ * Exclusive-mode detection, precisely: two writes that overlap always collide on
+ * the flag; a read (a get, each key of a batch, each step of an iteration,
+ * mapcache_len) is caught when it overlaps a write's flag; a write that starts and
+ * ends between two checks of a long read (between two iteration steps) is not
+ * seen, so the absence of a report proves nothing.
  */
 
 
@@ -204,8 +212,10 @@ typedef struct mapcache_config {
     size_t struct_size;
     /**
      * Entries to size the table for up front; 0 = start small and grow; at most
-     * `MAPCACHE_MAX_INITIAL_CAPACITY`. The table's memory is committed as it
-     * fills, not at creation.
+     * `MAPCACHE_MAX_INITIAL_CAPACITY`. The table's memory is committed as its
+     * pages are first touched, not at creation; keys land in random buckets,
+     * so a big presized table is mostly resident after a small fraction of its
+     * capacity: size it to the memory you have.
      */
     uint64_t initial_capacity;
     /**
@@ -974,7 +984,8 @@ mapcache_status mapcache_iter_new(mapcache_t *cache,
  * - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode): the iterator fetches
  *   entries in steps (one bucket chain each), and each step is a read: this
  *   step saw another thread's write in flight, before or after it. Its entries
- *   are dropped, not returned; a further call goes on with the next step.
+ *   are dropped, not returned; a further call retries the step if the write was
+ *   seen before it, and goes on with the next step if it was seen after it.
  * - `MAPCACHE_E_INTERNAL`.
  *
  * # Safety

@@ -107,6 +107,8 @@ impl Cursor {
                     }
                 }
                 next = b.next();
+                #[cfg(all(test, not(loom)))]
+                tests::after_bucket();
             }
             for &(_, e) in &step {
                 // SAFETY: as above: still pinned by `guard`.
@@ -159,5 +161,83 @@ impl Iterator for Iter<'_> {
             }
         }
         self.batch.pop_front().map(Ok)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::Cursor;
+    use crate::{Config, Map};
+
+    std::thread_local! {
+        /// Runs after the chain walk of a scan step leaves each bucket: a writer
+        /// acting at that moment is exactly the interleaving a concurrent writer
+        /// can produce while the walk is between two buckets.
+        static AFTER_BUCKET: RefCell<Option<Box<dyn FnMut()>>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn after_bucket() {
+        AFTER_BUCKET.with(|hook| {
+            if let Some(hook) = hook.borrow_mut().as_mut() {
+                hook();
+            }
+        });
+    }
+
+    /// A key moved from a full bucket A to its overflow bucket B while the walk
+    /// is between A and B (K out of A[0], J into it, K back into B) is yielded
+    /// once: the step skips a key it already collected.
+    #[test]
+    fn a_key_moved_ahead_of_the_chain_walk_is_collected_once() {
+        let config = || Config {
+            shards: 1,
+            seed: Some(7),
+            ..Config::default()
+        };
+        // Twelve keys of one bucket of a 4-bucket table: the first keys a full
+        // iteration of a big table yields share their low fragment bits.
+        let probe = Map::new(config()).unwrap();
+        for i in 0..4_000u32 {
+            probe.insert(format!("key-{i}").as_bytes(), b"").unwrap();
+        }
+        let keys: Vec<Vec<u8>> = probe.iter().take(12).map(|r| r.unwrap().0).collect();
+        let map = std::sync::Arc::new(
+            Map::new(Config {
+                initial_capacity: 20,
+                ..config()
+            })
+            .unwrap(),
+        );
+        for k in &keys[..11] {
+            map.insert(k, b"v").unwrap();
+        }
+        assert_eq!(
+            map.table_stats().overflow_buckets,
+            1,
+            "not one chain of A and B"
+        );
+        let (k, j) = (keys[0].clone(), keys[11].clone());
+        let (writer, mut buckets) = (std::sync::Arc::clone(&map), 0);
+        AFTER_BUCKET.with(|hook| {
+            *hook.borrow_mut() = Some(Box::new(move || {
+                buckets += 1;
+                if buckets == 1 {
+                    assert!(writer.remove(&k).unwrap());
+                    writer.insert(&j, b"v").unwrap();
+                    writer.insert(&k, b"v").unwrap();
+                }
+            }))
+        });
+        let mut step = Vec::new();
+        map.scan(&mut Cursor::new(), |key, _| step.push(key.to_vec()))
+            .unwrap();
+        AFTER_BUCKET.with(|hook| hook.borrow_mut().take());
+        let count = step.len();
+        step.sort();
+        step.dedup();
+        assert_eq!(step.len(), count, "a key was collected twice");
+        assert!(step.contains(&keys[0]));
     }
 }

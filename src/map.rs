@@ -319,12 +319,13 @@ impl Map {
             let Some(hash) = hash else {
                 return f(i, Err(Error::KeyTooLong { len: key.len() }));
             };
-            if self.mode == Mode::Exclusive {
-                if let Err(error) = self.check_no_writer() {
-                    return f(i, Err(error));
-                }
-            }
-            match self.shard(hash).table(guard).find(hash, key) {
+            // In exclusive mode each key is a read checked before and after its
+            // lookup, as a single get is.
+            let found = match self.checked_read(|| self.shard(hash).table(guard).find(hash, key)) {
+                Ok(found) => found,
+                Err(error) => return f(i, Err(error)),
+            };
+            match found {
                 // SAFETY: the entry is live while `guard` is pinned.
                 Some(entry) => f(
                     i,
@@ -577,8 +578,10 @@ impl Map {
     ///
     /// In [`Mode::Exclusive`] each step is a read: it fails with
     /// [`Error::ConcurrentReadWrite`] when another thread's write is in flight
-    /// before or after it (the cursor has then moved past the step, and what `f`
-    /// was lent during it overlapped the write: discard it).
+    /// before or after it. When the check before the step fails, nothing is
+    /// lent and the cursor stays (the next call retries the step); when the
+    /// check after it fails, the cursor has moved past the step, and what `f`
+    /// was lent during it overlapped the write: discard it.
     pub fn scan(&self, cursor: &mut Cursor, f: impl FnMut(&[u8], &[u8])) -> Result<bool> {
         self.checked_read(|| cursor.advance(&self.shards, &self.hasher, f))
     }
@@ -638,10 +641,9 @@ impl Map {
 
 impl Drop for Map {
     fn drop(&mut self) {
-        for shard in self.shards.iter_mut() {
-            // SAFETY: `&mut self`: no other thread can reach the map any more.
-            unsafe { shard.destroy() };
-        }
+        // Each shard frees its table, entries and garbage (its `Drop`); the
+        // shards are dropped first, so that what follows can collect after them.
+        drop(std::mem::take(&mut self.shards));
         // The shards freed their garbage themselves; what the epoch still holds
         // for them is small (deferred closures naming their memory shells, in
         // sealed bags). Pass this thread's bag on and collect a few rounds, so

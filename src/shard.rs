@@ -92,6 +92,32 @@ unsafe impl Send for Shard {}
 #[repr(align(128))]
 struct HalfSplit;
 
+/// Frees the table and its entries, and what the epoch still holds for the
+/// shard: a dropped shard is unreachable (its map is being dropped, or was never
+/// shared because `Map::new` failed after making it), so nothing waits for the
+/// epoch.
+impl Drop for Shard {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`, and nobody else can reach a dropped shard, so an
+        // unprotected guard is sound and the table is ours alone.
+        unsafe {
+            let guard = crossbeam_epoch::unprotected();
+            let table = self.table.swap(Shared::null(), Ordering::Relaxed, guard);
+            if !table.is_null() {
+                let table = table.into_owned();
+                // Its small entries go with the slab's chunks, below.
+                table.free_large_entries();
+            }
+            // Entries retired but not yet handed to the epoch: unreachable too.
+            self.retiring.get_mut().free_large();
+            // And what the epoch still holds, with the slab's chunks: so that a
+            // dropped map returns its memory now, not when other threads next
+            // collect their deferred frees (see `reclaim.rs`).
+            self.memory.destroy();
+        }
+    }
+}
+
 /// The table a (non-null) `Shared` points to, for the garbage registry.
 fn table_ptr(table: Shared<'_, Table>) -> std::ptr::NonNull<Table> {
     std::ptr::NonNull::new(table.as_raw().cast_mut()).expect("a shard's table is never null")
@@ -256,30 +282,6 @@ impl Shard {
     #[inline]
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
-    }
-
-    /// Frees the table and its entries.
-    ///
-    /// # Safety
-    /// No other thread can reach the shard (its map is being dropped).
-    pub(crate) unsafe fn destroy(&mut self) {
-        // SAFETY: per the contract nobody else can access the shard, so an
-        // unprotected guard is sound and the table is ours alone.
-        unsafe {
-            let guard = crossbeam_epoch::unprotected();
-            let table = self.table.swap(Shared::null(), Ordering::Relaxed, guard);
-            if !table.is_null() {
-                let table = table.into_owned();
-                // Its small entries go with the slab's chunks, below.
-                table.free_large_entries();
-            }
-            // Entries retired but not yet handed to the epoch: unreachable too.
-            self.retiring.get_mut().free_large();
-            // And what the epoch still holds, with the slab's chunks: so that a
-            // dropped map returns its memory now, not when other threads next
-            // collect their deferred frees (see `reclaim.rs`).
-            self.memory.destroy();
-        }
     }
 }
 

@@ -98,9 +98,11 @@ fn a_key_moved_along_its_chain_by_the_scan_callback_is_not_yielded_twice() {
 
 #[test]
 fn a_key_moved_along_its_chain_by_another_thread_is_not_yielded_twice() {
-    // The interleaving of the issue, made deterministic: when a step lends K, it
-    // waits while another thread moves K from A[0] to B (K out, J in, K back);
-    // then J goes again so that the next round starts from the same chain.
+    // The interleaving of the issue with the writer on another thread: when a
+    // step lends K, it waits while that thread moves K from A[0] to B (K out, J
+    // in, K back); then J goes again so that the next round starts from the same
+    // chain. (Lending after the walk is what this checks; a writer that acts
+    // while the walk is between A and B is the unit test in src/iter.rs.)
     let keys = twelve_keys_in_one_bucket();
     let map = chain_of_eleven(&keys);
     let (k, j) = (&keys[0], &keys[11]);

@@ -431,8 +431,10 @@ func (c *Cache) Contains(key []byte) (bool, error) {
 	return r.flag, nil
 }
 
-// Len returns the number of entries; 0 once the cache is closed (use LenErr to
-// see errors).
+// Len returns the number of entries; 0 on any error: once the cache is
+// closed, and in Exclusive mode when another goroutine's write is in flight
+// (a misuse, reported by LenErr as ErrConcurrentReadWrite). Use LenErr to see
+// errors.
 func (c *Cache) Len() int {
 	n, _ := c.LenErr()
 	return n

@@ -45,6 +45,13 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Slots per chunk (a power of two).
+// Handle values use all 64 bits of a pointer (see the module docs): on a 32-bit
+// target the tag and the slot index would not fit.
+const _: () = assert!(
+    usize::BITS == 64,
+    "mapcache's C handles need 64-bit pointers"
+);
+
 const CHUNK_BITS: u32 = 8;
 const CHUNK_LEN: usize = 1 << CHUNK_BITS;
 /// Most slots an arena holds (live handles of one kind, plus retired slots):

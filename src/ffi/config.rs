@@ -57,8 +57,10 @@ pub struct mapcache_config {
     /// fields are present: it reads only the first `struct_size` bytes.
     pub struct_size: usize,
     /// Entries to size the table for up front; 0 = start small and grow; at most
-    /// `MAPCACHE_MAX_INITIAL_CAPACITY`. The table's memory is committed as it
-    /// fills, not at creation.
+    /// `MAPCACHE_MAX_INITIAL_CAPACITY`. The table's memory is committed as its
+    /// pages are first touched, not at creation; keys land in random buckets,
+    /// so a big presized table is mostly resident after a small fraction of its
+    /// capacity: size it to the memory you have.
     pub initial_capacity: u64,
     /// Number of shards: 0 = automatic, else a power of two, at most 65536.
     pub shards: u32,

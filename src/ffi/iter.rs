@@ -253,7 +253,8 @@ pub unsafe extern "C" fn mapcache_iter_new(
 /// - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode): the iterator fetches
 ///   entries in steps (one bucket chain each), and each step is a read: this
 ///   step saw another thread's write in flight, before or after it. Its entries
-///   are dropped, not returned; a further call goes on with the next step.
+///   are dropped, not returned; a further call retries the step if the write was
+///   seen before it, and goes on with the next step if it was seen after it.
 /// - `MAPCACHE_E_INTERNAL`.
 ///
 /// # Safety

@@ -94,7 +94,27 @@ std::thread_local! {
 /// destructor aborts the process.)
 #[inline]
 pub(crate) fn current() -> ThreadId {
-    CURRENT.try_with(|r| r.id).unwrap_or_else(|_| next_id())
+    CURRENT.try_with(|r| r.id).unwrap_or_else(|_| exiting_id())
+}
+
+/// The id of a thread whose registration was torn down: made on the first such
+/// call and kept, so that every call from the thread's remaining destructors is
+/// the same thread to the write flag (a read after its own write is not a
+/// misuse). A const thread-local with no destructor stays usable to the end.
+#[cold]
+fn exiting_id() -> ThreadId {
+    std::thread_local! {
+        static EXITING: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    EXITING
+        .try_with(|cached| {
+            ThreadId::from_raw(cached.get()).unwrap_or_else(|| {
+                let id = next_id();
+                cached.set(id.get());
+                id
+            })
+        })
+        .unwrap_or_else(|_| next_id())
 }
 
 /// A new id, never given out before.

@@ -19,8 +19,9 @@
 //!   registry, or by [`ShardMemory::destroy`], which empties the registry under
 //!   its lock; `released` marks its slot free again only after the take.
 //! - The slab is written (blocks pushed back) only while `alive` is read-locked
-//!   and true; `destroy` write-locks it, so it frees the slab's chunks only when
-//!   no free into the slab is running, and none can start afterwards.
+//!   and true; `destroy` write-locks it to set it false, so it frees the slab's
+//!   chunks (after releasing the lock) only when no free into the slab is
+//!   running, and none can start afterwards.
 
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -186,6 +187,9 @@ impl ShardMemory {
         let item = {
             let mut registry = lock(&self.registry);
             let item = registry.items[slot].take();
+            // One closure per occupied slot: only `destroy` empties slots
+            // otherwise, and it marks the shard dead first.
+            debug_assert!(item.is_some(), "slot {slot} released twice");
             registry.vacant.push(slot);
             item
         };
@@ -206,9 +210,16 @@ impl ShardMemory {
     /// any more, and no allocation from the slab runs or will run. The caller
     /// frees the large entries that are still linked or batched itself.
     pub(crate) unsafe fn destroy(&self) {
-        let mut alive = self.alive.write().unwrap_or_else(|p| p.into_inner());
-        *alive = false;
-        let registry = std::mem::take(&mut *lock(&self.registry));
+        // Taking the write lock waits out every free into the slab in flight;
+        // once it is released with `alive` false, later closures return at
+        // once. The freeing below runs unlocked, so that a thread whose pin
+        // happens to run one of this shard's closures never waits for a big
+        // map's teardown.
+        let registry = {
+            let mut alive = self.alive.write().unwrap_or_else(|p| p.into_inner());
+            *alive = false;
+            std::mem::take(&mut *lock(&self.registry))
+        };
         for (garbage, _) in registry.items.into_iter().flatten() {
             // SAFETY: per the contract nothing can reach the item; its small
             // entries go with the slab's chunks, freed below.
@@ -216,7 +227,7 @@ impl ShardMemory {
         }
         self.garbage.store(0, Ordering::Relaxed);
         // SAFETY: per the contract no allocation runs, and no free into the slab
-        // runs or can start (`alive` is write-locked, then false).
+        // runs or can start (`alive` was false when the write lock was released).
         unsafe { self.slab.release_chunks() };
     }
 }

@@ -238,9 +238,6 @@ impl Slab {
         }
     }
 
-    /// Bytes of chunks the slab holds (carved or not).
-    ///
-    /// # Safety
     /// Whether any block was freed to the slab and not yet taken back, in any
     /// class (a probe for the loom model of `reclaim.rs`: `release_chunks`
     /// empties every class).
@@ -251,6 +248,9 @@ impl Slab {
             .any(|class| !class.returned.load(Ordering::Acquire).is_null())
     }
 
+    /// Bytes of chunks the slab holds (carved or not).
+    ///
+    /// # Safety
     /// As for [`Slab::alloc`].
     #[cfg(all(test, not(loom)))]
     pub(crate) unsafe fn reserved(&self) -> usize {

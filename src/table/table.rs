@@ -125,7 +125,9 @@ fn mapped_len(layout: Layout) -> Option<usize> {
 /// huge page and advised to be backed by transparent huge pages (a lookup's
 /// random bucket access then costs no page walk). The kernel hands out anonymous
 /// pages zeroed on first touch, so nothing is written here: a table costs memory
-/// as it fills, not when it is created. (An eager memset, which is what the
+/// as its pages are first touched, not when it is created. (Keys land in random
+/// buckets, and with huge pages each first touch brings in 2 MiB, so a big
+/// presized table is mostly resident after a small fraction of its capacity.) (An eager memset, which is what the
 /// global allocator's `alloc_zeroed` does for an over-aligned layout, would commit
 /// the whole array at once; for a large initial capacity under overcommit that
 /// gets the process killed instead of the allocation failing.) NULL when the
