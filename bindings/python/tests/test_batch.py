@@ -150,3 +150,15 @@ def test_many_distinct_batch_shapes(cache):
     for n in range(1, 300):
         keys = [f"k{i}".encode() for i in range(n)]
         assert cache.get_many(keys) == [b"x" * 8] * n
+
+
+@pytest.mark.parametrize("single", ["abc", b"abc", bytearray(b"abc"), memoryview(b"abc")])
+@pytest.mark.parametrize("call", ["get_many", "delete_many"])
+def test_a_single_key_where_keys_are_expected_is_a_type_error(single, call):
+    with mapcache.Cache() as c:
+        c[b"a"] = b"1"
+        with pytest.raises(TypeError, match=r"iterable of keys, not a single"):
+            getattr(c, call)(single)
+        # Nothing was read as one-character keys, nothing deleted.
+        assert c[b"a"] == b"1"
+        assert getattr(c, call)([single]) in ([None], 0)

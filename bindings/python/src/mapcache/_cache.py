@@ -296,6 +296,20 @@ def _lengths(items: List[Any]) -> Tuple[array, int]:
     return array(_SZ, lens), sum(lens)
 
 
+def _key_list(keys: Any, op: str) -> List[Any]:
+    """``keys`` as a list, refusing a single key: a ``str``, ``bytes``,
+    ``bytearray`` or ``memoryview`` is iterable too, and taken as a batch it
+    would silently mean one-character (or one-integer) keys."""
+    if keys.__class__ is list:
+        return keys
+    if isinstance(keys, (str, bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"{op}() takes an iterable of keys, not a single {type(keys).__name__} "
+            f"key: pass [key]"
+        )
+    return list(keys)
+
+
 def _pack_keys(keys: List[Any]) -> Tuple[bytes, array, List[Any]]:
     """Pack (non-empty) keys back to back; return (packed, lengths, keys as normalised)."""
     try:
@@ -758,9 +772,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         """The values of ``keys``, in order, with ``default`` for absent keys.
 
         One foreign call for the whole batch (a second one only for values that
-        did not fit the per-thread buffer).
+        did not fit the per-thread buffer). A single ``str`` or bytes-like key
+        raises ``TypeError`` (it would otherwise be taken as many one-character
+        keys): pass ``[key]``.
         """
-        keys = keys if keys.__class__ is list else list(keys)
+        keys = _key_list(keys, "get_many")
         n = len(keys)
         if n == 0:
             self._handle()
@@ -883,8 +899,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
                     raise exc
 
     def delete_many(self, keys: Iterable[KeyLike]) -> int:
-        """Remove ``keys`` in one foreign call; return how many were present."""
-        keys = keys if keys.__class__ is list else list(keys)
+        """Remove ``keys`` in one foreign call; return how many were present.
+
+        A single ``str`` or bytes-like key raises ``TypeError``: pass ``[key]``.
+        """
+        keys = _key_list(keys, "delete_many")
         n = len(keys)
         if n == 0:
             self._handle()
