@@ -25,10 +25,6 @@ pub const BATCH_LOOKAHEAD: usize = 16;
 /// long batch does not hold back memory reclamation.
 pub const BATCH_PIN_SPAN: usize = 64;
 
-/// Rounds of epoch collection a dropped map runs (each can advance the epoch
-/// once; a deferred free runs two advances after it was sealed).
-const DROP_COLLECT_ROUNDS: usize = 4;
-
 /// Counters of table events, for [`Map::table_stats`].
 #[derive(Default)]
 struct Counters {
@@ -217,6 +213,9 @@ impl Map {
     ) -> Result<Option<R>> {
         entry::check_key(key)?;
         let hash = self.hasher.hash(key);
+        // The checks of `checked_read`, written out: routing this path through
+        // it measured 28% slower through a pinned view (182-187 against 238-240
+        // ns per get hit, alternating runs) and 6-8% per call.
         let exclusive = self.mode == Mode::Exclusive;
         if exclusive {
             self.check_no_writer()?;
@@ -648,9 +647,7 @@ impl Drop for Map {
         // for them is small (deferred closures naming their memory shells, in
         // sealed bags). Pass this thread's bag on and collect a few rounds, so
         // that, when no other thread is pinned, those go back now too.
-        for _ in 0..DROP_COLLECT_ROUNDS {
-            epoch::pin().flush();
-        }
+        epoch::collect();
     }
 }
 

@@ -19,28 +19,13 @@ fn exclusive(shards: usize) -> Arc<Map> {
     )
 }
 
+#[path = "support/hold.rs"]
+mod hold;
+
 /// Runs `collide` on this thread (labelled "writer-2") while a thread labelled
 /// "writer-1" holds the write flag for key `held`.
-fn while_held<R>(map: &Arc<Map>, held: &'static [u8], collide: impl FnOnce(&Map) -> R) -> R {
-    let holding = Arc::new(Barrier::new(2));
-    let release = Arc::new(Barrier::new(2));
-    let holder = {
-        let (map, holding, release) = (Arc::clone(map), Arc::clone(&holding), Arc::clone(&release));
-        thread::spawn(move || {
-            mapcache::set_thread_label("writer-1");
-            let flag = map.debug_hold_write_flag(held).unwrap();
-            holding.wait();
-            release.wait();
-            drop(flag);
-        })
-    };
-    mapcache::set_thread_label("writer-2");
-    holding.wait();
-    let result = collide(map);
-    release.wait();
-    holder.join().unwrap();
-    mapcache::clear_thread_label();
-    result
+fn while_held<R>(map: &Arc<Map>, held: &[u8], collide: impl FnOnce(&Map) -> R) -> R {
+    hold::while_held(map, held, ("writer-1", "writer-2"), || collide(map))
 }
 
 fn both_named() -> Collision {

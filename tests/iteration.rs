@@ -188,25 +188,13 @@ fn keys_moved_along_their_chain_by_a_free_running_writer_are_not_yielded_twice()
     });
 }
 
+#[path = "support/hold.rs"]
+mod hold;
+
 /// Runs `read` on this thread (labelled "reader") while a thread labelled
 /// "writer" holds the exclusive-mode write flag.
-fn while_a_write_is_in_flight<R: Send>(map: &Map, read: impl FnOnce() -> R) -> R {
-    let (holding, release) = (Barrier::new(2), Barrier::new(2));
-    thread::scope(|s| {
-        s.spawn(|| {
-            mapcache::set_thread_label("writer");
-            let flag = map.debug_hold_write_flag(b"any").unwrap();
-            holding.wait();
-            release.wait();
-            drop(flag);
-        });
-        mapcache::set_thread_label("reader");
-        holding.wait();
-        let result = read();
-        release.wait();
-        mapcache::clear_thread_label();
-        result
-    })
+fn while_a_write_is_in_flight<R>(map: &Map, read: impl FnOnce() -> R) -> R {
+    hold::while_held(map, b"any", ("writer", "reader"), read)
 }
 
 fn overlap() -> Error {

@@ -120,6 +120,16 @@ pub(crate) fn pin() -> Guard {
     pinned.unwrap_or_else(|_| collector().register().pin())
 }
 
+/// Passes this thread's deferred frees on and runs a few rounds of collection:
+/// each round can advance the epoch once, and a deferred free runs two advances
+/// after it was sealed, so when no other thread is pinned everything retired
+/// before the call is freed by the time it returns.
+pub(crate) fn collect() {
+    for _ in 0..4 {
+        pin().flush();
+    }
+}
+
 /// Whether the calling thread is pinned on the library's collector right now (a
 /// guard of its own is alive further up the stack: a read callback, a `Pinned`
 /// view). A thread that is pinned holds the epoch back itself, so it must never
