@@ -40,6 +40,21 @@ pub enum Error {
     },
     /// A [`crate::Config`] field is out of range; the message names it.
     InvalidConfig(String),
+    /// An argument is out of range (a negative or unrepresentable time, a
+    /// manual-clock operation on the system clock); the message names it.
+    InvalidArgument(String),
+    /// The entry's footprint is larger than a shard's byte budget (see
+    /// [`crate::Config::max_bytes`]): it could never be held. Nothing was changed.
+    TooLarge {
+        /// The bytes the entry would be charged.
+        bytes: usize,
+        /// The byte budget of the shard it belongs to.
+        limit: usize,
+    },
+    /// The loader of [`crate::Map::get_or_load`] failed (or panicked); every
+    /// caller that waited for that load gets the same error, and nothing was
+    /// cached.
+    Load(crate::cache::load::LoadError),
 }
 
 /// Results of map operations.
@@ -70,8 +85,21 @@ impl fmt::Display for Error {
             ),
             Error::OutOfMemory { bytes } => write!(f, "out of memory allocating {bytes} bytes"),
             Error::InvalidConfig(message) => write!(f, "invalid config: {message}"),
+            Error::InvalidArgument(message) => write!(f, "invalid argument: {message}"),
+            Error::TooLarge { bytes, limit } => write!(
+                f,
+                "entry of {bytes} bytes (footprint) is larger than its shard's byte budget of {limit}"
+            ),
+            Error::Load(error) => write!(f, "loader failed: {error}"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Load(error) => error.source_error(),
+            _ => None,
+        }
+    }
+}

@@ -21,6 +21,8 @@
 
 #![warn(missing_docs)]
 
+mod cache;
+mod clock;
 mod config;
 mod error;
 pub mod ffi;
@@ -31,7 +33,13 @@ mod shard;
 mod sync;
 mod table;
 
-pub use config::{Config, EngineChoice, MisusePolicy, Mode, MAX_INITIAL_CAPACITY, MAX_SHARDS};
+pub use cache::load::LoadError;
+pub use cache::stats::Stats;
+pub use clock::Clock;
+pub use config::{
+    Config, EngineChoice, MisusePolicy, Mode, MAX_INITIAL_CAPACITY, MAX_SHARDS,
+    MIN_ENTRIES_PER_SHARD,
+};
 pub use error::{Collision, Error, Result};
 pub use iter::{Cursor, Iter};
 pub use map::{Map, Pinned, TableStats, BATCH_LOOKAHEAD, BATCH_PIN_SPAN};

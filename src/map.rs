@@ -2,10 +2,13 @@
 //! the write flag of the configured [`Mode`].
 
 use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 
 use crossbeam_epoch::Guard;
 
-use crate::config::{Config, MisusePolicy, Mode};
+use crate::cache::load::{Flights, LoadError, Role};
+use crate::cache::stats::{LoadCounters, ReadCounters, Stats};
+use crate::config::{cores, Config, MisusePolicy, Mode};
 use crate::error::{Collision, Error, Result};
 use crate::hash::{random_seed, Hasher, KeyHash};
 use crate::iter::{Cursor, Iter};
@@ -13,7 +16,7 @@ use crate::shard::{Growth, Relief, Shard, Writing};
 use crate::sync::epoch;
 use crate::sync::thread_id::{self, ThreadId};
 use crate::sync::write_flag::{FlagGuard, WriteFlag};
-use crate::table::entry::{self, Entry, OwnedEntry, Pending};
+use crate::table::entry::{self, Entry, OwnedEntry, Pending, Trailer};
 use crate::table::rehash::{engine_for, RehashEngine};
 use crate::table::table::log2_for;
 
@@ -90,6 +93,12 @@ pub struct Map {
     /// `log2` of a shard's table after `clear`.
     initial_log2: u32,
     counters: Counters,
+    /// Lookup counters, striped by thread (see `cache/stats.rs`).
+    reads: ReadCounters,
+    /// Load counters of `get_or_load`.
+    loads: LoadCounters,
+    /// The loads in progress (see `cache/load.rs`).
+    flights: Flights,
     config: Config,
 }
 
@@ -124,6 +133,9 @@ impl Map {
             engine: engine_for(config.engine),
             initial_log2,
             counters: Counters::default(),
+            reads: ReadCounters::new(cores() * 4),
+            loads: LoadCounters::default(),
+            flights: Flights::new(shard_count),
             config,
         })
     }
@@ -198,17 +210,26 @@ impl Map {
 
     /// The read path: finds `key` and hands its entry to `f` while pinned.
     #[inline]
-    fn read<R>(&self, key: &[u8], f: impl FnOnce(*const Entry) -> R) -> Result<Option<R>> {
-        self.read_in(None, key, f)
+    fn read<R>(
+        &self,
+        key: &[u8],
+        lookup: bool,
+        f: impl FnOnce(*const Entry) -> R,
+    ) -> Result<Option<R>> {
+        self.read_in(None, key, lookup, f)
     }
 
     /// The read path under `guard` if given (a [`Pinned`] view), else under a pin
-    /// of its own: finds `key` and hands its entry to `f` while pinned.
+    /// of its own: finds `key` and hands its entry to `f` while pinned. An
+    /// expired entry is absent. A `lookup` (a read of the value: the gets, not
+    /// `contains_key`) is counted as a hit or a miss, and a hit is reported to
+    /// the shard's eviction policy.
     #[inline]
     fn read_in<R>(
         &self,
         guard: Option<&Guard>,
         key: &[u8],
+        lookup: bool,
         f: impl FnOnce(*const Entry) -> R,
     ) -> Result<Option<R>> {
         entry::check_key(key)?;
@@ -232,12 +253,35 @@ impl Map {
                     &own
                 }
             };
-            shard.table(guard).find(hash, key).map(f)
+            match shard.table(guard).find(hash, key) {
+                // SAFETY: the entry is live while `guard` is pinned.
+                Some(entry) if !unsafe { self.expired(entry) } => {
+                    if lookup {
+                        shard.note_hit(hash, entry);
+                    }
+                    Some(f(entry))
+                }
+                _ => None,
+            }
         };
+        if lookup {
+            self.reads.record(found.is_some());
+        }
         if exclusive {
             self.check_no_writer()?;
         }
         Ok(found)
+    }
+
+    /// Whether `entry` has expired on the map's clock (read only for entries
+    /// with a deadline).
+    ///
+    /// # Safety
+    /// `entry` is live (the caller is pinned, or holds the flag).
+    #[inline]
+    unsafe fn expired(&self, entry: *const Entry) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { entry::expired(entry, || self.config.clock.now_nanos()) }
     }
 
     /// A read-only view that keeps this thread pinned, for a burst of lookups.
@@ -287,7 +331,7 @@ impl Map {
     /// epoch is pinned, so keep it short. `Ok(None)` when absent.
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         // SAFETY: `read` calls the closure while pinned, with a live entry.
-        self.read(key, |entry| {
+        self.read(key, true, |entry| {
             f(unsafe { entry::value_after_key(entry, key.len()) })
         })
     }
@@ -310,6 +354,7 @@ impl Map {
         const RING: usize = BATCH_LOOKAHEAD + 1;
         let mut ring: [(&'k [u8], Option<KeyHash>); RING] = [(&[], None); RING];
         let mut guard = epoch::pin();
+        let (mut hits, mut misses) = (0u64, 0u64);
         let mut serve = |guard: &mut Guard, i: usize, key: &[u8], hash: Option<KeyHash>| {
             if i % BATCH_PIN_SPAN == BATCH_PIN_SPAN - 1 {
                 // Let the epoch move on during a long batch.
@@ -320,10 +365,24 @@ impl Map {
             };
             // In exclusive mode each key is a read checked before and after its
             // lookup, as a single get is.
-            let found = match self.checked_read(|| self.shard(hash).table(guard).find(hash, key)) {
+            let shard = self.shard(hash);
+            let found = match self.checked_read(|| {
+                // SAFETY: a found entry is live while `guard` is pinned.
+                shard
+                    .table(guard)
+                    .find(hash, key)
+                    .filter(|&entry| !unsafe { self.expired(entry) })
+            }) {
                 Ok(found) => found,
                 Err(error) => return f(i, Err(error)),
             };
+            match found {
+                Some(entry) => {
+                    shard.note_hit(hash, entry);
+                    hits += 1;
+                }
+                None => misses += 1,
+            }
             match found {
                 // SAFETY: the entry is live while `guard` is pinned.
                 Some(entry) => f(
@@ -358,11 +417,13 @@ impl Map {
             let (key, hash) = ring[i % RING];
             serve(&mut guard, i, key, hash);
         }
+        drop(serve);
+        self.reads.record_many(hits, misses);
     }
 
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &[u8]) -> Result<bool> {
-        self.read(key, |_| ()).map(|found| found.is_some())
+        self.read(key, false, |_| ()).map(|found| found.is_some())
     }
 
     /// The write path: takes the flag for `hash`'s shard, runs `op` pinned, then
@@ -418,10 +479,11 @@ impl Map {
         hash: KeyHash,
         key: &[u8],
         value: &[u8],
+        trailer: Trailer,
         op: impl FnOnce(&Writing<'_>, OwnedEntry<'_>, &Guard) -> Result<R>,
         finish: impl FnOnce(R, &Guard) -> T,
     ) -> Result<T> {
-        let pending = Pending::new(self.shard(hash).slab(), key, value)?;
+        let pending = Pending::new(self.shard(hash).slab(), key, value, trailer)?;
         self.write_then(
             hash,
             |shard, guard| {
@@ -432,14 +494,32 @@ impl Map {
         )
     }
 
-    /// Sets `key` to `value`; `Ok(true)` when it replaced a value.
+    /// Sets `key` to `value`; `Ok(true)` when it replaced a value. The entry
+    /// gets the configured [`Config::default_ttl`].
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<bool> {
+        self.insert_with_ttl(key, value, self.config.default_ttl)
+    }
+
+    /// The trailer of an entry written now with time-to-live `ttl` (zero: none).
+    #[inline]
+    fn trailer(&self, ttl: Duration) -> Trailer {
+        Trailer {
+            deadline: (!ttl.is_zero()).then(|| self.config.clock.deadline(ttl)),
+            node: self.config.is_bounded(),
+        }
+    }
+
+    /// Sets `key` to `value`, expiring `ttl` from now on the map's clock
+    /// ([`Duration::ZERO`]: never, whatever the default); `Ok(true)` when it
+    /// replaced a live value. An expired entry is never returned by any call.
+    pub fn insert_with_ttl(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<bool> {
         entry::check_lengths(key, value)?;
         let hash = self.hasher.hash(key);
         self.write_entry(
             hash,
             key,
             value,
+            self.trailer(ttl),
             |shard, new, guard| shard.upsert(&self.growth(), hash, key, new, guard),
             |replaced, _| replaced,
         )
@@ -454,6 +534,7 @@ impl Map {
             hash,
             key,
             value,
+            self.trailer(self.config.default_ttl),
             |shard, new, guard| shard.insert_if_absent(&self.growth(), hash, key, new, guard),
             // The copy (of up to 1 GiB) is made after the flag is released: the
             // entry stays live while this thread is pinned, even if another
@@ -480,6 +561,78 @@ impl Map {
             .unwrap_or_else(|| value.as_ref().to_vec()))
     }
 
+    /// The value of `key`; on a miss, `load()` computes it, and it is stored
+    /// (with the default TTL) and returned.
+    ///
+    /// Concurrent misses on one key run one load: the first caller runs `load`,
+    /// the others wait for it and get the same value, or the same error
+    /// ([`Error::Load`]), and an error caches nothing (the next call loads
+    /// again). `load` runs with no lock or write flag held, so it may use the
+    /// map, even this key. If another write stores the key while `load` runs,
+    /// that value is kept and returned instead of the loaded one. A panicking
+    /// loader's panic continues in its own caller once the waiters have been
+    /// given an error that says so ([`LoadError::is_panic`]).
+    ///
+    /// ```
+    /// let map = mapcache::Map::new(Default::default())?;
+    /// let v = map.get_or_load(b"user:1", || Ok::<_, std::io::Error>(b"alice".to_vec()))?;
+    /// assert_eq!(v, b"alice");
+    /// let failed = map.get_or_load(b"user:2", || Err::<Vec<u8>, _>("database down"));
+    /// assert!(matches!(failed, Err(mapcache::Error::Load(_))));
+    /// assert_eq!(map.stats().load_failures, 1);
+    /// # Ok::<(), mapcache::Error>(())
+    /// ```
+    pub fn get_or_load<V, E>(
+        &self,
+        key: &[u8],
+        load: impl FnOnce() -> std::result::Result<V, E>,
+    ) -> Result<Vec<u8>>
+    where
+        V: AsRef<[u8]>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if let Some(value) = self.get(key)? {
+            return Ok(value);
+        }
+        let hash = self.hasher.hash(key);
+        let mut leader = match self.flights.join(self.hasher.shard(hash), key) {
+            Role::Waited(outcome) => return outcome,
+            Role::Leader(leader) => leader,
+        };
+        // A load that finished between this caller's miss and its joining
+        // stored its value: serve it instead of loading again.
+        if let Some(value) = self.read(key, false, |entry| {
+            // SAFETY: `read` lends a live, unexpired entry while pinned.
+            unsafe { entry::value(entry) }.to_vec()
+        })? {
+            leader.finish(&Ok(value.clone()));
+            return Ok(value);
+        }
+        let started = Instant::now();
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load));
+        let took = started.elapsed();
+        let outcome = match loaded {
+            Ok(Ok(value)) => {
+                self.loads.record(true, took);
+                let value = value.as_ref();
+                self.insert_if_absent(key, value)
+                    .map(|present| present.unwrap_or_else(|| value.to_vec()))
+            }
+            Ok(Err(error)) => {
+                self.loads.record(false, took);
+                Err(Error::Load(LoadError::new(error)))
+            }
+            Err(payload) => {
+                self.loads.record(false, took);
+                leader.panicked(&*payload);
+                drop(leader);
+                std::panic::resume_unwind(payload);
+            }
+        };
+        leader.finish(&outcome);
+        outcome
+    }
+
     /// Replaces the value of `key` with `new` if it equals `expected`.
     /// `Some(true)`: swapped; `Some(false)`: the value differed; `None`: absent.
     pub fn compare_and_swap(
@@ -494,6 +647,7 @@ impl Map {
             hash,
             key,
             new,
+            self.trailer(self.config.default_ttl),
             |shard, new, guard| Ok(shard.compare_and_swap(hash, key, expected, new, guard)),
             |swapped, _| swapped,
         )
@@ -605,6 +759,27 @@ impl Map {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The cache's counters: lookups, writes, evictions, expirations, loads
+    /// (see [`Stats`]). Always on; cheap to read (a sum over shards and stripes).
+    pub fn stats(&self) -> Stats {
+        let load = |counter: &AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+        let (hits, misses) = self.reads.sum();
+        let mut stats = Stats {
+            hits,
+            misses,
+            grows: load(&self.counters.grows),
+            misuses: load(&self.counters.misuses),
+            ..Stats::default()
+        };
+        for shard in self.shards.iter() {
+            shard.counters().add_to(&mut stats);
+            stats.entries += shard.len();
+            stats.bytes += shard.charged_bytes();
+        }
+        self.loads.add_to(&mut stats);
+        stats
+    }
+
     /// The structure of the tables and the events so far.
     pub fn table_stats(&self) -> TableStats {
         let guard = epoch::pin();
@@ -673,7 +848,7 @@ impl Pinned<'_> {
     /// As [`Map::get_with`].
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         // SAFETY: `read_in` calls the closure under `self.guard`, with a live entry.
-        self.map.read_in(Some(&self.guard), key, |entry| {
+        self.map.read_in(Some(&self.guard), key, true, |entry| {
             f(unsafe { entry::value_after_key(entry, key.len()) })
         })
     }
@@ -695,7 +870,7 @@ impl Pinned<'_> {
     /// As [`Map::contains_key`].
     pub fn contains_key(&self, key: &[u8]) -> Result<bool> {
         self.map
-            .read_in(Some(&self.guard), key, |_| ())
+            .read_in(Some(&self.guard), key, false, |_| ())
             .map(|found| found.is_some())
     }
 

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 
+use crate::cache::stats::ShardCounters;
 use crate::error::Result;
 use crate::hash::KeyHash;
 use crate::sync::atomic::{AtomicUsize, Ordering};
@@ -78,6 +79,8 @@ pub(crate) struct Shard {
     /// Entries unlinked by writers, not yet handed to the epoch (see
     /// `retire.rs`). Touched only under the flag, or by `destroy`.
     retiring: UnsafeCell<RetireBatch>,
+    /// Write events for the statistics (see `cache/stats.rs`).
+    counters: ShardCounters,
 }
 
 // SAFETY: every field but `retiring` is Sync; `retiring` is touched only by the
@@ -158,6 +161,7 @@ impl Shard {
             _split: HalfSplit,
             garbage_limit: std::sync::atomic::AtomicUsize::new(GARBAGE_FLOOR),
             retiring: UnsafeCell::new(RetireBatch::default()),
+            counters: ShardCounters::default(),
         })
     }
 
@@ -282,6 +286,22 @@ impl Shard {
     #[inline]
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
+    }
+
+    /// The shard's write events.
+    pub(crate) fn counters(&self) -> &ShardCounters {
+        &self.counters
+    }
+
+    /// Bytes the shard's entries are charged against a byte bound.
+    pub(crate) fn charged_bytes(&self) -> usize {
+        self.bytes()
+    }
+
+    /// A reader's hit on `entry` (found for `hash`), for the eviction policy.
+    #[inline]
+    pub(crate) fn note_hit(&self, hash: KeyHash, entry: *const Entry) {
+        let _ = (hash, entry);
     }
 }
 
@@ -556,7 +576,7 @@ mod tests {
         let held = mine.flag.lock(thread_id::current());
         // SAFETY: `held` guards `mine`'s own flag.
         let writing = unsafe { Writing::new(&mine, &held) };
-        let pending = Pending::new(other.slab(), b"key", b"value").unwrap();
+        let pending = Pending::new(other.slab(), b"key", b"value", Default::default()).unwrap();
         let _ = writing.make_entry(pending);
     }
 

@@ -45,6 +45,12 @@ pub const MAPCACHE_E_INVALID_CONFIG: mapcache_status = 10;
 /// A bug in mapcache: a panic was caught at the boundary. The message says where.
 /// The map is still memory-safe to use and to free.
 pub const MAPCACHE_E_INTERNAL: mapcache_status = 11;
+/// A bounded cache: the entry's footprint is larger than its shard's share of
+/// `max_bytes`, so it could never be held. Nothing was changed.
+pub const MAPCACHE_E_TOO_LARGE: mapcache_status = 12;
+/// The loader of `mapcache_get_or_load` failed: it returned a non-zero status
+/// (reported to every caller that waited for that load), and nothing was cached.
+pub const MAPCACHE_E_LOADER: mapcache_status = 13;
 
 /// Whether `status` is an error: anything but `MAPCACHE_OK` and `MAPCACHE_NOT_FOUND`.
 #[inline]
@@ -61,6 +67,9 @@ pub(crate) fn of_error(e: &Error) -> mapcache_status {
         Error::ConcurrentReadWrite(_) => MAPCACHE_E_CONCURRENT_READ_WRITE,
         Error::OutOfMemory { .. } => MAPCACHE_E_NO_MEMORY,
         Error::InvalidConfig(_) => MAPCACHE_E_INVALID_CONFIG,
+        Error::InvalidArgument(_) => MAPCACHE_E_INVALID_ARG,
+        Error::TooLarge { .. } => MAPCACHE_E_TOO_LARGE,
+        Error::Load(_) => MAPCACHE_E_LOADER,
     }
 }
 
@@ -81,6 +90,10 @@ pub(crate) fn describe(s: mapcache_status) -> &'static [u8] {
         MAPCACHE_E_INVALID_HANDLE => b"MAPCACHE_E_INVALID_HANDLE: invalid or freed handle\0",
         MAPCACHE_E_INVALID_CONFIG => b"MAPCACHE_E_INVALID_CONFIG: invalid configuration\0",
         MAPCACHE_E_INTERNAL => b"MAPCACHE_E_INTERNAL: internal error (a bug in mapcache)\0",
+        MAPCACHE_E_TOO_LARGE => {
+            b"MAPCACHE_E_TOO_LARGE: entry larger than the cache's byte budget\0"
+        }
+        MAPCACHE_E_LOADER => b"MAPCACHE_E_LOADER: the loader failed\0",
         _ => b"unknown mapcache_status\0",
     }
 }

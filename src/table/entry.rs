@@ -12,9 +12,23 @@
 //!
 //! One allocation means one cache miss for a lookup that hits (a boxed key and a
 //! boxed value would be two more). The header is 8 bytes: the hash is not stored
-//! here because the bucket keeps the bits a grow needs (see `bucket.rs`). `meta` is
-//! reserved for per-entry cache metadata (an expiry flag with a trailing deadline,
-//! a reference bit); it is zero today.
+//! here because the bucket keeps the bits a grow needs (see `bucket.rs`).
+//!
+//! `meta` flags an optional trailer after the value, so that entries without a
+//! TTL, in a map without a bound, pay nothing for either feature:
+//!
+//! ```text
+//! | header | key | value | deadline: u64 (if HAS_DEADLINE) | node: u32 (if HAS_NODE) |
+//! ```
+//!
+//! - the deadline: the clock reading (nanoseconds, see `clock.rs`) at which the
+//!   entry expires;
+//! - the node: the index of the entry's node in its shard's eviction policy
+//!   (bounded caches only), which a reader reports with its hit and a writer
+//!   uses to find the entry again.
+//!
+//! Trailer fields are unaligned (the value has any length) and read with
+//! unaligned loads.
 //!
 //! An entry is never written after it is published: an update allocates a new
 //! entry and swaps the slot pointer, and the old entry is retired through
@@ -35,9 +49,43 @@ use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 #[repr(C)]
 pub(crate) struct Entry {
     key_len: u16,
-    /// Reserved for cache metadata (zero today).
+    /// Which trailer fields follow the value ([`HAS_DEADLINE`], [`HAS_NODE`]).
     meta: u16,
     value_len: u32,
+}
+
+/// `meta` flag: an 8-byte deadline follows the value.
+const HAS_DEADLINE: u16 = 1;
+/// `meta` flag: a 4-byte policy node index follows (the deadline, or) the value.
+const HAS_NODE: u16 = 2;
+
+/// What follows an entry's value (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Trailer {
+    /// The clock reading at which the entry expires.
+    pub(crate) deadline: Option<u64>,
+    /// Whether the entry carries a policy node index (set with
+    /// [`OwnedEntry::set_node`] before the entry is published).
+    pub(crate) node: bool,
+}
+
+impl Trailer {
+    fn meta(self) -> u16 {
+        (if self.deadline.is_some() {
+            HAS_DEADLINE
+        } else {
+            0
+        }) | if self.node { HAS_NODE } else { 0 }
+    }
+
+    fn len(self) -> usize {
+        trailer_len(self.meta())
+    }
+}
+
+#[inline]
+fn trailer_len(meta: u16) -> usize {
+    (if meta & HAS_DEADLINE != 0 { 8 } else { 0 }) + if meta & HAS_NODE != 0 { 4 } else { 0 }
 }
 
 /// Size of the header; key bytes start here.
@@ -61,10 +109,25 @@ pub(crate) fn check_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Bytes an entry with these lengths needs (header included).
+/// Bytes an entry with these lengths and trailer fields needs (header included).
 #[inline]
-fn size(key_len: usize, value_len: usize) -> usize {
-    HEADER + key_len + value_len
+fn size(key_len: usize, value_len: usize, meta: u16) -> usize {
+    HEADER + key_len + value_len + trailer_len(meta)
+}
+
+/// Bytes an entry for `key` and `value` with `trailer` occupies (a slab block's
+/// rounding included): what [`footprint`] will say of it once made.
+pub(crate) fn footprint_for(key_len: usize, value_len: usize, trailer: Trailer) -> usize {
+    rounded(size(key_len, value_len, trailer.meta()))
+}
+
+#[inline]
+fn rounded(size: usize) -> usize {
+    if Slab::serves(size) {
+        Slab::block_size(size)
+    } else {
+        size
+    }
 }
 
 /// An entry that is not (or no longer) reachable from a table: freed on drop
@@ -92,17 +155,28 @@ pub(crate) enum Pending<'a> {
         slab: &'a Slab,
         key: &'a [u8],
         value: &'a [u8],
+        trailer: Trailer,
     },
 }
 
 impl<'a> Pending<'a> {
     /// Prepares the entry for `key` and `value` (lengths must have been checked)
     /// in the shard whose slab is `slab`.
-    pub(crate) fn new(slab: &'a Slab, key: &'a [u8], value: &'a [u8]) -> Result<Pending<'a>> {
+    pub(crate) fn new(
+        slab: &'a Slab,
+        key: &'a [u8],
+        value: &'a [u8],
+        trailer: Trailer,
+    ) -> Result<Pending<'a>> {
         debug_assert!(key.len() <= MAX_KEY_LEN && value.len() <= MAX_VALUE_LEN);
-        let size = size(key.len(), value.len());
+        let size = size(key.len(), value.len(), trailer.meta());
         if Slab::serves(size) {
-            return Ok(Pending::Small { slab, key, value });
+            return Ok(Pending::Small {
+                slab,
+                key,
+                value,
+                trailer,
+            });
         }
         // Cannot fail: lengths are bounded by MAX_KEY_LEN and MAX_VALUE_LEN, far
         // below isize::MAX.
@@ -111,7 +185,9 @@ impl<'a> Pending<'a> {
         let base = NonNull::new(unsafe { alloc::alloc(layout) })
             .ok_or(Error::OutOfMemory { bytes: size })?;
         // SAFETY: a fresh allocation of `size` bytes, aligned to 8.
-        Ok(Pending::Ready(unsafe { fill(base, slab, key, value) }))
+        Ok(Pending::Ready(unsafe {
+            fill(base, slab, key, value, trailer)
+        }))
     }
 
     /// The slab the entry is (or will be) made with.
@@ -131,36 +207,56 @@ impl<'a> Pending<'a> {
     pub(crate) unsafe fn finish(self) -> Result<OwnedEntry<'a>> {
         match self {
             Pending::Ready(entry) => Ok(entry),
-            Pending::Small { slab, key, value } => {
-                let size = size(key.len(), value.len());
+            Pending::Small {
+                slab,
+                key,
+                value,
+                trailer,
+            } => {
+                let size = size(key.len(), value.len(), trailer.meta());
                 // SAFETY: forwarded contract.
                 let base = unsafe { slab.alloc(size) }.ok_or(Error::OutOfMemory { bytes: size })?;
                 // SAFETY: a free slab block of at least `size` bytes, aligned to 8.
-                Ok(unsafe { fill(base, slab, key, value) })
+                Ok(unsafe { fill(base, slab, key, value, trailer) })
             }
         }
     }
 }
 
-/// Writes the header, the key and the value into `base`.
+/// Writes the header, the key, the value and the trailer into `base` (a node
+/// index is written as 0, to be set by [`OwnedEntry::set_node`]).
 ///
 /// # Safety
-/// `base` is writable for `HEADER + key.len() + value.len()` bytes, aligned to
-/// 8, unused by anyone else, and allocated as `free` expects (slab or global, by
-/// size) from `slab` or the global allocator.
-unsafe fn fill<'m>(base: NonNull<u8>, slab: &'m Slab, key: &[u8], value: &[u8]) -> OwnedEntry<'m> {
+/// `base` is writable for `size(key.len(), value.len(), trailer.meta())` bytes,
+/// aligned to 8, unused by anyone else, and allocated as `free` expects (slab or
+/// global, by size) from `slab` or the global allocator.
+unsafe fn fill<'m>(
+    base: NonNull<u8>,
+    slab: &'m Slab,
+    key: &[u8],
+    value: &[u8],
+    trailer: Trailer,
+) -> OwnedEntry<'m> {
     let entry = base.cast::<Entry>();
-    // SAFETY: per the contract the header write and both copies stay inside the
-    // block and do not overlap the caller's slices.
+    // SAFETY: per the contract the header write, both copies and the trailer
+    // writes stay inside the block and do not overlap the caller's slices.
     unsafe {
         entry.as_ptr().write(Entry {
             key_len: key.len() as u16,
-            meta: 0,
+            meta: trailer.meta(),
             value_len: value.len() as u32,
         });
         let bytes = base.as_ptr().add(HEADER);
         ptr::copy_nonoverlapping(key.as_ptr(), bytes, key.len());
         ptr::copy_nonoverlapping(value.as_ptr(), bytes.add(key.len()), value.len());
+        let mut at = bytes.add(key.len() + value.len());
+        if let Some(deadline) = trailer.deadline {
+            at.cast::<u64>().write_unaligned(deadline);
+            at = at.add(8);
+        }
+        if trailer.node {
+            at.cast::<u32>().write_unaligned(0);
+        }
     }
     OwnedEntry { ptr: entry, slab }
 }
@@ -177,7 +273,23 @@ impl OwnedEntry<'_> {
         value: &'m [u8],
     ) -> Result<OwnedEntry<'m>> {
         // SAFETY: forwarded contract.
-        unsafe { Pending::new(slab, key, value)?.finish() }
+        unsafe { Pending::new(slab, key, value, Trailer::default())?.finish() }
+    }
+
+    /// The entry's pointer (still owned: not yet published).
+    pub(crate) fn as_ptr(&self) -> *const Entry {
+        self.ptr.as_ptr()
+    }
+
+    /// Sets the policy node index of an entry made with a node trailer. The entry
+    /// is not published yet, so nobody else reads it.
+    pub(crate) fn set_node(&mut self, node: u32) {
+        // SAFETY: we own the entry exclusively; `node_at` checks the flag and
+        // stays inside the block.
+        unsafe {
+            let at = node_at(self.ptr.as_ptr()).expect("an entry made with a node trailer");
+            at.cast_mut().cast::<u32>().write_unaligned(node);
+        }
     }
 
     /// Gives up ownership: the caller has published the pointer into a table.
@@ -359,14 +471,21 @@ unsafe fn dealloc_large(entry: *mut Entry, size: usize) {
     };
 }
 
-/// Bytes the entry at `entry` was made for (header included, unrounded).
+/// Bytes the entry at `entry` was made for (header and trailer included,
+/// unrounded).
 ///
 /// # Safety
 /// As for [`key`].
 #[inline]
 pub(crate) unsafe fn size_of(entry: *const Entry) -> usize {
     // SAFETY: forwarded contract: the header is live.
-    unsafe { size((*entry).key_len as usize, (*entry).value_len as usize) }
+    unsafe {
+        size(
+            (*entry).key_len as usize,
+            (*entry).value_len as usize,
+            (*entry).meta,
+        )
+    }
 }
 
 /// Bytes the entry at `entry` occupies (header included; a slab block's rounding
@@ -376,12 +495,78 @@ pub(crate) unsafe fn size_of(entry: *const Entry) -> usize {
 /// As for [`key`].
 pub(crate) unsafe fn footprint(entry: *const Entry) -> usize {
     // SAFETY: forwarded contract: the header is live.
-    let size = unsafe { size_of(entry) };
-    if Slab::serves(size) {
-        Slab::block_size(size)
-    } else {
-        size
+    rounded(unsafe { size_of(entry) })
+}
+
+/// Where the trailer starts.
+///
+/// # Safety
+/// As for [`key`].
+#[inline]
+unsafe fn trailer_at(entry: *const Entry) -> *const u8 {
+    // SAFETY: forwarded contract: the header is live; the offset stays inside
+    // the block (the trailer follows the value).
+    unsafe {
+        entry
+            .cast::<u8>()
+            .add(HEADER + (*entry).key_len as usize + (*entry).value_len as usize)
     }
+}
+
+/// The entry's deadline, if it has one.
+///
+/// # Safety
+/// As for [`key`].
+#[inline]
+pub(crate) unsafe fn deadline(entry: *const Entry) -> Option<u64> {
+    // SAFETY: forwarded contract; the flag says the 8 bytes are there.
+    unsafe {
+        if (*entry).meta & HAS_DEADLINE == 0 {
+            return None;
+        }
+        Some(trailer_at(entry).cast::<u64>().read_unaligned())
+    }
+}
+
+/// Whether the entry has expired at clock reading `now` (false without a
+/// deadline: the common case costs one load of the header, already fetched).
+///
+/// # Safety
+/// As for [`key`].
+#[inline]
+pub(crate) unsafe fn expired(entry: *const Entry, now: impl FnOnce() -> u64) -> bool {
+    // SAFETY: forwarded contract.
+    match unsafe { deadline(entry) } {
+        None => false,
+        Some(deadline) => now() >= deadline,
+    }
+}
+
+/// Where the node index is, if the entry has one.
+///
+/// # Safety
+/// As for [`key`].
+#[inline]
+unsafe fn node_at(entry: *const Entry) -> Option<*const u8> {
+    // SAFETY: forwarded contract; the flags say which fields are there.
+    unsafe {
+        let meta = (*entry).meta;
+        if meta & HAS_NODE == 0 {
+            return None;
+        }
+        let skip = if meta & HAS_DEADLINE != 0 { 8 } else { 0 };
+        Some(trailer_at(entry).add(skip))
+    }
+}
+
+/// The entry's policy node index, if it has one.
+///
+/// # Safety
+/// As for [`key`].
+#[inline]
+pub(crate) unsafe fn node(entry: *const Entry) -> Option<u32> {
+    // SAFETY: forwarded contract; `node_at` stays inside the block.
+    unsafe { node_at(entry).map(|at| at.cast::<u32>().read_unaligned()) }
 }
 
 #[cfg(all(test, not(loom)))]

@@ -254,7 +254,7 @@ mod loom_tests {
     fn destroy_racing_a_deferred_free() {
         loom::model(|| {
             let memory = Arc::new(ShardMemory::new());
-            let pending = Pending::new(memory.slab(), b"k", b"v").unwrap();
+            let pending = Pending::new(memory.slab(), b"k", b"v", Default::default()).unwrap();
             // SAFETY: this thread is the slab's only user here.
             let entry = unsafe { pending.finish() }.unwrap().into_raw();
             let mut batch = RetireBatch::default();

@@ -1,0 +1,129 @@
+//! The clock that per-entry time-to-live is measured against.
+//!
+//! A map reads its clock only when an entry can expire: on a write that gives
+//! the entry a TTL, and on a read that finds an entry flagged with a deadline.
+//! Entries without a TTL never look at the clock. Tests inject a [`Clock::manual`]
+//! clock and move it forward instead of sleeping.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a map's "now" comes from: the monotonic system clock (the default), or
+/// a manual clock that only moves when told to (for tests).
+///
+/// Cloning a clock shares it: advancing a manual clock moves it for every map
+/// made with a clone of it.
+///
+/// ```
+/// use std::time::Duration;
+/// let clock = mapcache::Clock::manual();
+/// let map = mapcache::Map::new(mapcache::Config { clock: clock.clone(), ..Default::default() })?;
+/// map.insert_with_ttl(b"k", b"v", Duration::from_secs(10))?;
+/// clock.advance(Duration::from_secs(9));
+/// assert!(map.get(b"k")?.is_some());
+/// clock.advance(Duration::from_secs(1));
+/// assert!(map.get(b"k")?.is_none()); // expired
+/// # Ok::<(), mapcache::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Clock(Arc<Source>);
+
+enum Source {
+    /// Nanoseconds since `origin`.
+    System { origin: Instant },
+    /// Nanoseconds since the clock was made, moved by [`Clock::advance`].
+    Manual { now: AtomicU64 },
+}
+
+impl Clock {
+    /// The monotonic system clock (`std::time::Instant`).
+    pub fn system() -> Clock {
+        Clock(Arc::new(Source::System {
+            origin: Instant::now(),
+        }))
+    }
+
+    /// A clock that starts at zero and moves only by [`Clock::advance`].
+    pub fn manual() -> Clock {
+        Clock(Arc::new(Source::Manual {
+            now: AtomicU64::new(0),
+        }))
+    }
+
+    /// Moves a manual clock forward by `by`. Fails with
+    /// [`crate::Error::InvalidArgument`] on the system clock, which cannot be moved.
+    pub fn advance(&self, by: Duration) -> crate::Result<()> {
+        match &*self.0 {
+            Source::Manual { now } => {
+                let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+                // Saturating: a clock moved past the end stays there.
+                let _ = now.fetch_update(Ordering::Release, Ordering::Relaxed, |t| {
+                    Some(t.saturating_add(by))
+                });
+                Ok(())
+            }
+            Source::System { .. } => Err(crate::Error::InvalidArgument(
+                "the system clock cannot be advanced; make the map with Clock::manual()".into(),
+            )),
+        }
+    }
+
+    /// Whether this is a manual clock.
+    pub fn is_manual(&self) -> bool {
+        matches!(&*self.0, Source::Manual { .. })
+    }
+
+    /// Time since the clock's origin.
+    pub fn now(&self) -> Duration {
+        Duration::from_nanos(self.now_nanos())
+    }
+
+    /// Nanoseconds since the clock's origin; never 0 for the system clock's
+    /// reads after its creation instant, and monotonic.
+    #[inline]
+    pub(crate) fn now_nanos(&self) -> u64 {
+        match &*self.0 {
+            Source::System { origin } => {
+                u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+            }
+            Source::Manual { now } => now.load(Ordering::Acquire),
+        }
+    }
+
+    /// The deadline of an entry written now with time-to-live `ttl` (nanoseconds
+    /// since the origin, saturating; an entry expires once `now >= deadline`).
+    #[inline]
+    pub(crate) fn deadline(&self, ttl: Duration) -> u64 {
+        let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+        self.now_nanos().saturating_add(ttl)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock::system()
+    }
+}
+
+/// Two clocks are equal when they are the same clock (clones of one another).
+impl PartialEq for Clock {
+    fn eq(&self, other: &Clock) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Clock {}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &*self.0 {
+            Source::System { .. } => f.write_str("Clock::system()"),
+            Source::Manual { now } => write!(
+                f,
+                "Clock::manual() at {:?}",
+                Duration::from_nanos(now.load(Ordering::Relaxed))
+            ),
+        }
+    }
+}
