@@ -13,7 +13,9 @@
  *   1. LIFECYCLE          mapcache_config_init (MAPCACHE_CONFIG_INIT), mapcache_new,
  *                         mapcache_free
  *   2. SINGLE-KEY CALLS   get (and its variants), put, delete, contains, len, clear,
- *                         get_or_insert, compare_and_swap
+ *                         get_or_insert, compare_and_swap; the cache calls put_ttl,
+ *                         clock_advance, get_or_load (and its loader's
+ *                         mapcache_load_result_set, _set_error), stats_get
  *   3. BATCH CALLS        mapcache_get_many, mapcache_put_many, mapcache_delete_many
  *   4. ITERATION          mapcache_iter_new, mapcache_iter_next, mapcache_iter_free
  *   5. LABELS AND ERRORS  mapcache_set_thread_label, mapcache_last_error,
@@ -43,8 +45,9 @@
  *
  * Out-pointers after an error. When a call returns an error status, every
  * out-pointer it was given that is not NULL holds NULL, 0 or false: never a stale
- * or partial result. The one exception is MAPCACHE_E_BUFFER_TOO_SMALL, whose
- * length out-pointer holds the length needed. Batch calls write their output
+ * or partial result. The exceptions: MAPCACHE_E_BUFFER_TOO_SMALL, whose
+ * length out-pointer holds the length needed, and MAPCACHE_E_LOADER, whose
+ * loader_status out-pointer holds the loader's status. Batch calls write their output
  * arrays only when they return MAPCACHE_OK; on an error status the arrays are left
  * as they were. mapcache_config_init writes nothing when it fails.
  *
@@ -54,7 +57,8 @@
  * mapcache_iter_free only. Strings the library returns (mapcache_last_error,
  * mapcache_status_str, mapcache_version) belong to the library and are never freed
  * by the host. Bytes handed to a callback or returned by mapcache_iter_next are
- * valid only for the time stated there.
+ * valid only for the time stated there; so is the mapcache_load_result a loader
+ * receives, which the library lends for the loader call only.
  *
  * Threads. Every function may be called from any thread, on the same mapcache_t
  * concurrently with any other, except mapcache_free, which must not race with
@@ -72,7 +76,8 @@
  * value the library decodes, never dereferences: a NULL or foreign one is rejected
  * with a status, and so is a freed one (MAPCACHE_E_INVALID_HANDLE) however many
  * handles were made and freed since: each mapcache_new and mapcache_iter_new
- * returns a value never returned before (a slot's generation changes on reuse,
+ * (and each load, for its mapcache_load_result) returns a value never returned
+ * before (a slot's generation changes on reuse,
  * and a slot is retired after 2^32 reuses), so a stale handle never reaches a
  * newer cache.
  *

@@ -68,27 +68,25 @@ def test_the_counters_add_up_on_one_thread():
 
 
 def test_misuses_are_counted(exclusive):
+    """A write that collides with a held write flag is one misuse."""
     import threading
 
-    entered, release = threading.Event(), threading.Event()
+    from mapcache import _lib
+
     errors = []
 
-    def writer():
+    def writer() -> None:
         try:
             exclusive[b"other"] = b"v"
         except mapcache.ConcurrentWriteError as exc:
             errors.append(exc)
 
-    from mapcache import _lib
-
-    def hold(_ctx):
+    def hold(_ctx: object) -> None:  # runs while the flag is held
         t = threading.Thread(target=writer)
         t.start()
         t.join()
 
-    cb = _lib.DEBUG_FN(hold)
-    st = _lib.lib.mapcache_debug_hold_write(exclusive._h, b"k", 1, cb, None)
-    assert st == 0
+    callback = _lib.DEBUG_FN(hold)
+    assert _lib.lib.mapcache_debug_hold_write(exclusive._h, b"k", 1, callback, None) == 0
     assert len(errors) == 1
     assert exclusive.stats().misuses == 1
-    del entered, release
