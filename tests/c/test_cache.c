@@ -10,6 +10,8 @@
  * leaks). No test sleeps: expiry is driven by the manual clock, and threads
  * meet on condition variables.
  */
+/* The exclusive-mode test holds a write flag with a debug hook. */
+#define MAPCACHE_TESTING
 #include "mapcache.h"
 
 #include <pthread.h>
@@ -565,6 +567,48 @@ static void test_loader_result_from_another_thread(void) {
     mapcache_free(c);
 }
 
+/* In exclusive mode a load is a write: it follows that mode's contract. */
+struct collide_load {
+    mapcache_t *cache;
+    struct stash stash;
+    mapcache_status status;
+};
+
+static void *load_while_held(void *p) {
+    struct collide_load *cl = p;
+    uint8_t buf[8];
+    size_t len = 0;
+    cl->status = mapcache_get_or_load(cl->cache, S("k"), stash_loader, &cl->stash, buf,
+                                      sizeof buf, &len, NULL);
+    return NULL;
+}
+
+static void collide_with_load(void *ctx) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, load_while_held, ctx) == 0) pthread_join(t, NULL);
+}
+
+static void test_loader_in_exclusive_mode(void) {
+    struct collide_load cl;
+    memset(&cl, 0, sizeof cl);
+    cl.cache = new_cache(MAPCACHE_MODE_EXCLUSIVE);
+    cl.stash.value = "v";
+    /* Alone, it loads. */
+    uint8_t buf[8];
+    size_t len = 0;
+    CHECK_ST(mapcache_get_or_load(cl.cache, S("alone"), stash_loader, &cl.stash, buf, sizeof buf,
+                                  &len, NULL),
+             MAPCACHE_OK);
+    CHECK(cl.stash.calls == 1 && len == 1 && buf[0] == 'v');
+    /* While another thread writes, it is reported (by its lookup or its
+       store), and nothing is cached. */
+    CHECK_ST(mapcache_debug_hold_write(cl.cache, S("held"), collide_with_load, &cl), MAPCACHE_OK);
+    CHECK(cl.status == MAPCACHE_E_CONCURRENT_WRITE || cl.status == MAPCACHE_E_CONCURRENT_READ_WRITE);
+    CHECK(!present(cl.cache, "k"));
+    CHECK(stats_of(cl.cache).misuses >= 1);
+    mapcache_free(cl.cache);
+}
+
 /* ------------------------------------------------------------------- stats */
 
 /* On a single thread the counters add up exactly. */
@@ -761,6 +805,7 @@ int main(void) {
     RUN(test_loader_failure_reaches_every_waiter);
     RUN(test_loader_results_and_misuse);
     RUN(test_loader_result_from_another_thread);
+    RUN(test_loader_in_exclusive_mode);
     RUN(test_stats_add_up);
     RUN(test_stats_struct_size);
     RUN(test_max_entries_bound);
