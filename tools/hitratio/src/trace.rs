@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn lines_accept_crlf_and_blank_lines() {
-        assert_eq!(parse_lines("0\r\n1\r\n\r\n2\n\n").unwrap(), vec![0, 1, 2]);
+        assert_eq!(parse_lines("0\r\n1\r\n\r\n 2 \n\n").unwrap(), vec![0, 1, 2]);
         assert!(parse_lines("1\n-2\n").unwrap_err().contains("line 2"));
     }
 
