@@ -107,6 +107,9 @@ impl Eq for LoadError {}
 struct Flight {
     outcome: Mutex<Option<Result<Vec<u8>>>>,
     done: Condvar,
+    /// Callers waiting for the outcome (for tests that must know every caller
+    /// has joined before the loader returns).
+    waiters: std::sync::atomic::AtomicUsize,
 }
 
 /// The loads in progress of one map, in a few independently locked tables (by
@@ -162,6 +165,7 @@ impl Flights {
                     let flight = Arc::new(Flight {
                         outcome: Mutex::new(None),
                         done: Condvar::new(),
+                        waiters: std::sync::atomic::AtomicUsize::new(0),
                     });
                     flights.insert(key.into(), flight.clone());
                     return Role::Leader(Leader {
@@ -174,6 +178,9 @@ impl Flights {
                 }
             }
         };
+        flight
+            .waiters
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut outcome = lock(&flight.outcome);
         loop {
             if let Some(result) = outcome.as_ref() {
@@ -184,6 +191,17 @@ impl Flights {
                 .wait(outcome)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+    }
+}
+
+impl Flights {
+    /// Callers waiting for the load of `key` in table `table` (0 when no load
+    /// of it runs).
+    pub(crate) fn waiters(&self, table: usize, key: &[u8]) -> usize {
+        let table = &self.tables[table % self.tables.len()];
+        lock(table).get(key).map_or(0, |flight| {
+            flight.waiters.load(std::sync::atomic::Ordering::SeqCst)
+        })
     }
 }
 
