@@ -422,6 +422,7 @@ impl Writing<'_> {
     }
 
     /// The policy of a bounded shard.
+    #[allow(clippy::mut_from_ref)]
     #[inline]
     fn policy(&self) -> Option<&mut crate::cache::policy::Policy> {
         // SAFETY: `self` proves the flag is held; each caller uses the reference
@@ -719,6 +720,8 @@ impl Writing<'_> {
                     continue;
                 };
                 self.take_out(table, head, bucket, index, Removal::Evicted, guard);
+                // SAFETY: as above.
+                debug_assert_eq!(unsafe { bounds.policy() }.len(), self.len());
                 if victim.rejected {
                     ShardCounters::bump(&self.counters.rejections, 1);
                 }

@@ -24,7 +24,14 @@
 //!   without overflow is drained exactly once).
 //! - `pending` is set by a reader only when it is clear (one store per drain
 //!   period, not per hit), and cleared by the drainer before it reads the
-//!   stripes, so an event pushed after the clear sets it again.
+//!   stripes. A push that races a drain can find `pending` still set, just
+//!   before the drainer clears it, while the drainer misses its tail: that event
+//!   then waits in its stripe, undrained and unflagged, until the next push to
+//!   the shard sets `pending` again (or its stripe fills and its reader drains).
+//!   It is delayed, never lost: a drain advances `head` only to the tail it
+//!   read. Closing that window would take a full fence on every hit (a store
+//!   then a load of another location), which is what the buffer exists to
+//!   avoid. Single-threaded, events are replayed exactly and in order.
 
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -122,9 +129,6 @@ impl ReadBuffer {
     /// Only the holder of the shard's write flag may drain.
     pub(crate) fn drain(&self, mut f: impl FnMut(Hit)) {
         self.pending.store(false, Ordering::Relaxed);
-        // The clear must be ordered before the reads of the tails, so that an
-        // event whose tail store this drain misses sets `pending` again.
-        crate::sync::atomic::fence(Ordering::SeqCst);
         for stripe in self.stripes.iter() {
             let head = stripe.head.load(Ordering::Relaxed);
             let tail = stripe.tail.load(Ordering::Acquire);
@@ -175,9 +179,10 @@ mod tests {
 mod loom_tests {
     use super::*;
 
-    /// One reader pushing three events while the flag holder drains twice: each
-    /// event that was recorded is replayed exactly once, in order, and the
-    /// `pending` flag never hides an undrained event.
+    /// One reader pushing three events while the flag holder drains: every
+    /// event that was recorded is replayed exactly once and in order, at the
+    /// latest by the drain after the next push (see the module docs: a push that
+    /// races a drain may be delayed, never lost or replayed twice).
     #[test]
     fn recorded_hits_are_drained_exactly_once() {
         loom::model(|| {
@@ -196,16 +201,13 @@ mod loom_tests {
             };
             let mut drained = Vec::new();
             buffer.drain(|hit| drained.push(hit.node));
-            let recorded = reader.join().unwrap();
-            // Whatever the first drain missed must be flagged as pending.
-            let pending = buffer.is_pending();
-            let mut rest = Vec::new();
-            buffer.drain(|hit| rest.push(hit.node));
-            assert!(
-                rest.is_empty() || pending,
-                "undrained events without pending"
-            );
-            drained.extend(rest);
+            let mut recorded = reader.join().unwrap();
+            // A later push flags the buffer, and the drain after it replays
+            // whatever the first drain missed.
+            assert_eq!(buffer.push(0, Hit { node: 9, frag: 9 }), Pushed::Recorded);
+            recorded.push(9);
+            assert!(buffer.is_pending(), "a push must flag the buffer");
+            buffer.drain(|hit| drained.push(hit.node));
             assert_eq!(drained, recorded);
         });
     }

@@ -152,6 +152,7 @@ impl Policy {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+    #[allow(dead_code)]
     pub(crate) fn weight(&self) -> u64 {
         self.weight
     }
