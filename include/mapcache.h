@@ -375,9 +375,11 @@ typedef void (*mapcache_value_fn)(void *ctx,
  *
  * It runs on the thread of the `mapcache_get_or_load` call that missed first,
  * with no lock of the cache held: it may call any mapcache function, on this
- * cache too (but `mapcache_free` on it, and `mapcache_get_or_load` of the same
- * key on the same cache, which would wait for itself forever). It must return
- * normally (no `longjmp`, no C++ exception).
+ * cache too, but `mapcache_free` on it. A `mapcache_get_or_load` of the same
+ * key on the same cache from the loader's own thread returns
+ * `MAPCACHE_E_INVALID_ARG` (it would wait for itself); from another thread it
+ * waits for this load, so the loader must not wait for that thread. It must
+ * return normally (no `longjmp`, no C++ exception).
  */
 typedef int32_t (*mapcache_loader_fn)(void *ctx,
                                       const uint8_t *key,
@@ -1103,7 +1105,9 @@ mapcache_status mapcache_clock_advance(mapcache_t *cache,
  * - `MAPCACHE_E_LOADER`: the loader (this call's, or the one this call waited
  *   for) returned a non-zero status, in `*loader_status`.
  * - `MAPCACHE_E_INVALID_ARG`: `cache`, `loader` or `out_len` NULL, `key` NULL
- *   with `key_len` > 0, `buf` NULL with `buf_cap` > 0, `buf` overlaps `key`.
+ *   with `key_len` > 0, `buf` NULL with `buf_cap` > 0, `buf` overlaps `key`;
+ *   or called from the loader of a load of the same key in progress on this
+ *   thread (it would wait for itself).
  * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG` (the loader's
  *   value), `MAPCACHE_E_TOO_LARGE` (a bounded cache: the loaded entry is larger
  *   than its shard's share of `max_bytes`; not cached),
@@ -1510,7 +1514,7 @@ const char *mapcache_version(void);
 /**
  * ============ 7. DEBUG HOOKS ============
  * Declared only when MAPCACHE_TESTING is defined before including this header:
- * mapcache_debug_hold_write, mapcache_debug_panic.
+ * mapcache_debug_hold_write, mapcache_debug_panic, mapcache_debug_load_waiters.
  *
  * DEBUGGING AID, not for production use: takes the write flag that a write of
  * `key` would take, calls `callback(ctx)` while holding it, then releases it.
@@ -1563,6 +1567,32 @@ mapcache_status mapcache_debug_hold_write(mapcache_t *cache,
  * `message` must be NULL or a NUL-terminated string.
  */
 mapcache_status mapcache_debug_panic(const char *message);
+#endif
+
+#if defined(MAPCACHE_TESTING)
+/**
+ * DEBUGGING AID, not for production use: `*out` receives the number of
+ * `mapcache_get_or_load` calls waiting for the load of `key` in progress on
+ * `cache` (0 when none runs). For tests that must know every caller has
+ * joined a load before letting its loader return: a waiter counted here gets
+ * that load's outcome.
+ *
+ * Thread-safety: any thread (from inside the loader, typically).
+ *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL, `key` NULL with
+ *   `key_len` > 0.
+ * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `key` must be readable for `key_len` bytes and not modified during the
+ * call; `out` writable.
+ */
+mapcache_status mapcache_debug_load_waiters(mapcache_t *cache,
+                                            const uint8_t *key,
+                                            size_t key_len,
+                                            size_t *out);
 #endif
 
 #ifdef __cplusplus

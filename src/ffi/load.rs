@@ -50,9 +50,11 @@ pub struct mapcache_load_result {
 ///
 /// It runs on the thread of the `mapcache_get_or_load` call that missed first,
 /// with no lock of the cache held: it may call any mapcache function, on this
-/// cache too (but `mapcache_free` on it, and `mapcache_get_or_load` of the same
-/// key on the same cache, which would wait for itself forever). It must return
-/// normally (no `longjmp`, no C++ exception).
+/// cache too, but `mapcache_free` on it. A `mapcache_get_or_load` of the same
+/// key on the same cache from the loader's own thread returns
+/// `MAPCACHE_E_INVALID_ARG` (it would wait for itself); from another thread it
+/// waits for this load, so the loader must not wait for that thread. It must
+/// return normally (no `longjmp`, no C++ exception).
 pub type mapcache_loader_fn = Option<
     unsafe extern "C" fn(
         ctx: *mut c_void,
@@ -245,7 +247,9 @@ fn live(
 /// - `MAPCACHE_E_LOADER`: the loader (this call's, or the one this call waited
 ///   for) returned a non-zero status, in `*loader_status`.
 /// - `MAPCACHE_E_INVALID_ARG`: `cache`, `loader` or `out_len` NULL, `key` NULL
-///   with `key_len` > 0, `buf` NULL with `buf_cap` > 0, `buf` overlaps `key`.
+///   with `key_len` > 0, `buf` NULL with `buf_cap` > 0, `buf` overlaps `key`;
+///   or called from the loader of a load of the same key in progress on this
+///   thread (it would wait for itself).
 /// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG` (the loader's
 ///   value), `MAPCACHE_E_TOO_LARGE` (a bounded cache: the loaded entry is larger
 ///   than its shard's share of `max_bytes`; not cached),

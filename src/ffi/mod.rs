@@ -70,7 +70,9 @@ mod boundary;
 pub use batch::{mapcache_delete_many, mapcache_get_many, mapcache_put_many};
 pub use config::*;
 #[cfg(feature = "debug-hooks")]
-pub use debug::{mapcache_debug_fn, mapcache_debug_hold_write, mapcache_debug_panic};
+pub use debug::{
+    mapcache_debug_fn, mapcache_debug_hold_write, mapcache_debug_load_waiters, mapcache_debug_panic,
+};
 pub use handle::{mapcache, mapcache_free, mapcache_new, mapcache_t};
 pub use iter::{
     mapcache_iter, mapcache_iter_free, mapcache_iter_new, mapcache_iter_next, mapcache_iter_t,

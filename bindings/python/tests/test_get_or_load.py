@@ -2,17 +2,19 @@
 exception to the caller and every waiter, nothing cached on failure.
 
 The threads meet on ``threading.Barrier``; the loader waits, without sleeping,
-until every thread has made its first lookup (the cache's miss count), so that
-all of them overlap its load.
+until every other thread has joined its load (the library's debug hook
+``mapcache_debug_load_waiters``), so that all of them get its outcome.
 """
 
 from __future__ import annotations
 
+import ctypes
 import threading
 
 import pytest
 
 import mapcache
+from mapcache import _lib
 
 THREADS = 16
 
@@ -21,10 +23,15 @@ class BackendDown(Exception):
     pass
 
 
-def wait_for_misses(c: mapcache.Cache, n: int) -> None:
-    # Each stats() call releases the GIL, so the other threads run meanwhile.
-    while c.stats().misses < n:
-        pass
+def wait_for_waiters(c: mapcache.Cache, key: bytes, n: int) -> None:
+    """Until ``n`` callers wait for the load of ``key`` (each call releases the
+    GIL, so the other threads run meanwhile)."""
+    waiters = ctypes.c_size_t()
+    while True:
+        st = _lib.lib.mapcache_debug_load_waiters(c._h, key, len(key), ctypes.byref(waiters))
+        assert st == 0
+        if waiters.value >= n:
+            return
 
 
 def run_threads(target, n: int = THREADS) -> list:
@@ -76,7 +83,7 @@ def test_sixteen_threads_missing_on_one_key_run_the_loader_once(cache):
 
     def loader() -> bytes:
         calls.append(threading.get_ident())
-        wait_for_misses(cache, THREADS)
+        wait_for_waiters(cache, b"hot", THREADS - 1)
         return b"the value"
 
     results = run_threads(lambda: cache.get_or_load(b"hot", loader))
@@ -87,30 +94,23 @@ def test_sixteen_threads_missing_on_one_key_run_the_loader_once(cache):
 
 
 def test_the_loaders_exception_reaches_the_caller_and_every_waiter(cache):
-    raised_by = {}  # thread ident -> the exception its loader raised
+    raised = []
 
     def loader() -> bytes:
-        wait_for_misses(cache, THREADS)
-        exc = BackendDown(f"backend down ({len(raised_by)})")
-        raised_by[threading.get_ident()] = exc
+        wait_for_waiters(cache, b"hot", THREADS - 1)
+        exc = BackendDown("backend down")
+        raised.append((threading.get_ident(), exc))
         raise exc
 
     results = run_threads(lambda: cache.get_or_load(b"hot", loader))
-    raised = list(raised_by.values())
-    assert raised
-    waiters = 0
-    for me, kind, exc in results:
-        assert kind == "raised"
-        if me in raised_by:  # this thread ran a load: its own exception
-            assert exc is raised_by[me]
-        else:  # it waited for another thread's load: that load's exception
-            assert any(exc is r for r in raised)
-            waiters += 1
-    # Each thread either ran a load or waited for one (a thread that joined
-    # after a load was over runs the next one).
-    assert waiters == THREADS - len(raised)
+    assert len(raised) == 1  # one load for all sixteen
+    leader, exc = raised[0]
+    # The very exception object, in the thread that ran the loader and in the
+    # fifteen that waited for it.
+    assert [(kind, value) for _, kind, value in results] == [("raised", exc)] * THREADS
+    assert leader in [me for me, _, _ in results]
     assert b"hot" not in cache  # nothing cached
-    assert cache.stats().load_failures == len(raised)
+    assert cache.stats().load_failures == 1
     assert len(cache._failures) == 0  # no exception kept once every call is over
     # The next call loads again, and may succeed.
     assert cache.get_or_load(b"hot", lambda: b"ok now") == b"ok now"
@@ -135,6 +135,15 @@ def test_a_loader_returning_a_non_bytes_value_is_a_type_error(cache, bad):
     with pytest.raises(TypeError, match="bytes-like"):
         cache.get_or_load(b"k", lambda: bad)
     assert b"k" not in cache
+
+
+def test_a_loader_asking_for_its_own_key_is_refused(cache):
+    def loader() -> bytes:
+        with pytest.raises(mapcache.InvalidArgumentError, match="its own loader"):
+            cache.get_or_load(b"k", loader)
+        return b"outer"
+
+    assert cache.get_or_load(b"k", loader) == b"outer"
 
 
 def test_the_loader_may_use_the_cache(cache):

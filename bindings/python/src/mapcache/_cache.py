@@ -763,8 +763,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
         ``loader`` takes no arguments and returns a bytes-like value (else
         TypeError, raised the same way). It runs with no lock of the cache
-        held and may use the cache, except for ``get_or_load`` of the same
-        key, which would wait for itself forever.
+        held and may use the cache; a ``get_or_load`` of the same key from
+        inside it (on its thread) raises :class:`InvalidArgumentError` rather
+        than wait for itself.
         """
         if key.__class__ is not bytes:
             key = _key(key)

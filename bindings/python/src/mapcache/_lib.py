@@ -215,10 +215,15 @@ _PROTOTYPES = {
     "mapcache_debug_hold_write": (_status, [_handle, _ptr, _size, DEBUG_FN, c_void_p]),
     # Debugging aid: panics inside the library; always MAPCACHE_E_INTERNAL.
     "mapcache_debug_panic": (_status, [c_char_p]),
+    # Debugging aid: (cache, key, key_len, size_t *out) the callers waiting for
+    # the load of key in progress. Used by the singleflight tests.
+    "mapcache_debug_load_waiters": (_status, [_handle, _ptr, _size, _size_p]),
 }
 
 #: Debugging aids: a library built without them still loads.
-OPTIONAL = frozenset({"mapcache_debug_hold_write", "mapcache_debug_panic"})
+OPTIONAL = frozenset(
+    {"mapcache_debug_hold_write", "mapcache_debug_panic", "mapcache_debug_load_waiters"}
+)
 
 
 def candidate_paths() -> List[Path]:
