@@ -833,6 +833,8 @@ mapcache_status mapcache_get_with(mapcache_t *cache,
  * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL, `key` NULL with `key_len` > 0, `value`
  *   NULL with `value_len` > 0.
  * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`.
+ * - `MAPCACHE_E_TOO_LARGE` (a bounded cache: the entry is larger than its
+ *   shard's share of `max_bytes`; nothing was written).
  * - `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode; nothing was written),
  *   `MAPCACHE_E_NO_MEMORY` (nothing was written), `MAPCACHE_E_INVALID_HANDLE`,
  *   `MAPCACHE_E_INTERNAL`.
@@ -949,6 +951,7 @@ mapcache_status mapcache_clear(mapcache_t *cache);
  * - `MAPCACHE_E_INVALID_ARG`: `cache`, `out_len` or `out_inserted` NULL; `key`,
  *   `value` or `buf` NULL with a non-zero length; `buf` overlaps `key` or `value`.
  * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
+ *   `MAPCACHE_E_TOO_LARGE` (a bounded cache; nothing was inserted),
  *   `MAPCACHE_E_CONCURRENT_WRITE` and `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive
  *   mode), `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INVALID_HANDLE`,
  *   `MAPCACHE_E_INTERNAL`.
@@ -983,7 +986,9 @@ mapcache_status mapcache_get_or_insert(mapcache_t *cache,
  * - `MAPCACHE_E_INVALID_ARG`: `cache` or `out_swapped` NULL; `key`, `expected` or
  *   `new_value` NULL with a non-zero length.
  * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG` (`expected_len` or
- *   `new_len`), `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode),
+ *   `new_len`), `MAPCACHE_E_TOO_LARGE` (a bounded cache: the new entry is larger
+ *   than its shard's share of `max_bytes`; nothing was swapped),
+ *   `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode),
  *   `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
  *
  * # Safety
@@ -1271,8 +1276,9 @@ mapcache_status mapcache_get_many(mapcache_t *cache,
  * to back).
  *
  * `out_statuses[i]` receives `MAPCACHE_OK` (inserted or replaced),
- * `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
- * `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode) or `MAPCACHE_E_NO_MEMORY`; a failed
+ * `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`, `MAPCACHE_E_TOO_LARGE`
+ * (a bounded cache), `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode) or
+ * `MAPCACHE_E_NO_MEMORY`; a failed
  * key changes nothing and later keys are still processed. Keys are written in
  * order, so a key repeated in the batch ends with its last value. `out_statuses`
  * must not overlap an input (`keys`, `key_lens`, `values`, `value_lens`).

@@ -425,6 +425,8 @@ pub unsafe extern "C" fn mapcache_get_with(
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` NULL, `key` NULL with `key_len` > 0, `value`
 ///   NULL with `value_len` > 0.
 /// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`.
+/// - `MAPCACHE_E_TOO_LARGE` (a bounded cache: the entry is larger than its
+///   shard's share of `max_bytes`; nothing was written).
 /// - `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode; nothing was written),
 ///   `MAPCACHE_E_NO_MEMORY` (nothing was written), `MAPCACHE_E_INVALID_HANDLE`,
 ///   `MAPCACHE_E_INTERNAL`.
@@ -643,6 +645,7 @@ pub unsafe extern "C" fn mapcache_clear(cache: *mut mapcache_t) -> mapcache_stat
 /// - `MAPCACHE_E_INVALID_ARG`: `cache`, `out_len` or `out_inserted` NULL; `key`,
 ///   `value` or `buf` NULL with a non-zero length; `buf` overlaps `key` or `value`.
 /// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
+///   `MAPCACHE_E_TOO_LARGE` (a bounded cache; nothing was inserted),
 ///   `MAPCACHE_E_CONCURRENT_WRITE` and `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive
 ///   mode), `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INVALID_HANDLE`,
 ///   `MAPCACHE_E_INTERNAL`.
@@ -739,7 +742,9 @@ pub unsafe extern "C" fn mapcache_get_or_insert(
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` or `out_swapped` NULL; `key`, `expected` or
 ///   `new_value` NULL with a non-zero length.
 /// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG` (`expected_len` or
-///   `new_len`), `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode),
+///   `new_len`), `MAPCACHE_E_TOO_LARGE` (a bounded cache: the new entry is larger
+///   than its shard's share of `max_bytes`; nothing was swapped),
+///   `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode),
 ///   `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
 ///
 /// # Safety

@@ -788,6 +788,13 @@ static void test_max_entries_bound(void) {
 #define BOUND_BYTES (64 * 1024)
 #define MAX_VALUE 2000
 
+/* Loads BOUND_BYTES + 1 bytes from ctx. */
+static int32_t huge_loader(void *ctx, const uint8_t *key, size_t key_len, mapcache_load_result *r) {
+    (void)key;
+    (void)key_len;
+    return mapcache_load_result_set(r, ctx, BOUND_BYTES + 1) == MAPCACHE_OK ? 0 : 1;
+}
+
 /* A cache bounded by bytes never holds more than its bound plus one entry (it
    has one shard at this size), with values of mixed sizes. */
 static void test_max_bytes_bound(void) {
@@ -817,11 +824,34 @@ static void test_max_bytes_bound(void) {
     CHECK(s.inserts - s.evictions - s.expirations - s.deletes == s.entries);
     /* An entry larger than the whole budget is refused, and nothing changes. */
     static uint8_t huge[BOUND_BYTES + 1];
-    CHECK_ERR(mapcache_put(c, S("huge"), huge, sizeof huge, NULL), MAPCACHE_E_TOO_LARGE, "");
-    CHECK_ERR(mapcache_put_ttl(c, S("huge"), huge, sizeof huge, 10), MAPCACHE_E_TOO_LARGE, "");
+#define BUDGET "larger than its shard's byte budget"
+    CHECK_ERR(mapcache_put(c, S("huge"), huge, sizeof huge, NULL), MAPCACHE_E_TOO_LARGE, BUDGET);
+    CHECK_ERR(mapcache_put_ttl(c, S("huge"), huge, sizeof huge, 10), MAPCACHE_E_TOO_LARGE, BUDGET);
+    uint8_t buf[8];
+    size_t len = 9;
+    bool flag = true;
+    CHECK_ERR(mapcache_get_or_insert(c, S("huge"), huge, sizeof huge, buf, sizeof buf, &len, &flag),
+              MAPCACHE_E_TOO_LARGE, BUDGET);
+    CHECK(len == 0 && !flag);
+    CHECK_ST(mapcache_put(c, S("small"), S("v"), NULL), MAPCACHE_OK);
+    flag = true;
+    CHECK_ERR(mapcache_compare_and_swap(c, S("small"), S("v"), huge, sizeof huge, &flag),
+              MAPCACHE_E_TOO_LARGE, BUDGET);
+    CHECK(!flag && present(c, "small"));
+    size_t klen = 4, vlen = sizeof huge;
+    mapcache_status kst = MAPCACHE_OK;
+    CHECK_ST(mapcache_put_many(c, 1, (const uint8_t *)"huge", &klen, huge, &vlen, &kst), MAPCACHE_OK);
+    CHECK(kst == MAPCACHE_E_TOO_LARGE);
+    /* A loaded value too large to hold: reported to the loader's caller, not cached. */
+    CHECK_ERR(mapcache_get_or_load(c, S("huge"), huge_loader, huge, buf, sizeof buf, &len, NULL),
+              MAPCACHE_E_TOO_LARGE, BUDGET);
+    CHECK(len == 0);
+#undef BUDGET
     CHECK(!present(c, "huge"));
+    /* Of all these writes only "small" stored anything. */
     mapcache_stats after = stats_of(c);
-    CHECK(after.entries == s.entries && after.inserts == s.inserts);
+    CHECK(after.inserts == s.inserts + 1 && after.updates == s.updates);
+    CHECK(after.inserts - after.evictions - after.expirations - after.deletes == after.entries);
     mapcache_free(c);
 }
 

@@ -25,6 +25,7 @@ import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _lib
+from ._errors import error_for_status
 
 __all__ = ["Failures", "run_loader", "register", "unregister"]
 
@@ -129,8 +130,6 @@ def _run(ctx: Optional[int], key: Optional[int], key_len: int, result: Optional[
         value = _value_bytes(loader())
         st = _lib.lib.mapcache_load_result_set(result, value, len(value))
         if st:
-            from ._errors import error_for_status
-
             raise error_for_status(st)
         return 0
     except BaseException as exc:  # every exception reaches the caller and the waiters
