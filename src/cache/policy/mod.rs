@@ -2,6 +2,7 @@
 //! PROVISIONAL).
 
 mod climber;
+mod ghost;
 mod list;
 mod nodes;
 mod sketch;
@@ -10,6 +11,7 @@ mod sketch;
 mod replay_tests;
 
 use climber::{Climber, Steps};
+use ghost::Ghosts;
 use list::List;
 use nodes::{Nodes, Queue};
 use sketch::Sketch;
@@ -45,12 +47,28 @@ pub(crate) struct Victim {
 pub(super) struct Tuning {
     pub(super) steps: Steps,
     pub(super) initial_window_share: f64,
+    /// Whether the hill climber runs.
+    pub(super) climb: bool,
+    /// How long ghosts are remembered, in requests per entry (0: no ghosts).
+    pub(super) ghost_span: f64,
+    /// Window change per ghost hit, in units of the missed entry's weight.
+    pub(super) ghost_step: u64,
+    /// A window ghost hit counts only for a key at most this frequent.
+    pub(super) ghost_max_freq: u8,
+    /// Whether a ghost hit's step is scaled by the other ghost's population
+    /// over its own (ARC's balance).
+    pub(super) ghost_balance: bool,
 }
 
 impl Tuning {
     pub(super) const DEFAULT: Tuning = Tuning {
         steps: climber::CAFFEINE,
         initial_window_share: INITIAL_WINDOW_SHARE,
+        climb: true,
+        ghost_span: 0.5,
+        ghost_step: 1,
+        ghost_max_freq: 1,
+        ghost_balance: true,
     };
 }
 
@@ -62,6 +80,11 @@ pub(crate) struct Policy {
     protected: List,
     sketch: Sketch,
     climber: Climber,
+    /// Candidates the window dropped lately (rejected at admission).
+    window_ghosts: Ghosts,
+    /// Entries the main space dropped lately.
+    main_ghosts: Ghosts,
+    tuning: Tuning,
     /// Weight units the shard may hold.
     capacity: u64,
     /// The window's share of `capacity`, as the climber sets it.
@@ -87,6 +110,7 @@ impl Policy {
             (capacity - (capacity as f64 * (1.0 - tuning.initial_window_share)) as u64).max(1);
         let sketch = Sketch::new(capacity.min(INITIAL_SKETCH_ENTRIES));
         let climber = Climber::new(capacity, sketch.entries(), tuning.steps);
+        let span = (tuning.ghost_span * sketch.entries() as f64) as u64;
         Policy {
             nodes: Nodes::new(),
             window: List::new(Queue::Window),
@@ -94,6 +118,9 @@ impl Policy {
             protected: List::new(Queue::Protected),
             sketch,
             climber,
+            window_ghosts: Ghosts::new(span),
+            main_ghosts: Ghosts::new(span),
+            tuning,
             capacity,
             window_max,
             protected_max: ((capacity - window_max.min(capacity)) as f64 * PROTECTED_SHARE) as u64,
@@ -104,6 +131,31 @@ impl Policy {
 
     pub(crate) fn on_insert(&mut self, frag: u32, weight: u32) -> u32 {
         let weight = weight.max(1);
+        self.tick_ghosts();
+        if self.tuning.ghost_span > 0.0 {
+            let step = u64::from(weight) * self.tuning.ghost_step;
+            let (windows, mains) = (
+                self.window_ghosts.population().max(1),
+                self.main_ghosts.population().max(1),
+            );
+            if self.window_ghosts.contains(frag)
+                && self.sketch.frequency(frag) <= self.tuning.ghost_max_freq
+            {
+                let scale = if self.tuning.ghost_balance {
+                    (mains / windows).max(1)
+                } else {
+                    1
+                };
+                self.grow_window(step * scale);
+            } else if self.main_ghosts.contains(frag) {
+                let scale = if self.tuning.ghost_balance {
+                    (windows / mains).max(1)
+                } else {
+                    1
+                };
+                self.shrink_window(step * scale);
+            }
+        }
         let node = self.nodes.alloc(frag, weight, Queue::Window);
         self.window.push_back(&mut self.nodes, node);
         self.sketch.increment(frag);
@@ -114,6 +166,7 @@ impl Policy {
     }
 
     pub(crate) fn on_hit(&mut self, node: u32, frag: u32) {
+        self.tick_ghosts();
         self.sketch.increment(frag);
         self.climber.record_hit();
         if self.nodes.live(node).is_some_and(|live| live.frag == frag) {
@@ -241,6 +294,12 @@ impl Policy {
     fn evict_node(&mut self, node: u32, rejected: bool) -> Victim {
         let live = self.nodes.get(node);
         let (frag, queue) = (live.frag, live.queue());
+        if self.tuning.ghost_span > 0.0 {
+            match queue {
+                Queue::Window => self.window_ghosts.insert(frag),
+                _ => self.main_ghosts.insert(frag),
+            }
+        }
         self.unlink_and_free(queue, node);
         Victim {
             node,
@@ -293,10 +352,20 @@ impl Policy {
             }
             return;
         }
+        if !self.tuning.climb {
+            return;
+        }
         match self.climber.adjustment() {
             0 => {}
             grow if grow > 0 => self.grow_window(grow as u64),
             shrink => self.shrink_window(shrink.unsigned_abs()),
+        }
+    }
+
+    fn tick_ghosts(&mut self) {
+        if self.tuning.ghost_span > 0.0 {
+            self.window_ghosts.tick();
+            self.main_ghosts.tick();
         }
     }
 

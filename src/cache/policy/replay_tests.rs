@@ -344,18 +344,46 @@ fn variants() {
     if std::env::var_os("POLICY_VARIANTS").is_none() {
         return;
     }
+    let steps = |sample_per_entry: f64, step_share: f64| Tuning {
+        steps: Steps {
+            sample_per_entry,
+            step_share,
+            ..CAFFEINE
+        },
+        ..Tuning::DEFAULT
+    };
+    let ghost =
+        |ghost_span: f64, ghost_step: u64, climb: bool, ghost_max_freq: u8, ghost_balance: bool| {
+            Tuning {
+                ghost_span,
+                ghost_balance,
+                ghost_step,
+                climb,
+                ghost_max_freq,
+                ..Tuning::DEFAULT
+            }
+        };
     let variants: Vec<(&str, Tuning)> = vec![
         ("caffeine", Tuning::DEFAULT),
+        ("ghost 0.5 f1 + climber", ghost(0.5, 1, true, 1, false)),
         (
-            "sample 1x",
-            Tuning {
-                steps: Steps {
-                    sample_per_entry: 1.0,
-                    ..CAFFEINE
-                },
-                ..Tuning::DEFAULT
-            },
+            "ghost 0.5 f1 balanced + climber",
+            ghost(0.5, 1, true, 1, true),
         ),
+        (
+            "ghost 0.5 f2 balanced + climber",
+            ghost(0.5, 1, true, 2, true),
+        ),
+        ("ghost 0.5 f1 balanced alone", ghost(0.5, 1, false, 1, true)),
+        (
+            "ghost 0.25 f1 balanced + climber",
+            ghost(0.25, 1, true, 1, true),
+        ),
+        (
+            "ghost 1 f1 balanced + climber",
+            ghost(1.0, 1, true, 1, true),
+        ),
+        ("sample 1x", steps(1.0, 0.0625)),
     ];
     let names = ["oltp", "glimpse", "loop", "vault", "mixed"];
     let traces: Vec<Vec<u64>> = names.iter().map(|name| trace_of(name)).collect();
@@ -374,5 +402,53 @@ fn variants() {
                 mean(&anchors.otter)
             );
         }
+    }
+}
+
+#[test]
+fn debug_loop() {
+    if std::env::var_os("POLICY_DEBUG").is_none() {
+        return;
+    }
+    let trace = trace_of("loop");
+    let tuning = Tuning {
+        ghost_span: 0.5,
+        climb: false,
+        ..Tuning::DEFAULT
+    };
+    let mut policy = Policy::with_tuning(1000, tuning);
+    let mut node_of: HashMap<u64, u32> = HashMap::new();
+    let mut key_of: Vec<u64> = vec![0; 4096];
+    let mut last_seen: HashMap<u64, usize> = HashMap::new();
+    for (t, &key) in trace.iter().enumerate() {
+        let f = frag(key);
+        if t % 20000 == 0 {
+            println!(
+                "t {t} window_max {} window {} prot {}",
+                policy.window_max,
+                policy.window.len(),
+                policy.protected.len()
+            );
+        }
+        if let Some(&node) = node_of.get(&key) {
+            policy.on_hit(node, f);
+        } else {
+            let wg = policy.window_ghosts.contains(f);
+            let mg = policy.main_ghosts.contains(f);
+            if (wg || mg) && t < 200000 {
+                println!(
+                    "t {t} key {key} wg {wg} mg {mg} last {:?}",
+                    last_seen.get(&key).map(|l| t - l)
+                );
+            }
+            let node = policy.on_insert(f, 1);
+            key_of[node as usize] = key;
+            node_of.insert(key, node);
+            while policy.len() > 1000 {
+                let v = policy.evict().unwrap();
+                node_of.remove(&key_of[v.node as usize]);
+            }
+        }
+        last_seen.insert(key, t);
     }
 }
