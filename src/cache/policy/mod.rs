@@ -1,5 +1,96 @@
-//! The eviction policy of one shard: adaptive W-TinyLFU (DOCS BELOW ARE
-//! PROVISIONAL).
+//! The eviction policy of one shard: W-TinyLFU whose admission window is
+//! sized by ghosts (ARC's adaptation signal) instead of a hill climber.
+//!
+//! A pure data structure: the shard calls it under its write flag (`&mut
+//! self`, no atomics), tells it of inserts, replayed read hits, updates and
+//! removals by node index, and asks it for victims while it is over its bound.
+//!
+//! # The algorithm
+//!
+//! W-TinyLFU (Einziger, Friedman, Manes; as Caffeine and otter run it):
+//! - a new entry enters the **window**, an LRU list holding `window_max` weight
+//!   units (1% of the capacity at first);
+//! - the **main** space is a segmented LRU: **probation** (admitted, not hit
+//!   since) and **protected** (hit while in probation; at most 80% of the main
+//!   space, its LRU demoted back to probation when it overflows);
+//! - when the cache is over its bound and the window over its share, the
+//!   window's LRU entry (the *candidate*) duels probation's LRU (the
+//!   *victim*): the candidate is admitted (moved to probation) and the victim
+//!   evicted if the candidate's estimated frequency is higher, else the
+//!   candidate is evicted ([`Victim::rejected`]); otherwise main's LRU goes;
+//! - frequency comes from a count-min sketch of 4-bit counters (see
+//!   [`sketch`]), one word (16 counters) per entry, halved every 10 accesses
+//!   per entry so that it follows the recent past;
+//! - a candidate that lost a duel with a frequency of 6 or more is admitted
+//!   anyway one time in 4096 (Caffeine does it one time in 128 against
+//!   hash flooding; here fragments come from the map's seeded hash, so an
+//!   attacker cannot aim collisions at the sketch, and 1/128 measured 4
+//!   points worse on the loop trace at 750 entries: random admissions break
+//!   the frequency ties a loop lives on).
+//!
+//! # Sizing the window: ghosts
+//!
+//! A fixed small window loses to LRU on recency traces (the Corda vault
+//! trace: keys requested twice, 10 to 60 requests apart, then never: a new key
+//! has frequency 1 and loses every duel); a large one collapses on loops and
+//! scans. Caffeine's hill climber moves the window by the hit rate of sample
+//! periods of 10 requests per entry; measured here (the replay tests), it is
+//! too slow on the vault trace (24.4% at 2000 entries against LRU's 33.3%,
+//! as otter's 24.8%), and a faster one (1 request per entry) fixes the vault
+//! but costs 7 to 25 points on the loop trace: a hit rate sampled over short
+//! periods is noise.
+//!
+//! Instead, the policy remembers what it dropped lately, in two [`ghost`]
+//! filters (fragments only, Bloom filters aged by generations), for 0.35
+//! requests per entry of capacity:
+//! - a miss on a key the **window** dropped lately, with a sketch frequency of
+//!   at most 1 (a key seen once before: recency, not popularity), grows the
+//!   window by the key's weight: a bigger window would have kept it;
+//! - a miss on a key the **main** space dropped lately shrinks the window:
+//!   a bigger main space would have kept it.
+//!
+//! Each step is scaled as ARC scales its target: by the other ghost's
+//! population over this one's (at least 1), so that the side that drops
+//! fewer keys is not outvoted by the side that drops many. The frequency gate
+//! keeps loops out of it: a loop longer than the cache sends back every key
+//! it dropped, but those keys are frequent, and growing the window for them
+//! would turn the cache into an LRU, which a loop defeats. The span is short
+//! so that a key that comes back only after a full turn of the cache gives
+//! no signal at all.
+//!
+//! Measured (the replay tests, `POLICY_VARIANTS=1` prints every variant):
+//! with ghosts and no climber the policy is within 1 point of the best anchor
+//! at every capacity of every trace but glimpse at 1750 entries (-2.2, where
+//! only theine gets there), and above otter on average on each; without the
+//! frequency gate, ghosts cost 20 to 77 points on the loop; without the
+//! balance, 3 to 5 points on OLTP; ghosts and the climber together were worse
+//! than ghosts alone on the loop (68.8% against 73.9% at 750 entries). The
+//! climber ([`climber`], Caffeine's constants) stays available to the tests
+//! as the reference it was measured against; the cache does not run it.
+//!
+//! # Memory
+//!
+//! Per entry: its node, 12 bytes (two 31-bit links with the segment tag in
+//! their top bits, and the fragment; 16 once a weight other than 1 is seen,
+//! see [`nodes`]); its share of the sketch, 8 bytes when the shard's entry
+//! capacity is a power of two, up to 16 just above one; of the ghosts, 1.4 to
+//! 2.8 bytes (2 filters x 2 generations x 16 bits per remembered key). The
+//! arena grows by a quarter at a time (at most 25% slack). [`Policy::footprint`]
+//! is the exact figure; [`Policy::BYTES_PER_ENTRY`] a bound for shards of
+//! 1024 entries and more.
+//!
+//! # Invariants
+//!
+//! - every live node is in exactly one of `window`, `probation`, `protected`,
+//!   tagged with it; every other index below the arena's length is free;
+//! - `len()` is the number of live nodes and `weight()` the sum of their
+//!   weights (the three lists' weights);
+//! - `window_max + protected_max <= capacity`, `window_max >= 1`;
+//! - `protected.weight() <= protected_max` after every call;
+//! - a node handed out stays valid until `evict` returns it, `on_remove`
+//!   frees it, or `clear`: then its index may be handed out again. Calls
+//!   naming a free or out-of-range node, or (for `on_hit`) one whose fragment
+//!   differs, touch no list.
 
 mod climber;
 mod ghost;
@@ -9,6 +100,8 @@ mod sketch;
 
 #[cfg(test)]
 mod replay_tests;
+#[cfg(test)]
+mod tests;
 
 use climber::{Climber, Steps};
 use ghost::Ghosts;
@@ -20,16 +113,21 @@ use sketch::Sketch;
 const INITIAL_WINDOW_SHARE: f64 = 0.01;
 /// Share of the main space the protected segment may fill (Caffeine: 80%).
 const PROTECTED_SHARE: f64 = 0.80;
-/// A candidate at least this frequent that lost its duel is still admitted,
-/// one time in 128 (Caffeine's defence against a flood of colliding keys
-/// keeping a popular newcomer out forever).
+/// A candidate at least this frequent that lost its duel may still be
+/// admitted, one time in [`WARM_ODDS`] + 1.
 const WARM_CANDIDATE: u8 = 6;
+/// The xorshift bits that must be zero for that (4095: one time in 4096).
+const WARM_ODDS: u64 = 4095;
+/// How long ghosts are remembered, in requests per entry of capacity.
+const GHOST_SPAN: f64 = 0.35;
+/// A window ghost counts only for a key at most this frequent.
+const GHOST_MAX_FREQUENCY: u8 = 1;
 /// Nodes moved between segments per window adjustment, at most.
 const TRANSFER_LIMIT: usize = 1000;
-/// Entries the sketch is sized for at first, at most (it grows with the
-/// number of live entries: a cache bounded by bytes does not know how many
-/// entries it will hold).
-const INITIAL_SKETCH_ENTRIES: u64 = 4096;
+/// Entries the sketch (and the arena's first allocation) is sized for at
+/// first, at most: it grows with the number of live entries, since a cache
+/// bounded by bytes does not know how many entries it will hold.
+const INITIAL_ENTRIES: u64 = 4096;
 
 /// What [`Policy::evict`] chose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,10 +143,10 @@ pub(crate) struct Victim {
 /// Knobs the replay tests vary; the cache uses [`Tuning::DEFAULT`].
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Tuning {
+    /// The hill climber's constants, and whether it runs at all.
     pub(super) steps: Steps,
-    pub(super) initial_window_share: f64,
-    /// Whether the hill climber runs.
     pub(super) climb: bool,
+    pub(super) initial_window_share: f64,
     /// How long ghosts are remembered, in requests per entry (0: no ghosts).
     pub(super) ghost_span: f64,
     /// Window change per ghost hit, in units of the missed entry's weight.
@@ -58,61 +156,90 @@ pub(super) struct Tuning {
     /// Whether a ghost hit's step is scaled by the other ghost's population
     /// over its own (ARC's balance).
     pub(super) ghost_balance: bool,
+    /// log2 of the sketch's words (16 counters) per entry.
+    pub(super) sketch_density: i32,
+    /// A candidate at least this frequent that lost its duel may still be
+    /// admitted, when the xorshift's low bits under `warm_mask` are zero.
+    pub(super) warm_threshold: u8,
+    pub(super) warm_mask: u64,
+    /// The sketch ages every this many counted increments per entry.
+    pub(super) sample_per_entry: u64,
 }
 
 impl Tuning {
     pub(super) const DEFAULT: Tuning = Tuning {
         steps: climber::CAFFEINE,
         initial_window_share: INITIAL_WINDOW_SHARE,
-        climb: true,
-        ghost_span: 0.5,
+        climb: false,
+        ghost_span: GHOST_SPAN,
         ghost_step: 1,
-        ghost_max_freq: 1,
+        ghost_max_freq: GHOST_MAX_FREQUENCY,
         ghost_balance: true,
+        sketch_density: 0,
+        warm_threshold: WARM_CANDIDATE,
+        warm_mask: WARM_ODDS,
+        sample_per_entry: 10,
     };
 }
 
+/// One shard's eviction policy (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Policy {
+    /// The nodes, one per live entry, and the free indices.
     nodes: Nodes,
+    /// New entries, LRU first.
     window: List,
+    /// Main space, admitted and not hit since, LRU first: victims come from here.
     probation: List,
+    /// Main space, hit while in probation, LRU first.
     protected: List,
+    /// Recent access frequencies, by fragment.
     sketch: Sketch,
-    climber: Climber,
-    /// Candidates the window dropped lately (rejected at admission).
+    /// Caffeine's hill climber, run only when the tuning says so (the tests'
+    /// reference; the cache sizes the window by ghosts).
+    climber: Option<Climber>,
+    /// Fragments of candidates the window dropped lately.
     window_ghosts: Ghosts,
-    /// Entries the main space dropped lately.
+    /// Fragments of entries the main space dropped lately.
     main_ghosts: Ghosts,
     tuning: Tuning,
     /// Weight units the shard may hold.
     capacity: u64,
-    /// The window's share of `capacity`, as the climber sets it.
+    /// The window's share of `capacity`, as the ghosts move it.
     window_max: u64,
-    /// The protected segment's share.
+    /// The protected segment's share (80% of what the window leaves).
     protected_max: u64,
-    /// Whether the cache has been half full (the climber only measures from
-    /// then on: a filling cache's hit rate says nothing about its window).
+    /// Whether the cache has been half full (the climber measures from then
+    /// on: a filling cache's hit rate says nothing about its window).
     warm: bool,
-    /// xorshift state for the warm-candidate admission.
+    /// xorshift64 state for the warm-candidate admission (fixed seed: the
+    /// policy is deterministic, and the odds are too low to aim at).
     rng: u64,
 }
 
 impl Policy {
-    /// A policy for a shard holding at most `capacity` weight units (>= 1).
+    /// A policy for one shard that may hold `capacity` weight units (entries
+    /// when every weight is 1, bytes otherwise); 0 is taken as 1.
     pub(crate) fn new(capacity: u64) -> Policy {
         Policy::with_tuning(capacity, Tuning::DEFAULT)
     }
 
+    /// [`Policy::new`] with other knobs (the replay tests' variants).
     pub(super) fn with_tuning(capacity: u64, tuning: Tuning) -> Policy {
         let capacity = capacity.max(1);
         let window_max =
             (capacity - (capacity as f64 * (1.0 - tuning.initial_window_share)) as u64).max(1);
-        let sketch = Sketch::new(capacity.min(INITIAL_SKETCH_ENTRIES));
-        let climber = Climber::new(capacity, sketch.entries(), tuning.steps);
-        let span = (tuning.ghost_span * sketch.entries() as f64) as u64;
+        let entries = capacity.min(INITIAL_ENTRIES);
+        let sketch = Sketch::with_period(entries, tuning.sketch_density, tuning.sample_per_entry);
+        let climber = tuning
+            .climb
+            .then(|| Climber::new(capacity, entries, tuning.steps));
+        let span = (tuning.ghost_span * entries as f64) as u64;
+        let mut nodes = Nodes::new();
+        // The shard inserts before it evicts: one node over the capacity.
+        nodes.reserve(entries as usize + 1);
         Policy {
-            nodes: Nodes::new(),
+            nodes,
             window: List::new(Queue::Window),
             probation: List::new(Queue::Probation),
             protected: List::new(Queue::Protected),
@@ -129,52 +256,47 @@ impl Policy {
         }
     }
 
+    /// A new entry (a miss that was filled) with hash fragment `frag` (the
+    /// low 32 bits of the key's hash) and `weight` (0 is taken as 1): returns
+    /// its node index (below 2^31), for the shard to keep in the entry. An
+    /// access for the sketch; a ghost hit moves the window.
+    ///
+    /// # Panics
+    /// If the shard already holds 2^31 - 1 entries.
     pub(crate) fn on_insert(&mut self, frag: u32, weight: u32) -> u32 {
         let weight = weight.max(1);
         self.tick_ghosts();
-        if self.tuning.ghost_span > 0.0 {
-            let step = u64::from(weight) * self.tuning.ghost_step;
-            let (windows, mains) = (
-                self.window_ghosts.population().max(1),
-                self.main_ghosts.population().max(1),
-            );
-            if self.window_ghosts.contains(frag)
-                && self.sketch.frequency(frag) <= self.tuning.ghost_max_freq
-            {
-                let scale = if self.tuning.ghost_balance {
-                    (mains / windows).max(1)
-                } else {
-                    1
-                };
-                self.grow_window(step * scale);
-            } else if self.main_ghosts.contains(frag) {
-                let scale = if self.tuning.ghost_balance {
-                    (windows / mains).max(1)
-                } else {
-                    1
-                };
-                self.shrink_window(step * scale);
-            }
-        }
+        self.follow_ghosts(frag, weight);
         let node = self.nodes.alloc(frag, weight, Queue::Window);
         self.window.push_back(&mut self.nodes, node);
         self.sketch.increment(frag);
-        self.climber.record_miss();
+        if let Some(climber) = &mut self.climber {
+            climber.record_miss();
+        }
         self.grow_sketch();
         self.maintain();
         node
     }
 
+    /// A read hit on `node` for a key whose fragment is `frag`, replayed from
+    /// a reader's buffer (lossy, possibly late). The sketch counts `frag`
+    /// whatever `node` is; the node moves only if it is live and still has
+    /// that fragment (it may have been freed or reused since). Never panics,
+    /// whatever the pair.
     pub(crate) fn on_hit(&mut self, node: u32, frag: u32) {
         self.tick_ghosts();
         self.sketch.increment(frag);
-        self.climber.record_hit();
+        if let Some(climber) = &mut self.climber {
+            climber.record_hit();
+        }
         if self.nodes.live(node).is_some_and(|live| live.frag == frag) {
             self.reorder(node);
         }
         self.maintain();
     }
 
+    /// The value of `node`'s entry was replaced, now weighing `weight` (0 is
+    /// taken as 1): an access. A free or out-of-range `node` is ignored.
     pub(crate) fn on_update(&mut self, node: u32, weight: u32) {
         let Some(live) = self.nodes.live(node) else {
             return;
@@ -187,6 +309,8 @@ impl Policy {
         self.maintain();
     }
 
+    /// The map removed `node`'s entry (delete, expiry): the node is freed for
+    /// reuse. A free or out-of-range `node` is ignored.
     pub(crate) fn on_remove(&mut self, node: u32) {
         if let Some(live) = self.nodes.live(node) {
             let queue = live.queue();
@@ -194,6 +318,11 @@ impl Policy {
         }
     }
 
+    /// The next entry to evict, chosen by the policy, its node freed already;
+    /// `None` only when no node is live. Called while the shard is over its
+    /// bound, which may be a bound of its own (entries while the policy counts
+    /// bytes): it always has a victim, whether or not `weight()` is over the
+    /// capacity. Ghosts remember the victim.
     pub(crate) fn evict(&mut self) -> Option<Victim> {
         loop {
             if self.nodes.len() == 0 {
@@ -223,14 +352,19 @@ impl Policy {
         }
     }
 
+    /// Live nodes.
     pub(crate) fn len(&self) -> usize {
         self.nodes.len()
     }
 
+    /// The sum of the live nodes' weights.
     pub(crate) fn weight(&self) -> u64 {
         self.window.weight() + self.probation.weight() + self.protected.weight()
     }
 
+    /// Forgets every node (all indices free; the next is 0 again). The sketch
+    /// and ghosts keep their history: the keys that were popular before a
+    /// clear are likely to be again.
     pub(crate) fn clear(&mut self) {
         self.nodes.clear();
         self.window.clear();
@@ -238,12 +372,23 @@ impl Policy {
         self.protected.clear();
     }
 
-    /// Bytes of policy memory per entry: its node (12 bytes; 16 once weights
-    /// other than 1 are used) and its share of the sketch (8 to 16 bytes).
-    pub(crate) const BYTES_PER_ENTRY: usize = 16 + 16;
+    /// Bytes of policy memory per entry, at most, for a shard of 1024 entries
+    /// or more: a node of 16 (12 while every weight is 1), less than 16 of
+    /// sketch (8 when the entry capacity is a power of two), at most 2.8 of
+    /// ghosts, and the arena's slack (a quarter at most, of the node).
+    pub(crate) const BYTES_PER_ENTRY: usize = 16 + 4 + 16 + 3;
 
+    /// [`Policy::BYTES_PER_ENTRY`].
     pub(crate) fn bytes_per_entry() -> usize {
         Self::BYTES_PER_ENTRY
+    }
+
+    /// Heap bytes the policy holds now, exactly (arena, sketch, ghosts).
+    pub(crate) fn footprint(&self) -> usize {
+        self.nodes.bytes()
+            + self.sketch.bytes()
+            + self.window_ghosts.bytes()
+            + self.main_ghosts.bytes()
     }
 
     /// The list of a live node's `queue`, with the arena its links are in.
@@ -309,32 +454,42 @@ impl Policy {
     }
 
     /// TinyLFU's admission: the candidate displaces the victim if it is more
-    /// frequent; a warm candidate that is not still wins one time in 128.
+    /// frequent; a warm candidate that is not still wins, rarely.
     fn admit(&mut self, candidate: u32, victim: u32) -> bool {
         let candidate_freq = self.sketch.frequency(self.nodes.get(candidate).frag);
         let victim_freq = self.sketch.frequency(self.nodes.get(victim).frag);
         if candidate_freq > victim_freq {
             return true;
         }
-        if candidate_freq < WARM_CANDIDATE {
+        if candidate_freq < self.tuning.warm_threshold {
             return false;
         }
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        self.rng & 127 == 0
+        self.rng & self.tuning.warm_mask == 0
     }
 
+    /// The sketch (and the ghosts) follow the number of live entries, up to
+    /// the capacity: sized for the next power of two of them (the counts
+    /// start over, as Caffeine's do when its sketch grows).
     fn grow_sketch(&mut self) {
         let len = self.nodes.len() as u64;
         if len > self.sketch.entries() {
-            self.sketch.ensure_capacity((len * 2).min(self.capacity));
-            self.climber.resize(self.sketch.entries());
+            self.sketch
+                .ensure_capacity(len.next_power_of_two().min(self.capacity));
+            let entries = self.sketch.entries();
+            if let Some(climber) = &mut self.climber {
+                climber.resize(entries);
+            }
+            let span = (self.tuning.ghost_span * entries as f64) as u64;
+            self.window_ghosts = Ghosts::new(span);
+            self.main_ghosts = Ghosts::new(span);
         }
     }
 
     /// Work after each event: drain the window into a main space that has
-    /// room; once warm, let the climber resize the window.
+    /// room; once warm, let the climber (if it runs) resize the window.
     fn maintain(&mut self) {
         if self.weight() <= self.capacity {
             while self.window.weight() > self.window_max {
@@ -345,20 +500,47 @@ impl Policy {
                 self.probation.push_back(&mut self.nodes, node);
             }
         }
+        let Some(climber) = &mut self.climber else {
+            return;
+        };
         if !self.warm {
-            if self.weight() * 2 >= self.capacity {
+            if self.window.weight() + self.probation.weight() + self.protected.weight()
+                >= self.capacity / 2
+            {
                 self.warm = true;
-                self.climber.restart_period();
+                climber.restart_period();
             }
             return;
         }
-        if !self.tuning.climb {
-            return;
-        }
-        match self.climber.adjustment() {
+        match climber.adjustment() {
             0 => {}
             grow if grow > 0 => self.grow_window(grow as u64),
             shrink => self.shrink_window(shrink.unsigned_abs()),
+        }
+    }
+
+    /// A miss on `frag`: if a ghost remembers it, move the window (see the
+    /// module docs).
+    fn follow_ghosts(&mut self, frag: u32, weight: u32) {
+        if self.tuning.ghost_span <= 0.0 {
+            return;
+        }
+        let step = u64::from(weight) * self.tuning.ghost_step;
+        let windows = self.window_ghosts.population().max(1);
+        let mains = self.main_ghosts.population().max(1);
+        let balance = |ours: u64, theirs: u64| {
+            if self.tuning.ghost_balance {
+                (theirs / ours).max(1)
+            } else {
+                1
+            }
+        };
+        if self.window_ghosts.contains(frag)
+            && self.sketch.frequency(frag) <= self.tuning.ghost_max_freq
+        {
+            self.grow_window(step * balance(windows, mains));
+        } else if self.main_ghosts.contains(frag) {
+            self.shrink_window(step * balance(mains, windows));
         }
     }
 

@@ -117,12 +117,19 @@ impl Nodes {
                 .ok()
                 .filter(|&index| index < MAX_NODES)
                 .expect("a shard holds fewer than 2^31 - 1 entries");
+            if self.nodes.len() == self.nodes.capacity() {
+                // Grow by a quarter, not double: the arena is most of the
+                // policy's memory, charged per entry.
+                self.nodes.reserve_exact((self.nodes.len() / 4).max(16));
+            }
             self.nodes.push(Node {
                 prev: 0,
                 next: 0,
                 frag: 0,
             });
             if !self.weights.is_empty() {
+                self.weights
+                    .reserve_exact(self.nodes.capacity() - self.weights.len());
                 self.weights.push(1);
             }
             index
@@ -175,9 +182,21 @@ impl Nodes {
             if weight == 1 {
                 return;
             }
-            self.weights = vec![1; self.nodes.len()];
+            self.weights = Vec::with_capacity(self.nodes.capacity());
+            self.weights.resize(self.nodes.len(), 1);
         }
         self.weights[index as usize] = weight;
+    }
+
+    /// Reserves room for `additional` more nodes, exactly.
+    pub(super) fn reserve(&mut self, additional: usize) {
+        self.nodes.reserve_exact(additional);
+    }
+
+    /// Heap bytes the arena holds (allocated, not only used).
+    pub(super) fn bytes(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.weights.capacity() * std::mem::size_of::<u32>()
     }
 
     /// Live nodes.

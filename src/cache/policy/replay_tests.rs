@@ -320,6 +320,29 @@ fn zipf(s: f64, n: usize, requests: usize, seed: u64) -> Vec<u64> {
         .collect()
 }
 
+/// A Zipf(0.9) workload with a one-pass scan of 5,000 fresh keys after every
+/// 20,000 requests.
+fn zipf_with_scans() -> Vec<u64> {
+    let base = zipf(0.9, 100_000, 400_000, 11);
+    let mut trace = Vec::with_capacity(base.len() * 5 / 4);
+    let mut fresh = 1u64 << 60;
+    for chunk in base.chunks(20_000) {
+        trace.extend_from_slice(chunk);
+        trace.extend(fresh..fresh + 5_000);
+        fresh += 5_000;
+    }
+    trace
+}
+
+fn synthetic_traces() -> Vec<(String, Vec<u64>)> {
+    let mut traces: Vec<(String, Vec<u64>)> = [0.7, 0.9, 0.99]
+        .iter()
+        .map(|&s| (format!("zipf {s}"), zipf(s, 100_000, 400_000, 7)))
+        .collect();
+    traces.push(("zipf+scans".to_string(), zipf_with_scans()));
+    traces
+}
+
 #[test]
 fn zipf_hit_ratio() {
     for s in [0.7, 0.9, 0.99] {
@@ -364,27 +387,23 @@ fn variants() {
             }
         };
     let variants: Vec<(&str, Tuning)> = vec![
-        ("caffeine", Tuning::DEFAULT),
-        ("ghost 0.5 f1 + climber", ghost(0.5, 1, true, 1, false)),
+        ("default", Tuning::DEFAULT),
         (
-            "ghost 0.5 f1 balanced + climber",
-            ghost(0.5, 1, true, 1, true),
+            "ghost span 0.35",
+            Tuning {
+                ghost_span: 0.35,
+                ..Tuning::DEFAULT
+            },
         ),
         (
-            "ghost 0.5 f2 balanced + climber",
-            ghost(0.5, 1, true, 2, true),
+            "ghost span 0.25",
+            Tuning {
+                ghost_span: 0.25,
+                ..Tuning::DEFAULT
+            },
         ),
-        ("ghost 0.5 f1 balanced alone", ghost(0.5, 1, false, 1, true)),
-        (
-            "ghost 0.25 f1 balanced + climber",
-            ghost(0.25, 1, true, 1, true),
-        ),
-        (
-            "ghost 1 f1 balanced + climber",
-            ghost(1.0, 1, true, 1, true),
-        ),
-        ("sample 1x", steps(1.0, 0.0625)),
     ];
+    let synthetic = synthetic_traces();
     let names = ["oltp", "glimpse", "loop", "vault", "mixed"];
     let traces: Vec<Vec<u64>> = names.iter().map(|name| trace_of(name)).collect();
     for (label, tuning) in variants {
@@ -402,53 +421,12 @@ fn variants() {
                 mean(&anchors.otter)
             );
         }
-    }
-}
-
-#[test]
-fn debug_loop() {
-    if std::env::var_os("POLICY_DEBUG").is_none() {
-        return;
-    }
-    let trace = trace_of("loop");
-    let tuning = Tuning {
-        ghost_span: 0.5,
-        climb: false,
-        ..Tuning::DEFAULT
-    };
-    let mut policy = Policy::with_tuning(1000, tuning);
-    let mut node_of: HashMap<u64, u32> = HashMap::new();
-    let mut key_of: Vec<u64> = vec![0; 4096];
-    let mut last_seen: HashMap<u64, usize> = HashMap::new();
-    for (t, &key) in trace.iter().enumerate() {
-        let f = frag(key);
-        if t % 20000 == 0 {
-            println!(
-                "t {t} window_max {} window {} prot {}",
-                policy.window_max,
-                policy.window.len(),
-                policy.protected.len()
-            );
-        }
-        if let Some(&node) = node_of.get(&key) {
-            policy.on_hit(node, f);
-        } else {
-            let wg = policy.window_ghosts.contains(f);
-            let mg = policy.main_ghosts.contains(f);
-            if (wg || mg) && t < 200000 {
-                println!(
-                    "t {t} key {key} wg {wg} mg {mg} last {:?}",
-                    last_seen.get(&key).map(|l| t - l)
-                );
+        for (name, trace) in &synthetic {
+            print!("{name:<12}");
+            for capacity in [250, 1000, 2000] {
+                print!(" {:>6.2}", replay(trace, capacity, tuning));
             }
-            let node = policy.on_insert(f, 1);
-            key_of[node as usize] = key;
-            node_of.insert(key, node);
-            while policy.len() > 1000 {
-                let v = policy.evict().unwrap();
-                node_of.remove(&key_of[v.node as usize]);
-            }
+            println!();
         }
-        last_seen.insert(key, t);
     }
 }

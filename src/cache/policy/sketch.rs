@@ -41,13 +41,32 @@ pub(super) struct Sketch {
     size: u64,
     /// `size` at which the counters are halved.
     sample_size: u64,
+    /// log2 of the words per entry (0: one word, 16 counters, per entry).
+    density: i32,
+    sample_per_entry: u64,
 }
 
 impl Sketch {
-    /// A sketch for `entries` entries (at least one).
+    /// A sketch for `entries` entries (at least one), one word per entry.
+    #[cfg(test)]
     pub(super) fn new(entries: u64) -> Sketch {
+        Sketch::with_density(entries, 0)
+    }
+
+    /// A sketch for `entries` entries with 2^`density` words per entry.
+    pub(super) fn with_density(entries: u64, density: i32) -> Sketch {
+        Sketch::with_period(entries, density, SAMPLE_PER_ENTRY)
+    }
+
+    /// ... aging every `sample_per_entry` counted increments per entry.
+    pub(super) fn with_period(entries: u64, density: i32, sample_per_entry: u64) -> Sketch {
         let entries = entries.max(1);
-        let words = usize::try_from(entries)
+        let scaled = if density >= 0 {
+            entries << density
+        } else {
+            entries >> -density
+        };
+        let words = usize::try_from(scaled)
             .unwrap_or(usize::MAX >> 4)
             .min(usize::MAX >> 4)
             .next_power_of_two()
@@ -57,7 +76,9 @@ impl Sketch {
             block_mask: (words / BLOCK_WORDS - 1) as u64,
             entries,
             size: 0,
-            sample_size: SAMPLE_PER_ENTRY.saturating_mul(entries),
+            sample_size: sample_per_entry.saturating_mul(entries),
+            density,
+            sample_per_entry,
         }
     }
 
@@ -75,7 +96,7 @@ impl Sketch {
     /// counts start over (a bigger table spreads keys differently).
     pub(super) fn ensure_capacity(&mut self, entries: u64) {
         if entries > self.entries {
-            *self = Sketch::new(entries);
+            *self = Sketch::with_period(entries, self.density, self.sample_per_entry);
         }
     }
 
@@ -131,7 +152,6 @@ impl Sketch {
     }
 
     /// Bytes the table takes.
-    #[cfg(test)]
     pub(super) fn bytes(&self) -> usize {
         self.table.len() * 8
     }
