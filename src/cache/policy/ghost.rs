@@ -90,14 +90,6 @@ impl Ghosts {
         }
     }
 
-    pub(super) fn clear(&mut self) {
-        for generation in &mut self.generations {
-            generation.fill(0);
-        }
-        self.requests = 0;
-        self.inserted = [0; 2];
-    }
-
     /// Keys remembered (counting repeats and collisions).
     pub(super) fn population(&self) -> u64 {
         self.inserted[0] + self.inserted[1]

@@ -92,6 +92,10 @@
 //!   naming a free or out-of-range node, or (for `on_hit`) one whose fragment
 //!   differs, touch no list.
 
+// Until the shard calls the policy (the issue 11 integration), only the
+// tests do: remove this then.
+#![cfg_attr(not(test), allow(dead_code))]
+
 mod climber;
 mod ghost;
 mod list;
@@ -142,32 +146,32 @@ pub(crate) struct Victim {
 
 /// Knobs the replay tests vary; the cache uses [`Tuning::DEFAULT`].
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Tuning {
+struct Tuning {
     /// The hill climber's constants, and whether it runs at all.
-    pub(super) steps: Steps,
-    pub(super) climb: bool,
-    pub(super) initial_window_share: f64,
+    steps: Steps,
+    climb: bool,
+    initial_window_share: f64,
     /// How long ghosts are remembered, in requests per entry (0: no ghosts).
-    pub(super) ghost_span: f64,
+    ghost_span: f64,
     /// Window change per ghost hit, in units of the missed entry's weight.
-    pub(super) ghost_step: u64,
+    ghost_step: u64,
     /// A window ghost hit counts only for a key at most this frequent.
-    pub(super) ghost_max_freq: u8,
+    ghost_max_freq: u8,
     /// Whether a ghost hit's step is scaled by the other ghost's population
     /// over its own (ARC's balance).
-    pub(super) ghost_balance: bool,
+    ghost_balance: bool,
     /// log2 of the sketch's words (16 counters) per entry.
-    pub(super) sketch_density: i32,
+    sketch_density: i32,
     /// A candidate at least this frequent that lost its duel may still be
     /// admitted, when the xorshift's low bits under `warm_mask` are zero.
-    pub(super) warm_threshold: u8,
-    pub(super) warm_mask: u64,
+    warm_threshold: u8,
+    warm_mask: u64,
     /// The sketch ages every this many counted increments per entry.
-    pub(super) sample_per_entry: u64,
+    sample_per_entry: u64,
 }
 
 impl Tuning {
-    pub(super) const DEFAULT: Tuning = Tuning {
+    const DEFAULT: Tuning = Tuning {
         steps: climber::CAFFEINE,
         initial_window_share: INITIAL_WINDOW_SHARE,
         climb: false,
@@ -225,7 +229,7 @@ impl Policy {
     }
 
     /// [`Policy::new`] with other knobs (the replay tests' variants).
-    pub(super) fn with_tuning(capacity: u64, tuning: Tuning) -> Policy {
+    fn with_tuning(capacity: u64, tuning: Tuning) -> Policy {
         let capacity = capacity.max(1);
         let window_max =
             (capacity - (capacity as f64 * (1.0 - tuning.initial_window_share)) as u64).max(1);
@@ -475,17 +479,17 @@ impl Policy {
     /// start over, as Caffeine's do when its sketch grows).
     fn grow_sketch(&mut self) {
         let len = self.nodes.len() as u64;
-        if len > self.sketch.entries() {
-            self.sketch
-                .ensure_capacity(len.next_power_of_two().min(self.capacity));
-            let entries = self.sketch.entries();
-            if let Some(climber) = &mut self.climber {
-                climber.resize(entries);
-            }
-            let span = (self.tuning.ghost_span * entries as f64) as u64;
-            self.window_ghosts = Ghosts::new(span);
-            self.main_ghosts = Ghosts::new(span);
+        let entries = len.next_power_of_two().min(self.capacity);
+        if entries <= self.sketch.entries() {
+            return;
         }
+        self.sketch.ensure_capacity(entries);
+        if let Some(climber) = &mut self.climber {
+            climber.resize(entries);
+        }
+        let span = (self.tuning.ghost_span * entries as f64) as u64;
+        self.window_ghosts = Ghosts::new(span);
+        self.main_ghosts = Ghosts::new(span);
     }
 
     /// Work after each event: drain the window into a main space that has

@@ -270,31 +270,40 @@ fn trace_test(name: &'static str, floors: [f64; 8]) {
         mean(&anchors.otter)
     );
     check(&report, floors);
+    assert!(
+        mean(&report.ours) > mean(&anchors.otter),
+        "{name}: mean under otter's"
+    );
 }
 
 #[test]
 fn oltp_hit_ratio() {
-    trace_test("oltp", [0.0; 8]);
+    // Measured: see the module docs of `policy`; floors 0.3 to 0.5 under.
+    trace_test("oltp", [24.2, 33.7, 38.0, 40.7, 42.7, 44.1, 45.3, 46.3]);
 }
 
 #[test]
 fn glimpse_hit_ratio() {
-    trace_test("glimpse", [0.0; 8]);
+    // Measured: see the module docs of `policy`; floors 0.3 to 0.5 under.
+    trace_test("glimpse", [14.6, 32.8, 43.2, 50.4, 51.5, 53.1, 55.1, 57.5]);
 }
 
 #[test]
 fn loop_hit_ratio() {
-    trace_test("loop", [0.0; 8]);
+    // Measured: see the module docs of `policy`; floors 0.3 to 0.5 under.
+    trace_test("loop", [22.9, 48.8, 73.4, 97.9, 99.7, 99.7, 99.7, 99.7]);
 }
 
 #[test]
 fn vault_hit_ratio() {
-    trace_test("vault", [0.0; 8]);
+    // Measured: see the module docs of `policy`; floors 0.3 to 0.5 under.
+    trace_test("vault", [33.0, 33.0, 33.0, 33.0, 33.0, 33.0, 33.0, 33.0]);
 }
 
 #[test]
 fn mixed_hit_ratio() {
-    trace_test("mixed", [0.0; 8]);
+    // Measured: see the module docs of `policy`; floors 0.3 to 0.5 under.
+    trace_test("mixed", [26.2, 42.9, 58.8, 74.8, 75.7, 75.8, 75.9, 75.8]);
 }
 
 /// Deterministic Zipf(`s`) keys over `n` ranks (inverse-CDF sampling over a
@@ -345,20 +354,31 @@ fn synthetic_traces() -> Vec<(String, Vec<u64>)> {
 
 #[test]
 fn zipf_hit_ratio() {
-    for s in [0.7, 0.9, 0.99] {
-        let trace = zipf(s, 100_000, 400_000, 7);
-        print!("\nzipf {s}: ");
-        for capacity in [250, 1000, 2000] {
-            let ours = replay(&trace, capacity, Tuning::DEFAULT);
-            let lru = lru(&trace, capacity);
-            print!(" cap {capacity}: {ours:.2} (lru {lru:.2})");
+    // Floors 0.4 to 0.5 under the measured figures, at capacities 250, 1000
+    // and 2000; LRU (exact, computed here) must be beaten everywhere.
+    let floors = [
+        [11.8, 19.7, 24.9],
+        [32.6, 44.2, 50.4],
+        [45.8, 57.6, 63.2],
+        [26.0, 35.1, 40.0],
+    ];
+    for ((name, trace), floors) in synthetic_traces().iter().zip(floors) {
+        print!("\n{name}:");
+        for (capacity, floor) in [250, 1000, 2000].into_iter().zip(floors) {
+            let ours = replay(trace, capacity, Tuning::DEFAULT);
+            let lru = lru(trace, capacity);
+            print!("  {capacity}: {ours:.2} (lru {lru:.2})");
             assert!(
                 ours > lru,
-                "zipf {s} at {capacity}: {ours:.2} <= lru {lru:.2}"
+                "{name} at {capacity}: {ours:.2} <= lru {lru:.2}"
+            );
+            assert!(
+                ours >= floor,
+                "{name} at {capacity}: {ours:.2} under {floor}"
             );
         }
-        println!();
     }
+    println!();
 }
 
 /// The variants tried while tuning (printed only with `POLICY_VARIANTS=1`).
@@ -367,38 +387,94 @@ fn variants() {
     if std::env::var_os("POLICY_VARIANTS").is_none() {
         return;
     }
-    let steps = |sample_per_entry: f64, step_share: f64| Tuning {
-        steps: Steps {
-            sample_per_entry,
-            step_share,
-            ..CAFFEINE
-        },
+    let caffeine = Tuning {
+        climb: true,
+        ghost_span: 0.0,
+        warm_mask: 127,
         ..Tuning::DEFAULT
     };
-    let ghost =
-        |ghost_span: f64, ghost_step: u64, climb: bool, ghost_max_freq: u8, ghost_balance: bool| {
-            Tuning {
-                ghost_span,
-                ghost_balance,
-                ghost_step,
-                climb,
-                ghost_max_freq,
-                ..Tuning::DEFAULT
-            }
-        };
+    let ghosts_with_climber = |ghost_max_freq: u8, ghost_balance: bool| Tuning {
+        climb: true,
+        warm_mask: 127,
+        ghost_max_freq,
+        ghost_balance,
+        ghost_span: 0.5,
+        ..Tuning::DEFAULT
+    };
     let variants: Vec<(&str, Tuning)> = vec![
-        ("default", Tuning::DEFAULT),
+        ("caffeine: climber, no ghosts, warm 1/128", caffeine),
         (
-            "ghost span 0.35",
+            "caffeine, climber sampling 1 request per entry",
             Tuning {
-                ghost_span: 0.35,
+                steps: Steps {
+                    sample_per_entry: 1.0,
+                    ..CAFFEINE
+                },
+                ..caffeine
+            },
+        ),
+        (
+            "+ ghosts 0.5, no gate, no balance",
+            ghosts_with_climber(15, false),
+        ),
+        (
+            "+ ghosts 0.5, gate f<=1, no balance",
+            ghosts_with_climber(1, false),
+        ),
+        (
+            "+ ghosts 0.5, gate f<=1, balance",
+            ghosts_with_climber(1, true),
+        ),
+        (
+            "default: ghosts 0.35, no climber, warm 1/4096",
+            Tuning::DEFAULT,
+        ),
+        (
+            "default, warm 1/128",
+            Tuning {
+                warm_mask: 127,
                 ..Tuning::DEFAULT
             },
         ),
         (
-            "ghost span 0.25",
+            "default + climber",
             Tuning {
-                ghost_span: 0.25,
+                climb: true,
+                ..Tuning::DEFAULT
+            },
+        ),
+        (
+            "default, ghost span 0.5",
+            Tuning {
+                ghost_span: 0.5,
+                ..Tuning::DEFAULT
+            },
+        ),
+        (
+            "default, sketch 1/2 word per entry",
+            Tuning {
+                sketch_density: -1,
+                ..Tuning::DEFAULT
+            },
+        ),
+        (
+            "default, sketch 2 words per entry",
+            Tuning {
+                sketch_density: 1,
+                ..Tuning::DEFAULT
+            },
+        ),
+        (
+            "default, sketch ages at 5x",
+            Tuning {
+                sample_per_entry: 5,
+                ..Tuning::DEFAULT
+            },
+        ),
+        (
+            "default, sketch ages at 20x",
+            Tuning {
+                sample_per_entry: 20,
                 ..Tuning::DEFAULT
             },
         ),

@@ -169,7 +169,10 @@ fn rejected_candidates_are_flagged_and_frequent_keys_stay() {
         hot_lost += usize::from(hot.contains(&(victim.node, victim.frag)));
         rejected += usize::from(victim.rejected);
     }
-    assert!(hot_lost <= 10, "{hot_lost} hot keys evicted for one-time keys");
+    assert!(
+        hot_lost <= 10,
+        "{hot_lost} hot keys evicted for one-time keys"
+    );
     assert!(rejected > 990, "{rejected} rejections");
     assert_eq!(policy.len(), 500);
     policy.check();
@@ -206,7 +209,7 @@ fn memory_per_entry_is_within_its_bound() {
         let per_entry = policy.footprint() as f64 / capacity as f64;
         println!("capacity {capacity}: {per_entry:.1} bytes per entry");
         assert!(
-            per_entry <= Policy::BYTES_PER_ENTRY as f64,
+            per_entry <= Policy::bytes_per_entry() as f64,
             "{capacity}: {per_entry}"
         );
     }
@@ -217,4 +220,31 @@ fn memory_per_entry_is_within_its_bound() {
     }
     let per_entry = policy.footprint() as f64 / 4096.0;
     assert!(per_entry < 12.0 + 8.0 + 3.0, "{per_entry}");
+}
+
+#[test]
+fn the_sketch_and_ghosts_grow_with_the_entries_only() {
+    // A byte-bounded policy: sized for 4096 entries at first, then for the
+    // next power of two of the live entries, never past the capacity.
+    let mut policy = Policy::new(1 << 20);
+    assert_eq!(policy.sketch.entries(), 4096);
+    for i in 0..5000 {
+        policy.on_insert(i, 1);
+    }
+    assert_eq!(policy.sketch.entries(), 8192);
+    let ghost_bytes = policy.window_ghosts.bytes();
+    // A full count-bounded policy goes one over its capacity at each insert
+    // (the shard evicts after): that must not resize (and wipe) anything.
+    let mut policy = Policy::new(250);
+    for i in 0..250 {
+        policy.on_insert(i, 1);
+    }
+    policy.window_ghosts.insert(12345);
+    for i in 250..260 {
+        policy.on_insert(i, 1);
+        policy.evict();
+    }
+    assert_eq!(policy.sketch.entries(), 250);
+    assert!(policy.window_ghosts.contains(12345), "ghosts wiped");
+    assert!(ghost_bytes > policy.window_ghosts.bytes());
 }
