@@ -310,6 +310,8 @@ impl Policy {
         list.reweigh(nodes, node, weight.max(1));
         self.sketch.increment(frag);
         self.reorder(node);
+        // A protected node that grew may overflow its segment.
+        self.demote_protected();
         self.maintain();
     }
 

@@ -248,3 +248,74 @@ fn the_sketch_and_ghosts_grow_with_the_entries_only() {
     assert!(policy.window_ghosts.contains(12345), "ghosts wiped");
     assert!(ghost_bytes > policy.window_ghosts.bytes());
 }
+
+#[test]
+fn random_operations_keep_every_invariant_and_agree_with_a_model() {
+    use std::collections::HashMap;
+    for (capacity, weighted) in [(1u64, false), (7, false), (64, false), (300, true)] {
+        let mut policy = Policy::new(capacity);
+        // node -> (frag, weight), what the shard would know.
+        let mut model: HashMap<u32, (u32, u32)> = HashMap::new();
+        let mut state = 0xDEAD_BEEF ^ capacity;
+        for step in 0..20_000 {
+            let roll = next(&mut state) % 100;
+            let pick = |state: &mut u64, model: &HashMap<u32, (u32, u32)>| {
+                let mut keys: Vec<u32> = model.keys().copied().collect();
+                keys.sort_unstable();
+                (!keys.is_empty()).then(|| keys[(next(state) % keys.len() as u64) as usize])
+            };
+            let weight = if weighted {
+                (next(&mut state) % 40) as u32
+            } else {
+                1
+            };
+            match roll {
+                0..=39 => {
+                    let frag = (next(&mut state) % 500) as u32;
+                    let node = policy.on_insert(frag, weight);
+                    assert!(model.insert(node, (frag, weight.max(1))).is_none());
+                }
+                40..=69 => {
+                    if let Some(node) = pick(&mut state, &model) {
+                        policy.on_hit(node, model[&node].0);
+                    }
+                }
+                70..=74 => policy.on_hit(next(&mut state) as u32, next(&mut state) as u32),
+                75..=79 => {
+                    if let Some(node) = pick(&mut state, &model) {
+                        policy.on_update(node, weight);
+                        model.get_mut(&node).unwrap().1 = weight.max(1);
+                    }
+                }
+                80..=84 => {
+                    if let Some(node) = pick(&mut state, &model) {
+                        policy.on_remove(node);
+                        model.remove(&node);
+                    }
+                }
+                85 => {
+                    if step % 7 == 0 {
+                        policy.clear();
+                        model.clear();
+                    }
+                }
+                _ => match policy.evict() {
+                    Some(victim) => {
+                        let (frag, _) = model.remove(&victim.node).expect("a live victim");
+                        assert_eq!(frag, victim.frag);
+                    }
+                    None => assert!(model.is_empty()),
+                },
+            }
+            // The shard's own loop: evict while over the bound.
+            while policy.weight() > capacity {
+                let victim = policy.evict().expect("over capacity, so not empty");
+                model.remove(&victim.node).expect("a live victim");
+            }
+            let live = policy.check();
+            assert_eq!(live, model.keys().copied().collect::<HashSet<u32>>());
+            let weight: u64 = model.values().map(|&(_, w)| u64::from(w)).sum();
+            assert_eq!(policy.weight(), weight);
+        }
+    }
+}
