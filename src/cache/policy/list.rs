@@ -3,7 +3,7 @@
 //! its length and the sum of its nodes' weights, so the policy can size its
 //! segments without walking them.
 //!
-//! Invariants (checked by [`List::check`] in tests): walking `next` from
+//! Invariants (checked by `List::check` in tests): walking `next` from
 //! `head` visits exactly `len` nodes, all tagged with this list's queue, each
 //! one's `prev` the one before (`NIL` for the head), ending at `tail`; their
 //! weights sum to `weight`.

@@ -22,11 +22,11 @@
 //!   [`sketch`]), one word (16 counters) per entry, halved every 10 accesses
 //!   per entry so that it follows the recent past;
 //! - a candidate that lost a duel with a frequency of 6 or more is admitted
-//!   anyway one time in 4096 (Caffeine does it one time in 128 against
-//!   hash flooding; here fragments come from the map's seeded hash, so an
-//!   attacker cannot aim collisions at the sketch, and 1/128 measured 4
-//!   points worse on the loop trace at 750 entries: random admissions break
-//!   the frequency ties a loop lives on).
+//!   anyway one time in 4096 (Caffeine does it one time in 128 against hash
+//!   flooding; here fragments come from the map's hash, seeded at random
+//!   unless the host fixes the seed, so an attacker cannot aim collisions at
+//!   the sketch, and 1/128 measured 4.4 points worse on the loop trace at 750
+//!   entries: random admissions break the frequency ties a loop lives on).
 //!
 //! # Sizing the window: ghosts
 //!
@@ -58,15 +58,34 @@
 //! so that a key that comes back only after a full turn of the cache gives
 //! no signal at all.
 //!
-//! Measured (the replay tests, `POLICY_VARIANTS=1` prints every variant):
-//! with ghosts and no climber the policy is within 1 point of the best anchor
-//! at every capacity of every trace but glimpse at 1750 entries (-2.2, where
-//! only theine gets there), and above otter on average on each; without the
-//! frequency gate, ghosts cost 20 to 77 points on the loop; without the
-//! balance, 3 to 5 points on OLTP; ghosts and the climber together were worse
-//! than ghosts alone on the loop (68.8% against 73.9% at 750 entries). The
-//! climber ([`climber`], Caffeine's constants) stays available to the tests
-//! as the reference it was measured against; the cache does not run it.
+//! Measured (hit ratio in percent at capacities 250 to 2000 entries, the
+//! replay tests; `POLICY_VARIANTS=1` reprints every variant):
+//! - Caffeine as it is (climber, no ghosts, warm admission 1/128): means
+//!   within 0.4 points of otter's on every trace; vault 24.4 to 30.4, mixed
+//!   up to 2.8 under the best anchor, loop at 750 entries 68.4.
+//! - its climber sampling 1 request per entry instead of 10: vault 32 to 33,
+//!   but the loop loses 7.7 to 24.8 points, OLTP 0.9 to 2.3.
+//! - ghosts without the frequency gate: loop 22% at 750 and 1000 entries (the
+//!   window grows for loop keys, which come back just after a long stay in
+//!   the window); with the gate but without the balance: OLTP 1.4 to 3.2
+//!   under (the window side drops far more keys, so it wins every vote).
+//! - gate and balance, with the climber still running: all within 1 point
+//!   but loop 750 (-2.5), glimpse 1750 (-2.2), glimpse 250 (-1.4).
+//! - the same without the climber, warm admission 1/4096 (this policy):
+//!   all within 1 point of the best anchor but glimpse at 1750 (-2.2); mean
+//!   above otter on every trace (OLTP 39.8 vs 38.9, glimpse 45.2 vs 44.8,
+//!   loop 80.5 vs 79.2, vault 33.3 vs 27.6, mixed 63.7 vs 61.2). Putting back
+//!   the climber costs 1 point on loop 750; warm admission 1/128, 4.4 there.
+//! - the sketch at half a word per entry: OLTP -1.9, glimpse -2.4 at 250; at
+//!   two words: +0.1 to +0.9 (not worth 8 more bytes per entry); aging at 5
+//!   or 20 accesses per entry instead of 10: OLTP -1.0 or -1.8 somewhere.
+//! - ghost filters of 8 bits and 3 probes per key: their false positives grow
+//!   the window at random, Zipf 0.7 at 250 entries falls from 12.3 to 7.5.
+//! - admitting ties between a candidate and a victim both seen once fixes
+//!   glimpse at 1750 (57.4) but costs 6.5 points at 1000: not done. Glimpse
+//!   at 1750 stays the one shortfall over a point (its 6,015 requests make
+//!   2.2 points 133 misses: keys scanned once, refused, back 1,850 requests
+//!   later).
 //!
 //! # Memory
 //!
@@ -75,9 +94,12 @@
 //! see [`nodes`]); its share of the sketch, 8 bytes when the shard's entry
 //! capacity is a power of two, up to 16 just above one; of the ghosts, 1.4 to
 //! 2.8 bytes (2 filters x 2 generations x 16 bits per remembered key). The
-//! arena grows by a quarter at a time (at most 25% slack). [`Policy::footprint`]
-//! is the exact figure; [`Policy::BYTES_PER_ENTRY`] a bound for shards of
-//! 1024 entries and more.
+//! arena grows by a quarter at a time (at most 25% slack). Measured on full
+//! count-bounded policies (`memory_per_entry_is_within_its_bound`): 22.0
+//! bytes per entry at 1024 and 4096 entries, 25.7 at 1500, 27.0 at 5000,
+//! 29.4 at 20,000. [`Policy::footprint`] is the exact figure;
+//! [`Policy::BYTES_PER_ENTRY`] (39) a bound for shards of 1024 entries and
+//! more, weights included.
 //!
 //! # Invariants
 //!

@@ -18,7 +18,7 @@ impl Policy {
         }
         assert_eq!(live.len(), self.len());
         assert!(self.window_max >= 1);
-        assert!(self.window_max + self.protected_max <= self.capacity.max(self.window_max));
+        assert!(self.window_max + self.protected_max <= self.capacity);
         assert!(self.protected.weight() <= self.protected_max);
         live
     }
