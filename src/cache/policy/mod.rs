@@ -229,8 +229,18 @@ pub(crate) struct Policy {
     /// Fragments of entries the main space dropped lately.
     main_ghosts: Ghosts,
     tuning: Tuning,
-    /// Weight units the shard may hold.
+    /// Weight units the shard may hold, as configured.
+    configured: u64,
+    /// Weight units the shard holds before it evicts, as far as the policy
+    /// can tell: `configured`, or less when another bound of the shard's
+    /// binds first (see [`Policy::follow_the_shards_bound`]). The segments
+    /// are sized as shares of this.
     capacity: u64,
+    /// Weight the last insert or update added (what pushed the shard over).
+    last_growth: u64,
+    /// Whether the last call was `evict` (the next is not the first of its
+    /// burst).
+    evicting: bool,
     /// The window's share of `capacity`, as the ghosts move it.
     window_max: u64,
     /// The protected segment's share (80% of what the window leaves).
@@ -274,7 +284,10 @@ impl Policy {
             window_ghosts: Ghosts::new(span),
             main_ghosts: Ghosts::new(span),
             tuning,
+            configured: capacity,
             capacity,
+            last_growth: 0,
+            evicting: false,
             window_max,
             protected_max: ((capacity - window_max.min(capacity)) as f64 * PROTECTED_SHARE) as u64,
             warm: false,
@@ -295,6 +308,8 @@ impl Policy {
         self.follow_ghosts(frag, weight);
         let node = self.nodes.alloc(frag, weight, Queue::Window);
         self.window.push_back(&mut self.nodes, node);
+        self.last_growth = u64::from(weight);
+        self.evicting = false;
         self.sketch.increment(frag);
         if let Some(climber) = &mut self.climber {
             climber.record_miss();
@@ -310,6 +325,8 @@ impl Policy {
     /// that fragment (it may have been freed or reused since). Never panics,
     /// whatever the pair.
     pub(crate) fn on_hit(&mut self, node: u32, frag: u32) {
+        self.last_growth = 0;
+        self.evicting = false;
         self.tick_ghosts();
         self.sketch.increment(frag);
         if let Some(climber) = &mut self.climber {
@@ -328,8 +345,11 @@ impl Policy {
             return;
         };
         let (frag, queue) = (live.frag, live.queue());
+        let old = self.nodes.weight(node);
         let (list, nodes) = self.segment(queue);
         list.reweigh(nodes, node, weight.max(1));
+        self.last_growth = u64::from(weight.max(1).saturating_sub(old));
+        self.evicting = false;
         self.sketch.increment(frag);
         self.reorder(node);
         // A protected node that grew may overflow its segment.
@@ -352,6 +372,10 @@ impl Policy {
     /// bytes): it always has a victim, whether or not `weight()` is over the
     /// capacity. Ghosts remember the victim.
     pub(crate) fn evict(&mut self) -> Option<Victim> {
+        if !self.evicting {
+            self.evicting = true;
+            self.follow_the_shards_bound();
+        }
         loop {
             if self.nodes.len() == 0 {
                 return None;
@@ -503,7 +527,7 @@ impl Policy {
     /// start over, as Caffeine's do when its sketch grows).
     fn grow_sketch(&mut self) {
         let len = self.nodes.len() as u64;
-        let entries = len.next_power_of_two().min(self.capacity);
+        let entries = len.next_power_of_two().min(self.configured);
         if entries <= self.sketch.entries() {
             return;
         }
@@ -545,6 +569,37 @@ impl Policy {
             grow if grow > 0 => self.grow_window(grow as u64),
             shrink => self.shrink_window(shrink.unsigned_abs()),
         }
+    }
+
+    /// At the first `evict` of a burst: the shard evicts because the last
+    /// insert or update pushed it over a bound, so it held `weight() -
+    /// last_growth` before, and that is its capacity in effect when the
+    /// policy thinks it is within its own (the shard bounds entries as well
+    /// as bytes, and the other bound binds), or when it holds more than the
+    /// policy thought (that bound moved up, weights grew). Without this, a
+    /// shard bound by entries under a loose byte bound would never see a
+    /// duel: measured, the loop trace at 500 entries fell from 49% to 0%.
+    fn follow_the_shards_bound(&mut self) {
+        let weight = self.weight();
+        let held = weight
+            .saturating_sub(self.last_growth)
+            .clamp(1, self.configured);
+        if weight <= self.capacity || held > self.capacity {
+            self.rescale(held);
+        }
+    }
+
+    /// Makes `capacity` the capacity in effect, keeping the segments' shares.
+    fn rescale(&mut self, capacity: u64) {
+        if capacity == self.capacity {
+            return;
+        }
+        let ratio = capacity as f64 / self.capacity as f64;
+        self.window_max = ((self.window_max as f64 * ratio) as u64).clamp(1, capacity);
+        self.protected_max =
+            ((self.protected_max as f64 * ratio) as u64).min(capacity - self.window_max);
+        self.capacity = capacity;
+        self.demote_protected();
     }
 
     /// A miss on `frag`: if a ghost remembers it, move the window (see the
