@@ -107,7 +107,8 @@
 //!   tagged with it; every other index below the arena's length is free;
 //! - `len()` is the number of live nodes and `weight()` the sum of their
 //!   weights (the three lists' weights);
-//! - `window_max + protected_max <= capacity`, `window_max >= 1`;
+//! - `window_max + protected_max <= capacity` (the capacity in effect,
+//!   at most the configured one), `window_max >= 1`;
 //! - `protected.weight() <= protected_max` after every call;
 //! - a node handed out stays valid until `evict` returns it, `on_remove`
 //!   frees it, or `clear`: then its index may be handed out again. Calls
@@ -360,6 +361,8 @@ impl Policy {
     /// The map removed `node`'s entry (delete, expiry): the node is freed for
     /// reuse. A free or out-of-range `node` is ignored.
     pub(crate) fn on_remove(&mut self, node: u32) {
+        self.last_growth = 0;
+        self.evicting = false;
         if let Some(live) = self.nodes.live(node) {
             let queue = live.queue();
             self.unlink_and_free(queue, node);
