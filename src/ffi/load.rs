@@ -224,10 +224,11 @@ fn live(
 ///
 /// `buf[0..buf_cap]` receives the value; `buf` may be NULL when `buf_cap` is 0.
 /// `*out_len` receives its length on `MAPCACHE_OK` and on
-/// `MAPCACHE_E_BUFFER_TOO_SMALL` (the value IS cached then: read it with
-/// `mapcache_get` into a buffer of `*out_len` bytes; calling this again serves it
-/// without loading, unless it was evicted or expired meanwhile), and 0 on every
-/// other status. `*loader_status` (when `loader_status` is not NULL) receives the
+/// `MAPCACHE_E_BUFFER_TOO_SMALL` (the value was stored all the same, as on
+/// `MAPCACHE_OK`: read it with `mapcache_get` into a buffer of `*out_len`
+/// bytes, or call this again with one, which serves it without loading unless
+/// it was evicted, refused by a bounded cache's admission policy, or expired
+/// meanwhile), and 0 on every other status. `*loader_status` (when `loader_status` is not NULL) receives the
 /// loader's status on `MAPCACHE_E_LOADER` and 0 otherwise. `buf` must not
 /// overlap `key`.
 ///
@@ -242,7 +243,7 @@ fn live(
 ///
 /// Returns:
 /// - `MAPCACHE_OK`: the value was copied, `*out_len` is its length.
-/// - `MAPCACHE_E_BUFFER_TOO_SMALL`: the value is longer than `buf_cap` (cached;
+/// - `MAPCACHE_E_BUFFER_TOO_SMALL`: the value is longer than `buf_cap` (stored;
 ///   see above).
 /// - `MAPCACHE_E_LOADER`: the loader (this call's, or the one this call waited
 ///   for) returned a non-zero status, in `*loader_status`.
