@@ -1,0 +1,90 @@
+package mapcache
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// A cache bounded by MaxEntries never holds more, checked after every write
+// of a long run of new keys through every kind of write; what left was
+// evicted (the counters say so exactly), and the most recent write is there.
+func TestBoundedCacheNeverExceedsMaxEntries(t *testing.T) {
+	const max, writes = 100, 5000
+	c := newCache(t, Config{MaxEntries: max})
+	check := func(i int) {
+		t.Helper()
+		s := c.Stats()
+		if n := c.Len(); n > max || s.Entries > max {
+			t.Fatalf("after write %d: Len %d, Entries %d > MaxEntries %d", i, n, s.Entries, max)
+		}
+	}
+	for i := 0; i < writes; i++ {
+		k := []byte(fmt.Sprintf("key-%05d", i))
+		v := []byte(fmt.Sprintf("value-%d", i))
+		var err error
+		switch i % 5 {
+		case 0, 1:
+			err = c.Set(k, v)
+		case 2:
+			_, err = c.GetOrLoad(k, func() ([]byte, error) { return v, nil })
+		case 3:
+			_, _, err = c.GetOrSet(k, v)
+		case 4:
+			err = c.SetMany([][]byte{k}, [][]byte{v})
+		}
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		check(i)
+		c.Get(k) // a read of what was just written: the policy sees use
+	}
+	s := c.Stats()
+	if s.Inserts != writes || s.Entries == 0 {
+		t.Fatalf("stats %+v after %d writes of new keys", s, writes)
+	}
+	if s.Inserts-s.Evictions-s.Expirations-s.Deletes != uint64(s.Entries) || s.Evictions < writes-max {
+		t.Fatalf("stats %+v do not account for the entries that left", s)
+	}
+	if s.Rejections > s.Evictions {
+		t.Fatalf("Rejections %d > Evictions %d", s.Rejections, s.Evictions)
+	}
+}
+
+// A cache bounded by MaxBytes (one shard) never holds more than MaxBytes plus
+// one entry, checked after every write; an entry that can never fit is
+// ErrTooLarge and changes nothing.
+func TestBoundedCacheNeverExceedsMaxBytes(t *testing.T) {
+	const maxBytes = 64 << 10
+	// A 100-byte value with a 10-byte key is charged well under 1 KiB,
+	// whatever the library's overhead.
+	const oneEntry = 1024
+	c := newCache(t, Config{Shards: 1, MaxBytes: maxBytes})
+	v := make([]byte, 100)
+	for i := 0; i < 3000; i++ {
+		if err := c.Set([]byte(fmt.Sprintf("key-%05d", i)), v); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if s := c.Stats(); s.Bytes > maxBytes+oneEntry {
+			t.Fatalf("after write %d: Bytes %d > MaxBytes %d + one entry", i, s.Bytes, maxBytes)
+		}
+	}
+	before := c.Stats()
+	if before.Evictions == 0 {
+		t.Fatalf("3000 entries of 100 bytes fit in %d bytes? %+v", maxBytes, before)
+	}
+	err := c.Set([]byte("huge"), make([]byte, 2*maxBytes))
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a value twice MaxBytes: %v, want ErrTooLarge", err)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Status != stTooLarge || e.Message == "" {
+		t.Fatalf("ErrTooLarge as *Error: %#v", e)
+	}
+	if ok, _ := c.Contains([]byte("huge")); ok {
+		t.Fatal("the too-large entry was stored")
+	}
+	if after := c.Stats(); after.Entries != before.Entries || after.Evictions != before.Evictions {
+		t.Fatalf("ErrTooLarge changed the cache: %+v -> %+v", before, after)
+	}
+}
