@@ -43,6 +43,15 @@
 // write. Writes the iterating goroutine makes itself, from inside its loop,
 // are not violations and are never reported.
 //
+// # A cache
+//
+// A Cache is also a cache in the usual sense: bounded by Config.MaxEntries
+// and Config.MaxBytes (the library's eviction policy chooses what leaves),
+// with entries that expire (Config.DefaultTTL, SetWithTTL; tests use
+// Config.ManualClock and AdvanceClock instead of sleeping), a loader that runs
+// once per key however many goroutines miss on it (GetOrLoad), and statistics
+// that are always on (Stats). An expired entry is never returned by any call.
+//
 // Keys and values are byte strings: a key of 0 to MaxKeyLen (65,535) bytes, a
 // value of 0 to MaxValueLen (1 GiB). A nil key and an empty key are the same
 // key (the empty string, also "" for the string methods); a nil value stores
