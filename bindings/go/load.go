@@ -1,8 +1,10 @@
 package mapcache
 
 import (
+	"errors"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"runtime/cgo"
 	"sync"
 )
@@ -10,8 +12,9 @@ import (
 // GetOrLoad runs through the library's mapcache_get_or_load, which runs the
 // loader of one caller per key while the others wait inside the library
 // (singleflight). The loader is a Go closure: it reaches the exported Go
-// callback (loadCallback, load_callback.go) as a runtime/cgo.Handle, the
-// context pointer of the C loader, and runs there, on the calling goroutine.
+// callback (mcgGoLoad, load_callback.go) as a runtime/cgo.Handle, the context
+// pointer of the C loader, which runs it (see runLoad) and hands its value to
+// the library.
 //
 // The C loader reports a failure as a non-zero int32 status, which the
 // library hands to every waiter of that load. So that the waiters get the
@@ -69,16 +72,18 @@ func (e *LoadError) Is(target error) bool { return target == ErrLoader }
 // once the library has returned. If another write stores key while load runs,
 // that value is kept and returned instead of load's.
 //
-// load runs on the calling goroutine, with no lock of the cache held: it may
-// use the cache, including GetOrLoad of other keys. It must not call
-// GetOrLoad for the same key (it would wait for itself forever), nor
-// runtime.Goexit (so not t.FailNow or t.Fatal in a test): it runs inside a
-// call from C, which Goexit cannot unwind. The returned value is copied; load
-// may reuse its slice afterwards. A nil load is ErrInvalidArgument.
+// load runs on a goroutine of its own, while GetOrLoad waits for it, with no
+// lock of the cache held: it may use the cache, including GetOrLoad of other
+// keys, but must not call GetOrLoad for the same key (it would wait for
+// itself forever). If load calls runtime.Goexit (t.FailNow or t.Fatal in a
+// test), the callers that waited get a *LoadError saying so and the caller
+// whose load it was calls runtime.Goexit too, once the library has returned.
+// The value load returns is copied; load may reuse its slice afterwards. A
+// nil load is ErrInvalidArgument.
 //
 // Callers that wait for another's load wait inside the library, each holding
-// an OS thread for as long as the load runs (the runtime starts threads as
-// needed, up to runtime/debug.SetMaxThreads).
+// an OS thread for as long as the load runs, as does the caller running it
+// (the runtime starts threads as needed, up to runtime/debug.SetMaxThreads).
 //
 // In Exclusive mode a load's store is a write (it may fail with
 // ErrConcurrentWrite) and its first lookup a read. The statistics count the
@@ -100,8 +105,11 @@ func (c *Cache) GetOrLoad(key []byte, load func() ([]byte, error)) ([]byte, erro
 	lc.call = co.loads.enter(key)
 	v, err := c.getOrLoad(op, key, lc, h)
 	co.loads.exit(lc)
-	if lc.panicked {
+	switch {
+	case lc.panicked:
 		panic(lc.panicValue)
+	case lc.exited:
+		runtime.Goexit()
 	}
 	return v, err
 }
@@ -161,25 +169,29 @@ type loadCall struct {
 	loaded     []byte     // the value load returned, if it succeeded
 	failure    *LoadError // the error, if it failed
 	token      int32      // the status the callback returned for failure
-	panicked   bool
+	panicked   bool       // load panicked with panicValue
 	panicValue any
+	exited     bool // load called runtime.Goexit
 }
 
 // run is the loader callback's work: call load, hand its value to the library
 // (which copies it) or keep its failure under a fresh token. It returns the C
 // loader's status: 0 or the token.
 func (lc *loadCall) run(setResult func([]byte) cres) int32 {
-	v, err, panicked, value := callLoad(lc.load)
+	o := runLoad(lc.load)
 	switch {
-	case panicked:
-		lc.panicked, lc.panicValue = true, value
-		lc.failure = &LoadError{Panicked: true, Panic: value}
-	case err != nil:
-		lc.failure = &LoadError{Err: err}
+	case o.exited:
+		lc.exited = true
+		lc.failure = &LoadError{Err: errLoadExited}
+	case o.panicked:
+		lc.panicked, lc.panicValue = true, o.value
+		lc.failure = &LoadError{Panicked: true, Panic: o.value}
+	case o.err != nil:
+		lc.failure = &LoadError{Err: o.err}
 	default:
-		r := setResult(v)
+		r := setResult(o.v)
 		if r.st == stOK {
-			lc.loaded = v
+			lc.loaded = o.v
 			return 0
 		}
 		lc.failure = &LoadError{Err: newError("GetOrLoad", r.st, r.msg)}
@@ -188,17 +200,47 @@ func (lc *loadCall) run(setResult func([]byte) cres) int32 {
 	return lc.token
 }
 
-// callLoad calls load and recovers a panic, so that none unwinds into C.
-func callLoad(load func() ([]byte, error)) (v []byte, err error, panicked bool, value any) {
-	panicked = true // until load returns normally (recover may return nil)
-	defer func() {
-		if panicked {
-			value = recover()
-		}
+// errLoadExited is the error of a load whose loader called runtime.Goexit.
+var errLoadExited = errors.New("mapcache: the loader called runtime.Goexit")
+
+// loadOutcome is how a load ended.
+type loadOutcome struct {
+	v        []byte
+	err      error
+	panicked bool // with value, what recover returned (nil after panic(nil) with GODEBUG=panicnil=1)
+	value    any
+	exited   bool // the loader called runtime.Goexit
+}
+
+// runLoad calls load on a goroutine of its own and waits for it. Neither a
+// panic nor runtime.Goexit may unwind through the C frames of the library
+// below the callback (Go would skip them: the library's load would never end,
+// and every later GetOrLoad of the key would wait for it forever). A panic
+// could be recovered on the calling goroutine, but Goexit cannot be stopped
+// once started, so load runs where it can only end its own goroutine.
+func runLoad(load func() ([]byte, error)) (o loadOutcome) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		returned, recovered := false, false
+		defer func() {
+			if !returned && !recovered { // Goexit: no panic to report
+				o.exited, o.panicked, o.value = true, false, nil
+			}
+		}()
+		func() {
+			defer func() {
+				if !returned {
+					o.panicked, o.value = true, recover()
+				}
+			}()
+			o.v, o.err = load()
+			returned = true
+		}()
+		recovered = !returned // reached after a recovered panic, not after Goexit
 	}()
-	v, err = load()
-	panicked = false
-	return v, err, false, nil
+	<-done
+	return o
 }
 
 // loadFailures keeps the errors of failed loads for the callers that waited

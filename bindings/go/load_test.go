@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -441,5 +442,38 @@ func assertNoFailuresKept(t *testing.T, c *Cache) {
 	t.Helper()
 	if n := c.co.loads.keptKeys(); n != 0 {
 		t.Fatalf("%d keys still have load bookkeeping with no GetOrLoad in flight", n)
+	}
+}
+
+// A loader that calls runtime.Goexit (as t.Fatal does) ends the caller's
+// goroutine too, after the library's load has ended: the key is not left
+// with a load in progress forever, and the next call loads.
+func TestGetOrLoadGoexit(t *testing.T) {
+	c := newCache(t, Config{})
+	done := make(chan struct{})
+	returned := false
+	go func() {
+		defer close(done)
+		c.GetOrLoad([]byte("k"), func() ([]byte, error) {
+			runtime.Goexit()
+			return []byte("unreachable"), nil
+		})
+		returned = true
+	}()
+	<-done
+	if returned {
+		t.Fatal("GetOrLoad returned after its loader called Goexit")
+	}
+	if s := c.Stats(); s.LoadFailures != 1 {
+		t.Fatalf("LoadFailures = %d", s.LoadFailures)
+	}
+	v, err := c.GetOrLoad([]byte("k"), func() ([]byte, error) { return []byte("v"), nil })
+	if err != nil || string(v) != "v" {
+		t.Fatalf("after the Goexit: %q, %v", v, err)
+	}
+	assertNoFailuresKept(t, c)
+	le := &LoadError{Err: errLoadExited}
+	if !errors.Is(le, ErrLoader) || !strings.Contains(le.Error(), "Goexit") {
+		t.Fatalf("the waiters' error: %v", le)
 	}
 }
