@@ -182,7 +182,7 @@ pub fn with_map_of<R>(cache: *const mapcache_t, f: impl FnOnce(&Map) -> R) -> Op
 ///   `rehash_engine` not one of their constants, `shards` not 0 or a power of two
 ///   at most 65536, `initial_capacity` too large); the message names the field.
 /// - `MAPCACHE_E_NO_MEMORY`: the initial table could not be allocated, or
-///   4194304 caches are live (the most there can be at once).
+///   2097152 caches are live (the most there can be at once).
 /// - `MAPCACHE_E_INTERNAL`: a bug (caught panic).
 ///
 /// # Safety
