@@ -88,7 +88,11 @@ func (e *LoadError) Is(target error) bool { return target == ErrLoader }
 // In Exclusive mode a load's store is a write (it may fail with
 // ErrConcurrentWrite) and its first lookup a read. The statistics count the
 // first lookup as a hit or a miss, and each load as one LoadSuccesses or
-// LoadFailures, however many callers waited for it.
+// LoadFailures, however many callers waited for it. GetOrLoad reads the value
+// into a buffer sized for the longest value it has returned on this cache so
+// far (at least 256 bytes, at most 64 KiB); a longer value takes a second
+// lookup to read, counted as a hit too, after which the cache's later
+// GetOrLoad calls use a buffer that fits it (values up to 64 KiB).
 func (c *Cache) GetOrLoad(key []byte, load func() ([]byte, error)) ([]byte, error) {
 	const op = "GetOrLoad"
 	if load == nil {
@@ -117,18 +121,21 @@ func (c *Cache) GetOrLoad(key []byte, load func() ([]byte, error)) ([]byte, erro
 func (c *Cache) getOrLoad(op string, key []byte, lc *loadCall, h cgo.Handle) ([]byte, error) {
 	co := c.co
 	lbl := labelPtr(c.label)
-	buf := loadBufs.Get().(*[stackBuf]byte)
-	defer loadBufs.Put(buf)
+	class := int(co.loadBufClass.Load())
+	buf := loadBufPools[class].Get().(*[]byte)
+	defer loadBufPools[class].Put(buf)
 	for {
-		r := cGetOrLoad(co.h, lbl, key, h, buf[:])
+		r := cGetOrLoad(co.h, lbl, key, h, *buf)
 		switch r.st {
 		case stOK:
 			out := make([]byte, r.n)
-			copy(out, buf[:r.n])
+			copy(out, (*buf)[:r.n])
 			return out, nil
 		case stBufferTooSmall:
-			// The value is stored but longer than buf: read it with a buffer
-			// that fits.
+			// The value is stored but longer than buf: size later calls'
+			// buffers for it, and read it with a buffer that fits (a second
+			// lookup: there is no other way to read it).
+			co.fitLoadBuf(r.n)
 			v, ok, err := c.get(op, bp(key), len(key), make([]byte, 0, r.n))
 			if ok || err != nil {
 				return v, err
@@ -156,9 +163,40 @@ func (c *Cache) getOrLoad(op string, key []byte, lc *loadCall, h cgo.Handle) ([]
 	}
 }
 
-// loadBufs are the buffers GetOrLoad copies values into (they are handed to
-// C across a call that runs Go code, so they cannot live on the stack).
-var loadBufs = sync.Pool{New: func() any { return new([stackBuf]byte) }}
+// The buffers GetOrLoad copies values into, pooled by size (they are handed to
+// C across a call that runs Go code, so they cannot live on the stack). A
+// value longer than the buffer costs a second lookup, which the statistics
+// count, so each cache uses the smallest size that fitted the longest value
+// its GetOrLoad returned so far (core.loadBufClass), up to the largest size.
+var (
+	loadBufSizes = [...]int{stackBuf, 1 << 10, 4 << 10, 16 << 10, maxLoadBuf}
+	loadBufPools [len(loadBufSizes)]sync.Pool
+)
+
+// maxLoadBuf is GetOrLoad's largest buffer; longer values always take a
+// second lookup.
+const maxLoadBuf = 64 << 10
+
+func init() {
+	for i, size := range loadBufSizes {
+		loadBufPools[i].New = func() any { b := make([]byte, size); return &b }
+	}
+}
+
+// fitLoadBuf makes later GetOrLoad calls use buffers of at least n bytes,
+// where a size that large is pooled.
+func (co *core) fitLoadBuf(n int) {
+	for class, size := range loadBufSizes {
+		if size >= n {
+			for {
+				cur := co.loadBufClass.Load()
+				if int(cur) >= class || co.loadBufClass.CompareAndSwap(cur, int32(class)) {
+					return
+				}
+			}
+		}
+	}
+}
 
 // loadCall is one GetOrLoad call, as its loader callback sees it.
 type loadCall struct {

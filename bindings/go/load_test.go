@@ -262,6 +262,8 @@ func TestGetOrLoadHitAndLongValue(t *testing.T) {
 	if err != nil || string(v) != "stored" {
 		t.Fatalf("hit: %q, %v", v, err)
 	}
+	// The first long value takes a second lookup (a hit) to read; then the
+	// cache's GetOrLoad buffers fit it, and a hit is one lookup.
 	long := bytes.Repeat([]byte("0123456789"), 1000)
 	for i := 0; i < 2; i++ {
 		v, err := c.GetOrLoad([]byte("long"), func() ([]byte, error) { return long, nil })
@@ -269,12 +271,25 @@ func TestGetOrLoadHitAndLongValue(t *testing.T) {
 			t.Fatalf("long value, call %d: %d bytes, %v", i, len(v), err)
 		}
 	}
+	if got := c.co.loadBufClass.Load(); loadBufSizes[got] < len(long) || loadBufSizes[got-1] >= len(long) {
+		t.Fatalf("buffer class %d (%d bytes) for a %d-byte value", got, loadBufSizes[got], len(long))
+	}
+	// Longer than the largest buffer: read with a second lookup every time.
+	huge := make([]byte, maxLoadBuf+1)
+	for i := 0; i < 2; i++ {
+		v, err := c.GetOrLoad([]byte("huge"), func() ([]byte, error) { return huge, nil })
+		if err != nil || !bytes.Equal(v, huge) {
+			t.Fatalf("huge value, call %d: %d bytes, %v", i, len(v), err)
+		}
+	}
 	// An empty value is a value (non-nil), not a miss.
 	v, err = c.GetOrLoad([]byte("empty"), func() ([]byte, error) { return nil, nil })
 	if err != nil || v == nil || len(v) != 0 {
 		t.Fatalf("empty value: %q (nil %v), %v", v, v == nil, err)
 	}
-	if s := c.Stats(); s.LoadSuccesses != 2 || s.Hits != 2 || s.Misses != 2 {
+	// Hits: present; long's re-read and its second call; huge's re-read, and
+	// its second call with its re-read. Misses: long, huge, empty.
+	if s := c.Stats(); s.LoadSuccesses != 3 || s.Hits != 6 || s.Misses != 3 {
 		t.Fatalf("stats %+v", s)
 	}
 }

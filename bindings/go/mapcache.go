@@ -172,6 +172,8 @@ type core struct {
 	// loads holds the errors of failed GetOrLoad loads until every caller
 	// that waited for them has taken its copy (load.go).
 	loads loadFailures
+	// loadBufClass is the size class of GetOrLoad's value buffer (load.go).
+	loadBufClass atomic.Int32
 }
 
 // acquire registers a call in flight; false means the cache is closed.

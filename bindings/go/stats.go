@@ -13,9 +13,10 @@ import "time"
 type Stats struct {
 	// Hits counts lookups that found a live entry, Misses those that found
 	// none or an expired one. A lookup is a Get, GetString, Lookup or
-	// AppendGet, each key of a GetMany, and the first lookup of each
-	// GetOrLoad (its loader's result is not counted again). Contains,
-	// iteration, GetOrSet, CompareAndSwap and Swap are not lookups.
+	// AppendGet, each key of a GetMany, the reading step of GetOrSet (and so
+	// of Swap, which starts with one), and the first lookup of each GetOrLoad
+	// (plus a second one, a hit, when it reads a long value: see GetOrLoad).
+	// Contains, iteration and CompareAndSwap are not lookups.
 	Hits, Misses uint64
 	// Inserts counts new keys stored (by any write, loads included), Updates
 	// values of present keys replaced (successful CompareAndSwap included).
