@@ -354,37 +354,26 @@ static mcg_res mcg_stats(void *h, mapcache_stats *out) {
 }
 
 // GetOrLoad. The Go loader is reached through mcg_loader, the C loader handed
-// to the library, whose context is this call's mcg_load_ctx: the cgo.Handle
-// of the Go closure and the caller's label.
+// to the library, whose context is the cgo.Handle of the Go closure. (The Go
+// callback runs the closure on another goroutine, so no call the closure makes
+// runs on this thread and changes its label.)
 extern int32_t mcgGoLoad(uintptr_t h, mapcache_load_result *result);
-
-typedef struct {
-	uintptr_t handle;
-	const char *lbl;
-} mcg_load_ctx;
 
 static int32_t mcg_loader(void *ctx, const uint8_t *key, size_t key_len,
 		mapcache_load_result *result) {
 	(void)key; // the Go closure knows its key
 	(void)key_len;
-	mcg_load_ctx *c = (mcg_load_ctx *)ctx;
-	int32_t status = mcgGoLoad(c->handle, result);
-	// The loader may have made calls with other labels on this thread; the
-	// library goes on to store the value for this caller, under its label.
-	mcg_res ignored = {0};
-	if (mcg_begin(c->lbl, &ignored)) free(ignored.err);
-	return status;
+	return mcgGoLoad((uintptr_t)ctx, result);
 }
 
 static mcg_res mcg_get_or_load(void *h, const char *lbl, const uint8_t *k, size_t kl,
 		uintptr_t handle, uint8_t *buf, size_t cap) {
 	mcg_res r = {0};
 	if (mcg_begin(lbl, &r)) return r;
-	mcg_load_ctx ctx = {handle, lbl};
 	size_t n = 0;
 	int32_t loader_status = 0;
-	r.st = mapcache_get_or_load((mapcache_t *)h, k, kl, mcg_loader, &ctx, buf, cap,
-		&n, &loader_status);
+	r.st = mapcache_get_or_load((mapcache_t *)h, k, kl, mcg_loader, (void *)handle,
+		buf, cap, &n, &loader_status);
 	r.n = n;
 	r.flag = loader_status;
 	mcg_end(lbl, &r);

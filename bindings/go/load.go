@@ -31,8 +31,9 @@ import (
 // returned.
 type LoadError struct {
 	// Err is the error the loader returned; nil when it panicked. When the
-	// loader returned a value the cache cannot hold (longer than MaxValueLen,
-	// or ErrTooLarge for a bounded cache), Err is that *Error.
+	// loader returned a value longer than MaxValueLen, Err is an *Error
+	// matching ErrValueTooLong. (A value too large for a bounded cache is not
+	// a loader failure: GetOrLoad returns an *Error matching ErrTooLarge.)
 	Err error
 	// Panicked reports that the loader panicked, with the value Panic (what
 	// recover returned). The caller that ran the loader does not get this

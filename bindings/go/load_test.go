@@ -339,8 +339,10 @@ func TestGetOrLoadLoaderUsesTheCache(t *testing.T) {
 func TestGetOrLoadValueTooLarge(t *testing.T) {
 	c := newCache(t, Config{Shards: 1, MaxBytes: 4096})
 	_, err := c.GetOrLoad([]byte("k"), func() ([]byte, error) { return make([]byte, 8192), nil })
-	if !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("an 8 KiB value in a 4 KiB cache: %v, want ErrTooLarge", err)
+	var le *LoadError
+	var e *Error
+	if !errors.Is(err, ErrTooLarge) || errors.As(err, &le) || !errors.As(err, &e) || e.Op != "GetOrLoad" {
+		t.Fatalf("an 8 KiB value in a 4 KiB cache: %v (%T), want an *Error matching ErrTooLarge", err, err)
 	}
 	if ok, _ := c.Contains([]byte("k")); ok {
 		t.Fatal("stored anyway")

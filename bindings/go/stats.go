@@ -60,8 +60,9 @@ func (s Stats) HitRatio() float64 {
 }
 
 // Stats returns a snapshot of the cache's counters. It has no error result:
-// a closed cache reports the zero Stats. Reading them is cheap: the library
-// sums a few counters per shard.
+// a closed cache reports the zero Stats. Reading them is cheap (the library
+// sums a few counters per shard) and, in Exclusive mode, is not a read of the
+// map: it may run during another goroutine's write.
 func (c *Cache) Stats() Stats {
 	co := c.co
 	if !co.acquire() {

@@ -119,7 +119,9 @@ func TestStatsHitRatioOfNoLookups(t *testing.T) {
 	}
 }
 
-// Exclusive-mode misuses are counted; a closed cache reports zero stats.
+// Exclusive-mode misuses are counted; Stats works during another
+// goroutine's write (it is not a read of the map); a closed cache reports
+// zero stats.
 func TestStatsMisusesAndClosed(t *testing.T) {
 	c := newCache(t, Config{Mode: Exclusive})
 	c.Set([]byte("k"), []byte("v"))
@@ -129,6 +131,9 @@ func TestStatsMisusesAndClosed(t *testing.T) {
 	}
 	errW := c.Set([]byte("k"), []byte("w"))
 	_, _, errR := c.Lookup([]byte("k"))
+	if s := c.Stats(); s.Entries != 1 || s.Misuses != 2 {
+		t.Errorf("Stats during another's write: %+v, want Entries 1, Misuses 2", s)
+	}
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
