@@ -441,27 +441,27 @@ func TestLoadFailuresLifetime(t *testing.T) {
 	waiterA := &loadCall{reg: &lf, call: lf.enter(key)}
 	waiterB := &loadCall{reg: &lf, call: lf.enter(key)}
 	leader.failure = &LoadError{Err: errors.New("x")}
-	leader.token = lf.add(leader.call, leader.failure)
+	leader.token = lf.add(&leader.call, leader.failure)
 	if leader.token == 0 {
 		t.Fatal("token 0 means success")
 	}
-	if lf.lookup(waiterA.call, leader.token) != leader.failure {
+	if lf.lookup(&waiterA.call, leader.token) != leader.failure {
 		t.Fatal("waiter A cannot find the failure")
 	}
 	lf.exit(waiterA) // before the leader leaves: holds nothing
 	lf.exit(leader)  // publishes, with one active call (B) that may need it
 	late := &loadCall{reg: &lf, call: lf.enter(key)}
-	if lf.lookup(waiterB.call, leader.token) != leader.failure {
+	if lf.lookup(&waiterB.call, leader.token) != leader.failure {
 		t.Fatal("waiter B cannot find the failure after the leader left")
 	}
 	lf.exit(waiterB)
-	if lf.lookup(late.call, leader.token) != nil {
+	if lf.lookup(&late.call, leader.token) != nil {
 		t.Fatal("the failure outlived the last call that could need it")
 	}
 	// A second failure, by the late call, with no other call active: dropped
 	// when it leaves, and the key with it.
 	late.failure = &LoadError{Err: errors.New("y")}
-	late.token = lf.add(late.call, late.failure)
+	late.token = lf.add(&late.call, late.failure)
 	lf.exit(late)
 	if n := lf.keptKeys(); n != 0 {
 		t.Fatalf("%d keys kept after every call left", n)
