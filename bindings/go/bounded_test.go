@@ -1,8 +1,10 @@
 package mapcache
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 )
 
@@ -87,4 +89,63 @@ func TestBoundedCacheNeverExceedsMaxBytes(t *testing.T) {
 	if after := c.Stats(); after.Entries != before.Entries || after.Evictions != before.Evictions {
 		t.Fatalf("ErrTooLarge changed the cache: %+v -> %+v", before, after)
 	}
+}
+
+// 8 goroutines read, write and load over a key space eight times a bounded
+// cache's capacity, so that most writes evict: every value anyone reads is
+// one written for that key, and the bound holds throughout.
+func TestBoundedCacheUnderConcurrentEviction(t *testing.T) {
+	const G, keys, max, ops = 8, 512, 64, 2000
+	c := newCache(t, Config{MaxEntries: max})
+	valueOf := func(k int) []byte { return []byte(fmt.Sprintf("value-of-%d", k)) }
+	var wg sync.WaitGroup
+	for g := 0; g < G; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < ops; i++ {
+				k := (i*7 + g*131) % keys
+				key := []byte(fmt.Sprintf("key-%d", k))
+				var v []byte
+				var err error
+				switch i % 4 {
+				case 0:
+					err = c.Set(key, valueOf(k))
+				case 1:
+					v, err = c.GetOrLoad(key, func() ([]byte, error) { return valueOf(k), nil })
+				case 2:
+					v, _ = c.Get(key)
+				case 3:
+					var vals [][]byte
+					vals, err = c.GetMany([][]byte{key})
+					if err == nil {
+						v = vals[0]
+					}
+				}
+				if err != nil {
+					t.Errorf("g%d op %d: %v", g, i, err)
+					return
+				}
+				if v != nil && !bytes.Equal(v, valueOf(k)) {
+					t.Errorf("g%d: key %d read %q", g, k, v)
+					return
+				}
+				if n := c.Len(); n > max+G {
+					// Len may be read mid-write by others; each goroutine
+					// has at most one write in flight.
+					t.Errorf("Len %d > MaxEntries %d + writes in flight", n, max)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	s := c.Stats()
+	if s.Entries > max || s.Evictions == 0 {
+		t.Fatalf("after the run: %+v", s)
+	}
+	if s.Inserts-s.Evictions-s.Expirations-s.Deletes != uint64(s.Entries) {
+		t.Fatalf("stats do not add up at rest: %+v", s)
+	}
+	assertNoFailuresKept(t, c)
 }

@@ -82,19 +82,19 @@ func (e *LoadError) Is(target error) bool { return target == ErrLoader }
 // The value load returns is copied; load may reuse its slice afterwards. A
 // nil load is ErrInvalidArgument.
 //
-// Cost: a hit costs about two Gets (one library call, plus a cgo.Handle for
-// load and the key's bookkeeping for failures); a load costs the loader plus
-// a few microseconds (the library's store, and two goroutine switches). See
-// BenchmarkGetOrLoadHotKey and BenchmarkGetOrLoadMiss.
-//
 // Callers that wait for another's load wait inside the library, each holding
 // an OS thread for as long as the load runs, as does the caller running it
 // (the runtime starts threads as needed, up to runtime/debug.SetMaxThreads).
-//
 // In Exclusive mode a load's store is a write (it may fail with
-// ErrConcurrentWrite) and its first lookup a read. The statistics count the
-// first lookup as a hit or a miss, and each load as one LoadSuccesses or
-// LoadFailures, however many callers waited for it. GetOrLoad reads the value
+// ErrConcurrentWrite) and its first lookup a read.
+//
+// Cost: a hit costs two to three Gets (one library call, plus a cgo.Handle for
+// load and the key's bookkeeping for failures); a load costs the loader plus
+// a few microseconds (the library's store, and two goroutine switches).
+//
+// The statistics count the first lookup as a hit or a miss, and each load as
+// one LoadSuccesses or LoadFailures, however many callers waited for it.
+// GetOrLoad reads the value
 // into a buffer sized for the longest value it has returned on this cache so
 // far (at least 256 bytes, at most 64 KiB); a longer value takes a second
 // lookup to read, counted as a hit too, after which the cache's later
