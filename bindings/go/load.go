@@ -146,11 +146,12 @@ func (c *Cache) getOrLoad(op string, key []byte, lc *loadCall, h cgo.Handle) ([]
 			if ok || err != nil {
 				return v, err
 			}
-			if lc.loaded != nil {
+			if lc.ran {
 				// Gone again (evicted, expired or deleted) before it could
-				// be read: this call's own load produced it, and must not
-				// run twice.
-				return lc.loaded, nil
+				// be read, and this call's load produced a value (it would
+				// have failed otherwise), which must not run twice: return
+				// what it loaded.
+				return append(make([]byte, 0, len(lc.loaded)), lc.loaded...), nil
 			}
 			// Gone again, and not loaded by this call: start over (this
 			// call may run its load now).
@@ -210,6 +211,7 @@ type loadCall struct {
 	reg  *loadFailures
 	call keyCall
 	// Set by the callback if this call ran its load.
+	ran        bool
 	loaded     []byte     // the value load returned, if it succeeded
 	failure    *LoadError // the error, if it failed
 	token      int32      // the status the callback returned for failure
@@ -222,6 +224,7 @@ type loadCall struct {
 // (which copies it) or keep its failure under a fresh token. It returns the C
 // loader's status: 0 or the token.
 func (lc *loadCall) run(setResult func([]byte) cres) int32 {
+	lc.ran = true
 	o := runLoad(lc.load)
 	switch {
 	case o.exited:
