@@ -25,6 +25,7 @@ include mk/rust.mk
 -include mk/c.mk
 -include mk/python.mk
 -include mk/go.mk
+-include mk/hitratio.mk
 
 .PHONY: help demo test bench stress lib
 help:

@@ -269,9 +269,9 @@ impl Map {
             match shard.table(guard).find(hash, key) {
                 // SAFETY: the entry is live while `guard` is pinned.
                 Some(entry) if !unsafe { self.expired(entry) } => {
-                    // SAFETY: as above.
-                    if lookup && unsafe { shard.note_hit(hash, entry) } == Pushed::Full {
-                        self.drain_reads_now(shard);
+                    if lookup {
+                        // SAFETY: as above.
+                        unsafe { self.note_hit(shard, hash, entry) };
                     }
                     Some(f(entry))
                 }
@@ -289,6 +289,22 @@ impl Map {
             self.check_no_writer()?;
         }
         Ok(found)
+    }
+
+    /// Reports a hit on `entry` to its shard's policy (through the hit buffer).
+    /// When the reader's stripe is full, it drains the buffer if it can, and
+    /// records the hit again, so that a single-threaded reader loses no hit.
+    ///
+    /// # Safety
+    /// `entry` is live (the caller is pinned).
+    #[inline]
+    unsafe fn note_hit(&self, shard: &Shard, hash: KeyHash, entry: *const Entry) {
+        // SAFETY: forwarded contract.
+        if unsafe { shard.note_hit(hash, entry) } == Pushed::Full {
+            self.drain_reads_now(shard);
+            // SAFETY: forwarded contract.
+            unsafe { shard.note_hit(hash, entry) };
+        }
     }
 
     /// A reader whose hit buffer stripe is full replays the shard's hits into its
@@ -433,9 +449,7 @@ impl Map {
             match found {
                 Some(entry) => {
                     // SAFETY: the entry is live while `guard` is pinned.
-                    if unsafe { shard.note_hit(hash, entry) } == Pushed::Full {
-                        self.drain_reads_now(shard);
-                    }
+                    unsafe { self.note_hit(shard, hash, entry) };
                     hits += 1;
                 }
                 None => misses += 1,
