@@ -12,6 +12,7 @@ C_STATIC_LIBS := -lpthread -ldl -lm -lrt -lutil -lgcc_s -lc
 C_SHARED_LINK := -L$(LIB_DIR) -lmapcache -Wl,-rpath,$(LIB_DIR)
 C_STATIC_LINK := $(LIB_DIR)/libmapcache.a $(C_STATIC_LIBS)
 C_TEST_SRC := $(ROOT)/tests/c/test_mapcache.c
+C_CACHE_SRC := $(ROOT)/tests/c/test_cache.c
 C_LEAK_SRC := $(ROOT)/tests/c/leak_check.c
 C_DEMO_SRC := $(ROOT)/examples/c/demo.c
 # --fair-sched=yes: valgrind runs one thread at a time, and its default lock lets
@@ -42,12 +43,15 @@ valgrind-installed:
 $(C_BUILD):
 	mkdir -p $(C_BUILD)
 
-# The suite, built against the header, linked once against each library; and a
-# minimal correct host (leak_check.c), which must show no leak of any kind but
-# "still reachable".
+# The suites (test_mapcache.c: the map's ABI; test_cache.c: the cache features),
+# built against the header, linked once against each library; and a minimal
+# correct host (leak_check.c), which must show no leak of any kind but "still
+# reachable".
 test-c: lib test-header valgrind-installed | $(C_BUILD)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_mapcache_shared $(C_TEST_SRC) $(C_SHARED_LINK)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_mapcache_static $(C_TEST_SRC) $(C_STATIC_LINK)
+	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_cache_shared $(C_CACHE_SRC) $(C_SHARED_LINK)
+	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_cache_static $(C_CACHE_SRC) $(C_STATIC_LINK)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/leak_check_shared $(C_LEAK_SRC) $(C_SHARED_LINK)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/leak_check_static $(C_LEAK_SRC) $(C_STATIC_LINK)
 	@echo "== minimal host, linked against libmapcache.so and libmapcache.a, under valgrind"
@@ -57,6 +61,10 @@ test-c: lib test-header valgrind-installed | $(C_BUILD)
 	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_mapcache_shared
 	@echo "== C suite, linked against libmapcache.a, under valgrind"
 	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_mapcache_static
+	@echo "== C cache suite, linked against libmapcache.so, under valgrind"
+	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_cache_shared
+	@echo "== C cache suite, linked against libmapcache.a, under valgrind"
+	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_cache_static
 
 demo-c: lib | $(C_BUILD)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/demo $(C_DEMO_SRC) $(C_SHARED_LINK)

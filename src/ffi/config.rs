@@ -153,6 +153,15 @@ fn check_size(size: usize, name: &str) -> Result<(), String> {
              or use MAPCACHE_CONFIG_INIT"
         ));
     }
+    // Between two versions' sizes: no header ever had such a struct (it would
+    // end inside a field).
+    if size > V1_SIZE && size < V3_SIZE {
+        return Err(format!(
+            "{name} = {size} is not the size of any mapcache_config ({V1_SIZE} bytes for ABI \
+             1 and 2, {V3_SIZE} for ABI 3, more for a newer header); pass \
+             sizeof(mapcache_config), or use MAPCACHE_CONFIG_INIT"
+        ));
+    }
     Ok(())
 }
 
@@ -294,8 +303,9 @@ fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
 /// Returns:
 /// - `MAPCACHE_OK`.
 /// - `MAPCACHE_E_INVALID_ARG`: `cfg` NULL, or `size` smaller than the first
-///   `mapcache_config` (40 bytes on 64-bit targets) or larger than 4096; nothing
-///   was written.
+///   `mapcache_config` (40 bytes on 64-bit targets), between the sizes of two
+///   versions of it (40 for ABI 1 and 2, 72 for ABI 3) or larger than 4096;
+///   nothing was written.
 /// - `MAPCACHE_E_INTERNAL`.
 ///
 /// # Safety
@@ -453,7 +463,15 @@ mod tests {
 
     #[test]
     fn init_refuses_bad_sizes_and_writes_nothing() {
-        for size in [0, 8, V1_SIZE - 1, MAX_STRUCT_SIZE + 1, usize::MAX] {
+        for size in [
+            0,
+            8,
+            V1_SIZE - 1,
+            V1_SIZE + 8,
+            V3_SIZE - 1,
+            MAX_STRUCT_SIZE + 1,
+            usize::MAX,
+        ] {
             let mut buf = host_buffer(V1_SIZE);
             assert_eq!(
                 init(&mut buf, size),

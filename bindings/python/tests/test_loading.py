@@ -15,7 +15,7 @@ from conftest import run_python
 
 
 def test_versions_and_path():
-    assert mapcache.abi_version() == mapcache.ABI_VERSION == 2
+    assert mapcache.abi_version() == mapcache.ABI_VERSION == 3
     v = mapcache.library_version()
     assert v and v[0].isdigit()
     assert mapcache.library_path().is_file()
@@ -26,7 +26,7 @@ def test_python_dash_m_prints_versions_and_location():
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert f"library version: {mapcache.library_version()}" in out
-    assert "ABI version:     2" in out
+    assert "ABI version:     3" in out
     assert str(mapcache.library_path()) in out
 
 

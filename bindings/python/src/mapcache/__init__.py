@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import _lib
 from ._cache import Cache, KeyLike, ValueLike, set_thread_label
+from ._stats import Stats
 from ._errors import (
     BufferTooSmallError,
     CacheClosedError,
@@ -29,15 +30,18 @@ from ._errors import (
     InvalidConfigError,
     InvalidHandleError,
     KeyTooLongError,
+    LoaderError,
     MapCacheError,
     MisuseError,
     OutOfMemoryError,
+    TooLargeError,
     ValueTooLongError,
 )
 from ._lib import ABI_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN, LibraryNotFoundError
 
 __all__ = [
     "Cache",
+    "Stats",
     "set_thread_label",
     "KeyLike",
     "ValueLike",
@@ -60,6 +64,8 @@ __all__ = [
     "InvalidHandleError",
     "CacheClosedError",
     "InternalError",
+    "TooLargeError",
+    "LoaderError",
     "LibraryNotFoundError",
 ]
 
