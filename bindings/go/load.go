@@ -94,11 +94,11 @@ func (e *LoadError) Is(target error) bool { return target == ErrLoader }
 //
 // The statistics count the first lookup as a hit or a miss, and each load as
 // one LoadSuccesses or LoadFailures, however many callers waited for it.
-// GetOrLoad reads the value
-// into a buffer sized for the longest value it has returned on this cache so
-// far (at least 256 bytes, at most 64 KiB); a longer value takes a second
-// lookup to read, counted as a hit too, after which the cache's later
-// GetOrLoad calls use a buffer that fits it (values up to 64 KiB).
+// GetOrLoad reads the value into a buffer sized for the longest value it has
+// returned on this cache so far (at least 256 bytes, at most 64 KiB); a longer
+// value takes a second lookup to read, counted as a hit too, after which the
+// cache's later GetOrLoad calls use a buffer that fits it (values up to
+// 64 KiB).
 func (c *Cache) GetOrLoad(key []byte, load func() ([]byte, error)) ([]byte, error) {
 	const op = "GetOrLoad"
 	if load == nil {
