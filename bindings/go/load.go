@@ -90,7 +90,8 @@ func (e *LoadError) Is(target error) bool { return target == ErrLoader }
 //
 // Cost: a hit costs two to three Gets (one library call, plus a cgo.Handle for
 // load and the key's bookkeeping for failures); a load costs the loader plus
-// a few microseconds (the library's store, and two goroutine switches).
+// the library's store and two goroutine switches: about 5 µs, several times
+// that on a machine with more runnable threads than cores.
 //
 // The statistics count the first lookup as a hit or a miss, and each load as
 // one LoadSuccesses or LoadFailures, however many callers waited for it.
