@@ -414,6 +414,16 @@ static mcg_res mcg_debug_hold(void *c, const char *lbl, const uint8_t *k, size_t
 	return r;
 }
 
+// Test support: how many callers wait on the load of a key now.
+static mcg_res mcg_debug_load_waiters(void *c, const uint8_t *k, size_t kl) {
+	mcg_res r = {0};
+	size_t n = 0;
+	r.st = mapcache_debug_load_waiters((mapcache_t *)c, k, kl, &n);
+	r.n = n;
+	mcg_end(NULL, &r);
+	return r;
+}
+
 // Test support: the library's deliberate panic, caught at its boundary.
 static mcg_res mcg_debug_panic(const char *msg) {
 	mcg_res r = {0};
@@ -607,6 +617,22 @@ func cIterClose(it unsafe.Pointer) { C.mcg_iter_close(it) }
 // cIterFill fills buf with up to len(lens)/2 entries.
 func cIterFill(it unsafe.Pointer, lbl *C.char, buf []byte, lens []C.size_t) cres {
 	return conv(C.mcg_iter_fill(it, lbl, bp(buf), C.size_t(len(buf)), szp(lens), C.size_t(len(lens)/2)))
+}
+
+// debugLoadWaiters reports how many GetOrLoad callers are waiting, inside the
+// library, for the load of key in progress now (0 when none runs): test
+// support, so that a loader can wait until every other caller has joined it.
+func (c *Cache) debugLoadWaiters(key []byte) (int, error) {
+	co := c.co
+	if !co.acquire() {
+		return 0, closedErr("debugLoadWaiters")
+	}
+	defer co.release()
+	r := conv(C.mcg_debug_load_waiters(co.h, bp(key), C.size_t(len(key))))
+	if r.st != stOK {
+		return 0, newError("debugLoadWaiters", r.st, r.msg)
+	}
+	return r.n, nil
 }
 
 // debugHoldWrite makes this view hold the write flag that a write of key

@@ -9,51 +9,29 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
-// waitForMisses blocks until the cache has counted n misses. The first lookup
-// of a GetOrLoad is counted before the caller joins the load in progress (or
-// starts one), so a loader that waits for n misses knows that n callers have
-// reached the library; a caller that joins only after the load ended finds
-// its value stored (success) or starts a load of its own (failure).
-func waitForMisses(c *Cache, n uint64) {
-	for c.Stats().Misses < n {
-		time.Sleep(100 * time.Microsecond)
-	}
-}
-
-// joinGrace is how long a failing loader waits, after all callers missed, for
-// them to reach the load's wait: a few instructions each. A caller that
-// arrives after a failed load ended runs a load of its own, so whether the
-// failure had waiters to reach depends on this grace. What each caller gets is
-// checked exactly whatever happened; that some caller waited is required of
-// one round in up to waitRounds, so the tests fail only if in every round all
-// 15 other callers took longer than the grace between two statements. (The
-// library's Rust API has debug_load_waiters to know instead; the C ABI does
-// not export it.)
-const (
-	joinGrace  = 50 * time.Millisecond
-	waitRounds = 3
-)
-
-// untilWaited runs round up to waitRounds times, until it reports that a
-// caller waited for another's load.
-func untilWaited(t *testing.T, round func(t *testing.T) (waited bool)) {
-	t.Helper()
-	for i := 0; i < waitRounds; i++ {
-		if round(t) {
+// waitForWaiters blocks until n callers are waiting, inside the library, for
+// the load of key in progress (the library's debug hook): a loader that waits
+// for the other callers this way knows that every one of them will get its
+// outcome, so the stampede tests are exact, not timing-dependent.
+func waitForWaiters(t *testing.T, c *Cache, key []byte, n int) {
+	for {
+		waiting, err := c.debugLoadWaiters(key)
+		if err != nil {
+			t.Errorf("debugLoadWaiters: %v", err)
 			return
 		}
-		t.Logf("round %d: no caller waited for another's load", i)
+		if waiting >= n {
+			return
+		}
+		runtime.Gosched()
 	}
-	t.Fatalf("in %d rounds no caller waited for another's load", waitRounds)
 }
 
 // 16 goroutines miss on one key at once: the loader runs once, and all of
-// them get its value. Deterministic: the loader returns only after all 16
-// lookups missed, and a caller that comes to the load after it ended finds
-// the value stored.
+// them get its value. Deterministic: the loader returns only once the other 15
+// callers are waiting for it.
 func TestGetOrLoadRunsOnceFor16Goroutines(t *testing.T) {
 	const G = 16
 	c := newCache(t, Config{})
@@ -68,7 +46,7 @@ func TestGetOrLoadRunsOnceFor16Goroutines(t *testing.T) {
 			defer wg.Done()
 			values[g], errs[g] = c.GetOrLoad(key, func() ([]byte, error) {
 				runs.Add(1)
-				waitForMisses(c, G)
+				waitForWaiters(t, c, key, G-1)
 				return []byte(fmt.Sprintf("loaded by %d", g)), nil
 			})
 		}(g)
@@ -101,10 +79,6 @@ func (e *testLoadErr) Error() string { return fmt.Sprintf("database down (run %d
 // *LoadError, unwrapping to the loader's own error), nothing is cached, and
 // the next call loads again.
 func TestGetOrLoadErrorReachesEveryWaiter(t *testing.T) {
-	untilWaited(t, errorRound)
-}
-
-func errorRound(t *testing.T) (waited bool) {
 	const G = 16
 	c := newCache(t, Config{})
 	key := []byte("k")
@@ -117,8 +91,7 @@ func errorRound(t *testing.T) (waited bool) {
 			defer wg.Done()
 			v, err := c.GetOrLoad(key, func() ([]byte, error) {
 				run := runs.Add(1)
-				waitForMisses(c, G)
-				time.Sleep(joinGrace)
+				waitForWaiters(t, c, key, G-1)
 				return nil, &testLoadErr{run: run}
 			})
 			if v != nil {
@@ -141,17 +114,15 @@ func errorRound(t *testing.T) (waited bool) {
 		}
 		byRun[mine.run] = append(byRun[mine.run], le)
 	}
-	shared := false
 	for run, les := range byRun {
 		for _, le := range les {
 			if le != les[0] {
 				t.Errorf("the callers of load %d got different *LoadErrors", run)
 			}
 		}
-		shared = shared || len(les) > 1
 	}
-	if int(runs.Load()) != len(byRun) {
-		t.Fatalf("%d loads ran but the callers got the errors of %d", runs.Load(), len(byRun))
+	if runs.Load() != 1 || len(byRun[1]) != G {
+		t.Fatalf("%d loads ran and %d callers got the first one's error, want 1 and %d", runs.Load(), len(byRun[1]), G)
 	}
 	if ok, _ := c.Contains(key); ok || c.Len() != 0 {
 		t.Fatal("a failed load cached something")
@@ -167,7 +138,6 @@ func errorRound(t *testing.T) (waited bool) {
 		t.Fatalf("retry: %q, %v", v, err)
 	}
 	mustGet(t, c, "k", "back")
-	return shared
 }
 
 type testPanic struct{ run int32 }
@@ -176,10 +146,6 @@ type testPanic struct{ run int32 }
 // the caller whose loader it was panics again with the same value, nothing is
 // cached and the cache works on (nothing is poisoned).
 func TestGetOrLoadPanicReachesWaitersAndRepanicsInLeader(t *testing.T) {
-	untilWaited(t, panicRound)
-}
-
-func panicRound(t *testing.T) (waited bool) {
 	const G = 16
 	c := newCache(t, Config{})
 	key := []byte("k")
@@ -202,8 +168,7 @@ func panicRound(t *testing.T) (waited bool) {
 			}()
 			_, out[g].err = c.GetOrLoad(key, func() ([]byte, error) {
 				run := runs.Add(1)
-				waitForMisses(c, G)
-				time.Sleep(joinGrace)
+				waitForWaiters(t, c, key, G-1)
 				panic(&testPanic{run: run})
 			})
 		}(g)
@@ -235,8 +200,8 @@ func panicRound(t *testing.T) (waited bool) {
 		}
 		waiters++
 	}
-	if len(leaders) != int(runs.Load()) {
-		t.Fatalf("%d loads panicked but %d callers re-panicked", runs.Load(), len(leaders))
+	if runs.Load() != 1 || len(leaders) != 1 || waiters != G-1 {
+		t.Fatalf("%d loads panicked, %d callers re-panicked, %d got the error; want 1, 1, %d", runs.Load(), len(leaders), waiters, G-1)
 	}
 	if ok, _ := c.Contains(key); ok {
 		t.Fatal("a panicked load cached something")
@@ -249,7 +214,6 @@ func panicRound(t *testing.T) (waited bool) {
 	if err != nil || string(v) != "fine" {
 		t.Fatalf("after the panic: %q, %v", v, err)
 	}
-	return waiters > 0
 }
 
 // On one goroutine: the panic value comes back exactly, also an error value
