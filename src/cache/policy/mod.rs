@@ -113,7 +113,24 @@
 //!     victim kept on one, both remembered by ghosts over 1.5 or 2.5
 //!     requests per entry): nothing on glimpse, since the first duel comes at
 //!     request 3,315 and the refused keys 1,850 requests later, too late to
-//!     matter; Zipf up to -1.5 and OLTP up to -1.0.
+//!     matter; Zipf up to -1.5 and OLTP up to -1.0. Started at "admit every
+//!     tie" and lowered also by a miss on a victim evicted on a tie (ghosts
+//!     over 1.5 to 4 requests per entry): 1750 +1.8 but 1000 -7.4, 1250
+//!     -4.8: at 1000 the evicted victims do come back and vote, at request
+//!     2,857, after the churn of requests 1,829 to 2,848 has cost the hits;
+//!   - the closest: a tie admitted when the victim was touched after the
+//!     sketch's last halving (so its 1 means seen once, not a decayed count)
+//!     and is older than twice the 75th percentile of the ages at which hits
+//!     came: glimpse 1000 +0.6, 1250 +1.6, 1500 +1.5, 1750 +1.7 (57.3, 0.5
+//!     under theine), every capacity within 1 point of the best anchor, but
+//!     750 -1.0, 2000 -0.6 (the 33 keys 1058..1091 come back after 4,280
+//!     requests), Zipf 0.7 at 250 -0.7, the rest within 0.25. Twice the
+//!     median instead: 1250 -4.7; 2.5 times the 75th: 1750 only +0.4;
+//!     1.75 times: 750 -1.9; with the protected-room condition added: the
+//!     same. Over the 0.3-point budget a change may cost elsewhere, so not
+//!     kept: the choice at 1750 turns on reuse distances of 2,200 to 2,700
+//!     requests in one 6,015-request trace, and any threshold that catches
+//!     them evicts keys at 750 and 2000 that return later still.
 //!   The refused keys that would pay at 1750 (the 1,289 reused keys fit
 //!   there, not at 1250) look the same at 1000 and 1250 by every signal
 //!   available before they return: victim age, protected room, hit-age tail.
