@@ -122,9 +122,9 @@
 //!     sketch's last halving (so its 1 means seen once, not a decayed count)
 //!     and is older than twice the 75th percentile of the ages at which hits
 //!     came: glimpse 1000 +0.6, 1250 +1.6, 1500 +1.5, 1750 +1.7 (57.3, 0.5
-//!     under theine), every capacity within 1 point of the best anchor, but
-//!     750 -1.0, 2000 -0.6 (the 33 keys 1058..1091 come back after 4,280
-//!     requests), Zipf 0.7 at 250 -0.7, the rest within 0.25. Twice the
+//!     under theine), but 250 -0.25 (14.8, 1.03 under otter), 750 -1.0,
+//!     2000 -0.6 (the 33 keys 1058..1091 come back after 4,280 requests),
+//!     Zipf 0.7 at 250 -0.7, the rest within 0.25. Twice the
 //!     median instead: 1250 -4.7; 2.5 times the 75th: 1750 only +0.4;
 //!     1.75 times: 750 -1.9; with the protected-room condition added: the
 //!     same. Over the 0.3-point budget a change may cost elsewhere, so not
