@@ -321,6 +321,9 @@ impl Policy {
         let mut nodes = Nodes::new();
         // The shard inserts before it evicts: one node over the capacity.
         nodes.reserve(entries as usize + 1);
+        // While every weight is 1 the capacity is in entries, and the shard
+        // holds one over it at most; a byte capacity bounds entries too.
+        nodes.expect_at_most(usize::try_from(capacity).map_or(usize::MAX, |c| c.saturating_add(1)));
         Policy {
             nodes,
             window: List::new(Queue::Window),
