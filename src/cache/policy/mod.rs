@@ -131,11 +131,11 @@
 //!     kept: the choice at 1750 turns on reuse distances of 2,200 to 2,700
 //!     requests in one 6,015-request trace, and any threshold that catches
 //!     them evicts keys at 750 and 2000 that return later still.
-//!   The refused keys that would pay at 1750 (the 1,289 reused keys fit
-//!   there, not at 1250) look the same at 1000 and 1250 by every signal
-//!   available before they return: victim age, protected room, hit-age tail.
-//!   A doorkeeper was not tried for it: it makes both sides of a 1-against-1
-//!   tie 0-against-0.
+//!   - so none is kept: the refused keys that would pay at 1750 (the 1,289
+//!     reused keys fit there, not at 1250) look the same at 1000 and 1250 by
+//!     every signal available before they return: victim age, protected
+//!     room, hit-age tail. A doorkeeper was not tried for it: it makes both
+//!     sides of a 1-against-1 tie 0-against-0.
 //!
 //! # Memory
 //!
