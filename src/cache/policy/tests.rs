@@ -221,6 +221,10 @@ fn memory_per_entry_is_within_its_bound() {
         // Entries bounded by count: the arena holds one node over the
         // capacity, no growth slack.
         assert_eq!(policy.nodes.bytes(), 12 * (capacity as usize + 1));
+        // Ghosts sized to what they hold: 16 bits per key, 0.175 keys per
+        // entry per generation, 2 generations, 2 filters, to a whole word.
+        let ghosts = policy.window_ghosts.bytes() + policy.main_ghosts.bytes();
+        assert!(ghosts as f64 <= 1.4 * capacity as f64 + 64.0, "{ghosts}");
     }
     // A power-of-two capacity with weights 1: node, sketch word, ghosts.
     let mut policy = Policy::new(4096);
