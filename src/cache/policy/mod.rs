@@ -59,7 +59,8 @@
 //! no signal at all.
 //!
 //! Measured (hit ratio in percent at capacities 250 to 2000 entries, the
-//! replay tests; `POLICY_VARIANTS=1` reprints every variant):
+//! replay tests; `POLICY_VARIANTS=1` reprints every variant but those tried
+//! against the glimpse shortfall, whose code was not kept):
 //! - Caffeine as it is (climber, no ghosts, warm admission 1/128): means
 //!   within 0.4 points of otter's on every trace; vault 24.4 to 30.4, mixed
 //!   up to 2.8 under the best anchor, loop at 750 entries 68.4.
