@@ -93,6 +93,10 @@ pub(super) struct Nodes {
     weights: Vec<u32>,
     free: u32,
     live: usize,
+    /// Nodes the arena is expected to need at most (the shard's capacity in
+    /// entries, one over it while the shard evicts): growth stops there
+    /// rather than overshoot by a quarter; past it, it grows by quarters.
+    expected: usize,
 }
 
 impl Nodes {
@@ -102,7 +106,14 @@ impl Nodes {
             weights: Vec::new(),
             free: NIL,
             live: 0,
+            expected: 0,
         }
+    }
+
+    /// The arena will hold at most about `nodes` nodes: its growth steps stop
+    /// there (they only size allocations; any number of nodes still fits).
+    pub(super) fn expect_at_most(&mut self, nodes: usize) {
+        self.expected = nodes;
     }
 
     /// A fresh node for `frag` and `weight`, in `queue`, unlinked (both links
@@ -119,8 +130,14 @@ impl Nodes {
                 .expect("a shard holds fewer than 2^31 - 1 entries");
             if self.nodes.len() == self.nodes.capacity() {
                 // Grow by a quarter, not double: the arena is most of the
-                // policy's memory, charged per entry.
-                self.nodes.reserve_exact((self.nodes.len() / 4).max(16));
+                // policy's memory, charged per entry; and no further than
+                // the expected bound while under it.
+                let len = self.nodes.len();
+                let mut step = (len / 4).max(16);
+                if len < self.expected {
+                    step = step.min(self.expected - len);
+                }
+                self.nodes.reserve_exact(step);
             }
             self.nodes.push(Node {
                 prev: 0,
@@ -260,6 +277,20 @@ mod tests {
         assert_eq!(nodes.alloc(3, 1, Queue::Window), a);
         assert_eq!(nodes.alloc(4, 1, Queue::Window), 2);
         assert_eq!(nodes.len(), 3);
+    }
+
+    #[test]
+    fn growth_stops_at_the_expected_bound_then_goes_by_quarters() {
+        let mut nodes = Nodes::new();
+        nodes.reserve(4097);
+        nodes.expect_at_most(5001);
+        for i in 0..5001 {
+            nodes.alloc(i, 1, Queue::Window);
+        }
+        assert_eq!(nodes.nodes.capacity(), 5001, "no slack past the bound");
+        nodes.alloc(5001, 1, Queue::Window);
+        assert!(nodes.nodes.capacity() >= 5001 + 5001 / 4);
+        assert_eq!(nodes.len(), 5002);
     }
 
     #[test]

@@ -207,11 +207,24 @@ fn memory_per_entry_is_within_its_bound() {
             }
         }
         let per_entry = policy.footprint() as f64 / capacity as f64;
-        println!("capacity {capacity}: {per_entry:.1} bytes per entry");
+        let share = |bytes: usize| bytes as f64 / capacity as f64;
+        println!(
+            "capacity {capacity}: {per_entry:.1} bytes per entry (nodes {:.1}, sketch {:.1}, ghosts {:.1})",
+            share(policy.nodes.bytes()),
+            share(policy.sketch.bytes()),
+            share(policy.window_ghosts.bytes() + policy.main_ghosts.bytes()),
+        );
         assert!(
             per_entry <= Policy::bytes_per_entry() as f64,
             "{capacity}: {per_entry}"
         );
+        // Entries bounded by count: the arena holds one node over the
+        // capacity, no growth slack.
+        assert_eq!(policy.nodes.bytes(), 12 * (capacity as usize + 1));
+        // Ghosts sized to what they hold: 16 bits per key, 0.175 keys per
+        // entry per generation, 2 generations, 2 filters, to a whole word.
+        let ghosts = policy.window_ghosts.bytes() + policy.main_ghosts.bytes();
+        assert!(ghosts as f64 <= 1.4 * capacity as f64 + 64.0, "{ghosts}");
     }
     // A power-of-two capacity with weights 1: node, sketch word, ghosts.
     let mut policy = Policy::new(4096);
