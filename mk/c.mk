@@ -23,6 +23,18 @@ C_DEMO_SRC := $(ROOT)/examples/c/demo.c
 VALGRIND_FLAGS := --fair-sched=yes --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect,possible \
   --errors-for-leak-kinds=definite,indirect,possible --child-silent-after-fork=yes
 
+# Two messages in the C suite's output are the tests working, not failures; say
+# so before each run, so that a newcomer does not read them as crashes.
+define C_EXPECTED_OUTPUT
+	@echo "   Expected in this output, from tests that pass:"
+	@echo "   - \"thread '<unnamed>' panicked at src/ffi/debug.rs ... deliberate test panic\":"
+	@echo "     test_internal_error panics inside the library on purpose and checks that the"
+	@echo "     panic stops at the C boundary (MAPCACHE_E_INTERNAL);"
+	@echo "   - \"fatal error: concurrent map writes: 'abort-collider' collided with ...\":"
+	@echo "     test_misuse_abort_policy's forked child aborts on purpose (MISUSE_ABORT),"
+	@echo "     and the parent checks that it died of SIGABRT."
+endef
+
 .PHONY: header test-header test-c demo-c bench-ffi valgrind-installed
 TEST_TARGETS += test-c
 DEMO_TARGETS += demo-c
@@ -54,8 +66,10 @@ test-c: lib test-header valgrind-installed | $(C_BUILD)
 	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/leak_check_shared
 	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/leak_check_static
 	@echo "== C suite, linked against libmapcache.so, under valgrind"
+	$(C_EXPECTED_OUTPUT)
 	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_mapcache_shared
 	@echo "== C suite, linked against libmapcache.a, under valgrind"
+	$(C_EXPECTED_OUTPUT)
 	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_mapcache_static
 
 demo-c: lib | $(C_BUILD)
@@ -63,4 +77,4 @@ demo-c: lib | $(C_BUILD)
 	$(C_BUILD)/demo
 
 bench-ffi: lib
-	$(CARGO) bench --bench ffi
+	$(CARGO) bench -p mapcache-bench --bench ffi
