@@ -381,6 +381,18 @@ typedef void (*mapcache_debug_fn)(void *ctx);
  */
 #define MAPCACHE_E_INTERNAL 11
 
+/**
+ * A bounded cache: the entry's footprint is larger than its shard's share of
+ * `max_bytes`, so it could never be held. Nothing was changed.
+ */
+#define MAPCACHE_E_TOO_LARGE 12
+
+/**
+ * The loader of `mapcache_get_or_load` failed: it returned a non-zero status
+ * (reported to every caller that waited for that load), and nothing was cached.
+ */
+#define MAPCACHE_E_LOADER 13
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

@@ -5,7 +5,7 @@ LOOM_TARGET_DIR := $(ROOT)/target/loom
 # the library and the demo never compile criterion and the peers). A new
 # benchmark: benches/<name>.rs and a [[bench]] entry in bench/Cargo.toml, and
 # its name here.
-RUST_BENCHES := map
+RUST_BENCHES := map cache
 
 .PHONY: demo-rust test-lint test-rust test-loom bench-rust stress-rust
 DEMO_TARGETS += demo-rust

@@ -54,6 +54,7 @@ impl Cursor {
         &mut self,
         shards: &[Shard],
         hasher: &Hasher,
+        clock: &crate::clock::Clock,
         mut f: impl FnMut(&[u8], &[u8]),
     ) -> bool {
         loop {
@@ -102,7 +103,9 @@ impl Cursor {
                     let seen = step
                         .iter()
                         .any(|&(h, other)| h == hash.0 && unsafe { entry::key(other) } == key);
-                    if (from..end).contains(&r) && !seen {
+                    // SAFETY: as above.
+                    let expired = unsafe { entry::expired(e, || clock.now_nanos()) };
+                    if (from..end).contains(&r) && !seen && !expired {
                         step.push((hash.0, e));
                     }
                 }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_epoch::Guard;
 
+use crate::cache::bounds::{self, Bounds};
 use crate::cache::load::{Flights, LoadError, Role};
+use crate::cache::read_buffer::Pushed;
 use crate::cache::stats::{LoadCounters, ReadCounters, Stats};
 use crate::config::{cores, Config, MisusePolicy, Mode};
 use crate::error::{Collision, Error, Result};
@@ -118,8 +120,18 @@ impl Map {
         config.validate()?;
         let shard_count = config.resolved_shards()?;
         let initial_log2 = log2_for(config.initial_capacity.div_ceil(shard_count));
+        let stripes = (cores() * 2).min(16);
         let shards = (0..shard_count)
-            .map(|_| Shard::new(initial_log2))
+            .map(|i| {
+                let bounds = config.is_bounded().then(|| {
+                    Bounds::new(
+                        Config::share(config.max_entries, shard_count, i),
+                        Config::share(config.max_bytes, shard_count, i),
+                        stripes,
+                    )
+                });
+                Shard::new(initial_log2, bounds)
+            })
             .collect::<Result<Box<[Shard]>>>()?;
         Ok(Map {
             shards,
@@ -205,6 +217,7 @@ impl Map {
             engine: &*self.engine,
             grows: &self.counters.grows,
             rebuilds: &self.counters.rebuilds,
+            clock: &self.config.clock,
         }
     }
 
@@ -257,11 +270,16 @@ impl Map {
                 // SAFETY: the entry is live while `guard` is pinned.
                 Some(entry) if !unsafe { self.expired(entry) } => {
                     if lookup {
-                        shard.note_hit(hash, entry);
+                        // SAFETY: as above.
+                        unsafe { self.note_hit(shard, hash, entry) };
                     }
                     Some(f(entry))
                 }
-                _ => None,
+                Some(_) => {
+                    self.reclaim_expired(shard, hash, key);
+                    None
+                }
+                None => None,
             }
         };
         if lookup {
@@ -271,6 +289,58 @@ impl Map {
             self.check_no_writer()?;
         }
         Ok(found)
+    }
+
+    /// Reports a hit on `entry` to its shard's policy (through the hit buffer).
+    /// When the reader's stripe is full, it drains the buffer if it can, and
+    /// records the hit again, so that a single-threaded reader loses no hit.
+    ///
+    /// # Safety
+    /// `entry` is live (the caller is pinned).
+    #[inline]
+    unsafe fn note_hit(&self, shard: &Shard, hash: KeyHash, entry: *const Entry) {
+        // SAFETY: forwarded contract.
+        if unsafe { shard.note_hit(hash, entry) } == Pushed::Full {
+            self.drain_reads_now(shard);
+            // SAFETY: forwarded contract.
+            unsafe { shard.note_hit(hash, entry) };
+        }
+    }
+
+    /// A reader whose hit buffer stripe is full replays the shard's hits into its
+    /// policy, if it can take the shard's flag without waiting (concurrent mode
+    /// only: in exclusive mode a reader never takes a flag, and the next write
+    /// drains instead).
+    #[cold]
+    fn drain_reads_now(&self, shard: &Shard) {
+        if self.mode != Mode::Concurrent {
+            return;
+        }
+        if let Ok(held) = shard.flag.try_lock(thread_id::current()) {
+            // SAFETY: `held` is the shard's own flag, which serialises its
+            // writers in concurrent mode.
+            unsafe { Writing::new(shard, &held) }.drain_reads();
+        }
+    }
+
+    /// A reader that found `key` expired removes it, if it can take the shard's
+    /// flag without waiting (concurrent mode only; otherwise the sweep or the
+    /// next write of the key does).
+    #[cold]
+    fn reclaim_expired(&self, shard: &Shard, hash: KeyHash, key: &[u8]) {
+        if self.mode != Mode::Concurrent {
+            return;
+        }
+        if let Ok(held) = shard.flag.try_lock(thread_id::current()) {
+            let guard = epoch::pin();
+            // SAFETY: as in `drain_reads_now`.
+            unsafe { Writing::new(shard, &held) }.remove_if_expired(
+                hash,
+                key,
+                &self.config.clock,
+                &guard,
+            );
+        }
     }
 
     /// Whether `entry` has expired on the map's clock (read only for entries
@@ -378,7 +448,8 @@ impl Map {
             };
             match found {
                 Some(entry) => {
-                    shard.note_hit(hash, entry);
+                    // SAFETY: the entry is live while `guard` is pinned.
+                    unsafe { self.note_hit(shard, hash, entry) };
                     hits += 1;
                 }
                 None => misses += 1,
@@ -417,7 +488,6 @@ impl Map {
             let (key, hash) = ring[i % RING];
             serve(&mut guard, i, key, hash);
         }
-        drop(serve);
         self.reads.record_many(hits, misses);
     }
 
@@ -483,7 +553,17 @@ impl Map {
         op: impl FnOnce(&Writing<'_>, OwnedEntry<'_>, &Guard) -> Result<R>,
         finish: impl FnOnce(R, &Guard) -> T,
     ) -> Result<T> {
-        let pending = Pending::new(self.shard(hash).slab(), key, value, trailer)?;
+        let shard = self.shard(hash);
+        if let Some(bounds) = shard.bounds() {
+            let bytes = bounds::charge(entry::footprint_for(key.len(), value.len(), trailer));
+            if bounds.max_bytes > 0 && bytes > bounds.max_bytes {
+                return Err(Error::TooLarge {
+                    bytes,
+                    limit: bounds.max_bytes,
+                });
+            }
+        }
+        let pending = Pending::new(shard.slab(), key, value, trailer)?;
         self.write_then(
             hash,
             |shard, guard| {
@@ -633,6 +713,15 @@ impl Map {
         outcome
     }
 
+    /// Callers of [`Map::get_or_load`] waiting for the load of `key` now (0 when
+    /// none runs): for tests that must know every caller has joined a load
+    /// before letting its loader return.
+    #[doc(hidden)]
+    pub fn debug_load_waiters(&self, key: &[u8]) -> usize {
+        let hash = self.hasher.hash(key);
+        self.flights.waiters(self.hasher.shard(hash), key)
+    }
+
     /// Replaces the value of `key` with `new` if it equals `expected`.
     /// `Some(true)`: swapped; `Some(false)`: the value differed; `None`: absent.
     pub fn compare_and_swap(
@@ -648,7 +737,9 @@ impl Map {
             key,
             new,
             self.trailer(self.config.default_ttl),
-            |shard, new, guard| Ok(shard.compare_and_swap(hash, key, expected, new, guard)),
+            |shard, new, guard| {
+                Ok(shard.compare_and_swap(&self.growth(), hash, key, expected, new, guard))
+            },
             |swapped, _| swapped,
         )
     }
@@ -657,7 +748,9 @@ impl Map {
     pub fn remove(&self, key: &[u8]) -> Result<bool> {
         entry::check_key(key)?;
         let hash = self.hasher.hash(key);
-        self.write(hash, |shard, guard| Ok(shard.remove(hash, key, guard)))
+        self.write(hash, |shard, guard| {
+            Ok(shard.remove(hash, key, &self.config.clock, guard))
+        })
     }
 
     /// Removes every entry. Shard by shard: a concurrent reader may see some
@@ -736,7 +829,7 @@ impl Map {
     /// check after it fails, the cursor has moved past the step, and what `f`
     /// was lent during it overlapped the write: discard it.
     pub fn scan(&self, cursor: &mut Cursor, f: impl FnMut(&[u8], &[u8])) -> Result<bool> {
-        self.checked_read(|| cursor.advance(&self.shards, &self.hasher, f))
+        self.checked_read(|| cursor.advance(&self.shards, &self.hasher, &self.config.clock, f))
     }
 
     /// Runs `read`, and in exclusive mode checks before and after it that no other

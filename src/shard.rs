@@ -24,7 +24,10 @@ use std::sync::Arc;
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 
+use crate::cache::bounds::{self, Bounds};
+use crate::cache::read_buffer::{Hit, Pushed};
 use crate::cache::stats::ShardCounters;
+use crate::clock::Clock;
 use crate::error::Result;
 use crate::hash::KeyHash;
 use crate::sync::atomic::{AtomicUsize, Ordering};
@@ -38,11 +41,25 @@ use crate::table::retire::RetireBatch;
 use crate::table::slab::Slab;
 use crate::table::table::{self, Slot, Table, MAX_LOG2};
 
-/// What a writer needs beyond its shard to grow it.
+/// What a writer needs beyond its shard: the rehash engine and counters to grow
+/// it, and the clock to tell expired entries.
 pub(crate) struct Growth<'a> {
     pub(crate) engine: &'a dyn RehashEngine,
     pub(crate) grows: &'a std::sync::atomic::AtomicU64,
     pub(crate) rebuilds: &'a std::sync::atomic::AtomicU64,
+    pub(crate) clock: &'a Clock,
+}
+
+impl Growth<'_> {
+    /// Whether the (live) entry has expired now.
+    ///
+    /// # Safety
+    /// `entry` is live (linked in the table whose flag the caller holds).
+    #[inline]
+    unsafe fn expired(&self, entry: *const Entry) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { entry::expired(entry, || self.clock.now_nanos()) }
+    }
 }
 
 /// A shard (see the module docs), in two halves on separate cache lines: what
@@ -64,6 +81,9 @@ pub(crate) struct Shard {
     /// The slab of the shard's small entries and the count of its retired bytes:
     /// shared with the deferred frees, which may run after the map is gone.
     memory: Arc<ShardMemory>,
+    /// A bounded cache's budgets, policy and hit buffer; `None` in an unbounded
+    /// map (whose readers then skip the policy entirely).
+    bounds: Option<Box<Bounds>>,
     /// Starts the write half on a 128-byte boundary of its own.
     _split: HalfSplit,
     // The write half.
@@ -81,6 +101,11 @@ pub(crate) struct Shard {
     retiring: UnsafeCell<RetireBatch>,
     /// Write events for the statistics (see `cache/stats.rs`).
     counters: ShardCounters,
+    /// Entries in the table with a deadline: the expiry sweep runs only while
+    /// there are some. Written only under the flag.
+    expiring: AtomicUsize,
+    /// The chain the expiry sweep visits next. Written only under the flag.
+    sweep_hand: AtomicUsize,
 }
 
 // SAFETY: every field but `retiring` is Sync; `retiring` is touched only by the
@@ -126,6 +151,14 @@ fn table_ptr(table: Shared<'_, Table>) -> std::ptr::NonNull<Table> {
     std::ptr::NonNull::new(table.as_raw().cast_mut()).expect("a shard's table is never null")
 }
 
+/// Why an entry leaves the table (which statistic counts it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    Deleted,
+    Expired,
+    Evicted,
+}
+
 /// What [`Shard::relieve_garbage`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Relief {
@@ -148,9 +181,12 @@ pub(crate) const GARBAGE_FLOOR: usize = 64 * 1024;
 const RELIEF_PATIENCE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Shard {
-    pub(crate) fn new(log2: u32) -> Result<Shard> {
+    pub(crate) fn new(log2: u32, bounds: Option<Bounds>) -> Result<Shard> {
         let table = Table::new(log2)?;
         Ok(Shard {
+            bounds: bounds.map(Box::new),
+            expiring: AtomicUsize::new(0),
+            sweep_hand: AtomicUsize::new(0),
             bucket_hint: std::sync::atomic::AtomicPtr::new(table.buckets().as_ptr().cast_mut()),
             mask_hint: std::sync::atomic::AtomicU32::new(table.mask()),
             table: Atomic::new(table),
@@ -293,15 +329,42 @@ impl Shard {
         &self.counters
     }
 
-    /// Bytes the shard's entries are charged against a byte bound.
+    /// Bytes the shard's entries are charged against a byte bound (see
+    /// `cache/bounds.rs`).
     pub(crate) fn charged_bytes(&self) -> usize {
         self.bytes()
+            + self.len() * (bounds::SLOT_SHARE + crate::cache::policy::Policy::bytes_per_entry())
     }
 
-    /// A reader's hit on `entry` (found for `hash`), for the eviction policy.
+    /// The shard's bounds, if it is a bounded cache's.
     #[inline]
-    pub(crate) fn note_hit(&self, hash: KeyHash, entry: *const Entry) {
-        let _ = (hash, entry);
+    pub(crate) fn bounds(&self) -> Option<&Bounds> {
+        self.bounds.as_deref()
+    }
+
+    /// Records a reader's hit on `entry` (found for `hash`) for the eviction
+    /// policy. `Pushed::Full` asks the caller to drain the buffer if it can take
+    /// the flag without waiting.
+    ///
+    /// # Safety
+    /// `entry` is live (the caller is pinned).
+    #[inline]
+    pub(crate) unsafe fn note_hit(&self, hash: KeyHash, entry: *const Entry) -> Pushed {
+        let Some(bounds) = self.bounds() else {
+            return Pushed::Recorded;
+        };
+        // SAFETY: forwarded contract.
+        let Some(node) = (unsafe { entry::node(entry) }) else {
+            return Pushed::Recorded;
+        };
+        let thread = crate::sync::thread_id::current().get();
+        bounds.reads.push(
+            thread,
+            Hit {
+                node,
+                frag: hash.frag(),
+            },
+        )
     }
 }
 
@@ -358,6 +421,29 @@ impl Writing<'_> {
         unsafe { self.memory.defer(guard, Garbage::Entries(entries), bytes) };
     }
 
+    /// The policy of a bounded shard.
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    fn policy(&self) -> Option<&mut crate::cache::policy::Policy> {
+        // SAFETY: `self` proves the flag is held; each caller uses the reference
+        // within one statement or block and never holds two.
+        self.bounds().map(|bounds| unsafe { bounds.policy() })
+    }
+
+    /// Replays the readers' recorded hits into the policy.
+    #[inline]
+    pub(crate) fn drain_reads(&self) {
+        let Some(bounds) = self.bounds() else {
+            return;
+        };
+        if !bounds.reads.is_pending() {
+            return;
+        }
+        // SAFETY: `self` proves the flag is held.
+        let policy = unsafe { bounds.policy() };
+        bounds.reads.drain(|hit| policy.on_hit(hit.node, hit.frag));
+    }
+
     /// Makes a pending entry, from the shard's slab if it is small.
     #[inline]
     pub(crate) fn make_entry<'a>(&self, pending: Pending<'a>) -> Result<OwnedEntry<'a>> {
@@ -372,7 +458,7 @@ impl Writing<'_> {
         unsafe { pending.finish() }
     }
 
-    /// Inserts or replaces; `Ok(true)` when it replaced.
+    /// Inserts or replaces; `Ok(true)` when it replaced a live value.
     pub(crate) fn upsert(
         &self,
         growth: &Growth<'_>,
@@ -381,22 +467,37 @@ impl Writing<'_> {
         new: OwnedEntry<'_>,
         guard: &Guard,
     ) -> Result<bool> {
+        self.drain_reads();
         let table = self.table(guard);
-        match table.locate(hash, key) {
-            Slot::Found { bucket, index, .. } => {
-                self.replace(bucket, index, new, guard);
-                Ok(true)
+        let replaced = match table.locate(hash, key) {
+            Slot::Found {
+                head,
+                bucket,
+                index,
+            } => {
+                let current = bucket.slots[index].load(Ordering::Relaxed);
+                // SAFETY: linked entries are live while the flag is held.
+                if unsafe { growth.expired(current) } {
+                    self.take_out(table, head, bucket, index, Removal::Expired, guard);
+                    self.add_absent(growth, hash, key, new, guard)?;
+                    false
+                } else {
+                    self.replace(bucket, index, new, guard);
+                    true
+                }
             }
             Slot::Vacant { free, tail } => {
                 self.add(growth, table, free, tail, hash, key, new, guard)?;
-                Ok(false)
+                false
             }
-        }
+        };
+        self.maintain(growth, guard);
+        Ok(replaced)
     }
 
     /// Inserts when absent (`Ok(None)`); otherwise drops `new` and returns the
     /// present entry, live while `guard` is pinned (the caller copies its value
-    /// after releasing the flag).
+    /// after releasing the flag). An expired entry is absent.
     pub(crate) fn insert_if_absent(
         &self,
         growth: &Growth<'_>,
@@ -405,56 +506,105 @@ impl Writing<'_> {
         new: OwnedEntry<'_>,
         guard: &Guard,
     ) -> Result<Option<*const Entry>> {
+        self.drain_reads();
         let table = self.table(guard);
-        match table.locate(hash, key) {
-            Slot::Found { bucket, index, .. } => Ok(Some(
-                bucket.slots[index].load(Ordering::Relaxed).cast_const(),
-            )),
+        let present = match table.locate(hash, key) {
+            Slot::Found {
+                head,
+                bucket,
+                index,
+            } => {
+                let current = bucket.slots[index].load(Ordering::Relaxed);
+                // SAFETY: linked entries are live while the flag is held.
+                if unsafe { growth.expired(current) } {
+                    self.take_out(table, head, bucket, index, Removal::Expired, guard);
+                    self.add_absent(growth, hash, key, new, guard)?;
+                    None
+                } else {
+                    Some(current.cast_const())
+                }
+            }
             Slot::Vacant { free, tail } => {
                 self.add(growth, table, free, tail, hash, key, new, guard)?;
-                Ok(None)
+                None
             }
-        }
+        };
+        self.maintain(growth, guard);
+        Ok(present)
     }
 
     /// Replaces the value with `new` if it equals `expected`: `Some(true)` when
-    /// swapped, `Some(false)` when it differed, `None` when the key is absent.
+    /// swapped, `Some(false)` when it differed, `None` when the key is absent
+    /// (or expired: then the expired entry is removed).
     pub(crate) fn compare_and_swap(
         &self,
+        growth: &Growth<'_>,
         hash: KeyHash,
         key: &[u8],
         expected: &[u8],
         new: OwnedEntry<'_>,
         guard: &Guard,
     ) -> Option<bool> {
+        self.drain_reads();
         let table = self.table(guard);
-        let Slot::Found { bucket, index, .. } = table.locate(hash, key) else {
+        let Slot::Found {
+            head,
+            bucket,
+            index,
+        } = table.locate(hash, key)
+        else {
             return None;
         };
         let current = bucket.slots[index].load(Ordering::Relaxed);
         // SAFETY: linked entries are live while the flag is held.
+        if unsafe { growth.expired(current) } {
+            self.take_out(table, head, bucket, index, Removal::Expired, guard);
+            return None;
+        }
+        // SAFETY: as above.
         if unsafe { entry::value(current) } != expected {
             return Some(false);
         }
         self.replace(bucket, index, new, guard);
+        self.maintain(growth, guard);
         Some(true)
     }
 
     /// Publishes `new` in the occupied slot `index` of `bucket` and retires the
-    /// entry it replaces. Flag held.
-    fn replace(&self, bucket: &Bucket, index: usize, new: OwnedEntry<'_>, guard: &Guard) {
+    /// entry it replaces (an update: the key keeps its policy node). Flag held.
+    fn replace(&self, bucket: &Bucket, index: usize, mut new: OwnedEntry<'_>, guard: &Guard) {
+        let old = bucket.slots[index].load(Ordering::Relaxed);
+        // SAFETY: linked entries are live while the flag is held; `new` is ours.
+        let (old_size, new_size) =
+            unsafe { (entry::footprint(old), entry::footprint(new.as_ptr())) };
+        if let Some(bounds) = self.bounds() {
+            // SAFETY: as above.
+            if let Some(node) = unsafe { entry::node(old) } {
+                new.set_node(node);
+                // SAFETY: `self` proves the flag is held.
+                unsafe { bounds.policy() }.on_update(node, bounds.weight(new_size));
+            }
+        }
+        // SAFETY: as above.
+        let (old_expires, new_expires) = unsafe {
+            (
+                entry::deadline(old).is_some(),
+                entry::deadline(new.as_ptr()).is_some(),
+            )
+        };
         let new = new.into_raw();
-        let old = bucket.slots[index].swap(new, Ordering::AcqRel);
-        // SAFETY: both are live: `new` is ours, `old` is retired below.
-        self.add_bytes(unsafe { entry::footprint(new) }, unsafe {
-            entry::footprint(old)
-        });
+        bucket.slots[index].store(new, Ordering::Release);
+        self.add_bytes(new_size, old_size);
+        self.count_expiring(new_expires, old_expires);
+        ShardCounters::bump(&self.counters.updates, 1);
         // SAFETY: `old` was just unlinked under the flag.
         unsafe { self.retire(guard, old) };
     }
 
-    /// Removes the key; `true` when it was present.
-    pub(crate) fn remove(&self, hash: KeyHash, key: &[u8], guard: &Guard) -> bool {
+    /// Removes the key; `true` when it was present (an expired entry is removed
+    /// too, as an expiration, and reported absent).
+    pub(crate) fn remove(&self, hash: KeyHash, key: &[u8], clock: &Clock, guard: &Guard) -> bool {
+        self.drain_reads();
         let table = self.table(guard);
         let Slot::Found {
             head,
@@ -464,13 +614,140 @@ impl Writing<'_> {
         else {
             return false;
         };
+        let current = bucket.slots[index].load(Ordering::Relaxed);
+        // SAFETY: linked entries are live while the flag is held.
+        let expired = unsafe { entry::expired(current, || clock.now_nanos()) };
+        let why = if expired {
+            Removal::Expired
+        } else {
+            Removal::Deleted
+        };
+        self.take_out(table, head, bucket, index, why, guard);
+        !expired
+    }
+
+    /// Removes `key`'s entry if it has expired (the lazy reclamation of a reader
+    /// that found it so).
+    pub(crate) fn remove_if_expired(
+        &self,
+        hash: KeyHash,
+        key: &[u8],
+        clock: &Clock,
+        guard: &Guard,
+    ) {
+        let table = self.table(guard);
+        if let Slot::Found {
+            head,
+            bucket,
+            index,
+        } = table.locate(hash, key)
+        {
+            let current = bucket.slots[index].load(Ordering::Relaxed);
+            // SAFETY: linked entries are live while the flag is held.
+            if unsafe { entry::expired(current, || clock.now_nanos()) } {
+                self.take_out(table, head, bucket, index, Removal::Expired, guard);
+            }
+        }
+    }
+
+    /// Unlinks the entry in `bucket`'s slot `index`, settles its accounts (the
+    /// counts, the policy, the statistic `why` names) and retires it.
+    fn take_out(
+        &self,
+        table: &Table,
+        head: &Bucket,
+        bucket: &Bucket,
+        index: usize,
+        why: Removal,
+        guard: &Guard,
+    ) {
         let old = table.unlink(head, bucket, index);
         // SAFETY: `old` is live until retired below.
-        self.add_bytes(0, unsafe { entry::footprint(old) });
+        let (size, expires, node) = unsafe {
+            (
+                entry::footprint(old),
+                entry::deadline(old).is_some(),
+                entry::node(old),
+            )
+        };
+        self.add_bytes(0, size);
+        self.count_expiring(false, expires);
+        self.len.store(self.len() - 1, Ordering::Relaxed);
+        let counter = match why {
+            Removal::Deleted => &self.counters.deletes,
+            Removal::Expired => &self.counters.expirations,
+            Removal::Evicted => &self.counters.evictions,
+        };
+        ShardCounters::bump(counter, 1);
+        // An evicted entry's node was removed by the policy that chose it.
+        if why != Removal::Evicted {
+            if let (Some(policy), Some(node)) = (self.policy(), node) {
+                policy.on_remove(node);
+            }
+        }
         // SAFETY: `old` was just unlinked under the flag.
         unsafe { self.retire(guard, old) };
-        self.len.store(self.len() - 1, Ordering::Relaxed);
-        true
+    }
+
+    /// Adjusts the count of entries with a deadline.
+    #[inline]
+    fn count_expiring(&self, added: bool, removed: bool) {
+        if added != removed {
+            let n = self.expiring.load(Ordering::Relaxed);
+            self.expiring
+                .store(if added { n + 1 } else { n - 1 }, Ordering::Relaxed);
+        }
+    }
+
+    /// After a write: evict until the shard is within its bounds, and sweep one
+    /// chain for expired entries.
+    fn maintain(&self, growth: &Growth<'_>, guard: &Guard) {
+        if let Some(bounds) = self.bounds() {
+            while bounds.over(self.len(), self.charged_bytes()) {
+                // SAFETY: `self` proves the flag is held; the reference ends
+                // with this statement.
+                let Some(victim) = (unsafe { bounds.policy() }).evict() else {
+                    break;
+                };
+                let table = self.table(guard);
+                let Some((head, bucket, index)) = table.locate_node(victim.frag, victim.node)
+                else {
+                    debug_assert!(
+                        false,
+                        "the policy chose node {} that no entry has",
+                        victim.node
+                    );
+                    continue;
+                };
+                self.take_out(table, head, bucket, index, Removal::Evicted, guard);
+                // SAFETY: as above.
+                debug_assert_eq!(unsafe { bounds.policy() }.len(), self.len());
+                if victim.rejected {
+                    ShardCounters::bump(&self.counters.rejections, 1);
+                }
+            }
+        }
+        self.sweep(growth, guard);
+    }
+
+    /// Removes the expired entries of the next chain, while the shard has
+    /// entries with a deadline: one chain per write, so that every chain is
+    /// visited once per `2^log2` writes.
+    fn sweep(&self, growth: &Growth<'_>, guard: &Guard) {
+        if self.expiring.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let table = self.table(guard);
+        let hand = self.sweep_hand.load(Ordering::Relaxed);
+        self.sweep_hand
+            .store(hand.wrapping_add(1), Ordering::Relaxed);
+        let now = growth.clock.now_nanos();
+        table.for_each_in_chain(hand, |head, bucket, index, entry| {
+            // SAFETY: linked entries are live while the flag is held.
+            if unsafe { entry::expired(entry, || now) } {
+                self.take_out(table, head, bucket, index, Removal::Expired, guard);
+            }
+        });
     }
 
     /// Replaces the table with an empty one of `2^log2` buckets.
@@ -479,7 +756,15 @@ impl Writing<'_> {
         let old = self.table.swap(fresh, Ordering::AcqRel, guard);
         // SAFETY: just published; retired only by a later writer, after `guard`.
         self.set_hint(unsafe { fresh.deref() });
+        ShardCounters::bump(&self.counters.deletes, self.len() as u64);
         self.len.store(0, Ordering::Relaxed);
+        self.expiring.store(0, Ordering::Relaxed);
+        if let Some(bounds) = self.bounds() {
+            // Hits recorded before the clear name nodes that are gone.
+            bounds.reads.drain(|_| {});
+            // SAFETY: `self` proves the flag is held.
+            unsafe { bounds.policy() }.clear();
+        }
         let size = self.bytes();
         self.bytes.store(0, Ordering::Relaxed);
         // SAFETY: the old table was unlinked under the flag (pins taken from now
@@ -493,6 +778,24 @@ impl Writing<'_> {
         Ok(())
     }
 
+    /// Adds a key known to be absent (after an expired entry of it was taken out).
+    fn add_absent(
+        &self,
+        growth: &Growth<'_>,
+        hash: KeyHash,
+        key: &[u8],
+        new: OwnedEntry<'_>,
+        guard: &Guard,
+    ) -> Result<()> {
+        let table = self.table(guard);
+        match table.locate(hash, key) {
+            Slot::Vacant { free, tail } => {
+                self.add(growth, table, free, tail, hash, key, new, guard)
+            }
+            Slot::Found { .. } => unreachable!("the key was just taken out"),
+        }
+    }
+
     /// Adds a new key at a vacancy, growing or rebuilding the table first when due.
     #[allow(clippy::too_many_arguments)]
     fn add<'g>(
@@ -503,7 +806,7 @@ impl Writing<'_> {
         mut tail: &'g Bucket,
         hash: KeyHash,
         key: &[u8],
-        new: OwnedEntry<'_>,
+        mut new: OwnedEntry<'_>,
         guard: &'g Guard,
     ) -> Result<()> {
         let len = self.len();
@@ -522,12 +825,24 @@ impl Writing<'_> {
                 Slot::Found { .. } => unreachable!("the key was absent before the rehash"),
             }
         }
+        // SAFETY: `new` is ours.
+        let (size, expires) = unsafe {
+            (
+                entry::footprint(new.as_ptr()),
+                entry::deadline(new.as_ptr()).is_some(),
+            )
+        };
+        if let Some(bounds) = self.bounds() {
+            // SAFETY: `self` proves the flag is held.
+            let node = unsafe { bounds.policy() }.on_insert(hash.frag(), bounds.weight(size));
+            new.set_node(node);
+        }
         let new = new.into_raw();
         table.place(free, tail, hash, new);
         self.len.store(len + 1, Ordering::Relaxed);
-        // SAFETY: `new` was just published under the flag; only a later writer
-        // could retire it.
-        self.add_bytes(unsafe { entry::footprint(new) }, 0);
+        self.add_bytes(size, 0);
+        self.count_expiring(expires, false);
+        ShardCounters::bump(&self.counters.inserts, 1);
         Ok(())
     }
 
@@ -572,7 +887,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "an entry prepared for another shard")]
     fn a_writer_of_one_shard_cannot_make_an_entry_from_another_shards_slab() {
-        let (mine, other) = (Shard::new(0).unwrap(), Shard::new(0).unwrap());
+        let (mine, other) = (Shard::new(0, None).unwrap(), Shard::new(0, None).unwrap());
         let held = mine.flag.lock(thread_id::current());
         // SAFETY: `held` guards `mine`'s own flag.
         let writing = unsafe { Writing::new(&mine, &held) };
@@ -582,7 +897,7 @@ mod tests {
 
     #[test]
     fn the_write_half_starts_on_its_own_128_byte_line_pair() {
-        let shard = Shard::new(0).unwrap();
+        let shard = Shard::new(0, None).unwrap();
         let base = &shard as *const Shard as usize;
         let flag = &shard.flag as *const _ as usize;
         let table = &shard.table as *const _ as usize;

@@ -19,9 +19,10 @@
 //!   the mutexes are never held while the loader runs.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::sync::atomic::{AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
 
 /// Why a load failed: the loader's own error, shared by every caller that
 /// waited for that load (so it is reference-counted, not owned).
@@ -107,13 +108,19 @@ impl Eq for LoadError {}
 struct Flight {
     outcome: Mutex<Option<Result<Vec<u8>>>>,
     done: Condvar,
+    /// Callers waiting for the outcome (for tests that must know every caller
+    /// has joined before the loader returns).
+    waiters: AtomicUsize,
 }
 
 /// The loads in progress of one map, in a few independently locked tables (by
 /// shard), so that loads of unrelated keys do not contend on one mutex.
 pub(crate) struct Flights {
-    tables: Box<[Mutex<HashMap<Box<[u8]>, Arc<Flight>>>]>,
+    tables: Box<[FlightTable]>,
 }
+
+/// The loads in progress of one table, by key.
+type FlightTable = Mutex<HashMap<Box<[u8]>, Arc<Flight>>>;
 
 /// What [`Flights::join`] made of the caller.
 pub(crate) enum Role<'a> {
@@ -127,7 +134,7 @@ pub(crate) enum Role<'a> {
 /// without [`Leader::finish`] (the loader panicked), it publishes a panic error.
 pub(crate) struct Leader<'a> {
     flight: Arc<Flight>,
-    table: &'a Mutex<HashMap<Box<[u8]>, Arc<Flight>>>,
+    table: &'a FlightTable,
     key: Box<[u8]>,
     finished: bool,
     panic: Option<LoadError>,
@@ -162,6 +169,7 @@ impl Flights {
                     let flight = Arc::new(Flight {
                         outcome: Mutex::new(None),
                         done: Condvar::new(),
+                        waiters: AtomicUsize::new(0),
                     });
                     flights.insert(key.into(), flight.clone());
                     return Role::Leader(Leader {
@@ -174,6 +182,7 @@ impl Flights {
                 }
             }
         };
+        flight.waiters.fetch_add(1, Ordering::SeqCst);
         let mut outcome = lock(&flight.outcome);
         loop {
             if let Some(result) = outcome.as_ref() {
@@ -184,6 +193,17 @@ impl Flights {
                 .wait(outcome)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+    }
+}
+
+impl Flights {
+    /// Callers waiting for the load of `key` in table `table` (0 when no load
+    /// of it runs).
+    pub(crate) fn waiters(&self, table: usize, key: &[u8]) -> usize {
+        let table = &self.tables[table % self.tables.len()];
+        lock(table)
+            .get(key)
+            .map_or(0, |flight| flight.waiters.load(Ordering::SeqCst))
     }
 }
 
@@ -218,5 +238,40 @@ impl Drop for Leader<'_> {
                 .unwrap_or_else(|| LoadError::panicked(&"the load was abandoned"));
             self.publish(Err(Error::Load(error)));
         }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+
+    /// Two callers miss on one key at once. Whoever leads publishes a value;
+    /// the other either waits and gets exactly that value, or (joining after
+    /// the flight was removed) leads a load of its own. Never a lost wake-up
+    /// (loom reports a deadlock), never an outcome-less return.
+    #[test]
+    fn a_waiter_gets_the_leaders_outcome_or_leads_itself() {
+        loom::model(|| {
+            let flights = loom::sync::Arc::new(Flights::new(1));
+            let run = |flights: &Flights, value: u8| match flights.join(0, b"k") {
+                Role::Leader(leader) => {
+                    leader.finish(&Ok(vec![value]));
+                    (true, vec![value])
+                }
+                Role::Waited(outcome) => (false, outcome.unwrap()),
+            };
+            let other = {
+                let flights = flights.clone();
+                loom::thread::spawn(move || run(&flights, 2))
+            };
+            let mine = run(&flights, 1);
+            let theirs = other.join().unwrap();
+            match (mine, theirs) {
+                ((true, a), (false, b)) | ((false, b), (true, a)) => assert_eq!(a, b),
+                ((true, _), (true, _)) => {} // one led after the other finished
+                ((false, _), (false, _)) => panic!("nobody led the load"),
+            }
+            assert_eq!(flights.waiters(0, b"k"), 0, "a flight was left behind");
+        });
     }
 }

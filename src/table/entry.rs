@@ -77,10 +77,6 @@ impl Trailer {
             0
         }) | if self.node { HAS_NODE } else { 0 }
     }
-
-    fn len(self) -> usize {
-        trailer_len(self.meta())
-    }
 }
 
 #[inline]

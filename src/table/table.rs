@@ -377,6 +377,54 @@ impl Table {
         }
     }
 
+    /// Finds the entry whose policy node is `node` among the keys with hash
+    /// fragment `frag`: the eviction path (flag held). The fragment picks the
+    /// chain and narrows the slots; the node index, which each bounded entry
+    /// carries, makes the match exact.
+    pub(crate) fn locate_node(&self, frag: u32, node: u32) -> Option<(&Bucket, &Bucket, usize)> {
+        let index = (frag & self.mask()) as usize;
+        let head = &self.buckets()[index];
+        let mut bucket = head;
+        loop {
+            let word = bucket.tophash.load(Ordering::Relaxed);
+            for slot in bucket::occupied(word) {
+                if bucket.frags[slot].load(Ordering::Relaxed) != frag {
+                    continue;
+                }
+                let entry = bucket.slots[slot].load(Ordering::Relaxed);
+                // SAFETY: the flag holder is the only one who frees entries of
+                // this table, so every linked entry is live.
+                if !entry.is_null() && unsafe { entry::node(entry) } == Some(node) {
+                    return Some((head, bucket, slot));
+                }
+            }
+            if bucket::has_empty_rest(word) {
+                return None;
+            }
+            bucket = bucket.next()?;
+        }
+    }
+
+    /// Calls `f(head, bucket, slot, entry)` for each occupied slot of chain
+    /// `index` (flag held; `f` may unlink the slot it is given).
+    pub(crate) fn for_each_in_chain(
+        &self,
+        index: usize,
+        mut f: impl FnMut(&Bucket, &Bucket, usize, *mut Entry),
+    ) {
+        let head = &self.buckets()[index & self.mask() as usize];
+        let mut bucket = Some(head);
+        while let Some(b) = bucket {
+            for slot in bucket::occupied(b.tophash.load(Ordering::Relaxed)) {
+                let entry = b.slots[slot].load(Ordering::Relaxed);
+                if !entry.is_null() {
+                    f(head, b, slot, entry);
+                }
+            }
+            bucket = b.next();
+        }
+    }
+
     /// Publishes `entry` (hash `hash`) at the vacancy `locate` returned. Flag held.
     pub(crate) fn place(
         &self,

@@ -1,0 +1,90 @@
+//! A bounded shard's cache state: its share of the bounds, its eviction policy,
+//! and the buffer of readers' hits waiting to be replayed into the policy.
+//!
+//! What an entry is charged against `max_bytes` (its footprint, see
+//! [`charge`]): the memory block it occupies (slab rounding included), its
+//! share of the bucket array, and the policy's per-entry memory. The bucket
+//! share is the worst case: a table holds between 3.25 and 6.5 entries per
+//! 112-byte bucket (it doubles at 6.5), so an entry is charged 112 / 3.25 = 35
+//! bytes of buckets, and the table's memory is always covered by the charges.
+
+use std::cell::UnsafeCell;
+
+use super::policy::Policy;
+use super::read_buffer::ReadBuffer;
+use crate::table::bucket::Bucket;
+
+/// Bucket bytes charged per entry (see the module docs): `size / 3.25`, rounded up.
+pub(crate) const SLOT_SHARE: usize = (std::mem::size_of::<Bucket>() * 4).div_ceil(13);
+
+/// What an entry whose memory block is `footprint` bytes is charged.
+#[inline]
+pub(crate) fn charge(footprint: usize) -> usize {
+    footprint + SLOT_SHARE + Policy::bytes_per_entry()
+}
+
+/// A bounded shard's cache state (see the module docs).
+pub(crate) struct Bounds {
+    /// The most entries the shard may hold (0: no count bound).
+    pub(crate) max_entries: usize,
+    /// The most bytes its entries may be charged (0: no byte bound).
+    pub(crate) max_bytes: usize,
+    /// The policy. Touched only by the holder of the flag that serialises the
+    /// shard's writers.
+    policy: UnsafeCell<Policy>,
+    /// Hits recorded by readers, replayed into the policy under the flag.
+    pub(crate) reads: ReadBuffer,
+}
+
+// SAFETY: `policy` is touched only under the shard's write flag (see
+// `Bounds::policy`); everything else is immutable or atomic.
+unsafe impl Sync for Bounds {}
+// SAFETY: as above; the policy holds plain data.
+unsafe impl Send for Bounds {}
+
+impl Bounds {
+    pub(crate) fn new(max_entries: usize, max_bytes: usize, stripes: usize) -> Bounds {
+        // The policy's capacity is in its weight unit: bytes under a byte bound,
+        // entries otherwise.
+        let capacity = if max_bytes > 0 {
+            max_bytes
+        } else {
+            max_entries
+        };
+        Bounds {
+            max_entries,
+            max_bytes,
+            policy: UnsafeCell::new(Policy::new(capacity.max(1) as u64)),
+            reads: ReadBuffer::new(stripes),
+        }
+    }
+
+    /// The weight the policy gives an entry whose memory block is `footprint`.
+    #[inline]
+    pub(crate) fn weight(&self, footprint: usize) -> u32 {
+        if self.max_bytes > 0 {
+            u32::try_from(charge(footprint)).unwrap_or(u32::MAX)
+        } else {
+            1
+        }
+    }
+
+    /// Whether a shard holding `len` entries charged `charged` bytes is over a bound.
+    #[inline]
+    pub(crate) fn over(&self, len: usize, charged: usize) -> bool {
+        (self.max_entries > 0 && len > self.max_entries)
+            || (self.max_bytes > 0 && charged > self.max_bytes)
+    }
+
+    /// The policy.
+    ///
+    /// # Safety
+    /// The caller holds the flag that serialises the shard's writers, and does
+    /// not keep another reference from this function alive.
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    pub(crate) unsafe fn policy(&self) -> &mut Policy {
+        // SAFETY: per the contract this thread alone touches the policy now.
+        unsafe { &mut *self.policy.get() }
+    }
+}
