@@ -1,5 +1,6 @@
-# The README's Quick start, run as pasted (tests/packaging/test_readme.py): the
-# Rust, C, Python and Go blocks, each host in a fresh directory outside the
+# The READMEs' commands, run as pasted (tests/packaging/test_readme.py): the
+# Quick start of README.md (Rust, C, Python, Go) and the Building section of
+# bindings/go/README.md, each subsection in a fresh directory outside the
 # repository. pip builds the Python package with build isolation, as for any
 # user; its build tools come from a wheelhouse filled from PyPI once
 # (target/pip-wheelhouse), so that later runs need no network.
@@ -15,4 +16,7 @@ $(README_WHEELHOUSE)/.filled: $(ROOT)/mk/readme.mk $(ROOT)/bindings/python/pypro
 	touch $@
 
 test-readme: lib $(README_WHEELHOUSE)/.filled
-	$(PYTHON) $(ROOT)/tests/packaging/test_readme.py --wheelhouse $(README_WHEELHOUSE)
+	$(PYTHON) $(ROOT)/tests/packaging/test_readme.py --wheelhouse $(README_WHEELHOUSE) --expect Ada; \
+	  root=$$?; \
+	  $(PYTHON) $(ROOT)/tests/packaging/test_readme.py --readme $(ROOT)/bindings/go/README.md --section '## Building'; \
+	  go=$$?; test $$root = 0 -a $$go = 0
