@@ -13,7 +13,10 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     // ELF targets only: Mach-O uses -install_name, Windows has no SONAME.
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    if !matches!(os.as_str(), "linux" | "android" | "freebsd" | "netbsd" | "openbsd") {
+    if !matches!(
+        os.as_str(),
+        "linux" | "android" | "freebsd" | "netbsd" | "openbsd"
+    ) {
         return;
     }
     let source = fs::read_to_string(VERSION_RS).expect("read src/ffi/version.rs");
@@ -24,7 +27,9 @@ fn main() {
 /// The value of `pub const MAPCACHE_ABI_VERSION: u32 = N;`.
 fn abi_version(source: &str) -> Option<u32> {
     source.lines().find_map(|line| {
-        let rest = line.trim().strip_prefix("pub const MAPCACHE_ABI_VERSION: u32 =")?;
+        let rest = line
+            .trim()
+            .strip_prefix("pub const MAPCACHE_ABI_VERSION: u32 =")?;
         rest.trim().strip_suffix(';')?.trim().parse().ok()
     })
 }
