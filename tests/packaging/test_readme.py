@@ -15,8 +15,9 @@ The environment is a user's: MAPCACHE is the clone (the README says to set it),
 HOME is the temporary directory (so `make install PREFIX=$HOME/.local` stays
 inside it); the tool caches that live under the real HOME (cargo, rustup, Go,
 pip) are pointed back at it so nothing is downloaded twice, CARGO_TARGET_DIR
-keeps the Rust snippet's build across runs, and pip finds its build tools in
-a local wheelhouse (--wheelhouse) instead of asking PyPI on every run. A
+keeps the Rust snippet's build across runs, cargo works offline from the
+crates the repository's build fetched, and pip finds its build tools in a
+local wheelhouse (--wheelhouse) instead of asking PyPI on every run. A
 subsection passes when its script exits 0 (and, with --expect, printed that
 text). Every subsection runs, even after one fails.
 """
@@ -118,6 +119,10 @@ def tool_env(home: Path, wheelhouse: Path | None) -> dict:
     env.setdefault("CARGO_HOME", str(real_home / ".cargo"))
     env.setdefault("RUSTUP_HOME", str(real_home / ".rustup"))
     env["CARGO_TARGET_DIR"] = str(ROOT / "target" / "readme")
+    # The repository's own build (make lib, a prerequisite) has fetched every
+    # crate the snippet needs; offline, cargo resolves from that cache instead
+    # of asking the registry on every run.
+    env["CARGO_NET_OFFLINE"] = "true"
     for var in ("GOPATH", "GOMODCACHE", "GOCACHE", "GOENV"):
         if var not in env:
             value = subprocess.run(["go", "env", var], capture_output=True, text=True).stdout.strip()
