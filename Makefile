@@ -35,6 +35,7 @@ include mk/rust.mk
 -include mk/install.mk
 -include mk/hitratio.mk
 -include mk/readme.mk
+-include mk/tools.mk
 
 .PHONY: help demo test bench stress lib
 help:

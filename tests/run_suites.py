@@ -23,8 +23,9 @@ from typing import List, Optional, Tuple
 
 # cargo test: "test result: ok. 12 passed; 0 failed; 0 ignored; ..."
 CARGO = re.compile(r"^test result: \w+\. (\d+) passed; (\d+) failed")
-# The C suite: "36 passed, 1 failed"
-C_SUITE = re.compile(r"^(\d+) passed, (\d+) failed$")
+# The C suite and the README test: "36 passed, 1 failed"; doctest -v:
+# "6 passed and 0 failed."
+C_SUITE = re.compile(r"^(\d+) passed(?:,| and) (\d+) failed\.?$")
 # pytest's last line: "3 failed, 120 passed, 2 skipped in 12.34s" (with -q),
 # or the same between rows of "=" (without).
 PYTEST = re.compile(r"^=*\s*((?:\d+ [a-z]+(?:, )?)+) in [\d.]+s")
@@ -34,7 +35,23 @@ GO_FAIL = re.compile(r"^\s*--- FAIL: ")
 
 
 def count_tests(lines: List[str]) -> Optional[Tuple[int, int]]:
-    """(passed, failed) from a suite's output, or None if it printed no counts."""
+    """(passed, failed) from a suite's output, or None if it printed no counts.
+
+    >>> count_tests(["test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured",
+    ...              "test result: FAILED. 3 passed; 2 failed; 0 ignored"])
+    (15, 2)
+    >>> count_tests(["36 passed, 1 failed", "6 passed and 0 failed."])
+    (42, 1)
+    >>> count_tests(["1 failed, 120 passed, 2 skipped in 12.34s"])
+    (120, 1)
+    >>> count_tests(["========== 2 errors, 7 passed in 0.50s =========="])
+    (7, 2)
+    >>> count_tests(["--- PASS: TestGet (0.01s)", "    --- FAIL: TestGet/miss (0.00s)",
+    ...              "--- FAIL: TestGet (0.01s)"])
+    (1, 2)
+    >>> count_tests(["cargo fmt --all --check"]) is None
+    True
+    """
     passed = failed = 0
     found = False
     for line in lines:

@@ -67,7 +67,11 @@ def subsections(readme: str, heading: str) -> List[Tuple[str, List[Tuple[str, st
 
 def shell_lines(code: str) -> List[str]:
     """The command lines of a shell block: continuations joined, blank lines and
-    comment lines dropped."""
+    comment lines dropped.
+
+    >>> shell_lines("# a comment\\ncd x && make \\\\\\n  install\\n\\n./hello  # runs it\\n")
+    ['cd x && make    install', './hello  # runs it']
+    """
     lines: List[str] = []
     pending = ""
     for raw in code.splitlines():
