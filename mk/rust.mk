@@ -33,9 +33,10 @@ test-rust:
 LOOM_ENV := RUSTFLAGS="--cfg loom --cfg crossbeam_loom" CARGO_TARGET_DIR=$(LOOM_TARGET_DIR) \
   LOOM_MAX_PREEMPTIONS=3
 test-loom:
-	@echo "== loom: a second build of mapcache, crossbeam-epoch and loom with --cfg loom,"
-	@echo "   in target/loom (about 2 minutes on a fresh clone, seconds after), then the models"
-	@echo "   run one at a time (about a minute)."
+	@echo "== loom: a second build of mapcache and its dependencies, with loom, under"
+	@echo "   --cfg loom in target/loom: about 2 minutes on a fresh clone of a 2-core"
+	@echo "   machine (1 min 48 s measured), seconds after. Then the models run one at a"
+	@echo "   time, about 30 seconds."
 	$(LOOM_ENV) $(CARGO) test --release --test loom -- --test-threads=1
 	$(LOOM_ENV) $(CARGO) test --release --lib loom_tests -- --test-threads=1
 
