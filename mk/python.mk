@@ -43,8 +43,10 @@ $(PY_TOOLS_STAMP): $(ROOT)/mk/python.mk $(PY_DIR)/pyproject.toml | $(PY)
 # checked and retagged by auditwheel: `repair` names the manylinux policy the
 # library satisfies (from the glibc symbol versions it uses) and copies in no
 # library, since libmapcache.so needs only libc and libgcc_s.
+# setuptools' build/ is removed first: it keeps copies of earlier builds'
+# modules, which a wheel would carry after a module was renamed or removed.
 wheel: lib $(PY_TOOLS_STAMP)
-	rm -rf $(WHEEL_RAW_DIR) && mkdir -p $(WHEEL_DIR)
+	rm -rf $(WHEEL_RAW_DIR) $(PY_DIR)/build && mkdir -p $(WHEEL_DIR)
 	$(PIP) wheel --no-build-isolation --no-deps -w $(WHEEL_RAW_DIR) $(PY_DIR)
 	rm -f $(WHEEL_DIR)/mapcache-*.whl
 	PATH=$(PY_VENV)/bin:$$PATH auditwheel repair --wheel-dir $(WHEEL_DIR) $(WHEEL_RAW_DIR)/mapcache-*.whl
