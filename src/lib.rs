@@ -7,6 +7,30 @@
 //! [`Mode::Exclusive`] an overlapping write fails with an error naming both
 //! threads instead of crashing the process.
 //!
+//! A map becomes a cache with a bound ([`Config::max_entries`],
+//! [`Config::max_bytes`]): past it, an adaptive W-TinyLFU policy chooses what to
+//! evict. Entries can expire ([`Config::default_ttl`], [`Map::insert_with_ttl`],
+//! measured on [`Config::clock`]), misses can be filled by a loader that runs
+//! once per key however many threads miss at once ([`Map::get_or_load`]), and
+//! [`Map::stats`] counts hits, misses, evictions, expirations and loads, always.
+//!
+//! ```
+//! use std::time::Duration;
+//! let cache = mapcache::Map::new(mapcache::Config {
+//!     max_entries: 10_000,
+//!     default_ttl: Duration::from_secs(300),
+//!     ..Default::default()
+//! })?;
+//! let user = cache.get_or_load(b"user:42", || {
+//!     // Runs once, however many threads miss on user:42 at the same time.
+//!     Ok::<_, std::io::Error>(b"{\"name\": \"Ada\"}".to_vec())
+//! })?;
+//! assert_eq!(cache.get(b"user:42")?.as_deref(), Some(&user[..]));
+//! let stats = cache.stats();
+//! assert_eq!((stats.misses, stats.hits, stats.load_successes), (1, 1, 1));
+//! # Ok::<(), mapcache::Error>(())
+//! ```
+//!
 //! Layers, bottom up:
 //! - `table`: one shard's table: [`entry`](table::entry) (one block holding
 //!   header, key and value), [`slab`](table::slab) (the blocks of small entries),
@@ -14,7 +38,11 @@
 //!   [`bucket`](table::bucket), the table operations, and the rehash engines that
 //!   rebuild a table off to the side.
 //! - `sync`: the write flag, thread identity and labels, the loom seam.
-//! - `shard`: a table behind an epoch pointer, with its flag and count; growth.
+//! - `cache`: what makes the map a cache, kept apart from the table: bounds and
+//!   charges, the eviction policy (a pure data structure over node indexes), the
+//!   readers' hit buffer, the loader's singleflight, the statistics.
+//! - `shard`: a table behind an epoch pointer, with its flag and count; growth;
+//!   eviction and expiry under the flag.
 //! - [`Map`]: hashing, the read path, the write path under a [`Mode`].
 //!
 //! See `docs/ARCHITECTURE.md` for the design and the measurements behind it.

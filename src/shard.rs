@@ -357,9 +357,8 @@ impl Shard {
         let Some(node) = (unsafe { entry::node(entry) }) else {
             return Pushed::Recorded;
         };
-        let thread = crate::sync::thread_id::current().get();
         bounds.reads.push(
-            thread,
+            crate::sync::thread_id::stripe(),
             Hit {
                 node,
                 frag: hash.frag(),

@@ -199,3 +199,26 @@ fn a_hit_never_runs_the_loader() {
     assert_eq!(map.stats().hits, 1);
     assert_eq!(map.stats().load_successes, 0);
 }
+
+#[test]
+fn a_loader_asking_for_its_own_key_gets_an_error_instead_of_waiting_for_itself() {
+    let map = map();
+    let inner = map.clone();
+    let value = map
+        .get_or_load(b"self", || {
+            let nested = inner.get_or_load(b"self", || Ok::<_, String>(b"nested".to_vec()));
+            assert!(
+                matches!(nested, Err(Error::InvalidArgument(m)) if m.contains("its own loader"))
+            );
+            // Another key loads fine from inside a loader.
+            assert_eq!(
+                inner
+                    .get_or_load(b"other", || Ok::<_, String>(b"o".to_vec()))
+                    .unwrap(),
+                b"o"
+            );
+            Ok::<_, String>(b"outer".to_vec())
+        })
+        .unwrap();
+    assert_eq!(value, b"outer");
+}

@@ -14,6 +14,8 @@
 //! - A flight is removed from its table before its outcome is published; a
 //!   caller that arrives after the removal starts afresh (and finds the stored
 //!   value, if the load succeeded).
+//! - A loader that asks for its own key (on its own thread) gets
+//!   [`Error::InvalidArgument`] instead of waiting for itself forever.
 //! - A leader that panics still publishes an outcome (a [`LoadError`] that says
 //!   so) on the way out, so no waiter waits forever, and no lock is poisoned:
 //!   the mutexes are never held while the loader runs.
@@ -111,6 +113,9 @@ struct Flight {
     /// Callers waiting for the outcome (for tests that must know every caller
     /// has joined before the loader returns).
     waiters: AtomicUsize,
+    /// The thread running the loader: if the loader itself asks for the same
+    /// key, waiting would wait for itself.
+    leader: crate::sync::thread_id::ThreadId,
 }
 
 /// The loads in progress of one map, in a few independently locked tables (by
@@ -170,6 +175,7 @@ impl Flights {
                         outcome: Mutex::new(None),
                         done: Condvar::new(),
                         waiters: AtomicUsize::new(0),
+                        leader: crate::sync::thread_id::current(),
                     });
                     flights.insert(key.into(), flight.clone());
                     return Role::Leader(Leader {
@@ -182,6 +188,12 @@ impl Flights {
                 }
             }
         };
+        if flight.leader == crate::sync::thread_id::current() {
+            return Role::Waited(Err(Error::InvalidArgument(
+                "get_or_load was called from its own loader for the same key: it would wait for itself"
+                    .into(),
+            )));
+        }
         flight.waiters.fetch_add(1, Ordering::SeqCst);
         let mut outcome = lock(&flight.outcome);
         loop {
