@@ -56,21 +56,25 @@ $(C_BUILD):
 
 # The suite, built against the header, linked once against each library; and a
 # minimal correct host (leak_check.c), which must show no leak of any kind but
-# "still reachable".
+# "still reachable". Each of the four runs, even after another failed; the
+# target fails at the end, naming the runs that failed.
+C_FAILED := $(C_BUILD)/failed-runs
 test-c: lib test-header valgrind-installed | $(C_BUILD)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_mapcache_shared $(C_TEST_SRC) $(C_SHARED_LINK)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_mapcache_static $(C_TEST_SRC) $(C_STATIC_LINK)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/leak_check_shared $(C_LEAK_SRC) $(C_SHARED_LINK)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/leak_check_static $(C_LEAK_SRC) $(C_STATIC_LINK)
+	@rm -f $(C_FAILED)
 	@echo "== minimal host, linked against libmapcache.so and libmapcache.a, under valgrind"
-	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/leak_check_shared
-	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/leak_check_static
+	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/leak_check_shared || echo "leak check, libmapcache.so" >> $(C_FAILED)
+	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/leak_check_static || echo "leak check, libmapcache.a" >> $(C_FAILED)
 	@echo "== C suite, linked against libmapcache.so, under valgrind"
 	$(C_EXPECTED_OUTPUT)
-	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_mapcache_shared
+	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_mapcache_shared || echo "C suite, libmapcache.so" >> $(C_FAILED)
 	@echo "== C suite, linked against libmapcache.a, under valgrind"
 	$(C_EXPECTED_OUTPUT)
-	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_mapcache_static
+	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_mapcache_static || echo "C suite, libmapcache.a" >> $(C_FAILED)
+	@if test -s $(C_FAILED); then echo "test-c: FAILED:"; sed 's/^/  /' $(C_FAILED); exit 1; fi
 
 demo-c: lib | $(C_BUILD)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/demo $(C_DEMO_SRC) $(C_SHARED_LINK)
