@@ -16,6 +16,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
+empty :=
+space := $(empty) $(empty)
 PYTHON ?= python3
 ROOT := $(abspath .)
 LIB_DIR := $(ROOT)/target/release

@@ -20,9 +20,16 @@ demo-rust:
 
 # Lints every workspace member (the benchmarks included: checking them is
 # quick, building them is not).
+# And that `make demo` stays fast: the demo's build graph has none of the
+# benchmarks' peers nor the tests' dev-dependencies.
+DEMO_MUST_NOT_BUILD := criterion dashmap papaya quick_cache moka proptest cbindgen
 test-lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@found=$$($(CARGO) tree -p mapcache-demo -e normal,build --prefix none | awk '{print $$1}' | sort -u \
+	  | grep -x -E '$(subst $(space),|,$(DEMO_MUST_NOT_BUILD))' || true); \
+	  test -z "$$found" || { echo "make demo would compile: $$found"; exit 1; }; \
+	  echo "the demo builds none of: $(DEMO_MUST_NOT_BUILD)"
 
 test-rust:
 	$(CARGO) test --release
