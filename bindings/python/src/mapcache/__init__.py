@@ -6,8 +6,8 @@
 ...     c[b"user:1"]
 b'alice'
 
-The shared library is found through ``MAPCACHE_LIBRARY``, then this package's
-directory, then the repository's ``target/release`` (see :mod:`mapcache._lib`).
+The shared library is the one named by ``MAPCACHE_LIBRARY``, or else the one
+the wheel put in this package's directory (see :mod:`mapcache._lib`).
 Every call releases the GIL while it runs in the library, except a single get
 (``cache[key]``, ``get()``): a sub-microsecond lookup that keeps the GIL so that
 the library can build the resulting ``bytes`` itself (see :mod:`mapcache._lib`).

@@ -4,14 +4,15 @@ Every foreign function's ``argtypes``/``restype`` is declared here, once.
 The library is loaded with :class:`ctypes.CDLL`, which releases the GIL for
 the duration of every foreign call (``PyDLL`` would not).
 
-Search order for the shared library:
+Where the shared library comes from, in order:
 
 1. the ``MAPCACHE_LIBRARY`` environment variable (a path to the file; when it
    is set it must be right: there is no silent fallback);
-2. the package's own directory (a wheel that bundles the library);
-3. ``target/release`` of the repository the package sits in (found by walking
-   up from the package directory; this covers a source checkout and a virtual
-   environment created inside the repository).
+2. the package's own directory, where the wheel puts it (``pip install
+   ./bindings/python`` and ``make wheel`` build it into the package).
+
+Nothing else is guessed: no directory above the package, no repository's
+``target/``. When neither has the library the error says what was tried.
 """
 
 from __future__ import annotations
@@ -228,11 +229,7 @@ OPTIONAL = frozenset(
 
 def candidate_paths() -> List[Path]:
     """The places searched for the library when ``MAPCACHE_LIBRARY`` is unset, in order."""
-    here = Path(__file__).resolve().parent
-    paths = [here / LIBRARY_NAME]
-    for parent in here.parents:
-        paths.append(parent / "target" / "release" / LIBRARY_NAME)
-    return paths
+    return [Path(__file__).resolve().parent / LIBRARY_NAME]
 
 
 def find_library() -> Path:
@@ -249,10 +246,13 @@ def find_library() -> Path:
     for path in tried:
         if path.is_file():
             return path
-    listing = "\n  ".join(str(p) for p in tried)
+    listing = "\n  ".join(f"{p} (no such file)" for p in tried)
     raise LibraryNotFoundError(
-        f"{LIBRARY_NAME} not found; set MAPCACHE_LIBRARY, or build it with "
-        f"`make lib` in the repository. Looked in:\n  {listing}"
+        f"{LIBRARY_NAME} not found. MAPCACHE_LIBRARY is not set, and this package "
+        f"has no library of its own:\n  {listing}\n"
+        f"Install the package from a wheel, which carries the library (`pip install "
+        f"./bindings/python` or `make wheel` in the mapcache repository), or set "
+        f"MAPCACHE_LIBRARY to the path of a libmapcache built with `make lib`."
     )
 
 
