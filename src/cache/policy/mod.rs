@@ -392,6 +392,15 @@ impl Policy {
     /// whatever `node` is; the node moves only if it is live and still has
     /// that fragment (it may have been freed or reused since). Never panics,
     /// whatever the pair.
+    /// Starts fetching what [`Policy::on_hit`] of (`node`, `frag`) will touch
+    /// first (the node and its sketch block), so that the replay of a batch of
+    /// hits overlaps their cache misses. Any pair is harmless.
+    #[inline]
+    pub(crate) fn prefetch(&self, node: u32, frag: u32) {
+        self.nodes.prefetch(node);
+        self.sketch.prefetch(frag);
+    }
+
     pub(crate) fn on_hit(&mut self, node: u32, frag: u32) {
         self.last_growth = 0;
         self.evicting = false;

@@ -110,6 +110,12 @@ impl Nodes {
         }
     }
 
+    /// Starts fetching node `index` (any value: out of range is harmless).
+    #[inline]
+    pub(super) fn prefetch(&self, index: u32) {
+        crate::table::bucket::prefetch_line(self.nodes.as_ptr().wrapping_add(index as usize));
+    }
+
     /// The arena will hold at most about `nodes` nodes: its growth steps stop
     /// there (they only size allocations; any number of nodes still fits).
     pub(super) fn expect_at_most(&mut self, nodes: usize) {

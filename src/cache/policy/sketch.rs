@@ -116,6 +116,13 @@ impl Sketch {
         slots
     }
 
+    /// Starts fetching the block of `frag`'s counters.
+    #[inline]
+    pub(super) fn prefetch(&self, frag: u32) {
+        let (word, _) = self.slots(frag)[0];
+        crate::table::bucket::prefetch_line(self.table.as_ptr().wrapping_add(word));
+    }
+
     /// The estimated recent frequency of `frag`, 0 to 15.
     pub(super) fn frequency(&self, frag: u32) -> u8 {
         self.slots(frag)
