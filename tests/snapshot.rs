@@ -51,7 +51,10 @@ fn round_trip(entries: &[(Vec<u8>, Vec<u8>)], name: &str) {
         assert_eq!(loaded.get(k).unwrap().as_ref(), Some(v));
     }
     // No temporary file is left behind.
-    let names: Vec<_> = std::fs::read_dir(&dir.0).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("cache.snap")]);
 }
 

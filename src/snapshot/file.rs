@@ -49,10 +49,7 @@ impl Mapped {
             // module docs).
             Some(unsafe { Mmap::map(&file) }.map_err(|e| Error::io("mmap", path, &e))?)
         };
-        Ok(Mapped {
-            map,
-            _file: file,
-        })
+        Ok(Mapped { map, _file: file })
     }
 
     /// The mapping's length: the file's length when it was mapped.
@@ -89,7 +86,10 @@ impl Mapped {
         if len == 0 {
             return Ok(());
         }
-        let map = self.map.as_ref().expect("a non-empty range is in a mapping");
+        let map = self
+            .map
+            .as_ref()
+            .expect("a non-empty range is in a mapping");
         // SAFETY: `offset + len <= map.len()` (checked above), so the source
         // range is inside the mapping; `out` has room for `len` bytes and does
         // not overlap the mapping. The copy is of raw bytes: no reference into

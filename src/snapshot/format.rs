@@ -113,17 +113,33 @@ impl Header {
         let mut bytes = [0u8; HEADER_LEN];
         put(&mut bytes, 0, &MAGIC);
         put(&mut bytes, at::VERSION, &FORMAT_VERSION.to_le_bytes());
-        put(&mut bytes, at::HEADER_LEN, &(HEADER_LEN as u32).to_le_bytes());
+        put(
+            &mut bytes,
+            at::HEADER_LEN,
+            &(HEADER_LEN as u32).to_le_bytes(),
+        );
         put(&mut bytes, at::FLAGS, &0u64.to_le_bytes());
         for (i, part) in self.writer.iter().enumerate() {
             put(&mut bytes, at::WRITER + 2 * i, &part.to_le_bytes());
         }
         put(&mut bytes, at::SNAPSHOT_ID, &self.snapshot_id.to_le_bytes());
-        put(&mut bytes, at::SAVED_AT, &self.saved_at_unix_ms.to_le_bytes());
+        put(
+            &mut bytes,
+            at::SAVED_AT,
+            &self.saved_at_unix_ms.to_le_bytes(),
+        );
         put(&mut bytes, at::FILE_LEN, &self.file_len.to_le_bytes());
-        put(&mut bytes, at::BLOCKS_OFFSET, &(HEADER_LEN as u64).to_le_bytes());
+        put(
+            &mut bytes,
+            at::BLOCKS_OFFSET,
+            &(HEADER_LEN as u64).to_le_bytes(),
+        );
         put(&mut bytes, at::BLOCK_COUNT, &self.block_count.to_le_bytes());
-        put(&mut bytes, at::RECORD_COUNT, &self.record_count.to_le_bytes());
+        put(
+            &mut bytes,
+            at::RECORD_COUNT,
+            &self.record_count.to_le_bytes(),
+        );
         put(&mut bytes, at::DATA_BYTES, &self.data_bytes.to_le_bytes());
         let checksum = xxh3_64(&bytes[..at::CHECKSUM]);
         put(&mut bytes, at::CHECKSUM, &checksum.to_le_bytes());
@@ -147,7 +163,9 @@ impl Header {
         if bytes.len() < at::HEADER_LEN {
             return Err(Error::corrupt(
                 actual_len,
-                format!("the file ends after {actual_len} bytes, inside the {HEADER_LEN}-byte header"),
+                format!(
+                    "the file ends after {actual_len} bytes, inside the {HEADER_LEN}-byte header"
+                ),
             ));
         }
         let version = u32_at(bytes, at::VERSION);
@@ -169,7 +187,9 @@ impl Header {
         if bytes.len() < HEADER_LEN {
             return Err(Error::corrupt(
                 actual_len,
-                format!("the file ends after {actual_len} bytes, inside the {HEADER_LEN}-byte header"),
+                format!(
+                    "the file ends after {actual_len} bytes, inside the {HEADER_LEN}-byte header"
+                ),
             ));
         }
         let header_len = u32_at(bytes, at::HEADER_LEN);
@@ -184,7 +204,9 @@ impl Header {
         if stored != computed {
             return Err(Error::corrupt(
                 at::CHECKSUM as u64,
-                format!("header checksum mismatch (stored {stored:#018x}, computed {computed:#018x})"),
+                format!(
+                    "header checksum mismatch (stored {stored:#018x}, computed {computed:#018x})"
+                ),
             ));
         }
         let flags = u64_at(bytes, at::FLAGS);
@@ -200,7 +222,10 @@ impl Header {
                 "reserved bytes of the writer version are not zero",
             ));
         }
-        if let Some(i) = bytes[at::RESERVED..at::CHECKSUM].iter().position(|&b| b != 0) {
+        if let Some(i) = bytes[at::RESERVED..at::CHECKSUM]
+            .iter()
+            .position(|&b| b != 0)
+        {
             return Err(Error::corrupt(
                 (at::RESERVED + i) as u64,
                 "reserved header bytes are not zero",
@@ -237,7 +262,9 @@ impl Header {
         if blocks_offset != HEADER_LEN as u64 {
             return Err(Error::corrupt(
                 at::BLOCKS_OFFSET as u64,
-                format!("blocks offset {blocks_offset}, but version 1 blocks start at {HEADER_LEN}"),
+                format!(
+                    "blocks offset {blocks_offset}, but version 1 blocks start at {HEADER_LEN}"
+                ),
             ));
         }
         let body = actual_len - HEADER_LEN as u64;
@@ -298,10 +325,22 @@ impl BlockHeader {
     pub(crate) fn encode(&self) -> [u8; BLOCK_HEADER_LEN] {
         let mut bytes = [0u8; BLOCK_HEADER_LEN];
         put(&mut bytes, 0, &BLOCK_MAGIC);
-        put(&mut bytes, block_at::RECORD_COUNT, &self.record_count.to_le_bytes());
+        put(
+            &mut bytes,
+            block_at::RECORD_COUNT,
+            &self.record_count.to_le_bytes(),
+        );
         put(&mut bytes, block_at::INDEX, &self.index.to_le_bytes());
-        put(&mut bytes, block_at::SNAPSHOT_ID, &self.snapshot_id.to_le_bytes());
-        put(&mut bytes, block_at::PAYLOAD_LEN, &self.payload_len.to_le_bytes());
+        put(
+            &mut bytes,
+            block_at::SNAPSHOT_ID,
+            &self.snapshot_id.to_le_bytes(),
+        );
+        put(
+            &mut bytes,
+            block_at::PAYLOAD_LEN,
+            &self.payload_len.to_le_bytes(),
+        );
         put(
             &mut bytes,
             block_at::PAYLOAD_CHECKSUM,
@@ -334,7 +373,10 @@ impl BlockHeader {
             ));
         }
         if bytes[..4] != BLOCK_MAGIC {
-            return Err(Error::corrupt(offset, format!("block {index} has no block magic")));
+            return Err(Error::corrupt(
+                offset,
+                format!("block {index} has no block magic"),
+            ));
         }
         let block = BlockHeader {
             record_count: u32_at(bytes, block_at::RECORD_COUNT),
@@ -346,7 +388,10 @@ impl BlockHeader {
         if block.index != index {
             return Err(Error::corrupt(
                 field(block_at::INDEX),
-                format!("block {index} says it is block {} (blocks out of order)", block.index),
+                format!(
+                    "block {index} says it is block {} (blocks out of order)",
+                    block.index
+                ),
             ));
         }
         if block.snapshot_id != header.snapshot_id {
@@ -449,7 +494,11 @@ pub(crate) fn parse_block(
     if payload.len() > u32::MAX as usize {
         return Err(Error::corrupt(
             offset,
-            format!("block {}'s payload of {} bytes is over 4 GiB", block.index, payload.len()),
+            format!(
+                "block {}'s payload of {} bytes is over 4 GiB",
+                block.index,
+                payload.len()
+            ),
         ));
     }
     let mut at = 0usize;

@@ -60,7 +60,6 @@ pub(crate) struct Validated {
     file_len: u64,
 }
 
-
 fn le_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -194,8 +193,7 @@ pub(crate) fn parse(file: &Mapped, survey: Survey, map: &Map) -> Result<Validate
                 })?;
             let mut expired = 0u64;
             let data = parse_block(&payload, at, &block, |span| {
-                if span.expires_at_unix_ms != 0 && now.deadline(span.expires_at_unix_ms).is_none()
-                {
+                if span.expires_at_unix_ms != 0 && now.deadline(span.expires_at_unix_ms).is_none() {
                     expired += 1;
                     return;
                 }
@@ -384,7 +382,17 @@ fn apply_shard(
             .is_none()
             .then(|| shard.flag.lock(thread_id::current()));
         let flag = held.or(own.as_ref()).expect("one of the two");
-        apply_part(map, shard, flag, recs, part, payloads, now, bounded, &mut applied)?;
+        apply_part(
+            map,
+            shard,
+            flag,
+            recs,
+            part,
+            payloads,
+            now,
+            bounded,
+            &mut applied,
+        )?;
         if let Some(own) = own {
             drop(own);
             // As a write does, after releasing the flag: help reclaim what the

@@ -86,7 +86,7 @@ impl Map {
     /// # Ok::<(), mapcache::Error>(())
     /// ```
     pub fn save(&self, path: impl AsRef<Path>) -> Result<SaveReport> {
-        save::save(self, path.as_ref(), &mut |_| {})
+        save::save(self, path.as_ref(), format::BLOCK_TARGET, &mut |_| {})
     }
 
     /// As [`Map::save`], calling `progress(bytes_written)` after each block
@@ -97,7 +97,19 @@ impl Map {
         path: impl AsRef<Path>,
         mut progress: impl FnMut(u64),
     ) -> Result<SaveReport> {
-        save::save(self, path.as_ref(), &mut progress)
+        save::save(self, path.as_ref(), format::BLOCK_TARGET, &mut progress)
+    }
+
+    /// As [`Map::save`], closing each block once its payload reaches
+    /// `block_target` bytes instead of 1 MiB: for tests that need small files
+    /// of many blocks.
+    #[doc(hidden)]
+    pub fn debug_save_with_block_target(
+        &self,
+        path: impl AsRef<Path>,
+        block_target: usize,
+    ) -> Result<SaveReport> {
+        save::save(self, path.as_ref(), block_target, &mut |_| {})
     }
 
     /// A new map configured by `config`, holding the snapshot at `path`.

@@ -26,8 +26,7 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use super::format::{
-    library_version, BlockHeader, Header, RecordHeader, BLOCK_TARGET, HEADER_LEN,
-    RECORD_HEADER_LEN,
+    library_version, BlockHeader, Header, RecordHeader, BLOCK_TARGET, HEADER_LEN, RECORD_HEADER_LEN,
 };
 use super::wall::Now;
 use super::SaveReport;
@@ -76,6 +75,8 @@ struct BlockWriter<'p> {
     header: Header,
     /// Bytes written to the file so far.
     written: u64,
+    /// Payload bytes after which a block is closed ([`BLOCK_TARGET`]).
+    block_target: usize,
     progress: &'p mut dyn FnMut(u64),
 }
 
@@ -100,10 +101,10 @@ impl BlockWriter<'_> {
         }
         .encode();
         let len = RECORD_HEADER_LEN + key.len() + value.len();
-        if !self.payload.is_empty() && self.payload.len() + len > BLOCK_TARGET {
+        if !self.payload.is_empty() && self.payload.len() + len > self.block_target {
             self.flush_block()?;
         }
-        if len >= BLOCK_TARGET {
+        if len >= self.block_target {
             // A big value goes straight from the entry to the file, in a block
             // of its own, with no copy in between.
             let mut checksum = Xxh3::new();
@@ -179,8 +180,15 @@ fn copy_slots(shard: &Shard, guard: &crossbeam_epoch::Guard, out: &mut Vec<*cons
     });
 }
 
-/// Saves `map` to `path` (see the module docs).
-pub(crate) fn save(map: &Map, path: &Path, progress: &mut dyn FnMut(u64)) -> Result<SaveReport> {
+/// Saves `map` to `path` (see the module docs), closing blocks at
+/// `block_target` payload bytes ([`BLOCK_TARGET`] but in tests of small files
+/// with many blocks).
+pub(crate) fn save(
+    map: &Map,
+    path: &Path,
+    block_target: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SaveReport> {
     if path.file_name().is_none() {
         return Err(Error::InvalidArgument(format!(
             "snapshot path {} names no file",
@@ -206,7 +214,7 @@ pub(crate) fn save(map: &Map, path: &Path, progress: &mut dyn FnMut(u64)) -> Res
             file: Some(file),
             renamed: false,
         },
-        payload: Vec::with_capacity(BLOCK_TARGET),
+        payload: Vec::with_capacity(block_target.min(BLOCK_TARGET)),
         records_in_block: 0,
         header: Header {
             writer: library_version(),
@@ -218,6 +226,7 @@ pub(crate) fn save(map: &Map, path: &Path, progress: &mut dyn FnMut(u64)) -> Res
             data_bytes: 0,
         },
         written: 0,
+        block_target: block_target.max(1),
         progress,
     };
     // The header goes in last, once the counts are known; until then the file
@@ -244,8 +253,13 @@ pub(crate) fn save(map: &Map, path: &Path, progress: &mut dyn FnMut(u64)) -> Res
         for &entry in &slots {
             // SAFETY: each entry was linked when its slot was copied under
             // `guard`, which is still pinned, so it is live and immutable.
-            let (key, value, deadline) =
-                unsafe { (entry::key(entry), entry::value(entry), entry::deadline(entry)) };
+            let (key, value, deadline) = unsafe {
+                (
+                    entry::key(entry),
+                    entry::value(entry),
+                    entry::deadline(entry),
+                )
+            };
             let expires_at = match deadline {
                 None => 0,
                 Some(deadline) if deadline <= clock_now => {
