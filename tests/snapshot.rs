@@ -76,14 +76,25 @@ fn empty_keys_and_values_round_trip() {
 #[test]
 fn large_values_round_trip() {
     // Values from 0 bytes to a few MiB: blocks of their own past 1 MiB.
-    let entries: Vec<_> = [0usize, 1, 255, 256, 257, 4096, (1 << 20) - 16, 1 << 20, 3 << 20, 5 << 20]
-        .iter()
-        .enumerate()
-        .map(|(i, &len)| {
-            let value: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8).collect();
-            (format!("big-{i}").into_bytes(), value)
-        })
-        .collect();
+    let entries: Vec<_> = [
+        0usize,
+        1,
+        255,
+        256,
+        257,
+        4096,
+        (1 << 20) - 16,
+        1 << 20,
+        3 << 20,
+        5 << 20,
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, &len)| {
+        let value: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8).collect();
+        (format!("big-{i}").into_bytes(), value)
+    })
+    .collect();
     round_trip(&entries, "large");
 }
 
@@ -98,7 +109,8 @@ fn many(n: usize, name: &str) {
     let path = dir.path("many.snap");
     let map = Map::new(Config::default()).unwrap();
     for i in 0..n as u64 {
-        map.insert(&i.to_le_bytes(), &(i * 3).to_le_bytes()).unwrap();
+        map.insert(&i.to_le_bytes(), &(i * 3).to_le_bytes())
+            .unwrap();
     }
     let saved = map.save(&path).unwrap();
     assert_eq!(saved.records, n as u64);
@@ -156,7 +168,10 @@ fn ttls_are_honoured_across_a_save_and_a_load() {
     assert_eq!(warm.get(b"forever").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(warm.get(b"gone-before-save").unwrap(), None);
     assert_eq!(warm.get(b"gone-before-load").unwrap(), None);
-    assert_eq!(warm.get(b"gone-after-load").unwrap().as_deref(), Some(&b"4"[..]));
+    assert_eq!(
+        warm.get(b"gone-after-load").unwrap().as_deref(),
+        Some(&b"4"[..])
+    );
     assert_eq!(warm.len(), 2);
     // The remaining 35 s of its TTL still hold after the load.
     clock.advance(Duration::from_secs(34)).unwrap();
@@ -177,7 +192,8 @@ fn a_system_clock_ttl_survives_a_round_trip() {
     let dir = TempDir::new("ttl-system");
     let path = dir.path("ttl.snap");
     let map = Map::new(Config::default()).unwrap();
-    map.insert_with_ttl(b"k", b"v", Duration::from_secs(3600)).unwrap();
+    map.insert_with_ttl(b"k", b"v", Duration::from_secs(3600))
+        .unwrap();
     map.save(&path).unwrap();
     let warm = Map::load(&path, Config::default()).unwrap();
     assert_eq!(warm.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
@@ -189,7 +205,9 @@ fn load_into_overwrites_the_keys_of_the_snapshot_and_keeps_the_others() {
     let path = dir.path("into.snap");
     let source = Map::new(Config::default()).unwrap();
     for i in 0..10_000u32 {
-        source.insert(format!("key-{i}").as_bytes(), b"snapshot").unwrap();
+        source
+            .insert(format!("key-{i}").as_bytes(), b"snapshot")
+            .unwrap();
     }
     source.save(&path).unwrap();
     let live = Map::new(Config::default()).unwrap();
@@ -203,10 +221,16 @@ fn load_into_overwrites_the_keys_of_the_snapshot_and_keeps_the_others() {
     assert_eq!(live.len(), 15_000);
     for i in 0..15_000u32 {
         let expected: &[u8] = if i < 10_000 { b"snapshot" } else { b"live" };
-        assert_eq!(live.get(format!("key-{i}").as_bytes()).unwrap().as_deref(), Some(expected));
+        assert_eq!(
+            live.get(format!("key-{i}").as_bytes()).unwrap().as_deref(),
+            Some(expected)
+        );
     }
     let stats = live.stats();
-    assert_eq!(stats.inserts - stats.deletes - stats.evictions - stats.expirations, 15_000);
+    assert_eq!(
+        stats.inserts - stats.deletes - stats.evictions - stats.expirations,
+        15_000
+    );
 }
 
 #[test]
@@ -225,7 +249,10 @@ fn a_bounded_cache_smaller_than_the_snapshot_keeps_its_bound() {
     let warm = Map::load(&path, config.clone()).unwrap();
     assert_eq!(warm.len(), 5_000);
     assert_eq!(warm.stats().evictions, 15_000);
-    let held = warm.iter().filter(|item| item.as_ref().unwrap().1 == [7u8; 20]).count();
+    let held = warm
+        .iter()
+        .filter(|item| item.as_ref().unwrap().1 == [7u8; 20])
+        .count();
     assert_eq!(held, 5_000);
     let into = Map::new(config).unwrap();
     let report = into.load_into(&path).unwrap();
@@ -275,7 +302,10 @@ fn exclusive_mode_saves_and_loads() {
     let held = into.debug_hold_write_flag(b"any").unwrap();
     std::thread::scope(|s| {
         s.spawn(|| {
-            assert!(matches!(into.load_into(&path), Err(Error::ConcurrentWrite(_))));
+            assert!(matches!(
+                into.load_into(&path),
+                Err(Error::ConcurrentWrite(_))
+            ));
             assert!(matches!(
                 into.save(dir.path("y.snap")),
                 Err(Error::ConcurrentReadWrite(_))
@@ -296,7 +326,9 @@ fn progress_reports_bytes_written_up_to_the_file_length() {
         map.insert(&i.to_le_bytes(), &[1u8; 40]).unwrap();
     }
     let mut seen = Vec::new();
-    let report = map.save_with_progress(&path, |bytes| seen.push(bytes)).unwrap();
+    let report = map
+        .save_with_progress(&path, |bytes| seen.push(bytes))
+        .unwrap();
     assert!(seen.len() as u64 > report.blocks, "{} calls", seen.len());
     assert!(seen.windows(2).all(|w| w[0] <= w[1]));
     assert_eq!(*seen.last().unwrap(), report.bytes);
@@ -321,7 +353,10 @@ fn a_save_that_cannot_create_its_file_fails_and_leaves_the_target_intact() {
     if unsafe { libc::geteuid() } == 0 {
         // Root writes into a read-only directory anyway; /proc refuses it.
         assert!(result.is_ok());
-        let Err(Error::Io { op, path, errno, .. }) = map.save("/proc/mapcache-test.snap") else {
+        let Err(Error::Io {
+            op, path, errno, ..
+        }) = map.save("/proc/mapcache-test.snap")
+        else {
             panic!("a save into /proc succeeded");
         };
         assert_eq!(op, "create");
@@ -329,7 +364,10 @@ fn a_save_that_cannot_create_its_file_fails_and_leaves_the_target_intact() {
         assert!(errno.is_some());
         return;
     }
-    let Err(Error::Io { op, kind, errno, .. }) = result else {
+    let Err(Error::Io {
+        op, kind, errno, ..
+    }) = result
+    else {
         panic!("a save into a read-only directory: {result:?}");
     };
     assert_eq!(op, "create");
@@ -352,7 +390,10 @@ fn a_save_whose_rename_fails_leaves_the_target_and_no_temporary_file() {
     };
     assert!(error.to_string().contains("rename"), "{error}");
     assert_eq!(std::fs::read(target.join("keep")).unwrap(), b"kept");
-    let names: Vec<_> = std::fs::read_dir(&dir.0).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("cache.snap")]);
 }
 
