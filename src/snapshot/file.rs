@@ -47,7 +47,10 @@ impl Mapped {
             // into the mapping that another process's write could change under
             // it. Truncation by another process is the remaining hazard (see the
             // module docs).
-            Some(unsafe { Mmap::map(&file) }.map_err(|e| Error::io("mmap", path, &e))?)
+            Some(
+                unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+                    .map_err(|e| Error::io("mmap", path, &e))?,
+            )
         };
         Ok(Mapped { map, _file: file })
     }
