@@ -846,6 +846,67 @@ impl Writing<'_> {
         Ok(())
     }
 
+    /// Fills an empty shard of an unbounded map in one go (a snapshot load):
+    /// builds a table for `entries` with the rehash's count, lay-out and fill
+    /// over the flat array ([`crate::table::rehash::build_flat`]), instead of
+    /// inserting them one by one, publishes it and retires the empty one. Of
+    /// two entries of one key the later stays. Returns the entries held.
+    /// Nothing is changed when it fails (the entries are then freed).
+    pub(crate) fn fill_empty(
+        &self,
+        entries: Vec<(KeyHash, OwnedEntry<'_>)>,
+        guard: &Guard,
+    ) -> Result<usize> {
+        assert!(
+            self.len() == 0 && self.bounds().is_none(),
+            "fill_empty is for an empty shard of an unbounded map"
+        );
+        let old = self.table(guard);
+        let log2 = old.log2().max(table::log2_for(entries.len()));
+        let placed: Vec<_> = entries
+            .iter()
+            .map(|(hash, entry)| crate::table::rehash::Placed {
+                frag: hash.frag(),
+                tophash: hash.tophash(),
+                entry: entry.as_ptr().cast_mut(),
+            })
+            .collect();
+        let mut displaced = Vec::new();
+        let built = crate::table::rehash::build_flat(&placed, log2, |old| displaced.push(old))?;
+        drop(placed);
+        let (mut bytes, mut expiring) = (0usize, 0usize);
+        let mut held = 0usize;
+        displaced.sort_unstable();
+        for (_, entry) in entries {
+            if displaced.binary_search(&entry.as_ptr().cast_mut()).is_ok() {
+                // Replaced by a later entry of its key: freed here (`entry`'s drop).
+                continue;
+            }
+            // SAFETY: `entry` is ours, linked only by the unpublished table.
+            unsafe {
+                bytes += entry::footprint(entry.as_ptr());
+                expiring += usize::from(entry::deadline(entry.as_ptr()).is_some());
+            }
+            entry.into_raw();
+            held += 1;
+        }
+        let new = Owned::new(built).into_shared(guard);
+        let replaced = self.table.swap(new, Ordering::Release, guard);
+        // SAFETY: just published; retired only by a later writer, after `guard`.
+        self.set_hint(unsafe { new.deref() });
+        // SAFETY: the replaced table was unlinked under the flag; it links no
+        // entry (the shard was empty), so only its arrays are garbage.
+        unsafe {
+            self.memory
+                .defer(guard, Garbage::Arrays(table_ptr(replaced)), 0)
+        };
+        self.len.store(held, Ordering::Relaxed);
+        self.add_bytes(bytes, 0);
+        self.expiring.store(expiring, Ordering::Relaxed);
+        ShardCounters::bump(&self.counters.inserts, held as u64);
+        Ok(held)
+    }
+
     /// Builds the `2^new_log2` table from `old`, publishes it and retires `old`.
     fn publish_rehash<'g>(
         &self,

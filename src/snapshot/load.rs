@@ -14,7 +14,11 @@
 //!    of its write flag (in chunks, for a live cache), shards spread over
 //!    threads, with the bucket and the record eight ahead prefetched, so that
 //!    several cache misses are in flight at once. `Map::load` first sizes the
-//!    new map for the snapshot, so its tables never grow while it loads.
+//!    new map for the snapshot, so its tables never grow while it loads, and
+//!    an unbounded new map skips the inserts altogether: each shard's entries
+//!    are made in file order into a flat array, from which the rehash
+//!    engine's count, lay-out and fill build its table in one pass
+//!    (`Writing::fill_empty`, `rehash::build_flat`).
 //!
 //! A file that fails validation is reported as [`Error::Corrupt`] (or
 //! [`Error::Io`]) before step 2, so a cache loaded into is unchanged. What
@@ -366,6 +370,9 @@ fn apply_shard(
     let shard = &map.shards()[s];
     // Bucket order over the shard's table as it is now (a load into a new map
     // never grows it; a live one may, which only makes the order less perfect).
+    if matches!(access, Access::Private) && shard.bounds().is_none() && shard.len() == 0 {
+        return fill_shard(shard, recs, payloads, now);
+    }
     // File order (within the shard), with the bucket and the record of the
     // eighth record ahead prefetched: sorting by bucket made the table's
     // accesses sequential but the records' random, which measured slower
@@ -428,28 +435,16 @@ fn apply_part(
             prefetch(payloads[ahead.block as usize][ahead.at as usize..].as_ptr());
         }
         let rec = recs[i as usize];
-        let payload = &payloads[rec.block as usize];
-        let at = rec.at as usize;
-        // The record was validated in step 1, in this very copy.
-        let key_len = le_u32(payload, at) as usize;
-        let value_len = le_u32(payload, at + 4) as usize;
-        let expires_at = le_u64(payload, at + 8);
-        let key = &payload[at + RECORD_HEADER_LEN..][..key_len];
-        let value = &payload[at + RECORD_HEADER_LEN + key_len..][..value_len];
-        let deadline = match expires_at {
-            0 => None,
-            at => match now.deadline(at) {
-                Some(deadline) => Some(deadline),
-                // Expired between validation and now.
-                None => continue,
-            },
+        // Expired between validation and now: left out.
+        let Some((key, value, deadline)) = decode(rec, payloads, now) else {
+            continue;
         };
         let trailer = Trailer {
             deadline,
             node: bounded,
         };
         if let Some(b) = shard.bounds() {
-            let bytes = bounds::charge(entry::footprint_for(key_len, value_len, trailer));
+            let bytes = bounds::charge(entry::footprint_for(key.len(), value.len(), trailer));
             if b.max_bytes > 0 && bytes > b.max_bytes {
                 applied.too_large += 1;
                 continue;
@@ -463,4 +458,71 @@ fn apply_part(
         applied.loaded += 1;
     }
     Ok(())
+}
+
+/// The key, value and deadline (on `now`'s clock) of `rec`, read from its
+/// payload copy (validated in step 1); `None` if it has expired by `now`.
+#[inline]
+fn decode<'p>(
+    rec: Rec,
+    payloads: &'p [Vec<u8>],
+    now: Now,
+) -> Option<(&'p [u8], &'p [u8], Option<u64>)> {
+    let payload = &payloads[rec.block as usize];
+    let at = rec.at as usize;
+    let key_len = le_u32(payload, at) as usize;
+    let value_len = le_u32(payload, at + 4) as usize;
+    let expires_at = le_u64(payload, at + 8);
+    let key = &payload[at + RECORD_HEADER_LEN..][..key_len];
+    let value = &payload[at + RECORD_HEADER_LEN + key_len..][..value_len];
+    let deadline = match expires_at {
+        0 => None,
+        at => Some(now.deadline(at)?),
+    };
+    Some((key, value, deadline))
+}
+
+/// The bulk build of an empty shard of a new, unbounded map: its entries are
+/// made in file order (the record eight ahead prefetched) and handed to
+/// [`Writing::fill_empty`], which builds the table from the flat array in one
+/// pass with the rehash's count, lay-out and fill, instead of a lookup and
+/// an insert per record.
+fn fill_shard(
+    shard: &crate::shard::Shard,
+    recs: &[Rec],
+    payloads: &[Vec<u8>],
+    now: Now,
+) -> Result<Applied> {
+    let held = shard.flag.lock(thread_id::current());
+    let guard = epoch::pin();
+    // SAFETY: the map is not shared yet (`Access::Private`): the shard's own
+    // flag, taken by its only writer, serialises its writers.
+    let writing = unsafe { Writing::new(shard, &held) };
+    let mut entries = Vec::new();
+    entries
+        .try_reserve_exact(recs.len())
+        .map_err(|_| Error::OutOfMemory {
+            bytes: recs.len() * 24,
+        })?;
+    for (k, &rec) in recs.iter().enumerate() {
+        if let Some(ahead) = recs.get(k + 8) {
+            prefetch(payloads[ahead.block as usize][ahead.at as usize..].as_ptr());
+        }
+        let Some((key, value, deadline)) = decode(rec, payloads, now) else {
+            continue;
+        };
+        let trailer = Trailer {
+            deadline,
+            node: false,
+        };
+        let pending = Pending::new(shard.slab(), key, value, trailer)?;
+        entries.push((rec.hash, writing.make_entry(pending)?));
+    }
+    let made = entries.len() as u64;
+    let held = writing.fill_empty(entries, &guard)? as u64;
+    Ok(Applied {
+        loaded: made,
+        replaced: made - held,
+        too_large: 0,
+    })
 }
