@@ -29,7 +29,10 @@ test-loom:
 
 bench-rust:
 	$(CARGO) bench --bench map
+	$(CARGO) bench --bench snapshot
 
-# The concurrency and reclamation suites at 20x (50M churn operations).
+# The concurrency and reclamation suites at 20x (50M churn operations); the
+# snapshot round trip at 10M entries and its long differential fuzz run.
 stress-rust:
 	MAPCACHE_STRESS=1 $(CARGO) test --release --test concurrency --test reclamation
+	MAPCACHE_STRESS=1 $(CARGO) test --release --test snapshot --test snapshot_hostile

@@ -544,3 +544,58 @@ proptest! {
         assert_rejected(&dir.path("t.snap"), &file, &existing(), "random body");
     }
 }
+
+/// The fuzz target, as a long differential run behind `make stress`
+/// (MAPCACHE_STRESS=1): random edits of a valid snapshot (bit flips, byte
+/// overwrites, truncation, appended bytes, any u32/u64 field overwritten with
+/// the checksums recomputed), each checked against the reference reader: a
+/// file it rejects must be rejected, one it reads must load to its records.
+#[test]
+fn long_differential_fuzz_run_under_stress() {
+    if std::env::var_os("MAPCACHE_STRESS").is_none() {
+        eprintln!("skipped: set MAPCACHE_STRESS=1 (make stress)");
+        return;
+    }
+    let dir = TempDir::new("fuzz");
+    let file = small_snapshot(&dir, "a.snap");
+    let blocks = layout(&file);
+    let into = existing();
+    let path = dir.path("t.snap");
+    let edit = (
+        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        prop::collection::vec((any::<prop::sample::Index>(), 0u8..8), 0..4),
+        prop::option::of((any::<prop::sample::Index>(), any::<u64>(), any::<bool>())),
+        prop::option::of(any::<prop::sample::Index>()),
+        prop::collection::vec(any::<u8>(), 0..3),
+    );
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 20_000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&edit, |(bytes, flips, field, cut, tail)| {
+            let mut changed = file.clone();
+            for (at, byte) in &bytes {
+                changed[at.index(file.len())] = *byte;
+            }
+            for (at, bit) in &flips {
+                changed[at.index(file.len())] ^= 1 << bit;
+            }
+            if let Some((at, value, wide)) = field {
+                let width = if wide { 8 } else { 4 };
+                let at = at.index(file.len() - width);
+                changed[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+                reseal(&mut changed, &blocks);
+            }
+            if let Some(cut) = cut {
+                changed.truncate(cut.index(file.len() + 1));
+            }
+            changed.extend_from_slice(&tail);
+            if changed != file {
+                assert_agrees(&path, &changed, &into, "fuzzed");
+            }
+            Ok(())
+        })
+        .unwrap();
+}
