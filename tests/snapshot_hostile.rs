@@ -182,9 +182,12 @@ fn assert_rejected(path: &Path, bytes: &[u8], into: &Map, what: &str) {
     assert_eq!(into.len(), before.len());
 }
 
+/// A record: key, value, `expires_at_unix_ms`.
+type Record = (Vec<u8>, Vec<u8>, u64);
+
 /// The records of `file` as a reader written from `docs/FORMAT.md` ("Reading",
 /// steps 1 to 10) sees them, or `None` if it rejects the file.
-fn reference_read(file: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>, u64)>> {
+fn reference_read(file: &[u8]) -> Option<Vec<Record>> {
     let len = file.len() as u64;
     if file.len() < 128 || file[..8] != *b"\x89MCSNAP\n" || u32_at(file, 8) != 1 {
         return None;

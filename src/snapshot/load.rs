@@ -463,11 +463,7 @@ fn apply_part(
 /// The key, value and deadline (on `now`'s clock) of `rec`, read from its
 /// payload copy (validated in step 1); `None` if it has expired by `now`.
 #[inline]
-fn decode<'p>(
-    rec: Rec,
-    payloads: &'p [Vec<u8>],
-    now: Now,
-) -> Option<(&'p [u8], &'p [u8], Option<u64>)> {
+fn decode(rec: Rec, payloads: &[Vec<u8>], now: Now) -> Option<(&[u8], &[u8], Option<u64>)> {
     let payload = &payloads[rec.block as usize];
     let at = rec.at as usize;
     let key_len = le_u32(payload, at) as usize;

@@ -333,8 +333,7 @@ pub(crate) fn build_flat(
     for (j, &count) in counts.iter().enumerate() {
         let chain = (count as usize).saturating_sub(1) / SLOTS;
         let mut current = &main[j];
-        for k in starts[j]..starts[j] + chain {
-            let next = &extra[k];
+        for next in &extra[starts[j]..starts[j] + chain] {
             current
                 .overflow
                 .store(next as *const Bucket as *mut Bucket, Ordering::Relaxed);
