@@ -109,6 +109,7 @@ fn main() {
             .map(|r| writer(&source, n, ops, r as u64 + 7))
             .collect(),
     );
+    let waits_before = source.table_stats();
     let stop = AtomicBool::new(false);
     let saves_during = AtomicU64::new(0);
     let during = std::thread::scope(|s| {
@@ -125,6 +126,7 @@ fn main() {
         stats(times)
     });
 
+    let waits_after = source.table_stats();
     let (insert_best, insert_median) = stats(inserts);
     let (save_best, save_median) = stats(saves);
     let (load_best, load_median) = stats(loads);
@@ -163,6 +165,11 @@ fn main() {
         secs(during.0),
         saves_during.load(Ordering::Relaxed),
         secs(during.1) / secs(alone.1)
+    );
+    println!(
+        "  the writer's waits for reclamation during the saves: {} ({} ran out of patience)",
+        waits_after.relief_waits - waits_before.relief_waits,
+        waits_after.relief_give_ups - waits_before.relief_give_ups
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
