@@ -850,11 +850,17 @@ impl Writing<'_> {
     /// builds a table for `entries` with the rehash's count, lay-out and fill
     /// over the flat array ([`crate::table::rehash::build_flat`]), instead of
     /// inserting them one by one, publishes it and retires the empty one. Of
-    /// two entries of one key the later stays. Returns the entries held.
-    /// Nothing is changed when it fails (the entries are then freed).
-    pub(crate) fn fill_empty(
+    /// two entries of one key the later stays (the earlier is freed). Returns
+    /// the entries held.
+    ///
+    /// # Safety
+    /// The entries were made with this shard's slab ([`Writing::make_entry`]),
+    /// are distinct, unpublished, and owned by the caller. On `Ok` the shard
+    /// owns them all (the caller must forget them); on `Err` nothing changed
+    /// and the caller still owns them.
+    pub(crate) unsafe fn fill_empty(
         &self,
-        entries: Vec<(KeyHash, OwnedEntry<'_>)>,
+        entries: &[(KeyHash, *mut Entry)],
         guard: &Guard,
     ) -> Result<usize> {
         assert!(
@@ -865,29 +871,29 @@ impl Writing<'_> {
         let log2 = old.log2().max(table::log2_for(entries.len()));
         let placed: Vec<_> = entries
             .iter()
-            .map(|(hash, entry)| crate::table::rehash::Placed {
+            .map(|&(hash, entry)| crate::table::rehash::Placed {
                 frag: hash.frag(),
                 tophash: hash.tophash(),
-                entry: entry.as_ptr().cast_mut(),
+                entry,
             })
             .collect();
         let mut displaced = Vec::new();
         let built = crate::table::rehash::build_flat(&placed, log2, |old| displaced.push(old))?;
         drop(placed);
-        let (mut bytes, mut expiring) = (0usize, 0usize);
-        let mut held = 0usize;
         displaced.sort_unstable();
-        for (_, entry) in entries {
-            if displaced.binary_search(&entry.as_ptr().cast_mut()).is_ok() {
-                // Replaced by a later entry of its key: freed here (`entry`'s drop).
+        let (mut bytes, mut expiring, mut held) = (0usize, 0usize, 0usize);
+        for &(_, entry) in entries {
+            if displaced.binary_search(&entry).is_ok() {
+                // SAFETY: replaced by a later entry of its key, in no table;
+                // made with this shard's slab (the contract).
+                unsafe { entry::free(entry, self.slab()) };
                 continue;
             }
-            // SAFETY: `entry` is ours, linked only by the unpublished table.
+            // SAFETY: the entry is live, linked only by the unpublished table.
             unsafe {
-                bytes += entry::footprint(entry.as_ptr());
-                expiring += usize::from(entry::deadline(entry.as_ptr()).is_some());
+                bytes += entry::footprint(entry);
+                expiring += usize::from(entry::deadline(entry).is_some());
             }
-            entry.into_raw();
             held += 1;
         }
         let new = Owned::new(built).into_shared(guard);

@@ -30,7 +30,7 @@ use std::sync::Mutex;
 
 use super::file::Mapped;
 use super::format::{
-    parse_block, BlockHeader, Header, BLOCK_HEADER_LEN, HEADER_LEN, RECORD_HEADER_LEN,
+    parse_block, BlockHeader, Header, RecordSpan, BLOCK_HEADER_LEN, HEADER_LEN, RECORD_HEADER_LEN,
 };
 use super::wall::Now;
 use super::LoadReport;
@@ -42,7 +42,8 @@ use crate::map::Map;
 use crate::shard::Writing;
 use crate::sync::epoch;
 use crate::sync::thread_id;
-use crate::table::entry::{self, Pending, Trailer};
+use crate::table::entry::{self, Entry, Pending, Trailer};
+use crate::table::slab::Slab;
 
 /// A validated record: its key's hash, and where it is (the block, and the
 /// offset of its record header in the block's payload copy).
@@ -370,9 +371,6 @@ fn apply_shard(
     let shard = &map.shards()[s];
     // Bucket order over the shard's table as it is now (a load into a new map
     // never grows it; a live one may, which only makes the order less perfect).
-    if matches!(access, Access::Private) && shard.bounds().is_none() && shard.len() == 0 {
-        return fill_shard(shard, recs, payloads, now);
-    }
     // File order (within the shard), with the bucket and the record of the
     // eighth record ahead prefetched: sorting by bucket made the table's
     // accesses sequential but the records' random, which measured slower
@@ -478,47 +476,193 @@ fn decode(rec: Rec, payloads: &[Vec<u8>], now: Now) -> Option<(&[u8], &[u8], Opt
     Some((key, value, deadline))
 }
 
-/// The bulk build of an empty shard of a new, unbounded map: its entries are
-/// made in file order (the record eight ahead prefetched) and handed to
-/// [`Writing::fill_empty`], which builds the table from the flat array in one
-/// pass with the rehash's count, lay-out and fill, instead of a lookup and
-/// an insert per record.
-fn fill_shard(
-    shard: &crate::shard::Shard,
-    recs: &[Rec],
-    payloads: &[Vec<u8>],
-    now: Now,
-) -> Result<Applied> {
-    let held = shard.flag.lock(thread_id::current());
-    let guard = epoch::pin();
-    // SAFETY: the map is not shared yet (`Access::Private`): the shard's own
-    // flag, taken by its only writer, serialises its writers.
-    let writing = unsafe { Writing::new(shard, &held) };
-    let mut entries = Vec::new();
-    entries
-        .try_reserve_exact(recs.len())
-        .map_err(|_| Error::OutOfMemory {
-            bytes: recs.len() * 24,
-        })?;
-    for (k, &rec) in recs.iter().enumerate() {
-        if let Some(ahead) = recs.get(k + 8) {
-            prefetch(payloads[ahead.block as usize][ahead.at as usize..].as_ptr());
+/// Runs `work(&mut state, i)` for every `i` in `0..n` as [`spread`] does,
+/// each thread with a `state` of its own from `init`.
+fn spread_with<S>(
+    n: usize,
+    threads: usize,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, usize) + Sync,
+) {
+    let next = AtomicUsize::new(0);
+    let run = || {
+        let mut state = init();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                break;
+            }
+            work(&mut state, i);
         }
-        let Some((key, value, deadline)) = decode(rec, payloads, now) else {
-            continue;
-        };
-        let trailer = Trailer {
-            deadline,
-            node: false,
-        };
-        let pending = Pending::new(shard.slab(), key, value, trailer)?;
-        entries.push((rec.hash, writing.make_entry(pending)?));
+    };
+    let threads = threads.min(n).max(1);
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            // A thread that cannot start leaves its share to the others.
+            let _ = std::thread::Builder::new()
+                .name("mapcache-load".into())
+                .spawn_scoped(scope, run);
+        }
+        run();
+    });
+}
+
+/// Entries made for a shard and not (yet) in its table: freed on drop.
+struct Unplaced<'m> {
+    slab: &'m Slab,
+    entries: Vec<(KeyHash, *mut Entry)>,
+}
+
+// SAFETY: the entries are owned by this value alone (plain bytes), and the
+// slab's `free` may run on any thread.
+unsafe impl Send for Unplaced<'_> {}
+
+impl Drop for Unplaced<'_> {
+    fn drop(&mut self) {
+        for (_, entry) in self.entries.drain(..) {
+            // SAFETY: made with `slab` and never published (see the struct).
+            unsafe { entry::free(entry, self.slab) };
+        }
     }
-    let made = entries.len() as u64;
-    let held = writing.fill_empty(entries, &guard)? as u64;
-    Ok(Applied {
-        loaded: made,
-        replaced: made - held,
-        too_large: 0,
-    })
+}
+
+/// The entries one block made for each shard, in file order.
+type Made<'m> = Vec<Unplaced<'m>>;
+
+/// `Map::load` into a new, unbounded map (not shared yet): steps 1 and 2
+/// fused, and the tables built in bulk. Across threads, each block's payload
+/// is copied out into a buffer of the thread's own (reused, so it stays in
+/// cache and costs no page faults), checked and parsed, and its records made
+/// into entries at once, per shard under that shard's flag; then each shard's
+/// entries, in file order, go to [`Writing::fill_empty`], which builds its
+/// table from the flat array in one pass with the rehash's count, lay-out and
+/// fill instead of a lookup and an insert per record. A bad file fails before
+/// any table is built (the entries made so far are freed; the map is the
+/// caller's to drop).
+pub(crate) fn fill_new(file: &Mapped, survey: Survey, map: &Map) -> Result<()> {
+    let Survey { header, blocks, .. } = survey;
+    let shards = map.shards();
+    let now = Now::read(&map.config().clock);
+    let hasher = map.hasher();
+    type Outcome<'m> = Result<(Made<'m>, u64)>;
+    let results: Vec<Mutex<Option<Outcome<'_>>>> =
+        (0..blocks.len()).map(|_| Mutex::new(None)).collect();
+    spread_with(
+        blocks.len(),
+        cores(),
+        || (Vec::new(), vec![Vec::new(); shards.len()]),
+        |(buffer, groups): &mut (Vec<u8>, Vec<Vec<(KeyHash, RecordSpan)>>), i| {
+            let (at, block) = blocks[i];
+            let outcome = (|| {
+                file.copy_into(at, block.payload_len, buffer)?;
+                let payload = &buffer[..];
+                groups.iter_mut().for_each(Vec::clear);
+                let data = parse_block(payload, at, &block, |span| {
+                    let hash = hasher.hash(span.key(payload));
+                    groups[hasher.shard(hash)].push((hash, span));
+                })?;
+                let mut made: Made<'_> = Vec::with_capacity(shards.len());
+                for (shard, group) in shards.iter().zip(groups.iter()) {
+                    let mut entries = Unplaced {
+                        slab: shard.slab(),
+                        entries: Vec::with_capacity(group.len()),
+                    };
+                    if !group.is_empty() {
+                        let held = shard.flag.lock(thread_id::current());
+                        // SAFETY: the map is not shared yet; its shards' own
+                        // flags serialise the loader's threads.
+                        let writing = unsafe { Writing::new(shard, &held) };
+                        for &(hash, span) in group {
+                            let deadline = match span.expires_at_unix_ms {
+                                0 => None,
+                                at => match now.deadline(at) {
+                                    Some(deadline) => Some(deadline),
+                                    None => continue,
+                                },
+                            };
+                            let key = span.key(payload);
+                            let value = &payload[span.key_at as usize + key.len()..]
+                                [..span.value_len as usize];
+                            let trailer = Trailer {
+                                deadline,
+                                node: false,
+                            };
+                            let pending = Pending::new(shard.slab(), key, value, trailer)?;
+                            let entry = writing.make_entry(pending)?.into_raw();
+                            entries.entries.push((hash, entry));
+                        }
+                    }
+                    made.push(entries);
+                }
+                Ok((made, data))
+            })();
+            *results[i].lock().expect("no panic while held") = Some(outcome);
+        },
+    );
+    // The first failing block in file order is the one reported.
+    let mut per_block = Vec::with_capacity(blocks.len());
+    let mut data = 0u64;
+    for result in results {
+        let (made, d) = result
+            .into_inner()
+            .expect("no panic while held")
+            .expect("every block was parsed")?;
+        per_block.push(made);
+        data += d;
+    }
+    if data != header.data_bytes {
+        return Err(Error::corrupt(
+            80,
+            format!(
+                "the header counts {} key and value bytes but the records hold {data}",
+                header.data_bytes
+            ),
+        ));
+    }
+    // Each shard's entries in file order (blocks in order, records in order).
+    let mut by_shard: Vec<Unplaced<'_>> = shards
+        .iter()
+        .map(|shard| Unplaced {
+            slab: shard.slab(),
+            entries: Vec::new(),
+        })
+        .collect();
+    for (s, unplaced) in by_shard.iter_mut().enumerate() {
+        let total = per_block.iter().map(|made| made[s].entries.len()).sum();
+        unplaced
+            .entries
+            .try_reserve_exact(total)
+            .map_err(|_| Error::OutOfMemory { bytes: total * 16 })?;
+    }
+    for made in per_block {
+        for (s, mut unplaced) in made.into_iter().enumerate() {
+            by_shard[s].entries.append(&mut unplaced.entries);
+        }
+    }
+    let slots: Vec<Mutex<Unplaced<'_>>> = by_shard.into_iter().map(Mutex::new).collect();
+    let outcomes: Vec<Mutex<Option<Result<usize>>>> =
+        (0..shards.len()).map(|_| Mutex::new(None)).collect();
+    spread(shards.len(), cores(), |s| {
+        let mut unplaced = slots[s].lock().expect("no panic while held");
+        let shard = &shards[s];
+        let held = shard.flag.lock(thread_id::current());
+        let guard = epoch::pin();
+        // SAFETY: as above.
+        let writing = unsafe { Writing::new(shard, &held) };
+        // SAFETY: the entries were made with this shard's slab by
+        // `make_entry`, are unpublished and owned by `unplaced`.
+        let outcome = unsafe { writing.fill_empty(&unplaced.entries, &guard) };
+        if outcome.is_ok() {
+            // The shard owns them now.
+            unplaced.entries.clear();
+        }
+        *outcomes[s].lock().expect("no panic while held") = Some(outcome);
+    });
+    for outcome in outcomes {
+        outcome
+            .into_inner()
+            .expect("no panic while held")
+            .expect("every shard")?;
+    }
+    Ok(())
 }

@@ -140,9 +140,14 @@ impl Map {
                 .max(wanted.min(crate::MAX_INITIAL_CAPACITY)),
             ..config
         })?;
-        let snapshot = load::parse(&file, survey, &map)?;
-        drop(file);
-        load::apply(&map, snapshot, load::Access::Private)?;
+        if map.config().is_bounded() {
+            // The policy admits and evicts as the records arrive.
+            let snapshot = load::parse(&file, survey, &map)?;
+            drop(file);
+            load::apply(&map, snapshot, load::Access::Private)?;
+        } else {
+            load::fill_new(&file, survey, &map)?;
+        }
         Ok(map)
     }
 
