@@ -526,6 +526,10 @@ impl Drop for Unplaced<'_> {
     }
 }
 
+/// A loader thread's reused memory: its block copy, and the block's records
+/// grouped by shard.
+type Scratch = (Vec<u8>, Vec<Vec<(KeyHash, RecordSpan)>>);
+
 /// The entries one block made for each shard, in file order.
 type Made<'m> = Vec<Unplaced<'m>>;
 
@@ -551,7 +555,7 @@ pub(crate) fn fill_new(file: &Mapped, survey: Survey, map: &Map) -> Result<()> {
         blocks.len(),
         cores(),
         || (Vec::new(), vec![Vec::new(); shards.len()]),
-        |(buffer, groups): &mut (Vec<u8>, Vec<Vec<(KeyHash, RecordSpan)>>), i| {
+        |(buffer, groups): &mut Scratch, i| {
             let (at, block) = blocks[i];
             let outcome = (|| {
                 file.copy_into(at, block.payload_len, buffer)?;
