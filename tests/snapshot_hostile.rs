@@ -602,3 +602,88 @@ fn long_differential_fuzz_run_under_stress() {
         })
         .unwrap();
 }
+
+/// A snapshot written from `docs/FORMAT.md` by this test: one block of
+/// `records` (key, value, expiry).
+fn handmade(records: &[(&[u8], &[u8], u64)]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    let mut data = 0u64;
+    for (key, value, expires) in records {
+        payload.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        payload.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        payload.extend_from_slice(&expires.to_le_bytes());
+        payload.extend_from_slice(key);
+        payload.extend_from_slice(value);
+        data += (key.len() + value.len()) as u64;
+    }
+    let id = 0x1234_5678_9abc_def0u64;
+    let mut block = Vec::new();
+    block.extend_from_slice(b"MCBK");
+    block.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    block.extend_from_slice(&0u64.to_le_bytes());
+    block.extend_from_slice(&id.to_le_bytes());
+    block.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    block.extend_from_slice(&xxh3_64(&payload).to_le_bytes());
+    let sum = xxh3_64(&block);
+    block.extend_from_slice(&sum.to_le_bytes());
+    let mut file = vec![0u8; 128];
+    file[..8].copy_from_slice(b"\x89MCSNAP\n");
+    file[8..12].copy_from_slice(&1u32.to_le_bytes());
+    file[12..16].copy_from_slice(&128u32.to_le_bytes());
+    file[32..40].copy_from_slice(&id.to_le_bytes());
+    let len = (128 + block.len() + payload.len()) as u64;
+    file[48..56].copy_from_slice(&len.to_le_bytes());
+    file[56..64].copy_from_slice(&128u64.to_le_bytes());
+    file[64..72].copy_from_slice(&1u64.to_le_bytes());
+    file[72..80].copy_from_slice(&(records.len() as u64).to_le_bytes());
+    file[80..88].copy_from_slice(&data.to_le_bytes());
+    let sum = xxh3_64(&file[..120]);
+    file[120..].copy_from_slice(&sum.to_le_bytes());
+    file.extend_from_slice(&block);
+    file.extend_from_slice(&payload);
+    file
+}
+
+#[test]
+fn a_key_named_twice_keeps_the_later_record_on_every_load_path() {
+    let dir = TempDir::new("twice");
+    let path = dir.path("twice.snap");
+    let file = handmade(&[
+        (b"a", b"1", 0),
+        (b"b", b"2", 0),
+        (b"a", b"3", 0),
+        (b"", b"e", 1),
+    ]);
+    assert_eq!(reference_read(&file).unwrap().len(), 4);
+    std::fs::write(&path, &file).unwrap();
+    let expect = |map: &Map| {
+        assert_eq!(map.get(b"a").unwrap().as_deref(), Some(&b"3"[..]));
+        assert_eq!(map.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+        // Expired in 1970.
+        assert_eq!(map.get(b"").unwrap(), None);
+        assert_eq!(map.len(), 2);
+        let stats = map.stats();
+        assert_eq!(
+            stats.inserts - stats.deletes - stats.evictions - stats.expirations,
+            2
+        );
+    };
+    expect(&Map::load(&path, config()).unwrap());
+    let bounded = Config {
+        max_entries: 100,
+        ..config()
+    };
+    expect(&Map::load(&path, bounded).unwrap());
+    let into = Map::new(config()).unwrap();
+    let report = into.load_into(&path).unwrap();
+    assert_eq!(
+        (
+            report.records,
+            report.loaded,
+            report.replaced,
+            report.expired
+        ),
+        (4, 3, 1, 1)
+    );
+    expect(&into);
+}

@@ -14,16 +14,19 @@
 //!    of its write flag (in chunks, for a live cache), shards spread over
 //!    threads, with the bucket and the record eight ahead prefetched, so that
 //!    several cache misses are in flight at once. `Map::load` first sizes the
-//!    new map for the snapshot, so its tables never grow while it loads, and
-//!    an unbounded new map skips the inserts altogether: each shard's entries
-//!    are made in file order into a flat array, from which the rehash
-//!    engine's count, lay-out and fill build its table in one pass
-//!    (`Writing::fill_empty`, `rehash::build_flat`).
+//!    new map for the snapshot, so its tables never grow while it loads.
 //!
 //! A file that fails validation is reported as [`Error::Corrupt`] (or
 //! [`Error::Io`]) before step 2, so a cache loaded into is unchanged. What
 //! step 2 can still fail with is an allocation failure
 //! ([`Error::OutOfMemory`]), which leaves the records applied until then.
+//!
+//! `Map::load` into an unbounded map ([`fill_new`]) fuses the two steps, since
+//! nobody sees the new map until it is complete (a bad file drops it): each
+//! block is copied into a buffer of the loading thread's own, checked, parsed
+//! and made into entries, and each shard's table is then built from the flat
+//! array of its entries by the rehash engine's count, lay-out and fill
+//! (`Writing::fill_empty`, `rehash::build_flat`), with no insert at all.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;

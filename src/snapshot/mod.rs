@@ -115,7 +115,7 @@ impl Map {
     /// A new map configured by `config`, holding the snapshot at `path`.
     ///
     /// The whole file is validated (every length, count and offset against
-    /// the file's size, every checksum) before the map is filled; a file that
+    /// the file's size, every checksum) before the map is returned; a file that
     /// is damaged, truncated, appended to or of a newer format fails with
     /// [`crate::Error::Corrupt`], saying what was wrong and at which offset.
     /// Records whose wall-clock expiry has passed are left out. The map is
