@@ -372,8 +372,6 @@ fn apply_shard(
         return Ok(applied);
     }
     let shard = &map.shards()[s];
-    // Bucket order over the shard's table as it is now (a load into a new map
-    // never grows it; a live one may, which only makes the order less perfect).
     // File order (within the shard), with the bucket and the record of the
     // eighth record ahead prefetched: sorting by bucket made the table's
     // accesses sequential but the records' random, which measured slower
