@@ -71,6 +71,30 @@ fn child_saves_until_killed() {
     }
 }
 
+/// Polls (for at most 5 s) until a temporary file next to `target` starts
+/// with the snapshot magic: its save has written the header, its last write,
+/// and is in its fsync or rename. `false` if none was seen (the kill then
+/// lands wherever the save is; the test's assertions hold either way).
+fn header_written(dir: &Path, target: &Path) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path == target {
+                continue;
+            }
+            let mut magic = [0u8; 8];
+            let read = std::fs::File::open(&path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+            if read.is_ok() && &magic == b"\x89MCSNAP\n" {
+                return true;
+            }
+        }
+        std::thread::yield_now();
+    }
+    false
+}
+
 #[test]
 fn a_killed_save_leaves_the_previous_or_the_new_snapshot() {
     let dir = std::env::temp_dir().join(format!("mapcache-crash-{}", std::process::id()));
@@ -83,7 +107,8 @@ fn a_killed_save_leaves_the_previous_or_the_new_snapshot() {
     // A fixed pseudo-random sequence of kill delays (xorshift).
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let kills = 24;
-    for _ in 0..kills {
+    let mut in_commit = 0;
+    for round in 0..kills {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
@@ -108,8 +133,14 @@ fn a_killed_save_leaves_the_previous_or_the_new_snapshot() {
                 other => panic!("the child ended before saving: {other:?}"),
             }
         }
-        // Not a wait for something: the moment of the kill, drawn at random.
-        std::thread::sleep(delay);
+        if round % 2 == 0 {
+            // Not a wait for something: the moment of the kill, drawn at random.
+            std::thread::sleep(delay);
+        } else if header_written(&dir, &target) {
+            // The temporary file's header is written last, right before the
+            // fsync, the rename and the directory's fsync: kill in that window.
+            in_commit += 1;
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         seen[generation_of(&target) as usize] += 1;
@@ -121,7 +152,10 @@ fn a_killed_save_leaves_the_previous_or_the_new_snapshot() {
             }
         }
     }
-    eprintln!("after {kills} kills the target held generations 0/1/2: {seen:?}");
+    eprintln!(
+        "after {kills} kills ({in_commit} seen between the header write and the rename) \
+         the target held generations 0/1/2: {seen:?}"
+    );
     assert_eq!(seen.iter().sum::<usize>(), kills);
     std::fs::remove_dir_all(&dir).unwrap();
 }
