@@ -13,7 +13,9 @@
  *   1. LIFECYCLE          mapcache_config_init (MAPCACHE_CONFIG_INIT), mapcache_new,
  *                         mapcache_free
  *   2. SINGLE-KEY CALLS   get (and its variants), put, delete, contains, len, clear,
- *                         get_or_insert, compare_and_swap
+ *                         get_or_insert, compare_and_swap; the cache calls put_ttl,
+ *                         clock_advance, get_or_load (and its loader's
+ *                         mapcache_load_result_set, _set_error), stats_get
  *   3. BATCH CALLS        mapcache_get_many, mapcache_put_many, mapcache_delete_many
  *   4. ITERATION          mapcache_iter_new, mapcache_iter_next, mapcache_iter_free
  *   5. LABELS AND ERRORS  mapcache_set_thread_label, mapcache_last_error,
@@ -43,8 +45,9 @@
  *
  * Out-pointers after an error. When a call returns an error status, every
  * out-pointer it was given that is not NULL holds NULL, 0 or false: never a stale
- * or partial result. The one exception is MAPCACHE_E_BUFFER_TOO_SMALL, whose
- * length out-pointer holds the length needed. Batch calls write their output
+ * or partial result. The exceptions: MAPCACHE_E_BUFFER_TOO_SMALL, whose
+ * length out-pointer holds the length needed, and MAPCACHE_E_LOADER, whose
+ * loader_status out-pointer holds the loader's status. Batch calls write their output
  * arrays only when they return MAPCACHE_OK; on an error status the arrays are left
  * as they were. mapcache_config_init writes nothing when it fails.
  *
@@ -54,7 +57,8 @@
  * mapcache_iter_free only. Strings the library returns (mapcache_last_error,
  * mapcache_status_str, mapcache_version) belong to the library and are never freed
  * by the host. Bytes handed to a callback or returned by mapcache_iter_next are
- * valid only for the time stated there.
+ * valid only for the time stated there; so is the mapcache_load_result a loader
+ * receives, which the library lends for the loader call only.
  *
  * Threads. Every function may be called from any thread, on the same mapcache_t
  * concurrently with any other, except mapcache_free, which must not race with
@@ -72,7 +76,8 @@
  * value the library decodes, never dereferences: a NULL or foreign one is rejected
  * with a status, and so is a freed one (MAPCACHE_E_INVALID_HANDLE) however many
  * handles were made and freed since: each mapcache_new and mapcache_iter_new
- * returns a value never returned before (a slot's generation changes on reuse,
+ * (and each load, for its mapcache_load_result) returns a value never returned
+ * before (a slot's generation changes on reuse,
  * and a slot is retired after 2^32 reuses), so a stale handle never reaches a
  * newer cache.
  *
@@ -140,6 +145,19 @@
 #define MAPCACHE_ENGINE_PARALLEL 2
 
 /**
+ * `mapcache_config.clock`: TTLs are measured against the system's monotonic clock
+ * (the default).
+ */
+#define MAPCACHE_CLOCK_SYSTEM 0
+
+/**
+ * `mapcache_config.clock`: a manual clock for tests, which starts at 0 and moves
+ * only by `mapcache_clock_advance`, so that a test never sleeps to see an entry
+ * expire.
+ */
+#define MAPCACHE_CLOCK_MANUAL 1
+
+/**
  * The largest `mapcache_config.initial_capacity` (2^30 entries); a larger one is
  * `MAPCACHE_E_INVALID_CONFIG`. It is a sizing limit, not a bound: a cache still
  * grows past it by inserting.
@@ -159,9 +177,14 @@
  *
  * History: 1, the first ABI. 2: `mapcache_config_init` takes the size of the
  * host's `mapcache_config` (and returns a status), so that a host built against
- * an older header never has more bytes written than its struct holds.
+ * an older header never has more bytes written than its struct holds. 3: the
+ * cache (additions only; an ABI 2 host keeps working unchanged): config fields
+ * `max_entries`, `max_bytes`, `default_ttl_ms`, `clock` (and `reserved`)
+ * appended after `seed`; `mapcache_put_ttl`, `mapcache_clock_advance`,
+ * `mapcache_get_or_load` with its loader and result, `mapcache_stats_get`;
+ * statuses `MAPCACHE_E_TOO_LARGE` and `MAPCACHE_E_LOADER`.
  */
-#define MAPCACHE_ABI_VERSION 2
+#define MAPCACHE_ABI_VERSION 3
 
 /**
  * The longest key, in bytes.
@@ -187,6 +210,14 @@ typedef struct mapcache mapcache;
  * never to be dereferenced.
  */
 typedef struct mapcache_iter mapcache_iter;
+
+/**
+ * What a loader fills: the value to cache, and an optional error message.
+ * Opaque: the loader receives a pointer to one, valid only until the loader
+ * returns. Like `mapcache_t *`, the pointer is a handle value, never to be
+ * dereferenced.
+ */
+typedef struct mapcache_load_result mapcache_load_result;
 
 /**
  * The result of every fallible mapcache call: `MAPCACHE_OK` (0), `MAPCACHE_NOT_FOUND`
@@ -240,6 +271,37 @@ typedef struct mapcache_config {
      * Hash seed; 0 = a random seed per map (recommended: resists hash flooding).
      */
     uint64_t seed;
+    /**
+     * ABI 3. The most entries the cache holds; 0 = no bound on the count. Past
+     * it, the eviction policy chooses what to drop. With `shards` 0, a bounded
+     * cache gets at most one shard per 4096 entries of capacity; an explicit
+     * `shards` larger than `max_entries` is `MAPCACHE_E_INVALID_CONFIG`.
+     */
+    uint64_t max_entries;
+    /**
+     * ABI 3. The most bytes the entries may occupy, each charged its full
+     * footprint (its memory block, its share of the bucket slots and its policy
+     * metadata); 0 = no bound. The cache never holds more than this plus one
+     * entry per shard; an entry larger than a shard's share is refused with
+     * `MAPCACHE_E_TOO_LARGE`.
+     */
+    uint64_t max_bytes;
+    /**
+     * ABI 3. Time-to-live, in milliseconds, of entries written without one of
+     * their own (every write but `mapcache_put_ttl`, loads included); 0 = they
+     * never expire. An expired entry is never returned by any call.
+     */
+    uint64_t default_ttl_ms;
+    /**
+     * ABI 3. `MAPCACHE_CLOCK_SYSTEM` (0, the default) or `MAPCACHE_CLOCK_MANUAL`
+     * (1, for tests: see `mapcache_clock_advance`).
+     */
+    uint32_t clock;
+    /**
+     * Reserved; must be 0. (Keeps the struct free of implicit padding; a later
+     * ABI may give it a meaning, with 0 as its default.)
+     */
+    uint32_t reserved;
 } mapcache_config;
 
 /**
@@ -298,6 +360,119 @@ typedef struct mapcache_getter {
 typedef void (*mapcache_value_fn)(void *ctx,
                                   const uint8_t *value,
                                   size_t value_len);
+
+/**
+ * The loader of `mapcache_get_or_load`: computes the value of `key` (`key_len`
+ * bytes at `key`, a copy the library owns, valid during the call; `key` is not
+ * NULL) and hands it over with `mapcache_load_result_set(result, ...)`.
+ * Receives `ctx` unchanged.
+ *
+ * Returns 0 on success (the value set, or the empty value if it set none), or
+ * any other value on failure: nothing is cached, and that value reaches every
+ * caller that waited for this load as its `*loader_status`, with
+ * `MAPCACHE_E_LOADER` (attach a message with
+ * `mapcache_load_result_set_error`).
+ *
+ * It runs on the thread of the `mapcache_get_or_load` call that missed first,
+ * with no lock of the cache held: it may call any mapcache function, on this
+ * cache too, but `mapcache_free` on it. A `mapcache_get_or_load` of the same
+ * key on the same cache from the loader's own thread returns
+ * `MAPCACHE_E_INVALID_ARG` (it would wait for itself); from another thread it
+ * waits for this load, so the loader must not wait for that thread. It must
+ * return normally (no `longjmp`, no C++ exception).
+ */
+typedef int32_t (*mapcache_loader_fn)(void *ctx,
+                                      const uint8_t *key,
+                                      size_t key_len,
+                                      struct mapcache_load_result *result);
+
+/**
+ * A cache's counters, filled by `mapcache_stats_get`. Set `struct_size` to
+ * `sizeof(mapcache_stats)` before the call; counters are only ever appended in
+ * later versions.
+ *
+ * Every counter counts from the cache's creation. On a cache no other thread
+ * is using they add up: `hits + misses` is the number of lookups (each
+ * `mapcache_get`, `mapcache_get_value`, `mapcache_get_object`,
+ * `mapcache_get_with`, each key of `mapcache_get_many`, the lookup inside
+ * `mapcache_get_or_insert`, and the first lookup of each `mapcache_get_or_load`;
+ * `mapcache_contains`, iteration and `mapcache_compare_and_swap` are not
+ * lookups), and `inserts - evictions - expirations - deletes` is `entries`.
+ * While other threads run, the counters are read one after another, not at
+ * one instant.
+ */
+typedef struct mapcache_stats {
+    /**
+     * `sizeof(mapcache_stats)` as the host knows it, set by the host before
+     * the call (the library reads it, writes only that many bytes, and leaves
+     * it as it was).
+     */
+    size_t struct_size;
+    /**
+     * Lookups that found a live entry.
+     */
+    uint64_t hits;
+    /**
+     * Lookups that found no entry, or an expired one.
+     */
+    uint64_t misses;
+    /**
+     * New keys stored, by any write (loads included).
+     */
+    uint64_t inserts;
+    /**
+     * Values of present keys replaced (successful compare-and-swaps included).
+     */
+    uint64_t updates;
+    /**
+     * Entries removed by `mapcache_delete`, `mapcache_delete_many` or
+     * `mapcache_clear`.
+     */
+    uint64_t deletes;
+    /**
+     * Entries removed by the eviction policy to keep a bounded cache within
+     * its bounds (`rejections` included).
+     */
+    uint64_t evictions;
+    /**
+     * Of the evictions, new entries the policy refused to keep in favour of the
+     * entry they would have displaced (admission rejections).
+     */
+    uint64_t rejections;
+    /**
+     * Expired entries removed (on access, by the sweep, or replaced by a write).
+     */
+    uint64_t expirations;
+    /**
+     * Loads of `mapcache_get_or_load` whose loader returned 0.
+     */
+    uint64_t load_successes;
+    /**
+     * Loads whose loader returned a non-zero status.
+     */
+    uint64_t load_failures;
+    /**
+     * Time spent in loaders, over all loads, in nanoseconds.
+     */
+    uint64_t load_time_ns;
+    /**
+     * Tables doubled so far.
+     */
+    uint64_t grows;
+    /**
+     * Entries held (expired ones not yet removed included).
+     */
+    uint64_t entries;
+    /**
+     * Bytes the entries held are charged (see `mapcache_config.max_bytes`).
+     */
+    uint64_t bytes;
+    /**
+     * Exclusive-mode misuses detected (`MAPCACHE_E_CONCURRENT_WRITE` and
+     * `MAPCACHE_E_CONCURRENT_READ_WRITE` reports).
+     */
+    uint64_t misuses;
+} mapcache_stats;
 
 /**
  * `mapcache_iter_t` is the name hosts use for `struct mapcache_iter`.
@@ -428,15 +603,19 @@ extern "C" {
  * field added later reads as "not used". Defaults: `initial_capacity` 0,
  * `shards` 0 (automatic), `mode` `MAPCACHE_MODE_CONCURRENT`, `misuse_policy`
  * `MAPCACHE_MISUSE_ERROR`, `rehash_engine` `MAPCACHE_ENGINE_AUTO`, `seed` 0
- * (random per map).
+ * (random per map), and (ABI 3) `max_entries` and `max_bytes` 0 (unbounded),
+ * `default_ttl_ms` 0 (no expiry), `clock` `MAPCACHE_CLOCK_SYSTEM`, `reserved` 0.
+ * A host built against the ABI 2 header (a 40-byte struct) gets exactly these
+ * defaults for the fields it does not know.
  *
  * Ownership: `*cfg` is the caller's. Thread-safety: any thread.
  *
  * Returns:
  * - `MAPCACHE_OK`.
  * - `MAPCACHE_E_INVALID_ARG`: `cfg` NULL, or `size` smaller than the first
- *   `mapcache_config` (40 bytes on 64-bit targets) or larger than 4096; nothing
- *   was written.
+ *   `mapcache_config` (40 bytes on 64-bit targets), between the sizes of two
+ *   versions of it (40 for ABI 1 and 2, 72 for ABI 3) or larger than 4096;
+ *   nothing was written.
  * - `MAPCACHE_E_INTERNAL`.
  *
  * # Safety
@@ -462,12 +641,15 @@ mapcache_status mapcache_config_init(struct mapcache_config *cfg,
  * - `MAPCACHE_OK`: `*out` is the new cache.
  * - `MAPCACHE_E_INVALID_ARG`: `out` is NULL.
  * - `MAPCACHE_E_INVALID_CONFIG`: `cfg->struct_size` is smaller than this ABI's
- *   first `mapcache_config` or larger than 4096, a field this library does not
+ *   first `mapcache_config`, between the sizes of two of its versions (see
+ *   `mapcache_config_init`) or larger than 4096, a field this library does not
  *   know is non-zero, or a field is out of range (`mode`, `misuse_policy`,
- *   `rehash_engine` not one of their constants, `shards` not 0 or a power of two
- *   at most 65536, `initial_capacity` too large); the message names the field.
+ *   `rehash_engine`, `clock` not one of their constants, `reserved` not 0,
+ *   `shards` not 0 or a power of two at most 65536, `initial_capacity` too
+ *   large, an explicit `shards` larger than a non-zero `max_entries`); the
+ *   message names the field.
  * - `MAPCACHE_E_NO_MEMORY`: the initial table could not be allocated, or
- *   4194304 caches are live (the most there can be at once).
+ *   2097152 caches are live (the most there can be at once).
  * - `MAPCACHE_E_INTERNAL`: a bug (caught panic).
  *
  * # Safety
@@ -510,7 +692,9 @@ void mapcache_free(mapcache_t *cache);
  * ============ 2. SINGLE-KEY CALLS ============
  * mapcache_get, mapcache_get_value, mapcache_get_object, mapcache_get_with,
  * mapcache_put, mapcache_delete, mapcache_contains, mapcache_len, mapcache_clear,
- * mapcache_get_or_insert, mapcache_compare_and_swap.
+ * mapcache_get_or_insert, mapcache_compare_and_swap; and the cache calls (ABI 3):
+ * mapcache_put_ttl, mapcache_clock_advance, mapcache_get_or_load (with
+ * mapcache_load_result_set and mapcache_load_result_set_error), mapcache_stats_get.
  *
  * Copies the value of `key` into the caller's buffer.
  *
@@ -663,6 +847,8 @@ mapcache_status mapcache_get_with(mapcache_t *cache,
  * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL, `key` NULL with `key_len` > 0, `value`
  *   NULL with `value_len` > 0.
  * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`.
+ * - `MAPCACHE_E_TOO_LARGE` (a bounded cache: the entry is larger than its
+ *   shard's share of `max_bytes`; nothing was written).
  * - `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode; nothing was written),
  *   `MAPCACHE_E_NO_MEMORY` (nothing was written), `MAPCACHE_E_INVALID_HANDLE`,
  *   `MAPCACHE_E_INTERNAL`.
@@ -779,6 +965,7 @@ mapcache_status mapcache_clear(mapcache_t *cache);
  * - `MAPCACHE_E_INVALID_ARG`: `cache`, `out_len` or `out_inserted` NULL; `key`,
  *   `value` or `buf` NULL with a non-zero length; `buf` overlaps `key` or `value`.
  * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
+ *   `MAPCACHE_E_TOO_LARGE` (a bounded cache; nothing was inserted),
  *   `MAPCACHE_E_CONCURRENT_WRITE` and `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive
  *   mode), `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INVALID_HANDLE`,
  *   `MAPCACHE_E_INTERNAL`.
@@ -813,7 +1000,9 @@ mapcache_status mapcache_get_or_insert(mapcache_t *cache,
  * - `MAPCACHE_E_INVALID_ARG`: `cache` or `out_swapped` NULL; `key`, `expected` or
  *   `new_value` NULL with a non-zero length.
  * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG` (`expected_len` or
- *   `new_len`), `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode),
+ *   `new_len`), `MAPCACHE_E_TOO_LARGE` (a bounded cache: the new entry is larger
+ *   than its shard's share of `max_bytes`; nothing was swapped),
+ *   `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode),
  *   `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
  *
  * # Safety
@@ -828,6 +1017,220 @@ mapcache_status mapcache_compare_and_swap(mapcache_t *cache,
                                           const uint8_t *new_value,
                                           size_t new_len,
                                           bool *out_swapped);
+
+/**
+ * Inserts or replaces the value of `key` with a copy of `value[0..value_len]`
+ * that expires `ttl_ms` milliseconds from now on the cache's clock. `ttl_ms` 0
+ * means it never expires, whatever the cache's `default_ttl_ms`. (`mapcache_put`
+ * and every other write give the entry the cache's `default_ttl_ms`.)
+ *
+ * From the moment it expires (the cache's clock has moved `ttl_ms` or more past
+ * the put) the entry is absent for every call: `mapcache_get` and its variants,
+ * the batch gets, `mapcache_contains`, iteration, `mapcache_compare_and_swap`
+ * (`MAPCACHE_NOT_FOUND`) and `mapcache_get_or_insert` and
+ * `mapcache_get_or_load` (which store a new value). Its memory is reclaimed
+ * lazily: when a call comes across it, or by the eviction sweep; it counts as
+ * an expiration in `mapcache_stats_get`.
+ *
+ * Ownership, thread-safety and replacement: as `mapcache_put`.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL, `key` NULL with `key_len` > 0, `value`
+ *   NULL with `value_len` > 0.
+ * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`.
+ * - `MAPCACHE_E_TOO_LARGE` (a bounded cache: the entry is larger than its
+ *   shard's share of `max_bytes`; nothing was written).
+ * - `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode; nothing was written),
+ *   `MAPCACHE_E_NO_MEMORY` (nothing was written), `MAPCACHE_E_INVALID_HANDLE`,
+ *   `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `key` and `value` must be readable for their lengths and not modified during
+ * the call.
+ */
+mapcache_status mapcache_put_ttl(mapcache_t *cache,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 const uint8_t *value,
+                                 size_t value_len,
+                                 uint64_t ttl_ms);
+
+/**
+ * Moves the manual clock of `cache` forward by `ms` milliseconds (saturating
+ * at its end), for tests of expiry that must not sleep: entries whose deadline
+ * it reaches are expired for every call from then on. Only for a cache made
+ * with `cfg.clock = MAPCACHE_CLOCK_MANUAL`; each such cache has a clock of its
+ * own, which starts at 0. The clock never moves backwards.
+ *
+ * Thread-safety: any thread, concurrently with any call on `cache` but
+ * `mapcache_free`; a call that runs while the clock moves sees it before or
+ * after the move.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` NULL, or the cache's clock is
+ *   `MAPCACHE_CLOCK_SYSTEM` (which cannot be moved).
+ * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `cache` must be NULL or a pointer obtained from `mapcache_new` (any value is
+ * memory-safe: see the conventions on handles).
+ */
+mapcache_status mapcache_clock_advance(mapcache_t *cache,
+                                       uint64_t ms);
+
+/**
+ * Returns the value of `key`, computing and caching it with `loader` on a miss.
+ *
+ * - Present (and not expired): the value is copied into `buf` as by
+ *   `mapcache_get`; the loader is not called.
+ * - Absent: `loader(ctx, key, key_len, result)` runs once, on this thread,
+ *   with no lock held; if it returns 0, the value it set (empty if none) is
+ *   stored with the cache's `default_ttl_ms` and copied into `buf`. If another
+ *   write stored the key while the loader ran, that value is kept and returned
+ *   instead.
+ * - Concurrent misses on one key run one load (singleflight): the first caller
+ *   runs the loader, the others wait for it (blocked, without spinning) and get
+ *   the same value, or the same failure. A cache stampede never reaches the
+ *   loader's backend more than once per key at a time.
+ * - A loader that returns a non-zero status caches nothing: this call and
+ *   every caller that waited for that load return `MAPCACHE_E_LOADER` with
+ *   `*loader_status` = that status and its message (see
+ *   `mapcache_load_result_set_error`); the next call loads again.
+ *
+ * `buf[0..buf_cap]` receives the value; `buf` may be NULL when `buf_cap` is 0.
+ * `*out_len` receives its length on `MAPCACHE_OK` and on
+ * `MAPCACHE_E_BUFFER_TOO_SMALL` (the value was stored all the same, as on
+ * `MAPCACHE_OK`: read it with `mapcache_get` into a buffer of `*out_len`
+ * bytes, or call this again with one, which serves it without loading unless
+ * it was evicted, refused by a bounded cache's admission policy, or expired
+ * meanwhile), and 0 on every other status. `*loader_status` (when `loader_status` is not NULL) receives the
+ * loader's status on `MAPCACHE_E_LOADER` and 0 otherwise. `buf` must not
+ * overlap `key`.
+ *
+ * The loader must follow the rules of `mapcache_loader_fn`. In
+ * `MAPCACHE_MODE_EXCLUSIVE` the call is a write, and follows that mode's
+ * contract (`MAPCACHE_E_CONCURRENT_WRITE`; the first lookup may report
+ * `MAPCACHE_E_CONCURRENT_READ_WRITE`).
+ *
+ * Ownership: `ctx` is passed through untouched; all buffers are the caller's.
+ * Thread-safety: any thread, concurrently with other calls on `cache` except
+ * `mapcache_free`.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`: the value was copied, `*out_len` is its length.
+ * - `MAPCACHE_E_BUFFER_TOO_SMALL`: the value is longer than `buf_cap` (stored;
+ *   see above).
+ * - `MAPCACHE_E_LOADER`: the loader (this call's, or the one this call waited
+ *   for) returned a non-zero status, in `*loader_status`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache`, `loader` or `out_len` NULL, `key` NULL
+ *   with `key_len` > 0, `buf` NULL with `buf_cap` > 0, `buf` overlaps `key`;
+ *   or called from the loader of a load of the same key in progress on this
+ *   thread (it would wait for itself).
+ * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG` (the loader's
+ *   value), `MAPCACHE_E_TOO_LARGE` (a bounded cache: the loaded entry is larger
+ *   than its shard's share of `max_bytes`; not cached),
+ *   `MAPCACHE_E_CONCURRENT_WRITE` and `MAPCACHE_E_CONCURRENT_READ_WRITE`
+ *   (exclusive mode), `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INVALID_HANDLE`,
+ *   `MAPCACHE_E_INTERNAL`. A waiter receives the error its load's leader got
+ *   storing the value.
+ *
+ * # Safety
+ * `key` must be readable for `key_len` bytes and not modified during the call
+ * by another thread (the loader may modify it: the library works on a copy);
+ * `buf` writable for `buf_cap` bytes; `out_len` writable; `loader_status` NULL
+ * or writable; `loader` a function with the `mapcache_loader_fn` signature that
+ * follows its rules.
+ */
+mapcache_status mapcache_get_or_load(mapcache_t *cache,
+                                     const uint8_t *key,
+                                     size_t key_len,
+                                     mapcache_loader_fn loader,
+                                     void *ctx,
+                                     uint8_t *buf,
+                                     size_t buf_cap,
+                                     size_t *out_len,
+                                     int32_t *loader_status);
+
+/**
+ * Hands the loaded value to the library: copies `value[0..value_len]` now
+ * (the caller keeps its buffer). Callable only while the loader call that
+ * received `result` runs, from any thread; a second call replaces the value
+ * of the first. The value is cached only if the loader then returns 0.
+ *
+ * Thread-safety: any thread, during the loader call.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: `result` NULL, `value` NULL with `value_len` > 0.
+ * - `MAPCACHE_E_VALUE_TOO_LONG`.
+ * - `MAPCACHE_E_INVALID_HANDLE`: `result` was used after its loader call
+ *   returned (detected however long after), or is not a result at all.
+ * - `MAPCACHE_E_NO_MEMORY` (the earlier value, if any, is kept),
+ *   `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `value` must be readable for `value_len` bytes and not modified during the
+ * call; `result` may be any value (it is decoded, never dereferenced).
+ */
+mapcache_status mapcache_load_result_set(struct mapcache_load_result *result,
+                                         const uint8_t *value,
+                                         size_t value_len);
+
+/**
+ * Attaches an error message to a loader's failure: copies the NUL-terminated
+ * UTF-8 string `message` now (invalid UTF-8 is replaced, a message longer than
+ * 4096 bytes is cut). If the loader then returns a non-zero status, every
+ * caller that waited for the load finds `"mapcache_get_or_load: the loader
+ * returned <status>: <message>"` in its `mapcache_last_error()`; if it returns
+ * 0 the message is ignored. NULL removes a message set before; a second call
+ * replaces the first. Callable only during the loader call, as
+ * `mapcache_load_result_set`.
+ *
+ * Thread-safety: any thread, during the loader call.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: `result` NULL.
+ * - `MAPCACHE_E_INVALID_HANDLE`: as for `mapcache_load_result_set`.
+ * - `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `message` must be NULL or a NUL-terminated string, unmodified during the
+ * call; `result` may be any value.
+ */
+mapcache_status mapcache_load_result_set_error(struct mapcache_load_result *result,
+                                               const char *message);
+
+/**
+ * Fills `*out` with the counters of `cache` (see `mapcache_stats`).
+ *
+ * Set `out->struct_size = sizeof(mapcache_stats)` first: the library writes
+ * exactly that many bytes (the counters this library keeps, then zeros for
+ * any counter of a newer header it does not know) and leaves `struct_size` as
+ * it was, so a host built against an older header is never written past its
+ * struct. Cheap: a sum over the cache's shards and counter stripes, with no
+ * lock; it never counts as a lookup and never fails for exclusive mode's
+ * contract.
+ *
+ * Ownership: `*out` is the caller's. Thread-safety: any thread, concurrently
+ * with any call on `cache` but `mapcache_free`.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: `out` NULL, or `out->struct_size` smaller than the
+ *   first `mapcache_stats` (128 bytes) or larger than 4096 (nothing was
+ *   written); `cache` NULL (the counters are set to 0).
+ * - `MAPCACHE_E_INVALID_HANDLE` (the counters are set to 0),
+ *   `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `out` must be NULL or valid for reading a `size_t` and writing
+ * `out->struct_size` bytes (any alignment).
+ */
+mapcache_status mapcache_stats_get(mapcache_t *cache,
+                                   struct mapcache_stats *out);
 
 /**
  * ============ 3. BATCH CALLS ============
@@ -888,8 +1291,9 @@ mapcache_status mapcache_get_many(mapcache_t *cache,
  * to back).
  *
  * `out_statuses[i]` receives `MAPCACHE_OK` (inserted or replaced),
- * `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
- * `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode) or `MAPCACHE_E_NO_MEMORY`; a failed
+ * `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`, `MAPCACHE_E_TOO_LARGE`
+ * (a bounded cache), `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode) or
+ * `MAPCACHE_E_NO_MEMORY`; a failed
  * key changes nothing and later keys are still processed. Keys are written in
  * order, so a key repeated in the batch ends with its last value. `out_statuses`
  * must not overlap an input (`keys`, `key_lens`, `values`, `value_lens`).
@@ -976,7 +1380,7 @@ mapcache_status mapcache_delete_many(mapcache_t *cache,
  * - `MAPCACHE_OK`.
  * - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL.
  * - `MAPCACHE_E_INVALID_HANDLE`: `cache` was freed or is foreign.
- * - `MAPCACHE_E_NO_MEMORY`: 4194304 iterators are live (the most there can be at
+ * - `MAPCACHE_E_NO_MEMORY`: 2097152 iterators are live (the most there can be at
  *   once).
  * - `MAPCACHE_E_INTERNAL`.
  *
@@ -1131,7 +1535,7 @@ const char *mapcache_version(void);
 /**
  * ============ 7. DEBUG HOOKS ============
  * Declared only when MAPCACHE_TESTING is defined before including this header:
- * mapcache_debug_hold_write, mapcache_debug_panic.
+ * mapcache_debug_hold_write, mapcache_debug_panic, mapcache_debug_load_waiters.
  *
  * DEBUGGING AID, not for production use: takes the write flag that a write of
  * `key` would take, calls `callback(ctx)` while holding it, then releases it.
@@ -1184,6 +1588,32 @@ mapcache_status mapcache_debug_hold_write(mapcache_t *cache,
  * `message` must be NULL or a NUL-terminated string.
  */
 mapcache_status mapcache_debug_panic(const char *message);
+#endif
+
+#if defined(MAPCACHE_TESTING)
+/**
+ * DEBUGGING AID, not for production use: `*out` receives the number of
+ * `mapcache_get_or_load` calls waiting for the load of `key` in progress on
+ * `cache` (0 when none runs). For tests that must know every caller has
+ * joined a load before letting its loader return: a waiter counted here gets
+ * that load's outcome.
+ *
+ * Thread-safety: any thread (from inside the loader, typically).
+ *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL, `key` NULL with
+ *   `key_len` > 0.
+ * - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `key` must be readable for `key_len` bytes and not modified during the
+ * call; `out` writable.
+ */
+mapcache_status mapcache_debug_load_waiters(mapcache_t *cache,
+                                            const uint8_t *key,
+                                            size_t key_len,
+                                            size_t *out);
 #endif
 
 #ifdef __cplusplus

@@ -3,7 +3,9 @@
 # The Go package links target/release/libmapcache.a statically (cgo), so every
 # Go target depends on `lib`. `go test -tags mapcache_shared` links
 # libmapcache.so instead (test-go runs the short tests that way too, and once
-# more built with GOEXPERIMENT=cgocheck2).
+# more built with GOEXPERIMENT=cgocheck2). `-tags mapcache_pkgconfig` links an
+# installed library through pkg-config; test-install (mk/install.mk) builds a
+# module outside the repository that way.
 
 GO ?= go
 GO_DIR := $(ROOT)/bindings/go
@@ -16,14 +18,21 @@ DEMO_TARGETS += demo-go
 BENCH_TARGETS += bench-go
 STRESS_TARGETS += stress-go
 
-# gofmt, vet, the race tests, the short tests against libmapcache.so, and the
-# short tests with strict run-time checks of the cgo pointer rules.
+# go test -v, without its "=== RUN" lines: one "--- PASS"/"--- FAIL" line per
+# test, which `make test` counts.
+GO_TEST := $(GO) test -v
+GO_TEST_FILTER := grep -v -E '^=== (RUN|PAUSE|CONT|NAME)'
+
+# gofmt, vet (with each link tag), the race tests, the short tests against
+# libmapcache.so, and the short tests with strict run-time checks of the cgo
+# pointer rules.
 test-go: lib
 	cd $(GO_DIR) && test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	cd $(GO_DIR) && $(GO) vet ./...
-	cd $(GO_DIR) && $(GO) test -race -count=1 -timeout 600s ./...
-	cd $(GO_DIR) && $(GO) test -tags mapcache_shared -count=1 -short -timeout 300s ./...
-	cd $(GO_DIR) && GOEXPERIMENT=cgocheck2 $(GO) test -count=1 -short -timeout 300s ./...
+	cd $(GO_DIR) && $(GO) vet -tags mapcache_shared ./...
+	cd $(GO_DIR) && $(GO_TEST) -race -count=1 -timeout 600s ./... 2>&1 | $(GO_TEST_FILTER)
+	cd $(GO_DIR) && $(GO_TEST) -tags mapcache_shared -count=1 -short -timeout 300s ./... 2>&1 | $(GO_TEST_FILTER)
+	cd $(GO_DIR) && GOEXPERIMENT=cgocheck2 $(GO_TEST) -count=1 -short -timeout 300s ./... 2>&1 | $(GO_TEST_FILTER)
 
 demo-go: lib
 	cd $(GO_DIR) && $(GO) run -buildvcs=false ./examples/demo

@@ -292,15 +292,19 @@ impl Map {
     }
 
     /// Reports a hit on `entry` to its shard's policy (through the hit buffer).
-    /// When the reader's stripe is full, it drains the buffer if it can, and
-    /// records the hit again, so that a single-threaded reader loses no hit.
+    /// When the reader's stripe is full, a small shard's reader drains the
+    /// buffer if it can and records the hit again, so that a single-threaded
+    /// reader loses no hit; a large shard's reader drops it (see
+    /// `cache::bounds::READER_DRAIN_MAX_ENTRIES`).
     ///
     /// # Safety
     /// `entry` is live (the caller is pinned).
     #[inline]
     unsafe fn note_hit(&self, shard: &Shard, hash: KeyHash, entry: *const Entry) {
         // SAFETY: forwarded contract.
-        if unsafe { shard.note_hit(hash, entry) } == Pushed::Full {
+        if unsafe { shard.note_hit(hash, entry) } == Pushed::Full
+            && shard.bounds().is_some_and(|bounds| bounds.readers_drain)
+        {
             self.drain_reads_now(shard);
             // SAFETY: forwarded contract.
             unsafe { shard.note_hit(hash, entry) };

@@ -357,9 +357,8 @@ impl Shard {
         let Some(node) = (unsafe { entry::node(entry) }) else {
             return Pushed::Recorded;
         };
-        let thread = crate::sync::thread_id::current().get();
         bounds.reads.push(
-            thread,
+            crate::sync::thread_id::stripe(),
             Hit {
                 node,
                 frag: hash.frag(),
@@ -441,7 +440,30 @@ impl Writing<'_> {
         }
         // SAFETY: `self` proves the flag is held.
         let policy = unsafe { bounds.policy() };
-        bounds.reads.drain(|hit| policy.on_hit(hit.node, hit.frag));
+        // In batches: every node and sketch block of a batch is fetched before
+        // any is touched, so that the batch's cache misses overlap instead of
+        // following one another (each replayed hit misses on them once the
+        // policy outgrows the CPU's caches).
+        const BATCH: usize = 16;
+        let mut batch = [Hit { node: 0, frag: 0 }; BATCH];
+        let mut held = 0;
+        let replay = |policy: &mut crate::cache::policy::Policy, hits: &[Hit]| {
+            for hit in hits {
+                policy.prefetch(hit.node, hit.frag);
+            }
+            for hit in hits {
+                policy.on_hit(hit.node, hit.frag);
+            }
+        };
+        bounds.reads.drain(|hit| {
+            if held == BATCH {
+                replay(policy, &batch);
+                held = 0;
+            }
+            batch[held] = hit;
+            held += 1;
+        });
+        replay(policy, &batch[..held]);
     }
 
     /// Makes a pending entry, from the shard's slab if it is small.

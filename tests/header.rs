@@ -84,9 +84,9 @@ fn header_sections_and_the_testing_opt_in() {
             hooks += 1;
         }
     }
-    // The typedef, the two declarations and hold_write's callback parameter.
+    // The typedef, the three declarations and hold_write's callback parameter.
     assert_eq!(
-        hooks, 4,
-        "lines naming mapcache_debug_fn, _hold_write, _panic"
+        hooks, 5,
+        "lines naming mapcache_debug_fn, _hold_write, _panic, _load_waiters"
     );
 }

@@ -40,6 +40,13 @@ package mapcache
 #cgo nocallback mcg_iter_fill
 #cgo noescape mcg_new
 #cgo nocallback mcg_new
+#cgo noescape mcg_put_ttl
+#cgo nocallback mcg_put_ttl
+#cgo noescape mcg_stats
+#cgo nocallback mcg_stats
+#cgo nocallback mcg_clock_advance
+#cgo noescape mcg_load_result_set
+#cgo nocallback mcg_load_result_set
 
 #include <sched.h>
 #include <stdatomic.h>
@@ -322,6 +329,65 @@ static mcg_res mcg_iter_fill(void *p, const char *lbl, uint8_t *buf, size_t cap,
 	return r;
 }
 
+static mcg_res mcg_put_ttl(void *h, const char *lbl, const uint8_t *k, size_t kl,
+		const uint8_t *v, size_t vl, uint64_t ttl_ms) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	r.st = mapcache_put_ttl((mapcache_t *)h, k, kl, v, vl, ttl_ms);
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static mcg_res mcg_clock_advance(void *h, uint64_t ms) {
+	mcg_res r = {0};
+	r.st = mapcache_clock_advance((mapcache_t *)h, ms);
+	mcg_end(NULL, &r);
+	return r;
+}
+
+static mcg_res mcg_stats(void *h, mapcache_stats *out) {
+	mcg_res r = {0};
+	out->struct_size = sizeof *out;
+	r.st = mapcache_stats_get((mapcache_t *)h, out);
+	mcg_end(NULL, &r);
+	return r;
+}
+
+// GetOrLoad. The Go loader is reached through mcg_loader, the C loader handed
+// to the library, whose context is the cgo.Handle of the Go closure. (The Go
+// callback runs the closure on another goroutine, so no call the closure makes
+// runs on this thread and changes its label.)
+extern int32_t mcgGoLoad(uintptr_t h, mapcache_load_result *result);
+
+static int32_t mcg_loader(void *ctx, const uint8_t *key, size_t key_len,
+		mapcache_load_result *result) {
+	(void)key; // the Go closure knows its key
+	(void)key_len;
+	return mcgGoLoad((uintptr_t)ctx, result);
+}
+
+static mcg_res mcg_get_or_load(void *h, const char *lbl, const uint8_t *k, size_t kl,
+		uintptr_t handle, uint8_t *buf, size_t cap) {
+	mcg_res r = {0};
+	if (mcg_begin(lbl, &r)) return r;
+	size_t n = 0;
+	int32_t loader_status = 0;
+	r.st = mapcache_get_or_load((mapcache_t *)h, k, kl, mcg_loader, (void *)handle,
+		buf, cap, &n, &loader_status);
+	r.n = n;
+	r.flag = loader_status;
+	mcg_end(lbl, &r);
+	return r;
+}
+
+// Called by the loader callback, within the library's loader call.
+static mcg_res mcg_load_result_set(mapcache_load_result *res, const uint8_t *v, size_t vl) {
+	mcg_res r = {0};
+	r.st = mapcache_load_result_set(res, v, vl);
+	mcg_end(NULL, &r);
+	return r;
+}
+
 // Test support: hold the write flag of an exclusive-mode cache (the library's
 // mapcache_debug_hold_write) until told to let go, so that tests can collide
 // with it deterministically.
@@ -348,6 +414,16 @@ static mcg_res mcg_debug_hold(void *c, const char *lbl, const uint8_t *k, size_t
 	return r;
 }
 
+// Test support: how many callers wait on the load of a key now.
+static mcg_res mcg_debug_load_waiters(void *c, const uint8_t *k, size_t kl) {
+	mcg_res r = {0};
+	size_t n = 0;
+	r.st = mapcache_debug_load_waiters((mapcache_t *)c, k, kl, &n);
+	r.n = n;
+	mcg_end(NULL, &r);
+	return r;
+}
+
 // Test support: the library's deliberate panic, caught at its boundary.
 static mcg_res mcg_debug_panic(const char *msg) {
 	mcg_res r = {0};
@@ -364,6 +440,8 @@ import "C"
 
 import (
 	"runtime"
+	"runtime/cgo"
+	"time"
 	"unsafe"
 )
 
@@ -371,13 +449,14 @@ import (
 type cres struct {
 	st   int32
 	flag bool
+	code int32 // flag as a number (GetOrLoad's loader status)
 	n    int
 	msg  string
 	p    unsafe.Pointer
 }
 
 func conv(r C.mcg_res) cres {
-	out := cres{st: int32(r.st), flag: r.flag != 0, n: int(r.n), p: r.p}
+	out := cres{st: int32(r.st), flag: r.flag != 0, code: int32(r.flag), n: int(r.n), p: r.p}
 	if r.err != nil {
 		out.msg = C.GoString(r.err)
 		C.free(unsafe.Pointer(r.err))
@@ -431,6 +510,14 @@ func cNew(cfg Config) (handle, cres) {
 	cc.misuse_policy = C.uint32_t(cfg.MisusePolicy)
 	cc.rehash_engine = C.uint32_t(cfg.RehashEngine)
 	cc.seed = C.uint64_t(cfg.Seed)
+	cc.max_entries = C.uint64_t(cfg.MaxEntries)
+	cc.max_bytes = C.uint64_t(cfg.MaxBytes)
+	cc.default_ttl_ms = C.uint64_t(ttlMillis(cfg.DefaultTTL))
+	if cfg.ManualClock {
+		cc.clock = C.MAPCACHE_CLOCK_MANUAL
+	} else {
+		cc.clock = C.MAPCACHE_CLOCK_SYSTEM
+	}
 	r := conv(C.mcg_new(&cc))
 	return r.p, r
 }
@@ -456,6 +543,48 @@ func cContains(h handle, lbl *C.char, key []byte) cres {
 func cLen(h handle, lbl *C.char) cres { return conv(C.mcg_len(h, lbl)) }
 
 func cClear(h handle, lbl *C.char) cres { return conv(C.mcg_clear(h, lbl)) }
+
+func cPutTTL(h handle, lbl *C.char, key, val []byte, ttlMs uint64) cres {
+	return conv(C.mcg_put_ttl(h, lbl, bp(key), C.size_t(len(key)), bp(val), C.size_t(len(val)), C.uint64_t(ttlMs)))
+}
+
+func cClockAdvance(h handle, ms uint64) cres { return conv(C.mcg_clock_advance(h, C.uint64_t(ms))) }
+
+func cStats(h handle) (Stats, cres) {
+	var s C.mapcache_stats
+	r := conv(C.mcg_stats(h, &s))
+	return Stats{
+		Hits:          uint64(s.hits),
+		Misses:        uint64(s.misses),
+		Inserts:       uint64(s.inserts),
+		Updates:       uint64(s.updates),
+		Deletes:       uint64(s.deletes),
+		Evictions:     uint64(s.evictions),
+		Rejections:    uint64(s.rejections),
+		Expirations:   uint64(s.expirations),
+		LoadSuccesses: uint64(s.load_successes),
+		LoadFailures:  uint64(s.load_failures),
+		LoadTime:      time.Duration(s.load_time_ns),
+		Grows:         uint64(s.grows),
+		Entries:       int(s.entries),
+		Bytes:         int(s.bytes),
+		Misuses:       uint64(s.misuses),
+	}, r
+}
+
+// cGetOrLoad calls mapcache_get_or_load with the loader whose cgo.Handle is
+// lh. It is not noescape: the loader runs Go code on this goroutine, whose
+// stack may move meanwhile, so key and buf must not be on it.
+func cGetOrLoad(h handle, lbl *C.char, key []byte, lh cgo.Handle, buf []byte) cres {
+	return conv(C.mcg_get_or_load(h, lbl, bp(key), C.size_t(len(key)), C.uintptr_t(lh),
+		bp(buf), C.size_t(len(buf))))
+}
+
+// cLoadResultSet hands a loaded value to the library (which copies it), from
+// inside the loader callback.
+func cLoadResultSet(res *C.mapcache_load_result, v []byte) cres {
+	return conv(C.mcg_load_result_set(res, bp(v), C.size_t(len(v))))
+}
 
 func cGetOrInsert(h handle, lbl *C.char, key, val, buf []byte) cres {
 	return conv(C.mcg_get_or_insert(h, lbl, bp(key), C.size_t(len(key)),
@@ -488,6 +617,22 @@ func cIterClose(it unsafe.Pointer) { C.mcg_iter_close(it) }
 // cIterFill fills buf with up to len(lens)/2 entries.
 func cIterFill(it unsafe.Pointer, lbl *C.char, buf []byte, lens []C.size_t) cres {
 	return conv(C.mcg_iter_fill(it, lbl, bp(buf), C.size_t(len(buf)), szp(lens), C.size_t(len(lens)/2)))
+}
+
+// debugLoadWaiters reports how many GetOrLoad callers are waiting, inside the
+// library, for the load of key in progress now (0 when none runs): test
+// support, so that a loader can wait until every other caller has joined it.
+func (c *Cache) debugLoadWaiters(key []byte) (int, error) {
+	co := c.co
+	if !co.acquire() {
+		return 0, closedErr("debugLoadWaiters")
+	}
+	defer co.release()
+	r := conv(C.mcg_debug_load_waiters(co.h, bp(key), C.size_t(len(key))))
+	if r.st != stOK {
+		return 0, newError("debugLoadWaiters", r.st, r.msg)
+	}
+	return r.n, nil
 }
 
 // debugHoldWrite makes this view hold the write flag that a write of key

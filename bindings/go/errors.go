@@ -37,6 +37,15 @@ var (
 	ErrBufferTooSmall = errors.New("mapcache: buffer too small")
 	// ErrABIMismatch: the linked library speaks another ABI version.
 	ErrABIMismatch = errors.New("mapcache: library ABI version mismatch")
+	// ErrTooLarge: the entry (key, value and the library's overhead) is
+	// larger than the byte budget of the part of the cache it belongs to,
+	// so a cache with Config.MaxBytes could never hold it; nothing was
+	// changed (MAPCACHE_E_TOO_LARGE).
+	ErrTooLarge = errors.New("mapcache: entry too large for the cache")
+	// ErrLoader: the loader of a GetOrLoad failed or panicked
+	// (MAPCACHE_E_LOADER). The error is a *LoadError, which also unwraps
+	// to what the loader returned.
+	ErrLoader = errors.New("mapcache: loader failed")
 )
 
 // Status codes of the C ABI (docs/C_API.md).
@@ -53,7 +62,9 @@ const (
 	stInvalidHandle    = 9
 	stInvalidConfig    = 10
 	stInternal         = 11
-	abiVersionExpected = 2
+	stTooLarge         = 12
+	stLoader           = 13
+	abiVersionExpected = 3
 )
 
 func sentinelFor(st int32) error {
@@ -76,6 +87,10 @@ func sentinelFor(st int32) error {
 		return ErrInvalidHandle
 	case stInvalidConfig:
 		return ErrInvalidConfig
+	case stTooLarge:
+		return ErrTooLarge
+	case stLoader:
+		return ErrLoader
 	default:
 		return ErrInternal
 	}

@@ -285,6 +285,8 @@ func TestStatusMapping(t *testing.T) {
 		stInvalidHandle:   ErrInvalidHandle,
 		stInvalidConfig:   ErrInvalidConfig,
 		stInternal:        ErrInternal,
+		stTooLarge:        ErrTooLarge,
+		stLoader:          ErrLoader,
 		99:                ErrInternal,
 	}
 	for st, want := range cases {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	mapcache "github.com/mapcache/mapcache-go"
 )
@@ -105,4 +106,78 @@ func ExampleCache_WithLabel() {
 	}
 	fmt.Println(w.Label())
 	// Output: writer-1
+}
+
+func ExampleCache_SetWithTTL() {
+	// A manual clock, so that the example need not sleep; a real cache uses
+	// the system clock (ManualClock: false).
+	c, _ := mapcache.New(mapcache.Config{ManualClock: true, DefaultTTL: time.Hour})
+	defer c.Close()
+	c.SetWithTTL([]byte("session"), []byte("token"), 30*time.Second)
+	c.Set([]byte("profile"), []byte("alice"))       // DefaultTTL: an hour
+	c.SetWithTTL([]byte("config"), []byte("v1"), 0) // never expires
+
+	c.AdvanceClock(30 * time.Second)
+	_, ok := c.Get([]byte("session"))
+	fmt.Println("session:", ok)
+	_, ok = c.Get([]byte("profile"))
+	fmt.Println("profile:", ok)
+
+	c.AdvanceClock(time.Hour)
+	_, ok = c.Get([]byte("profile"))
+	fmt.Println("profile after an hour:", ok)
+	_, ok = c.Get([]byte("config"))
+	fmt.Println("config:", ok)
+	// Output:
+	// session: false
+	// profile: true
+	// profile after an hour: false
+	// config: true
+}
+
+func ExampleCache_GetOrLoad() {
+	c, _ := mapcache.New(mapcache.Config{MaxEntries: 10000, DefaultTTL: time.Minute})
+	defer c.Close()
+	errNotFound := errors.New("no such user")
+	queryDatabase := func(id string) ([]byte, error) {
+		if id == "1" {
+			return []byte(`{"name":"alice"}`), nil
+		}
+		return nil, errNotFound
+	}
+
+	// On a miss the loader runs (once, however many goroutines miss on the
+	// key at the same time) and its value is stored; later calls hit.
+	for i := 0; i < 2; i++ {
+		v, err := c.GetOrLoad([]byte("user:1"), func() ([]byte, error) {
+			fmt.Println("loading user 1")
+			return queryDatabase("1")
+		})
+		fmt.Println(string(v), err)
+	}
+
+	// A loader's error reaches the caller (and every caller that waited for
+	// that load), wrapped in a *LoadError; nothing is stored.
+	_, err := c.GetOrLoad([]byte("user:2"), func() ([]byte, error) { return queryDatabase("2") })
+	fmt.Println(errors.Is(err, errNotFound), errors.Is(err, mapcache.ErrLoader))
+	// Output:
+	// loading user 1
+	// {"name":"alice"} <nil>
+	// {"name":"alice"} <nil>
+	// true true
+}
+
+func ExampleCache_Stats() {
+	c, _ := mapcache.New(mapcache.Config{})
+	defer c.Close()
+	c.Set([]byte("a"), []byte("1"))
+	c.Get([]byte("a"))
+	c.Get([]byte("a"))
+	c.Get([]byte("b"))
+	s := c.Stats()
+	fmt.Printf("hits %d, misses %d, hit ratio %.2f\n", s.Hits, s.Misses, s.HitRatio())
+	fmt.Printf("inserts %d, entries %d\n", s.Inserts, s.Entries)
+	// Output:
+	// hits 2, misses 1, hit ratio 0.67
+	// inserts 1, entries 1
 }

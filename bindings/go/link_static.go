@@ -1,4 +1,4 @@
-//go:build !mapcache_shared
+//go:build !mapcache_shared && !mapcache_pkgconfig
 
 package mapcache
 

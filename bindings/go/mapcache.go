@@ -43,6 +43,15 @@
 // write. Writes the iterating goroutine makes itself, from inside its loop,
 // are not violations and are never reported.
 //
+// # A cache
+//
+// A Cache is also a cache in the usual sense: bounded by Config.MaxEntries
+// and Config.MaxBytes (the library's eviction policy chooses what leaves),
+// with entries that expire (Config.DefaultTTL, SetWithTTL; tests use
+// Config.ManualClock and AdvanceClock instead of sleeping), a loader that runs
+// once per key however many goroutines miss on it (GetOrLoad), and statistics
+// that are always on (Stats). An expired entry is never returned by any call.
+//
 // Keys and values are byte strings: a key of 0 to MaxKeyLen (65,535) bytes, a
 // value of 0 to MaxValueLen (1 GiB). A nil key and an empty key are the same
 // key (the empty string, also "" for the string methods); a nil value stores
@@ -55,6 +64,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -111,7 +121,15 @@ const (
 )
 
 // Config configures New. The zero value is a good default: a concurrent,
-// unbounded map that grows from small, with a random hash seed.
+// unbounded map that grows from small, with a random hash seed, whose
+// entries never expire.
+//
+// A cache is bounded by MaxEntries, MaxBytes or both: once a write would take
+// it over a bound, the library's eviction policy removes entries it chooses
+// (counted in Stats.Evictions). The bounds are kept per shard, so with
+// Shards: 0 a bounded cache is given few shards (one per 4096 entries of
+// MaxEntries; a small cache has one), and a MaxEntries below an explicit
+// Shards is ErrInvalidConfig.
 type Config struct {
 	InitialCapacity uint64       // entries to size for up front; 0 = grow from small
 	Shards          uint32       // 0 = automatic; else a power of two, at most 65536
@@ -119,6 +137,26 @@ type Config struct {
 	MisusePolicy    MisusePolicy // Exclusive mode only (MisuseAbort in Concurrent mode is ErrInvalidConfig)
 	RehashEngine    RehashEngine
 	Seed            uint64 // hash seed; 0 = random
+
+	// MaxEntries bounds the number of entries; 0 = no bound. Negative is
+	// ErrInvalidConfig.
+	MaxEntries int
+	// MaxBytes bounds the memory the entries are charged; 0 = no bound.
+	// Each entry is charged its whole footprint in the library (the block it
+	// occupies, key and value included, its share of the table and the
+	// policy's metadata), not only len(key)+len(value). The cache holds at
+	// most MaxBytes plus one entry per shard. A write of an entry larger than
+	// its shard's share fails with ErrTooLarge. Negative is ErrInvalidConfig.
+	MaxBytes int
+	// DefaultTTL is the time to live of entries written without one (Set,
+	// SetString, SetMany, GetOrSet, CompareAndSwap, Swap, GetOrLoad); 0 =
+	// they never expire. Stored in whole milliseconds, rounded up. Negative
+	// is ErrInvalidConfig. SetWithTTL gives an entry its own.
+	DefaultTTL time.Duration
+	// ManualClock makes the cache measure time to live against a clock of its
+	// own that starts at zero and moves only by AdvanceClock, instead of the
+	// system's monotonic clock: for tests of expiry that must not sleep.
+	ManualClock bool
 }
 
 // closedBit marks a closed core in core.state; the low bits count calls in
@@ -131,6 +169,11 @@ type core struct {
 	freed atomic.Bool
 	h     handle
 	mode  Mode
+	// loads holds the errors of failed GetOrLoad loads until every caller
+	// that waited for them has taken its copy (load.go).
+	loads loadFailures
+	// loadBufClass is the size class of GetOrLoad's value buffer (load.go).
+	loadBufClass atomic.Int32
 }
 
 // acquire registers a call in flight; false means the cache is closed.
@@ -187,6 +230,9 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.MisusePolicy == MisuseAbort && cfg.Mode != Exclusive {
 		return nil, &Error{Op: "New", Status: stInvalidConfig, sentinel: ErrInvalidConfig,
 			Message: "MisusePolicy MisuseAbort applies to Exclusive mode only; set Mode: Exclusive (a Concurrent cache has no misuse to detect)"}
+	}
+	if err := checkCacheConfig(cfg); err != nil {
+		return nil, err
 	}
 	h, r := cNew(cfg)
 	if r.st != stOK {

@@ -2,7 +2,8 @@
 //! keep their policies apart from their hash tables):
 //! - [`bounds`]: a bounded shard's budgets, policy and hit buffer, and what an
 //!   entry is charged;
-//! - [`policy`]: the eviction policy, a pure data structure over node indexes;
+//! - [`policy`]: the eviction policy each shard runs (adaptive W-TinyLFU), a
+//!   pure data structure over node indexes;
 //! - [`read_buffer`]: readers' hits on their way to the policy;
 //! - [`load`]: `get_or_load`'s one load per key at a time (singleflight);
 //! - [`stats`]: the always-on counters and where each one lives.

@@ -101,10 +101,10 @@ impl ReadBuffer {
         }
     }
 
-    /// Records `hit` in the stripe of thread `thread`.
+    /// Records `hit` in the stripe of the thread whose stripe number is `thread`.
     #[inline]
-    pub(crate) fn push(&self, thread: u64, hit: Hit) -> Pushed {
-        let stripe = &self.stripes[thread as usize & (self.stripes.len() - 1)];
+    pub(crate) fn push(&self, thread: usize, hit: Hit) -> Pushed {
+        let stripe = &self.stripes[thread & (self.stripes.len() - 1)];
         let tail = stripe.tail.load(Ordering::Relaxed);
         let head = stripe.head.load(Ordering::Acquire);
         if tail.wrapping_sub(head) as usize >= SLOTS {

@@ -100,7 +100,7 @@ impl ReadCounters {
 
     #[inline]
     fn stripe(&self) -> &Stripe {
-        let index = crate::sync::thread_id::current().get() as usize & (self.stripes.len() - 1);
+        let index = crate::sync::thread_id::stripe() & (self.stripes.len() - 1);
         &self.stripes[index]
     }
 

@@ -1,7 +1,8 @@
 //! Handle memory that is never given back to the allocator, and the handle values
 //! that designate it.
 //!
-//! A `mapcache_t *` or `mapcache_iter_t *` is not the address of anything: it is
+//! A `mapcache_t *`, `mapcache_iter_t *` or `mapcache_load_result *` is not the
+//! address of anything: it is
 //! a [`Handle`] value that names a slot of an arena and a generation of that
 //! slot, and the library decodes it on every call. This is what makes a stale or
 //! foreign handle detectable without undefined behaviour:
@@ -23,8 +24,8 @@
 //! The encoding, 64 bits:
 //!
 //! ```text
-//!   63..55  54    53..32        31..0
-//!   1...1   kind  slot index    generation
+//!   63..55  54..53  52..32        31..0
+//!   1...1   kind    slot index    generation
 //! ```
 //!
 //! With bits 63 to 55 all set, a handle lies above every user address space the
@@ -55,29 +56,36 @@ const _: () = assert!(
 const CHUNK_BITS: u32 = 8;
 const CHUNK_LEN: usize = 1 << CHUNK_BITS;
 /// Most slots an arena holds (live handles of one kind, plus retired slots):
-/// every index the handle's 22 bits can name.
-pub(crate) const MAX_SLOTS: usize = 1 << 22;
+/// every index the handle's 21 bits can name.
+pub(crate) const MAX_SLOTS: usize = 1 << 21;
 /// Entries of the chunk directory (its untouched part costs no memory).
 const MAX_CHUNKS: usize = MAX_SLOTS / CHUNK_LEN;
 
 /// Bits 63..55, set in every handle.
 const HANDLE_TAG: u64 = 0xff80_0000_0000_0000;
-/// The tag and the kind bit: what `find` compares.
-const TAG_AND_KIND: u64 = 0xffc0_0000_0000_0000;
-const KIND_SHIFT: u32 = 54;
+/// The tag and the two kind bits: what `find` compares.
+const TAG_AND_KIND: u64 = 0xffe0_0000_0000_0000;
+const KIND_SHIFT: u32 = 53;
 const INDEX_SHIFT: u32 = 32;
-const INDEX_MASK: u64 = (1 << 22) - 1;
+const INDEX_MASK: u64 = (1 << 21) - 1;
 
-// Slot indices fit their 22 bits.
+// Slot indices fit their 21 bits, below the kind bits.
+const _: () = assert!(INDEX_MASK << INDEX_SHIFT < 1 << KIND_SHIFT);
+// The kind bits lie below the tag.
+const _: () = assert!((3 << KIND_SHIFT) & HANDLE_TAG == 0);
+const _: () = assert!(TAG_AND_KIND == HANDLE_TAG | 3 << KIND_SHIFT);
+// Slot indices fit their 21 bits.
 const _: () = assert!(MAX_SLOTS as u64 == INDEX_MASK + 1);
 
-/// Which arena a handle belongs to (bit 54 of the handle), so that a cache
-/// handle passed as an iterator is foreign, and the reverse.
+/// Which arena a handle belongs to (bits 54..53 of the handle), so that a
+/// handle of one kind passed as another is foreign.
 #[derive(Clone, Copy)]
 #[repr(u64)]
 pub(crate) enum Kind {
     Cache = 0,
     Iterator = 1,
+    /// The result object a loader of `mapcache_get_or_load` fills.
+    LoadResult = 2,
 }
 
 /// A slot's state word: the generation of the slot's latest handle in the low
@@ -366,7 +374,7 @@ mod tests {
         let live = arena.alloc().unwrap();
         // Any value with the tag and kind resolves to a slot of the arena or to
         // nothing; walk the index bits and a few generations.
-        for index_bit in 0..22 {
+        for index_bit in 0..21 {
             for generation in [0u64, 1, u32::MAX as u64] {
                 let bits = HANDLE_TAG | (1 << (INDEX_SHIFT + index_bit)) | generation;
                 if let Some(h) = arena.find(bits as usize as *const u8) {

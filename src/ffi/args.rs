@@ -253,6 +253,39 @@ pub(crate) unsafe fn copy_out(src: &[u8], dst: *mut u8) {
     }
 }
 
+/// A copy of a key for the library to work on while host code runs (a
+/// callback or a loader), which may write the host's key buffer: no reference
+/// into host memory may be alive meanwhile. On the stack up to 128 bytes.
+pub(crate) enum KeyCopy {
+    Small { bytes: [u8; 128], len: usize },
+    Heap(Vec<u8>),
+}
+
+impl KeyCopy {
+    #[inline]
+    pub(crate) fn new(key: &[u8]) -> KeyCopy {
+        let mut bytes = [0u8; 128];
+        match bytes.get_mut(..key.len()) {
+            Some(prefix) => {
+                prefix.copy_from_slice(key);
+                KeyCopy::Small {
+                    bytes,
+                    len: key.len(),
+                }
+            }
+            None => KeyCopy::Heap(key.to_vec()),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            KeyCopy::Small { bytes, len } => &bytes[..*len],
+            KeyCopy::Heap(key) => key,
+        }
+    }
+}
+
 /// Stores `value` through a checked out-pointer.
 ///
 /// # Safety

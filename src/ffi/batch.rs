@@ -312,8 +312,9 @@ fn copy_one(
 /// to back).
 ///
 /// `out_statuses[i]` receives `MAPCACHE_OK` (inserted or replaced),
-/// `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
-/// `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode) or `MAPCACHE_E_NO_MEMORY`; a failed
+/// `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`, `MAPCACHE_E_TOO_LARGE`
+/// (a bounded cache), `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode) or
+/// `MAPCACHE_E_NO_MEMORY`; a failed
 /// key changes nothing and later keys are still processed. Keys are written in
 /// order, so a key repeated in the batch ends with its last value. `out_statuses`
 /// must not overlap an input (`keys`, `key_lens`, `values`, `value_lens`).

@@ -9,11 +9,12 @@
 
 use std::mem::{offset_of, size_of};
 use std::ptr;
+use std::time::Duration;
 
 use super::args;
 use super::boundary::{self, Fail};
 use super::status::{mapcache_status, MAPCACHE_E_INVALID_CONFIG, MAPCACHE_OK};
-use crate::{Config, EngineChoice, MisusePolicy, Mode};
+use crate::{Clock, Config, EngineChoice, MisusePolicy, Mode};
 
 /// `mapcache_config.mode`: any number of threads may read and write (the default).
 pub const MAPCACHE_MODE_CONCURRENT: u32 = 0;
@@ -33,6 +34,14 @@ pub const MAPCACHE_ENGINE_AUTO: u32 = 0;
 pub const MAPCACHE_ENGINE_SINGLE: u32 = 1;
 /// `mapcache_config.rehash_engine`: rehash with several CPU threads.
 pub const MAPCACHE_ENGINE_PARALLEL: u32 = 2;
+
+/// `mapcache_config.clock`: TTLs are measured against the system's monotonic clock
+/// (the default).
+pub const MAPCACHE_CLOCK_SYSTEM: u32 = 0;
+/// `mapcache_config.clock`: a manual clock for tests, which starts at 0 and moves
+/// only by `mapcache_clock_advance`, so that a test never sleeps to see an entry
+/// expire.
+pub const MAPCACHE_CLOCK_MANUAL: u32 = 1;
 
 /// The largest `mapcache_config.initial_capacity` (2^30 entries); a larger one is
 /// `MAPCACHE_E_INVALID_CONFIG`. It is a sizing limit, not a bound: a cache still
@@ -74,11 +83,36 @@ pub struct mapcache_config {
     pub rehash_engine: u32,
     /// Hash seed; 0 = a random seed per map (recommended: resists hash flooding).
     pub seed: u64,
+    /// ABI 3. The most entries the cache holds; 0 = no bound on the count. Past
+    /// it, the eviction policy chooses what to drop. With `shards` 0, a bounded
+    /// cache gets at most one shard per 4096 entries of capacity; an explicit
+    /// `shards` larger than `max_entries` is `MAPCACHE_E_INVALID_CONFIG`.
+    pub max_entries: u64,
+    /// ABI 3. The most bytes the entries may occupy, each charged its full
+    /// footprint (its memory block, its share of the bucket slots and its policy
+    /// metadata); 0 = no bound. The cache never holds more than this plus one
+    /// entry per shard; an entry larger than a shard's share is refused with
+    /// `MAPCACHE_E_TOO_LARGE`.
+    pub max_bytes: u64,
+    /// ABI 3. Time-to-live, in milliseconds, of entries written without one of
+    /// their own (every write but `mapcache_put_ttl`, loads included); 0 = they
+    /// never expire. An expired entry is never returned by any call.
+    pub default_ttl_ms: u64,
+    /// ABI 3. `MAPCACHE_CLOCK_SYSTEM` (0, the default) or `MAPCACHE_CLOCK_MANUAL`
+    /// (1, for tests: see `mapcache_clock_advance`).
+    pub clock: u32,
+    /// Reserved; must be 0. (Keeps the struct free of implicit padding; a later
+    /// ABI may give it a meaning, with 0 as its default.)
+    pub reserved: u32,
 }
 
 /// The size of the first `mapcache_config` (ABI versions 1 and 2): the smallest
-/// `struct_size` there will ever be.
+/// `struct_size` there will ever be. A host built against it gets the defaults
+/// of every field appended since.
 const V1_SIZE: usize = offset_of!(mapcache_config, seed) + size_of::<u64>();
+
+/// The size of ABI 3's `mapcache_config`: the first one and the cache fields.
+const V3_SIZE: usize = offset_of!(mapcache_config, reserved) + size_of::<u32>();
 
 /// The defaults, with `struct_size` set to this library's size.
 pub(crate) fn defaults() -> mapcache_config {
@@ -90,6 +124,11 @@ pub(crate) fn defaults() -> mapcache_config {
         misuse_policy: MAPCACHE_MISUSE_ERROR,
         rehash_engine: MAPCACHE_ENGINE_AUTO,
         seed: 0,
+        max_entries: 0,
+        max_bytes: 0,
+        default_ttl_ms: 0,
+        clock: MAPCACHE_CLOCK_SYSTEM,
+        reserved: 0,
     }
 }
 
@@ -112,6 +151,15 @@ fn check_size(size: usize, name: &str) -> Result<(), String> {
         return Err(format!(
             "{name} = {size} is larger than {MAX_STRUCT_SIZE}; pass sizeof(mapcache_config), \
              or use MAPCACHE_CONFIG_INIT"
+        ));
+    }
+    // Between two versions' sizes: no header ever had such a struct (it would
+    // end inside a field).
+    if size > V1_SIZE && size < V3_SIZE {
+        return Err(format!(
+            "{name} = {size} is not the size of any mapcache_config ({V1_SIZE} bytes for ABI \
+             1 and 2, {V3_SIZE} for ABI 3, more for a newer header); pass \
+             sizeof(mapcache_config), or use MAPCACHE_CONFIG_INIT"
         ));
     }
     Ok(())
@@ -148,8 +196,10 @@ pub(crate) unsafe fn read(cfg: *const mapcache_config) -> Result<(Config, Mode),
     convert(&c)
 }
 
-// This library's config is exactly the first one (no field has been appended yet).
-const _: () = assert!(size_of::<mapcache_config>() == V1_SIZE);
+// This library's config is exactly ABI 3's, with no implicit padding (every
+// byte a host passes belongs to a field, so none holds an undefined value).
+const _: () = assert!(size_of::<mapcache_config>() == V3_SIZE);
+const _: () = assert!(V1_SIZE == 40 && V3_SIZE == 72);
 
 fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
     let mode = match c.mode {
@@ -193,6 +243,18 @@ fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
             c.initial_capacity
         )));
     }
+    let clock = match c.clock {
+        MAPCACHE_CLOCK_SYSTEM => Clock::system(),
+        MAPCACHE_CLOCK_MANUAL => Clock::manual(),
+        k => {
+            return Err(invalid(format!(
+                "cfg->clock = {k} is not MAPCACHE_CLOCK_SYSTEM (0) or MAPCACHE_CLOCK_MANUAL (1)"
+            )))
+        }
+    };
+    if c.reserved != 0 {
+        return Err(invalid(format!("cfg->reserved = {} must be 0", c.reserved)));
+    }
     // At most 2^30: fits every size_t the library builds for.
     let initial_capacity = c.initial_capacity as usize;
     // `..Config::default()`: fields the C config does not carry keep their defaults
@@ -205,6 +267,11 @@ fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
         misuse_policy,
         engine,
         seed: if c.seed == 0 { None } else { Some(c.seed) },
+        // The library builds for 64-bit targets only (see `arena`): u64 fits usize.
+        max_entries: c.max_entries as usize,
+        max_bytes: c.max_bytes as usize,
+        default_ttl: Duration::from_millis(c.default_ttl_ms),
+        clock,
         ..Config::default()
     };
     Ok((config, mode))
@@ -226,15 +293,19 @@ fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
 /// field added later reads as "not used". Defaults: `initial_capacity` 0,
 /// `shards` 0 (automatic), `mode` `MAPCACHE_MODE_CONCURRENT`, `misuse_policy`
 /// `MAPCACHE_MISUSE_ERROR`, `rehash_engine` `MAPCACHE_ENGINE_AUTO`, `seed` 0
-/// (random per map).
+/// (random per map), and (ABI 3) `max_entries` and `max_bytes` 0 (unbounded),
+/// `default_ttl_ms` 0 (no expiry), `clock` `MAPCACHE_CLOCK_SYSTEM`, `reserved` 0.
+/// A host built against the ABI 2 header (a 40-byte struct) gets exactly these
+/// defaults for the fields it does not know.
 ///
 /// Ownership: `*cfg` is the caller's. Thread-safety: any thread.
 ///
 /// Returns:
 /// - `MAPCACHE_OK`.
 /// - `MAPCACHE_E_INVALID_ARG`: `cfg` NULL, or `size` smaller than the first
-///   `mapcache_config` (40 bytes on 64-bit targets) or larger than 4096; nothing
-///   was written.
+///   `mapcache_config` (40 bytes on 64-bit targets), between the sizes of two
+///   versions of it (40 for ABI 1 and 2, 72 for ABI 3) or larger than 4096;
+///   nothing was written.
 /// - `MAPCACHE_E_INTERNAL`.
 ///
 /// # Safety
@@ -272,7 +343,7 @@ pub unsafe extern "C" fn mapcache_config_init(
 /// # Safety
 /// `dst` must be valid for writes of `size` bytes, `src` for reads of `src_len`
 /// bytes, and the two must not overlap.
-unsafe fn write_prefix(dst: *mut u8, size: usize, src: *const u8, src_len: usize) {
+pub(crate) unsafe fn write_prefix(dst: *mut u8, size: usize, src: *const u8, src_len: usize) {
     let known = size.min(src_len);
     // SAFETY: `known` <= both lengths (contract); an untyped copy, so padding bytes
     // of `src` (none on 64-bit targets) are copied without being read as values.
@@ -331,17 +402,22 @@ mod tests {
             buf[V1_SIZE..].iter().all(|&b| b == 0xAB),
             "guard bytes written"
         );
-        assert_eq!(
-            fields(&buf),
-            mapcache_config {
+        // The first V1_SIZE bytes are the defaults (the cache fields past them
+        // are the guard's bytes).
+        let expected = as_bytes(
+            &mapcache_config {
                 struct_size: V1_SIZE,
                 ..defaults()
-            }
+            },
+            0,
         );
+        assert_eq!(buf[..V1_SIZE], expected[..V1_SIZE]);
         // ... and `read` takes struct_size at its word: the non-zero guard bytes
-        // past it are not part of the config.
+        // past it are not part of the config (they would be invalid as its
+        // cache fields: clock and reserved 0xABABABAB).
         let (config, mode) = read_bytes(&buf).unwrap();
         assert_eq!((config.initial_capacity, mode), (0, Mode::Concurrent));
+        assert_eq!((config.max_entries, config.max_bytes), (0, 0));
     }
 
     #[test]
@@ -387,7 +463,15 @@ mod tests {
 
     #[test]
     fn init_refuses_bad_sizes_and_writes_nothing() {
-        for size in [0, 8, V1_SIZE - 1, MAX_STRUCT_SIZE + 1, usize::MAX] {
+        for size in [
+            0,
+            8,
+            V1_SIZE - 1,
+            V1_SIZE + 8,
+            V3_SIZE - 1,
+            MAX_STRUCT_SIZE + 1,
+            usize::MAX,
+        ] {
             let mut buf = host_buffer(V1_SIZE);
             assert_eq!(
                 init(&mut buf, size),
@@ -410,6 +494,42 @@ mod tests {
         let (config, _) = read_bytes(&as_bytes(&defaults(), 0)).unwrap();
         assert_eq!(config.shards, 0);
         assert_eq!(config.initial_capacity, 0);
+    }
+
+    #[test]
+    fn an_abi_2_host_gets_the_defaults_of_the_cache_fields() {
+        // An ABI 2 host's 40-byte struct, followed by bytes that would be
+        // nonsense as cache fields: none of them is read.
+        let c = mapcache_config {
+            struct_size: V1_SIZE,
+            shards: 4,
+            max_entries: 3,
+            max_bytes: 1,
+            default_ttl_ms: 5,
+            clock: 9,
+            reserved: 9,
+            ..defaults()
+        };
+        let (config, _) = read_bytes(&as_bytes(&c, 0)).unwrap();
+        assert_eq!(config.shards, 4);
+        assert_eq!((config.max_entries, config.max_bytes), (0, 0));
+        assert_eq!(config.default_ttl, Duration::ZERO);
+        assert!(!config.clock.is_manual());
+    }
+
+    #[test]
+    fn cache_fields_are_converted() {
+        let c = mapcache_config {
+            max_entries: 10_000,
+            max_bytes: 1 << 20,
+            default_ttl_ms: 1500,
+            clock: MAPCACHE_CLOCK_MANUAL,
+            ..defaults()
+        };
+        let (config, _) = read_bytes(&as_bytes(&c, 0)).unwrap();
+        assert_eq!((config.max_entries, config.max_bytes), (10_000, 1 << 20));
+        assert_eq!(config.default_ttl, Duration::from_millis(1500));
+        assert!(config.clock.is_manual());
     }
 
     #[test]
@@ -456,12 +576,12 @@ mod tests {
         };
         assert_eq!(status(huge, 0, None), MAPCACHE_E_INVALID_CONFIG);
         let newer = mapcache_config {
-            struct_size: V1_SIZE + 16,
+            struct_size: V3_SIZE + 16,
             ..defaults()
         };
-        assert_eq!(status(newer, V1_SIZE + 16, None), MAPCACHE_OK);
+        assert_eq!(status(newer, V3_SIZE + 16, None), MAPCACHE_OK);
         assert_eq!(
-            status(newer, V1_SIZE + 16, Some(1)),
+            status(newer, V3_SIZE + 16, Some(1)),
             MAPCACHE_E_INVALID_CONFIG
         );
     }
@@ -518,6 +638,20 @@ mod tests {
                     ..defaults()
                 },
                 "cfg->initial_capacity",
+            ),
+            (
+                mapcache_config {
+                    clock: 2,
+                    ..defaults()
+                },
+                "cfg->clock = 2 is not MAPCACHE_CLOCK_SYSTEM (0) or MAPCACHE_CLOCK_MANUAL (1)",
+            ),
+            (
+                mapcache_config {
+                    reserved: 1,
+                    ..defaults()
+                },
+                "cfg->reserved = 1 must be 0",
             ),
         ];
         for (c, name) in cases {

@@ -15,7 +15,7 @@ pub type mapcache_debug_fn = Option<unsafe extern "C" fn(ctx: *mut c_void)>;
 
 /// ============ 7. DEBUG HOOKS ============
 /// Declared only when MAPCACHE_TESTING is defined before including this header:
-/// mapcache_debug_hold_write, mapcache_debug_panic.
+/// mapcache_debug_hold_write, mapcache_debug_panic, mapcache_debug_load_waiters.
 ///
 /// DEBUGGING AID, not for production use: takes the write flag that a write of
 /// `key` would take, calls `callback(ctx)` while holding it, then releases it.
@@ -100,4 +100,45 @@ pub unsafe extern "C" fn mapcache_debug_panic(message: *const std::ffi::c_char) 
         };
         panic!("{text}");
     })
+}
+
+/// DEBUGGING AID, not for production use: `*out` receives the number of
+/// `mapcache_get_or_load` calls waiting for the load of `key` in progress on
+/// `cache` (0 when none runs). For tests that must know every caller has
+/// joined a load before letting its loader return: a waiter counted here gets
+/// that load's outcome.
+///
+/// Thread-safety: any thread (from inside the loader, typically).
+///
+/// Returns:
+/// - `MAPCACHE_OK`.
+/// - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL, `key` NULL with
+///   `key_len` > 0.
+/// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+///
+/// # Safety
+/// `key` must be readable for `key_len` bytes and not modified during the
+/// call; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mapcache_debug_load_waiters(
+    cache: *mut mapcache_t,
+    key: *const u8,
+    key_len: usize,
+    out: *mut usize,
+) -> mapcache_status {
+    let status = boundary::run("mapcache_debug_load_waiters", || {
+        let shell = handle::shell(cache)?;
+        // SAFETY: readable and unmodified during the call (contract).
+        let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
+        args::out(out, "out")?;
+        shell.with(|inner| {
+            let waiters = inner.map.debug_load_waiters(key);
+            // SAFETY: checked non-null, writable (contract).
+            unsafe { args::put(out, waiters) };
+            Ok(MAPCACHE_OK)
+        })
+    });
+    // SAFETY: NULL or writable (contract).
+    unsafe { args::reset_on_error(status, out, 0) };
+    status
 }

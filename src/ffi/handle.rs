@@ -177,12 +177,15 @@ pub fn with_map_of<R>(cache: *const mapcache_t, f: impl FnOnce(&Map) -> R) -> Op
 /// - `MAPCACHE_OK`: `*out` is the new cache.
 /// - `MAPCACHE_E_INVALID_ARG`: `out` is NULL.
 /// - `MAPCACHE_E_INVALID_CONFIG`: `cfg->struct_size` is smaller than this ABI's
-///   first `mapcache_config` or larger than 4096, a field this library does not
+///   first `mapcache_config`, between the sizes of two of its versions (see
+///   `mapcache_config_init`) or larger than 4096, a field this library does not
 ///   know is non-zero, or a field is out of range (`mode`, `misuse_policy`,
-///   `rehash_engine` not one of their constants, `shards` not 0 or a power of two
-///   at most 65536, `initial_capacity` too large); the message names the field.
+///   `rehash_engine`, `clock` not one of their constants, `reserved` not 0,
+///   `shards` not 0 or a power of two at most 65536, `initial_capacity` too
+///   large, an explicit `shards` larger than a non-zero `max_entries`); the
+///   message names the field.
 /// - `MAPCACHE_E_NO_MEMORY`: the initial table could not be allocated, or
-///   4194304 caches are live (the most there can be at once).
+///   2097152 caches are live (the most there can be at once).
 /// - `MAPCACHE_E_INTERNAL`: a bug (caught panic).
 ///
 /// # Safety

@@ -183,7 +183,7 @@ fn foreign_iter() -> Fail {
 /// - `MAPCACHE_OK`.
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` or `out` NULL.
 /// - `MAPCACHE_E_INVALID_HANDLE`: `cache` was freed or is foreign.
-/// - `MAPCACHE_E_NO_MEMORY`: 4194304 iterators are live (the most there can be at
+/// - `MAPCACHE_E_NO_MEMORY`: 2097152 iterators are live (the most there can be at
 ///   once).
 /// - `MAPCACHE_E_INTERNAL`.
 ///

@@ -15,6 +15,8 @@
 //!   foreign handle is rejected without undefined behaviour.
 //!
 //! One idea per file: `config`, `handle` (new/free), `ops` (single-key calls),
+//! `ttl` (a put with its own TTL, the manual clock), `load` (get-or-load and
+//! the loader's result), `stats` (counters),
 //! `batch`, `iter`, `label`, `last_error`, `status` (codes), `version`, `debug`
 //! (test hooks, feature `debug-hooks`, on by default); and, private, `arena`
 //! (handle memory), `args` (argument checks), `boundary` (panics, failures).
@@ -32,6 +34,16 @@ pub mod handle;
 
 // Single-key calls.
 pub mod ops;
+
+// The cache calls, at the end of the single-key section: a put with its own
+// TTL and the manual clock,
+pub mod ttl;
+
+// the load of a missing key,
+pub mod load;
+
+// and the counters.
+pub mod stats;
 
 // Batch calls.
 pub mod batch;
@@ -58,13 +70,21 @@ mod boundary;
 pub use batch::{mapcache_delete_many, mapcache_get_many, mapcache_put_many};
 pub use config::*;
 #[cfg(feature = "debug-hooks")]
-pub use debug::{mapcache_debug_fn, mapcache_debug_hold_write, mapcache_debug_panic};
+pub use debug::{
+    mapcache_debug_fn, mapcache_debug_hold_write, mapcache_debug_load_waiters, mapcache_debug_panic,
+};
 pub use handle::{mapcache, mapcache_free, mapcache_new, mapcache_t};
 pub use iter::{
     mapcache_iter, mapcache_iter_free, mapcache_iter_new, mapcache_iter_next, mapcache_iter_t,
 };
 pub use label::{mapcache_set_thread_label, MAPCACHE_MAX_LABEL_LEN};
 pub use last_error::mapcache_last_error;
+pub use load::{
+    mapcache_get_or_load, mapcache_load_result, mapcache_load_result_set,
+    mapcache_load_result_set_error, mapcache_loader_fn,
+};
 pub use ops::*;
+pub use stats::{mapcache_stats, mapcache_stats_get};
 pub use status::*;
+pub use ttl::{mapcache_clock_advance, mapcache_put_ttl};
 pub use version::*;

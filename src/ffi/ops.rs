@@ -14,6 +14,7 @@
 
 use std::ffi::c_void;
 use std::mem::MaybeUninit;
+use std::time::Duration;
 
 use super::args;
 use super::boundary::{self, Fail};
@@ -38,7 +39,7 @@ pub type mapcache_value_fn =
 /// `buf` must be checked with `args::out_buf(buf, cap)` and must not overlap
 /// `value`.
 #[inline]
-unsafe fn copy_if_fits(value: &[u8], buf: *mut u8, cap: usize) -> Result<usize, usize> {
+pub(crate) unsafe fn copy_if_fits(value: &[u8], buf: *mut u8, cap: usize) -> Result<usize, usize> {
     if value.len() <= cap {
         // SAFETY: value.len() <= cap, buf is valid for cap bytes; disjoint.
         unsafe { args::copy_out(value, buf) };
@@ -70,7 +71,7 @@ unsafe fn copy_value(
 }
 
 #[cold]
-fn too_small(needed: usize, cap: usize, cap_name: &str) -> Fail {
+pub(crate) fn too_small(needed: usize, cap: usize, cap_name: &str) -> Fail {
     Fail::new(
         MAPCACHE_E_BUFFER_TOO_SMALL,
         format!("the value is {needed} bytes but {cap_name} is {cap}; retry with a larger buffer"),
@@ -80,7 +81,9 @@ fn too_small(needed: usize, cap: usize, cap_name: &str) -> Fail {
 /// ============ 2. SINGLE-KEY CALLS ============
 /// mapcache_get, mapcache_get_value, mapcache_get_object, mapcache_get_with,
 /// mapcache_put, mapcache_delete, mapcache_contains, mapcache_len, mapcache_clear,
-/// mapcache_get_or_insert, mapcache_compare_and_swap.
+/// mapcache_get_or_insert, mapcache_compare_and_swap; and the cache calls (ABI 3):
+/// mapcache_put_ttl, mapcache_clock_advance, mapcache_get_or_load (with
+/// mapcache_load_result_set and mapcache_load_result_set_error), mapcache_stats_get.
 ///
 /// Copies the value of `key` into the caller's buffer.
 ///
@@ -389,15 +392,8 @@ pub unsafe extern "C" fn mapcache_get_with(
         };
         // The callback may write the host's key buffer: work on a copy, so that no
         // reference into host memory is alive while host code runs.
-        let mut small = [0u8; 128];
-        let heap: Vec<u8>;
-        let key: &[u8] = if key.len() <= small.len() {
-            small[..key.len()].copy_from_slice(key);
-            &small[..key.len()]
-        } else {
-            heap = key.to_vec();
-            &heap
-        };
+        let key = args::KeyCopy::new(key);
+        let key = key.as_slice();
         shell.with(|inner| {
             let found = inner.map.get_with(key, |v| {
                 // SAFETY: `callback` has the documented signature (contract); the
@@ -429,6 +425,8 @@ pub unsafe extern "C" fn mapcache_get_with(
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` NULL, `key` NULL with `key_len` > 0, `value`
 ///   NULL with `value_len` > 0.
 /// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`.
+/// - `MAPCACHE_E_TOO_LARGE` (a bounded cache: the entry is larger than its
+///   shard's share of `max_bytes`; nothing was written).
 /// - `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode; nothing was written),
 ///   `MAPCACHE_E_NO_MEMORY` (nothing was written), `MAPCACHE_E_INVALID_HANDLE`,
 ///   `MAPCACHE_E_INTERNAL`.
@@ -445,14 +443,49 @@ pub unsafe extern "C" fn mapcache_put(
     value_len: usize,
     out_replaced: *mut bool,
 ) -> mapcache_status {
-    let status = boundary::run("mapcache_put", || {
+    // SAFETY: forwarded from the caller (the same contract).
+    unsafe {
+        put_entry(
+            "mapcache_put",
+            cache,
+            key,
+            key_len,
+            value,
+            value_len,
+            None,
+            out_replaced,
+        )
+    }
+}
+
+/// The body of `mapcache_put` and `mapcache_put_ttl`: stores the entry with
+/// time-to-live `ttl` (`None`: the cache's default), reporting errors as
+/// `function`.
+///
+/// # Safety
+/// As for `mapcache_put`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn put_entry(
+    function: &'static str,
+    cache: *mut mapcache_t,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl: Option<Duration>,
+    out_replaced: *mut bool,
+) -> mapcache_status {
+    let status = boundary::run(function, || {
         let shell = handle::shell(cache)?;
         // SAFETY: readable and unmodified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
         // SAFETY: as above.
         let value = unsafe { args::value(value, value_len, "value", "value_len") }?;
         shell.with(|inner| {
-            let replaced = inner.map.insert(key, value)?;
+            let replaced = match ttl {
+                None => inner.map.insert(key, value)?,
+                Some(ttl) => inner.map.insert_with_ttl(key, value, ttl)?,
+            };
             // SAFETY: NULL or writable (contract).
             unsafe { args::put_opt(out_replaced, replaced) };
             Ok(MAPCACHE_OK)
@@ -612,6 +645,7 @@ pub unsafe extern "C" fn mapcache_clear(cache: *mut mapcache_t) -> mapcache_stat
 /// - `MAPCACHE_E_INVALID_ARG`: `cache`, `out_len` or `out_inserted` NULL; `key`,
 ///   `value` or `buf` NULL with a non-zero length; `buf` overlaps `key` or `value`.
 /// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG`,
+///   `MAPCACHE_E_TOO_LARGE` (a bounded cache; nothing was inserted),
 ///   `MAPCACHE_E_CONCURRENT_WRITE` and `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive
 ///   mode), `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INVALID_HANDLE`,
 ///   `MAPCACHE_E_INTERNAL`.
@@ -708,7 +742,9 @@ pub unsafe extern "C" fn mapcache_get_or_insert(
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` or `out_swapped` NULL; `key`, `expected` or
 ///   `new_value` NULL with a non-zero length.
 /// - `MAPCACHE_E_KEY_TOO_LONG`, `MAPCACHE_E_VALUE_TOO_LONG` (`expected_len` or
-///   `new_len`), `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode),
+///   `new_len`), `MAPCACHE_E_TOO_LARGE` (a bounded cache: the new entry is larger
+///   than its shard's share of `max_bytes`; nothing was swapped),
+///   `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode),
 ///   `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
 ///
 /// # Safety

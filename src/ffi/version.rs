@@ -12,8 +12,13 @@ use super::boundary;
 ///
 /// History: 1, the first ABI. 2: `mapcache_config_init` takes the size of the
 /// host's `mapcache_config` (and returns a status), so that a host built against
-/// an older header never has more bytes written than its struct holds.
-pub const MAPCACHE_ABI_VERSION: u32 = 2;
+/// an older header never has more bytes written than its struct holds. 3: the
+/// cache (additions only; an ABI 2 host keeps working unchanged): config fields
+/// `max_entries`, `max_bytes`, `default_ttl_ms`, `clock` (and `reserved`)
+/// appended after `seed`; `mapcache_put_ttl`, `mapcache_clock_advance`,
+/// `mapcache_get_or_load` with its loader and result, `mapcache_stats_get`;
+/// statuses `MAPCACHE_E_TOO_LARGE` and `MAPCACHE_E_LOADER`.
+pub const MAPCACHE_ABI_VERSION: u32 = 3;
 
 /// The longest key, in bytes.
 pub const MAPCACHE_MAX_KEY_LEN: usize = 65535;

@@ -97,6 +97,28 @@ pub(crate) fn current() -> ThreadId {
     CURRENT.try_with(|r| r.id).unwrap_or_else(|_| exiting_id())
 }
 
+/// A small number for this thread, to pick a stripe of per-thread counters and
+/// buffers with: threads that start one after another get consecutive numbers.
+/// A const thread-local without a destructor (one load, no lazy-init check),
+/// so that the read path can afford it on every hit; usable to the thread's end.
+#[inline]
+pub(crate) fn stripe() -> usize {
+    std::thread_local! {
+        static STRIPE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    STRIPE
+        .try_with(|stripe| match stripe.get() {
+            0 => {
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                let n = NEXT.fetch_add(1, Ordering::Relaxed) as usize;
+                stripe.set(n);
+                n
+            }
+            n => n,
+        })
+        .unwrap_or(0)
+}
+
 /// The id of a thread whose registration was torn down: made on the first such
 /// call and kept, so that every call from the thread's remaining destructors is
 /// the same thread to the write flag (a read after its own write is not a

@@ -126,6 +126,22 @@ pub(crate) fn prefetch(bucket: *const Bucket) {
     let _ = bucket;
 }
 
+/// Starts loading the cache line at `at`, which may dangle (computed with
+/// `wrapping_add`, never dereferenced): for the policy's replay of a batch of
+/// hits, which fetches every node and sketch block of the batch before it
+/// touches any, so that their misses overlap.
+#[inline(always)]
+pub(crate) fn prefetch_line<T>(at: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetches have no preconditions (see `prefetch`).
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(at.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
 /// A bucket (see the module docs). All-zero bytes are a valid empty bucket.
 #[repr(C)]
 pub(crate) struct Bucket {

@@ -5,7 +5,7 @@
  *
  * It touches every piece of global state the library keeps: a cache created,
  * used (single-key calls, a batch, an iterator, a thread label, an error
- * message) and freed, once from the main thread and once from a second thread,
+ * message, a load) and freed, once from the main thread and once from a second thread,
  * with the main thread still alive at exit.
  */
 #include "mapcache.h"
@@ -23,6 +23,13 @@ static int failures;
             failures++;                                                         \
         }                                                                       \
     } while (0)
+
+static int32_t loader(void *ctx, const uint8_t *key, size_t key_len, mapcache_load_result *r) {
+    (void)ctx;
+    (void)key;
+    (void)key_len;
+    return mapcache_load_result_set(r, (const uint8_t *)"loaded", 6) == MAPCACHE_OK ? 0 : 1;
+}
 
 /* Creates a cache, uses every kind of call on it, and frees it. */
 static void use_one_cache(const char *label) {
@@ -48,6 +55,16 @@ static void use_one_cache(const char *label) {
     EXPECT(mapcache_iter_next(it, &k, &kl, &v, &vl) == MAPCACHE_OK);
     EXPECT(mapcache_iter_next(it, &k, &kl, &v, &vl) == MAPCACHE_NOT_FOUND);
     mapcache_iter_free(it);
+    /* The cache calls: a TTL, a load (its result is a handle of its own arena),
+       the counters. */
+    EXPECT(mapcache_put_ttl(c, (const uint8_t *)"t", 1, (const uint8_t *)"v", 1, 1000) == MAPCACHE_OK);
+    int32_t status = -1;
+    EXPECT(mapcache_get_or_load(c, (const uint8_t *)"l", 1, loader, NULL, buf, sizeof buf, &len,
+                                &status) == MAPCACHE_OK);
+    EXPECT(len == 6 && status == 0);
+    mapcache_stats stats;
+    stats.struct_size = sizeof stats;
+    EXPECT(mapcache_stats_get(c, &stats) == MAPCACHE_OK);
     mapcache_free(c);
 }
 

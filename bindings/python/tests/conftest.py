@@ -1,5 +1,5 @@
 """Shared fixtures. The suite runs against the installed package `mapcache`
-and whichever libmapcache it finds (MAPCACHE_LIBRARY, package dir, target/release)."""
+and the libmapcache it loads: MAPCACHE_LIBRARY, or the one the wheel put in the package."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from conftest import run_python
 
 
 def test_versions_and_path():
-    assert mapcache.abi_version() == mapcache.ABI_VERSION == 2
+    assert mapcache.abi_version() == mapcache.ABI_VERSION == 3
     v = mapcache.library_version()
     assert v and v[0].isdigit()
     assert mapcache.library_path().is_file()
@@ -26,7 +27,7 @@ def test_python_dash_m_prints_versions_and_location():
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert f"library version: {mapcache.library_version()}" in out
-    assert "ABI version:     2" in out
+    assert "ABI version:     3" in out
     assert str(mapcache.library_path()) in out
 
 
@@ -65,8 +66,11 @@ def test_package_directory_comes_before_the_repository(tmp_path):
     assert proc.stdout.strip() == str((pkg / _lib.LIBRARY_NAME).resolve())
 
 
-def test_repository_target_release_is_found_from_a_copy_inside_a_repo(tmp_path):
-    # A package sitting anywhere below a directory with target/release finds it.
+def test_no_directory_above_the_package_is_searched(tmp_path):
+    # A package without its library, sitting below a directory that has
+    # target/release/libmapcache.so (a checkout, a venv inside one), does not
+    # load that library: the package directory and MAPCACHE_LIBRARY are the
+    # only places, and the error names both.
     repo = tmp_path / "repo"
     (repo / "target" / "release").mkdir(parents=True)
     shutil.copy(mapcache.library_path(), repo / "target" / "release" / _lib.LIBRARY_NAME)
@@ -76,10 +80,18 @@ def test_repository_target_release_is_found_from_a_copy_inside_a_repo(tmp_path):
     proc = run_python(
         "import mapcache; print(mapcache.library_path())",
         {"MAPCACHE_LIBRARY": None, "PYTHONPATH": str(site)},
-        cwd=str(tmp_path),
+        cwd=str(repo),
     )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == str(repo / "target" / "release" / _lib.LIBRARY_NAME)
+    assert proc.returncode != 0, proc.stdout
+    assert "LibraryNotFoundError" in proc.stderr
+    assert str(site / "mapcache" / _lib.LIBRARY_NAME) in proc.stderr
+    assert "MAPCACHE_LIBRARY is not set" in proc.stderr
+    assert "target" not in proc.stderr.split("LibraryNotFoundError", 1)[1]
+
+
+def test_the_candidates_are_the_package_directory_only():
+    here = Path(_lib.__file__).resolve().parent
+    assert _lib.candidate_paths() == [here / _lib.LIBRARY_NAME]
 
 
 def test_nothing_found_lists_where_it_looked(tmp_path):
@@ -121,3 +133,12 @@ def test_every_prototype_is_declared():
             continue
         fn = getattr(_lib.lib, name)
         assert fn.restype is restype and fn.argtypes == argtypes, name
+
+
+def test_the_installed_package_carries_its_library():
+    # make test-python installs the wheel (make wheel): the library it loads is
+    # the one inside the installed package, not one found elsewhere.
+    if os.environ.get("MAPCACHE_LIBRARY"):
+        pytest.skip("MAPCACHE_LIBRARY is set")
+    package_dir = Path(mapcache.__file__).resolve().parent
+    assert mapcache.library_path() == package_dir / _lib.LIBRARY_NAME

@@ -6,8 +6,8 @@
 ...     c[b"user:1"]
 b'alice'
 
-The shared library is found through ``MAPCACHE_LIBRARY``, then this package's
-directory, then the repository's ``target/release`` (see :mod:`mapcache._lib`).
+The shared library is the one named by ``MAPCACHE_LIBRARY``, or else the one
+the wheel put in this package's directory (see :mod:`mapcache._lib`).
 Every call releases the GIL while it runs in the library, except a single get
 (``cache[key]``, ``get()``): a sub-microsecond lookup that keeps the GIL so that
 the library can build the resulting ``bytes`` itself (see :mod:`mapcache._lib`).
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import _lib
 from ._cache import Cache, KeyLike, ValueLike, set_thread_label
+from ._stats import Stats
 from ._errors import (
     BufferTooSmallError,
     CacheClosedError,
@@ -29,15 +30,18 @@ from ._errors import (
     InvalidConfigError,
     InvalidHandleError,
     KeyTooLongError,
+    LoaderError,
     MapCacheError,
     MisuseError,
     OutOfMemoryError,
+    TooLargeError,
     ValueTooLongError,
 )
 from ._lib import ABI_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN, LibraryNotFoundError
 
 __all__ = [
     "Cache",
+    "Stats",
     "set_thread_label",
     "KeyLike",
     "ValueLike",
@@ -60,6 +64,8 @@ __all__ = [
     "InvalidHandleError",
     "CacheClosedError",
     "InternalError",
+    "TooLargeError",
+    "LoaderError",
     "LibraryNotFoundError",
 ]
 

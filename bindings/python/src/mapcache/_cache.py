@@ -27,6 +27,7 @@ all per-call state is either local or thread-local (the getters are read-only).
 
 from __future__ import annotations
 
+import math
 import struct
 import threading
 from array import array
@@ -37,6 +38,7 @@ from ctypes import (
     byref,
     c_bool,
     c_char,
+    c_int32,
     c_size_t,
     c_void_p,
     create_string_buffer,
@@ -46,6 +48,7 @@ from ctypes import (
 from itertools import accumulate
 from typing import (
     Any,
+    Callable,
     Dict,
     Iterable,
     Iterator,
@@ -56,8 +59,9 @@ from typing import (
     Union,
 )
 
-from . import _lib
-from ._errors import CacheClosedError, MapCacheError, error_for_status
+from . import _lib, _load
+from ._errors import CacheClosedError, LoaderError, MapCacheError, error_for_status
+from ._stats import Stats
 
 __all__ = ["Cache", "set_thread_label", "KeyLike", "ValueLike"]
 
@@ -81,6 +85,10 @@ _len = _L.mapcache_len
 _clear = _L.mapcache_clear
 _get_or_insert = _L.mapcache_get_or_insert
 _cas = _L.mapcache_compare_and_swap
+_put_ttl = _L.mapcache_put_ttl
+_clock_advance = _L.mapcache_clock_advance
+_get_or_load = _L.mapcache_get_or_load
+_stats_get = _L.mapcache_stats_get
 _get_many = _L.mapcache_get_many
 _put_many = _L.mapcache_put_many
 _delete_many = _L.mapcache_delete_many
@@ -94,6 +102,7 @@ _NOT_FOUND = _lib.NOT_FOUND
 _TOO_SMALL = _lib.E_BUFFER_TOO_SMALL
 _INVALID_ARG = _lib.E_INVALID_ARG
 _INVALID_HANDLE = _lib.E_INVALID_HANDLE
+_LOADER = _lib.E_LOADER
 _MAX_KEY_LEN = _lib.MAX_KEY_LEN
 _ABSENT_CODE = -_lib.NOT_FOUND  # what mapcache_get_object's miss gets for an absent key
 
@@ -397,6 +406,40 @@ def _apply_label(label: Optional[str]) -> None:
         raise error_for_status(st)
 
 
+_MAX_MS = (1 << 64) - 1
+
+
+def _seconds(name: str, seconds: Any) -> float:
+    """``seconds`` checked: a real number, not negative, not NaN."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(seconds).__name__}")
+    if seconds != seconds or seconds < 0:  # NaN compares unequal to itself
+        raise ValueError(f"{name} must be a number of seconds >= 0, got {seconds!r}")
+    return seconds
+
+
+def _ttl_ms(name: str, seconds: Any) -> int:
+    """A TTL in seconds as the C ABI's whole milliseconds: 0 stays 0 (never
+    expires), anything else is rounded up (at microsecond precision, so that
+    0.1 is 100 ms and not 101) to at least 1 ms, and infinity or more than the
+    ABI holds is its largest value (never, in practice)."""
+    seconds = _seconds(name, seconds)
+    if seconds == 0:
+        return 0
+    if math.isinf(seconds):
+        return _MAX_MS
+    micros = round(seconds * 1_000_000)
+    return min(max(1, -(-micros // 1000)), _MAX_MS)
+
+
+def _advance_ms(seconds: Any) -> int:
+    """A clock advance in seconds as whole milliseconds, rounded to the nearest."""
+    seconds = _seconds("seconds", seconds)
+    if math.isinf(seconds):
+        return _MAX_MS
+    return min(round(seconds * 1000), _MAX_MS)
+
+
 class Cache(MutableMapping):  # type: ignore[type-arg]
     """A concurrent, in-process map from bytes to bytes, stored outside the Python heap.
 
@@ -406,9 +449,8 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
     Args:
         initial_capacity: entries to size the table for up front (a sizing
-            hint, not a bound: eviction and a bounded capacity arrive in a
-            later version of the library). 0 grows from small; at most
-            2**30 (more raises :class:`InvalidConfigError`).
+            hint, not a bound: see ``max_entries``). 0 grows from small; at
+            most 2**30 (more raises :class:`InvalidConfigError`).
         shards: number of shards, 0 for automatic, otherwise a power of two
             of at most 65536.
         mode: ``"concurrent"`` (default: any number of threads may read and
@@ -419,6 +461,20 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             (default, raise) or ``"abort"`` (abort the process, as Go does).
         rehash_engine: ``"auto"``, ``"single"`` or ``"parallel"``.
         seed: hash seed; 0 picks a random one per cache.
+        max_entries: the most entries the cache holds (0: no bound); past it
+            the eviction policy chooses what to drop. With ``shards=0`` a
+            bounded cache gets at most one shard per 4096 entries of capacity;
+            an explicit ``shards`` larger than ``max_entries`` raises
+            :class:`InvalidConfigError`.
+        max_bytes: the most bytes the entries may occupy, each charged its
+            full footprint (0: no bound). A value too large to ever fit raises
+            :class:`TooLargeError`.
+        default_ttl: seconds (a float) an entry lives when it is written
+            without a ``ttl`` of its own; ``None`` or 0: entries never expire.
+            Times are whole milliseconds in the library: a TTL is rounded up.
+        manual_clock: measure TTLs against a clock that moves only by
+            :meth:`advance_clock` (for tests: nothing needs to sleep), instead
+            of the system's monotonic clock.
 
     Raises:
         TypeError: an unknown keyword or an argument of the wrong type.
@@ -433,7 +489,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     any use.
     """
 
-    __slots__ = ("_h", "_getter", "_config", "_close_lock", "__weakref__")
+    __slots__ = ("_h", "_getter", "_config", "_close_lock", "_failures", "__weakref__")
 
     def __init__(
         self,
@@ -444,10 +500,15 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         misuse_policy: str = "error",
         rehash_engine: str = "auto",
         seed: int = 0,
+        max_entries: int = 0,
+        max_bytes: int = 0,
+        default_ttl: Optional[float] = None,
+        manual_clock: bool = False,
     ) -> None:
         self._h: Optional[c_void_p] = None
         self._getter = _CLOSED_GETTER
         self._close_lock = threading.Lock()
+        self._failures = _load.Failures()
         # The library writes exactly the size we state, and reads no further.
         cfg = _lib.mapcache_config()
         st = _config_init(byref(cfg), sizeof(cfg))
@@ -459,6 +520,12 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         cfg.misuse_policy = _choice("misuse_policy", misuse_policy, _MISUSE)
         cfg.rehash_engine = _choice("rehash_engine", rehash_engine, _ENGINES)
         cfg.seed = _uint("seed", seed, 64)
+        cfg.max_entries = _uint("max_entries", max_entries, 64)
+        cfg.max_bytes = _uint("max_bytes", max_bytes, 64)
+        cfg.default_ttl_ms = 0 if default_ttl is None else _ttl_ms("default_ttl", default_ttl)
+        if not isinstance(manual_clock, bool):
+            raise TypeError(f"manual_clock must be a bool, not {type(manual_clock).__name__}")
+        cfg.clock = _lib.CLOCK_MANUAL if manual_clock else _lib.CLOCK_SYSTEM
         out = c_void_p()
         st = _new(byref(cfg), byref(out))
         if st:
@@ -475,6 +542,10 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             "misuse_policy": misuse_policy,
             "rehash_engine": rehash_engine,
             "seed": seed,
+            "max_entries": max_entries,
+            "max_bytes": max_bytes,
+            "default_ttl": default_ttl,
+            "manual_clock": manual_clock,
         }
 
     # ----------------------------------------------------------- lifecycle
@@ -648,18 +719,111 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             del value  # a traceback must not keep a buffer export alive
             raise self._error(st)
 
-    def set(self, key: KeyLike, value: ValueLike) -> bool:
-        """Store ``value`` under ``key``; return True when it replaced a value."""
+    def set(self, key: KeyLike, value: ValueLike, ttl: Optional[float] = None) -> Optional[bool]:
+        """Store ``value`` under ``key``.
+
+        ``ttl``: seconds (a float) until the entry expires; ``None`` gives it
+        the cache's ``default_ttl``, 0 means it never expires (whatever the
+        default). Negative or NaN raises ValueError. Times are whole
+        milliseconds in the library: a TTL is rounded up (0.0001 is 1 ms). An
+        expired entry is absent for every call.
+
+        Returns True when it replaced a value, False when the key was new; with
+        a ``ttl`` given, None (the library's put with a TTL does not report it).
+        """
         if key.__class__ is not bytes:
             key = _key(key)
         if value.__class__ is not bytes:
             value = _value(value)
+        if ttl is not None:
+            ms = _ttl_ms("ttl", ttl)
+            st = _put_ttl(self._h, key, len(key), value, len(value), ms)
+            if st:
+                del value
+                raise self._error(st)
+            return None
         flag, flag_addr = _ts.flag
         st = _put(self._h, key, len(key), value, len(value), flag_addr)
         if st:
             del value
             raise self._error(st)
         return flag.value
+
+    def get_or_load(self, key: KeyLike, loader: Callable[[], ValueLike]) -> bytes:
+        """The value of ``key``; on a miss, ``loader()`` computes it, and it is
+        stored (with the default TTL) and returned.
+
+        Concurrent misses on one key, from any threads, run ``loader`` once:
+        the first caller runs it, on its own thread; the others wait inside
+        the library (the GIL released) and get the same value. If ``loader``
+        raises, nothing is cached, and the very exception object it raised is
+        raised in the caller that ran it and in every caller that waited for
+        that load; the next call loads again. If another write stores the key
+        while ``loader`` runs, that value is kept and returned instead.
+
+        ``loader`` takes no arguments and returns a bytes-like value (else
+        TypeError, raised the same way). It runs with no lock of the cache
+        held and may use the cache; a ``get_or_load`` of the same key from
+        inside it (on its thread) raises :class:`InvalidArgumentError` rather
+        than wait for itself.
+        """
+        if key.__class__ is not bytes:
+            key = _key(key)
+        if not callable(loader):
+            raise TypeError(f"loader must be callable, not {type(loader).__name__}")
+        failures = self._failures
+        failures.enter(key)
+        try:
+            ctx = _load.register(loader, key, failures)
+            try:
+                return self._get_or_load(key, ctx, failures)
+            finally:
+                _load.unregister(ctx)
+        finally:
+            failures.leave(key)
+
+    def _get_or_load(self, key: bytes, ctx: int, failures: "_load.Failures") -> bytes:
+        buf, addr, cap, n, n_addr = _ts.single
+        status = c_int32()
+        status_addr = addressof(status)
+        while True:
+            st = _get_or_load(self._h, key, len(key), _load.run_loader, ctx, addr, cap, n_addr,
+                              status_addr)
+            if st == 0:
+                return buf[: n.value]
+            if st == _TOO_SMALL:  # cached, and longer than the buffer: call again
+                buf, addr, cap = _single_buffer(n.value)
+                continue
+            if st == _LOADER:
+                exc = failures.get(status.value)
+                if exc is not None:
+                    raise exc
+                err = error_for_status(st)
+                if isinstance(err, LoaderError):
+                    err.loader_status = status.value
+                raise err
+            raise self._error(st)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the cache's manual clock forward by ``seconds`` (rounded to the
+        nearest millisecond), expiring every entry whose deadline it reaches.
+
+        Only for a cache made with ``manual_clock=True`` (otherwise
+        :class:`InvalidArgumentError`); negative or NaN raises ValueError.
+        """
+        ms = _advance_ms(seconds)
+        st = _clock_advance(self._h, ms)
+        if st:
+            raise self._error(st)
+
+    def stats(self) -> Stats:
+        """The cache's counters (see :class:`mapcache.Stats`): cheap, always on."""
+        raw = _lib.mapcache_stats()
+        raw.struct_size = sizeof(raw)
+        st = _stats_get(self._h, byref(raw))
+        if st:
+            raise self._error(st)
+        return Stats._of(raw)
 
     def __delitem__(self, key: KeyLike) -> None:
         """``del cache[key]``; KeyError when absent."""

@@ -14,7 +14,13 @@
     ├── OutOfMemoryError          (also MemoryError)  MAPCACHE_E_NO_MEMORY
     ├── InvalidHandleError                            MAPCACHE_E_INVALID_HANDLE
     │   └── CacheClosedError      (also ValueError)   use of a closed Cache
-    └── InternalError                                 MAPCACHE_E_INTERNAL
+    ├── InternalError                                 MAPCACHE_E_INTERNAL
+    ├── TooLargeError             (also ValueError)   MAPCACHE_E_TOO_LARGE
+    └── LoaderError                                   MAPCACHE_E_LOADER
+
+``LoaderError`` is raised only when a loader's failure reaches a caller
+without the exception it raised (see :meth:`~mapcache.Cache.get_or_load`,
+which re-raises the loader's own exception); it carries the loader status.
 
 ``BufferTooSmallError`` never escapes the :class:`~mapcache.Cache` API (the
 binding grows its buffer and retries); it exists so every status has a class.
@@ -41,6 +47,8 @@ __all__ = [
     "InvalidHandleError",
     "CacheClosedError",
     "InternalError",
+    "TooLargeError",
+    "LoaderError",
     "error_for_status",
 ]
 
@@ -158,6 +166,25 @@ class InternalError(MapCacheError):
     status = _lib.E_INTERNAL
 
 
+class TooLargeError(MapCacheError, ValueError):
+    """A bounded cache: the entry is larger than its shard's share of ``max_bytes``,
+    so it could never be held; nothing was changed (``MAPCACHE_E_TOO_LARGE``)."""
+
+    status = _lib.E_TOO_LARGE
+
+
+class LoaderError(MapCacheError):
+    """A loader of :meth:`~mapcache.Cache.get_or_load` failed, and its exception
+    is not available (``MAPCACHE_E_LOADER``).
+
+    Attributes:
+        loader_status: the status the loader returned to the library.
+    """
+
+    status = _lib.E_LOADER
+    loader_status: Optional[int] = None
+
+
 _BY_STATUS: Dict[int, Type[MapCacheError]] = {
     cls.status: cls
     for cls in (
@@ -171,6 +198,8 @@ _BY_STATUS: Dict[int, Type[MapCacheError]] = {
         InvalidHandleError,
         InvalidConfigError,
         InternalError,
+        TooLargeError,
+        LoaderError,
     )
 }
 

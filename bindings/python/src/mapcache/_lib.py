@@ -1,17 +1,18 @@
-"""Loading ``libmapcache`` and declaring its C ABI (docs/C_API.md, ABI version 2).
+"""Loading ``libmapcache`` and declaring its C ABI (docs/C_API.md, ABI version 3).
 
 Every foreign function's ``argtypes``/``restype`` is declared here, once.
 The library is loaded with :class:`ctypes.CDLL`, which releases the GIL for
 the duration of every foreign call (``PyDLL`` would not).
 
-Search order for the shared library:
+Where the shared library comes from, in order:
 
 1. the ``MAPCACHE_LIBRARY`` environment variable (a path to the file; when it
    is set it must be right: there is no silent fallback);
-2. the package's own directory (a wheel that bundles the library);
-3. ``target/release`` of the repository the package sits in (found by walking
-   up from the package directory; this covers a source checkout and a virtual
-   environment created inside the repository).
+2. the package's own directory, where the wheel puts it (``pip install
+   ./bindings/python`` and ``make wheel`` build it into the package).
+
+Nothing else is guessed: no directory above the package, no repository's
+``target/``. When neither has the library the error says what was tried.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 #: The ABI version this binding is written against (``MAPCACHE_ABI_VERSION``).
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 #: Status codes (``mapcache_status``).
 OK = 0
@@ -49,6 +50,8 @@ E_NO_MEMORY = 8
 E_INVALID_HANDLE = 9
 E_INVALID_CONFIG = 10
 E_INTERNAL = 11
+E_TOO_LARGE = 12
+E_LOADER = 13
 
 MAX_KEY_LEN = 65535
 MAX_VALUE_LEN = 1 << 30
@@ -60,6 +63,8 @@ MISUSE_ABORT = 1
 ENGINE_AUTO = 0
 ENGINE_SINGLE = 1
 ENGINE_PARALLEL = 2
+CLOCK_SYSTEM = 0
+CLOCK_MANUAL = 1
 
 if sys.platform == "darwin":
     LIBRARY_NAME = "libmapcache.dylib"
@@ -84,6 +89,37 @@ class mapcache_config(Structure):
         ("misuse_policy", c_uint32),
         ("rehash_engine", c_uint32),
         ("seed", c_uint64),
+        # ABI 3: the cache.
+        ("max_entries", c_uint64),
+        ("max_bytes", c_uint64),
+        ("default_ttl_ms", c_uint64),
+        ("clock", c_uint32),
+        ("reserved", c_uint32),
+    ]
+
+
+class mapcache_stats(Structure):
+    """``struct mapcache_stats``; the caller sets ``struct_size``, counters are only ever appended."""
+
+    _fields_ = [("struct_size", c_size_t)] + [
+        (name, c_uint64)
+        for name in (
+            "hits",
+            "misses",
+            "inserts",
+            "updates",
+            "deletes",
+            "evictions",
+            "rejections",
+            "expirations",
+            "load_successes",
+            "load_failures",
+            "load_time_ns",
+            "grows",
+            "entries",
+            "bytes",
+            "misuses",
+        )
     ]
 
 
@@ -111,6 +147,9 @@ _size_p = POINTER(c_size_t)
 VALUE_FN = ctypes.CFUNCTYPE(None, c_void_p, c_void_p, c_size_t)
 #: ``typedef void (*mapcache_debug_fn)(void *ctx)``
 DEBUG_FN = ctypes.CFUNCTYPE(None, c_void_p)
+#: ``typedef int32_t (*mapcache_loader_fn)(void *ctx, const uint8_t *key, size_t key_len,
+#: mapcache_load_result *result)``: a ctypes callback takes the GIL while it runs.
+LOADER_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, c_void_p, c_size_t, c_void_p)
 
 _PROTOTYPES = {
     # (cfg, sizeof *cfg): the library writes exactly our struct's size.
@@ -139,6 +178,21 @@ _PROTOTYPES = {
         _status,
         [_handle, _ptr, _size, _ptr, _size, _ptr, _size, _out],
     ),
+    # The cache calls (ABI 3).
+    # (cache, key, key_len, value, value_len, uint64_t ttl_ms)
+    "mapcache_put_ttl": (_status, [_handle, _ptr, _size, _ptr, _size, c_uint64]),
+    # (cache, uint64_t ms)
+    "mapcache_clock_advance": (_status, [_handle, c_uint64]),
+    # (cache, key, key_len, loader, ctx, buf, buf_cap, size_t *out_len, int32_t *loader_status)
+    "mapcache_get_or_load": (
+        _status,
+        [_handle, _ptr, _size, LOADER_FN, c_void_p, _ptr, _size, _out, _out],
+    ),
+    # (result, value, value_len), only inside a loader
+    "mapcache_load_result_set": (_status, [c_void_p, _ptr, _size]),
+    # (result, const char *message), only inside a loader
+    "mapcache_load_result_set_error": (_status, [c_void_p, c_char_p]),
+    "mapcache_stats_get": (_status, [_handle, POINTER(mapcache_stats)]),
     # Batches; arrays are passed as addresses (array.array.buffer_info()[0]).
     # (cache, n, keys, key_lens, values, values_cap, out_value_lens, out_statuses)
     "mapcache_get_many": (_status, [_handle, _size, _ptr, _ptr, _ptr, _size, _out, _out]),
@@ -162,19 +216,20 @@ _PROTOTYPES = {
     "mapcache_debug_hold_write": (_status, [_handle, _ptr, _size, DEBUG_FN, c_void_p]),
     # Debugging aid: panics inside the library; always MAPCACHE_E_INTERNAL.
     "mapcache_debug_panic": (_status, [c_char_p]),
+    # Debugging aid: (cache, key, key_len, size_t *out) the callers waiting for
+    # the load of key in progress. Used by the singleflight tests.
+    "mapcache_debug_load_waiters": (_status, [_handle, _ptr, _size, _size_p]),
 }
 
 #: Debugging aids: a library built without them still loads.
-OPTIONAL = frozenset({"mapcache_debug_hold_write", "mapcache_debug_panic"})
+OPTIONAL = frozenset(
+    {"mapcache_debug_hold_write", "mapcache_debug_panic", "mapcache_debug_load_waiters"}
+)
 
 
 def candidate_paths() -> List[Path]:
     """The places searched for the library when ``MAPCACHE_LIBRARY`` is unset, in order."""
-    here = Path(__file__).resolve().parent
-    paths = [here / LIBRARY_NAME]
-    for parent in here.parents:
-        paths.append(parent / "target" / "release" / LIBRARY_NAME)
-    return paths
+    return [Path(__file__).resolve().parent / LIBRARY_NAME]
 
 
 def find_library() -> Path:
@@ -191,10 +246,13 @@ def find_library() -> Path:
     for path in tried:
         if path.is_file():
             return path
-    listing = "\n  ".join(str(p) for p in tried)
+    listing = "\n  ".join(f"{p} (no such file)" for p in tried)
     raise LibraryNotFoundError(
-        f"{LIBRARY_NAME} not found; set MAPCACHE_LIBRARY, or build it with "
-        f"`make lib` in the repository. Looked in:\n  {listing}"
+        f"{LIBRARY_NAME} not found. MAPCACHE_LIBRARY is not set, and this package "
+        f"has no library of its own:\n  {listing}\n"
+        f"Install the package from a wheel, which carries the library (`pip install "
+        f"./bindings/python` or `make wheel` in the mapcache repository), or set "
+        f"MAPCACHE_LIBRARY to the path of a libmapcache built with `make lib`."
     )
 
 

@@ -20,7 +20,7 @@
 //! Peers: hashbrown (single thread, `Box<[u8]>` keys and values, behind a
 //! RefCell), `RwLock<std HashMap>`, dashmap, papaya, quick_cache (values as
 //! `Arc<[u8]>`, since its `get` clones the value; capacity above 1M so it never
-//! evicts). `cargo bench --bench map` (or `make bench`).
+//! evicts). `cargo bench -p mapcache-bench --bench map` (or `make bench`).
 
 use std::cell::RefCell;
 use std::hash::BuildHasher;
@@ -32,7 +32,7 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 
 // ---------------------------------------------------------------- allocator --
 
-#[path = "../tests/support/counting_alloc.rs"]
+#[path = "../../tests/support/counting_alloc.rs"]
 mod counting_alloc;
 use counting_alloc::{Counting, COUNTING, LIVE};
 

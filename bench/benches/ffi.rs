@@ -14,7 +14,7 @@
 //!
 //! The overhead per call is the difference with `rust_get_into`. Two sizes: 1,000
 //! entries (cache-resident: the overhead is most visible) and 1,000,000 (memory
-//! bound, as in production). Run: `make bench-ffi` or `cargo bench --bench ffi`.
+//! bound, as in production). Run: `make bench-ffi` or `cargo bench -p mapcache-bench --bench ffi`.
 //!
 //! Reading the 1,000,000 figures: lookups issued back to back overlap their cache
 //! misses, as far as the CPU's out-of-order window reaches into the next call.
@@ -105,8 +105,9 @@ struct Dylib {
 
 impl Dylib {
     fn open() -> Option<Dylib> {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libmapcache.so");
+        // The workspace's target/release (this crate sits one level below the root).
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/release/libmapcache.so");
         let cpath = CString::new(path.to_str()?).ok()?;
         // SAFETY: a valid C string; RTLD_LOCAL keeps its symbols apart from ours.
         let handle = unsafe { libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };

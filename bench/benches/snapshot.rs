@@ -13,7 +13,7 @@
 //! - writers during a save: one thread overwriting random keys, its rate alone
 //!   and while saves run on another thread.
 //!
-//! `cargo bench --bench snapshot` (part of `make bench`).
+//! `cargo bench -p mapcache-bench --bench snapshot` (part of `make bench`).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

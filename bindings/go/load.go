@@ -1,0 +1,441 @@
+package mapcache
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"runtime"
+	"runtime/cgo"
+	"sync"
+)
+
+// GetOrLoad runs through the library's mapcache_get_or_load, which runs the
+// loader of one caller per key while the others wait inside the library
+// (singleflight). The loader is a Go closure: it reaches the exported Go
+// callback (mcgGoLoad, load_callback.go) as a runtime/cgo.Handle, the context
+// pointer of the C loader, which runs it (see runLoad) and hands its value to
+// the library.
+//
+// The C loader reports a failure as a non-zero int32 status, which the
+// library hands to every waiter of that load. So that the waiters get the
+// loader's Go error (and not a number), the leader's callback keeps the error
+// in a table, under a status token it makes up, and returns the token; each
+// waiter looks its token up. An entry is dropped once every GetOrLoad call
+// that could have received its token has finished (see loadFailures).
+
+// LoadError is the error GetOrLoad returns when the loader failed: it returned
+// an error (Err) or panicked (Panicked, with the value in Panic). The caller
+// that ran the loader and every caller that waited for that load get the same
+// *LoadError (do not modify it). errors.Is(err, ErrLoader) is true for it, and
+// it unwraps to Err, so errors.Is and errors.As reach what the loader
+// returned.
+type LoadError struct {
+	// Err is the error the loader returned; nil when it panicked. When the
+	// loader returned a value longer than MaxValueLen, Err is an *Error
+	// matching ErrValueTooLong. (A value too large for a bounded cache is not
+	// a loader failure: GetOrLoad returns an *Error matching ErrTooLarge.)
+	Err error
+	// Panicked reports that the loader panicked, with the value Panic (what
+	// recover returned). The caller that ran the loader does not get this
+	// error: its GetOrLoad panics again with Panic; the callers that waited
+	// for it get this error.
+	Panicked bool
+	Panic    any
+}
+
+func (e *LoadError) Error() string {
+	if e.Panicked {
+		return fmt.Sprintf("mapcache: GetOrLoad: the loader panicked: %v", e.Panic)
+	}
+	return fmt.Sprintf("mapcache: GetOrLoad: the loader failed: %v", e.Err)
+}
+
+// Unwrap returns the loader's error (nil when it panicked).
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrLoader) true.
+func (e *LoadError) Is(target error) bool { return target == ErrLoader }
+
+// GetOrLoad returns the value stored under key; if there is none (or it
+// expired), it calls load, stores the value load returns (with
+// Config.DefaultTTL) and returns it. Concurrent GetOrLoad calls that miss on
+// the same key run one load between them: one caller runs its load, the
+// others wait for it and return the same value, or the same error (their own
+// load functions are not called). Each GetOrLoad call runs its load at most
+// once.
+//
+// If load returns an error, nothing is stored and every caller of that load
+// gets a *LoadError that unwraps to that error (errors.Is(err, ErrLoader) and
+// errors.Is(err, yourErr) are both true); the next GetOrLoad loads again. If
+// load panics, the panic is recovered before it reaches the library, the
+// callers that waited get a *LoadError with Panicked set, the cache is left
+// as it was, and the caller whose load it was panics again with the same value
+// once the library has returned. If another write stores key while load runs,
+// that value is kept and returned instead of load's.
+//
+// load runs on a goroutine of its own, while GetOrLoad waits for it, with no
+// lock of the cache held: it may use the cache, including GetOrLoad of other
+// keys, but must not call GetOrLoad for the same key (it would wait for
+// itself forever). If load calls runtime.Goexit (t.FailNow or t.Fatal in a
+// test), the callers that waited get a *LoadError saying so and the caller
+// whose load it was calls runtime.Goexit too, once the library has returned.
+// The value load returns is copied; load may reuse its slice afterwards. A
+// nil load is ErrInvalidArgument.
+//
+// Callers that wait for another's load wait inside the library, each holding
+// an OS thread for as long as the load runs, as does the caller running it
+// (the runtime starts threads as needed, up to runtime/debug.SetMaxThreads).
+// In Exclusive mode a load's store is a write (it may fail with
+// ErrConcurrentWrite) and its first lookup a read.
+//
+// Cost: a hit costs two to three Gets (one library call, plus a cgo.Handle for
+// load and the key's bookkeeping for failures); a load costs the loader plus
+// the library's store and two goroutine switches: about 5 µs, several times
+// that on a machine with more runnable threads than cores.
+//
+// The statistics count the first lookup as a hit or a miss, and each load as
+// one LoadSuccesses or LoadFailures, however many callers waited for it.
+// GetOrLoad reads the value into a buffer sized for the longest value it has
+// returned on this cache so far (at least 256 bytes, at most 64 KiB); a longer
+// value takes a second lookup to read, counted as a hit too, after which the
+// cache's later GetOrLoad calls use a buffer that fits it (values up to
+// 64 KiB).
+func (c *Cache) GetOrLoad(key []byte, load func() ([]byte, error)) ([]byte, error) {
+	const op = "GetOrLoad"
+	if load == nil {
+		return nil, argError(op, "load is nil")
+	}
+	co := c.co
+	if !co.acquire() {
+		return nil, closedErr(op)
+	}
+	defer co.release()
+	lc := &loadCall{load: load, reg: &co.loads}
+	h := cgo.NewHandle(lc)
+	defer h.Delete()
+	lc.call = co.loads.enter(key)
+	v, err := c.getOrLoad(op, key, lc, h)
+	co.loads.exit(lc)
+	switch {
+	case lc.panicked:
+		panic(lc.panicValue)
+	case lc.exited:
+		runtime.Goexit()
+	}
+	return v, err
+}
+
+func (c *Cache) getOrLoad(op string, key []byte, lc *loadCall, h cgo.Handle) ([]byte, error) {
+	co := c.co
+	lbl := labelPtr(c.label)
+	class := int(co.loadBufClass.Load())
+	buf := loadBufPools[class].Get().(*[]byte)
+	defer loadBufPools[class].Put(buf)
+	for {
+		r := cGetOrLoad(co.h, lbl, key, h, *buf)
+		switch r.st {
+		case stOK:
+			out := make([]byte, r.n)
+			copy(out, (*buf)[:r.n])
+			return out, nil
+		case stBufferTooSmall:
+			// The value is stored but longer than buf: size later calls'
+			// buffers for it, and read it with a buffer that fits (a second
+			// lookup: there is no other way to read it).
+			co.fitLoadBuf(r.n)
+			v, ok, err := c.get(op, bp(key), len(key), make([]byte, 0, r.n))
+			if ok || err != nil {
+				return v, err
+			}
+			if lc.ran {
+				// Gone again (evicted, expired or deleted) before it could
+				// be read, and this call's load produced a value (it would
+				// have failed otherwise), which must not run twice: return
+				// what it loaded.
+				return append(make([]byte, 0, len(lc.loaded)), lc.loaded...), nil
+			}
+			// Gone again, and not loaded by this call: start over (this
+			// call may run its load now).
+		case stLoader:
+			if lc.failure != nil && r.code == lc.token {
+				return nil, lc.failure
+			}
+			if e := co.loads.lookup(&lc.call, r.code); e != nil {
+				return nil, e
+			}
+			return nil, &Error{Op: op, Status: stInternal, sentinel: ErrInternal,
+				Message: fmt.Sprintf("the library reported loader status %d, which no loader of this key returned", r.code)}
+		default:
+			return nil, newError(op, r.st, r.msg)
+		}
+	}
+}
+
+// The buffers GetOrLoad copies values into, pooled by size (they are handed to
+// C across a call that runs Go code, so they cannot live on the stack). A
+// value longer than the buffer costs a second lookup, which the statistics
+// count, so each cache uses the smallest size that fitted the longest value
+// its GetOrLoad returned so far (core.loadBufClass), up to the largest size.
+var (
+	loadBufSizes = [...]int{stackBuf, 1 << 10, 4 << 10, 16 << 10, maxLoadBuf}
+	loadBufPools [len(loadBufSizes)]sync.Pool
+)
+
+// maxLoadBuf is GetOrLoad's largest buffer; longer values always take a
+// second lookup.
+const maxLoadBuf = 64 << 10
+
+func init() {
+	for i, size := range loadBufSizes {
+		loadBufPools[i].New = func() any { b := make([]byte, size); return &b }
+	}
+}
+
+// fitLoadBuf makes later GetOrLoad calls use buffers of at least n bytes,
+// where a size that large is pooled.
+func (co *core) fitLoadBuf(n int) {
+	for class, size := range loadBufSizes {
+		if size >= n {
+			for {
+				cur := co.loadBufClass.Load()
+				if int(cur) >= class || co.loadBufClass.CompareAndSwap(cur, int32(class)) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// loadCall is one GetOrLoad call, as its loader callback sees it.
+type loadCall struct {
+	load func() ([]byte, error)
+	reg  *loadFailures
+	call keyCall
+	// Set by the callback if this call ran its load.
+	ran        bool
+	loaded     []byte     // the value load returned, if it succeeded
+	failure    *LoadError // the error, if it failed
+	token      int32      // the status the callback returned for failure
+	panicked   bool       // load panicked with panicValue
+	panicValue any
+	exited     bool // load called runtime.Goexit
+}
+
+// run is the loader callback's work: call load, hand its value to the library
+// (which copies it) or keep its failure under a fresh token. It returns the C
+// loader's status: 0 or the token.
+func (lc *loadCall) run(setResult func([]byte) cres) int32 {
+	lc.ran = true
+	o := runLoad(lc.load)
+	switch {
+	case o.exited:
+		lc.exited = true
+		lc.failure = &LoadError{Err: errLoadExited}
+	case o.panicked:
+		lc.panicked, lc.panicValue = true, o.value
+		lc.failure = &LoadError{Panicked: true, Panic: o.value}
+	case o.err != nil:
+		lc.failure = &LoadError{Err: o.err}
+	default:
+		r := setResult(o.v)
+		if r.st == stOK {
+			lc.loaded = o.v
+			return 0
+		}
+		lc.failure = &LoadError{Err: newError("GetOrLoad", r.st, r.msg)}
+	}
+	lc.token = lc.reg.add(&lc.call, lc.failure)
+	return lc.token
+}
+
+// errLoadExited is the error of a load whose loader called runtime.Goexit.
+var errLoadExited = errors.New("mapcache: the loader called runtime.Goexit")
+
+// loadOutcome is how a load ended.
+type loadOutcome struct {
+	v        []byte
+	err      error
+	panicked bool // with value, what recover returned (nil after panic(nil) with GODEBUG=panicnil=1)
+	value    any
+	exited   bool // the loader called runtime.Goexit
+}
+
+// runLoad calls load on a goroutine of its own and waits for it. Neither a
+// panic nor runtime.Goexit may unwind through the C frames of the library
+// below the callback (Go would skip them: the library's load would never end,
+// and every later GetOrLoad of the key would wait for it forever). A panic
+// could be recovered on the calling goroutine, but Goexit cannot be stopped
+// once started, so load runs where it can only end its own goroutine.
+func runLoad(load func() ([]byte, error)) (o loadOutcome) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		returned, recovered := false, false
+		defer func() {
+			if !returned && !recovered { // Goexit: no panic to report
+				o.exited, o.panicked, o.value = true, false, nil
+			}
+		}()
+		func() {
+			defer func() {
+				if !returned {
+					o.panicked, o.value = true, recover()
+				}
+			}()
+			o.v, o.err = load()
+			returned = true
+		}()
+		recovered = !returned // reached after a recovered panic, not after Goexit
+	}()
+	<-done
+	return o
+}
+
+// loadFailures keeps the errors of failed loads for the callers that waited
+// for them, per key, in shards locked independently.
+//
+// Which callers may still need an error: the library hands a load's status to
+// the callers that waited for it when the load ends, before the leader's call
+// returns; each of them entered (enter) before it called the library and
+// looks its status up before it leaves (exit). So when the leader leaves, the
+// callers that may still need its error are among the calls of that key that
+// are still active; the error is dropped once all of them have left. Calls are
+// numbered per key as they enter, so a call that leaves can tell whether it
+// was active when a given error was published (its number is lower than the
+// count at publication). The table holds at most a few errors per key with
+// callers in flight, and nothing for a key without.
+type loadFailures struct {
+	shards [loadShards]loadShard
+}
+
+var loadSeed = maphash.MakeSeed()
+
+const loadShards = 32
+
+type loadShard struct {
+	mu    sync.Mutex
+	keys  map[string]*keyLoads
+	token int32 // the last token handed out
+	_     [40]byte
+}
+
+// keyLoads is the bookkeeping of one key with GetOrLoad calls in flight.
+type keyLoads struct {
+	key      string
+	entered  uint64 // calls entered so far (the next call's number)
+	active   int    // calls entered and not yet left
+	failures []*pendingFailure
+}
+
+type pendingFailure struct {
+	token int32
+	err   *LoadError
+	// Set when the leader leaves: calls numbered below before that are still
+	// active may need err; remaining counts them.
+	published bool
+	before    uint64
+	remaining int
+}
+
+// keyCall is one call's ticket.
+type keyCall struct {
+	shard *loadShard
+	kl    *keyLoads
+	num   uint64
+}
+
+func (lf *loadFailures) shardOf(key []byte) *loadShard {
+	return &lf.shards[maphash.Bytes(loadSeed, key)%loadShards]
+}
+
+// enter registers a GetOrLoad call of key before it calls the library.
+func (lf *loadFailures) enter(key []byte) keyCall {
+	s := lf.shardOf(key)
+	s.mu.Lock()
+	kl := s.keys[string(key)]
+	if kl == nil {
+		if s.keys == nil {
+			s.keys = make(map[string]*keyLoads)
+		}
+		kl = &keyLoads{key: string(key)}
+		s.keys[kl.key] = kl
+	}
+	t := keyCall{shard: s, kl: kl, num: kl.entered}
+	kl.entered++
+	kl.active++
+	s.mu.Unlock()
+	return t
+}
+
+// add keeps the failure of the load that call t is running and returns its
+// token: non-zero, and distinct from the tokens of the key's other kept
+// failures.
+func (lf *loadFailures) add(t *keyCall, err *LoadError) int32 {
+	s := t.shard
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		s.token++
+		if s.token <= 0 { // wrapped
+			s.token = 1
+		}
+		if t.kl.find(s.token) == nil {
+			break
+		}
+	}
+	t.kl.failures = append(t.kl.failures, &pendingFailure{token: s.token, err: err})
+	return s.token
+}
+
+// lookup returns the failure kept under token for call t's key, or nil.
+func (lf *loadFailures) lookup(t *keyCall, token int32) *LoadError {
+	t.shard.mu.Lock()
+	defer t.shard.mu.Unlock()
+	if f := t.kl.find(token); f != nil {
+		return f.err
+	}
+	return nil
+}
+
+func (kl *keyLoads) find(token int32) *pendingFailure {
+	for _, f := range kl.failures {
+		if f.token == token {
+			return f
+		}
+	}
+	return nil
+}
+
+// exit ends lc's call: it no longer needs the failures published while it was
+// active, and if it ran a load that failed, that failure is published now.
+func (lf *loadFailures) exit(lc *loadCall) {
+	t := &lc.call
+	s, kl := t.shard, t.kl
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kl.active--
+	for _, f := range kl.failures {
+		if f.published && t.num < f.before {
+			f.remaining--
+		}
+	}
+	if lc.failure != nil {
+		if f := kl.find(lc.token); f != nil && !f.published {
+			f.published, f.before, f.remaining = true, kl.entered, kl.active
+		}
+	}
+	kept := kl.failures[:0]
+	for _, f := range kl.failures {
+		if !f.published || f.remaining > 0 {
+			kept = append(kept, f)
+		}
+	}
+	clear(kl.failures[len(kept):])
+	kl.failures = kept
+	if kl.active == 0 {
+		// No call of the key is active, so no failure can be needed: every
+		// published one has remaining 0, and unpublished ones belong to
+		// active calls.
+		delete(s.keys, kl.key)
+	}
+}

@@ -1,0 +1,176 @@
+"""``Cache.get_or_load``: one load per key under concurrent misses, the loader's
+exception to the caller and every waiter, nothing cached on failure.
+
+The threads meet on ``threading.Barrier``; the loader waits, without sleeping,
+until every other thread has joined its load (the library's debug hook
+``mapcache_debug_load_waiters``), so that all of them get its outcome.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import pytest
+
+import mapcache
+from mapcache import _lib
+
+THREADS = 16
+
+
+class BackendDown(Exception):
+    pass
+
+
+def wait_for_waiters(c: mapcache.Cache, key: bytes, n: int) -> None:
+    """Until ``n`` callers wait for the load of ``key`` (each call releases the
+    GIL, so the other threads run meanwhile)."""
+    waiters = ctypes.c_size_t()
+    while True:
+        st = _lib.lib.mapcache_debug_load_waiters(c._h, key, len(key), ctypes.byref(waiters))
+        assert st == 0
+        if waiters.value >= n:
+            return
+
+
+def run_threads(target, n: int = THREADS) -> list:
+    """Runs ``target`` on ``n`` threads at once: [(thread ident, "ok" or
+    "raised", value or exception)]."""
+    results: list = [None] * n
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        me = threading.get_ident()
+        barrier.wait()
+        try:
+            results[i] = (me, "ok", target())
+        except BaseException as exc:  # noqa: BLE001 - every outcome is recorded
+            results[i] = (me, "raised", exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_a_miss_loads_and_caches_and_a_hit_does_not_load(cache):
+    calls = []
+    assert cache.get_or_load(b"k", lambda: calls.append(1) or b"loaded") == b"loaded"
+    assert cache[b"k"] == b"loaded"
+    assert cache.get_or_load("k", lambda: calls.append(1) or b"other") == b"loaded"
+    assert calls == [1]
+    s = cache.stats()
+    assert (s.load_successes, s.load_failures, s.hits, s.misses) == (1, 0, 2, 1)
+
+
+@pytest.mark.parametrize("value", [bytearray(b"ba"), memoryview(b"mv"), b""])
+def test_the_loader_may_return_any_bytes_like(cache, value):
+    assert cache.get_or_load(b"k", lambda: value) == bytes(value)
+    assert cache[b"k"] == bytes(value)
+
+
+def test_a_value_longer_than_the_buffer_comes_back_whole(cache):
+    big = bytes(range(256)) * 40  # past the per-thread buffer's first size
+    assert cache.get_or_load(b"big", lambda: big) == big
+    assert cache.get_or_load(b"big", lambda: b"not called") == big
+
+
+def test_sixteen_threads_missing_on_one_key_run_the_loader_once(cache):
+    calls = []
+
+    def loader() -> bytes:
+        calls.append(threading.get_ident())
+        wait_for_waiters(cache, b"hot", THREADS - 1)
+        return b"the value"
+
+    results = run_threads(lambda: cache.get_or_load(b"hot", loader))
+    assert [(kind, value) for _, kind, value in results] == [("ok", b"the value")] * THREADS
+    assert len(calls) == 1
+    s = cache.stats()
+    assert (s.load_successes, s.misses, s.hits) == (1, THREADS, 0)
+
+
+def test_the_loaders_exception_reaches_the_caller_and_every_waiter(cache):
+    raised = []
+
+    def loader() -> bytes:
+        wait_for_waiters(cache, b"hot", THREADS - 1)
+        exc = BackendDown("backend down")
+        raised.append((threading.get_ident(), exc))
+        raise exc
+
+    results = run_threads(lambda: cache.get_or_load(b"hot", loader))
+    assert len(raised) == 1  # one load for all sixteen
+    leader, exc = raised[0]
+    # The very exception object, in the thread that ran the loader and in the
+    # fifteen that waited for it.
+    assert [(kind, value) for _, kind, value in results] == [("raised", exc)] * THREADS
+    assert leader in [me for me, _, _ in results]
+    assert b"hot" not in cache  # nothing cached
+    assert cache.stats().load_failures == 1
+    assert len(cache._failures) == 0  # no exception kept once every call is over
+    # The next call loads again, and may succeed.
+    assert cache.get_or_load(b"hot", lambda: b"ok now") == b"ok now"
+
+
+def test_a_failed_load_caches_nothing_and_the_next_call_retries(cache):
+    def fail() -> bytes:
+        raise KeyError("not in the database")
+
+    with pytest.raises(KeyError, match="not in the database"):
+        cache.get_or_load(b"k", fail)
+    assert b"k" not in cache
+    with pytest.raises(KeyError):
+        cache.get_or_load(b"k", fail)
+    assert cache.get_or_load(b"k", lambda: b"v") == b"v"
+    s = cache.stats()
+    assert (s.load_failures, s.load_successes, s.inserts) == (2, 1, 1)
+
+
+@pytest.mark.parametrize("bad", ["a str", 42, None])
+def test_a_loader_returning_a_non_bytes_value_is_a_type_error(cache, bad):
+    with pytest.raises(TypeError, match="bytes-like"):
+        cache.get_or_load(b"k", lambda: bad)
+    assert b"k" not in cache
+
+
+def test_a_loader_asking_for_its_own_key_is_refused(cache):
+    def loader() -> bytes:
+        with pytest.raises(mapcache.InvalidArgumentError, match="its own loader"):
+            cache.get_or_load(b"k", loader)
+        return b"outer"
+
+    assert cache.get_or_load(b"k", loader) == b"outer"
+
+
+def test_the_loader_may_use_the_cache(cache):
+    def loader() -> bytes:
+        cache[b"side"] = b"effect"
+        assert b"k" not in cache  # still loading
+        return cache[b"side"] + b"!"
+
+    assert cache.get_or_load(b"k", loader) == b"effect!"
+    assert cache[b"k"] == b"effect!"
+
+
+def test_a_base_exception_is_passed_on_too(cache):
+    class Stop(BaseException):
+        pass
+
+    with pytest.raises(Stop):
+        cache.get_or_load(b"k", lambda: (_ for _ in ()).throw(Stop()))
+    assert b"k" not in cache
+
+
+def test_a_non_callable_loader_is_a_type_error(cache):
+    with pytest.raises(TypeError, match="callable"):
+        cache.get_or_load(b"k", b"not a function")  # type: ignore[arg-type]
+
+
+def test_a_load_across_caches_is_independent():
+    with mapcache.Cache() as a, mapcache.Cache() as b:
+        assert a.get_or_load(b"k", lambda: b"a") == b"a"
+        assert b.get_or_load(b"k", lambda: b"b") == b"b"

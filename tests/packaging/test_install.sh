@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# `make install` as a user of each language meets it (make test-install):
+#
+# 1. `make install PREFIX=<tmp>/prefix` installs the header, libmapcache.so.<ABI>
+#    (its SONAME) with the libmapcache.so link, libmapcache.a and mapcache.pc;
+# 2. a C program outside the repository builds with pkg-config against it, once
+#    dynamically (it needs libmapcache.so.<ABI> at run time) and once statically
+#    (it needs nothing), and both run;
+# 3. a Go module in a temporary directory outside the repository requires the
+#    binding (a copy of its sources, as the module cache would hold them, without
+#    this repository's include/ or target/ next to them) and builds with
+#    `-tags mapcache_pkgconfig` against the same prefix, and runs;
+# 4. DESTDIR stages the same files under a root without changing what they say;
+# 5. `make uninstall` removes every file `make install` put there.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE=$ROOT/tests/packaging
+MAKE=${MAKE:-make}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mapcache-install.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+case "$tmp" in "$ROOT"/*) echo "temporary directory $tmp is inside the repository"; exit 1 ;; esac
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "-- $*"; }
+
+prefix=$tmp/prefix
+step "make install PREFIX=$prefix"
+$MAKE -C "$ROOT" --no-print-directory install PREFIX="$prefix"
+
+abi=$(sed -n 's/^#define MAPCACHE_ABI_VERSION \([0-9]*\)$/\1/p' "$ROOT/include/mapcache.h")
+test -n "$abi" || fail "no MAPCACHE_ABI_VERSION in include/mapcache.h"
+soname=libmapcache.so.$abi
+step "installed files (SONAME expected: $soname)"
+(cd "$prefix" && find . \( -type f -o -type l \) | sort | sed 's/^/   /')
+for f in include/mapcache.h lib/$soname lib/libmapcache.a lib/pkgconfig/mapcache.pc; do
+  test -f "$prefix/$f" || fail "$f not installed"
+done
+test -L "$prefix/lib/libmapcache.so" || fail "lib/libmapcache.so is not a link"
+test "$(readlink "$prefix/lib/libmapcache.so")" = "$soname" || fail "libmapcache.so does not point at $soname"
+got=$(readelf -d "$prefix/lib/$soname" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+test "$got" = "$soname" || fail "SONAME of lib/$soname is '$got'"
+cmp -s "$ROOT/include/mapcache.h" "$prefix/include/mapcache.h" || fail "installed header differs"
+
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+unset LD_LIBRARY_PATH
+step "pkg-config: $(pkg-config --modversion mapcache); --cflags --libs: $(pkg-config --cflags --libs mapcache)"
+step "pkg-config --static: $(pkg-config --static --define-variable=libname=:libmapcache.a --libs mapcache)"
+
+work=$tmp/c
+mkdir -p "$work"
+cp "$HERE/hello.c" "$work/"
+cd "$work"
+
+step "C, dynamic: cc hello.c \$(pkg-config --cflags --libs mapcache)"
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Werror -o hello hello.c $(pkg-config --cflags --libs mapcache)
+readelf -d hello | grep -q "NEEDED.*\[$soname\]" || fail "the dynamic build does not need $soname"
+if ./hello >/dev/null 2>&1; then fail "the dynamic build ran without the library on the loader's path"; fi
+out=$(LD_LIBRARY_PATH=$prefix/lib ./hello)
+echo "   $out"
+grep -q "user:42 = Ada" <<<"$out" || fail "unexpected output"
+loaded=$(LD_LIBRARY_PATH=$prefix/lib ldd ./hello | sed -n "s/.*$soname => \([^ ]*\).*/\1/p")
+test "$loaded" = "$prefix/lib/$soname" || fail "loaded $loaded, not the installed library"
+
+step "C, static: cc hello.c \$(pkg-config --cflags --libs --static --define-variable=libname=:libmapcache.a mapcache)"
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Werror -o hello_static hello.c \
+  $(pkg-config --cflags --libs --static --define-variable=libname=:libmapcache.a mapcache)
+if readelf -d hello_static | grep -q "NEEDED.*libmapcache"; then fail "the static build needs libmapcache"; fi
+out=$(./hello_static)
+echo "   $out"
+grep -q "user:42 = Ada" <<<"$out" || fail "unexpected output"
+
+step "Go: a module outside the repository, go build -tags mapcache_pkgconfig"
+# The binding as a module proxy would deliver it: its .go files and go.mod, and
+# nothing of this repository around it.
+binding=$tmp/gomod/cache/mapcache-go
+mkdir -p "$binding"
+cp "$ROOT/bindings/go/go.mod" "$binding/"
+for f in "$ROOT"/bindings/go/*.go; do
+  case "$f" in *_test.go) ;; *) cp "$f" "$binding/" ;; esac
+done
+app=$tmp/gomod/hello
+mkdir -p "$app"
+cp "$HERE/hello_go/main.go" "$app/"
+cd "$app"
+go mod init example.com/hello >/dev/null 2>&1
+go mod edit -require=github.com/mapcache/mapcache-go@v0.0.0 -replace=github.com/mapcache/mapcache-go="$binding"
+GOFLAGS=-mod=mod go build -buildvcs=false -tags mapcache_pkgconfig -o hello .
+readelf -d hello | grep -q "NEEDED.*\[$soname\]" || fail "the Go program does not need $soname"
+out=$(LD_LIBRARY_PATH=$prefix/lib ./hello)
+echo "   $out"
+grep -q "user:42 = Ada" <<<"$out" || fail "unexpected output"
+
+step "DESTDIR: make install DESTDIR=$tmp/stage PREFIX=/opt/mapcache"
+$MAKE -C "$ROOT" --no-print-directory install DESTDIR="$tmp/stage" PREFIX=/opt/mapcache
+test -f "$tmp/stage/opt/mapcache/lib/$soname" || fail "DESTDIR install missing lib/$soname"
+grep -qx "prefix=/opt/mapcache" "$tmp/stage/opt/mapcache/lib/pkgconfig/mapcache.pc" \
+  || fail "the staged mapcache.pc does not say prefix=/opt/mapcache"
+$MAKE -C "$ROOT" --no-print-directory uninstall DESTDIR="$tmp/stage" PREFIX=/opt/mapcache
+left=$(find "$tmp/stage" \( -type f -o -type l \))
+test -z "$left" || fail "uninstall (DESTDIR) left: $left"
+
+step "make uninstall PREFIX=$prefix"
+$MAKE -C "$ROOT" --no-print-directory uninstall PREFIX="$prefix"
+left=$(find "$prefix" \( -type f -o -type l \))
+test -z "$left" || fail "uninstall left: $left"
+
+echo "test-install: passed"
