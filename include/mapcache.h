@@ -568,6 +568,20 @@ typedef void (*mapcache_debug_fn)(void *ctx);
  */
 #define MAPCACHE_E_LOADER 13
 
+/**
+ * A snapshot file is damaged, truncated, not a snapshot, or of a newer format
+ * version. The message says what was wrong and at which byte offset. A cache
+ * loaded into is unchanged.
+ */
+#define MAPCACHE_E_CORRUPT 14
+
+/**
+ * A file operation of a snapshot save or load failed. The message names the
+ * step, the path and the OS error (with its errno). A failed save leaves the
+ * previous snapshot file intact.
+ */
+#define MAPCACHE_E_IO 15
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

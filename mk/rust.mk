@@ -5,7 +5,7 @@ LOOM_TARGET_DIR := $(ROOT)/target/loom
 # the library and the demo never compile criterion and the peers). A new
 # benchmark: benches/<name>.rs and a [[bench]] entry in bench/Cargo.toml, and
 # its name here.
-RUST_BENCHES := map cache
+RUST_BENCHES := map cache snapshot
 
 .PHONY: demo-rust test-lint test-rust test-loom bench-rust stress-rust
 DEMO_TARGETS += demo-rust
@@ -50,6 +50,8 @@ test-loom:
 bench-rust:
 	for b in $(RUST_BENCHES); do $(CARGO) bench -p mapcache-bench --bench $$b; done
 
-# The concurrency and reclamation suites at 20x (50M churn operations).
+# The concurrency and reclamation suites at 20x (50M churn operations); the
+# snapshot round trip at 10M entries and its long differential fuzz run.
 stress-rust:
 	MAPCACHE_STRESS=1 $(CARGO) test --release --test concurrency --test reclamation
+	MAPCACHE_STRESS=1 $(CARGO) test --release --test snapshot --test snapshot_hostile

@@ -55,6 +55,54 @@ pub enum Error {
     /// caller that waited for that load gets the same error, and nothing was
     /// cached.
     Load(crate::cache::load::LoadError),
+    /// A snapshot file is not one this library can load: damaged, truncated,
+    /// not a snapshot at all, or of a newer format version (see
+    /// `docs/FORMAT.md`). `what` says what was wrong; `offset` is where in the
+    /// file (the byte offset of the field or structure that failed its check).
+    /// A cache loaded into is unchanged.
+    Corrupt {
+        /// Byte offset in the file of what failed its check.
+        offset: u64,
+        /// What was wrong.
+        what: String,
+    },
+    /// A file operation of a snapshot save or load failed (see
+    /// [`std::io::Error`]); `op` names the step (`"open"`, `"write"`,
+    /// `"fsync"`, `"rename"`, ...). A save that fails leaves the previous file
+    /// at `path` intact; a cache loaded into is unchanged.
+    Io {
+        /// The step that failed.
+        op: &'static str,
+        /// The file or directory it worked on.
+        path: std::path::PathBuf,
+        /// The kind of failure.
+        kind: std::io::ErrorKind,
+        /// The OS error number, when the OS reported one.
+        errno: Option<i32>,
+        /// The OS's message.
+        message: String,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`] for `error`, met by step `op` on `path`.
+    pub(crate) fn io(op: &'static str, path: &std::path::Path, error: &std::io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.to_path_buf(),
+            kind: error.kind(),
+            errno: error.raw_os_error(),
+            message: error.to_string(),
+        }
+    }
+
+    /// An [`Error::Corrupt`] at `offset`.
+    pub(crate) fn corrupt(offset: u64, what: impl Into<String>) -> Error {
+        Error::Corrupt {
+            offset,
+            what: what.into(),
+        }
+    }
 }
 
 /// Results of map operations.
@@ -91,6 +139,12 @@ impl fmt::Display for Error {
                 "entry of {bytes} bytes (footprint) is larger than its shard's byte budget of {limit}"
             ),
             Error::Load(error) => write!(f, "loader failed: {error}"),
+            Error::Corrupt { offset, what } => {
+                write!(f, "corrupt snapshot at byte offset {offset}: {what}")
+            }
+            Error::Io {
+                op, path, message, ..
+            } => write!(f, "snapshot {op} of {}: {message}", path.display()),
         }
     }
 }

@@ -58,6 +58,7 @@ mod hash;
 mod iter;
 mod map;
 mod shard;
+mod snapshot;
 mod sync;
 mod table;
 
@@ -71,6 +72,7 @@ pub use config::{
 pub use error::{Collision, Error, Result};
 pub use iter::{Cursor, Iter};
 pub use map::{Map, Pinned, TableStats, BATCH_LOOKAHEAD, BATCH_PIN_SPAN};
+pub use snapshot::{LoadReport, SaveReport};
 pub use sync::thread_id::{clear_thread_label, set_thread_label, thread_label};
 #[doc(hidden)]
 pub use sync::write_flag::FlagGuard;

@@ -201,7 +201,7 @@ impl Map {
 
     /// Takes the flag that serialises writes to `shard` under this map's mode.
     #[inline]
-    fn lock_for_write<'a>(&'a self, shard: &'a Shard) -> Result<FlagGuard<'a>> {
+    pub(crate) fn lock_for_write<'a>(&'a self, shard: &'a Shard) -> Result<FlagGuard<'a>> {
         let me = thread_id::current();
         match self.mode {
             Mode::Concurrent => Ok(shard.flag.lock(me)),
@@ -212,7 +212,7 @@ impl Map {
         }
     }
 
-    fn growth(&self) -> Growth<'_> {
+    pub(crate) fn growth(&self) -> Growth<'_> {
         Growth {
             engine: &*self.engine,
             grows: &self.counters.grows,
@@ -839,7 +839,7 @@ impl Map {
     /// Runs `read`, and in exclusive mode checks before and after it that no other
     /// thread's write is in flight.
     #[inline]
-    fn checked_read<R>(&self, read: impl FnOnce() -> R) -> Result<R> {
+    pub(crate) fn checked_read<R>(&self, read: impl FnOnce() -> R) -> Result<R> {
         let exclusive = self.mode == Mode::Exclusive;
         if exclusive {
             self.check_no_writer()?;
@@ -907,6 +907,34 @@ impl Map {
     pub fn debug_hold_write_flag(&self, key: &[u8]) -> Result<FlagGuard<'_>> {
         let hash = self.hasher.hash(key);
         self.lock_for_write(self.shard(hash))
+    }
+}
+
+/// What the snapshot module (`src/snapshot/`, which adds its own `impl Map`)
+/// needs of the map's parts.
+impl Map {
+    pub(crate) fn shards(&self) -> &[Shard] {
+        &self.shards
+    }
+
+    pub(crate) fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Counts a write's wait for memory reclamation, as the write path does.
+    pub(crate) fn count_relief(&self, relief: Relief) {
+        match relief {
+            Relief::NotNeeded | Relief::Pinned => {}
+            Relief::Relieved => Self::count(&self.counters.relief_waits),
+            Relief::GaveUp => {
+                Self::count(&self.counters.relief_waits);
+                Self::count(&self.counters.relief_give_ups);
+            }
+        }
     }
 }
 

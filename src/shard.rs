@@ -868,6 +868,73 @@ impl Writing<'_> {
         Ok(())
     }
 
+    /// Fills an empty shard of an unbounded map in one go (a snapshot load):
+    /// builds a table for `entries` with the rehash's count, lay-out and fill
+    /// over the flat array ([`crate::table::rehash::build_flat`]), instead of
+    /// inserting them one by one, publishes it and retires the empty one. Of
+    /// two entries of one key the later stays (the earlier is freed). Returns
+    /// the entries held.
+    ///
+    /// # Safety
+    /// The entries were made with this shard's slab ([`Writing::make_entry`]),
+    /// are distinct, unpublished, and owned by the caller. On `Ok` the shard
+    /// owns them all (the caller must forget them); on `Err` nothing changed
+    /// and the caller still owns them.
+    pub(crate) unsafe fn fill_empty(
+        &self,
+        entries: &[(KeyHash, *mut Entry)],
+        guard: &Guard,
+    ) -> Result<usize> {
+        assert!(
+            self.len() == 0 && self.bounds().is_none(),
+            "fill_empty is for an empty shard of an unbounded map"
+        );
+        let old = self.table(guard);
+        let log2 = old.log2().max(table::log2_for(entries.len()));
+        let placed: Vec<_> = entries
+            .iter()
+            .map(|&(hash, entry)| crate::table::rehash::Placed {
+                frag: hash.frag(),
+                tophash: hash.tophash(),
+                entry,
+            })
+            .collect();
+        let mut displaced = Vec::new();
+        let built = crate::table::rehash::build_flat(&placed, log2, |old| displaced.push(old))?;
+        drop(placed);
+        displaced.sort_unstable();
+        let (mut bytes, mut expiring, mut held) = (0usize, 0usize, 0usize);
+        for &(_, entry) in entries {
+            if displaced.binary_search(&entry).is_ok() {
+                // SAFETY: replaced by a later entry of its key, in no table;
+                // made with this shard's slab (the contract).
+                unsafe { entry::free(entry, self.slab()) };
+                continue;
+            }
+            // SAFETY: the entry is live, linked only by the unpublished table.
+            unsafe {
+                bytes += entry::footprint(entry);
+                expiring += usize::from(entry::deadline(entry).is_some());
+            }
+            held += 1;
+        }
+        let new = Owned::new(built).into_shared(guard);
+        let replaced = self.table.swap(new, Ordering::Release, guard);
+        // SAFETY: just published; retired only by a later writer, after `guard`.
+        self.set_hint(unsafe { new.deref() });
+        // SAFETY: the replaced table was unlinked under the flag; it links no
+        // entry (the shard was empty), so only its arrays are garbage.
+        unsafe {
+            self.memory
+                .defer(guard, Garbage::Arrays(table_ptr(replaced)), 0)
+        };
+        self.len.store(held, Ordering::Relaxed);
+        self.add_bytes(bytes, 0);
+        self.expiring.store(expiring, Ordering::Relaxed);
+        ShardCounters::bump(&self.counters.inserts, held as u64);
+        Ok(held)
+    }
+
     /// Builds the `2^new_log2` table from `old`, publishes it and retires `old`.
     fn publish_rehash<'g>(
         &self,

@@ -51,6 +51,14 @@ pub const MAPCACHE_E_TOO_LARGE: mapcache_status = 12;
 /// The loader of `mapcache_get_or_load` failed: it returned a non-zero status
 /// (reported to every caller that waited for that load), and nothing was cached.
 pub const MAPCACHE_E_LOADER: mapcache_status = 13;
+/// A snapshot file is damaged, truncated, not a snapshot, or of a newer format
+/// version. The message says what was wrong and at which byte offset. A cache
+/// loaded into is unchanged.
+pub const MAPCACHE_E_CORRUPT: mapcache_status = 14;
+/// A file operation of a snapshot save or load failed. The message names the
+/// step, the path and the OS error (with its errno). A failed save leaves the
+/// previous snapshot file intact.
+pub const MAPCACHE_E_IO: mapcache_status = 15;
 
 /// Whether `status` is an error: anything but `MAPCACHE_OK` and `MAPCACHE_NOT_FOUND`.
 #[inline]
@@ -70,6 +78,8 @@ pub(crate) fn of_error(e: &Error) -> mapcache_status {
         Error::InvalidArgument(_) => MAPCACHE_E_INVALID_ARG,
         Error::TooLarge { .. } => MAPCACHE_E_TOO_LARGE,
         Error::Load(_) => MAPCACHE_E_LOADER,
+        Error::Corrupt { .. } => MAPCACHE_E_CORRUPT,
+        Error::Io { .. } => MAPCACHE_E_IO,
     }
 }
 
@@ -94,6 +104,8 @@ pub(crate) fn describe(s: mapcache_status) -> &'static [u8] {
             b"MAPCACHE_E_TOO_LARGE: entry larger than the cache's byte budget\0"
         }
         MAPCACHE_E_LOADER => b"MAPCACHE_E_LOADER: the loader failed\0",
+        MAPCACHE_E_CORRUPT => b"MAPCACHE_E_CORRUPT: corrupt or unsupported snapshot file\0",
+        MAPCACHE_E_IO => b"MAPCACHE_E_IO: snapshot file operation failed\0",
         _ => b"unknown mapcache_status\0",
     }
 }

@@ -289,6 +289,108 @@ fn build(src: &Table, new_log2: u32, threads: usize) -> Result<Table> {
     Table::with_arrays(new_log2, buckets, pool)
 }
 
+/// An entry headed for a table built from a flat array (see [`build_flat`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Placed {
+    pub(crate) frag: u32,
+    pub(crate) tophash: u8,
+    pub(crate) entry: *mut Entry,
+}
+
+/// Builds a table of `2^log2` buckets holding `items`, with the rehash's count,
+/// lay-out and fill steps run over a flat array instead of an old table (a
+/// snapshot load into an empty shard): count the items per bucket, give each
+/// chain its overflow buckets in one pool (a prefix sum), link the chains, and
+/// place each item in the next free slot of its chain, in array order. No item
+/// is looked up: the table is written front to back per chain, with no key
+/// comparison, except where a bucket already holds a slot of the same tophash
+/// and frag. Those slots' keys are compared, and an item whose key is already
+/// placed replaces it (the later item wins), and `replaced(old)` receives the
+/// entry it displaced, which the table no longer holds. Returns the table.
+///
+/// The table is private until the caller publishes it (Relaxed stores).
+pub(crate) fn build_flat(
+    items: &[Placed],
+    log2: u32,
+    mut replaced: impl FnMut(*mut Entry),
+) -> Result<Table> {
+    let len = 1usize << log2;
+    let mask = len - 1;
+    let mut counts = vec![0u32; len];
+    for item in items {
+        counts[item.frag as usize & mask] += 1;
+    }
+    let mut starts = Vec::with_capacity(len);
+    let mut pool_len = 0usize;
+    for &count in &counts {
+        starts.push(pool_len);
+        pool_len += (count as usize).saturating_sub(1) / SLOTS;
+    }
+    let buckets = BucketArray::new(len)?;
+    let pool = BucketArray::new(pool_len)?;
+    let (main, extra) = (buckets.as_slice(), pool.as_slice());
+    // Link each chain: head, then its pool buckets in order.
+    for (j, &count) in counts.iter().enumerate() {
+        let chain = (count as usize).saturating_sub(1) / SLOTS;
+        let mut current = &main[j];
+        for next in &extra[starts[j]..starts[j] + chain] {
+            current
+                .overflow
+                .store(next as *const Bucket as *mut Bucket, Ordering::Relaxed);
+            current = next;
+        }
+    }
+    // `counts` becomes each chain's fill cursor.
+    counts.iter_mut().for_each(|c| *c = 0);
+    let bucket_at = |j: usize, n: usize| -> &Bucket {
+        if n < SLOTS {
+            &main[j]
+        } else {
+            &extra[starts[j] + n / SLOTS - 1]
+        }
+    };
+    for item in items {
+        let j = item.frag as usize & mask;
+        let filled = counts[j] as usize;
+        // A key placed already (a file naming a key twice): replace it.
+        let mut duplicate = None;
+        'chain: for n in (0..filled).step_by(SLOTS) {
+            let b = bucket_at(j, n);
+            let word = b.tophash.load(Ordering::Relaxed);
+            for index in bucket::matching(word, item.tophash) {
+                if n + index >= filled {
+                    break;
+                }
+                let old = b.slots[index].load(Ordering::Relaxed);
+                // SAFETY: the entries being placed are live and owned by the
+                // caller, which does not change them while the table is built.
+                if b.frags[index].load(Ordering::Relaxed) == item.frag
+                    && unsafe { super::entry::key(old) == super::entry::key(item.entry) }
+                {
+                    duplicate = Some((b, index, old));
+                    break 'chain;
+                }
+            }
+        }
+        if let Some((b, index, old)) = duplicate {
+            b.slots[index].store(item.entry, Ordering::Relaxed);
+            replaced(old);
+            continue;
+        }
+        let b = bucket_at(j, filled);
+        let index = filled % SLOTS;
+        b.frags[index].store(item.frag, Ordering::Relaxed);
+        b.slots[index].store(item.entry, Ordering::Relaxed);
+        let word = b.tophash.load(Ordering::Relaxed);
+        b.tophash.store(
+            bucket::with_byte(word, index, item.tophash),
+            Ordering::Relaxed,
+        );
+        counts[j] += 1;
+    }
+    Table::with_arrays(log2, buckets, pool)
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -352,6 +454,56 @@ mod tests {
             // SAFETY: the rehashed tables are dropped; `src` owns the entries.
             unsafe { src.free_entries(&slab) };
         }
+    }
+
+    #[test]
+    fn a_flat_build_places_every_entry_where_lookups_find_it_and_keeps_the_later_duplicate() {
+        let hasher = Hasher::new(11, 0);
+        let slab = Slab::new();
+        let mut items = Vec::new();
+        // 3000 keys into 2^4 buckets: long chains through the pool.
+        for i in 0..3000u32 {
+            let key = format!("key-{}", i % 2900);
+            let hash = hasher.hash(key.as_bytes());
+            let value = i.to_le_bytes();
+            // SAFETY: single-threaded: the only allocator of `slab`.
+            // Small entries: the slab's drop frees them with its chunks.
+            let entry = unsafe { OwnedEntry::new(&slab, key.as_bytes(), &value) }
+                .unwrap()
+                .into_raw();
+            items.push(Placed {
+                frag: hash.frag(),
+                tophash: hash.tophash(),
+                entry,
+            });
+        }
+        let mut displaced = Vec::new();
+        let table = build_flat(&items, 4, |old| displaced.push(old)).unwrap();
+        assert_eq!(displaced.len(), 100);
+        assert_eq!(entries(&table), 2900);
+        for i in 0..2900u32 {
+            let key = format!("key-{i}");
+            let found = table
+                .find(hasher.hash(key.as_bytes()), key.as_bytes())
+                .unwrap();
+            let expected = if i < 100 { i + 2900 } else { i };
+            // SAFETY: the entries live until the slab is dropped.
+            assert_eq!(
+                unsafe { crate::table::entry::value(found) },
+                expected.to_le_bytes()
+            );
+        }
+        assert!(table.find(hasher.hash(b"absent"), b"absent").is_none());
+        // A lookup's view of the chains: every slot before the last placed one
+        // is occupied (the fill never leaves a hole an EMPTY_REST would hide
+        // entries behind).
+        table.for_each_chain_bucket(|_, b| {
+            let word = b.tophash.load(Ordering::Relaxed);
+            let occupied = bucket::occupied(word).count();
+            assert!(bucket::occupied(word).all(|i| i < occupied));
+        });
+        drop(table);
+        drop(slab);
     }
 
     #[test]

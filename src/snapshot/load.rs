@@ -1,0 +1,673 @@
+//! Loading a snapshot: validate the whole file, then build the tables in bulk.
+//!
+//! 1. **Validate** (nothing is changed yet). The header is copied out of the
+//!    mapping and checked (`format.rs`); the block headers are walked in file
+//!    order, each copied out and checked against the header and the file's
+//!    length before its payload length is used; then, across threads, each
+//!    block's payload is copied out, checksummed and parsed, its records'
+//!    keys hashed. Expired records are dropped here. Every length, count and
+//!    offset is checked against the mapping's size before it is used, and no
+//!    allocation is sized by a number that was not: a payload copy is at most
+//!    the file's length, a record list at most a sixteenth of its payload.
+//! 2. **Apply.** The records are grouped by shard (a stable counting sort),
+//!    and each shard's batch is inserted in file order under one acquisition
+//!    of its write flag (in chunks, for a live cache), shards spread over
+//!    threads, with the bucket and the record eight ahead prefetched, so that
+//!    several cache misses are in flight at once. `Map::load` first sizes the
+//!    new map for the snapshot, so its tables never grow while it loads.
+//!
+//! A file that fails validation is reported as [`Error::Corrupt`] (or
+//! [`Error::Io`]) before step 2, so a cache loaded into is unchanged. What
+//! step 2 can still fail with is an allocation failure
+//! ([`Error::OutOfMemory`]), which leaves the records applied until then.
+//!
+//! `Map::load` into an unbounded map ([`fill_new`]) fuses the two steps, since
+//! nobody sees the new map until it is complete (a bad file drops it): each
+//! block is copied into a buffer of the loading thread's own, checked, parsed
+//! and made into entries, and each shard's table is then built from the flat
+//! array of its entries by the rehash engine's count, lay-out and fill
+//! (`Writing::fill_empty`, `rehash::build_flat`), with no insert at all.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::file::Mapped;
+use super::format::{
+    parse_block, BlockHeader, Header, RecordSpan, BLOCK_HEADER_LEN, HEADER_LEN, RECORD_HEADER_LEN,
+};
+use super::wall::Now;
+use super::LoadReport;
+use crate::cache::bounds;
+use crate::config::{cores, Mode};
+use crate::error::{Error, Result};
+use crate::hash::KeyHash;
+use crate::map::Map;
+use crate::shard::Writing;
+use crate::sync::epoch;
+use crate::sync::thread_id;
+use crate::table::entry::{self, Entry, Pending, Trailer};
+use crate::table::slab::Slab;
+
+/// A validated record: its key's hash, and where it is (the block, and the
+/// offset of its record header in the block's payload copy).
+#[derive(Clone, Copy)]
+struct Rec {
+    hash: KeyHash,
+    block: u32,
+    at: u32,
+}
+
+/// A validated snapshot, in memory of our own.
+pub(crate) struct Validated {
+    header: Header,
+    payloads: Vec<Vec<u8>>,
+    /// The live records, by block, in file order.
+    records: Vec<Vec<Rec>>,
+    expired: u64,
+    file_len: u64,
+}
+
+/// Starts loading the cache line at `at` (a hint: never faults).
+#[inline(always)]
+fn prefetch(at: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and has no architectural effect.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(at.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn le_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Runs `work(i)` for every `i` in `0..n` on up to `threads` scoped threads
+/// (the caller's among them), each taking the next index from a counter.
+fn spread(n: usize, threads: usize, work: impl Fn(usize) + Sync) {
+    let next = AtomicUsize::new(0);
+    let run = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= n {
+            break;
+        }
+        work(i);
+    };
+    let threads = threads.min(n).max(1);
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            // A thread that cannot start leaves its share to the others.
+            let _ = std::thread::Builder::new()
+                .name("mapcache-load".into())
+                .spawn_scoped(scope, run);
+        }
+        run();
+    });
+}
+
+/// The first half of step 1: the header and every block header checked, in
+/// file order (the structure of the file, before any payload is read).
+pub(crate) struct Survey {
+    header: Header,
+    /// Each block's payload offset and header.
+    blocks: Vec<(u64, BlockHeader)>,
+    file_len: u64,
+}
+
+impl Survey {
+    /// Records in the file (checked against the block headers and the file's
+    /// size: at most a 16th of the file's length).
+    pub(crate) fn records(&self) -> u64 {
+        self.header.record_count
+    }
+}
+
+/// The first half of step 1 (see [`Survey`]).
+pub(crate) fn survey(file: &Mapped) -> Result<Survey> {
+    let file_len = file.len();
+    let head = file.copy_out(0, file_len.min(HEADER_LEN as u64))?;
+    let header = Header::decode(&head, file_len)?;
+    // The block headers, in file order: each is checked before its payload
+    // length moves the walk on. `block_count` was checked against the file's
+    // length, so the list is at most a 64th of it.
+    let mut blocks = Vec::with_capacity(header.block_count as usize);
+    let mut offset = HEADER_LEN as u64;
+    let mut records = 0u64;
+    for index in 0..header.block_count {
+        if file_len - offset < BLOCK_HEADER_LEN as u64 {
+            return Err(Error::corrupt(
+                offset,
+                format!(
+                    "the file ends inside the header of block {index} ({} bytes left)",
+                    file_len - offset
+                ),
+            ));
+        }
+        let bytes: [u8; BLOCK_HEADER_LEN] = file
+            .copy_out(offset, BLOCK_HEADER_LEN as u64)?
+            .try_into()
+            .expect("48 bytes");
+        let block = BlockHeader::decode(&bytes, offset, index, &header)?;
+        records += u64::from(block.record_count);
+        let payload_at = offset + BLOCK_HEADER_LEN as u64;
+        blocks.push((payload_at, block));
+        offset = payload_at + block.payload_len;
+    }
+    if offset != file_len {
+        return Err(Error::corrupt(
+            offset,
+            format!(
+                "{} bytes after the last of the {} blocks the header counts",
+                file_len - offset,
+                header.block_count
+            ),
+        ));
+    }
+    if records != header.record_count {
+        return Err(Error::corrupt(
+            72,
+            format!(
+                "the header counts {} records but the blocks hold {records}",
+                header.record_count
+            ),
+        ));
+    }
+    if blocks.len() > u32::MAX as usize {
+        return Err(Error::corrupt(64, "more than 2^32 blocks"));
+    }
+    Ok(Survey {
+        header,
+        blocks,
+        file_len,
+    })
+}
+
+/// The second half of step 1: every block's payload copied out, checksummed
+/// and parsed, across threads; keys hashed with `map`'s hasher, expiry read
+/// against its clock.
+pub(crate) fn parse(file: &Mapped, survey: Survey, map: &Map) -> Result<Validated> {
+    let Survey {
+        header,
+        blocks,
+        file_len,
+    } = survey;
+    let now = Now::read(&map.config().clock);
+    let hasher = map.hasher();
+    type Parsed = Result<(Vec<u8>, Vec<Rec>, u64, u64)>;
+    let results: Vec<Mutex<Option<Parsed>>> = (0..blocks.len()).map(|_| Mutex::new(None)).collect();
+    spread(blocks.len(), cores(), |i| {
+        let (at, block) = blocks[i];
+        let parsed = (|| {
+            let payload = file.copy_out(at, block.payload_len)?;
+            let mut recs = Vec::new();
+            // Checked in `BlockHeader::decode`: at most a 16th of the payload.
+            recs.try_reserve_exact(block.record_count as usize)
+                .map_err(|_| Error::OutOfMemory {
+                    bytes: block.record_count as usize * std::mem::size_of::<Rec>(),
+                })?;
+            let mut expired = 0u64;
+            let data = parse_block(&payload, at, &block, |span| {
+                if span.expires_at_unix_ms != 0 && now.deadline(span.expires_at_unix_ms).is_none() {
+                    expired += 1;
+                    return;
+                }
+                recs.push(Rec {
+                    hash: hasher.hash(span.key(&payload)),
+                    block: i as u32,
+                    at: span.key_at - RECORD_HEADER_LEN as u32,
+                });
+            })?;
+            Ok((payload, recs, expired, data))
+        })();
+        *results[i].lock().expect("no panic while held") = Some(parsed);
+    });
+    let mut payloads = Vec::with_capacity(blocks.len());
+    let mut by_block = Vec::with_capacity(blocks.len());
+    let (mut expired, mut data) = (0u64, 0u64);
+    // The first failing block in file order is the one reported.
+    for result in results {
+        let (payload, recs, e, d) = result
+            .into_inner()
+            .expect("no panic while held")
+            .expect("every block was parsed")?;
+        payloads.push(payload);
+        by_block.push(recs);
+        expired += e;
+        data += d;
+    }
+    if data != header.data_bytes {
+        return Err(Error::corrupt(
+            80,
+            format!(
+                "the header counts {} key and value bytes but the records hold {data}",
+                header.data_bytes
+            ),
+        ));
+    }
+    Ok(Validated {
+        header,
+        payloads,
+        records: by_block,
+        expired,
+        file_len,
+    })
+}
+
+/// Records applied to one shard.
+#[derive(Default)]
+struct Applied {
+    loaded: u64,
+    replaced: u64,
+    too_large: u64,
+}
+
+/// How step 2 serialises with the map's other writers.
+pub(crate) enum Access {
+    /// The map is not shared yet (`Map::load`): each shard's own flag, taken
+    /// once, serialises its (only) writer.
+    Private,
+    /// A live map: the mode's flag, per chunk of records.
+    Live,
+}
+
+/// Records a live cache's shard takes under one acquisition of its flag, so
+/// that its other writers wait at most that long.
+const LIVE_CHUNK: usize = 4096;
+
+/// Step 2 (see the module docs).
+pub(crate) fn apply(map: &Map, snapshot: Validated, access: Access) -> Result<LoadReport> {
+    let shard_count = map.shards().len();
+    // Group by shard, stably (file order within a shard, so that of two
+    // records of one key the later one wins).
+    let mut starts = vec![0usize; shard_count + 1];
+    for recs in &snapshot.records {
+        for rec in recs {
+            starts[map.hasher().shard(rec.hash) + 1] += 1;
+        }
+    }
+    for s in 0..shard_count {
+        starts[s + 1] += starts[s];
+    }
+    let live = starts[shard_count];
+    let mut grouped: Vec<Rec> = Vec::new();
+    grouped
+        .try_reserve_exact(live)
+        .map_err(|_| Error::OutOfMemory {
+            bytes: live * std::mem::size_of::<Rec>(),
+        })?;
+    {
+        let mut next = starts.clone();
+        grouped.resize(
+            live,
+            Rec {
+                hash: KeyHash(0),
+                block: 0,
+                at: 0,
+            },
+        );
+        for recs in snapshot.records {
+            for rec in recs {
+                let s = map.hasher().shard(rec.hash);
+                grouped[next[s]] = rec;
+                next[s] += 1;
+            }
+        }
+    }
+    let now = Now::read(&map.config().clock);
+    let results: Vec<Mutex<Option<Result<Applied>>>> =
+        (0..shard_count).map(|_| Mutex::new(None)).collect();
+    let shard_work = |s: usize, held: Option<&crate::FlagGuard<'_>>| {
+        let recs = &grouped[starts[s]..starts[s + 1]];
+        let result = apply_shard(map, s, recs, &snapshot.payloads, now, &access, held);
+        *results[s].lock().expect("no panic while held") = Some(result);
+    };
+    match (&access, map.mode()) {
+        (Access::Live, Mode::Exclusive) => {
+            // Exclusive mode: a load is a write; the map's one flag is taken
+            // once (failing at once if another thread writes) and held by this
+            // thread for every shard.
+            let held = map.lock_for_write(&map.shards()[0])?;
+            for s in 0..shard_count {
+                shard_work(s, Some(&held));
+            }
+        }
+        _ => spread(shard_count, cores(), |s| shard_work(s, None)),
+    }
+    let mut report = LoadReport {
+        records: snapshot.header.record_count,
+        expired: snapshot.expired,
+        bytes: snapshot.file_len,
+        ..LoadReport::default()
+    };
+    for result in results {
+        if let Some(result) = result.into_inner().expect("no panic while held") {
+            let applied = result?;
+            report.loaded += applied.loaded;
+            report.replaced += applied.replaced;
+            report.too_large += applied.too_large;
+        }
+    }
+    Ok(report)
+}
+
+/// Inserts shard `s`'s records (`recs`, in file order), under
+/// `held` (exclusive mode's flag, held by the caller) or the shard's own flag.
+fn apply_shard(
+    map: &Map,
+    s: usize,
+    recs: &[Rec],
+    payloads: &[Vec<u8>],
+    now: Now,
+    access: &Access,
+    held: Option<&crate::FlagGuard<'_>>,
+) -> Result<Applied> {
+    let mut applied = Applied::default();
+    if recs.is_empty() {
+        return Ok(applied);
+    }
+    let shard = &map.shards()[s];
+    // File order (within the shard), with the bucket and the record of the
+    // eighth record ahead prefetched: sorting by bucket made the table's
+    // accesses sequential but the records' random, which measured slower
+    // (see "Snapshots" in docs/ARCHITECTURE.md).
+    let order: Vec<u32> = (0..recs.len() as u32).collect();
+    let bounded = map.config().is_bounded();
+    let chunk = match access {
+        Access::Private => order.len(),
+        Access::Live => LIVE_CHUNK,
+    };
+    for part in order.chunks(chunk) {
+        let own = held
+            .is_none()
+            .then(|| shard.flag.lock(thread_id::current()));
+        let flag = held.or(own.as_ref()).expect("one of the two");
+        apply_part(
+            map,
+            shard,
+            flag,
+            recs,
+            part,
+            payloads,
+            now,
+            bounded,
+            &mut applied,
+        )?;
+        if let Some(own) = own {
+            drop(own);
+            // As a write does, after releasing the flag: help reclaim what the
+            // replaced entries left.
+            map.count_relief(shard.relieve_garbage());
+        }
+    }
+    Ok(applied)
+}
+
+/// Inserts the records `part` names (indexes into `recs`) under `held`.
+#[allow(clippy::too_many_arguments)]
+fn apply_part(
+    map: &Map,
+    shard: &crate::shard::Shard,
+    held: &crate::FlagGuard<'_>,
+    recs: &[Rec],
+    part: &[u32],
+    payloads: &[Vec<u8>],
+    now: Now,
+    bounded: bool,
+    applied: &mut Applied,
+) -> Result<()> {
+    let guard = epoch::pin();
+    // SAFETY: `held` is exclusive mode's map flag (held by the caller for
+    // every shard), or this shard's own flag, which serialises its writers in
+    // concurrent mode and, for a map not shared yet (`Access::Private`), is
+    // taken by its only writer.
+    let writing = unsafe { Writing::new(shard, held) };
+    for (k, &i) in part.iter().enumerate() {
+        if let Some(&ahead) = part.get(k + 8) {
+            let ahead = recs[ahead as usize];
+            shard.prefetch(ahead.hash);
+            prefetch(payloads[ahead.block as usize][ahead.at as usize..].as_ptr());
+        }
+        let rec = recs[i as usize];
+        // Expired between validation and now: left out.
+        let Some((key, value, deadline)) = decode(rec, payloads, now) else {
+            continue;
+        };
+        let trailer = Trailer {
+            deadline,
+            node: bounded,
+        };
+        if let Some(b) = shard.bounds() {
+            let bytes = bounds::charge(entry::footprint_for(key.len(), value.len(), trailer));
+            if b.max_bytes > 0 && bytes > b.max_bytes {
+                applied.too_large += 1;
+                continue;
+            }
+        }
+        let pending = Pending::new(shard.slab(), key, value, trailer)?;
+        let new = writing.make_entry(pending)?;
+        if writing.upsert(&map.growth(), rec.hash, key, new, &guard)? {
+            applied.replaced += 1;
+        }
+        applied.loaded += 1;
+    }
+    Ok(())
+}
+
+/// The key, value and deadline (on `now`'s clock) of `rec`, read from its
+/// payload copy (validated in step 1); `None` if it has expired by `now`.
+#[inline]
+fn decode(rec: Rec, payloads: &[Vec<u8>], now: Now) -> Option<(&[u8], &[u8], Option<u64>)> {
+    let payload = &payloads[rec.block as usize];
+    let at = rec.at as usize;
+    let key_len = le_u32(payload, at) as usize;
+    let value_len = le_u32(payload, at + 4) as usize;
+    let expires_at = le_u64(payload, at + 8);
+    let key = &payload[at + RECORD_HEADER_LEN..][..key_len];
+    let value = &payload[at + RECORD_HEADER_LEN + key_len..][..value_len];
+    let deadline = match expires_at {
+        0 => None,
+        at => Some(now.deadline(at)?),
+    };
+    Some((key, value, deadline))
+}
+
+/// Runs `work(&mut state, i)` for every `i` in `0..n` as [`spread`] does,
+/// each thread with a `state` of its own from `init`.
+fn spread_with<S>(
+    n: usize,
+    threads: usize,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, usize) + Sync,
+) {
+    let next = AtomicUsize::new(0);
+    let run = || {
+        let mut state = init();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                break;
+            }
+            work(&mut state, i);
+        }
+    };
+    let threads = threads.min(n).max(1);
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            // A thread that cannot start leaves its share to the others.
+            let _ = std::thread::Builder::new()
+                .name("mapcache-load".into())
+                .spawn_scoped(scope, run);
+        }
+        run();
+    });
+}
+
+/// Entries made for a shard and not (yet) in its table: freed on drop.
+struct Unplaced<'m> {
+    slab: &'m Slab,
+    entries: Vec<(KeyHash, *mut Entry)>,
+}
+
+// SAFETY: the entries are owned by this value alone (plain bytes), and the
+// slab's `free` may run on any thread.
+unsafe impl Send for Unplaced<'_> {}
+
+impl Drop for Unplaced<'_> {
+    fn drop(&mut self) {
+        for (_, entry) in self.entries.drain(..) {
+            // SAFETY: made with `slab` and never published (see the struct).
+            unsafe { entry::free(entry, self.slab) };
+        }
+    }
+}
+
+/// A loader thread's reused memory: its block copy, and the block's records
+/// grouped by shard.
+type Scratch = (Vec<u8>, Vec<Vec<(KeyHash, RecordSpan)>>);
+
+/// The entries one block made for each shard, in file order.
+type Made<'m> = Vec<Unplaced<'m>>;
+
+/// `Map::load` into a new, unbounded map (not shared yet): steps 1 and 2
+/// fused, and the tables built in bulk. Across threads, each block's payload
+/// is copied out into a buffer of the thread's own (reused, so it stays in
+/// cache and costs no page faults), checked and parsed, and its records made
+/// into entries at once, per shard under that shard's flag; then each shard's
+/// entries, in file order, go to [`Writing::fill_empty`], which builds its
+/// table from the flat array in one pass with the rehash's count, lay-out and
+/// fill instead of a lookup and an insert per record. A bad file fails before
+/// any table is built (the entries made so far are freed; the map is the
+/// caller's to drop).
+pub(crate) fn fill_new(file: &Mapped, survey: Survey, map: &Map) -> Result<()> {
+    let Survey { header, blocks, .. } = survey;
+    let shards = map.shards();
+    let now = Now::read(&map.config().clock);
+    let hasher = map.hasher();
+    type Outcome<'m> = Result<(Made<'m>, u64)>;
+    let results: Vec<Mutex<Option<Outcome<'_>>>> =
+        (0..blocks.len()).map(|_| Mutex::new(None)).collect();
+    spread_with(
+        blocks.len(),
+        cores(),
+        || (Vec::new(), vec![Vec::new(); shards.len()]),
+        |(buffer, groups): &mut Scratch, i| {
+            let (at, block) = blocks[i];
+            let outcome = (|| {
+                file.copy_into(at, block.payload_len, buffer)?;
+                let payload = &buffer[..];
+                groups.iter_mut().for_each(Vec::clear);
+                let data = parse_block(payload, at, &block, |span| {
+                    let hash = hasher.hash(span.key(payload));
+                    groups[hasher.shard(hash)].push((hash, span));
+                })?;
+                let mut made: Made<'_> = Vec::with_capacity(shards.len());
+                for (shard, group) in shards.iter().zip(groups.iter()) {
+                    let mut entries = Unplaced {
+                        slab: shard.slab(),
+                        entries: Vec::with_capacity(group.len()),
+                    };
+                    if !group.is_empty() {
+                        let held = shard.flag.lock(thread_id::current());
+                        // SAFETY: the map is not shared yet; its shards' own
+                        // flags serialise the loader's threads.
+                        let writing = unsafe { Writing::new(shard, &held) };
+                        for &(hash, span) in group {
+                            let deadline = match span.expires_at_unix_ms {
+                                0 => None,
+                                at => match now.deadline(at) {
+                                    Some(deadline) => Some(deadline),
+                                    None => continue,
+                                },
+                            };
+                            let key = span.key(payload);
+                            let value = &payload[span.key_at as usize + key.len()..]
+                                [..span.value_len as usize];
+                            let trailer = Trailer {
+                                deadline,
+                                node: false,
+                            };
+                            let pending = Pending::new(shard.slab(), key, value, trailer)?;
+                            let entry = writing.make_entry(pending)?.into_raw();
+                            entries.entries.push((hash, entry));
+                        }
+                    }
+                    made.push(entries);
+                }
+                Ok((made, data))
+            })();
+            *results[i].lock().expect("no panic while held") = Some(outcome);
+        },
+    );
+    // The first failing block in file order is the one reported.
+    let mut per_block = Vec::with_capacity(blocks.len());
+    let mut data = 0u64;
+    for result in results {
+        let (made, d) = result
+            .into_inner()
+            .expect("no panic while held")
+            .expect("every block was parsed")?;
+        per_block.push(made);
+        data += d;
+    }
+    if data != header.data_bytes {
+        return Err(Error::corrupt(
+            80,
+            format!(
+                "the header counts {} key and value bytes but the records hold {data}",
+                header.data_bytes
+            ),
+        ));
+    }
+    // Each shard's entries in file order (blocks in order, records in order).
+    let mut by_shard: Vec<Unplaced<'_>> = shards
+        .iter()
+        .map(|shard| Unplaced {
+            slab: shard.slab(),
+            entries: Vec::new(),
+        })
+        .collect();
+    for (s, unplaced) in by_shard.iter_mut().enumerate() {
+        let total = per_block.iter().map(|made| made[s].entries.len()).sum();
+        unplaced
+            .entries
+            .try_reserve_exact(total)
+            .map_err(|_| Error::OutOfMemory { bytes: total * 16 })?;
+    }
+    for made in per_block {
+        for (s, mut unplaced) in made.into_iter().enumerate() {
+            by_shard[s].entries.append(&mut unplaced.entries);
+        }
+    }
+    let slots: Vec<Mutex<Unplaced<'_>>> = by_shard.into_iter().map(Mutex::new).collect();
+    let outcomes: Vec<Mutex<Option<Result<usize>>>> =
+        (0..shards.len()).map(|_| Mutex::new(None)).collect();
+    spread(shards.len(), cores(), |s| {
+        let mut unplaced = slots[s].lock().expect("no panic while held");
+        let shard = &shards[s];
+        let held = shard.flag.lock(thread_id::current());
+        let guard = epoch::pin();
+        // SAFETY: as above.
+        let writing = unsafe { Writing::new(shard, &held) };
+        // SAFETY: the entries were made with this shard's slab by
+        // `make_entry`, are unpublished and owned by `unplaced`.
+        let outcome = unsafe { writing.fill_empty(&unplaced.entries, &guard) };
+        if outcome.is_ok() {
+            // The shard owns them now.
+            unplaced.entries.clear();
+        }
+        *outcomes[s].lock().expect("no panic while held") = Some(outcome);
+    });
+    for outcome in outcomes {
+        outcome
+            .into_inner()
+            .expect("no panic while held")
+            .expect("every shard")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,424 @@
+//! Snapshots through the Rust API: round trips at several sizes, TTLs across a
+//! save and a load, loads into a live cache, bounded caches, failed saves.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mapcache::{Clock, Config, Error, Map};
+
+/// A fresh, empty directory of this test's own (removed when dropped).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("mapcache-snap-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn contents(map: &Map) -> HashMap<Vec<u8>, Vec<u8>> {
+    map.iter().map(|item| item.unwrap()).collect()
+}
+
+fn round_trip(entries: &[(Vec<u8>, Vec<u8>)], name: &str) {
+    let dir = TempDir::new(name);
+    let path = dir.path("cache.snap");
+    let map = Map::new(Config::default()).unwrap();
+    for (k, v) in entries {
+        map.insert(k, v).unwrap();
+    }
+    let expected = contents(&map);
+    let saved = map.save(&path).unwrap();
+    assert_eq!(saved.records as usize, expected.len());
+    assert_eq!(saved.bytes, std::fs::metadata(&path).unwrap().len());
+    let loaded = Map::load(&path, Config::default()).unwrap();
+    assert_eq!(loaded.len(), expected.len());
+    assert_eq!(contents(&loaded), expected);
+    for (k, v) in &expected {
+        assert_eq!(loaded.get(k).unwrap().as_ref(), Some(v));
+    }
+    // No temporary file is left behind.
+    let names: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("cache.snap")]);
+}
+
+#[test]
+fn an_empty_map_round_trips() {
+    round_trip(&[], "empty");
+}
+
+#[test]
+fn one_entry_round_trips() {
+    round_trip(&[(b"key".to_vec(), b"value".to_vec())], "one");
+}
+
+#[test]
+fn empty_keys_and_values_round_trip() {
+    round_trip(&[(vec![], vec![]), (b"k".to_vec(), vec![])], "empties");
+}
+
+#[test]
+fn large_values_round_trip() {
+    // Values from 0 bytes to a few MiB: blocks of their own past 1 MiB.
+    let entries: Vec<_> = [
+        0usize,
+        1,
+        255,
+        256,
+        257,
+        4096,
+        (1 << 20) - 16,
+        1 << 20,
+        3 << 20,
+        5 << 20,
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, &len)| {
+        let value: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8).collect();
+        (format!("big-{i}").into_bytes(), value)
+    })
+    .collect();
+    round_trip(&entries, "large");
+}
+
+#[test]
+fn the_longest_key_round_trips() {
+    let key = vec![b'k'; mapcache::MAX_KEY_LEN];
+    round_trip(&[(key, b"v".to_vec())], "longest-key");
+}
+
+fn many(n: usize, name: &str) {
+    let dir = TempDir::new(name);
+    let path = dir.path("many.snap");
+    let map = Map::new(Config::default()).unwrap();
+    for i in 0..n as u64 {
+        map.insert(&i.to_le_bytes(), &(i * 3).to_le_bytes())
+            .unwrap();
+    }
+    let saved = map.save(&path).unwrap();
+    assert_eq!(saved.records, n as u64);
+    assert!(saved.blocks >= (n as u64 * 32) >> 20);
+    let loaded = Map::load(&path, Config::default()).unwrap();
+    assert_eq!(loaded.len(), n);
+    for i in 0..n as u64 {
+        assert_eq!(
+            loaded.get(&i.to_le_bytes()).unwrap(),
+            Some((i * 3).to_le_bytes().to_vec()),
+            "key {i}"
+        );
+    }
+    assert_eq!(loaded.get(&(n as u64).to_le_bytes()).unwrap(), None);
+}
+
+#[test]
+fn a_million_entries_round_trip() {
+    many(1_000_000, "million");
+}
+
+#[test]
+fn ten_million_entries_round_trip_under_stress() {
+    if std::env::var_os("MAPCACHE_STRESS").is_none() {
+        eprintln!("skipped: set MAPCACHE_STRESS=1 (make stress)");
+        return;
+    }
+    many(10_000_000, "ten-million");
+}
+
+#[test]
+fn ttls_are_honoured_across_a_save_and_a_load() {
+    let dir = TempDir::new("ttl");
+    let path = dir.path("ttl.snap");
+    let clock = Clock::manual();
+    let config = Config {
+        clock: clock.clone(),
+        ..Config::default()
+    };
+    let map = Map::new(config.clone()).unwrap();
+    map.insert(b"forever", b"1").unwrap();
+    map.insert_with_ttl(b"gone-before-save", b"2", Duration::from_secs(5))
+        .unwrap();
+    map.insert_with_ttl(b"gone-before-load", b"3", Duration::from_secs(20))
+        .unwrap();
+    map.insert_with_ttl(b"gone-after-load", b"4", Duration::from_secs(60))
+        .unwrap();
+    clock.advance(Duration::from_secs(10)).unwrap();
+    let saved = map.save(&path).unwrap();
+    // Expired at the save: left out.
+    assert_eq!(saved.records, 3);
+    // The restart takes 15 s: "gone-before-load" expires in between.
+    clock.advance(Duration::from_secs(15)).unwrap();
+    let warm = Map::load(&path, config.clone()).unwrap();
+    assert_eq!(warm.get(b"forever").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(warm.get(b"gone-before-save").unwrap(), None);
+    assert_eq!(warm.get(b"gone-before-load").unwrap(), None);
+    assert_eq!(
+        warm.get(b"gone-after-load").unwrap().as_deref(),
+        Some(&b"4"[..])
+    );
+    assert_eq!(warm.len(), 2);
+    // The remaining 35 s of its TTL still hold after the load.
+    clock.advance(Duration::from_secs(34)).unwrap();
+    assert!(warm.get(b"gone-after-load").unwrap().is_some());
+    clock.advance(Duration::from_secs(1)).unwrap();
+    assert_eq!(warm.get(b"gone-after-load").unwrap(), None);
+    assert!(warm.get(b"forever").unwrap().is_some());
+    // Now both TTL records have expired: load_into counts them.
+    let into = Map::new(config).unwrap();
+    let report = into.load_into(&path).unwrap();
+    assert_eq!((report.records, report.loaded, report.expired), (3, 1, 2));
+    assert_eq!(into.get(b"forever").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(into.len(), 1);
+}
+
+#[test]
+fn a_system_clock_ttl_survives_a_round_trip() {
+    let dir = TempDir::new("ttl-system");
+    let path = dir.path("ttl.snap");
+    let map = Map::new(Config::default()).unwrap();
+    map.insert_with_ttl(b"k", b"v", Duration::from_secs(3600))
+        .unwrap();
+    map.save(&path).unwrap();
+    let warm = Map::load(&path, Config::default()).unwrap();
+    assert_eq!(warm.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn load_into_overwrites_the_keys_of_the_snapshot_and_keeps_the_others() {
+    let dir = TempDir::new("into");
+    let path = dir.path("into.snap");
+    let source = Map::new(Config::default()).unwrap();
+    for i in 0..10_000u32 {
+        source
+            .insert(format!("key-{i}").as_bytes(), b"snapshot")
+            .unwrap();
+    }
+    source.save(&path).unwrap();
+    let live = Map::new(Config::default()).unwrap();
+    for i in 5_000..15_000u32 {
+        live.insert(format!("key-{i}").as_bytes(), b"live").unwrap();
+    }
+    let report = live.load_into(&path).unwrap();
+    assert_eq!(report.records, 10_000);
+    assert_eq!(report.loaded, 10_000);
+    assert_eq!(report.replaced, 5_000);
+    assert_eq!(live.len(), 15_000);
+    for i in 0..15_000u32 {
+        let expected: &[u8] = if i < 10_000 { b"snapshot" } else { b"live" };
+        assert_eq!(
+            live.get(format!("key-{i}").as_bytes()).unwrap().as_deref(),
+            Some(expected)
+        );
+    }
+    let stats = live.stats();
+    assert_eq!(
+        stats.inserts - stats.deletes - stats.evictions - stats.expirations,
+        15_000
+    );
+}
+
+#[test]
+fn a_bounded_cache_smaller_than_the_snapshot_keeps_its_bound() {
+    let dir = TempDir::new("bounded");
+    let path = dir.path("b.snap");
+    let source = Map::new(Config::default()).unwrap();
+    for i in 0..20_000u32 {
+        source.insert(&i.to_le_bytes(), &[7u8; 20]).unwrap();
+    }
+    source.save(&path).unwrap();
+    let config = Config {
+        max_entries: 5_000,
+        ..Config::default()
+    };
+    let warm = Map::load(&path, config.clone()).unwrap();
+    assert_eq!(warm.len(), 5_000);
+    assert_eq!(warm.stats().evictions, 15_000);
+    let held = warm
+        .iter()
+        .filter(|item| item.as_ref().unwrap().1 == [7u8; 20])
+        .count();
+    assert_eq!(held, 5_000);
+    let into = Map::new(config).unwrap();
+    let report = into.load_into(&path).unwrap();
+    assert_eq!(report.loaded, 20_000);
+    assert_eq!(into.len(), 5_000);
+}
+
+#[test]
+fn an_entry_larger_than_a_shards_byte_budget_is_left_out() {
+    let dir = TempDir::new("too-large");
+    let path = dir.path("t.snap");
+    let source = Map::new(Config::default()).unwrap();
+    source.insert(b"small", b"v").unwrap();
+    source.insert(b"huge", &vec![0u8; 100_000]).unwrap();
+    source.save(&path).unwrap();
+    let into = Map::new(Config {
+        max_bytes: 10_000,
+        ..Config::default()
+    })
+    .unwrap();
+    let report = into.load_into(&path).unwrap();
+    assert_eq!((report.loaded, report.too_large), (1, 1));
+    assert!(into.get(b"huge").unwrap().is_none());
+    assert!(into.get(b"small").unwrap().is_some());
+}
+
+#[test]
+fn exclusive_mode_saves_and_loads() {
+    let dir = TempDir::new("exclusive");
+    let path = dir.path("x.snap");
+    let config = Config {
+        mode: mapcache::Mode::Exclusive,
+        ..Config::default()
+    };
+    let map = Map::new(config.clone()).unwrap();
+    for i in 0..1000u32 {
+        map.insert(&i.to_le_bytes(), b"x").unwrap();
+    }
+    map.save(&path).unwrap();
+    let warm = Map::load(&path, config.clone()).unwrap();
+    assert_eq!(contents(&warm), contents(&map));
+    let into = Map::new(config).unwrap();
+    assert_eq!(into.load_into(&path).unwrap().loaded, 1000);
+    assert_eq!(contents(&into), contents(&map));
+    // Another thread's write in flight: the load is a write and collides
+    // before changing anything; the save is a read and collides too.
+    let held = into.debug_hold_write_flag(b"any").unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(matches!(
+                into.load_into(&path),
+                Err(Error::ConcurrentWrite(_))
+            ));
+            assert!(matches!(
+                into.save(dir.path("y.snap")),
+                Err(Error::ConcurrentReadWrite(_))
+            ));
+        });
+    });
+    drop(held);
+    assert!(!dir.path("y.snap").exists());
+    assert_eq!(into.len(), 1000);
+}
+
+#[test]
+fn progress_reports_bytes_written_up_to_the_file_length() {
+    let dir = TempDir::new("progress");
+    let path = dir.path("p.snap");
+    let map = Map::new(Config::default()).unwrap();
+    for i in 0..100_000u32 {
+        map.insert(&i.to_le_bytes(), &[1u8; 40]).unwrap();
+    }
+    let mut seen = Vec::new();
+    let report = map
+        .save_with_progress(&path, |bytes| seen.push(bytes))
+        .unwrap();
+    assert!(seen.len() as u64 > report.blocks, "{} calls", seen.len());
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(*seen.last().unwrap(), report.bytes);
+}
+
+#[test]
+fn a_save_that_cannot_create_its_file_fails_and_leaves_the_target_intact() {
+    let dir = TempDir::new("readonly");
+    let ro = dir.path("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let target = ro.join("cache.snap");
+    let map = Map::new(Config::default()).unwrap();
+    map.insert(b"old", b"1").unwrap();
+    map.save(&target).unwrap();
+    let before = std::fs::read(&target).unwrap();
+    map.insert(b"new", b"2").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let result = map.save(&target);
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Root writes into a read-only directory anyway; /proc refuses it.
+        assert!(result.is_ok());
+        let Err(Error::Io {
+            op, path, errno, ..
+        }) = map.save("/proc/mapcache-test.snap")
+        else {
+            panic!("a save into /proc succeeded");
+        };
+        assert_eq!(op, "create");
+        assert!(path.starts_with("/proc"));
+        assert!(errno.is_some());
+        return;
+    }
+    let Err(Error::Io {
+        op, kind, errno, ..
+    }) = result
+    else {
+        panic!("a save into a read-only directory: {result:?}");
+    };
+    assert_eq!(op, "create");
+    assert_eq!(kind, std::io::ErrorKind::PermissionDenied);
+    assert_eq!(errno, Some(libc::EACCES));
+    assert_eq!(std::fs::read(&target).unwrap(), before);
+}
+
+#[test]
+fn a_save_whose_rename_fails_leaves_the_target_and_no_temporary_file() {
+    let dir = TempDir::new("rename");
+    // The target is a non-empty directory: everything but the rename works.
+    let target = dir.path("cache.snap");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("keep"), b"kept").unwrap();
+    let map = Map::new(Config::default()).unwrap();
+    map.insert(b"k", b"v").unwrap();
+    let Err(error @ Error::Io { op: "rename", .. }) = map.save(&target) else {
+        panic!("the rename over a directory succeeded");
+    };
+    assert!(error.to_string().contains("rename"), "{error}");
+    assert_eq!(std::fs::read(target.join("keep")).unwrap(), b"kept");
+    let names: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("cache.snap")]);
+}
+
+#[test]
+fn loading_a_missing_file_is_an_io_error() {
+    let Err(Error::Io { op, kind, .. }) = Map::load("/nonexistent/cache.snap", Config::default())
+    else {
+        panic!("a missing file loaded");
+    };
+    assert_eq!((op, kind), ("open", std::io::ErrorKind::NotFound));
+}
+
+#[test]
+fn a_file_locked_exclusively_by_another_is_not_loaded() {
+    let dir = TempDir::new("lock");
+    let path = dir.path("l.snap");
+    Map::new(Config::default()).unwrap().save(&path).unwrap();
+    let other = std::fs::File::open(&path).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let Err(Error::Io { op, kind, .. }) = Map::load(&path, Config::default()) else {
+        panic!("loaded under another's exclusive lock");
+    };
+    assert_eq!((op, kind), ("lock", std::io::ErrorKind::WouldBlock));
+    drop(other);
+    assert!(Map::load(&path, Config::default()).is_ok());
+}
