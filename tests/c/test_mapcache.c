@@ -82,6 +82,8 @@ static void test_status_str(void) {
         {MAPCACHE_E_INTERNAL, "MAPCACHE_E_INTERNAL"},
         {MAPCACHE_E_TOO_LARGE, "MAPCACHE_E_TOO_LARGE"},
         {MAPCACHE_E_LOADER, "MAPCACHE_E_LOADER"},
+        {MAPCACHE_E_CORRUPT, "MAPCACHE_E_CORRUPT"},
+        {MAPCACHE_E_IO, "MAPCACHE_E_IO"},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         const char *s = mapcache_status_str(all[i].s);
@@ -90,7 +92,7 @@ static void test_status_str(void) {
         CHECK(s[strlen(all[i].name)] == ':');
         CHECK(all[i].s == (mapcache_status)i); /* the values are the contract */
     }
-    CHECK(strcmp(mapcache_status_str(14), "unknown mapcache_status") == 0);
+    CHECK(strcmp(mapcache_status_str(16), "unknown mapcache_status") == 0);
     CHECK(strcmp(mapcache_status_str(-1), "unknown mapcache_status") == 0);
 }
 
