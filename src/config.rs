@@ -12,9 +12,11 @@ use crate::error::{Error, Result};
 /// cache split into 8 shards of 31 loses hit ratio on every trace we replay).
 pub const MIN_ENTRIES_PER_SHARD: usize = 4096;
 
-/// The footprint a byte-bounded cache assumes per entry when it picks its shard
-/// count from [`Config::max_bytes`] alone (a small entry: header, 16-byte key,
-/// 32-byte value, its bucket slot and policy node).
+/// The bytes a byte-bounded cache assumes per entry when it picks its shard
+/// count from [`Config::max_bytes`] alone: about a small entry's memory block
+/// (header, 16-byte key, 32-byte value: 64 bytes) and its share of the bucket
+/// array (35), without the policy's charge. An estimate for sizing only; what
+/// an entry is charged against the bound is `cache::bounds::charge`.
 const TYPICAL_FOOTPRINT: usize = 96;
 
 /// The most shards a map may have.
@@ -129,6 +131,17 @@ impl Config {
                  use fewer shards (or 0, automatic)",
                 self.max_entries
             )));
+        }
+        if self.max_bytes > 0 {
+            let share = self.max_bytes / shards;
+            let smallest = crate::cache::bounds::charge(crate::table::entry::SMALLEST_BLOCK);
+            if share < smallest {
+                return Err(Error::InvalidConfig(format!(
+                    "max_bytes = {} gives each of the {shards} shards {share} bytes, less than \
+                     the smallest entry's charge ({smallest} bytes): no shard could hold anything",
+                    self.max_bytes
+                )));
+            }
         }
         Ok(())
     }

@@ -323,7 +323,7 @@ impl Map {
         if let Ok(held) = shard.flag.try_lock(thread_id::current()) {
             // SAFETY: `held` is the shard's own flag, which serialises its
             // writers in concurrent mode.
-            unsafe { Writing::new(shard, &held) }.drain_reads();
+            unsafe { Writing::new(shard, &held) }.drain_reads_forced();
         }
     }
 
@@ -651,8 +651,13 @@ impl Map {
     /// Concurrent misses on one key run one load: the first caller runs `load`,
     /// the others wait for it and get the same value, or the same error
     /// ([`Error::Load`]), and an error caches nothing (the next call loads
-    /// again). `load` runs with no lock or write flag held, so it may use the
-    /// map, even this key. If another write stores the key while `load` runs,
+    /// again). `load` runs with no lock or write flag held, so it may read and
+    /// write the map, this key included; a `get_or_load` of this same key from
+    /// inside `load` (on its thread) fails with [`Error::InvalidArgument`]
+    /// rather than wait for itself, and loaders that wait for each other's
+    /// keys on different threads (K1's loader asking for K2 while K2's asks
+    /// for K1) deadlock, as any two locks taken in opposite orders would. If
+    /// another write stores the key while `load` runs,
     /// that value is kept and returned instead of the loaded one. A panicking
     /// loader's panic continues in its own caller once the waiters have been
     /// given an error that says so ([`LoadError::is_panic`]).
@@ -685,12 +690,21 @@ impl Map {
         };
         // A load that finished between this caller's miss and its joining
         // stored its value: serve it instead of loading again.
-        if let Some(value) = self.read(key, false, |entry| {
+        let present = self.read(key, false, |entry| {
             // SAFETY: `read` lends a live, unexpired entry while pinned.
             unsafe { entry::value(entry) }.to_vec()
-        })? {
-            leader.finish(&Ok(value.clone()));
-            return Ok(value);
+        });
+        match present {
+            Ok(Some(value)) => {
+                leader.finish(&Ok(value.clone()));
+                return Ok(value);
+            }
+            Ok(None) => {}
+            // An exclusive-mode misuse: the waiters get it too, not a panic report.
+            Err(error) => {
+                leader.finish(&Err(error.clone()));
+                return Err(error);
+            }
         }
         let started = Instant::now();
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load));
@@ -727,7 +741,9 @@ impl Map {
     }
 
     /// Replaces the value of `key` with `new` if it equals `expected`.
-    /// `Some(true)`: swapped; `Some(false)`: the value differed; `None`: absent.
+    /// `Some(true)`: swapped; `Some(false)`: the value differed; `None`: absent
+    /// (or expired). The new value gets the configured [`Config::default_ttl`],
+    /// as every write but [`Map::insert_with_ttl`] does.
     pub fn compare_and_swap(
         &self,
         key: &[u8],

@@ -157,6 +157,8 @@ enum Removal {
     Deleted,
     Expired,
     Evicted,
+    /// Chosen by the policy, but expired already: counted as an expiration.
+    ExpiredVictim,
 }
 
 /// What [`Shard::relieve_garbage`] did.
@@ -432,10 +434,22 @@ impl Writing<'_> {
     /// Replays the readers' recorded hits into the policy.
     #[inline]
     pub(crate) fn drain_reads(&self) {
+        self.drain_reads_if(false);
+    }
+
+    /// Replays the readers' recorded hits even when the buffer's `pending`
+    /// bit is clear: for a reader whose stripe is full, which proves there is
+    /// something to replay (the bit can be clear then: see `read_buffer.rs`).
+    pub(crate) fn drain_reads_forced(&self) {
+        self.drain_reads_if(true);
+    }
+
+    #[inline]
+    fn drain_reads_if(&self, forced: bool) {
         let Some(bounds) = self.bounds() else {
             return;
         };
-        if !bounds.reads.is_pending() {
+        if !forced && !bounds.reads.is_pending() {
             return;
         }
         // SAFETY: `self` proves the flag is held.
@@ -699,10 +713,11 @@ impl Writing<'_> {
             Removal::Deleted => &self.counters.deletes,
             Removal::Expired => &self.counters.expirations,
             Removal::Evicted => &self.counters.evictions,
+            Removal::ExpiredVictim => &self.counters.expirations,
         };
         ShardCounters::bump(counter, 1);
         // An evicted entry's node was removed by the policy that chose it.
-        if why != Removal::Evicted {
+        if !matches!(why, Removal::Evicted | Removal::ExpiredVictim) {
             if let (Some(policy), Some(node)) = (self.policy(), node) {
                 policy.on_remove(node);
             }
@@ -724,6 +739,9 @@ impl Writing<'_> {
     /// After a write: evict until the shard is within its bounds, and sweep one
     /// chain for expired entries.
     fn maintain(&self, growth: &Growth<'_>, guard: &Guard) {
+        // The sweep first: an expired entry it removes is room the policy
+        // then need not make by evicting a live one.
+        self.sweep(growth, guard);
         if let Some(bounds) = self.bounds() {
             while bounds.over(self.len(), self.charged_bytes()) {
                 // SAFETY: `self` proves the flag is held; the reference ends
@@ -741,15 +759,24 @@ impl Writing<'_> {
                     );
                     continue;
                 };
-                self.take_out(table, head, bucket, index, Removal::Evicted, guard);
+                let entry = bucket.slots[index].load(Ordering::Relaxed);
+                // SAFETY: linked entries are live while the flag is held.
+                let expired = unsafe { growth.expired(entry) };
+                // A victim that had expired leaves as an expiration (the
+                // policy has freed its node either way).
+                let why = if expired {
+                    Removal::ExpiredVictim
+                } else {
+                    Removal::Evicted
+                };
+                self.take_out(table, head, bucket, index, why, guard);
                 // SAFETY: as above.
                 debug_assert_eq!(unsafe { bounds.policy() }.len(), self.len());
-                if victim.rejected {
+                if victim.rejected && !expired {
                     ShardCounters::bump(&self.counters.rejections, 1);
                 }
             }
         }
-        self.sweep(growth, guard);
     }
 
     /// Removes the expired entries of the next chain, while the shard has

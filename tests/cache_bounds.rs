@@ -343,3 +343,54 @@ fn a_large_shards_read_only_phase_drops_hits_without_losing_anything() {
     let stats = map.stats();
     assert_eq!(stats.inserts - stats.evictions, 100_000);
 }
+
+#[test]
+fn a_byte_bound_too_small_for_any_entry_in_a_shard_is_refused() {
+    // 8 bytes over 16 shards would leave shards with a share of 0: unbounded.
+    for (max_bytes, shards) in [(8, 16), (100, 256), (8, 0)] {
+        let result = Map::new(Config {
+            max_bytes,
+            shards,
+            ..Config::default()
+        });
+        assert!(
+            matches!(&result, Err(Error::InvalidConfig(m)) if m.contains("max_bytes")),
+            "{max_bytes} over {shards}: {:?}",
+            result.as_ref().err()
+        );
+    }
+    assert!(Map::new(Config {
+        max_bytes: 4096,
+        shards: 16,
+        ..Config::default()
+    })
+    .is_ok());
+}
+
+#[test]
+fn expired_entries_make_room_before_the_policy_evicts_a_live_one() {
+    let clock = mapcache::Clock::manual();
+    let map = Map::new(Config {
+        max_entries: 2,
+        clock: clock.clone(),
+        seed: Some(3),
+        ..Config::default()
+    })
+    .unwrap();
+    map.insert_with_ttl(b"a", b"1", std::time::Duration::from_secs(1))
+        .unwrap();
+    map.insert_with_ttl(b"b", b"2", std::time::Duration::from_secs(1))
+        .unwrap();
+    clock.advance(std::time::Duration::from_secs(2)).unwrap();
+    map.insert(b"c", b"3").unwrap();
+    let stats = map.stats();
+    // The write's sweep runs before its evictions: the table is one chain, so
+    // it removes both expired entries, and nothing live is evicted for c.
+    assert_eq!(map.len(), 1);
+    assert_eq!(map.get(b"c").unwrap().as_deref(), Some(&b"3"[..]));
+    assert_eq!((stats.evictions, stats.expirations), (0, 2), "{stats:?}");
+    assert_eq!(
+        stats.inserts - stats.evictions - stats.expirations - stats.deletes,
+        map.len() as u64
+    );
+}

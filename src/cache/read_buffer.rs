@@ -27,7 +27,8 @@
 //!   stripes. A push that races a drain can find `pending` still set, just
 //!   before the drainer clears it, while the drainer misses its tail: that event
 //!   then waits in its stripe, undrained and unflagged, until the next push to
-//!   the shard sets `pending` again (or its stripe fills and its reader drains).
+//!   the shard sets `pending` again, or its stripe fills and its reader drains
+//!   regardless of the bit (in a shard whose readers drain, see `bounds.rs`).
 //!   It is delayed, never lost: a drain advances `head` only to the tail it
 //!   read. Closing that window would take a full fence on every hit (a store
 //!   then a load of another location), which is what the buffer exists to

@@ -86,6 +86,9 @@ fn trailer_len(meta: u16) -> usize {
 
 /// Size of the header; key bytes start here.
 const HEADER: usize = std::mem::size_of::<Entry>();
+
+/// The smallest block an entry occupies (an empty key and value, no trailer).
+pub(crate) const SMALLEST_BLOCK: usize = HEADER;
 const ALIGN: usize = 8;
 
 /// Checks a key and value against the documented limits.

@@ -425,11 +425,6 @@ impl Policy {
         node
     }
 
-    /// A read hit on `node` for a key whose fragment is `frag`, replayed from
-    /// a reader's buffer (lossy, possibly late). The sketch counts `frag`
-    /// whatever `node` is; the node moves only if it is live and still has
-    /// that fragment (it may have been freed or reused since). Never panics,
-    /// whatever the pair.
     /// Starts fetching what [`Policy::on_hit`] of (`node`, `frag`) will touch
     /// first (the node and its sketch block), so that the replay of a batch of
     /// hits overlaps their cache misses. Any pair is harmless.
@@ -439,6 +434,11 @@ impl Policy {
         self.sketch.prefetch(frag);
     }
 
+    /// A read hit on `node` for a key whose fragment is `frag`, replayed from
+    /// a reader's buffer (lossy, possibly late). The sketch counts `frag`
+    /// whatever `node` is; the node moves only if it is live and still has
+    /// that fragment (it may have been freed or reused since). Never panics,
+    /// whatever the pair.
     pub(crate) fn on_hit(&mut self, node: u32, frag: u32) {
         self.last_growth = 0;
         self.evicting = false;
