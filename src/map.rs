@@ -769,7 +769,7 @@ impl Map {
         entry::check_key(key)?;
         let hash = self.hasher.hash(key);
         self.write(hash, |shard, guard| {
-            Ok(shard.remove(hash, key, &self.config.clock, guard))
+            Ok(shard.remove(&self.growth(), hash, key, guard))
         })
     }
 

@@ -151,6 +151,23 @@ fn table_ptr(table: Shared<'_, Table>) -> std::ptr::NonNull<Table> {
     std::ptr::NonNull::new(table.as_raw().cast_mut()).expect("a shard's table is never null")
 }
 
+/// What [`Writing::locate_live`] found.
+enum Located<'g> {
+    /// The key's live entry, in `bucket`'s slot `index` of the chain at `head`.
+    Live {
+        head: &'g Bucket,
+        bucket: &'g Bucket,
+        index: usize,
+        current: *mut Entry,
+    },
+    /// No live entry: where to add one.
+    Vacant {
+        table: &'g Table,
+        free: Option<(&'g Bucket, usize)>,
+        tail: &'g Bucket,
+    },
+}
+
 /// Why an entry leaves the table (which statistic counts it).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Removal {
@@ -494,6 +511,43 @@ impl Writing<'_> {
         unsafe { pending.finish() }
     }
 
+    /// Finds `key`'s live entry, or the vacancy for it: the first step of
+    /// every write. An expired entry is taken out (as an expiration) and the
+    /// key located again, so that no write ever sees one.
+    fn locate_live<'g>(
+        &self,
+        growth: &Growth<'_>,
+        hash: KeyHash,
+        key: &[u8],
+        guard: &'g Guard,
+    ) -> Located<'g> {
+        let table = self.table(guard);
+        match table.locate(hash, key) {
+            Slot::Found {
+                head,
+                bucket,
+                index,
+            } => {
+                let current = bucket.slots[index].load(Ordering::Relaxed);
+                // SAFETY: linked entries are live while the flag is held.
+                if !unsafe { growth.expired(current) } {
+                    return Located::Live {
+                        head,
+                        bucket,
+                        index,
+                        current,
+                    };
+                }
+                self.take_out(table, head, bucket, index, Removal::Expired, guard);
+                match table.locate(hash, key) {
+                    Slot::Vacant { free, tail } => Located::Vacant { table, free, tail },
+                    Slot::Found { .. } => unreachable!("the key was just taken out"),
+                }
+            }
+            Slot::Vacant { free, tail } => Located::Vacant { table, free, tail },
+        }
+    }
+
     /// Inserts or replaces; `Ok(true)` when it replaced a live value.
     pub(crate) fn upsert(
         &self,
@@ -504,25 +558,12 @@ impl Writing<'_> {
         guard: &Guard,
     ) -> Result<bool> {
         self.drain_reads();
-        let table = self.table(guard);
-        let replaced = match table.locate(hash, key) {
-            Slot::Found {
-                head,
-                bucket,
-                index,
-            } => {
-                let current = bucket.slots[index].load(Ordering::Relaxed);
-                // SAFETY: linked entries are live while the flag is held.
-                if unsafe { growth.expired(current) } {
-                    self.take_out(table, head, bucket, index, Removal::Expired, guard);
-                    self.add_absent(growth, hash, key, new, guard)?;
-                    false
-                } else {
-                    self.replace(bucket, index, new, guard);
-                    true
-                }
+        let replaced = match self.locate_live(growth, hash, key, guard) {
+            Located::Live { bucket, index, .. } => {
+                self.replace(bucket, index, new, guard);
+                true
             }
-            Slot::Vacant { free, tail } => {
+            Located::Vacant { table, free, tail } => {
                 self.add(growth, table, free, tail, hash, key, new, guard)?;
                 false
             }
@@ -543,24 +584,9 @@ impl Writing<'_> {
         guard: &Guard,
     ) -> Result<Option<*const Entry>> {
         self.drain_reads();
-        let table = self.table(guard);
-        let present = match table.locate(hash, key) {
-            Slot::Found {
-                head,
-                bucket,
-                index,
-            } => {
-                let current = bucket.slots[index].load(Ordering::Relaxed);
-                // SAFETY: linked entries are live while the flag is held.
-                if unsafe { growth.expired(current) } {
-                    self.take_out(table, head, bucket, index, Removal::Expired, guard);
-                    self.add_absent(growth, hash, key, new, guard)?;
-                    None
-                } else {
-                    Some(current.cast_const())
-                }
-            }
-            Slot::Vacant { free, tail } => {
+        let present = match self.locate_live(growth, hash, key, guard) {
+            Located::Live { current, .. } => Some(current.cast_const()),
+            Located::Vacant { table, free, tail } => {
                 self.add(growth, table, free, tail, hash, key, new, guard)?;
                 None
             }
@@ -582,22 +608,16 @@ impl Writing<'_> {
         guard: &Guard,
     ) -> Option<bool> {
         self.drain_reads();
-        let table = self.table(guard);
-        let Slot::Found {
-            head,
+        let Located::Live {
             bucket,
             index,
-        } = table.locate(hash, key)
+            current,
+            ..
+        } = self.locate_live(growth, hash, key, guard)
         else {
             return None;
         };
-        let current = bucket.slots[index].load(Ordering::Relaxed);
         // SAFETY: linked entries are live while the flag is held.
-        if unsafe { growth.expired(current) } {
-            self.take_out(table, head, bucket, index, Removal::Expired, guard);
-            return None;
-        }
-        // SAFETY: as above.
         if unsafe { entry::value(current) } != expected {
             return Some(false);
         }
@@ -639,27 +659,32 @@ impl Writing<'_> {
 
     /// Removes the key; `true` when it was present (an expired entry is removed
     /// too, as an expiration, and reported absent).
-    pub(crate) fn remove(&self, hash: KeyHash, key: &[u8], clock: &Clock, guard: &Guard) -> bool {
+    pub(crate) fn remove(
+        &self,
+        growth: &Growth<'_>,
+        hash: KeyHash,
+        key: &[u8],
+        guard: &Guard,
+    ) -> bool {
         self.drain_reads();
-        let table = self.table(guard);
-        let Slot::Found {
+        let Located::Live {
             head,
             bucket,
             index,
-        } = table.locate(hash, key)
+            ..
+        } = self.locate_live(growth, hash, key, guard)
         else {
             return false;
         };
-        let current = bucket.slots[index].load(Ordering::Relaxed);
-        // SAFETY: linked entries are live while the flag is held.
-        let expired = unsafe { entry::expired(current, || clock.now_nanos()) };
-        let why = if expired {
-            Removal::Expired
-        } else {
-            Removal::Deleted
-        };
-        self.take_out(table, head, bucket, index, why, guard);
-        !expired
+        self.take_out(
+            self.table(guard),
+            head,
+            bucket,
+            index,
+            Removal::Deleted,
+            guard,
+        );
+        true
     }
 
     /// Removes `key`'s entry if it has expired (the lazy reclamation of a reader
@@ -825,24 +850,6 @@ impl Writing<'_> {
         };
         guard.flush();
         Ok(())
-    }
-
-    /// Adds a key known to be absent (after an expired entry of it was taken out).
-    fn add_absent(
-        &self,
-        growth: &Growth<'_>,
-        hash: KeyHash,
-        key: &[u8],
-        new: OwnedEntry<'_>,
-        guard: &Guard,
-    ) -> Result<()> {
-        let table = self.table(guard);
-        match table.locate(hash, key) {
-            Slot::Vacant { free, tail } => {
-                self.add(growth, table, free, tail, hash, key, new, guard)
-            }
-            Slot::Found { .. } => unreachable!("the key was just taken out"),
-        }
     }
 
     /// Adds a new key at a vacancy, growing or rebuilding the table first when due.
