@@ -16,13 +16,13 @@ fn map() -> Arc<Map> {
 
 /// Runs `THREADS` callers of `get_or_load(key)` at once; the loader (run by
 /// whichever caller leads) waits until the other callers are all waiting on
-/// its load, then returns `outcome`. Returns each caller's result and the
-/// number of loader runs.
-fn stampede(
+/// its load, then returns `outcome` (or panics in it). Returns each caller's
+/// result, a panic caught as `Err`, and the number of loader runs.
+fn stampede_caught(
     map: &Arc<Map>,
     key: &'static [u8],
     outcome: fn() -> Result<Vec<u8>, String>,
-) -> (Vec<mapcache::Result<Vec<u8>>>, usize) {
+) -> (Vec<std::thread::Result<mapcache::Result<Vec<u8>>>>, usize) {
     let runs = Arc::new(AtomicUsize::new(0));
     let start = Arc::new(Barrier::new(THREADS));
     let callers: Vec<_> = (0..THREADS)
@@ -31,20 +31,36 @@ fn stampede(
             thread::spawn(move || {
                 start.wait();
                 let inner = map.clone();
-                map.get_or_load(key, move || {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    // Deterministic: return only once every other caller has
-                    // joined this load (no sleeps, no timing).
-                    while inner.debug_load_waiters(key) < THREADS - 1 {
-                        thread::yield_now();
-                    }
-                    outcome()
-                })
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    map.get_or_load(key, move || {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        // Deterministic: return only once every other caller
+                        // has joined this load (no sleeps, no timing).
+                        while inner.debug_load_waiters(key) < THREADS - 1 {
+                            thread::yield_now();
+                        }
+                        outcome()
+                    })
+                }))
             })
         })
         .collect();
     let results = callers.into_iter().map(|c| c.join().unwrap()).collect();
     (results, runs.load(Ordering::SeqCst))
+}
+
+/// As [`stampede_caught`], for a loader that does not panic.
+fn stampede(
+    map: &Arc<Map>,
+    key: &'static [u8],
+    outcome: fn() -> Result<Vec<u8>, String>,
+) -> (Vec<mapcache::Result<Vec<u8>>>, usize) {
+    let (results, runs) = stampede_caught(map, key, outcome);
+    let results = results
+        .into_iter()
+        .map(|r| r.expect("no caller panics"))
+        .collect();
+    (results, runs)
 }
 
 #[test]
@@ -118,31 +134,10 @@ fn the_loaders_own_error_type_comes_back() {
 #[test]
 fn a_panicking_loader_poisons_nothing_and_its_waiters_get_an_error() {
     let map = map();
-    let runs = Arc::new(AtomicUsize::new(0));
-    let start = Arc::new(Barrier::new(THREADS));
-    let callers: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let (map, runs, start) = (map.clone(), runs.clone(), start.clone());
-            thread::spawn(move || {
-                start.wait();
-                let inner = map.clone();
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    map.get_or_load(b"boom", || {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        while inner.debug_load_waiters(b"boom") < THREADS - 1 {
-                            thread::yield_now();
-                        }
-                        panic!("loader exploded");
-                        #[allow(unreachable_code)]
-                        Ok::<Vec<u8>, String>(Vec::new())
-                    })
-                }))
-            })
-        })
-        .collect();
+    let (results, runs) = stampede_caught(&map, b"boom", || panic!("loader exploded"));
     let mut panics = 0;
-    for caller in callers {
-        match caller.join().unwrap() {
+    for result in results {
+        match result {
             Err(_) => panics += 1,
             Ok(Err(Error::Load(e))) => {
                 assert!(e.is_panic());
@@ -151,7 +146,7 @@ fn a_panicking_loader_poisons_nothing_and_its_waiters_get_an_error() {
             Ok(other) => panic!("{other:?}"),
         }
     }
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(runs, 1);
     assert_eq!(panics, 1, "the panic continues in the leader only");
     // Nothing is poisoned: the key loads fine now, and the map works.
     assert_eq!(

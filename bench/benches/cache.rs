@@ -80,6 +80,19 @@ fn zipf_sequence() -> Vec<u32> {
 
 type Fold = foldhash::fast::RandomState;
 
+/// Copies a found value into `buf`; whether there was one (the same work for
+/// every contender whose `get` hands out a shared value).
+fn copy_out(value: Option<Arc<[u8]>>, buf: &mut Vec<u8>) -> bool {
+    match value {
+        Some(v) => {
+            buf.clear();
+            buf.extend_from_slice(&v);
+            true
+        }
+        None => false,
+    }
+}
+
 /// One cache under test. `get` copies the value into `buf`.
 trait Contender: Sync {
     const NAME: &'static str;
@@ -119,14 +132,7 @@ impl Contender for Moka {
         )
     }
     fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool {
-        match self.0.get(key) {
-            Some(v) => {
-                buf.clear();
-                buf.extend_from_slice(&v);
-                true
-            }
-            None => false,
-        }
+        copy_out(self.0.get(key), buf)
     }
     fn put(&self, key: &[u8], value: &[u8]) {
         self.0.insert(key.into(), value.into());
@@ -147,14 +153,7 @@ impl Contender for Quick {
         ))
     }
     fn get(&self, key: &[u8], buf: &mut Vec<u8>) -> bool {
-        match self.0.get(key) {
-            Some(v) => {
-                buf.clear();
-                buf.extend_from_slice(&v);
-                true
-            }
-            None => false,
-        }
+        copy_out(self.0.get(key), buf)
     }
     fn put(&self, key: &[u8], value: &[u8]) {
         self.0.insert(key.into(), value.into());

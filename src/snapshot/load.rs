@@ -91,24 +91,7 @@ fn le_u64(bytes: &[u8], at: usize) -> u64 {
 /// Runs `work(i)` for every `i` in `0..n` on up to `threads` scoped threads
 /// (the caller's among them), each taking the next index from a counter.
 fn spread(n: usize, threads: usize, work: impl Fn(usize) + Sync) {
-    let next = AtomicUsize::new(0);
-    let run = || loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        if i >= n {
-            break;
-        }
-        work(i);
-    };
-    let threads = threads.min(n).max(1);
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            // A thread that cannot start leaves its share to the others.
-            let _ = std::thread::Builder::new()
-                .name("mapcache-load".into())
-                .spawn_scoped(scope, run);
-        }
-        run();
-    });
+    spread_with(n, threads, || (), |(), i| work(i));
 }
 
 /// The first half of step 1: the header and every block header checked, in
