@@ -16,12 +16,13 @@
  *                         get_or_insert, compare_and_swap; the cache calls put_ttl,
  *                         clock_advance, get_or_load (and its loader's
  *                         mapcache_load_result_set, _set_error), stats_get
- *   3. BATCH CALLS        mapcache_get_many, mapcache_put_many, mapcache_delete_many
- *   4. ITERATION          mapcache_iter_new, mapcache_iter_next, mapcache_iter_free
- *   5. LABELS AND ERRORS  mapcache_set_thread_label, mapcache_last_error,
+ *   3. SNAPSHOTS          mapcache_save, mapcache_load, mapcache_load_into
+ *   4. BATCH CALLS        mapcache_get_many, mapcache_put_many, mapcache_delete_many
+ *   5. ITERATION          mapcache_iter_new, mapcache_iter_next, mapcache_iter_free
+ *   6. LABELS AND ERRORS  mapcache_set_thread_label, mapcache_last_error,
  *                         mapcache_status_str
- *   6. VERSIONING         mapcache_abi_version, mapcache_version
- *   7. DEBUG HOOKS        declared only when the host defines MAPCACHE_TESTING before
+ *   7. VERSIONING         mapcache_abi_version, mapcache_version
+ *   8. DEBUG HOOKS        declared only when the host defines MAPCACHE_TESTING before
  *                         including this header (the library always has them, unless
  *                         built without its default cargo feature debug-hooks)
  *
@@ -39,15 +40,16 @@
  * be NULL only when its length is 0. Keys are 0 to MAPCACHE_MAX_KEY_LEN bytes
  * (longer: MAPCACHE_E_KEY_TOO_LONG); values 0 to MAPCACHE_MAX_VALUE_LEN bytes
  * (longer: MAPCACHE_E_VALUE_TOO_LONG). Keys and values are arbitrary bytes (not
- * NUL-terminated strings). An output buffer or array must not overlap an input
+ * NUL-terminated strings); file paths are NUL-terminated strings. An output buffer or array must not overlap an input
  * or another output of the same call (MAPCACHE_E_INVALID_ARG, naming both).
  * Out-pointers need no particular alignment.
  *
  * Out-pointers after an error. When a call returns an error status, every
  * out-pointer it was given that is not NULL holds NULL, 0 or false: never a stale
  * or partial result. The exceptions: MAPCACHE_E_BUFFER_TOO_SMALL, whose
- * length out-pointer holds the length needed, and MAPCACHE_E_LOADER, whose
- * loader_status out-pointer holds the loader's status. Batch calls write their output
+ * length out-pointer holds the length needed, MAPCACHE_E_LOADER, whose
+ * loader_status out-pointer holds the loader's status, and the snapshot calls'
+ * reports, which hold the failure's file offset or errno. Batch calls write their output
  * arrays only when they return MAPCACHE_OK; on an error status the arrays are left
  * as they were. mapcache_config_init writes nothing when it fails.
  *
@@ -153,7 +155,11 @@
 /**
  * `mapcache_config.clock`: a manual clock for tests, which starts at 0 and moves
  * only by `mapcache_clock_advance`, so that a test never sleeps to see an entry
- * expire.
+ * expire. For snapshots (whose expiries are wall-clock times) its wall time is
+ * 2020-01-01T00:00:00Z plus its reading: between a save from one manual-clock
+ * cache and a load into another, the time that passes is how far the loader's
+ * clock has moved past the saver's; records saved on the system clock lie years
+ * in its future.
  */
 #define MAPCACHE_CLOCK_MANUAL 1
 
@@ -473,6 +479,117 @@ typedef struct mapcache_stats {
      */
     uint64_t misuses;
 } mapcache_stats;
+
+/**
+ * A save's progress callback: called on the saving thread with the bytes
+ * written to the file so far, after each block of records (about every MiB)
+ * and once at the end with the file's length, so that a host can show a
+ * progress bar. `ctx` is the pointer given to `mapcache_save`.
+ *
+ * It runs while no lock of the cache is held: it may call any function on the
+ * cache but `mapcache_free`. It must return normally (no `longjmp`, no
+ * exception or panic unwinding through mapcache's frames).
+ */
+typedef void (*mapcache_progress_fn)(void *ctx,
+                                     uint64_t bytes_written);
+
+/**
+ * What `mapcache_save` did, filled when the host passes one. Set
+ * `struct_size` to `sizeof(mapcache_save_report)` before the call; fields are
+ * only ever appended in later versions. On an error every count is 0 and
+ * `os_errno` is set as described.
+ */
+typedef struct mapcache_save_report {
+    /**
+     * `sizeof(mapcache_save_report)` as the host knows it, set by the host
+     * (the library reads it, writes only that many bytes, and leaves it as it
+     * was).
+     */
+    size_t struct_size;
+    /**
+     * Records written: the cache's live entries.
+     */
+    uint64_t records;
+    /**
+     * Blocks of records written.
+     */
+    uint64_t blocks;
+    /**
+     * Bytes of the file.
+     */
+    uint64_t bytes;
+    /**
+     * Entries found expired during the save and left out.
+     */
+    uint64_t expired;
+    /**
+     * `MAPCACHE_E_IO`: the OS's errno for the failed step (e.g. `EACCES`,
+     * `ENOSPC`), 0 when the OS gave none. 0 for every other status.
+     */
+    int32_t os_errno;
+    /**
+     * Reserved: written as 0.
+     */
+    uint32_t reserved;
+} mapcache_save_report;
+
+/**
+ * What `mapcache_load` or `mapcache_load_into` did, filled when the host
+ * passes one. Set `struct_size` to `sizeof(mapcache_load_report)` before the
+ * call; fields are only ever appended in later versions. On an error every
+ * count is 0, and `corrupt_offset` or `os_errno` is set as described.
+ */
+typedef struct mapcache_load_report {
+    /**
+     * `sizeof(mapcache_load_report)` as the host knows it, set by the host
+     * (the library reads it, writes only that many bytes, and leaves it as it
+     * was).
+     */
+    size_t struct_size;
+    /**
+     * Records in the file.
+     */
+    uint64_t records;
+    /**
+     * Records stored in the cache (inserted or replacing a value). A bounded
+     * cache may have evicted some of them again as later ones arrived.
+     */
+    uint64_t loaded;
+    /**
+     * Of those, records that replaced a value: one the cache held
+     * (`mapcache_load_into`) or an earlier record of the same key in the file
+     * (which `mapcache_save` never writes).
+     */
+    uint64_t replaced;
+    /**
+     * Records left out because their expiry (wall-clock time) had passed.
+     */
+    uint64_t expired;
+    /**
+     * Records left out because their entry is larger than a shard's share of
+     * `max_bytes` (a bounded cache).
+     */
+    uint64_t too_large;
+    /**
+     * Bytes of the file.
+     */
+    uint64_t bytes;
+    /**
+     * `MAPCACHE_E_CORRUPT`: the byte offset in the file of the structure that
+     * failed its check (also named in `mapcache_last_error()`). 0 for every
+     * other status.
+     */
+    uint64_t corrupt_offset;
+    /**
+     * `MAPCACHE_E_IO`: the OS's errno for the failed step (e.g. `ENOENT` for a
+     * missing file), 0 when the OS gave none. 0 for every other status.
+     */
+    int32_t os_errno;
+    /**
+     * Reserved: written as 0.
+     */
+    uint32_t reserved;
+} mapcache_load_report;
 
 /**
  * `mapcache_iter_t` is the name hosts use for `struct mapcache_iter`.
@@ -1233,7 +1350,138 @@ mapcache_status mapcache_stats_get(mapcache_t *cache,
                                    struct mapcache_stats *out);
 
 /**
- * ============ 3. BATCH CALLS ============
+ * ============ 3. SNAPSHOTS ============
+ *
+ * Saves `cache` to a snapshot file at `path`, replacing any file there
+ * atomically: the records go to a temporary file in the same directory
+ * (`.<name>.<pid>-<id>.tmp`), which is fsynced and renamed over `path`, and
+ * the directory is fsynced. A crash at any moment leaves either the previous
+ * file or the complete new one; a save that fails leaves the previous file as
+ * it was and removes its temporary file.
+ *
+ * Other threads keep reading and writing during a save: each shard's lock is
+ * held only while its slot pointers are copied, never for file I/O. Each
+ * key's record holds the value the key had at the moment its shard was
+ * copied, a moment during the save (shards are copied one after another, so
+ * the file is not one point-in-time image of the whole cache). Entries expired
+ * at that moment are left out; the others keep their expiry as absolute
+ * wall-clock time, so a cache loaded later honours it.
+ *
+ * `progress` may be NULL; otherwise it is called as `mapcache_progress_fn`
+ * says, with `progress_ctx`. `report` may be NULL; otherwise its
+ * `struct_size` must be set and it receives what the save did (see
+ * `mapcache_save_report`).
+ *
+ * Thread-safety: any thread, concurrently with any call on `cache` but
+ * `mapcache_free`; two saves to the same path may run at once (the last
+ * rename wins, and each file is complete). In exclusive mode a save is a
+ * read, and fails with `MAPCACHE_E_CONCURRENT_READ_WRITE` when another thread
+ * writes while a shard is copied.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` or `path` NULL, `path` empty or naming
+ *   no file (e.g. ending in `/..`), or `report->struct_size` out of range (see
+ *   `mapcache_stats_get`; nothing was saved).
+ * - `MAPCACHE_E_IO`: a file operation failed (creating the temporary file,
+ *   writing, fsync, rename, fsync of the directory; e.g. a read-only or full
+ *   directory). The message names the step, the path and the OS error;
+ *   `report->os_errno` holds its errno. The previous file at `path` is intact.
+ * - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode), `MAPCACHE_E_NO_MEMORY`,
+ *   `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`. The previous file is
+ *   intact.
+ *
+ * # Safety
+ * `path` must be NULL or a NUL-terminated string; `report` must be NULL or
+ * valid for reading a `size_t` and writing `report->struct_size` bytes (any
+ * alignment).
+ */
+mapcache_status mapcache_save(mapcache_t *cache,
+                              const char *path,
+                              mapcache_progress_fn progress,
+                              void *progress_ctx,
+                              struct mapcache_save_report *report);
+
+/**
+ * Creates a cache configured by `cfg` holding the snapshot at `path` (a file
+ * written by `mapcache_save`, of this or an older format version).
+ *
+ * The file is mapped read-only under a shared advisory lock (`flock`), and
+ * the whole of it is validated (every length, count and offset against the
+ * file's size, every checksum) before the cache is returned; each block is
+ * copied out of the mapping before it is checked and used, so a file changed
+ * under the load cannot make it use unchecked bytes. Records whose wall-clock
+ * expiry has passed are left out. The cache is sized for the snapshot up
+ * front (`cfg->initial_capacity` is raised to the file's record count). A
+ * bounded cache smaller than the snapshot keeps what its eviction policy
+ * keeps as the records arrive in file order. What remains: a process that
+ * ignores the advisory lock and truncates the file during the load makes the
+ * loading process receive SIGBUS (mapcache's own saves never modify an
+ * existing file, they rename a new one over it).
+ *
+ * `cfg`, `out` and ownership: as `mapcache_new` (on any error `*out` is NULL).
+ * `report` may be NULL; otherwise its `struct_size` must be set and it
+ * receives what the load did (see `mapcache_load_report`).
+ * Thread-safety: any thread.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`: `*out` is the new cache.
+ * - `MAPCACHE_E_INVALID_ARG`: `out` or `path` NULL, `path` empty,
+ *   `report->struct_size` out of range.
+ * - `MAPCACHE_E_CORRUPT`: the file is damaged, truncated, appended to, not a
+ *   snapshot, or of a newer format version. The message says what was wrong
+ *   and at which byte offset; `report->corrupt_offset` holds the offset.
+ * - `MAPCACHE_E_IO`: the file could not be opened, locked or mapped (e.g.
+ *   it does not exist: errno `ENOENT`); the message names the step and the
+ *   path, `report->os_errno` holds the errno.
+ * - `MAPCACHE_E_INVALID_CONFIG`, `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INTERNAL`:
+ *   as `mapcache_new`.
+ *
+ * # Safety
+ * `path` must be NULL or a NUL-terminated string; `cfg` as for `mapcache_new`;
+ * `out` must be NULL or valid for writing one pointer; `report` as for
+ * `mapcache_save`.
+ */
+mapcache_status mapcache_load(const char *path,
+                              const struct mapcache_config *cfg,
+                              mapcache_t **out,
+                              struct mapcache_load_report *report);
+
+/**
+ * Loads the snapshot at `path` into the live `cache`: each record overwrites
+ * the value of the key it names, as a put would; keys the snapshot does not
+ * name are left alone. The file is validated whole first (see
+ * `mapcache_load`): a bad file fails with `MAPCACHE_E_CORRUPT` and the cache
+ * is unchanged. Only an allocation failure while the records are stored
+ * (`MAPCACHE_E_NO_MEMORY`) leaves the records stored until then.
+ *
+ * `report` may be NULL; otherwise its `struct_size` must be set and it
+ * receives what the load did (see `mapcache_load_report`).
+ *
+ * Thread-safety: any thread, concurrently with any call on `cache` but
+ * `mapcache_free`: each shard takes its records in chunks of a few thousand
+ * under its lock, so other writers wait at most that long. In exclusive mode
+ * the load is one write: it fails with `MAPCACHE_E_CONCURRENT_WRITE` if
+ * another thread is writing, before changing anything.
+ *
+ * Returns:
+ * - `MAPCACHE_OK`.
+ * - `MAPCACHE_E_INVALID_ARG`: `cache` or `path` NULL, `path` empty,
+ *   `report->struct_size` out of range.
+ * - `MAPCACHE_E_CORRUPT`, `MAPCACHE_E_IO`: as `mapcache_load`; the cache is
+ *   unchanged.
+ * - `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode; unchanged),
+ *   `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * As for `mapcache_load`.
+ */
+mapcache_status mapcache_load_into(mapcache_t *cache,
+                                   const char *path,
+                                   struct mapcache_load_report *report);
+
+/**
+ * ============ 4. BATCH CALLS ============
  * Many keys in one call, a status per key: mapcache_get_many,
  * mapcache_put_many, mapcache_delete_many.
  *
@@ -1360,7 +1608,7 @@ mapcache_status mapcache_delete_many(mapcache_t *cache,
                                      mapcache_status *out_statuses);
 
 /**
- * ============ 4. ITERATION ============
+ * ============ 5. ITERATION ============
  * mapcache_iter_new, mapcache_iter_next, mapcache_iter_free.
  *
  * Starts an iteration over `cache`: `*out` receives a new iterator positioned
@@ -1445,7 +1693,7 @@ mapcache_status mapcache_iter_next(mapcache_iter_t *it,
 void mapcache_iter_free(mapcache_iter_t *it);
 
 /**
- * ============ 5. LABELS AND ERRORS ============
+ * ============ 6. LABELS AND ERRORS ============
  * mapcache_set_thread_label, mapcache_last_error, mapcache_status_str.
  *
  * Names the calling OS thread in misuse reports (`MAPCACHE_E_CONCURRENT_WRITE`,
@@ -1513,7 +1761,7 @@ const char *mapcache_last_error(void);
 const char *mapcache_status_str(mapcache_status status);
 
 /**
- * ============ 6. VERSIONING ============
+ * ============ 7. VERSIONING ============
  * mapcache_abi_version, mapcache_version (and MAPCACHE_ABI_VERSION above).
  *
  * The ABI version of the loaded library (`MAPCACHE_ABI_VERSION` of the header it
@@ -1533,7 +1781,7 @@ const char *mapcache_version(void);
 
 #if defined(MAPCACHE_TESTING)
 /**
- * ============ 7. DEBUG HOOKS ============
+ * ============ 8. DEBUG HOOKS ============
  * Declared only when MAPCACHE_TESTING is defined before including this header:
  * mapcache_debug_hold_write, mapcache_debug_panic, mapcache_debug_load_waiters.
  *

@@ -13,6 +13,7 @@ C_SHARED_LINK := -L$(LIB_DIR) -lmapcache -Wl,-rpath,$(LIB_DIR)
 C_STATIC_LINK := $(LIB_DIR)/libmapcache.a $(C_STATIC_LIBS)
 C_TEST_SRC := $(ROOT)/tests/c/test_mapcache.c
 C_CACHE_SRC := $(ROOT)/tests/c/test_cache.c
+C_SNAPSHOT_SRC := $(ROOT)/tests/c/test_snapshot.c
 C_LEAK_SRC := $(ROOT)/tests/c/leak_check.c
 C_DEMO_SRC := $(ROOT)/examples/c/demo.c
 # --fair-sched=yes: valgrind runs one thread at a time, and its default lock lets
@@ -36,8 +37,9 @@ define C_EXPECTED_OUTPUT
 	@echo "     and the parent checks that it died of SIGABRT."
 endef
 
-.PHONY: header test-header test-c demo-c bench-ffi valgrind-installed
+.PHONY: header test-header test-c demo-c bench-ffi valgrind-installed stress-c
 TEST_TARGETS += test-c
+STRESS_TARGETS += stress-c
 DEMO_TARGETS += demo-c
 BENCH_TARGETS += bench-ffi
 
@@ -55,10 +57,11 @@ valgrind-installed:
 $(C_BUILD):
 	mkdir -p $(C_BUILD)
 
-# The suites (test_mapcache.c: the map's ABI; test_cache.c: the cache features),
+# The suites (test_mapcache.c: the map's ABI; test_cache.c: the cache features;
+# test_snapshot.c: save and load),
 # built against the header, linked once against each library; and a minimal
 # correct host (leak_check.c), which must show no leak of any kind but "still
-# reachable". Each of the six runs, even after another failed; the target fails
+# reachable". Each of the eight runs, even after another failed; the target fails
 # at the end, naming the runs that failed.
 C_FAILED := $(C_BUILD)/failed-runs
 test-c: lib test-header valgrind-installed | $(C_BUILD)
@@ -66,6 +69,8 @@ test-c: lib test-header valgrind-installed | $(C_BUILD)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_mapcache_static $(C_TEST_SRC) $(C_STATIC_LINK)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_cache_shared $(C_CACHE_SRC) $(C_SHARED_LINK)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_cache_static $(C_CACHE_SRC) $(C_STATIC_LINK)
+	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_snapshot_shared $(C_SNAPSHOT_SRC) $(C_SHARED_LINK)
+	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_snapshot_static $(C_SNAPSHOT_SRC) $(C_STATIC_LINK)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/leak_check_shared $(C_LEAK_SRC) $(C_SHARED_LINK)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/leak_check_static $(C_LEAK_SRC) $(C_STATIC_LINK)
 	@rm -f $(C_FAILED)
@@ -82,7 +87,17 @@ test-c: lib test-header valgrind-installed | $(C_BUILD)
 	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_cache_shared || echo "C cache suite, libmapcache.so" >> $(C_FAILED)
 	@echo "== C cache suite, linked against libmapcache.a, under valgrind"
 	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_cache_static || echo "C cache suite, libmapcache.a" >> $(C_FAILED)
+	@echo "== C snapshot suite, linked against libmapcache.so, under valgrind"
+	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_snapshot_shared || echo "C snapshot suite, libmapcache.so" >> $(C_FAILED)
+	@echo "== C snapshot suite, linked against libmapcache.a, under valgrind"
+	RUST_BACKTRACE=0 valgrind $(VALGRIND_FLAGS) $(C_BUILD)/test_snapshot_static || echo "C snapshot suite, libmapcache.a" >> $(C_FAILED)
 	@if test -s $(C_FAILED); then echo "test-c: FAILED:"; sed 's/^/  /' $(C_FAILED); exit 1; fi
+
+# The snapshot suite natively, with its 10M-entry and largest-value round trips
+# (MAPCACHE_STRESS=1; under valgrind they would take hours).
+stress-c: lib | $(C_BUILD)
+	$(CC) $(C_FLAGS) -o $(C_BUILD)/test_snapshot_shared $(C_SNAPSHOT_SRC) $(C_SHARED_LINK)
+	MAPCACHE_STRESS=1 $(C_BUILD)/test_snapshot_shared
 
 demo-c: lib | $(C_BUILD)
 	$(CC) $(C_FLAGS) -o $(C_BUILD)/demo $(C_DEMO_SRC) $(C_SHARED_LINK)

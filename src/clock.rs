@@ -45,6 +45,13 @@ impl Clock {
     }
 
     /// A clock that starts at zero and moves only by [`Clock::advance`].
+    ///
+    /// For snapshots, whose expiries are wall-clock times, a manual clock's
+    /// wall time is 2020-01-01T00:00:00Z plus its reading, whatever the date:
+    /// a snapshot saved by a map on a manual clock and loaded by another on a
+    /// manual clock expires its entries as those clocks move (the time between
+    /// is how far the loader's clock has moved past the saver's); records of a
+    /// snapshot saved on the system clock lie years in a manual clock's future.
     pub fn manual() -> Clock {
         Clock(Arc::new(Source::Manual {
             now: AtomicU64::new(0),

@@ -54,11 +54,12 @@ fn header_sections_and_the_testing_opt_in() {
     let banners = [
         "1. LIFECYCLE",
         "2. SINGLE-KEY CALLS",
-        "3. BATCH CALLS",
-        "4. ITERATION",
-        "5. LABELS AND ERRORS",
-        "6. VERSIONING",
-        "7. DEBUG HOOKS",
+        "3. SNAPSHOTS",
+        "4. BATCH CALLS",
+        "5. ITERATION",
+        "6. LABELS AND ERRORS",
+        "7. VERSIONING",
+        "8. DEBUG HOOKS",
     ];
     let mut last = 0;
     for banner in banners {

@@ -158,7 +158,7 @@ fn statuses_region(out_statuses: *mut mapcache_status, n: usize) -> args::Region
     args::Region::of(out_statuses.cast_const(), n, "out_statuses")
 }
 
-/// ============ 3. BATCH CALLS ============
+/// ============ 4. BATCH CALLS ============
 /// Many keys in one call, a status per key: mapcache_get_many,
 /// mapcache_put_many, mapcache_delete_many.
 ///

@@ -40,7 +40,11 @@ pub const MAPCACHE_ENGINE_PARALLEL: u32 = 2;
 pub const MAPCACHE_CLOCK_SYSTEM: u32 = 0;
 /// `mapcache_config.clock`: a manual clock for tests, which starts at 0 and moves
 /// only by `mapcache_clock_advance`, so that a test never sleeps to see an entry
-/// expire.
+/// expire. For snapshots (whose expiries are wall-clock times) its wall time is
+/// 2020-01-01T00:00:00Z plus its reading: between a save from one manual-clock
+/// cache and a load into another, the time that passes is how far the loader's
+/// clock has moved past the saver's; records saved on the system clock lie years
+/// in its future.
 pub const MAPCACHE_CLOCK_MANUAL: u32 = 1;
 
 /// The largest `mapcache_config.initial_capacity` (2^30 entries); a larger one is

@@ -202,25 +202,29 @@ pub unsafe extern "C" fn mapcache_new(
         unsafe { args::put(out, ptr::null_mut()) };
         // SAFETY: cfg is NULL or readable for its struct_size bytes (contract).
         let (config, mode) = unsafe { config::read(cfg) }?;
-        let map = Map::new(config)?;
-        let inner = Owned::new(Inner { map, mode });
-        let handle = HANDLES.alloc().map_err(|arena::Exhausted| {
-            Fail::new(
-                MAPCACHE_E_NO_MEMORY,
-                format!(
-                    "{} caches are live, the most there can be",
-                    arena::MAX_SLOTS
-                ),
-            )
-        })?;
-        // After alloc made the slot live under the handle's generation (see
-        // Shell::with).
-        handle.value().inner.store(inner, Ordering::Release);
-        let handle = HANDLES.address(handle);
+        let handle = register(Map::new(config)?, mode)?;
         // SAFETY: as above.
         unsafe { args::put(out, handle) };
         Ok(MAPCACHE_OK)
     })
+}
+
+/// A new live handle owning `map` (made in `mode`).
+pub(crate) fn register(map: Map, mode: Mode) -> Result<*mut mapcache_t, Fail> {
+    let inner = Owned::new(Inner { map, mode });
+    let handle = HANDLES.alloc().map_err(|arena::Exhausted| {
+        Fail::new(
+            MAPCACHE_E_NO_MEMORY,
+            format!(
+                "{} caches are live, the most there can be",
+                arena::MAX_SLOTS
+            ),
+        )
+    })?;
+    // After alloc made the slot live under the handle's generation (see
+    // Shell::with).
+    handle.value().inner.store(inner, Ordering::Release);
+    Ok(HANDLES.address(handle))
 }
 
 /// Frees a cache and every entry in it. NULL is a no-op.

@@ -163,7 +163,7 @@ fn foreign_iter() -> Fail {
     )
 }
 
-/// ============ 4. ITERATION ============
+/// ============ 5. ITERATION ============
 /// mapcache_iter_new, mapcache_iter_next, mapcache_iter_free.
 ///
 /// Starts an iteration over `cache`: `*out` receives a new iterator positioned

@@ -8,7 +8,7 @@ use super::status::{mapcache_status, MAPCACHE_OK};
 /// The longest label accepted, in bytes (without the terminating NUL).
 pub const MAPCACHE_MAX_LABEL_LEN: usize = 1023;
 
-/// ============ 5. LABELS AND ERRORS ============
+/// ============ 6. LABELS AND ERRORS ============
 /// mapcache_set_thread_label, mapcache_last_error, mapcache_status_str.
 ///
 /// Names the calling OS thread in misuse reports (`MAPCACHE_E_CONCURRENT_WRITE`,

@@ -16,10 +16,11 @@
 //!
 //! One idea per file: `config`, `handle` (new/free), `ops` (single-key calls),
 //! `ttl` (a put with its own TTL, the manual clock), `load` (get-or-load and
-//! the loader's result), `stats` (counters),
+//! the loader's result), `stats` (counters), `snapshot` (save and load),
 //! `batch`, `iter`, `label`, `last_error`, `status` (codes), `version`, `debug`
 //! (test hooks, feature `debug-hooks`, on by default); and, private, `arena`
-//! (handle memory), `args` (argument checks), `boundary` (panics, failures).
+//! (handle memory), `args` (argument checks), `boundary` (panics, failures),
+//! `host_struct` (out-structs versioned by their `struct_size`).
 
 // The C names (`mapcache_t`, `mapcache_status`, ...) are the contract.
 #![allow(non_camel_case_types)]
@@ -45,6 +46,9 @@ pub mod load;
 // and the counters.
 pub mod stats;
 
+// Snapshots.
+pub mod snapshot;
+
 // Batch calls.
 pub mod batch;
 
@@ -66,6 +70,7 @@ pub mod debug;
 mod arena;
 mod args;
 mod boundary;
+mod host_struct;
 
 pub use batch::{mapcache_delete_many, mapcache_get_many, mapcache_put_many};
 pub use config::*;
@@ -84,6 +89,10 @@ pub use load::{
     mapcache_load_result_set_error, mapcache_loader_fn,
 };
 pub use ops::*;
+pub use snapshot::{
+    mapcache_load, mapcache_load_into, mapcache_load_report, mapcache_progress_fn, mapcache_save,
+    mapcache_save_report,
+};
 pub use stats::{mapcache_stats, mapcache_stats_get};
 pub use status::*;
 pub use ttl::{mapcache_clock_advance, mapcache_put_ttl};

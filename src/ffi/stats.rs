@@ -7,12 +7,11 @@
 //! keep ("not counted").
 
 use std::mem::size_of;
-use std::ptr;
 
 use super::args;
-use super::boundary::{self, Fail};
-use super::config::write_prefix;
+use super::boundary;
 use super::handle::{self, mapcache_t};
+use super::host_struct;
 use super::status::{mapcache_status, MAPCACHE_OK};
 use crate::Stats;
 
@@ -76,9 +75,6 @@ pub struct mapcache_stats {
 /// accepted.
 const V1_SIZE: usize = size_of::<mapcache_stats>();
 
-/// The largest `struct_size` accepted (a guard against garbage in the field).
-const MAX_STRUCT_SIZE: usize = 4096;
-
 // No implicit padding: a size_t and 15 counters of 8 bytes (64-bit targets only,
 // see `arena`).
 const _: () = assert!(V1_SIZE == 128);
@@ -110,16 +106,8 @@ fn of(stats: &Stats, struct_size: usize) -> mapcache_stats {
 /// # Safety
 /// `out` must be valid for writes of `size` bytes.
 unsafe fn write(out: *mut mapcache_stats, size: usize, stats: &mapcache_stats) {
-    // SAFETY: `out` is writable for `size` bytes (contract); `stats` is a local
-    // value of this library's size, disjoint from the host's memory.
-    unsafe {
-        write_prefix(
-            out.cast::<u8>(),
-            size,
-            ptr::addr_of!(*stats).cast::<u8>(),
-            size_of::<mapcache_stats>(),
-        )
-    }
+    // SAFETY: forwarded (contract); `stats` is a local value.
+    unsafe { host_struct::write(out, size, stats) }
 }
 
 /// Fills `*out` with the counters of `cache` (see `mapcache_stats`).
@@ -153,15 +141,9 @@ pub unsafe extern "C" fn mapcache_stats_get(
 ) -> mapcache_status {
     boundary::run("mapcache_stats_get", || {
         args::out(out, "out")?;
-        // SAFETY: non-null, readable for its first field (contract); unaligned.
-        let size = unsafe { ptr::addr_of!((*out).struct_size).read_unaligned() };
-        if !(V1_SIZE..=MAX_STRUCT_SIZE).contains(&size) {
-            return Err(Fail::arg(format!(
-                "out->struct_size = {size} is not between the size of the first \
-                 mapcache_stats ({V1_SIZE} bytes) and {MAX_STRUCT_SIZE}; set it to \
-                 sizeof(mapcache_stats)"
-            )));
-        }
+        // SAFETY: non-null and readable for its first field (contract).
+        let size =
+            unsafe { host_struct::stated_size(out.cast(), V1_SIZE, "mapcache_stats", "out") }?;
         match handle::with_map(cache, |inner| Ok(inner.map.stats())) {
             Ok(stats) => {
                 // SAFETY: writable for `size` bytes (contract).
@@ -180,6 +162,9 @@ pub unsafe extern "C" fn mapcache_stats_get(
 
 #[cfg(test)]
 mod tests {
+    use std::ptr;
+
+    use super::host_struct::MAX_STRUCT_SIZE;
     use super::*;
     use crate::ffi::status::{MAPCACHE_E_INVALID_ARG, MAPCACHE_E_INVALID_HANDLE};
 

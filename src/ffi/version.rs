@@ -29,7 +29,7 @@ pub const MAPCACHE_MAX_VALUE_LEN: usize = 1073741824;
 const _: () = assert!(MAPCACHE_MAX_KEY_LEN == crate::MAX_KEY_LEN);
 const _: () = assert!(MAPCACHE_MAX_VALUE_LEN == crate::MAX_VALUE_LEN);
 
-/// ============ 6. VERSIONING ============
+/// ============ 7. VERSIONING ============
 /// mapcache_abi_version, mapcache_version (and MAPCACHE_ABI_VERSION above).
 ///
 /// The ABI version of the loaded library (`MAPCACHE_ABI_VERSION` of the header it

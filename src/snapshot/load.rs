@@ -527,8 +527,12 @@ type Made<'m> = Vec<Unplaced<'m>>;
 /// fill instead of a lookup and an insert per record. A bad file fails before
 /// any table is built (the entries made so far are freed; the map is the
 /// caller's to drop).
-pub(crate) fn fill_new(file: &Mapped, survey: Survey, map: &Map) -> Result<()> {
-    let Survey { header, blocks, .. } = survey;
+pub(crate) fn fill_new(file: &Mapped, survey: Survey, map: &Map) -> Result<LoadReport> {
+    let Survey {
+        header,
+        blocks,
+        file_len,
+    } = survey;
     let shards = map.shards();
     let now = Now::read(&map.config().clock);
     let hasher = map.hasher();
@@ -615,8 +619,10 @@ pub(crate) fn fill_new(file: &Mapped, survey: Survey, map: &Map) -> Result<()> {
             entries: Vec::new(),
         })
         .collect();
+    let mut made = 0u64;
     for (s, unplaced) in by_shard.iter_mut().enumerate() {
         let total = per_block.iter().map(|made| made[s].entries.len()).sum();
+        made += total as u64;
         unplaced
             .entries
             .try_reserve_exact(total)
@@ -646,11 +652,21 @@ pub(crate) fn fill_new(file: &Mapped, survey: Survey, map: &Map) -> Result<()> {
         }
         *outcomes[s].lock().expect("no panic while held") = Some(outcome);
     });
+    let mut held = 0u64;
     for outcome in outcomes {
-        outcome
+        held += outcome
             .into_inner()
             .expect("no panic while held")
-            .expect("every shard")?;
+            .expect("every shard")? as u64;
     }
-    Ok(())
+    // Every record made into an entry was stored; one of a key that an
+    // earlier record also named replaced that record's value.
+    Ok(LoadReport {
+        records: header.record_count,
+        loaded: made,
+        replaced: made - held,
+        expired: header.record_count - made,
+        too_large: 0,
+        bytes: file_len,
+    })
 }

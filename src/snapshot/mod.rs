@@ -125,6 +125,16 @@ impl Map {
     /// records arrive in file order. Of two records of one key (which a save
     /// never writes), the later one wins.
     pub fn load(path: impl AsRef<Path>, config: Config) -> Result<Map> {
+        Map::load_with_report(path, config).map(|(map, _)| map)
+    }
+
+    /// As [`Map::load`], also saying what the load did: the file's records,
+    /// those stored, those left out as expired (and, for a bounded cache,
+    /// those larger than a shard's byte budget). In a new map a record
+    /// counts as `replaced` when an earlier record of the file named its key;
+    /// a bounded cache may have evicted some stored records again as later
+    /// ones arrived.
+    pub fn load_with_report(path: impl AsRef<Path>, config: Config) -> Result<(Map, LoadReport)> {
         let file = file::Mapped::open(path.as_ref())?;
         let survey = load::survey(&file)?;
         let records = usize::try_from(survey.records()).unwrap_or(usize::MAX);
@@ -140,15 +150,15 @@ impl Map {
                 .max(wanted.min(crate::MAX_INITIAL_CAPACITY)),
             ..config
         })?;
-        if map.config().is_bounded() {
+        let report = if map.config().is_bounded() {
             // The policy admits and evicts as the records arrive.
             let snapshot = load::parse(&file, survey, &map)?;
             drop(file);
-            load::apply(&map, snapshot, load::Access::Private)?;
+            load::apply(&map, snapshot, load::Access::Private)?
         } else {
-            load::fill_new(&file, survey, &map)?;
-        }
-        Ok(map)
+            load::fill_new(&file, survey, &map)?
+        };
+        Ok((map, report))
     }
 
     /// Loads the snapshot at `path` into this (live) cache. Snapshot records

@@ -1,0 +1,431 @@
+//! Snapshots from C: `mapcache_save` writes a live cache to a file,
+//! `mapcache_load` makes a new cache from one and `mapcache_load_into` loads
+//! one into a live cache ([`crate::Map::save`], [`crate::Map::load`],
+//! [`crate::Map::load_into`]; the file format is docs/FORMAT.md).
+//!
+//! Paths are NUL-terminated byte strings, passed to the OS as they are (no
+//! encoding is assumed). What a call did, and for a failure the byte offset of
+//! a corrupt file's fault or the OS's errno, comes back in a report struct
+//! versioned by its `struct_size` as `mapcache_stats` is.
+
+use std::ffi::{c_char, c_void, CStr, OsStr};
+use std::mem::size_of;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr;
+
+use super::args;
+use super::boundary::{self, Fail};
+use super::config::{self, mapcache_config};
+use super::handle::{self, mapcache_t};
+use super::host_struct;
+use super::status::{mapcache_status, MAPCACHE_OK};
+use crate::{Error, LoadReport, Map, SaveReport};
+
+/// A save's progress callback: called on the saving thread with the bytes
+/// written to the file so far, after each block of records (about every MiB)
+/// and once at the end with the file's length, so that a host can show a
+/// progress bar. `ctx` is the pointer given to `mapcache_save`.
+///
+/// It runs while no lock of the cache is held: it may call any function on the
+/// cache but `mapcache_free`. It must return normally (no `longjmp`, no
+/// exception or panic unwinding through mapcache's frames).
+pub type mapcache_progress_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, bytes_written: u64)>;
+
+/// What `mapcache_save` did, filled when the host passes one. Set
+/// `struct_size` to `sizeof(mapcache_save_report)` before the call; fields are
+/// only ever appended in later versions. On an error every count is 0 and
+/// `os_errno` is set as described.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct mapcache_save_report {
+    /// `sizeof(mapcache_save_report)` as the host knows it, set by the host
+    /// (the library reads it, writes only that many bytes, and leaves it as it
+    /// was).
+    pub struct_size: usize,
+    /// Records written: the cache's live entries.
+    pub records: u64,
+    /// Blocks of records written.
+    pub blocks: u64,
+    /// Bytes of the file.
+    pub bytes: u64,
+    /// Entries found expired during the save and left out.
+    pub expired: u64,
+    /// `MAPCACHE_E_IO`: the OS's errno for the failed step (e.g. `EACCES`,
+    /// `ENOSPC`), 0 when the OS gave none. 0 for every other status.
+    pub os_errno: i32,
+    /// Reserved: written as 0.
+    pub reserved: u32,
+}
+
+/// What `mapcache_load` or `mapcache_load_into` did, filled when the host
+/// passes one. Set `struct_size` to `sizeof(mapcache_load_report)` before the
+/// call; fields are only ever appended in later versions. On an error every
+/// count is 0, and `corrupt_offset` or `os_errno` is set as described.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct mapcache_load_report {
+    /// `sizeof(mapcache_load_report)` as the host knows it, set by the host
+    /// (the library reads it, writes only that many bytes, and leaves it as it
+    /// was).
+    pub struct_size: usize,
+    /// Records in the file.
+    pub records: u64,
+    /// Records stored in the cache (inserted or replacing a value). A bounded
+    /// cache may have evicted some of them again as later ones arrived.
+    pub loaded: u64,
+    /// Of those, records that replaced a value: one the cache held
+    /// (`mapcache_load_into`) or an earlier record of the same key in the file
+    /// (which `mapcache_save` never writes).
+    pub replaced: u64,
+    /// Records left out because their expiry (wall-clock time) had passed.
+    pub expired: u64,
+    /// Records left out because their entry is larger than a shard's share of
+    /// `max_bytes` (a bounded cache).
+    pub too_large: u64,
+    /// Bytes of the file.
+    pub bytes: u64,
+    /// `MAPCACHE_E_CORRUPT`: the byte offset in the file of the structure that
+    /// failed its check (also named in `mapcache_last_error()`). 0 for every
+    /// other status.
+    pub corrupt_offset: u64,
+    /// `MAPCACHE_E_IO`: the OS's errno for the failed step (e.g. `ENOENT` for a
+    /// missing file), 0 when the OS gave none. 0 for every other status.
+    pub os_errno: i32,
+    /// Reserved: written as 0.
+    pub reserved: u32,
+}
+
+/// The sizes of the first versions (ABI 3): the smallest `struct_size`
+/// accepted.
+const SAVE_V1_SIZE: usize = size_of::<mapcache_save_report>();
+const LOAD_V1_SIZE: usize = size_of::<mapcache_load_report>();
+
+// No implicit padding (64-bit targets only, see `arena`).
+const _: () = assert!(SAVE_V1_SIZE == 48);
+const _: () = assert!(LOAD_V1_SIZE == 72);
+
+/// ============ 3. SNAPSHOTS ============
+///
+/// Saves `cache` to a snapshot file at `path`, replacing any file there
+/// atomically: the records go to a temporary file in the same directory
+/// (`.<name>.<pid>-<id>.tmp`), which is fsynced and renamed over `path`, and
+/// the directory is fsynced. A crash at any moment leaves either the previous
+/// file or the complete new one; a save that fails leaves the previous file as
+/// it was and removes its temporary file.
+///
+/// Other threads keep reading and writing during a save: each shard's lock is
+/// held only while its slot pointers are copied, never for file I/O. Each
+/// key's record holds the value the key had at the moment its shard was
+/// copied, a moment during the save (shards are copied one after another, so
+/// the file is not one point-in-time image of the whole cache). Entries expired
+/// at that moment are left out; the others keep their expiry as absolute
+/// wall-clock time, so a cache loaded later honours it.
+///
+/// `progress` may be NULL; otherwise it is called as `mapcache_progress_fn`
+/// says, with `progress_ctx`. `report` may be NULL; otherwise its
+/// `struct_size` must be set and it receives what the save did (see
+/// `mapcache_save_report`).
+///
+/// Thread-safety: any thread, concurrently with any call on `cache` but
+/// `mapcache_free`; two saves to the same path may run at once (the last
+/// rename wins, and each file is complete). In exclusive mode a save is a
+/// read, and fails with `MAPCACHE_E_CONCURRENT_READ_WRITE` when another thread
+/// writes while a shard is copied.
+///
+/// Returns:
+/// - `MAPCACHE_OK`.
+/// - `MAPCACHE_E_INVALID_ARG`: `cache` or `path` NULL, `path` empty or naming
+///   no file (e.g. ending in `/..`), or `report->struct_size` out of range (see
+///   `mapcache_stats_get`; nothing was saved).
+/// - `MAPCACHE_E_IO`: a file operation failed (creating the temporary file,
+///   writing, fsync, rename, fsync of the directory; e.g. a read-only or full
+///   directory). The message names the step, the path and the OS error;
+///   `report->os_errno` holds its errno. The previous file at `path` is intact.
+/// - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode), `MAPCACHE_E_NO_MEMORY`,
+///   `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`. The previous file is
+///   intact.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string; `report` must be NULL or
+/// valid for reading a `size_t` and writing `report->struct_size` bytes (any
+/// alignment).
+#[no_mangle]
+pub unsafe extern "C" fn mapcache_save(
+    cache: *mut mapcache_t,
+    path: *const c_char,
+    progress: mapcache_progress_fn,
+    progress_ctx: *mut c_void,
+    report: *mut mapcache_save_report,
+) -> mapcache_status {
+    boundary::run("mapcache_save", || {
+        // SAFETY: NULL or readable for its stated size (contract).
+        let report_size = unsafe { stated_size(report, SAVE_V1_SIZE, "mapcache_save_report") }?;
+        // SAFETY: NULL or NUL-terminated (contract).
+        let outcome = unsafe { path_arg(path) }.and_then(|path| {
+            handle::with_map(cache, |inner| {
+                Ok(match progress {
+                    None => inner.map.save(path),
+                    Some(callback) => inner.map.save_with_progress(path, |bytes| {
+                        // SAFETY: the host's callback and context, called as
+                        // mapcache_progress_fn documents.
+                        unsafe { callback(progress_ctx, bytes) }
+                    }),
+                })
+            })
+            .map_err(Failed::from)
+            .and_then(|saved| saved.map_err(Failed::from))
+        });
+        let written = match &outcome {
+            Ok(saved) => of_save(saved, report_size),
+            Err(failed) => mapcache_save_report {
+                struct_size: report_size.unwrap_or(0),
+                os_errno: failed.os_errno,
+                ..Default::default()
+            },
+        };
+        if let Some(size) = report_size {
+            // SAFETY: non-NULL, writable for `size` bytes (contract).
+            unsafe { host_struct::write(report, size, &written) };
+        }
+        outcome.map(|_| MAPCACHE_OK).map_err(|failed| failed.fail)
+    })
+}
+
+/// Creates a cache configured by `cfg` holding the snapshot at `path` (a file
+/// written by `mapcache_save`, of this or an older format version).
+///
+/// The file is mapped read-only under a shared advisory lock (`flock`), and
+/// the whole of it is validated (every length, count and offset against the
+/// file's size, every checksum) before the cache is returned; each block is
+/// copied out of the mapping before it is checked and used, so a file changed
+/// under the load cannot make it use unchecked bytes. Records whose wall-clock
+/// expiry has passed are left out. The cache is sized for the snapshot up
+/// front (`cfg->initial_capacity` is raised to the file's record count). A
+/// bounded cache smaller than the snapshot keeps what its eviction policy
+/// keeps as the records arrive in file order. What remains: a process that
+/// ignores the advisory lock and truncates the file during the load makes the
+/// loading process receive SIGBUS (mapcache's own saves never modify an
+/// existing file, they rename a new one over it).
+///
+/// `cfg`, `out` and ownership: as `mapcache_new` (on any error `*out` is NULL).
+/// `report` may be NULL; otherwise its `struct_size` must be set and it
+/// receives what the load did (see `mapcache_load_report`).
+/// Thread-safety: any thread.
+///
+/// Returns:
+/// - `MAPCACHE_OK`: `*out` is the new cache.
+/// - `MAPCACHE_E_INVALID_ARG`: `out` or `path` NULL, `path` empty,
+///   `report->struct_size` out of range.
+/// - `MAPCACHE_E_CORRUPT`: the file is damaged, truncated, appended to, not a
+///   snapshot, or of a newer format version. The message says what was wrong
+///   and at which byte offset; `report->corrupt_offset` holds the offset.
+/// - `MAPCACHE_E_IO`: the file could not be opened, locked or mapped (e.g.
+///   it does not exist: errno `ENOENT`); the message names the step and the
+///   path, `report->os_errno` holds the errno.
+/// - `MAPCACHE_E_INVALID_CONFIG`, `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INTERNAL`:
+///   as `mapcache_new`.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string; `cfg` as for `mapcache_new`;
+/// `out` must be NULL or valid for writing one pointer; `report` as for
+/// `mapcache_save`.
+#[no_mangle]
+pub unsafe extern "C" fn mapcache_load(
+    path: *const c_char,
+    cfg: *const mapcache_config,
+    out: *mut *mut mapcache_t,
+    report: *mut mapcache_load_report,
+) -> mapcache_status {
+    boundary::run("mapcache_load", || {
+        args::out(out, "out")?;
+        // SAFETY: out is non-null and, by the contract, writable.
+        unsafe { args::put(out, ptr::null_mut()) };
+        // SAFETY: NULL or readable for its stated size (contract).
+        let report_size = unsafe { stated_size(report, LOAD_V1_SIZE, "mapcache_load_report") }?;
+        // SAFETY: NULL or NUL-terminated (contract).
+        let outcome = unsafe { path_arg(path) }.and_then(|path| {
+            // SAFETY: cfg is NULL or readable for its struct_size bytes
+            // (contract).
+            let (config, mode) = unsafe { config::read(cfg) }?;
+            let (map, loaded) = Map::load_with_report(path, config).map_err(Failed::from)?;
+            let handle = handle::register(map, mode)?;
+            Ok((handle, loaded))
+        });
+        // SAFETY: as above.
+        unsafe { finish_load(outcome, report, report_size) }.map(|handle| {
+            // SAFETY: as above.
+            unsafe { args::put(out, handle) };
+            MAPCACHE_OK
+        })
+    })
+}
+
+/// Loads the snapshot at `path` into the live `cache`: each record overwrites
+/// the value of the key it names, as a put would; keys the snapshot does not
+/// name are left alone. The file is validated whole first (see
+/// `mapcache_load`): a bad file fails with `MAPCACHE_E_CORRUPT` and the cache
+/// is unchanged. Only an allocation failure while the records are stored
+/// (`MAPCACHE_E_NO_MEMORY`) leaves the records stored until then.
+///
+/// `report` may be NULL; otherwise its `struct_size` must be set and it
+/// receives what the load did (see `mapcache_load_report`).
+///
+/// Thread-safety: any thread, concurrently with any call on `cache` but
+/// `mapcache_free`: each shard takes its records in chunks of a few thousand
+/// under its lock, so other writers wait at most that long. In exclusive mode
+/// the load is one write: it fails with `MAPCACHE_E_CONCURRENT_WRITE` if
+/// another thread is writing, before changing anything.
+///
+/// Returns:
+/// - `MAPCACHE_OK`.
+/// - `MAPCACHE_E_INVALID_ARG`: `cache` or `path` NULL, `path` empty,
+///   `report->struct_size` out of range.
+/// - `MAPCACHE_E_CORRUPT`, `MAPCACHE_E_IO`: as `mapcache_load`; the cache is
+///   unchanged.
+/// - `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode; unchanged),
+///   `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+///
+/// # Safety
+/// As for `mapcache_load`.
+#[no_mangle]
+pub unsafe extern "C" fn mapcache_load_into(
+    cache: *mut mapcache_t,
+    path: *const c_char,
+    report: *mut mapcache_load_report,
+) -> mapcache_status {
+    boundary::run("mapcache_load_into", || {
+        // SAFETY: NULL or readable for its stated size (contract).
+        let report_size = unsafe { stated_size(report, LOAD_V1_SIZE, "mapcache_load_report") }?;
+        // SAFETY: NULL or NUL-terminated (contract).
+        let outcome = unsafe { path_arg(path) }.and_then(|path| {
+            handle::with_map(cache, |inner| Ok(inner.map.load_into(path)))
+                .map_err(Failed::from)
+                .and_then(|loaded| loaded.map_err(Failed::from))
+                .map(|loaded| ((), loaded))
+        });
+        // SAFETY: as above.
+        unsafe { finish_load(outcome, report, report_size) }.map(|()| MAPCACHE_OK)
+    })
+}
+
+/// A failed call, with the detail its report carries.
+struct Failed {
+    fail: Fail,
+    corrupt_offset: u64,
+    os_errno: i32,
+}
+
+impl From<Fail> for Failed {
+    fn from(fail: Fail) -> Failed {
+        Failed {
+            fail,
+            corrupt_offset: 0,
+            os_errno: 0,
+        }
+    }
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        let (corrupt_offset, os_errno) = match &error {
+            Error::Corrupt { offset, .. } => (*offset, 0),
+            Error::Io { errno, .. } => (0, errno.unwrap_or(0)),
+            _ => (0, 0),
+        };
+        Failed {
+            fail: Fail::from(error),
+            corrupt_offset,
+            os_errno,
+        }
+    }
+}
+
+/// The report's stated size: `None` for a NULL `report`.
+///
+/// # Safety
+/// `report` must be NULL or valid for reading a `size_t`.
+unsafe fn stated_size<T>(
+    report: *const T,
+    first: usize,
+    name: &'static str,
+) -> Result<Option<usize>, Fail> {
+    if report.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL and readable for its first field (contract).
+    unsafe { host_struct::stated_size(report.cast(), first, name, "report") }.map(Some)
+}
+
+/// The path argument: a non-empty NUL-terminated byte string.
+///
+/// # Safety
+/// `path` must be NULL or point to a NUL-terminated string.
+unsafe fn path_arg<'a>(path: *const c_char) -> Result<&'a Path, Failed> {
+    if path.is_null() {
+        return Err(Fail::arg("path is NULL").into());
+    }
+    // SAFETY: non-NULL and NUL-terminated (contract).
+    let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
+    if bytes.is_empty() {
+        return Err(Fail::arg("path is empty").into());
+    }
+    Ok(Path::new(OsStr::from_bytes(bytes)))
+}
+
+/// Writes a load's report (what it did, or a failure's detail) and passes on
+/// its outcome.
+///
+/// # Safety
+/// `report` must be valid for writing `size` bytes when `size` is `Some`.
+unsafe fn finish_load<T>(
+    outcome: Result<(T, LoadReport), Failed>,
+    report: *mut mapcache_load_report,
+    size: Option<usize>,
+) -> Result<T, Fail> {
+    let struct_size = size.unwrap_or(0);
+    let (written, result) = match outcome {
+        Ok((value, loaded)) => (of_load(&loaded, struct_size), Ok(value)),
+        Err(failed) => (
+            mapcache_load_report {
+                struct_size,
+                corrupt_offset: failed.corrupt_offset,
+                os_errno: failed.os_errno,
+                ..Default::default()
+            },
+            Err(failed.fail),
+        ),
+    };
+    if let Some(size) = size {
+        // SAFETY: writable for `size` bytes (contract).
+        unsafe { host_struct::write(report, size, &written) };
+    }
+    result
+}
+
+fn of_save(saved: &SaveReport, struct_size: Option<usize>) -> mapcache_save_report {
+    mapcache_save_report {
+        struct_size: struct_size.unwrap_or(0),
+        records: saved.records,
+        blocks: saved.blocks,
+        bytes: saved.bytes,
+        expired: saved.expired_skipped,
+        os_errno: 0,
+        reserved: 0,
+    }
+}
+
+fn of_load(loaded: &LoadReport, struct_size: usize) -> mapcache_load_report {
+    mapcache_load_report {
+        struct_size,
+        records: loaded.records,
+        loaded: loaded.loaded,
+        replaced: loaded.replaced,
+        expired: loaded.expired,
+        too_large: loaded.too_large,
+        bytes: loaded.bytes,
+        corrupt_offset: 0,
+        os_errno: 0,
+        reserved: 0,
+    }
+}
