@@ -668,12 +668,19 @@ fn a_key_named_twice_keeps_the_later_record_on_every_load_path() {
             2
         );
     };
-    expect(&Map::load(&path, config()).unwrap());
+    // The later record replaced the earlier one's value; one had expired.
+    let counts = |r: &mapcache::LoadReport| (r.records, r.loaded, r.replaced, r.expired);
+    let (unbounded, report) = Map::load_with_report(&path, config()).unwrap();
+    expect(&unbounded);
+    assert_eq!(counts(&report), (4, 3, 1, 1));
+    assert_eq!(report.bytes, file.len() as u64);
     let bounded = Config {
         max_entries: 100,
         ..config()
     };
-    expect(&Map::load(&path, bounded).unwrap());
+    let (bounded, report) = Map::load_with_report(&path, bounded).unwrap();
+    expect(&bounded);
+    assert_eq!(counts(&report), (4, 3, 1, 1));
     let into = Map::new(config()).unwrap();
     let report = into.load_into(&path).unwrap();
     assert_eq!(

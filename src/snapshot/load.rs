@@ -480,12 +480,10 @@ fn spread_with<S>(
         }
     };
     let threads = threads.min(n).max(1);
-    std::thread::scope(|scope| {
+    crate::sync::scoped::scope("mapcache-load", |spawner| {
         for _ in 1..threads {
             // A thread that cannot start leaves its share to the others.
-            let _ = std::thread::Builder::new()
-                .name("mapcache-load".into())
-                .spawn_scoped(scope, run);
+            spawner.spawn(&run);
         }
         run();
     });

@@ -198,19 +198,17 @@ where
     if threads <= 1 || len <= chunk || cfg!(loom) {
         return work(0..len);
     }
-    std::thread::scope(|scope| {
+    crate::sync::scoped::scope("mapcache-rehash", |spawner| {
         let work = &work;
         let mut start = 0;
         while start < len {
             let range = start..(start + chunk).min(len);
             start = range.end;
-            let spawned = std::thread::Builder::new()
-                .name("mapcache-rehash".into())
-                .spawn_scoped(scope, {
-                    let range = range.clone();
-                    move || work(range)
-                });
-            if spawned.is_err() {
+            let spawned = spawner.spawn({
+                let range = range.clone();
+                move || work(range)
+            });
+            if !spawned {
                 work(range);
             }
         }

@@ -188,8 +188,9 @@ static void test_ttl_expiring_between_save_and_load(void) {
     CHECK_ST(mapcache_put_ttl(c, S("hour"), S("3"), 3600000), MAPCACHE_OK);
     mapcache_save_report saved = save_report();
     CHECK_ST(mapcache_save(c, path_in("t.snap"), NULL, NULL, &saved), MAPCACHE_OK);
-    /* "brief" may or may not have expired during the save itself. */
-    CHECK(saved.records + saved.expired == 3);
+    /* "brief" may have expired before the save (a later put's sweep may even
+     * have removed it) or during it. */
+    CHECK(saved.records >= 2 && saved.records <= 3);
     /* A sleep only ever lasts at least this long: "brief" has expired. */
     sleep_ms(20);
     mapcache_t *warm = NULL;
