@@ -60,6 +60,7 @@ from typing import (
 )
 
 from . import _lib, _load
+from ._bytes import as_bytes
 from ._errors import CacheClosedError, LoaderError, MapCacheError, error_for_status
 from ._stats import Stats
 
@@ -277,23 +278,6 @@ def _value(value: Any) -> Any:
         return mv.tobytes()
 
 
-def _as_bytes(value: Any) -> bytes:
-    """A batch value as ``bytes`` (copied: batches are packed into one buffer anyway)."""
-    if value.__class__ is bytes:
-        return value
-    if isinstance(value, bytes):
-        return bytes(value)  # a subclass: its __len__ is not trusted (see _key)
-    if isinstance(value, str):
-        raise TypeError("a mapcache value must be bytes-like, not str (encode it first)")
-    try:
-        with memoryview(value) as mv:
-            return mv.tobytes()
-    except TypeError:
-        raise TypeError(
-            f"a mapcache value must be bytes-like, not {type(value).__name__}"
-        ) from None
-
-
 def _lengths(items: List[Any]) -> Tuple[array, int]:
     """The lengths of ``items`` as a size_t array, and their sum (fast when they
     are all equal)."""
@@ -338,11 +322,11 @@ def _pack_values(values: List[Any]) -> Tuple[bytes, array]:
     try:
         packed = b"".join(values)
     except TypeError:
-        values = [_as_bytes(v) for v in values]
+        values = [as_bytes(v) for v in values]
         packed = b"".join(values)
     lens, total = _lengths(values)
     if total != len(packed):
-        values = [_as_bytes(v) for v in values]
+        values = [as_bytes(v) for v in values]
         packed = b"".join(values)
         lens, total = _lengths(values)
     return packed, lens
