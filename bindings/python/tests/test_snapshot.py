@@ -423,27 +423,36 @@ def test_a_save_that_cannot_create_its_file(tmp_path):
 
 def test_a_failed_write_leaves_the_previous_snapshot_intact(tmp_path):
     """A write that fails half way (RLIMIT_FSIZE: EFBIG, which root gets too)
-    raises with its errno and leaves the previous file as it was."""
+    raises with its errno and leaves the previous file as it was; an exception
+    the progress callback raised before is the error's __context__."""
     path = tmp_path / "c.snap"
     with _filled(10) as c:
         c.save(path)
     before = path.read_bytes()
     code = f"""
-import errno, resource, signal, mapcache
+import resource, signal, mapcache
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 c = mapcache.Cache()
 c.set_many((b"k%d" % i, b"v" * 1000) for i in range(5000))  # ~5 MB
-resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))
-try:
-    c.save({str(path)!r})
-except mapcache.SnapshotIOError as exc:
-    assert isinstance(exc, OSError) and isinstance(exc, mapcache.MapCacheError)
-    assert type(exc).__mro__[1] is mapcache.SnapshotIOError or exc.errno == errno.EFBIG
-    print("errno", exc.errno, "|", exc.message)
+resource.setrlimit(resource.RLIMIT_FSIZE, (3 << 20, resource.RLIM_INFINITY))
+def progress(n):
+    raise KeyError("from progress")
+for p in (None, progress):
+    try:
+        c.save({str(path)!r}, progress=p)
+    except mapcache.SnapshotIOError as exc:
+        assert type(exc) is mapcache.SnapshotIOError  # EFBIG has no OSError subclass
+        assert isinstance(exc, OSError) and isinstance(exc, mapcache.MapCacheError)
+        print("errno", exc.errno, "|", exc.message, "|", repr(exc.__context__))
 """
     out = run_python(code)
     assert out.returncode == 0, out.stderr
-    assert f"errno {errno.EFBIG} | snapshot write of" in out.stdout
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2, out.stdout
+    for line in lines:
+        assert line.startswith(f"errno {errno.EFBIG} | snapshot write of"), line
+    assert lines[0].endswith("| None")
+    assert lines[1].endswith("| KeyError('from progress')")
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["c.snap"]
 
@@ -502,35 +511,56 @@ def test_exclusive_mode_save_and_load_into_work_alone(tmp_path, exclusive):
 # -------------------------------------------------------------- the GIL
 
 
-def test_load_releases_the_gil():
-    """Cache.load blocks inside the library, in open() of a FIFO, until a
-    writer opens it; the writer is another Python thread, which can open it
-    (without blocking) only once the load's open is waiting. If the load kept
-    the GIL that thread could never run: the child would hang until the
-    time limit, which only a broken build reaches."""
-    code = r"""
-import errno, os, tempfile, threading, mapcache
+# The load's probe: a thread that watches the main thread through /proc until
+# it sleeps in openat (blocked opening the FIFO), and only then opens the FIFO
+# for writing, which lets that open return. Seeing the main thread blocked
+# inside the load and acting on it takes the probe's own Python code, run after
+# the load began: if the load kept the GIL, the probe could never act and the
+# load would never return. (Opening the FIFO without looking first is no test:
+# that open may be in the kernel, without the GIL, when the load starts.)
+_GIL_PROBE = r"""
+import errno, os, platform, sys, tempfile, threading, mapcache
+from mapcache import _cache
+OPENAT = {"x86_64": {"2", "257"}, "aarch64": {"56"}}[platform.machine()]
+if len(sys.argv) > 1:  # the control: a load that keeps the GIL (PyDLL)
+    import ctypes
+    fn = ctypes.PyDLL(str(mapcache.library_path()))["mapcache_load"]
+    fn.restype, fn.argtypes = mapcache._lib._PROTOTYPES["mapcache_load"]
+    _cache._load_file = fn
 fifo = os.path.join(tempfile.mkdtemp(), "fifo")
 os.mkfifo(fifo)
-def writer():
+task = f"/proc/self/task/{threading.get_native_id()}"
+def probe():
     while True:
-        try:
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as e:
-            if e.errno != errno.ENXIO:  # ENXIO: no reader is waiting yet
-                raise
-            continue
-        os.close(fd)
-        return
-t = threading.Thread(target=writer)
-t.start()
+        with open(task + "/syscall") as f:
+            syscall = f.read().split()[0]
+        with open(task + "/stat") as f:
+            state = f.read().rsplit(") ", 1)[1][0]
+        if syscall in OPENAT and state == "S":
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                return
+            except OSError as e:  # ENXIO: another openat; the load's is to come
+                if e.errno != errno.ENXIO:
+                    raise
+threading.Thread(target=probe, daemon=True).start()
 try:
     mapcache.Cache.load(fifo)
 except mapcache.CorruptSnapshotError as e:  # an empty file
     print("returned:", type(e).__name__)
-t.join()
 """
-    out = run_python(code)
+
+
+def test_load_releases_the_gil():
+    """Cache.load blocks inside the library (in open() of a FIFO) until
+    another Python thread acts; it returns, so that thread ran (see _GIL_PROBE).
+    The control, the same load through PyDLL, hangs (run by hand:
+    ``python -c "$probe" control``)."""
+    machine = os.uname().machine
+    if machine not in ("x86_64", "aarch64") or not os.access(
+            f"/proc/self/task/{threading.get_native_id()}/syscall", os.R_OK):
+        pytest.skip("needs /proc/<tid>/syscall on x86_64 or aarch64")
+    out = run_python(_GIL_PROBE)
     assert out.returncode == 0, out.stderr
     assert "returned: CorruptSnapshotError" in out.stdout
 
