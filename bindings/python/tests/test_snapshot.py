@@ -508,6 +508,57 @@ def test_exclusive_mode_save_and_load_into_work_alone(tmp_path, exclusive):
     assert exclusive.load_into(path).replaced == 1
 
 
+def test_exclusive_mode_save_is_a_read_and_load_into_a_write(tmp_path, exclusive):
+    from test_misuse import HOLDER, OTHER, while_write_held
+
+    path = tmp_path / "c.snap"
+    exclusive.set_many({b"a": b"1", b"b": b"2"})
+    exclusive.save(path)
+    before = path.read_bytes()
+    exclusive["a"] = b"changed"
+    exc = while_write_held(exclusive, b"a", lambda: exclusive.save(path))
+    assert isinstance(exc, mapcache.ConcurrentReadWriteError), repr(exc)
+    assert (exc.holder, exc.collider) == (HOLDER, OTHER)
+    assert path.read_bytes() == before  # the previous file is intact
+    exc = while_write_held(exclusive, b"a", lambda: exclusive.load_into(path))
+    assert isinstance(exc, mapcache.ConcurrentWriteError), repr(exc)
+    assert exclusive["a"] == b"changed"  # nothing loaded
+
+
+def test_the_statuses_without_a_report():
+    """error_for_status (which has no report) still gives the snapshot classes."""
+    for st in (14, 15):
+        assert mapcache._lib.status_str(st) != mapcache._lib.status_str(999)
+    corrupt = mapcache._errors.error_for_status(14, "corrupt snapshot at byte offset 3: x")
+    assert type(corrupt) is CorruptSnapshotError and corrupt.offset is None
+    io = mapcache._errors.error_for_status(15, "snapshot open of /p: (os error 2)")
+    assert type(io) is SnapshotIOError and io.errno is None and io.status == 15
+    assert str(io) == "snapshot open of /p: (os error 2)"
+
+
+def test_the_errors_pickle(tmp_path, snapshot):
+    import pickle
+
+    data = bytearray(snapshot.read_bytes())
+    data[200] ^= 1
+    bad = _damaged(snapshot, bytes(data))
+    raised = []
+    for call in (lambda: Cache.load(bad), lambda: Cache.load(tmp_path / "missing")):
+        try:
+            call()
+        except mapcache.MapCacheError as exc:
+            raised.append(exc)
+    assert [type(e).__name__ for e in raised] == ["CorruptSnapshotError",
+                                                  "SnapshotFileNotFoundError"]
+    for exc in raised:
+        again = pickle.loads(pickle.dumps(exc))
+        assert type(again) is type(exc) and vars(again) == vars(exc)
+        assert str(again) == str(exc) and again.args == exc.args
+        if isinstance(exc, OSError):
+            assert (again.errno, again.strerror, again.filename) == (
+                exc.errno, exc.strerror, exc.filename)
+
+
 # -------------------------------------------------------------- the GIL
 
 

@@ -508,6 +508,10 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     get (``cache[key]``, ``get()``), which keeps it (it never blocks; see
     :mod:`mapcache._lib`). A closed cache raises :class:`CacheClosedError` on
     any use.
+
+    Snapshots: :meth:`save` writes the cache to a file, crash-safely;
+    :meth:`load` (or :meth:`load_with_report`) makes a new cache from one, and
+    :meth:`load_into` loads one into a live cache.
     """
 
     __slots__ = ("_h", "_getter", "_config", "_close_lock", "_failures", "__weakref__")
