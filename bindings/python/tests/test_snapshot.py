@@ -616,6 +616,20 @@ def test_load_releases_the_gil():
     assert "returned: CorruptSnapshotError" in out.stdout
 
 
+def test_every_snapshot_call_goes_through_cdll():
+    """save and load_into cannot be made to block from Python as load can (see
+    above); they are called the same way: through the CDLL, which releases the
+    GIL (a PyDLL function has FUNCFLAG_PYTHONAPI set, and keeps it)."""
+    import ctypes
+
+    from mapcache import _cache
+
+    for fn in (_cache._save, _cache._load_file, _cache._load_into):
+        assert not fn._flags_ & ctypes._FUNCFLAG_PYTHONAPI  # type: ignore[attr-defined]
+    held = ctypes.PyDLL(str(mapcache.library_path()))["mapcache_save"]
+    assert held._flags_ & ctypes._FUNCFLAG_PYTHONAPI  # type: ignore[attr-defined]
+
+
 def test_save_from_many_threads(tmp_path):
     """Saves from several threads at once, while another writes: each file is complete."""
     with _filled(2000) as c:
