@@ -5,6 +5,8 @@
 # make wheel     dist/mapcache-<version>-py3-none-manylinux_<glibc>_x86_64.whl
 # test-python    the pytest suite, against that wheel installed into .venv
 # test-wheel     the wheel in a fresh virtual environment outside the repository
+# stress-python  the snapshot tests with their 10M-entry and largest-value round
+#                trips (MAPCACHE_STRESS=1; part of `make stress`)
 #
 # .venv is created with --system-site-packages so that a machine-wide pytest is
 # reused; what is missing (pytest, and the build tools: setuptools>=77,
@@ -25,8 +27,9 @@ WHEEL_DIR := $(ROOT)/dist
 # pip's output before auditwheel retags it (linux_x86_64).
 WHEEL_RAW_DIR := $(ROOT)/target/wheel-raw
 
-.PHONY: wheel python-install test-python test-wheel demo-python bench-python
+.PHONY: wheel python-install test-python test-wheel stress-python demo-python bench-python
 TEST_TARGETS += test-python test-wheel
+STRESS_TARGETS += stress-python
 DEMO_TARGETS += demo-python
 BENCH_TARGETS += bench-python
 
@@ -59,6 +62,11 @@ python-install: wheel
 
 test-python: python-install
 	cd $(PY_DIR) && env -u MAPCACHE_LIBRARY $(PY) -m pytest -q -p no:cacheprovider tests
+
+# The tests that need MAPCACHE_STRESS=1 (skipped by test-python): minutes, and
+# several GiB of memory and disk.
+stress-python: python-install
+	cd $(PY_DIR) && env -u MAPCACHE_LIBRARY MAPCACHE_STRESS=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_snapshot.py
 
 test-wheel: wheel
 	PYTHON=$(PYTHON) bash $(ROOT)/tests/packaging/test_wheel.sh $(WHEEL_DIR)/mapcache-*.whl

@@ -17,7 +17,10 @@ use super::boundary;
 /// `max_entries`, `max_bytes`, `default_ttl_ms`, `clock` (and `reserved`)
 /// appended after `seed`; `mapcache_put_ttl`, `mapcache_clock_advance`,
 /// `mapcache_get_or_load` with its loader and result, `mapcache_stats_get`;
-/// statuses `MAPCACHE_E_TOO_LARGE` and `MAPCACHE_E_LOADER`.
+/// statuses `MAPCACHE_E_TOO_LARGE` and `MAPCACHE_E_LOADER`; and snapshots:
+/// `mapcache_save` (with `mapcache_progress_fn` and `mapcache_save_report`),
+/// `mapcache_load` and `mapcache_load_into` (with `mapcache_load_report`),
+/// statuses `MAPCACHE_E_CORRUPT` and `MAPCACHE_E_IO`.
 pub const MAPCACHE_ABI_VERSION: u32 = 3;
 
 /// The longest key, in bytes.

@@ -19,12 +19,14 @@ from pathlib import Path
 
 from . import _lib
 from ._cache import Cache, KeyLike, ValueLike, set_thread_label
+from ._snapshot import LoadReport, SaveReport
 from ._stats import Stats
 from ._errors import (
     BufferTooSmallError,
     CacheClosedError,
     ConcurrentReadWriteError,
     ConcurrentWriteError,
+    CorruptSnapshotError,
     InternalError,
     InvalidArgumentError,
     InvalidConfigError,
@@ -34,6 +36,7 @@ from ._errors import (
     MapCacheError,
     MisuseError,
     OutOfMemoryError,
+    SnapshotIOError,
     TooLargeError,
     ValueTooLongError,
 )
@@ -42,6 +45,8 @@ from ._lib import ABI_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN, LibraryNotFoundError
 __all__ = [
     "Cache",
     "Stats",
+    "SaveReport",
+    "LoadReport",
     "set_thread_label",
     "KeyLike",
     "ValueLike",
@@ -66,6 +71,8 @@ __all__ = [
     "InternalError",
     "TooLargeError",
     "LoaderError",
+    "CorruptSnapshotError",
+    "SnapshotIOError",
     "LibraryNotFoundError",
 ]
 

@@ -27,6 +27,7 @@ all per-call state is either local or thread-local (the getters are read-only).
 
 from __future__ import annotations
 
+import inspect
 import math
 import struct
 import threading
@@ -59,8 +60,16 @@ from typing import (
     Union,
 )
 
-from . import _lib, _load
-from ._errors import CacheClosedError, LoaderError, MapCacheError, error_for_status
+from . import _lib, _load, _snapshot
+from ._bytes import as_bytes
+from ._errors import (
+    CacheClosedError,
+    InvalidArgumentError,
+    LoaderError,
+    MapCacheError,
+    error_for_status,
+)
+from ._snapshot import LoadReport, PathLike, SaveReport
 from ._stats import Stats
 
 __all__ = ["Cache", "set_thread_label", "KeyLike", "ValueLike"]
@@ -96,6 +105,9 @@ _iter_new = _L.mapcache_iter_new
 _iter_next = _L.mapcache_iter_next
 _iter_free = _L.mapcache_iter_free
 _set_thread_label = _L.mapcache_set_thread_label
+_save = _L.mapcache_save
+_load_file = _L.mapcache_load
+_load_into = _L.mapcache_load_into
 
 _OK = _lib.OK
 _NOT_FOUND = _lib.NOT_FOUND
@@ -277,23 +289,6 @@ def _value(value: Any) -> Any:
         return mv.tobytes()
 
 
-def _as_bytes(value: Any) -> bytes:
-    """A batch value as ``bytes`` (copied: batches are packed into one buffer anyway)."""
-    if value.__class__ is bytes:
-        return value
-    if isinstance(value, bytes):
-        return bytes(value)  # a subclass: its __len__ is not trusted (see _key)
-    if isinstance(value, str):
-        raise TypeError("a mapcache value must be bytes-like, not str (encode it first)")
-    try:
-        with memoryview(value) as mv:
-            return mv.tobytes()
-    except TypeError:
-        raise TypeError(
-            f"a mapcache value must be bytes-like, not {type(value).__name__}"
-        ) from None
-
-
 def _lengths(items: List[Any]) -> Tuple[array, int]:
     """The lengths of ``items`` as a size_t array, and their sum (fast when they
     are all equal)."""
@@ -338,11 +333,11 @@ def _pack_values(values: List[Any]) -> Tuple[bytes, array]:
     try:
         packed = b"".join(values)
     except TypeError:
-        values = [_as_bytes(v) for v in values]
+        values = [as_bytes(v) for v in values]
         packed = b"".join(values)
     lens, total = _lengths(values)
     if total != len(packed):
-        values = [_as_bytes(v) for v in values]
+        values = [as_bytes(v) for v in values]
         packed = b"".join(values)
         lens, total = _lengths(values)
     return packed, lens
@@ -440,6 +435,32 @@ def _advance_ms(seconds: Any) -> int:
     return min(round(seconds * 1000), _MAX_MS)
 
 
+def _c_config(config: Dict[str, Any]) -> "_lib.mapcache_config":
+    """The ``mapcache_config`` for the keyword arguments of :class:`Cache`
+    (``config`` has every one of them), each checked: TypeError for a wrong
+    type, ValueError for a value out of range."""
+    # The library writes exactly the size we state, and reads no further.
+    cfg = _lib.mapcache_config()
+    st = _config_init(byref(cfg), sizeof(cfg))
+    if st:
+        raise error_for_status(st)
+    cfg.initial_capacity = _uint("initial_capacity", config["initial_capacity"], 64)
+    cfg.shards = _uint("shards", config["shards"], 32)
+    cfg.mode = _choice("mode", config["mode"], _MODES)
+    cfg.misuse_policy = _choice("misuse_policy", config["misuse_policy"], _MISUSE)
+    cfg.rehash_engine = _choice("rehash_engine", config["rehash_engine"], _ENGINES)
+    cfg.seed = _uint("seed", config["seed"], 64)
+    cfg.max_entries = _uint("max_entries", config["max_entries"], 64)
+    cfg.max_bytes = _uint("max_bytes", config["max_bytes"], 64)
+    default_ttl = config["default_ttl"]
+    cfg.default_ttl_ms = 0 if default_ttl is None else _ttl_ms("default_ttl", default_ttl)
+    manual_clock = config["manual_clock"]
+    if not isinstance(manual_clock, bool):
+        raise TypeError(f"manual_clock must be a bool, not {type(manual_clock).__name__}")
+    cfg.clock = _lib.CLOCK_MANUAL if manual_clock else _lib.CLOCK_SYSTEM
+    return cfg
+
+
 class Cache(MutableMapping):  # type: ignore[type-arg]
     """A concurrent, in-process map from bytes to bytes, stored outside the Python heap.
 
@@ -487,6 +508,10 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     get (``cache[key]``, ``get()``), which keeps it (it never blocks; see
     :mod:`mapcache._lib`). A closed cache raises :class:`CacheClosedError` on
     any use.
+
+    Snapshots: :meth:`save` writes the cache to a file, crash-safely;
+    :meth:`load` (or :meth:`load_with_report`) makes a new cache from one, and
+    :meth:`load_into` loads one into a live cache.
     """
 
     __slots__ = ("_h", "_getter", "_config", "_close_lock", "_failures", "__weakref__")
@@ -505,37 +530,8 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         default_ttl: Optional[float] = None,
         manual_clock: bool = False,
     ) -> None:
-        self._h: Optional[c_void_p] = None
-        self._getter = _CLOSED_GETTER
-        self._close_lock = threading.Lock()
-        self._failures = _load.Failures()
-        # The library writes exactly the size we state, and reads no further.
-        cfg = _lib.mapcache_config()
-        st = _config_init(byref(cfg), sizeof(cfg))
-        if st:
-            raise error_for_status(st)
-        cfg.initial_capacity = _uint("initial_capacity", initial_capacity, 64)
-        cfg.shards = _uint("shards", shards, 32)
-        cfg.mode = _choice("mode", mode, _MODES)
-        cfg.misuse_policy = _choice("misuse_policy", misuse_policy, _MISUSE)
-        cfg.rehash_engine = _choice("rehash_engine", rehash_engine, _ENGINES)
-        cfg.seed = _uint("seed", seed, 64)
-        cfg.max_entries = _uint("max_entries", max_entries, 64)
-        cfg.max_bytes = _uint("max_bytes", max_bytes, 64)
-        cfg.default_ttl_ms = 0 if default_ttl is None else _ttl_ms("default_ttl", default_ttl)
-        if not isinstance(manual_clock, bool):
-            raise TypeError(f"manual_clock must be a bool, not {type(manual_clock).__name__}")
-        cfg.clock = _lib.CLOCK_MANUAL if manual_clock else _lib.CLOCK_SYSTEM
-        out = c_void_p()
-        st = _new(byref(cfg), byref(out))
-        if st:
-            raise error_for_status(st)
-        if not out.value:
-            raise MapCacheError("mapcache_new returned OK but no handle")
-        # a c_void_p instance: passed to C with no conversion at all
-        self._h = out
-        self._getter = _getter(out.value)
-        self._config: Dict[str, Any] = {
+        self._init_closed()
+        config: Dict[str, Any] = {
             "initial_capacity": initial_capacity,
             "shards": shards,
             "mode": mode,
@@ -547,6 +543,28 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             "default_ttl": default_ttl,
             "manual_clock": manual_clock,
         }
+        cfg = _c_config(config)
+        out = c_void_p()
+        st = _new(byref(cfg), byref(out))
+        if st:
+            raise error_for_status(st)
+        self._adopt(out, config, "mapcache_new")
+
+    def _init_closed(self) -> None:
+        """The state of a cache without a handle yet (or closed)."""
+        self._h: Optional[c_void_p] = None
+        self._getter = _CLOSED_GETTER
+        self._close_lock = threading.Lock()
+        self._failures = _load.Failures()
+
+    def _adopt(self, out: c_void_p, config: Dict[str, Any], made_by: str) -> None:
+        """Take the new handle ``out``, made from ``config``, by ``made_by``."""
+        if not out.value:
+            raise MapCacheError(f"{made_by} returned OK but no handle")
+        # a c_void_p instance: passed to C with no conversion at all
+        self._h = out
+        self._getter = _getter(out.value)
+        self._config = config
 
     # ----------------------------------------------------------- lifecycle
 
@@ -556,12 +574,18 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         Do not close a cache while other threads are still using it: their
         calls fail with :class:`CacheClosedError` (or
         :class:`InvalidHandleError`) rather than crash, but what they did
-        is lost.
+        is lost. Inside the progress callback of a :meth:`save` of this cache
+        it raises :class:`InvalidArgumentError` (the save is using the cache).
         """
         with self._close_lock:
             h = self._h
             if h is None:
                 return
+            if _snapshot.saving_here(h.value or 0):
+                raise InvalidArgumentError(
+                    "close() inside the progress callback of a save of this cache: the "
+                    "save is still using it (close it after save() returns)",
+                    _INVALID_ARG)
             self._h = None
             self._getter = _CLOSED_GETTER
         _free(h)
@@ -824,6 +848,187 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         if st:
             raise self._error(st)
         return Stats._of(raw)
+
+    # ----------------------------------------------------------- snapshots
+
+    def save(self, path: PathLike, progress: Optional[Callable[[int], Any]] = None) -> SaveReport:
+        """Save the cache to a snapshot file at ``path``; return a :class:`SaveReport`.
+
+        ``path`` is a ``str``, ``bytes`` or ``os.PathLike`` (encoded with
+        ``os.fsencode``). The file is replaced atomically: the records go to
+        a temporary file in the same directory, which is fsynced and renamed
+        over ``path``, and the directory is fsynced; a crash at any moment
+        leaves either the previous file or the complete new one, and a save
+        that fails leaves the previous file as it was.
+
+        Consistency: other threads keep reading and writing during a save
+        (each shard is locked only while its entries' pointers are copied,
+        never for the file I/O). Each key's record holds the value the key
+        had at the moment its shard was copied, a moment during the save; the
+        shards are copied one after another, so the file is not an image of
+        the whole cache at one instant. Entries expired at that moment are
+        left out (``expired`` in the report); the others keep their expiry as
+        an absolute wall-clock time, so a cache loaded later honours their
+        TTLs (see :meth:`load` for manual clocks).
+
+        ``progress``, if given, is called as ``progress(bytes_written)`` on
+        the saving thread after each block of records (about every MiB) and
+        once at the end with the file's length; the values never decrease.
+        It runs with no lock of the cache held and may use the cache (but not
+        :meth:`close` it: that raises :class:`InvalidArgumentError`). If it
+        raises, it is not called again, the save still completes (the file is
+        written), and the exception is raised once the save returns; if the
+        save itself failed too, the save's error is raised, with the
+        callback's exception as its ``__context__``. A KeyboardInterrupt
+        during a save is raised in the callback and so likewise ends the call
+        only once the file is complete.
+
+        Thread-safety: any thread, concurrently with any other call on the
+        cache; several saves may run at once (to one path: the last rename
+        wins, and each file is complete). The GIL is released during the
+        save but for the progress calls. In ``mode="exclusive"`` a save is a
+        read: it raises :class:`ConcurrentReadWriteError` when another
+        thread writes while a shard is copied (the previous file is intact).
+
+        Raises:
+            SnapshotIOError: a file operation failed (a missing or read-only
+                directory, a full disk...); it is also an ``OSError`` of the
+                errno's subclass (e.g. ``PermissionError``) with ``errno``,
+                ``strerror`` and ``filename``, and its message names the
+                step. The previous file is intact.
+            InvalidArgumentError: ``path`` is empty, names no file (``"/"``),
+                or contains a NUL byte (checked before the library is called).
+            TypeError: ``path`` is not a path, or ``progress`` not callable.
+            CacheClosedError: the cache is closed.
+            ConcurrentReadWriteError, OutOfMemoryError, InternalError: as
+                the library reports them; the previous file is intact.
+        """
+        raw = _snapshot.fs_path(path)
+        h = self._handle()
+        report = _lib.mapcache_save_report()
+        report.struct_size = sizeof(report)
+        with _snapshot.Progress(progress, h.value or 0) as p:
+            st = _save(h, raw, p.fn, p.ctx, byref(report))
+            if st:
+                err = self._snapshot_error(st, path, report)
+                if p.raised is not None:
+                    err.__context__ = p.raised
+                raise err
+            if p.raised is not None:
+                raise p.raised
+        return SaveReport._of(report)
+
+    @classmethod
+    def load(cls, path: PathLike, **config: Any) -> "Cache":
+        """A new cache holding the snapshot at ``path`` (a file written by
+        :meth:`save`), configured by the keyword arguments of :class:`Cache`.
+
+        The same as :meth:`load_with_report`, without the report.
+        """
+        return cls.load_with_report(path, **config)[0]
+
+    @classmethod
+    def load_with_report(cls, path: PathLike, **config: Any) -> "Tuple[Cache, LoadReport]":
+        """A new cache holding the snapshot at ``path``, and a :class:`LoadReport`.
+
+        ``config`` takes the keyword arguments of :class:`Cache`, with the
+        same defaults and checks (``Cache.load(path, max_entries=10_000)``);
+        :attr:`config` reports them as given. The table is sized for the
+        snapshot up front (``initial_capacity`` is raised to the file's
+        record count). A bounded cache smaller than the snapshot keeps what
+        its eviction policy keeps as the records arrive in file order. (For a
+        subclass of Cache, its ``__init__`` is not called.)
+
+        The whole file is validated (every length, count, offset and
+        checksum) before the cache is returned, under a shared advisory lock
+        (``flock``); a file that another process holds an exclusive ``flock``
+        on fails at once (``BlockingIOError``). What remains: a process that
+        ignores the lock and truncates the file during the load kills the
+        loading process with SIGBUS (mapcache's own saves never modify an
+        existing file, they rename a new one over it).
+
+        TTLs: each record's expiry is a wall-clock time; records whose
+        expiry has passed are left out (``expired`` in the report), the
+        others expire when it comes. A cache with ``manual_clock=True`` has
+        the wall time 2020-01-01T00:00:00Z plus its clock's reading: between
+        a save from one manual-clock cache and a load into another, the time
+        that passes is how far the loader's clock has moved past the saver's
+        (a new cache's clock reads 0), and records saved from a system-clock
+        cache lie years in its future.
+
+        Thread-safety: any thread; the GIL is released during the load.
+
+        Raises:
+            CorruptSnapshotError: the file is damaged, truncated, appended to,
+                not a snapshot, or of a newer format version; ``offset`` is
+                where, and the message says what was wrong.
+            SnapshotIOError: the file could not be opened, locked or mapped;
+                also an ``OSError`` of the errno's subclass (a missing file:
+                ``FileNotFoundError``, errno ``ENOENT``).
+            InvalidArgumentError: ``path`` is empty or contains a NUL byte.
+            TypeError, ValueError, InvalidConfigError: a bad configuration, as
+                for :class:`Cache` (an unknown keyword is a TypeError).
+            OutOfMemoryError, InternalError: as the library reports them.
+        """
+        raw = _snapshot.fs_path(path)
+        bound = _INIT_SIGNATURE.bind(None, **config)  # TypeError, as Cache(...) gives
+        bound.apply_defaults()
+        full = dict(bound.arguments)
+        del full["self"]
+        cfg = _c_config(full)
+        cache = cls.__new__(cls)
+        cache._init_closed()
+        out = c_void_p()
+        report = _lib.mapcache_load_report()
+        report.struct_size = sizeof(report)
+        st = _load_file(raw, byref(cfg), byref(out), byref(report))
+        if st:
+            raise _snapshot.error(st, path, report.corrupt_offset, report.os_errno)
+        cache._adopt(out, full, "mapcache_load")
+        return cache, LoadReport._of(report)
+
+    def load_into(self, path: PathLike) -> LoadReport:
+        """Load the snapshot at ``path`` into this cache; return a :class:`LoadReport`.
+
+        Each record overwrites the value of the key it names, as a write
+        would (``replaced`` counts them); keys the snapshot does not name are
+        left alone. The whole file is validated first, as for
+        :meth:`load_with_report` (whose notes on locking and TTLs apply
+        here, measured against this cache's clock): a bad file raises and
+        leaves the cache unchanged. Only an allocation failure while the
+        records are stored (:class:`OutOfMemoryError`) leaves the records
+        stored until then.
+
+        Thread-safety: any thread, concurrently with any other call on the
+        cache; the records are stored in chunks of a few thousand per shard,
+        so other writers wait at most that long. The GIL is released during
+        the load. In ``mode="exclusive"`` the load is one write: it raises
+        :class:`ConcurrentWriteError` if another thread is writing, before
+        changing anything.
+
+        Raises:
+            CorruptSnapshotError, SnapshotIOError: as for
+                :meth:`load_with_report`; the cache is unchanged.
+            InvalidArgumentError: ``path`` is empty or contains a NUL byte.
+            TypeError: ``path`` is not a path.
+            CacheClosedError: the cache is closed.
+            ConcurrentWriteError (unchanged), OutOfMemoryError, InternalError:
+                as the library reports them.
+        """
+        raw = _snapshot.fs_path(path)
+        report = _lib.mapcache_load_report()
+        report.struct_size = sizeof(report)
+        st = _load_into(self._handle(), raw, byref(report))
+        if st:
+            raise self._snapshot_error(st, path, report)
+        return LoadReport._of(report)
+
+    def _snapshot_error(self, st: int, path: Any, report: Any) -> BaseException:
+        """The exception for status ``st`` of a snapshot call on this cache just
+        made on this thread; ``report`` is the call's report."""
+        if (st == _INVALID_ARG or st == _INVALID_HANDLE) and self._h is None:
+            return CacheClosedError()
+        return _snapshot.error(st, path, getattr(report, "corrupt_offset", 0), report.os_errno)
 
     def __delitem__(self, key: KeyLike) -> None:
         """``del cache[key]``; KeyError when absent."""
@@ -1114,6 +1319,10 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     def values(self) -> "ValuesView[bytes]":
         """A view of the values, read in one pass over the table."""
         return _ValuesView(self)
+
+
+#: The keyword arguments of Cache(...), with their defaults: Cache.load takes the same.
+_INIT_SIGNATURE = inspect.signature(Cache.__init__)
 
 
 class _Iter:

@@ -16,11 +16,26 @@
     │   └── CacheClosedError      (also ValueError)   use of a closed Cache
     ├── InternalError                                 MAPCACHE_E_INTERNAL
     ├── TooLargeError             (also ValueError)   MAPCACHE_E_TOO_LARGE
-    └── LoaderError                                   MAPCACHE_E_LOADER
+    ├── LoaderError                                   MAPCACHE_E_LOADER
+    ├── CorruptSnapshotError                          MAPCACHE_E_CORRUPT
+    └── SnapshotIOError           (also OSError)      MAPCACHE_E_IO
+        └── one class per OSError subclass, e.g. also FileNotFoundError
 
 ``LoaderError`` is raised only when a loader's failure reaches a caller
 without the exception it raised (see :meth:`~mapcache.Cache.get_or_load`,
 which re-raises the loader's own exception); it carries the loader status.
+
+A snapshot's I/O failure (:meth:`~mapcache.Cache.save`,
+:meth:`~mapcache.Cache.load`, :meth:`~mapcache.Cache.load_into`) is a
+:class:`SnapshotIOError`, which is both a :class:`MapCacheError` and an
+``OSError`` with the OS's ``errno``, ``strerror`` and the ``filename`` the
+call was given. Its class also derives from the ``OSError`` subclass that
+``OSError(errno, ...)`` itself picks for that errno (``ENOENT``:
+``FileNotFoundError``, ``EACCES``: ``PermissionError``, ``EAGAIN``:
+``BlockingIOError``, ...), so ``except FileNotFoundError``, ``except
+OSError`` and ``except MapCacheError`` all catch it. Those combined classes
+(``SnapshotFileNotFoundError`` and so on) are made here, one per subclass;
+catch them by their two bases rather than by their names.
 
 ``BufferTooSmallError`` never escapes the :class:`~mapcache.Cache` API (the
 binding grows its buffer and retries); it exists so every status has a class.
@@ -28,8 +43,10 @@ binding grows its buffer and retries); it exists so every status has a class.
 
 from __future__ import annotations
 
+import errno as _errno
+import os
 import re
-from typing import Dict, Optional, Type
+from typing import Any, Dict, Optional, Type
 
 from . import _lib
 
@@ -49,7 +66,10 @@ __all__ = [
     "InternalError",
     "TooLargeError",
     "LoaderError",
+    "CorruptSnapshotError",
+    "SnapshotIOError",
     "error_for_status",
+    "snapshot_io_error",
 ]
 
 
@@ -185,6 +205,99 @@ class LoaderError(MapCacheError):
     loader_status: Optional[int] = None
 
 
+class CorruptSnapshotError(MapCacheError):
+    """A snapshot file is damaged, truncated, appended to, not a snapshot, or of
+    a newer format version (``MAPCACHE_E_CORRUPT``). A cache loaded into is
+    unchanged.
+
+    Attributes:
+        offset: the byte offset in the file of the structure that failed its
+            check (also named in the message, "corrupt snapshot at byte offset
+            N: <what was wrong>"); ``None`` when the library did not report one.
+        filename: the path the load was given (``os.fspath`` of it), or ``None``.
+    """
+
+    status = _lib.E_CORRUPT
+
+    def __init__(self, message: str, status: Optional[int] = None, offset: Optional[int] = None,
+                 filename: Any = None) -> None:
+        super().__init__(message, status)
+        self.offset = offset
+        self.filename = filename
+
+
+class SnapshotIOError(MapCacheError, OSError):
+    """A file operation of a snapshot save or load failed (``MAPCACHE_E_IO``):
+    creating, writing, fsyncing or renaming the file of a save, fsyncing its
+    directory; opening, locking, or mapping the file of a load. A failed save
+    leaves the previous file at its path intact, and a cache loaded into is
+    unchanged.
+
+    It is an ``OSError`` (``errno``, ``strerror``, ``filename``), and the
+    class of each instance also derives from the ``OSError`` subclass that the
+    errno maps to (``FileNotFoundError`` for ``ENOENT``, ``PermissionError``
+    for ``EACCES``, ...; see the module docstring), so the usual ``except``
+    clauses catch it.
+
+    Attributes:
+        errno: the OS's errno for the failed step; ``None`` when the OS gave none.
+        strerror: ``os.strerror(errno)`` (the library's message when there is
+            no errno).
+        filename: the path the call was given (``os.fspath`` of it, ``str``
+            or ``bytes``); the failing step may have been on the save's
+            temporary file or on the directory, which ``message`` names.
+        message: the library's message, also ``str(exc)``: "snapshot <step> of
+            <path>: <OS message> (os error N)", where the step is one of
+            create, write, fsync, rename, fsync directory, open, lock, stat,
+            mmap.
+    """
+
+    status = _lib.E_IO
+
+    def __init__(self, errno: Optional[int], strerror: str, filename: Any = None,
+                 message: Optional[str] = None) -> None:
+        # The signature is OSError's (errno, strerror, filename), which pickling
+        # relies on; MapCacheError's attributes are set here.
+        OSError.__init__(self, errno, strerror, filename)
+        self.message = message if message is not None else strerror
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.errno, self.strerror, self.filename, self.message))
+
+
+def _combined_io_classes() -> Dict[Type[OSError], Type[SnapshotIOError]]:
+    """``SnapshotIOError`` joined with each ``OSError`` subclass an errno maps to,
+    made once, named ``Snapshot<subclass name>`` and kept in this module (so
+    that their instances pickle)."""
+    bases = {type(OSError(code, "")) for code in _errno.errorcode} - {OSError}
+    combined: Dict[Type[OSError], Type[SnapshotIOError]] = {}
+    for base in sorted(bases, key=lambda b: b.__name__):
+        name = f"Snapshot{base.__name__}"
+        cls = type(name, (SnapshotIOError, base), {
+            "__module__": __name__,
+            "__qualname__": name,
+            "__doc__": f"A :class:`SnapshotIOError` that is also a ``{base.__name__}``.",
+        })
+        globals()[name] = cls
+        combined[base] = cls
+    return combined
+
+
+_IO_CLASSES = _combined_io_classes()
+
+
+def snapshot_io_error(os_errno: int, message: str, filename: Any = None) -> SnapshotIOError:
+    """The :class:`SnapshotIOError` for ``os_errno`` (0: the OS gave none), of the
+    class that also derives from the ``OSError`` subclass of that errno."""
+    if not os_errno:
+        return SnapshotIOError(None, message, filename, message)
+    cls = _IO_CLASSES.get(type(OSError(os_errno, "")), SnapshotIOError)
+    return cls(os_errno, os.strerror(os_errno), filename, message)
+
+
 _BY_STATUS: Dict[int, Type[MapCacheError]] = {
     cls.status: cls
     for cls in (
@@ -200,6 +313,7 @@ _BY_STATUS: Dict[int, Type[MapCacheError]] = {
         InternalError,
         TooLargeError,
         LoaderError,
+        CorruptSnapshotError,
     )
 }
 
@@ -214,5 +328,7 @@ def error_for_status(status: int, message: Optional[str] = None) -> MapCacheErro
         message = _lib.last_error()
     if not message:
         message = _lib.status_str(status)
+    if status == _lib.E_IO:  # without the errno the call's report holds
+        return snapshot_io_error(0, message)
     cls = _BY_STATUS.get(status, MapCacheError)
     return cls(message, status)

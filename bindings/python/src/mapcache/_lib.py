@@ -52,6 +52,8 @@ E_INVALID_CONFIG = 10
 E_INTERNAL = 11
 E_TOO_LARGE = 12
 E_LOADER = 13
+E_CORRUPT = 14
+E_IO = 15
 
 MAX_KEY_LEN = 65535
 MAX_VALUE_LEN = 1 << 30
@@ -123,6 +125,37 @@ class mapcache_stats(Structure):
     ]
 
 
+class mapcache_save_report(Structure):
+    """``struct mapcache_save_report`` (48 bytes); the caller sets ``struct_size``."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("records", c_uint64),
+        ("blocks", c_uint64),
+        ("bytes", c_uint64),
+        ("expired", c_uint64),
+        ("os_errno", c_int32),
+        ("reserved", c_uint32),
+    ]
+
+
+class mapcache_load_report(Structure):
+    """``struct mapcache_load_report`` (72 bytes); the caller sets ``struct_size``."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("records", c_uint64),
+        ("loaded", c_uint64),
+        ("replaced", c_uint64),
+        ("expired", c_uint64),
+        ("too_large", c_uint64),
+        ("bytes", c_uint64),
+        ("corrupt_offset", c_uint64),
+        ("os_errno", c_int32),
+        ("reserved", c_uint32),
+    ]
+
+
 # Argument types, chosen for the cost of converting Python objects per call
 # (ctypes calls each argtype's from_param on every call):
 # - opaque handles and data pointers are c_void_p: it takes a ``bytes`` object
@@ -150,6 +183,10 @@ DEBUG_FN = ctypes.CFUNCTYPE(None, c_void_p)
 #: ``typedef int32_t (*mapcache_loader_fn)(void *ctx, const uint8_t *key, size_t key_len,
 #: mapcache_load_result *result)``: a ctypes callback takes the GIL while it runs.
 LOADER_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, c_void_p, c_size_t, c_void_p)
+
+#: ``typedef void (*mapcache_progress_fn)(void *ctx, uint64_t bytes_written)``: a ctypes
+#: callback takes the GIL while it runs.
+PROGRESS_FN = ctypes.CFUNCTYPE(None, c_void_p, c_uint64)
 
 _PROTOTYPES = {
     # (cfg, sizeof *cfg): the library writes exactly our struct's size.
@@ -193,6 +230,20 @@ _PROTOTYPES = {
     # (result, const char *message), only inside a loader
     "mapcache_load_result_set_error": (_status, [c_void_p, c_char_p]),
     "mapcache_stats_get": (_status, [_handle, POINTER(mapcache_stats)]),
+    # Snapshots. Paths are NUL-terminated bytes (c_char_p; the binding refuses
+    # a path with a NUL in it before the call).
+    # (cache, path, progress, progress_ctx, mapcache_save_report *report)
+    "mapcache_save": (
+        _status,
+        [_handle, c_char_p, PROGRESS_FN, c_void_p, POINTER(mapcache_save_report)],
+    ),
+    # (path, cfg, mapcache_t **out, mapcache_load_report *report)
+    "mapcache_load": (
+        _status,
+        [c_char_p, POINTER(mapcache_config), POINTER(c_void_p), POINTER(mapcache_load_report)],
+    ),
+    # (cache, path, mapcache_load_report *report)
+    "mapcache_load_into": (_status, [_handle, c_char_p, POINTER(mapcache_load_report)]),
     # Batches; arrays are passed as addresses (array.array.buffer_info()[0]).
     # (cache, n, keys, key_lens, values, values_cap, out_value_lens, out_statuses)
     "mapcache_get_many": (_status, [_handle, _size, _ptr, _ptr, _ptr, _size, _out, _out]),

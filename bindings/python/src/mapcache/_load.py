@@ -25,6 +25,7 @@ import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _lib
+from ._bytes import as_bytes
 from ._errors import error_for_status
 
 __all__ = ["Failures", "run_loader", "register", "unregister"]
@@ -106,20 +107,6 @@ def unregister(ctx: int) -> None:
     _calls.pop(ctx, None)
 
 
-def _value_bytes(value: Any) -> bytes:
-    if value.__class__ is bytes:
-        return value
-    if isinstance(value, str):
-        raise TypeError("a loader must return a bytes-like value, not str (encode it first)")
-    try:
-        with memoryview(value) as mv:
-            return mv.tobytes()
-    except TypeError:
-        raise TypeError(
-            f"a loader must return a bytes-like value, not {type(value).__name__}"
-        ) from None
-
-
 def _run(ctx: Optional[int], key: Optional[int], key_len: int, result: Optional[int]) -> int:
     """The ``mapcache_loader_fn`` (called by the library, with the GIL taken by ctypes)."""
     call = _calls.get(ctx or 0)
@@ -127,7 +114,7 @@ def _run(ctx: Optional[int], key: Optional[int], key_len: int, result: Optional[
         return UNRECORDED
     loader, k, failures = call
     try:
-        value = _value_bytes(loader())
+        value = as_bytes(loader(), "a loader must return a bytes-like value")
         st = _lib.lib.mapcache_load_result_set(result, value, len(value))
         if st:
             raise error_for_status(st)

@@ -1,0 +1,184 @@
+"""What :meth:`mapcache.Cache.save`, :meth:`~mapcache.Cache.load` and
+:meth:`~mapcache.Cache.load_into` share: the path as the C ABI takes it, the
+reports, the save's progress callback, and the exception for a failed call.
+
+The progress callback is one ctypes callback for every save (kept alive by
+this module), like the loader of ``get_or_load`` (see :mod:`mapcache._load`):
+a save registers its Python callable under a fresh ctx value for the length of
+the call, and the callback, which the library runs on the saving thread with
+the GIL taken by ctypes, finds it there. An exception the callable raises is
+kept and raised once the save has returned (the library's callback cannot
+fail); the callable is not called again during that save.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Union
+
+from . import _lib
+from ._errors import (
+    CorruptSnapshotError,
+    InvalidArgumentError,
+    MapCacheError,
+    error_for_status,
+    snapshot_io_error,
+)
+
+__all__ = ["SaveReport", "LoadReport", "PathLike", "fs_path", "Progress", "error", "saving_here"]
+
+#: A path: ``str``, ``bytes`` or an ``os.PathLike`` of either.
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+
+@dataclass(frozen=True)
+class SaveReport:
+    """What :meth:`mapcache.Cache.save` wrote.
+
+    Attributes:
+        records: records written: the cache's live entries at the save.
+        blocks: blocks of records written (about 1 MiB each).
+        bytes: bytes of the file.
+        expired: entries found expired during the save and left out.
+    """
+
+    records: int = 0
+    blocks: int = 0
+    bytes: int = 0
+    expired: int = 0
+
+    @classmethod
+    def _of(cls, raw: "_lib.mapcache_save_report") -> "SaveReport":
+        return cls(records=raw.records, blocks=raw.blocks, bytes=raw.bytes, expired=raw.expired)
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What :meth:`mapcache.Cache.load_into` or :meth:`mapcache.Cache.load_with_report` did.
+
+    Attributes:
+        records: records in the file.
+        loaded: records stored in the cache (inserted or replacing a value);
+            a bounded cache may have evicted some of them again as later ones
+            arrived.
+        replaced: of those, records that replaced a value the cache held.
+        expired: records left out because their expiry (wall-clock time) had
+            passed.
+        too_large: records left out because the entry is larger than a
+            bounded cache's share of ``max_bytes`` for one shard.
+        bytes: bytes of the file.
+    """
+
+    records: int = 0
+    loaded: int = 0
+    replaced: int = 0
+    expired: int = 0
+    too_large: int = 0
+    bytes: int = 0
+
+    @classmethod
+    def _of(cls, raw: "_lib.mapcache_load_report") -> "LoadReport":
+        return cls(records=raw.records, loaded=raw.loaded, replaced=raw.replaced,
+                   expired=raw.expired, too_large=raw.too_large, bytes=raw.bytes)
+
+
+def fs_path(path: Any) -> bytes:
+    """``path`` as the NUL-terminated bytes the C ABI takes (``os.fsencode``:
+    a ``str`` is encoded as the OS's functions would, undecodable bytes
+    included). TypeError for anything that is not a path; a NUL in it raises
+    :class:`InvalidArgumentError` (the library would read the path only up to
+    it, and name another file)."""
+    raw = os.fsencode(path)
+    if b"\0" in raw:
+        raise InvalidArgumentError(f"a snapshot path must not contain a NUL byte: {path!r}",
+                                   _lib.E_INVALID_ARG)
+    return raw
+
+
+def error(st: int, path: Any, corrupt_offset: int = 0, os_errno: int = 0) -> MapCacheError:
+    """The exception for status ``st`` of a snapshot call on ``path`` just made on
+    this thread, with what its report holds."""
+    message = _lib.last_error() or _lib.status_str(st)
+    filename = os.fspath(path)
+    if st == _lib.E_CORRUPT:
+        return CorruptSnapshotError(message, st, corrupt_offset, filename)
+    if st == _lib.E_IO:
+        return snapshot_io_error(os_errno, message, filename)
+    return error_for_status(st, message)
+
+
+# The saves running now, by the ctx value passed to the library: (the
+# callable, the list its exception goes to). Registered before the call and
+# removed after it, so the callback, which runs during that call on its
+# thread, always finds it.
+_calls: Dict[int, Any] = {}
+_ids = itertools.count(1)
+
+
+class _Saving(threading.local):
+    def __init__(self) -> None:
+        #: the handles (their int values) that this thread is saving right now
+        self.handles: List[int] = []
+
+
+_saving = _Saving()
+
+
+def saving_here(handle: int) -> bool:
+    """True while this thread is inside a save of the cache ``handle`` (so a call
+    made now comes from its progress callback)."""
+    return handle in _saving.handles
+
+
+def _run(ctx: Optional[int], bytes_written: int) -> None:
+    """The ``mapcache_progress_fn`` (called by the library, with the GIL taken by ctypes)."""
+    call = _calls.get(ctx or 0)
+    if call is None or call[1]:  # none registered (cannot happen), or it raised already
+        return
+    try:
+        call[0](bytes_written)
+    except BaseException as exc:  # raised by the save once it returns
+        call[1].append(exc)
+
+
+#: The one callback every save with a progress callable goes through.
+run_progress = _lib.PROGRESS_FN(_run)
+#: The NULL callback, for a save without one.
+NO_PROGRESS = _lib.PROGRESS_FN()
+
+
+class Progress:
+    """One save's progress callable, registered for the length of a ``with`` block.
+
+    ``fn`` and ``ctx`` are what to pass to ``mapcache_save``; ``raised`` is
+    the exception the callable raised, if it did. The block also marks
+    ``handle`` as being saved by this thread (see :func:`saving_here`).
+    """
+
+    __slots__ = ("fn", "ctx", "_handle", "_raised")
+
+    def __init__(self, callable_: Optional[Callable[[int], Any]], handle: int) -> None:
+        if callable_ is not None and not callable(callable_):
+            raise TypeError(f"progress must be callable or None, not {type(callable_).__name__}")
+        self._handle = handle
+        self._raised: List[BaseException] = []
+        if callable_ is None:
+            self.fn, self.ctx = NO_PROGRESS, 0
+        else:
+            self.fn, self.ctx = run_progress, next(_ids)
+            _calls[self.ctx] = (callable_, self._raised)
+
+    @property
+    def raised(self) -> Optional[BaseException]:
+        return self._raised[0] if self._raised else None
+
+    def __enter__(self) -> "Progress":
+        _saving.handles.append(self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _saving.handles.remove(self._handle)
+        _calls.pop(self.ctx, None)
