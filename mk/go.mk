@@ -44,6 +44,7 @@ bench-go: lib
 bench-go-gc: lib
 	cd $(GO_DIR) && $(GO) test -run '^$$' -bench GC5M -benchtime 3000000x -cpu 2 -timeout 30m .
 
-# Bigger hammering and repeated misuse/close races, under the race detector.
+# Bigger hammering and repeated misuse/close races, under the race detector;
+# snapshot round trips of 10M entries and of a MaxValueLen value.
 stress-go: lib
-	cd $(GO_DIR) && MAPCACHE_GO_STRESS=1 $(GO) test -race -count=5 -run 'Hammer|Exclusive|Close' -timeout 30m .
+	cd $(GO_DIR) && MAPCACHE_GO_STRESS=1 $(GO) test -race -count=5 -run 'Hammer|Exclusive|Close|SnapshotStress' -timeout 30m .

@@ -432,6 +432,49 @@ static mcg_res mcg_debug_panic(const char *msg) {
 	return r;
 }
 
+// Snapshots. The progress callback reaches Go through mcgGoProgress
+// (snapshot_callback.go), the C progress function handed to the library when
+// the save has one, whose context is the cgo.Handle of the save's progress
+// state (0: no callback). The report is always passed, for the failing offset
+// or errno; its struct_size is set here. (The Go callback runs the host's
+// function on another goroutine, so no call it makes runs on this thread and
+// changes its label.)
+extern void mcgGoProgress(uintptr_t h, uint64_t bytes_written);
+
+static void mcg_progress(void *ctx, uint64_t bytes_written) {
+	mcgGoProgress((uintptr_t)ctx, bytes_written);
+}
+
+static mcg_res mcg_save(void *h, const char *lbl, const char *path, uintptr_t progress,
+		mapcache_save_report *rep) {
+	mcg_res r = {0};
+	rep->struct_size = sizeof *rep;
+	if (mcg_begin(lbl, &r)) return r;
+	r.st = mapcache_save((mapcache_t *)h, path, progress ? mcg_progress : NULL,
+		(void *)progress, rep);
+	mcg_end(lbl, &r);
+	return r;
+}
+
+static mcg_res mcg_load(const char *path, const mapcache_config *cfg, mapcache_load_report *rep) {
+	mcg_res r = {0};
+	rep->struct_size = sizeof *rep;
+	mapcache_t *out = NULL;
+	r.st = mapcache_load(path, cfg, &out, rep);
+	r.p = out;
+	mcg_end(NULL, &r);
+	return r;
+}
+
+static mcg_res mcg_load_into(void *h, const char *lbl, const char *path, mapcache_load_report *rep) {
+	mcg_res r = {0};
+	rep->struct_size = sizeof *rep;
+	if (mcg_begin(lbl, &r)) return r;
+	r.st = mapcache_load_into((mapcache_t *)h, path, rep);
+	mcg_end(lbl, &r);
+	return r;
+}
+
 static uint32_t mcg_abi_version(void) { return mapcache_abi_version(); }
 static const char *mcg_version(void) { return mapcache_version(); }
 static const char *mcg_status_str(int32_t s) { return mapcache_status_str(s); }
@@ -499,10 +542,19 @@ type handle = unsafe.Pointer
 
 func cNew(cfg Config) (handle, cres) {
 	var cc C.mapcache_config
+	if r := cConfig(cfg, &cc); r.st != stOK {
+		return nil, r
+	}
+	r := conv(C.mcg_new(&cc))
+	return r.p, r
+}
+
+// cConfig fills cc, the C config of cfg (for New and Load).
+func cConfig(cfg Config, cc *C.mapcache_config) cres {
 	// The library writes exactly the size of the struct this binding was built
 	// with (and reads no more), whatever version of it the library knows.
-	if st := C.mapcache_config_init(&cc, C.size_t(unsafe.Sizeof(cc))); st != 0 {
-		return nil, cres{st: int32(st), msg: "mapcache_config_init refused this binding's mapcache_config"}
+	if st := C.mapcache_config_init(cc, C.size_t(unsafe.Sizeof(*cc))); st != 0 {
+		return cres{st: int32(st), msg: "mapcache_config_init refused this binding's mapcache_config"}
 	}
 	cc.initial_capacity = C.uint64_t(cfg.InitialCapacity)
 	cc.shards = C.uint32_t(cfg.Shards)
@@ -518,8 +570,7 @@ func cNew(cfg Config) (handle, cres) {
 	} else {
 		cc.clock = C.MAPCACHE_CLOCK_SYSTEM
 	}
-	r := conv(C.mcg_new(&cc))
-	return r.p, r
+	return cres{}
 }
 
 func cFree(h handle) { C.mcg_free(h) }
@@ -617,6 +668,66 @@ func cIterClose(it unsafe.Pointer) { C.mcg_iter_close(it) }
 // cIterFill fills buf with up to len(lens)/2 entries.
 func cIterFill(it unsafe.Pointer, lbl *C.char, buf []byte, lens []C.size_t) cres {
 	return conv(C.mcg_iter_fill(it, lbl, bp(buf), C.size_t(len(buf)), szp(lens), C.size_t(len(lens)/2)))
+}
+
+// snapResult is the result of a snapshot call: the shim's, and the report's
+// account of a failure (the offset of MAPCACHE_E_CORRUPT, the errno of
+// MAPCACHE_E_IO).
+type snapResult struct {
+	cres
+	offset uint64
+	errno  int32
+}
+
+// cSave saves the cache to path, with the progress state whose cgo.Handle is
+// progress (0: none). Not noescape: the progress callback runs Go code on
+// this goroutine, whose stack may move meanwhile, so nothing handed to C may
+// be on it (the path is C memory, the report escapes to the heap).
+func cSave(h handle, lbl *C.char, path string, progress cgo.Handle) (SaveReport, snapResult) {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var rep C.mapcache_save_report
+	r := conv(C.mcg_save(h, lbl, cpath, C.uintptr_t(progress), &rep))
+	return SaveReport{
+		Records: uint64(rep.records),
+		Blocks:  uint64(rep.blocks),
+		Bytes:   uint64(rep.bytes),
+		Expired: uint64(rep.expired),
+	}, snapResult{cres: r, errno: int32(rep.os_errno)}
+}
+
+// cLoad creates a cache configured by cfg holding the snapshot at path.
+func cLoad(path string, cfg Config) (handle, LoadReport, snapResult) {
+	var cc C.mapcache_config
+	if r := cConfig(cfg, &cc); r.st != stOK {
+		return nil, LoadReport{}, snapResult{cres: r}
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var rep C.mapcache_load_report
+	r := conv(C.mcg_load(cpath, &cc, &rep))
+	rep2, sr := loadReport(&rep, r)
+	return r.p, rep2, sr
+}
+
+// cLoadInto loads the snapshot at path into the cache.
+func cLoadInto(h handle, lbl *C.char, path string) (LoadReport, snapResult) {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var rep C.mapcache_load_report
+	r := conv(C.mcg_load_into(h, lbl, cpath, &rep))
+	return loadReport(&rep, r)
+}
+
+func loadReport(rep *C.mapcache_load_report, r cres) (LoadReport, snapResult) {
+	return LoadReport{
+		Records:  uint64(rep.records),
+		Loaded:   uint64(rep.loaded),
+		Replaced: uint64(rep.replaced),
+		Expired:  uint64(rep.expired),
+		TooLarge: uint64(rep.too_large),
+		Bytes:    uint64(rep.bytes),
+	}, snapResult{cres: r, offset: uint64(rep.corrupt_offset), errno: int32(rep.os_errno)}
 }
 
 // debugLoadWaiters reports how many GetOrLoad callers are waiting, inside the

@@ -7,7 +7,9 @@ import (
 )
 
 // Sentinel errors. Every error this package returns matches one of them with
-// errors.Is; the concrete type is *Error (or *BatchError for batch calls).
+// errors.Is; the concrete type is *Error, or *BatchError for batch calls,
+// *LoadError for a failed GetOrLoad loader, *CorruptError and *IOError for
+// snapshots (snapshot.go).
 var (
 	// ErrClosed: the cache was closed (by Close on it or on any of its views).
 	ErrClosed = errors.New("mapcache: cache is closed")
@@ -46,6 +48,17 @@ var (
 	// (MAPCACHE_E_LOADER). The error is a *LoadError, which also unwraps
 	// to what the loader returned.
 	ErrLoader = errors.New("mapcache: loader failed")
+	// ErrCorrupt: a snapshot file given to Load, LoadWithReport or LoadInto
+	// is damaged, truncated, appended to, not a snapshot, or of a newer
+	// format version (MAPCACHE_E_CORRUPT). The error is a *CorruptError,
+	// with the byte offset in the file of what failed its check; a cache
+	// loaded into is unchanged.
+	ErrCorrupt = errors.New("mapcache: corrupt snapshot")
+	// ErrIO: a file operation of a snapshot save or load failed
+	// (MAPCACHE_E_IO). The error is an *IOError, which unwraps to the OS's
+	// syscall.Errno, so errors.Is(err, fs.ErrNotExist) and errors.Is(err,
+	// syscall.EACCES) work. A failed save leaves the previous file intact.
+	ErrIO = errors.New("mapcache: snapshot I/O failed")
 )
 
 // Status codes of the C ABI (docs/C_API.md).
@@ -64,6 +77,8 @@ const (
 	stInternal         = 11
 	stTooLarge         = 12
 	stLoader           = 13
+	stCorrupt          = 14
+	stIO               = 15
 	abiVersionExpected = 3
 )
 
@@ -91,6 +106,10 @@ func sentinelFor(st int32) error {
 		return ErrTooLarge
 	case stLoader:
 		return ErrLoader
+	case stCorrupt:
+		return ErrCorrupt
+	case stIO:
+		return ErrIO
 	default:
 		return ErrInternal
 	}

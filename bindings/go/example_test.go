@@ -3,6 +3,9 @@ package mapcache_test
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -180,4 +183,40 @@ func ExampleCache_Stats() {
 	// Output:
 	// hits 2, misses 1, hit ratio 0.67
 	// inserts 1, entries 1
+}
+
+func ExampleCache_Save() {
+	dir, _ := os.MkdirTemp("", "mapcache-example")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "users.snap")
+
+	c, _ := mapcache.New(mapcache.Config{})
+	c.SetString("user:1", "alice")
+	c.SetString("user:2", "bob")
+	// Before a restart (other goroutines may keep using the cache meanwhile):
+	if err := c.Save(path); err != nil {
+		panic(err)
+	}
+	c.Close()
+
+	// After it: a warm cache, or an error to start cold on.
+	warm, err := mapcache.Load(path, mapcache.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer warm.Close()
+	v, ok := warm.GetString("user:2")
+	fmt.Println(v, ok, warm.Len())
+
+	// A missing file is fs.ErrNotExist; a damaged one, mapcache.ErrCorrupt.
+	_, err = mapcache.Load(filepath.Join(dir, "missing.snap"), mapcache.Config{})
+	fmt.Println(errors.Is(err, fs.ErrNotExist), errors.Is(err, mapcache.ErrIO))
+	os.WriteFile(path, []byte("not a snapshot"), 0o644)
+	_, err = warm.LoadInto(path)
+	var ce *mapcache.CorruptError
+	fmt.Println(errors.Is(err, mapcache.ErrCorrupt), errors.As(err, &ce), warm.Len())
+	// Output:
+	// bob true 2
+	// true true
+	// true true 2
 }

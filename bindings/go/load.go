@@ -260,34 +260,12 @@ type loadOutcome struct {
 	exited   bool // the loader called runtime.Goexit
 }
 
-// runLoad calls load on a goroutine of its own and waits for it. Neither a
-// panic nor runtime.Goexit may unwind through the C frames of the library
-// below the callback (Go would skip them: the library's load would never end,
-// and every later GetOrLoad of the key would wait for it forever). A panic
-// could be recovered on the calling goroutine, but Goexit cannot be stopped
-// once started, so load runs where it can only end its own goroutine.
+// runLoad calls load through runCallback (callback.go): neither a panic nor
+// runtime.Goexit in it may unwind through the C frames of the library below
+// the loader callback.
 func runLoad(load func() ([]byte, error)) (o loadOutcome) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		returned, recovered := false, false
-		defer func() {
-			if !returned && !recovered { // Goexit: no panic to report
-				o.exited, o.panicked, o.value = true, false, nil
-			}
-		}()
-		func() {
-			defer func() {
-				if !returned {
-					o.panicked, o.value = true, recover()
-				}
-			}()
-			o.v, o.err = load()
-			returned = true
-		}()
-		recovered = !returned // reached after a recovered panic, not after Goexit
-	}()
-	<-done
+	c := runCallback(func() { o.v, o.err = load() })
+	o.panicked, o.value, o.exited = c.panicked, c.value, c.exited
 	return o
 }
 

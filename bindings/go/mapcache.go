@@ -52,6 +52,27 @@
 // once per key however many goroutines miss on it (GetOrLoad), and statistics
 // that are always on (Stats). An expired entry is never returned by any call.
 //
+// # Snapshots
+//
+// Save writes a cache to a file while other goroutines keep using it, and
+// Load (or LoadInto, into a live cache) reads it back, so that a restarted
+// program starts warm instead of sending a storm of misses to what the cache
+// fronts. A save replaces its file atomically (a crash leaves the previous
+// file or the new one, complete), and a load checks every byte of the file
+// before it trusts it (ErrCorrupt, with the offset of the fault). The format
+// is the library's, docs/FORMAT.md in the repository: a file saved by any
+// host of the library (C, Python, Go) loads in any other.
+//
+// A record keeps its entry's expiry as an absolute wall-clock time, so that a
+// cache loaded later honours the TTL: an entry saved with 30 seconds to live
+// and loaded a minute later is left out (LoadReport.Expired). A cache with
+// Config.ManualClock counts wall time as 2020-01-01T00:00:00Z plus its
+// clock's reading: between a save from one manual-clock cache and a load into
+// another, the time that passes is how far the loading cache's clock has
+// moved past the saving one's, which lets a test see TTLs expire across a
+// restart without sleeping. (A snapshot saved on the system clock and loaded
+// into a manual-clock cache has its TTLs years in that cache's future.)
+//
 // Keys and values are byte strings: a key of 0 to MaxKeyLen (65,535) bytes, a
 // value of 0 to MaxValueLen (1 GiB). A nil key and an empty key are the same
 // key (the empty string, also "" for the string methods); a nil value stores
@@ -224,23 +245,36 @@ type Cache struct {
 // New creates a cache. Close it to release its memory (a finalizer also does,
 // once the cache and all its views are unreachable).
 func New(cfg Config) (*Cache, error) {
-	if v := cABIVersion(); v != abiVersionExpected {
-		return nil, &Error{Op: "New", Message: "library ABI version mismatch", sentinel: ErrABIMismatch}
-	}
-	if cfg.MisusePolicy == MisuseAbort && cfg.Mode != Exclusive {
-		return nil, &Error{Op: "New", Status: stInvalidConfig, sentinel: ErrInvalidConfig,
-			Message: "MisusePolicy MisuseAbort applies to Exclusive mode only; set Mode: Exclusive (a Concurrent cache has no misuse to detect)"}
-	}
-	if err := checkCacheConfig(cfg); err != nil {
+	if err := checkConfig("New", cfg); err != nil {
 		return nil, err
 	}
 	h, r := cNew(cfg)
 	if r.st != stOK {
 		return nil, newError("New", r.st, r.msg)
 	}
+	return newCacheOf(h, cfg), nil
+}
+
+// checkConfig makes the checks of a new cache (New, Load) that come before
+// the library's: the library's ABI, and the fields the library cannot see
+// wrong.
+func checkConfig(op string, cfg Config) error {
+	if v := cABIVersion(); v != abiVersionExpected {
+		return &Error{Op: op, Message: "library ABI version mismatch", sentinel: ErrABIMismatch}
+	}
+	if cfg.MisusePolicy == MisuseAbort && cfg.Mode != Exclusive {
+		return &Error{Op: op, Status: stInvalidConfig, sentinel: ErrInvalidConfig,
+			Message: "MisusePolicy MisuseAbort applies to Exclusive mode only; set Mode: Exclusive (a Concurrent cache has no misuse to detect)"}
+	}
+	return checkCacheConfig(op, cfg)
+}
+
+// newCacheOf wraps h, a map the library made with cfg, in a Cache freed by
+// Close or a finalizer.
+func newCacheOf(h handle, cfg Config) *Cache {
 	co := &core{h: h, mode: cfg.Mode}
 	runtime.SetFinalizer(co, (*core).close)
-	return &Cache{co: co}, nil
+	return &Cache{co: co}
 }
 
 // Version returns the library's version string, e.g. "0.1.0".

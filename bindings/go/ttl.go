@@ -20,10 +20,10 @@ func ttlMillis(d time.Duration) uint64 {
 }
 
 // checkCacheConfig refuses the cache fields of cfg that are out of range
-// before the library sees them (they are unsigned there).
-func checkCacheConfig(cfg Config) error {
+// before the library sees them (for op, New or Load) (they are unsigned there).
+func checkCacheConfig(op string, cfg Config) error {
 	bad := func(msg string) error {
-		return &Error{Op: "New", Status: stInvalidConfig, Message: msg, sentinel: ErrInvalidConfig}
+		return &Error{Op: op, Status: stInvalidConfig, Message: msg, sentinel: ErrInvalidConfig}
 	}
 	switch {
 	case cfg.MaxEntries < 0:
