@@ -11,7 +11,11 @@
 //! - load: `Map::load` of the file into a new cache (MB/s of file read,
 //!   entries/s), and its ratio to the insert;
 //! - writers during a save: one thread overwriting random keys, its rate alone
-//!   and while saves run on another thread.
+//!   and while saves run on another thread;
+//! - a restart: the insert and the load again, each in a fresh process (this
+//!   binary re-run as a child), which must fault in all of its memory: what a
+//!   process that restarts warm really pays. The rounds above reuse memory the
+//!   allocator got back from the round before.
 //!
 //! `cargo bench -p mapcache-bench --bench snapshot` (part of `make bench`).
 
@@ -57,6 +61,46 @@ fn writer(map: &Map, n: u64, ops: u64, seed: u64) -> Duration {
     start.elapsed()
 }
 
+/// Set in a child run to the one job it times: `insert`, or `load:<path>`.
+const CHILD_ENV: &str = "MAPCACHE_SNAPSHOT_CHILD";
+
+/// A child's job, timed, printed as `elapsed_ns <n>` on its own line.
+fn child(job: &str, n: u64) {
+    let start = Instant::now();
+    let map = match job.strip_prefix("load:") {
+        Some(path) => Map::load(path, Config::default()).unwrap(),
+        None => {
+            assert_eq!(job, "insert");
+            let map = Map::new(Config::default()).unwrap();
+            for i in 0..n {
+                map.insert(&key(i), &value(i)).unwrap();
+            }
+            map
+        }
+    };
+    let elapsed = start.elapsed();
+    assert_eq!(map.len() as u64, n);
+    println!("elapsed_ns {}", elapsed.as_nanos());
+}
+
+/// `job` run once in a fresh process: its time.
+fn in_fresh_process(job: &str, n: u64) -> Duration {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(CHILD_ENV, job)
+        .env("MAPCACHE_SNAPSHOT_ENTRIES", n.to_string())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "the {job} child failed");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let ns = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("elapsed_ns "))
+        .expect("the child's time")
+        .parse()
+        .unwrap();
+    Duration::from_nanos(ns)
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -65,6 +109,9 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000_000);
+    if let Ok(job) = std::env::var(CHILD_ENV) {
+        return child(&job, n);
+    }
     let dir = std::env::temp_dir().join(format!("mapcache-bench-snapshot-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bench.snap");
@@ -127,6 +174,16 @@ fn main() {
     });
 
     let waits_after = source.table_stats();
+    drop(source);
+
+    // A restart: each job in a fresh process, alternately.
+    let load_job = format!("load:{}", path.display());
+    let (mut fresh_inserts, mut fresh_loads) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        fresh_inserts.push(in_fresh_process("insert", n));
+        fresh_loads.push(in_fresh_process(&load_job, n));
+    }
+
     let (insert_best, insert_median) = stats(inserts);
     let (save_best, save_median) = stats(saves);
     let (load_best, load_median) = stats(loads);
@@ -170,6 +227,15 @@ fn main() {
         "  the writer's waits for reclamation during the saves: {} ({} ran out of patience)",
         waits_after.relief_waits - waits_before.relief_waits,
         waits_after.relief_give_ups - waits_before.relief_give_ups
+    );
+    let (fresh_insert, _) = stats(fresh_inserts);
+    let (fresh_load, _) = stats(fresh_loads);
+    println!(
+        "in a fresh process: insert best {:.3} s, load best {:.3} s ({:.0} MB/s): {:.2}x faster",
+        secs(fresh_insert),
+        secs(fresh_load),
+        mb / secs(fresh_load),
+        secs(fresh_insert) / secs(fresh_load)
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

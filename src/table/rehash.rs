@@ -295,6 +295,9 @@ pub(crate) struct Placed {
     pub(crate) entry: *mut Entry,
 }
 
+/// How many items ahead [`build_flat`] prefetches the bucket of.
+const PLACE_AHEAD: usize = 16;
+
 /// Builds a table of `2^log2` buckets holding `items`, with the rehash's count,
 /// lay-out and fill steps run over a flat array instead of an old table (a
 /// snapshot load into an empty shard): count the items per bucket, give each
@@ -347,7 +350,13 @@ pub(crate) fn build_flat(
             &extra[starts[j] + n / SLOTS - 1]
         }
     };
-    for item in items {
+    for (i, item) in items.iter().enumerate() {
+        // The items come in file order, so each lands in a random bucket of
+        // an array larger than the caches: fetch the head bucket of the one
+        // `PLACE_AHEAD` items on, so that the misses overlap.
+        if let Some(ahead) = items.get(i + PLACE_AHEAD) {
+            bucket::prefetch(&main[ahead.frag as usize & mask]);
+        }
         let j = item.frag as usize & mask;
         let filled = counts[j] as usize;
         // A key placed already (a file naming a key twice): replace it.
