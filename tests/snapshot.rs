@@ -142,6 +142,20 @@ fn ten_million_entries_round_trip_under_stress() {
 }
 
 #[test]
+fn the_largest_value_round_trips_under_stress() {
+    if std::env::var_os("MAPCACHE_STRESS").is_none() {
+        eprintln!("skipped: set MAPCACHE_STRESS=1 (make stress)");
+        return;
+    }
+    let mut value = vec![0u8; mapcache::MAX_VALUE_LEN];
+    for (i, byte) in value.iter_mut().enumerate().step_by(4093) {
+        *byte = (i >> 12) as u8;
+    }
+    *value.last_mut().unwrap() = 0x5a;
+    round_trip(&[(b"max".to_vec(), value)], "max-value");
+}
+
+#[test]
 fn ttls_are_honoured_across_a_save_and_a_load() {
     let dir = TempDir::new("ttl");
     let path = dir.path("ttl.snap");
