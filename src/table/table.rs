@@ -539,7 +539,8 @@ impl Table {
     /// A canonical byte image of the table: for each main bucket in order, each
     /// bucket of its chain as (tophash, frags, slot pointers, "more follows" byte).
     /// Two tables with the same image place the same entries in the same slots.
-    #[cfg(all(test, not(loom)))]
+    /// (The engines' equivalence tests compare them, the GPU plugin's too.)
+    #[cfg(not(loom))]
     pub(crate) fn image(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&self.log2.to_le_bytes());
