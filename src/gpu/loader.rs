@@ -153,9 +153,8 @@ fn open_plugin(path: &Path) -> Result<Plugin, String> {
             abi::PLUGIN_ABI_VERSION
         ));
     }
-    // The library stays open for the life of the process (a `Library` is never
-    // closed): the table points into it.
-    drop(library);
+    // `library` goes out of scope open: a `Library` is never closed, and the
+    // table points into it.
     start(table, path.display().to_string())
 }
 
