@@ -21,6 +21,9 @@
 //!
 //! Every call returns [`PLUGIN_OK`] or an error code, with a NUL-terminated
 //! message written into the caller's buffer. A plugin never unwinds.
+//!
+//! This file is also the plugin's: `cuda/src/lib.rs` includes it as a module,
+//! so it uses nothing of the core (`gpu/mod.rs` checks the layouts against it).
 
 use std::ffi::{c_char, c_void};
 
@@ -160,19 +163,3 @@ pub struct PluginV1 {
 unsafe impl Sync for PluginV1 {}
 // SAFETY: as above.
 unsafe impl Send for PluginV1 {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layouts_are_the_abi() {
-        assert_eq!(std::mem::size_of::<SourceBucket>(), 104);
-        assert_eq!(std::mem::size_of::<Checksum>(), 32);
-        assert_eq!(
-            std::mem::size_of::<crate::table::bucket::Bucket>(),
-            BUCKET_BYTES
-        );
-        assert_eq!(SLOTS, crate::table::bucket::SLOTS);
-    }
-}

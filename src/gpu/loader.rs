@@ -92,18 +92,32 @@ pub(crate) fn load(configured: Option<&Path>) -> Loaded {
     if let Some((_, loaded)) = plugins.iter().find(|(p, _)| *p == path) {
         return loaded.clone();
     }
-    let loaded = open_plugin(&path).map(Arc::new);
+    let loaded = open_plugin(&path, true).map(Arc::new);
     plugins.push((path, loaded.clone()));
     loaded
+}
+
+/// Loads the plugin file at `path` without opening the driver first (a plugin
+/// whose device is emulated on the host needs none), replacing what was there.
+pub(crate) fn load_without_driver(path: &Path) -> Result<(), String> {
+    let loaded = open_plugin(path, false).map(Arc::new);
+    let result = loaded.as_ref().map(|_| ()).map_err(Clone::clone);
+    let mut plugins = PLUGINS.lock().unwrap_or_else(|e| e.into_inner());
+    plugins.retain(|(p, _)| p != path);
+    plugins.push((path.to_path_buf(), loaded));
+    result
 }
 
 /// Makes `table` the plugin at `path`, as if loaded from there, without the
 /// driver or a file (a test's fake device); replaces what was there.
 ///
 /// # Safety
-/// `table`'s functions must keep the ABI's contract (see `abi`).
-pub(crate) unsafe fn install(path: &Path, table: PluginV1) -> Result<(), String> {
-    let loaded = start(table, format!("{} (installed)", path.display()));
+/// `table` is what a plugin's entry point returns (see `adopt`), and its
+/// functions keep the ABI's contract (see `abi`).
+pub(crate) unsafe fn install(path: &Path, table: *const PluginV1) -> Result<(), String> {
+    let origin = format!("{} (installed)", path.display());
+    // SAFETY: forwarded contract.
+    let loaded = unsafe { adopt(table, &origin) }.and_then(|table| start(table, origin));
     let result = loaded.as_ref().map(|_| ()).map_err(Clone::clone);
     let mut plugins = PLUGINS.lock().unwrap_or_else(|e| e.into_inner());
     plugins.retain(|(p, _)| p != path);
@@ -111,8 +125,10 @@ pub(crate) unsafe fn install(path: &Path, table: PluginV1) -> Result<(), String>
     result
 }
 
-fn open_plugin(path: &Path) -> Result<Plugin, String> {
-    driver()?;
+fn open_plugin(path: &Path, with_driver: bool) -> Result<Plugin, String> {
+    if with_driver {
+        driver()?;
+    }
     if !path.is_file() {
         return Err(format!("plugin not found at {}", path.display()));
     }
@@ -127,19 +143,26 @@ fn open_plugin(path: &Path) -> Result<Plugin, String> {
     // SAFETY: the plugin ABI's symbol has this type.
     let entry: abi::EntryFn = unsafe { std::mem::transmute::<*mut c_void, abi::EntryFn>(symbol) };
     // SAFETY: the entry point takes no arguments and returns a static table.
-    let table = unsafe { entry() };
+    let table = unsafe { adopt(entry(), &path.display().to_string()) }?;
+    // `library` goes out of scope open: a `Library` is never closed, and the
+    // table points into it.
+    start(table, path.display().to_string())
+}
+
+/// Reads a plugin's function table, checking its size and version first.
+///
+/// # Safety
+/// `table` is NULL or points to a static table that starts with its size and
+/// is at least that long.
+unsafe fn adopt(table: *const PluginV1, origin: &str) -> Result<PluginV1, String> {
     if table.is_null() {
-        return Err(format!(
-            "plugin {} returned no function table",
-            path.display()
-        ));
+        return Err(format!("plugin {origin} returned no function table"));
     }
     // SAFETY: the table starts with its size; read it before trusting the rest.
     let size = unsafe { table.cast::<usize>().read_unaligned() };
     if size < std::mem::size_of::<PluginV1>() {
         return Err(format!(
-            "plugin {} has a function table of {size} bytes, older than this library's ({})",
-            path.display(),
+            "plugin {origin} has a function table of {size} bytes, older than this library's ({})",
             std::mem::size_of::<PluginV1>()
         ));
     }
@@ -147,15 +170,12 @@ fn open_plugin(path: &Path) -> Result<Plugin, String> {
     let table = unsafe { table.read_unaligned() };
     if table.abi_version != abi::PLUGIN_ABI_VERSION {
         return Err(format!(
-            "plugin {} speaks plugin ABI {}, this library {}",
-            path.display(),
+            "plugin {origin} speaks plugin ABI {}, this library {}",
             table.abi_version,
             abi::PLUGIN_ABI_VERSION
         ));
     }
-    // `library` goes out of scope open: a `Library` is never closed, and the
-    // table points into it.
-    start(table, path.display().to_string())
+    Ok(table)
 }
 
 /// Opens the plugin's context.

@@ -27,3 +27,19 @@ pub use status::GpuStatus;
 
 #[cfg(all(test, not(loom)))]
 mod fallback_tests;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::abi;
+
+    #[test]
+    fn the_plugin_abi_matches_the_core_layouts() {
+        assert_eq!(std::mem::size_of::<abi::SourceBucket>(), 104);
+        assert_eq!(std::mem::size_of::<abi::Checksum>(), 32);
+        assert_eq!(
+            std::mem::size_of::<crate::table::bucket::Bucket>(),
+            abi::BUCKET_BYTES
+        );
+        assert_eq!(abi::SLOTS, crate::table::bucket::SLOTS);
+    }
+}

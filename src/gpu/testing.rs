@@ -12,14 +12,28 @@ use crate::table::bucket::{self, EMPTY_REST};
 use crate::table::rehash::{ParallelCpu, RehashEngine, SingleThreaded};
 use crate::table::table::Table;
 
-/// Makes `table` the plugin at `path` without the driver or a file: a plugin
-/// whose "device" runs in this process (the emulated kernels, a fault injector).
+/// Makes `table` (what a plugin's `mapcache_cuda_plugin_v1` returns) the
+/// plugin at `path`, without the driver or a file: a plugin linked into this
+/// process (the emulated device, a fault injector). Opens its context now.
 ///
 /// # Safety
-/// `table`'s functions must keep the plugin ABI's contract.
-pub unsafe fn install_plugin(path: &Path, table: &PluginV1) -> Result<(), String> {
+/// `table` points to a static plugin table whose functions keep the plugin
+/// ABI's contract.
+pub unsafe fn install_plugin(path: &Path, table: *const std::ffi::c_void) -> Result<(), String> {
     // SAFETY: forwarded contract.
-    unsafe { loader::install(path, *table) }
+    unsafe { loader::install(path, table.cast::<PluginV1>()) }
+}
+
+/// Loads the plugin file at `path` without the CUDA driver (for a plugin built
+/// without CUDA, whose device is emulated on the host; it refuses to open
+/// unless `MAPCACHE_CUDA_EMULATE=1`). Later loads of `path` get this plugin.
+pub fn load_plugin_without_driver(path: &Path) -> Result<(), String> {
+    loader::load_without_driver(path)
+}
+
+/// Whether the GPU engine at `path` (or beside the library) loads, and why not.
+pub fn probe(path: Option<&Path>) -> Result<String, String> {
+    loader::load(path).map(|plugin| plugin.description.clone())
 }
 
 /// A table for rebuilding: made-up hashes and entry words (never dereferenced:
@@ -119,9 +133,28 @@ pub enum Engine<'a> {
 pub struct Rebuilt(Table);
 
 impl Rebuilt {
-    /// The canonical byte image (main buckets in order, each chain's buckets).
+    /// The canonical byte image (main buckets in order, each chain's buckets),
+    /// then the layout of the arrays: the pool's length and, for each bucket of
+    /// each chain, where its overflow pointer points (a pool index, or a
+    /// bucket outside the pool). Two rebuilt tables with the same image are the
+    /// same bytes but for the arrays' base addresses.
     pub fn image(&self) -> Vec<u8> {
-        self.0.image()
+        let mut out = self.0.image();
+        let pool = self.0.pool();
+        out.extend_from_slice(&(pool.len() as u64).to_le_bytes());
+        let base = pool.as_ptr() as usize;
+        self.0.for_each_chain_bucket(|_, bucket| {
+            let next = bucket.overflow.load(Ordering::Relaxed) as usize;
+            let at = if next == 0 {
+                u64::MAX
+            } else if next >= base && next < base + pool.len() * std::mem::size_of_val(bucket) {
+                ((next - base) / std::mem::size_of_val(bucket)) as u64
+            } else {
+                u64::MAX - 1
+            };
+            out.extend_from_slice(&at.to_le_bytes());
+        });
+        out
     }
 }
 

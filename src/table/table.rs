@@ -275,6 +275,13 @@ impl Table {
         self.buckets.as_slice()
     }
 
+    /// The overflow pool the rehash laid out (for the engines' equivalence
+    /// checks, which compare its layout too).
+    #[cfg(not(loom))]
+    pub(crate) fn pool(&self) -> &[Bucket] {
+        self.pool.as_slice()
+    }
+
     /// Overflow buckets in use: the pool plus those added one by one.
     pub(crate) fn overflow_count(&self) -> usize {
         self.pool.len + self.extra_overflow.load(Ordering::Relaxed)
