@@ -1,0 +1,79 @@
+# The GPU rehash engine (cuda/): the plugin libmapcache_cuda.so, its kernels,
+# and the bundle cuda/gpu-check.sh runs on a GPU machine. None of it is needed by
+# the core: `cargo build`, `make test` and `make demo` never compile CUDA.
+#
+#   make cuda             the plugin, built with CUDA, on any machine: nvcc from a
+#                         CUDA toolkit if one is on PATH, else the pinned pip wheels
+#                         (installed into target/cuda-toolchain); linked against a
+#                         stub libcuda.so (the driver is loaded at run time).
+#                         Installs the plugin beside target/release/libmapcache.so
+#                         and fills target/cuda/gpu-check/ (see gpu-check.sh).
+#   make test-cuda        the plugin's tests on its emulated device (no GPU, no
+#                         CUDA: the same kernel source compiled for the host).
+#   make gpu-check        runs cuda/gpu-check.sh on this machine (needs a GPU).
+
+CUDA_OUT := $(ROOT)/target/cuda
+CUDA_TOOLCHAIN := $(ROOT)/target/cuda-toolchain
+CUDA_WHEELS := nvidia-cuda-nvcc==13.0.88 nvidia-cuda-runtime==13.0.96 nvidia-cuda-crt==13.0.88 nvidia-nvvm==13.0.88
+# A toolkit's nvcc if there is one, else the wheels'. Newer nvcc emits PTX the
+# R580 driver (CUDA 13.0) cannot load: the wheels are pinned to 13.0.
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(CUDA_TOOLCHAIN)/nvidia/cu13/bin/nvcc)
+CUDA_KERNELS := $(CUDA_OUT)/kernels
+CUDA_STUB := $(CUDA_OUT)/stub
+# Its own target directory: the workspace's (target/release) holds the plugin
+# built without CUDA, for the tests.
+CUDA_TARGET_DIR := $(CUDA_OUT)/build
+GPU_CHECK_DIR := $(CUDA_OUT)/gpu-check
+GPU_CHECK_BINS := gpu-equivalence gpu-faults gpu-bench
+
+.PHONY: cuda cuda-toolchain cuda-kernels cuda-stub test-cuda gpu-check gpu-artifacts
+TEST_TARGETS += test-cuda
+
+$(CUDA_TOOLCHAIN)/.installed:
+	@echo "== no nvcc on PATH: installing the pinned CUDA 13.0 wheels into $(CUDA_TOOLCHAIN)"
+	$(PYTHON) -m pip install --quiet --no-deps --target $(CUDA_TOOLCHAIN) $(CUDA_WHEELS)
+	touch $@
+
+cuda-toolchain:
+	@if [ "$(NVCC)" = "$(CUDA_TOOLCHAIN)/nvidia/cu13/bin/nvcc" ]; then \
+	  $(MAKE) --no-print-directory $(CUDA_TOOLCHAIN)/.installed; fi
+	@echo "nvcc: $(NVCC) ($$($(NVCC) --version | tail -1))"
+
+# PTX for compute_90 (JIT-compiled by the driver for any GPU from sm_90 up) and
+# SASS for sm_90 (H100/H200), both embedded in the plugin.
+cuda-kernels: cuda-toolchain
+	mkdir -p $(CUDA_KERNELS)
+	$(NVCC) -ptx -arch=compute_90 -o $(CUDA_KERNELS)/rehash.ptx $(ROOT)/cuda/kernels/rehash.cu
+	$(NVCC) -cubin -arch=sm_90 -o $(CUDA_KERNELS)/rehash.cubin $(ROOT)/cuda/kernels/rehash.cu
+
+# A libcuda.so with every driver entry point returning CUDA_ERROR_STUB_LIBRARY,
+# SONAME libcuda.so.1: cust_raw links against it; at run time the real driver
+# (which the core dlopens first) provides the symbols.
+cuda-stub:
+	mkdir -p $(CUDA_STUB)/lib64
+	grep -v '^#' $(ROOT)/cuda/stub/libcuda.symbols | sed 's/.*/int &(void) { return 34; }/' > $(CUDA_STUB)/stub.c
+	$(CC) -shared -fPIC -Wl,-soname,libcuda.so.1 -o $(CUDA_STUB)/lib64/libcuda.so $(CUDA_STUB)/stub.c
+
+cuda: cuda-kernels cuda-stub lib
+	CUDA_LIBRARY_PATH=$(CUDA_STUB) MAPCACHE_CUDA_KERNELS=$(CUDA_KERNELS) CARGO_TARGET_DIR=$(CUDA_TARGET_DIR) \
+	  $(CARGO) build --release -p mapcache-cuda --features cuda
+	cp $(CUDA_TARGET_DIR)/release/libmapcache_cuda.so $(LIB_DIR)/libmapcache_cuda.so
+	$(MAKE) --no-print-directory gpu-artifacts
+	@echo "== built $(LIB_DIR)/libmapcache_cuda.so and $(GPU_CHECK_DIR)/"
+
+# What cuda/gpu-check.sh needs on a machine with a GPU and no Rust: the plugin,
+# the kernels, the check programs (which load the plugin as libmapcache.so
+# does, and start without a driver) and the script.
+gpu-artifacts:
+	$(CARGO) build --release -p mapcache-gpu-check
+	mkdir -p $(GPU_CHECK_DIR)/kernels
+	cp $(CUDA_TARGET_DIR)/release/libmapcache_cuda.so $(GPU_CHECK_DIR)/
+	cp $(CUDA_KERNELS)/rehash.ptx $(CUDA_KERNELS)/rehash.cubin $(GPU_CHECK_DIR)/kernels/
+	for b in $(GPU_CHECK_BINS); do cp $(ROOT)/target/release/$$b $(GPU_CHECK_DIR)/; done
+	cp $(ROOT)/cuda/gpu-check.sh $(GPU_CHECK_DIR)/
+
+test-cuda:
+	$(CARGO) test --release -p mapcache-cuda -p mapcache-gpu-check
+
+gpu-check:
+	$(GPU_CHECK_DIR)/gpu-check.sh $(GPU_CHECK_DIR)
