@@ -6,11 +6,16 @@
 #                         CUDA toolkit if one is on PATH, else the pinned pip wheels
 #                         (installed into target/cuda-toolchain); linked against a
 #                         stub libcuda.so (the driver is loaded at run time).
-#                         Installs the plugin beside target/release/libmapcache.so
-#                         and fills target/cuda/gpu-check/ (see gpu-check.sh).
+#                         The plugin and the gpu-check bundle land in
+#                         target/cuda/gpu-check/. (Not in target/release: there
+#                         the workspace's tests build the plugin without CUDA,
+#                         under the same name; that one refuses to open for a
+#                         host.) Copy it beside libmapcache.so, or name it in the
+#                         config's gpu plugin path.
 #   make test-cuda        the plugin's tests on its emulated device (no GPU, no
 #                         CUDA: the same kernel source compiled for the host).
 #   make gpu-check        runs cuda/gpu-check.sh on this machine (needs a GPU).
+#   make gpu-check-dry    the same script without a GPU, on the emulated plugin.
 
 CUDA_OUT := $(ROOT)/target/cuda
 CUDA_TOOLCHAIN := $(ROOT)/target/cuda-toolchain
@@ -26,7 +31,7 @@ CUDA_TARGET_DIR := $(CUDA_OUT)/build
 GPU_CHECK_DIR := $(CUDA_OUT)/gpu-check
 GPU_CHECK_BINS := gpu-equivalence gpu-faults gpu-bench
 
-.PHONY: cuda cuda-toolchain cuda-kernels cuda-stub test-cuda gpu-check gpu-artifacts
+.PHONY: cuda cuda-toolchain cuda-kernels cuda-stub test-cuda gpu-check gpu-check-dry gpu-artifacts
 TEST_TARGETS += test-cuda
 
 $(CUDA_TOOLCHAIN)/.installed:
@@ -54,12 +59,13 @@ cuda-stub:
 	grep -v '^#' $(ROOT)/cuda/stub/libcuda.symbols | sed 's/.*/int &(void) { return 34; }/' > $(CUDA_STUB)/stub.c
 	$(CC) -shared -fPIC -Wl,-soname,libcuda.so.1 -o $(CUDA_STUB)/lib64/libcuda.so $(CUDA_STUB)/stub.c
 
-cuda: cuda-kernels cuda-stub lib
+cuda: cuda-kernels cuda-stub
 	CUDA_LIBRARY_PATH=$(CUDA_STUB) MAPCACHE_CUDA_KERNELS=$(CUDA_KERNELS) CARGO_TARGET_DIR=$(CUDA_TARGET_DIR) \
 	  $(CARGO) build --release -p mapcache-cuda --features cuda
-	cp $(CUDA_TARGET_DIR)/release/libmapcache_cuda.so $(LIB_DIR)/libmapcache_cuda.so
+	CUDA_LIBRARY_PATH=$(CUDA_STUB) MAPCACHE_CUDA_KERNELS=$(CUDA_KERNELS) CARGO_TARGET_DIR=$(CUDA_TARGET_DIR) \
+	  $(CARGO) clippy --release -p mapcache-cuda --features cuda -- -D warnings
 	$(MAKE) --no-print-directory gpu-artifacts
-	@echo "== built $(LIB_DIR)/libmapcache_cuda.so and $(GPU_CHECK_DIR)/"
+	@echo "== built $(GPU_CHECK_DIR)/libmapcache_cuda.so (and the gpu-check bundle there)"
 
 # What cuda/gpu-check.sh needs on a machine with a GPU and no Rust: the plugin,
 # the kernels, the check programs (which load the plugin as libmapcache.so
@@ -77,3 +83,10 @@ test-cuda:
 
 gpu-check:
 	$(GPU_CHECK_DIR)/gpu-check.sh $(GPU_CHECK_DIR)
+
+# The script itself, on this machine without a GPU: the programs against the
+# plugin built without CUDA (its emulated device), small sizes.
+gpu-check-dry: gpu-artifacts
+	$(CARGO) build --release -p mapcache-cuda
+	GPU_CHECK_PLUGIN=$(LIB_DIR)/libmapcache_cuda.so GPU_CHECK_ARGS=--no-driver MAPCACHE_CUDA_EMULATE=1 \
+	  EQUIVALENCE_SIZES=1000,100k,1M BENCH_SIZES=100k,1M $(ROOT)/cuda/gpu-check.sh $(GPU_CHECK_DIR)

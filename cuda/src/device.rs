@@ -331,10 +331,11 @@ impl Backend for Device {
             )?;
         }
         let mut pool_len = 0u64;
-        // SAFETY: one word from the device into a local.
+        // SAFETY: one word from the device into a local, written through a
+        // pointer made from `&mut` (the copy completes before `sync` returns).
         unsafe {
             check(
-                sys::cuMemcpyDtoHAsync_v2(arg(&pool_len), total, 8, stream),
+                sys::cuMemcpyDtoHAsync_v2((&mut pool_len as *mut u64).cast(), total, 8, stream),
                 abi::PLUGIN_E_COPY,
                 "cuMemcpyDtoHAsync (pool length)",
             )?;

@@ -36,6 +36,18 @@ fn check(options: &mapcache_gpu_check::Options, fault: &str) -> Result<String, S
         }
     }
     let status = map.gpu_status();
+    // `wrong` is caught by the core's check; the others fail as injected.
+    let named = match fault {
+        "none" => true,
+        "wrong" => status.reason.contains("the result failed its check"),
+        _ => status.reason.contains("(injected by MAPCACHE_CUDA_FAULT)"),
+    };
+    if !named {
+        return Err(format!(
+            "the status does not name the injected fault: {}",
+            status.reason
+        ));
+    }
     let expected_rebuilds_on_gpu = fault == "none";
     if expected_rebuilds_on_gpu != (status.gpu_rebuilds > 0 && status.fallbacks == 0) {
         return Err(format!("unexpected status {status:?}"));
