@@ -58,7 +58,8 @@ fn header_sections_and_the_testing_opt_in() {
         "4. ITERATION",
         "5. LABELS AND ERRORS",
         "6. VERSIONING",
-        "7. DEBUG HOOKS",
+        "7. GPU ENGINE",
+        "8. DEBUG HOOKS",
     ];
     let mut last = 0;
     for banner in banners {

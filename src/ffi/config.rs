@@ -553,6 +553,8 @@ mod tests {
             V1_SIZE - 1,
             V1_SIZE + 8,
             V3_SIZE - 1,
+            V3_SIZE + 8,
+            GPU_SIZE - 1,
             MAX_STRUCT_SIZE + 1,
             usize::MAX,
         ] {
@@ -617,6 +619,57 @@ mod tests {
     }
 
     #[test]
+    fn gpu_fields_are_converted() {
+        let c = mapcache_config {
+            gpu_mode: MAPCACHE_GPU_FORCE,
+            gpu_threshold: 1 << 24,
+            gpu_plugin_path: c"/opt/mapcache/libmapcache_cuda.so".as_ptr(),
+            ..defaults()
+        };
+        let (config, _) = read_bytes(&as_bytes(&c, 0)).unwrap();
+        assert_eq!(config.gpu, GpuMode::Force);
+        assert_eq!(config.gpu_threshold, 1 << 24);
+        assert_eq!(
+            config.gpu_plugin,
+            Some(PathBuf::from("/opt/mapcache/libmapcache_cuda.so"))
+        );
+        let off = mapcache_config {
+            gpu_mode: MAPCACHE_GPU_OFF,
+            ..defaults()
+        };
+        assert_eq!(read_bytes(&as_bytes(&off, 0)).unwrap().0.gpu, GpuMode::Off);
+        let (config, _) = read_bytes(&as_bytes(&defaults(), 0)).unwrap();
+        assert_eq!(
+            (config.gpu, config.gpu_threshold, config.gpu_plugin),
+            (GpuMode::Auto, 0, None)
+        );
+    }
+
+    #[test]
+    fn an_abi_3_host_gets_the_defaults_of_the_gpu_fields() {
+        // A 72-byte struct followed by bytes that would be invalid GPU fields
+        // (gpu_mode 9): none of them is read.
+        let c = mapcache_config {
+            struct_size: V3_SIZE,
+            max_entries: 100,
+            gpu_threshold: 5,
+            gpu_mode: 9,
+            reserved2: 9,
+            ..defaults()
+        };
+        let (config, _) = read_bytes(&as_bytes(&c, 0)).unwrap();
+        assert_eq!(config.max_entries, 100);
+        assert_eq!((config.gpu, config.gpu_threshold), (GpuMode::Auto, 0));
+        // ... and init writes exactly 72 bytes for it.
+        let mut buf = host_buffer(V3_SIZE);
+        assert_eq!(init(&mut buf, V3_SIZE), MAPCACHE_OK);
+        assert!(
+            buf[V3_SIZE..].iter().all(|&b| b == 0xAB),
+            "guard bytes written"
+        );
+    }
+
+    #[test]
     fn fields_are_converted() {
         let c = mapcache_config {
             initial_capacity: 1000,
@@ -660,14 +713,20 @@ mod tests {
         };
         assert_eq!(status(huge, 0, None), MAPCACHE_E_INVALID_CONFIG);
         let newer = mapcache_config {
+            struct_size: GPU_SIZE + 16,
+            ..defaults()
+        };
+        assert_eq!(status(newer, GPU_SIZE + 16, None), MAPCACHE_OK);
+        assert_eq!(
+            status(newer, GPU_SIZE + 16, Some(1)),
+            MAPCACHE_E_INVALID_CONFIG
+        );
+        // Ending inside the GPU fields: no header has such a struct.
+        let torn = mapcache_config {
             struct_size: V3_SIZE + 16,
             ..defaults()
         };
-        assert_eq!(status(newer, V3_SIZE + 16, None), MAPCACHE_OK);
-        assert_eq!(
-            status(newer, V3_SIZE + 16, Some(1)),
-            MAPCACHE_E_INVALID_CONFIG
-        );
+        assert_eq!(status(torn, 0, None), MAPCACHE_E_INVALID_CONFIG);
     }
 
     #[test]
@@ -736,6 +795,27 @@ mod tests {
                     ..defaults()
                 },
                 "cfg->reserved = 1 must be 0",
+            ),
+            (
+                mapcache_config {
+                    gpu_mode: 3,
+                    ..defaults()
+                },
+                "cfg->gpu_mode = 3 is not MAPCACHE_GPU_AUTO (0), _OFF (1) or _FORCE (2)",
+            ),
+            (
+                mapcache_config {
+                    reserved2: 7,
+                    ..defaults()
+                },
+                "cfg->reserved2 = 7 must be 0",
+            ),
+            (
+                mapcache_config {
+                    gpu_plugin_path: c"".as_ptr(),
+                    ..defaults()
+                },
+                "cfg->gpu_plugin_path is 0 bytes long",
             ),
         ];
         for (c, name) in cases {

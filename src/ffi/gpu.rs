@@ -2,6 +2,7 @@
 //! why, for C hosts. `mapcache_gpu_info` is versioned by its first field as
 //! `mapcache_stats` is: fields are only appended, the host states its size.
 
+use std::ffi::c_char;
 use std::mem::size_of;
 use std::ptr;
 
@@ -35,7 +36,7 @@ pub struct mapcache_gpu_info {
     /// the last GPU failure, if a rebuild fell back since); otherwise why not:
     /// "off", "libcuda.so.1 not found ...", "no CUDA device: ...", "plugin not
     /// found at <path>", or the CUDA error of the step that failed.
-    pub reason: [u8; MAPCACHE_GPU_REASON_LEN],
+    pub reason: [c_char; MAPCACHE_GPU_REASON_LEN],
 }
 
 /// The size of the first `mapcache_gpu_info`.
@@ -44,10 +45,12 @@ const V1_SIZE: usize = size_of::<mapcache_gpu_info>();
 const MAX_STRUCT_SIZE: usize = 4096;
 
 fn of(status: &GpuStatus) -> mapcache_gpu_info {
-    let mut reason = [0u8; MAPCACHE_GPU_REASON_LEN];
+    let mut reason: [c_char; MAPCACHE_GPU_REASON_LEN] = [0; MAPCACHE_GPU_REASON_LEN];
     let bytes = status.reason.as_bytes();
     let len = bytes.len().min(MAPCACHE_GPU_REASON_LEN - 1);
-    reason[..len].copy_from_slice(&bytes[..len]);
+    for (to, &from) in reason.iter_mut().zip(&bytes[..len]) {
+        *to = from as c_char;
+    }
     mapcache_gpu_info {
         struct_size: size_of::<mapcache_gpu_info>(),
         active: u32::from(status.active),
@@ -116,4 +119,96 @@ pub unsafe extern "C" fn mapcache_gpu_status(
         }
         Ok(MAPCACHE_OK)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::config::{defaults, MAPCACHE_GPU_OFF};
+    use crate::ffi::handle::{mapcache_free, mapcache_new};
+    use crate::ffi::status::MAPCACHE_E_INVALID_ARG;
+
+    fn new_cache(gpu_mode: u32) -> *mut mapcache_t {
+        let cfg = crate::ffi::config::mapcache_config {
+            gpu_mode,
+            gpu_plugin_path: c"/nonexistent/libmapcache_cuda.so".as_ptr(),
+            ..defaults()
+        };
+        let mut cache = ptr::null_mut();
+        // SAFETY: a valid config and out-pointer.
+        assert_eq!(unsafe { mapcache_new(&cfg, &mut cache) }, MAPCACHE_OK);
+        cache
+    }
+
+    fn reason(info: &mapcache_gpu_info) -> String {
+        let bytes: Vec<u8> = info.reason.iter().map(|&c| c as u8).collect();
+        std::ffi::CStr::from_bytes_until_nul(&bytes)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn status_of_an_off_cache_and_of_one_without_a_driver_or_plugin() {
+        let off = new_cache(MAPCACHE_GPU_OFF);
+        let mut info = mapcache_gpu_info {
+            struct_size: size_of::<mapcache_gpu_info>(),
+            active: 7,
+            reserved: 7,
+            gpu_rebuilds: 7,
+            fallbacks: 7,
+            reason: [0x2B; MAPCACHE_GPU_REASON_LEN],
+        };
+        // SAFETY: a live cache and a writable struct.
+        assert_eq!(unsafe { mapcache_gpu_status(off, &mut info) }, MAPCACHE_OK);
+        assert_eq!((info.active, info.gpu_rebuilds, info.fallbacks), (0, 0, 0));
+        assert_eq!(reason(&info), "off");
+        assert_eq!(info.struct_size, size_of::<mapcache_gpu_info>());
+
+        let auto = new_cache(crate::ffi::config::MAPCACHE_GPU_AUTO);
+        // SAFETY: as above.
+        assert_eq!(unsafe { mapcache_gpu_status(auto, &mut info) }, MAPCACHE_OK);
+        assert_eq!(info.active, 0);
+        let why = reason(&info);
+        assert!(
+            why.starts_with("libcuda.so.1 not found")
+                || why == "plugin not found at /nonexistent/libmapcache_cuda.so",
+            "{why}"
+        );
+        // SAFETY: live caches, freed once.
+        unsafe {
+            mapcache_free(off);
+            mapcache_free(auto);
+        }
+    }
+
+    #[test]
+    fn a_short_struct_size_is_refused_and_nothing_written() {
+        let cache = new_cache(MAPCACHE_GPU_OFF);
+        let mut bytes = vec![0xABu8; size_of::<mapcache_gpu_info>()];
+        bytes[..8].copy_from_slice(&16usize.to_ne_bytes());
+        // SAFETY: the buffer is larger than the struct size it states.
+        let status = unsafe { mapcache_gpu_status(cache, bytes.as_mut_ptr().cast()) };
+        assert_eq!(status, MAPCACHE_E_INVALID_ARG);
+        assert!(bytes[8..].iter().all(|&b| b == 0xAB));
+        // SAFETY: NULL out is checked.
+        assert_eq!(
+            unsafe { mapcache_gpu_status(cache, ptr::null_mut()) },
+            MAPCACHE_E_INVALID_ARG
+        );
+        // SAFETY: live, freed once.
+        unsafe { mapcache_free(cache) };
+    }
+
+    #[test]
+    fn a_long_reason_is_cut_and_terminated() {
+        let info = of(&GpuStatus {
+            active: false,
+            reason: "x".repeat(2000),
+            gpu_rebuilds: 0,
+            fallbacks: 0,
+        });
+        assert_eq!(info.reason[MAPCACHE_GPU_REASON_LEN - 1], 0);
+        assert_eq!(reason(&info).len(), MAPCACHE_GPU_REASON_LEN - 1);
+    }
 }
