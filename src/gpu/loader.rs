@@ -97,6 +97,7 @@ pub(crate) fn load(configured: Option<&Path>) -> Loaded {
     loaded
 }
 
+#[cfg(not(loom))]
 /// Loads the plugin file at `path` without opening the driver first (a plugin
 /// whose device is emulated on the host needs none), replacing what was there.
 pub(crate) fn load_without_driver(path: &Path) -> Result<(), String> {
@@ -108,6 +109,7 @@ pub(crate) fn load_without_driver(path: &Path) -> Result<(), String> {
     result
 }
 
+#[cfg(not(loom))]
 /// Makes `table` the plugin at `path`, as if loaded from there, without the
 /// driver or a file (a test's fake device); replaces what was there.
 ///
