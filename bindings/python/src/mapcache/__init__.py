@@ -20,6 +20,7 @@ from pathlib import Path
 from . import _lib
 from ._cache import Cache, KeyLike, ValueLike, set_thread_label
 from ._stats import Stats
+from ._gpu import GpuStatus, gpu_status
 from ._errors import (
     BufferTooSmallError,
     CacheClosedError,
@@ -42,6 +43,8 @@ from ._lib import ABI_VERSION, MAX_KEY_LEN, MAX_VALUE_LEN, LibraryNotFoundError
 __all__ = [
     "Cache",
     "Stats",
+    "GpuStatus",
+    "gpu_status",
     "set_thread_label",
     "KeyLike",
     "ValueLike",
