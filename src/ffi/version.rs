@@ -17,7 +17,11 @@ use super::boundary;
 /// `max_entries`, `max_bytes`, `default_ttl_ms`, `clock` (and `reserved`)
 /// appended after `seed`; `mapcache_put_ttl`, `mapcache_clock_advance`,
 /// `mapcache_get_or_load` with its loader and result, `mapcache_stats_get`;
-/// statuses `MAPCACHE_E_TOO_LARGE` and `MAPCACHE_E_LOADER`.
+/// statuses `MAPCACHE_E_TOO_LARGE` and `MAPCACHE_E_LOADER`. Added since, within
+/// 3 (a host built against the older header keeps working; a newer host's
+/// non-zero GPU fields are refused by an older library): the GPU engine's config
+/// fields `gpu_threshold`, `gpu_plugin_path`, `gpu_mode` (and `reserved2`)
+/// appended after `reserved`, `mapcache_gpu_status`, status `MAPCACHE_E_GPU`.
 pub const MAPCACHE_ABI_VERSION: u32 = 3;
 
 /// The longest key, in bytes.

@@ -47,8 +47,8 @@ pub(crate) fn rehash(
         )
     })
     .map_err(|e| failed("staging", e))?;
-    if source.is_null() || starts.is_null() {
-        return Err("GPU staging: the plugin returned no staging memory".into());
+    if source.is_null() || starts.is_null() || !source.is_aligned() || !starts.is_aligned() {
+        return Err("GPU staging: the plugin returned no (or misaligned) staging memory".into());
     }
     // SAFETY: per the ABI, `stage` returned host memory for `sources` records and
     // `chains + 1` starts, ours until the next `stage` on this context (held).
