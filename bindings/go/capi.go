@@ -518,6 +518,14 @@ func cNew(cfg Config) (handle, cres) {
 	} else {
 		cc.clock = C.MAPCACHE_CLOCK_SYSTEM
 	}
+	cc.gpu_mode = C.uint32_t(cfg.GPU)
+	cc.gpu_threshold = C.uint64_t(cfg.GPUThreshold)
+	if cfg.GPUPlugin != "" {
+		// C memory, read by mapcache_new only, freed after it.
+		path := C.CString(cfg.GPUPlugin)
+		defer C.free(unsafe.Pointer(path))
+		cc.gpu_plugin_path = path
+	}
 	r := conv(C.mcg_new(&cc))
 	return r.p, r
 }

@@ -20,6 +20,19 @@ import "C"
 
 import "unsafe"
 
+// GPUMode is Config.GPU.
+type GPUMode uint32
+
+const (
+	// GPUAuto rebuilds large tables on the GPU when it can, else on the CPU.
+	GPUAuto GPUMode = 0
+	// GPUOff never uses the GPU (nothing is loaded).
+	GPUOff GPUMode = 1
+	// GPUForce uses the GPU or fails (ErrInvalidConfig-like errors from New
+	// and writes, with the library's message naming the GPU engine's failure).
+	GPUForce GPUMode = 2
+)
+
 // GPUStatus says whether a cache rebuilds its large tables on the GPU and, if
 // not, why. See the C ABI's mapcache_gpu_status.
 type GPUStatus struct {

@@ -48,3 +48,37 @@ func TestGPUStatusAfterClose(t *testing.T) {
 		t.Errorf("GPUStatus after Close: err = %v, want ErrClosed", err)
 	}
 }
+
+func TestGPUModesAndPluginPath(t *testing.T) {
+	off, err := New(Config{GPU: GPUOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	if s, _ := off.GPUStatus(); s.Active || s.Reason != "off" {
+		t.Errorf("GPUOff: status %+v", s)
+	}
+
+	missing := "/nonexistent/libmapcache_cuda.so"
+	if _, err := New(Config{GPU: GPUForce, GPUPlugin: missing}); err == nil || !strings.Contains(err.Error(), "GPU engine") {
+		t.Errorf("GPUForce without an engine: err = %v, want the GPU engine's error", err)
+	}
+
+	auto, err := New(Config{GPUPlugin: missing, GPUThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auto.Close()
+	for i := 0; i < 5000; i++ {
+		if err := auto.Set([]byte{byte(i), byte(i >> 8)}, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := auto.GPUStatus()
+	if s.Active || s.Fallbacks == 0 || auto.Len() != 5000 {
+		t.Errorf("auto with a missing plugin: status %+v, Len %d", s, auto.Len())
+	}
+	if !strings.HasPrefix(s.Reason, "libcuda.so.1 not found") && s.Reason != "plugin not found at "+missing {
+		t.Errorf("Reason = %q", s.Reason)
+	}
+}

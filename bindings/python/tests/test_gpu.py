@@ -26,3 +26,33 @@ def test_a_closed_cache_raises():
     c.close()
     with pytest.raises(mapcache.CacheClosedError):
         mapcache.gpu_status(c)
+
+
+def test_off_says_off():
+    with mapcache.Cache(gpu="off") as c:
+        assert mapcache.gpu_status(c) == mapcache.GpuStatus(active=False, reason="off")
+        assert c.config["gpu"] == "off"
+
+
+def test_force_without_an_engine_is_refused():
+    with pytest.raises(mapcache.MapCacheError, match="GPU engine"):
+        mapcache.Cache(gpu="force", gpu_plugin="/nonexistent/libmapcache_cuda.so")
+
+
+def test_a_configured_plugin_path_is_used():
+    with mapcache.Cache(gpu_plugin="/nonexistent/libmapcache_cuda.so", gpu_threshold=1) as c:
+        for i in range(5000):
+            c[f"k{i}"] = b"v"
+        s = mapcache.gpu_status(c)
+        assert not s.active
+        assert s.fallbacks > 0  # every grow was meant for the GPU, and ran on the CPU
+        assert s.reason.startswith("libcuda.so.1 not found") or s.reason == (
+            "plugin not found at /nonexistent/libmapcache_cuda.so"
+        ), s.reason
+        assert len(c) == 5000
+
+
+@pytest.mark.parametrize("kwargs", [{"gpu": "on"}, {"gpu": 1}, {"gpu_threshold": -1}, {"gpu_plugin": 3}])
+def test_bad_gpu_arguments(kwargs):
+    with pytest.raises((TypeError, ValueError)):
+        mapcache.Cache(**kwargs)
