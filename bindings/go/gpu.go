@@ -28,8 +28,9 @@ const (
 	GPUAuto GPUMode = 0
 	// GPUOff never uses the GPU (nothing is loaded).
 	GPUOff GPUMode = 1
-	// GPUForce uses the GPU or fails (ErrInvalidConfig-like errors from New
-	// and writes, with the library's message naming the GPU engine's failure).
+	// GPUForce uses the GPU or fails: New, and a write whose rebuild fails
+	// on the GPU, return an *Error with Status 16 (MAPCACHE_E_GPU) whose
+	// message says why; the write changed nothing.
 	GPUForce GPUMode = 2
 )
 
