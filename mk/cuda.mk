@@ -31,7 +31,7 @@ CUDA_TARGET_DIR := $(CUDA_OUT)/build
 GPU_CHECK_DIR := $(CUDA_OUT)/gpu-check
 GPU_CHECK_BINS := gpu-equivalence gpu-faults gpu-bench
 
-.PHONY: cuda cuda-toolchain cuda-kernels cuda-stub test-cuda gpu-check gpu-check-dry gpu-artifacts
+.PHONY: cuda cuda-smoke cuda-toolchain cuda-kernels cuda-stub test-cuda gpu-check gpu-check-dry gpu-artifacts
 TEST_TARGETS += test-cuda
 
 $(CUDA_TOOLCHAIN)/.installed:
@@ -64,8 +64,19 @@ cuda: cuda-kernels cuda-stub
 	  $(CARGO) build --release -p mapcache-cuda --features cuda
 	CUDA_LIBRARY_PATH=$(CUDA_STUB) MAPCACHE_CUDA_KERNELS=$(CUDA_KERNELS) CARGO_TARGET_DIR=$(CUDA_TARGET_DIR) \
 	  $(CARGO) clippy --release -p mapcache-cuda --features cuda -- -D warnings
-	$(MAKE) --no-print-directory gpu-artifacts
+	$(MAKE) --no-print-directory gpu-artifacts cuda-smoke
 	@echo "== built $(GPU_CHECK_DIR)/libmapcache_cuda.so (and the gpu-check bundle there)"
+
+# The built plugin loads as a host loads it (driver first, then the plugin,
+# its symbols, its table, its context): with the stub standing in for the
+# driver, the context's cuInit must be what fails, and be reported.
+cuda-smoke:
+	mkdir -p $(CUDA_STUB)/as-driver
+	ln -sf ../lib64/libcuda.so $(CUDA_STUB)/as-driver/libcuda.so.1
+	@out=$$(LD_LIBRARY_PATH=$(CUDA_STUB)/as-driver $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000 || true); \
+	  echo "$$out"; \
+	  case "$$out" in *"UNAVAILABLE (no CUDA device: cuInit: CUDA_ERROR_STUB_LIBRARY"*) ;; \
+	    *) echo "cuda-smoke: the plugin did not load and fail at cuInit on the stub driver"; exit 1;; esac
 
 # What cuda/gpu-check.sh needs on a machine with a GPU and no Rust: the plugin,
 # the kernels, the check programs (which load the plugin as libmapcache.so

@@ -35,8 +35,12 @@ const BLOCK: u32 = 256;
 const SOURCE_WORDS: usize = 13;
 const BUCKET_WORDS: usize = abi::BUCKET_BYTES / 8;
 
-fn cuda_fail(code: i32, what: &str, error: impl std::fmt::Display) -> Fail {
-    Fail::new(code, format!("{what}: {error}"))
+/// A cust error as a failure. Its `Debug` (the variant's name), not its
+/// `Display`, which asks the driver for a description and fails the whole
+/// `format!` when the driver has none (the stub library returns an error for
+/// that too: a panic here, caught, was how this was found).
+fn cuda_fail(code: i32, what: &str, error: cust::error::CudaError) -> Fail {
+    Fail::new(code, format!("{what}: {error:?}"))
 }
 
 fn check(result: CUresult, code: i32, what: &str) -> Result<(), Fail> {
@@ -127,8 +131,11 @@ unsafe impl Send for Device {}
 
 impl Device {
     pub fn open() -> Result<Device, Fail> {
-        cust::init(cust::CudaFlags::empty())
-            .map_err(|e| cuda_fail(abi::PLUGIN_E_NO_DEVICE, "cuInit", e))?;
+        // The raw call, for the driver's own name of the error (the stub
+        // library's CUDA_ERROR_STUB_LIBRARY, a missing device's
+        // CUDA_ERROR_NO_DEVICE), which cust's error type may not know.
+        // SAFETY: cuInit takes flags only (0) and may be called repeatedly.
+        check(unsafe { sys::cuInit(0) }, abi::PLUGIN_E_NO_DEVICE, "cuInit")?;
         let device = CudaDevice::get_device(0)
             .map_err(|e| cuda_fail(abi::PLUGIN_E_NO_DEVICE, "cuDeviceGet(0)", e))?;
         let context = Context::new(device)
