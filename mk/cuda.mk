@@ -11,7 +11,10 @@
 #                         the workspace's tests build the plugin without CUDA,
 #                         under the same name; that one refuses to open for a
 #                         host.) Copy it beside libmapcache.so, or name it in the
-#                         config's gpu plugin path.
+#                         config's gpu plugin path. Ends by loading the plugin
+#                         with the stub as the driver (cuda-smoke) and running
+#                         it on a fake driver (cuda-fake-device: the kernels on
+#                         the host, the plugin's whole device path exercised).
 #   make test-cuda        the plugin's tests on its emulated device (no GPU, no
 #                         CUDA: the same kernel source compiled for the host).
 #   make gpu-check        runs cuda/gpu-check.sh on this machine (needs a GPU).
@@ -31,7 +34,7 @@ CUDA_TARGET_DIR := $(CUDA_OUT)/build
 GPU_CHECK_DIR := $(CUDA_OUT)/gpu-check
 GPU_CHECK_BINS := gpu-equivalence gpu-faults gpu-bench
 
-.PHONY: cuda cuda-smoke cuda-toolchain cuda-kernels cuda-stub test-cuda gpu-check gpu-check-dry gpu-artifacts
+.PHONY: cuda cuda-smoke cuda-fake-driver cuda-fake-device cuda-toolchain cuda-kernels cuda-stub test-cuda gpu-check gpu-check-dry gpu-artifacts
 TEST_TARGETS += test-cuda
 
 $(CUDA_TOOLCHAIN)/.installed:
@@ -64,8 +67,29 @@ cuda: cuda-kernels cuda-stub
 	  $(CARGO) build --release -p mapcache-cuda --features cuda
 	CUDA_LIBRARY_PATH=$(CUDA_STUB) MAPCACHE_CUDA_KERNELS=$(CUDA_KERNELS) CARGO_TARGET_DIR=$(CUDA_TARGET_DIR) \
 	  $(CARGO) clippy --release -p mapcache-cuda --features cuda -- -D warnings
-	$(MAKE) --no-print-directory gpu-artifacts cuda-smoke
+	$(MAKE) --no-print-directory gpu-artifacts cuda-smoke cuda-fake-device
 	@echo "== built $(GPU_CHECK_DIR)/libmapcache_cuda.so (and the gpu-check bundle there)"
+
+# A fake driver (cuda/stub/fake_driver.cpp: host memory, rehash.cu's kernels run
+# thread by thread over each launch's grid) as libcuda.so.1, the rest of the
+# driver API from the stub's list.
+CUDA_FAKE := $(CUDA_OUT)/fake-driver
+cuda-fake-driver:
+	mkdir -p $(CUDA_FAKE)
+	grep -oE '^CUresult cu[A-Za-z0-9_]+' $(ROOT)/cuda/stub/fake_driver.cpp | sed 's/^CUresult //' | sort -u > $(CUDA_FAKE)/defined.txt
+	grep -v '^#' $(ROOT)/cuda/stub/libcuda.symbols | grep -vxF -f $(CUDA_FAKE)/defined.txt \
+	  | sed 's/.*/int &(void) { return 34; }/' > $(CUDA_FAKE)/rest.c
+	$(CC) -c -fPIC -O1 -o $(CUDA_FAKE)/rest.o $(CUDA_FAKE)/rest.c
+	$(CXX) -shared -fPIC -O2 -std=c++14 -Wall -Wextra -Wno-unused-parameter -Wl,-soname,libcuda.so.1 \
+	  -o $(CUDA_FAKE)/libcuda.so.1 $(ROOT)/cuda/stub/fake_driver.cpp $(CUDA_FAKE)/rest.o
+
+# The plugin built with CUDA, on the fake driver: its whole device path
+# (context, module, pinned staging, copies, each launch's arguments and grid,
+# the scan's levels, the copy-out) must give the reference image, and a map
+# must grow on it with every rebuild on the "GPU".
+cuda-fake-device: cuda-fake-driver
+	LD_LIBRARY_PATH=$(CUDA_FAKE) $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000,10k,100k,1M
+	LD_LIBRARY_PATH=$(CUDA_FAKE) MAPCACHE_CUDA_FAULT=none $(GPU_CHECK_DIR)/gpu-faults
 
 # The built plugin loads as a host loads it (driver first, then the plugin,
 # its symbols, its table, its context): with the stub standing in for the

@@ -1,7 +1,9 @@
 // The rehash kernels: one thread per new bucket (count, fill) or per chunk of
 // the prefix sum (see rehash.cuh, whose per-thread steps they run). Compiled by
 // nvcc to PTX (compute_90, which a CUDA 13.0 driver loads) and to an sm_90 cubin
-// by `make cuda`; the plugin loads them by these unmangled names.
+// by `make cuda`; the plugin loads them by these unmangled names. The fake
+// driver of the no-GPU tests (cuda/stub/fake_driver.cpp) compiles this very
+// file for the host and runs its kernels thread by thread.
 #include "rehash.cuh"
 
 extern "C" __global__ void mc_count(const uint64_t *source, const uint32_t *chain_starts,
@@ -36,9 +38,10 @@ extern "C" __global__ void mc_fill(const uint64_t *source, const uint32_t *chain
   if (j < (1ull << new_log2))
     mc_fill_one(j, source, chain_starts, old_log2, new_log2, starts[j], main_out, pool_out,
                 pool_base, &sum);
+  uint64_t v[4] = {sum.entries, sum.slot_sum, sum.frag_sum, sum.tophash_sum};
+#ifdef __CUDA_ARCH__
   // One atomic per warp and sum: the warp's lanes add theirs first. Wrapping
   // sums, so the result does not depend on the order.
-  uint64_t v[4] = {sum.entries, sum.slot_sum, sum.frag_sum, sum.tophash_sum};
   for (int k = 0; k < 4; k++) {
     for (int offset = 16; offset > 0; offset /= 2) v[k] += __shfl_down_sync(0xffffffffu, v[k], offset);
   }
@@ -47,4 +50,8 @@ extern "C" __global__ void mc_fill(const uint64_t *source, const uint32_t *chain
       if (v[k]) atomicAdd(&sums[k], (unsigned long long)v[k]);
     }
   }
+#else
+  // The fake driver (cuda/stub/fake_driver.cpp) runs one thread at a time.
+  for (int k = 0; k < 4; k++) sums[k] += v[k];
+#endif
 }
