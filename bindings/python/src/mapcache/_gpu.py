@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from . import _lib
 from ._cache import Cache
+from ._errors import MapCacheError
 
 __all__ = ["GpuStatus", "gpu_status"]
 
@@ -39,9 +40,12 @@ class mapcache_gpu_info(Structure):
     ]
 
 
-_gpu_status = _lib.lib.mapcache_gpu_status
-_gpu_status.restype = c_int32
-_gpu_status.argtypes = [c_void_p, POINTER(mapcache_gpu_info)]
+# A library of the same ABI version from before the GPU engine lacks the
+# function: the package still imports, and gpu_status says so.
+_gpu_status = getattr(_lib.lib, "mapcache_gpu_status", None)
+if _gpu_status is not None:
+    _gpu_status.restype = c_int32
+    _gpu_status.argtypes = [c_void_p, POINTER(mapcache_gpu_info)]
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ def gpu_status(cache: Cache) -> GpuStatus:
     this loads the engine if no rebuild has yet (once per process; a failure is
     kept and not retried). An unavailable engine is not an error: the cache
     rebuilds on the CPU. Raises :class:`CacheClosedError` on a closed cache."""
+    if _gpu_status is None:
+        raise MapCacheError(f"{_lib.LIBRARY_PATH} predates the GPU engine (no mapcache_gpu_status)")
     info = mapcache_gpu_info()
     info.struct_size = sizeof(info)
     st = _gpu_status(cache._h, byref(info))
