@@ -14,9 +14,14 @@
 #                    CPU reference, the parallel CPU engine on every core and
 #                    the GPU end to end; wall and host CPU time; the crossover.
 #
-# Then one summary. Exit status 0 only if the equivalence and every fault check
+# Then one summary (the bench's table, its crossover and the issue's goals at
+# 16M entries and above: 8x the reference's wall time, no slower than the
+# parallel engine, at most 10% of the reference's host CPU time). Exit status 0 only if the equivalence and every fault check
 # passed. Usage: gpu-check.sh [ARTIFACT_DIR]   (default: this script's
 # directory if it holds the programs, else target/cuda/gpu-check beside it).
+# From a session with the device tool: `make cuda` here first, then run
+# `target/cuda/gpu-check/gpu-check.sh` with carry ["target/cuda/gpu-check"]
+# (about 25 MB) and a timeout that leaves room for one rerun.
 # EQUIVALENCE_SIZES and BENCH_SIZES (comma lists, k and M suffixes) override
 # the sizes, e.g. for a quick first run. GPU_CHECK_PLUGIN and GPU_CHECK_ARGS
 # are for a dry run of this script without a GPU: the plugin built without CUDA,
@@ -72,6 +77,7 @@ done
 echo "== 3. benchmark"
 step bench 330 "$dir/gpu-bench" "${args[@]}" ${BENCH_SIZES:+--sizes "$BENCH_SIZES"}
 summary+=("$(grep -E '^crossover: ' "$logs/bench.log" | tail -1)")
+while IFS= read -r goal; do summary+=("$goal"); done < <(grep -E '^goal ' "$logs/bench.log")
 
 echo "== summary"
 printf '%s\n' "${summary[@]}"

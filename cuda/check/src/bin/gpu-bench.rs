@@ -67,6 +67,7 @@ fn main() {
         "vs par"
     );
     let mut crossover = None;
+    let mut goals = Vec::new();
     for &entries in &options.sizes {
         let log2 = grow_log2(entries);
         let table = match SyntheticTable::new(entries, log2, 7, 0) {
@@ -101,6 +102,28 @@ fn main() {
             if crossover.is_none() && g.0 < p.0 && g.0 < s.0 {
                 crossover = Some(entries);
             }
+            // The goals, from 16M entries: at least 8x the reference's
+            // speed, no slower than the parallel engine, at most 10% of the
+            // reference's host CPU time.
+            if entries >= 16 << 20 {
+                let checks = [
+                    (
+                        s.0.as_secs_f64() >= 8.0 * g.0.as_secs_f64(),
+                        "8x the reference (wall)",
+                    ),
+                    (g.0 <= p.0, "no slower than cpu-parallel (wall)"),
+                    (
+                        g.1.as_secs_f64() <= 0.1 * s.1.as_secs_f64(),
+                        "10% of the reference's CPU",
+                    ),
+                ];
+                for (met, goal) in checks {
+                    goals.push(format!(
+                        "goal {entries}: {goal}: {}",
+                        if met { "met" } else { "NOT met" }
+                    ));
+                }
+            }
         }
         println!(
             "{:>10} | {:>21} | {:>21} | {:>21} | {:>10} | {:>8} | {:>8}",
@@ -112,6 +135,9 @@ fn main() {
             ratio(&single),
             ratio(&parallel)
         );
+    }
+    for goal in &goals {
+        println!("{goal}");
     }
     match (&gpu, crossover) {
         (Err(_), _) => println!("crossover: not measured (no GPU engine)"),
