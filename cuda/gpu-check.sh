@@ -12,7 +12,10 @@
 #                    falls back and says why, force returns the error;
 #   3. benchmark     gpu-bench: rebuilds of 1M, 4M, 16M and 64M entries by the
 #                    CPU reference, the parallel CPU engine on every core and
-#                    the GPU end to end; wall and host CPU time; the crossover.
+#                    the GPU end to end; wall and host CPU time; the crossover;
+#                    then the GPU again at 16M and 64M with the copy-out into
+#                    registered arrays (MAPCACHE_CUDA_REGISTER_OUTPUT=1), the
+#                    transfer choice to measure.
 #
 # Then one summary (the bench's table, its crossover and the issue's goals at
 # 16M entries and above: 8x the reference's wall time, no slower than the
@@ -76,12 +79,16 @@ done
 
 echo "== 3. benchmark"
 step bench 330 "$dir/gpu-bench" "${args[@]}" ${BENCH_SIZES:+--sizes "$BENCH_SIZES"}
+echo "== 3b. benchmark, the copy-out into registered (page-locked) arrays"
+MAPCACHE_CUDA_REGISTER_OUTPUT=1 step bench-registered 200 "$dir/gpu-bench" "${args[@]}" --gpu-only \
+  --sizes "${BENCH_REGISTERED_SIZES:-16M,64M}"
 summary+=("$(grep -E '^crossover: ' "$logs/bench.log" | tail -1)")
 while IFS= read -r goal; do summary+=("$goal"); done < <(grep -E '^goal ' "$logs/bench.log")
 
 echo "== summary"
 printf '%s\n' "${summary[@]}"
 grep -E '^ +[0-9]+ \|' "$logs/bench.log" | sed 's/^/bench: /' || true
+grep -E '^ +[0-9]+ \|' "$logs/bench-registered.log" | sed 's/^/bench (registered output): /' || true
 if [ $failed -eq 0 ]; then echo "gpu-check: PASS"; else echo "gpu-check: FAIL"; fi
 rm -rf "$logs"
 exit $failed

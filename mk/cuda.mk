@@ -18,7 +18,8 @@
 #   make test-cuda        the plugin's tests on its emulated device (no GPU, no
 #                         CUDA: the same kernel source compiled for the host).
 #   make gpu-check        runs cuda/gpu-check.sh on this machine (needs a GPU).
-#   make gpu-check-dry    the same script without a GPU, on the emulated plugin.
+#   make gpu-check-dry    the same script without a GPU, on the emulated plugin;
+#   make gpu-check-fake   and on the CUDA-built plugin over the fake driver.
 
 CUDA_OUT := $(ROOT)/target/cuda
 CUDA_TOOLCHAIN := $(ROOT)/target/cuda-toolchain
@@ -34,7 +35,7 @@ CUDA_TARGET_DIR := $(CUDA_OUT)/build
 GPU_CHECK_DIR := $(CUDA_OUT)/gpu-check
 GPU_CHECK_BINS := gpu-equivalence gpu-faults gpu-bench
 
-.PHONY: cuda cuda-smoke cuda-fake-driver cuda-fake-device cuda-toolchain cuda-kernels cuda-stub test-cuda gpu-check gpu-check-dry gpu-artifacts
+.PHONY: cuda cuda-smoke cuda-fake-driver cuda-fake-device cuda-toolchain cuda-kernels cuda-stub test-cuda gpu-check gpu-check-dry gpu-check-fake gpu-artifacts
 TEST_TARGETS += test-cuda
 
 $(CUDA_TOOLCHAIN)/.installed:
@@ -90,6 +91,7 @@ cuda-fake-driver:
 cuda-fake-device: cuda-fake-driver
 	LD_LIBRARY_PATH=$(CUDA_FAKE) $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000,10k,100k,1M
 	LD_LIBRARY_PATH=$(CUDA_FAKE) MAPCACHE_CUDA_FAULT=none $(GPU_CHECK_DIR)/gpu-faults
+	LD_LIBRARY_PATH=$(CUDA_FAKE) MAPCACHE_CUDA_REGISTER_OUTPUT=1 $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000,100k
 
 # The built plugin loads as a host loads it (driver first, then the plugin,
 # its symbols, its table, its context): with the stub standing in for the
@@ -119,9 +121,15 @@ test-cuda:
 gpu-check:
 	$(GPU_CHECK_DIR)/gpu-check.sh $(GPU_CHECK_DIR)
 
+# The script itself, on the CUDA-built plugin and the fake driver (small sizes).
+gpu-check-fake: cuda-fake-driver
+	LD_LIBRARY_PATH=$(CUDA_FAKE) EQUIVALENCE_SIZES=1000,100k BENCH_SIZES=100k BENCH_REGISTERED_SIZES=100k \
+	  $(GPU_CHECK_DIR)/gpu-check.sh $(GPU_CHECK_DIR)
+
 # The script itself, on this machine without a GPU: the programs against the
 # plugin built without CUDA (its emulated device), small sizes.
 gpu-check-dry: gpu-artifacts
 	$(CARGO) build --release -p mapcache-cuda
 	GPU_CHECK_PLUGIN=$(LIB_DIR)/libmapcache_cuda.so GPU_CHECK_ARGS=--no-driver MAPCACHE_CUDA_EMULATE=1 \
-	  EQUIVALENCE_SIZES=1000,100k,1M BENCH_SIZES=100k,1M $(ROOT)/cuda/gpu-check.sh $(GPU_CHECK_DIR)
+	  EQUIVALENCE_SIZES=1000,100k,1M BENCH_SIZES=100k,1M BENCH_REGISTERED_SIZES=100k \
+	  $(ROOT)/cuda/gpu-check.sh $(GPU_CHECK_DIR)

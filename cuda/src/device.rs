@@ -10,7 +10,11 @@
 //! by one copy into the core's arrays. Not measured yet (no GPU in the session
 //! that wrote this; `cuda/gpu-check.sh` measures it): whether registering the
 //! destination arrays, or chunked copy-out overlapping the fill on two
-//! streams, pays for itself.
+//! streams, pays for itself. The first is there to be measured:
+//! `MAPCACHE_CUDA_REGISTER_OUTPUT=1` page-locks the destination arrays
+//! (`cuMemHostRegister`) for the copy-out, so that it is one DMA with no driver
+//! staging copy on the host, at the price of pinning (and unpinning) them per
+//! rebuild; `gpu-check.sh` benchmarks both.
 
 use std::ffi::{c_void, CStr};
 
@@ -119,6 +123,9 @@ pub struct Device {
     total: Option<DeviceBuffer<u64>>,
     /// The current job: (sources, chains, old_log2, new_log2, pool_len).
     job: Option<(usize, usize, u32, u32, u64)>,
+    /// `MAPCACHE_CUDA_REGISTER_OUTPUT=1`: page-lock the core's new arrays for
+    /// the copy-out (see the module docs), instead of a pageable copy.
+    register_output: bool,
     module: Module,
     stream: Stream,
     _context: Context,
@@ -166,6 +173,7 @@ impl Device {
             sums: None,
             total: None,
             job: None,
+            register_output: std::env::var("MAPCACHE_CUDA_REGISTER_OUTPUT").is_ok_and(|v| v == "1"),
             module,
             stream,
             _context: context,
@@ -390,38 +398,55 @@ impl Backend for Device {
             ],
         )?;
         let mut written = [0u64; 4];
-        // SAFETY: `main` and `pool` are host arrays of `buckets` and `pool_len`
-        // buckets (the ABI); the device buffers are at least as large.
-        unsafe {
-            check(
-                sys::cuMemcpyDtoHAsync_v2(
-                    main.cast(),
-                    main_out,
-                    buckets * abi::BUCKET_BYTES,
-                    stream,
-                ),
-                abi::PLUGIN_E_COPY,
-                "cuMemcpyDtoHAsync (new buckets)",
-            )?;
-            if pool_len > 0 {
+        let main_bytes = buckets * abi::BUCKET_BYTES;
+        let pool_bytes = pool_len as usize * abi::BUCKET_BYTES;
+        // Registered arrays, unregistered after the copies (a registration
+        // that fails leaves that array to the pageable copy).
+        let mut registered = Vec::new();
+        if self.register_output {
+            for (ptr, bytes) in [(main, main_bytes), (pool, pool_bytes)] {
+                // SAFETY: host memory of the core's that outlives this call
+                // and is not registered already.
+                if bytes > 0
+                    && unsafe { sys::cuMemHostRegister_v2(ptr.cast(), bytes, 0) }
+                        == sys::cudaError_enum::CUDA_SUCCESS
+                {
+                    registered.push(ptr);
+                }
+            }
+        }
+        let mut copy = || -> Result<(), Fail> {
+            // SAFETY: `main` and `pool` are host arrays of `buckets` and
+            // `pool_len` buckets (the ABI); the device buffers are at least as
+            // large; `written` is a local that outlives the synchronisation.
+            unsafe {
                 check(
-                    sys::cuMemcpyDtoHAsync_v2(
-                        pool.cast(),
-                        pool_out,
-                        pool_len as usize * abi::BUCKET_BYTES,
-                        stream,
-                    ),
+                    sys::cuMemcpyDtoHAsync_v2(main.cast(), main_out, main_bytes, stream),
                     abi::PLUGIN_E_COPY,
-                    "cuMemcpyDtoHAsync (new pool)",
+                    "cuMemcpyDtoHAsync (new buckets)",
+                )?;
+                if pool_bytes > 0 {
+                    check(
+                        sys::cuMemcpyDtoHAsync_v2(pool.cast(), pool_out, pool_bytes, stream),
+                        abi::PLUGIN_E_COPY,
+                        "cuMemcpyDtoHAsync (new pool)",
+                    )?;
+                }
+                check(
+                    sys::cuMemcpyDtoHAsync_v2(written.as_mut_ptr().cast(), sums, 32, stream),
+                    abi::PLUGIN_E_COPY,
+                    "cuMemcpyDtoHAsync (sums)",
                 )?;
             }
-            check(
-                sys::cuMemcpyDtoHAsync_v2(written.as_mut_ptr().cast(), sums, 32, stream),
-                abi::PLUGIN_E_COPY,
-                "cuMemcpyDtoHAsync (sums)",
-            )?;
+            self.sync("fill")
+        };
+        let copied = copy();
+        for ptr in registered {
+            // SAFETY: registered above; the copies are complete or failed
+            // (the stream is synchronised, or the error is sticky).
+            unsafe { sys::cuMemHostUnregister(ptr.cast()) };
         }
-        self.sync("fill")?;
+        copied?;
         Ok(Checksum {
             entries: written[0],
             slot_sum: written[1],

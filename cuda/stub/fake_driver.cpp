@@ -122,6 +122,29 @@ CUresult cuMemFreeHost(void *ptr) {
   free(ptr);
   return OK;
 }
+// Registrations, checked: a pointer registered twice, or unregistered
+// without being registered, is an error (the plugin must pair them).
+static void *registered[16];
+CUresult cuMemHostRegister_v2(void *ptr, size_t, unsigned) {
+  for (auto &r : registered)
+    if (r == ptr) return INVALID_VALUE;
+  for (auto &r : registered) {
+    if (!r) {
+      r = ptr;
+      return OK;
+    }
+  }
+  return OUT_OF_MEMORY;
+}
+CUresult cuMemHostUnregister(void *ptr) {
+  for (auto &r : registered) {
+    if (r == ptr) {
+      r = nullptr;
+      return OK;
+    }
+  }
+  return INVALID_VALUE;
+}
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t bytes, void *) {
   memcpy((void *)dst, src, bytes);
   return OK;

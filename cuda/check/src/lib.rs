@@ -12,10 +12,13 @@ pub struct Options {
     pub no_driver: bool,
     /// Table sizes, in entries.
     pub sizes: Vec<usize>,
+    /// Benchmark the GPU engine only (a second run with another plugin
+    /// setting).
+    pub gpu_only: bool,
 }
 
-/// Parses `--plugin PATH`, `--no-driver` and `--sizes N,N,...` (with `k` and
-/// `M` suffixes), with `default_sizes` when no sizes are given.
+/// Parses `--plugin PATH`, `--no-driver`, `--gpu-only` and `--sizes N,N,...`
+/// (with `k` and `M` suffixes), with `default_sizes` when no sizes are given.
 pub fn options(default_sizes: &[usize]) -> Result<Options, String> {
     let mut options = Options {
         plugin: std::env::current_exe()
@@ -24,12 +27,14 @@ pub fn options(default_sizes: &[usize]) -> Result<Options, String> {
             .ok_or("cannot find the program's directory")?,
         no_driver: false,
         sizes: default_sizes.to_vec(),
+        gpu_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--plugin" => options.plugin = args.next().ok_or("--plugin needs a path")?.into(),
             "--no-driver" => options.no_driver = true,
+            "--gpu-only" => options.gpu_only = true,
             "--sizes" => {
                 let list = args.next().ok_or("--sizes needs a list")?;
                 options.sizes = list.split(',').map(size).collect::<Result<_, _>>()?;

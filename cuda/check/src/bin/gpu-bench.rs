@@ -78,8 +78,15 @@ fn main() {
             }
         };
         let runs = if entries >= 32 << 20 { 2 } else { 3 };
-        let single = best(runs, || time(&table, log2 + 1, Engine::Single));
-        let parallel = best(runs, || time(&table, log2 + 1, Engine::Parallel(cores)));
+        let skipped = || Err::<(Duration, Duration), String>("skipped".into());
+        let (single, parallel) = if options.gpu_only {
+            (skipped(), skipped())
+        } else {
+            (
+                best(runs, || time(&table, log2 + 1, Engine::Single)),
+                best(runs, || time(&table, log2 + 1, Engine::Parallel(cores))),
+            )
+        };
         let (gpu_first, gpu_best) = match &gpu {
             Ok(_) => {
                 let first = time(&table, log2 + 1, Engine::Gpu(Some(&options.plugin)));
@@ -140,6 +147,7 @@ fn main() {
         println!("{goal}");
     }
     match (&gpu, crossover) {
+        _ if options.gpu_only => println!("crossover: not measured (--gpu-only)"),
         (Err(_), _) => println!("crossover: not measured (no GPU engine)"),
         (Ok(_), Some(n)) => println!(
             "crossover: the GPU is fastest from {n} entries (sizes tried: {:?})",
