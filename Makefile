@@ -7,6 +7,7 @@
 #   make wheel      the Python wheel, with libmapcache.so inside, in dist/
 #   make bench      criterion benchmarks (bench/), the Python and Go benchmarks
 #   make stress     long stress and soak runs (not part of `make test`)
+#   make cuda       the GPU rehash plugin libmapcache_cuda.so, on any machine (mk/cuda.mk)
 #
 # Each component keeps its rules in mk/<component>.mk and appends its targets to
 # the lists below, so that the top level stays one screen long.
@@ -38,10 +39,11 @@ include mk/rust.mk
 -include mk/hitratio.mk
 -include mk/readme.mk
 -include mk/tools.mk
+-include mk/cuda.mk
 
 .PHONY: help demo test bench stress lib
 help:
-	@echo "make demo | make test | make install [PREFIX=...] | make uninstall | make wheel | make bench | make stress"
+	@echo "make demo | make test | make install [PREFIX=...] | make uninstall | make wheel | make bench | make stress | make cuda"
 
 # The release libraries (libmapcache.so and libmapcache.a) every host links.
 # libmapcache.so's SONAME is libmapcache.so.<ABI version> (build.rs), so a

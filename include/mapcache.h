@@ -22,7 +22,8 @@
  *   6. LABELS AND ERRORS  mapcache_set_thread_label, mapcache_last_error,
  *                         mapcache_status_str
  *   7. VERSIONING         mapcache_abi_version, mapcache_version
- *   8. DEBUG HOOKS        declared only when the host defines MAPCACHE_TESTING before
+ *   8. GPU ENGINE         mapcache_gpu_status
+ *   9. DEBUG HOOKS        declared only when the host defines MAPCACHE_TESTING before
  *                         including this header (the library always has them, unless
  *                         built without its default cargo feature debug-hooks)
  *
@@ -33,7 +34,9 @@
  * every other status is an error and sets a thread-local message, naming the
  * function and the argument or problem, that mapcache_last_error() returns (its
  * comment gives the one rule for the message's form).
- * Each function lists every status it returns.
+ * Each function lists every status it returns, with one exception: a cache made
+ * with gpu_mode MAPCACHE_GPU_FORCE may also return MAPCACHE_E_GPU from any call
+ * that inserts (its rebuild failed on the GPU, and the call changed nothing).
  *
  * Arguments. Results come back through out-pointers; an out-pointer documented as
  * nullable may be NULL, any other NULL is MAPCACHE_E_INVALID_ARG. A data pointer may
@@ -147,6 +150,30 @@
 #define MAPCACHE_ENGINE_PARALLEL 2
 
 /**
+ * `mapcache_config.gpu_mode`: rebuild tables of at least `gpu_threshold` entries
+ * on the GPU when the CUDA driver, a device and the plugin are there, else (and
+ * after any GPU failure) on the CPU; the default.
+ */
+#define MAPCACHE_GPU_AUTO 0
+
+/**
+ * `mapcache_config.gpu_mode`: never use the GPU (nothing is loaded).
+ */
+#define MAPCACHE_GPU_OFF 1
+
+/**
+ * `mapcache_config.gpu_mode`: use the GPU or fail: `mapcache_new` returns
+ * `MAPCACHE_E_GPU` when the engine cannot be loaded, and a write whose rebuild
+ * fails on the GPU returns it (changing nothing).
+ */
+#define MAPCACHE_GPU_FORCE 2
+
+/**
+ * The longest `mapcache_config.gpu_plugin_path` accepted, in bytes.
+ */
+#define MAPCACHE_MAX_PLUGIN_PATH 4096
+
+/**
  * `mapcache_config.clock`: TTLs are measured against the system's monotonic clock
  * (the default).
  */
@@ -191,7 +218,11 @@
  * statuses `MAPCACHE_E_TOO_LARGE` and `MAPCACHE_E_LOADER`; and snapshots:
  * `mapcache_save` (with `mapcache_progress_fn` and `mapcache_save_report`),
  * `mapcache_load` and `mapcache_load_into` (with `mapcache_load_report`),
- * statuses `MAPCACHE_E_CORRUPT` and `MAPCACHE_E_IO`.
+ * statuses `MAPCACHE_E_CORRUPT` and `MAPCACHE_E_IO`. Added since, within
+ * 3 (a host built against the older header keeps working; a newer host's
+ * non-zero GPU fields are refused by an older library): the GPU engine's config
+ * fields `gpu_threshold`, `gpu_plugin_path`, `gpu_mode` (and `reserved2`)
+ * appended after `reserved`, `mapcache_gpu_status`, status `MAPCACHE_E_GPU`.
  */
 #define MAPCACHE_ABI_VERSION 3
 
@@ -204,6 +235,11 @@
  * The longest value, in bytes (1 GiB).
  */
 #define MAPCACHE_MAX_VALUE_LEN 1073741824
+
+/**
+ * Bytes of `mapcache_gpu_info.reason`, its NUL included.
+ */
+#define MAPCACHE_GPU_REASON_LEN 512
 
 /**
  * An open cache. Opaque: a host only ever holds a pointer to it, obtained from
@@ -311,6 +347,26 @@ typedef struct mapcache_config {
      * ABI may give it a meaning, with 0 as its default.)
      */
     uint32_t reserved;
+    /**
+     * GPU engine. The smallest table, in entries it is sized for (6.5 per
+     * bucket), rebuilt on the GPU; 0 = the default (4194304, not yet measured).
+     */
+    uint64_t gpu_threshold;
+    /**
+     * GPU engine. The path of the plugin `libmapcache_cuda.so`, a
+     * NUL-terminated string read during `mapcache_new` only; NULL = the
+     * plugin's file in the directory of `libmapcache.so`.
+     */
+    const char *gpu_plugin_path;
+    /**
+     * GPU engine. `MAPCACHE_GPU_AUTO` (0, the default), `MAPCACHE_GPU_OFF` (1)
+     * or `MAPCACHE_GPU_FORCE` (2). See `mapcache_gpu_status`.
+     */
+    uint32_t gpu_mode;
+    /**
+     * Reserved; must be 0 (as `reserved`).
+     */
+    uint32_t reserved2;
 } mapcache_config;
 
 /**
@@ -599,6 +655,41 @@ typedef struct mapcache_load_report {
  */
 typedef struct mapcache_iter mapcache_iter_t;
 
+/**
+ * What `mapcache_gpu_status` reports. Set `struct_size` to
+ * `sizeof(mapcache_gpu_info)` before the call; fields are only ever appended.
+ */
+typedef struct mapcache_gpu_info {
+    /**
+     * `sizeof(mapcache_gpu_info)` as the host knows it, set by the host (the
+     * library writes only that many bytes and leaves it as it was).
+     */
+    size_t struct_size;
+    /**
+     * 1: large rebuilds of this cache run on the GPU. 0: they run on the CPU.
+     */
+    uint32_t active;
+    /**
+     * Zero.
+     */
+    uint32_t reserved;
+    /**
+     * Rebuilds this cache did on the GPU.
+     */
+    uint64_t gpu_rebuilds;
+    /**
+     * Rebuilds meant for the GPU that ran on the CPU instead.
+     */
+    uint64_t fallbacks;
+    /**
+     * NUL-terminated, cut to fit: when active, the plugin's name and file (and
+     * the last GPU failure, if a rebuild fell back since); otherwise why not:
+     * "off", "libcuda.so.1 not found ...", "no CUDA device: ...", "plugin not
+     * found at <path>", or the CUDA error of the step that failed.
+     */
+    char reason[MAPCACHE_GPU_REASON_LEN];
+} mapcache_gpu_info;
+
 #if defined(MAPCACHE_TESTING)
 /**
  * The callback of `mapcache_debug_hold_write`: receives `ctx` unchanged.
@@ -702,6 +793,13 @@ typedef void (*mapcache_debug_fn)(void *ctx);
  */
 #define MAPCACHE_E_IO 15
 
+/**
+ * `gpu_mode` `MAPCACHE_GPU_FORCE`: the GPU engine could not be loaded (from
+ * `mapcache_new`), or a rebuild on it failed (from the write that needed it,
+ * which changed nothing). The message says at which step and why.
+ */
+#define MAPCACHE_E_GPU 16
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -724,8 +822,11 @@ extern "C" {
  * `shards` 0 (automatic), `mode` `MAPCACHE_MODE_CONCURRENT`, `misuse_policy`
  * `MAPCACHE_MISUSE_ERROR`, `rehash_engine` `MAPCACHE_ENGINE_AUTO`, `seed` 0
  * (random per map), and (ABI 3) `max_entries` and `max_bytes` 0 (unbounded),
- * `default_ttl_ms` 0 (no expiry), `clock` `MAPCACHE_CLOCK_SYSTEM`, `reserved` 0.
- * A host built against the ABI 2 header (a 40-byte struct) gets exactly these
+ * `default_ttl_ms` 0 (no expiry), `clock` `MAPCACHE_CLOCK_SYSTEM`, `reserved` 0,
+ * and (the GPU fields) `gpu_threshold` 0 (the default threshold),
+ * `gpu_plugin_path` NULL (beside the library), `gpu_mode` `MAPCACHE_GPU_AUTO`,
+ * `reserved2` 0. A host built against an older header (a 40- or 72-byte
+ * struct) gets exactly these
  * defaults for the fields it does not know.
  *
  * Ownership: `*cfg` is the caller's. Thread-safety: any thread.
@@ -734,7 +835,8 @@ extern "C" {
  * - `MAPCACHE_OK`.
  * - `MAPCACHE_E_INVALID_ARG`: `cfg` NULL, or `size` smaller than the first
  *   `mapcache_config` (40 bytes on 64-bit targets), between the sizes of two
- *   versions of it (40 for ABI 1 and 2, 72 for ABI 3) or larger than 4096;
+ *   versions of it (40 for ABI 1 and 2, 72 for ABI 3, 96 with the GPU fields)
+ *   or larger than 4096;
  *   nothing was written.
  * - `MAPCACHE_E_INTERNAL`.
  *
@@ -764,17 +866,21 @@ mapcache_status mapcache_config_init(struct mapcache_config *cfg,
  *   first `mapcache_config`, between the sizes of two of its versions (see
  *   `mapcache_config_init`) or larger than 4096, a field this library does not
  *   know is non-zero, or a field is out of range (`mode`, `misuse_policy`,
- *   `rehash_engine`, `clock` not one of their constants, `reserved` not 0,
- *   `shards` not 0 or a power of two at most 65536, `initial_capacity` too
- *   large, an explicit `shards` larger than a non-zero `max_entries`); the
- *   message names the field.
+ *   `rehash_engine`, `clock`, `gpu_mode` not one of their constants,
+ *   `reserved` or `reserved2` not 0, `shards` not 0 or a power of two at most
+ *   65536, `initial_capacity` too large, an explicit `shards` larger than a
+ *   non-zero `max_entries`, `gpu_plugin_path` empty or longer than
+ *   `MAPCACHE_MAX_PLUGIN_PATH`); the message names the field.
+ * - `MAPCACHE_E_GPU`: `gpu_mode` is `MAPCACHE_GPU_FORCE` and the GPU engine
+ *   cannot be loaded (the message says why: no driver, no device, no plugin).
  * - `MAPCACHE_E_NO_MEMORY`: the initial table could not be allocated, or
  *   2097152 caches are live (the most there can be at once).
  * - `MAPCACHE_E_INTERNAL`: a bug (caught panic).
  *
  * # Safety
- * `cfg` must be NULL or point to `cfg->struct_size` readable bytes; `out` must be
- * NULL or valid for writing one pointer.
+ * `cfg` must be NULL or point to `cfg->struct_size` readable bytes, whose
+ * `gpu_plugin_path` (if within them) is NULL or a NUL-terminated string; `out`
+ * must be NULL or valid for writing one pointer.
  */
 mapcache_status mapcache_new(const struct mapcache_config *cfg,
                              mapcache_t **out);
@@ -1782,9 +1888,41 @@ uint32_t mapcache_abi_version(void);
  */
 const char *mapcache_version(void);
 
+/**
+ * ============ 8. GPU ENGINE ============
+ * mapcache_gpu_status (and the config's `gpu_mode`, `gpu_threshold`,
+ * `gpu_plugin_path`).
+ *
+ * Fills `*out` with whether `cache` rebuilds its large tables on the GPU and,
+ * if not, why (see `mapcache_gpu_info`). Unless the cache was made with
+ * `MAPCACHE_GPU_OFF`, this loads the GPU engine if no rebuild has yet: the
+ * CUDA driver `libcuda.so.1`, the plugin, a context on the first device (once
+ * per process and plugin path; a failure is kept, not retried).
+ *
+ * Set `out->struct_size = sizeof(mapcache_gpu_info)` first: the library writes
+ * exactly that many bytes and leaves `struct_size` as it was.
+ *
+ * Ownership: `*out` is the caller's. Thread-safety: any thread, concurrently
+ * with any call on `cache` but `mapcache_free`.
+ *
+ * Returns:
+ * - `MAPCACHE_OK` (whatever the engine's state: an inactive engine is not an
+ *   error).
+ * - `MAPCACHE_E_INVALID_ARG`: `out` NULL, or `out->struct_size` smaller than
+ *   the first `mapcache_gpu_info` or larger than 4096 (nothing was written);
+ *   `cache` NULL.
+ * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
+ *
+ * # Safety
+ * `out` must be NULL or valid for reading a `size_t` and writing
+ * `out->struct_size` bytes (any alignment).
+ */
+mapcache_status mapcache_gpu_status(mapcache_t *cache,
+                                    struct mapcache_gpu_info *out);
+
 #if defined(MAPCACHE_TESTING)
 /**
- * ============ 8. DEBUG HOOKS ============
+ * ============ 9. DEBUG HOOKS ============
  * Declared only when MAPCACHE_TESTING is defined before including this header:
  * mapcache_debug_hold_write, mapcache_debug_panic, mapcache_debug_load_waiters.
  *

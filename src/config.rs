@@ -67,6 +67,31 @@ pub enum EngineChoice {
     Parallel,
 }
 
+/// Whether a map rebuilds its large tables on the GPU (see `docs/ARCHITECTURE.md`,
+/// "The GPU engine"). The GPU engine is a plugin, `libmapcache_cuda.so`, loaded at
+/// run time with the CUDA driver; [`crate::Map::gpu_status`] says whether it is
+/// active and, if not, why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GpuMode {
+    /// Rebuild tables of at least [`Config::gpu_threshold`] entries on the GPU
+    /// when the driver, a device and the plugin are there; otherwise, and after
+    /// any GPU failure, on the CPU (the table is the same either way).
+    #[default]
+    Auto,
+    /// Never use the GPU (nothing is loaded).
+    Off,
+    /// Use the GPU for tables of at least the threshold, or fail:
+    /// [`crate::Map::new`] returns [`Error::Gpu`] when the engine cannot be
+    /// loaded, and a write whose rebuild fails on the GPU returns it (the map is
+    /// unchanged).
+    Force,
+}
+
+/// The default [`Config::gpu_threshold`]: tables sized for at least this many
+/// entries are rebuilt on the GPU. Not yet measured (see `docs/bench.md`;
+/// `cuda/gpu-check.sh` prints the crossover that should set it).
+pub const DEFAULT_GPU_THRESHOLD: usize = 1 << 22;
+
 /// A map's configuration. Start from `Config::default()` and set what you need:
 ///
 /// ```
@@ -91,6 +116,15 @@ pub struct Config {
     pub misuse_policy: MisusePolicy,
     /// The rehash engine (see [`EngineChoice`]).
     pub engine: EngineChoice,
+    /// Whether large rebuilds run on the GPU (see [`GpuMode`]).
+    pub gpu: GpuMode,
+    /// The smallest table, in entries it is sized for (6.5 per bucket, the load
+    /// factor), that [`GpuMode::Auto`] and [`GpuMode::Force`] rebuild on the GPU;
+    /// 0 means [`DEFAULT_GPU_THRESHOLD`].
+    pub gpu_threshold: usize,
+    /// Where the GPU plugin is; `None`: `libmapcache_cuda.so` in the directory of
+    /// `libmapcache.so` (or of the executable the core is linked into).
+    pub gpu_plugin: Option<std::path::PathBuf>,
     /// The hash seed; `None` draws a random one, so that no caller can predict
     /// which keys share a bucket. Set it only for reproducible tests.
     pub seed: Option<u64>,

@@ -82,6 +82,10 @@ pub enum Error {
         /// The OS's message.
         message: String,
     },
+    /// [`crate::GpuMode::Force`]: the GPU engine could not be loaded, or a
+    /// rebuild on it failed; the message says at which step and why. A write
+    /// that gets it changed nothing.
+    Gpu(String),
 }
 
 impl Error {
@@ -145,6 +149,7 @@ impl fmt::Display for Error {
             Error::Io {
                 op, path, message, ..
             } => write!(f, "snapshot {op} of {}: {message}", path.display()),
+            Error::Gpu(message) => write!(f, "GPU engine (gpu = force): {message}"),
         }
     }
 }

@@ -54,6 +54,8 @@ mod clock;
 mod config;
 mod error;
 pub mod ffi;
+#[doc(hidden)]
+pub mod gpu;
 mod hash;
 mod iter;
 mod map;
@@ -66,10 +68,11 @@ pub use cache::load::LoadError;
 pub use cache::stats::Stats;
 pub use clock::Clock;
 pub use config::{
-    Config, EngineChoice, MisusePolicy, Mode, MAX_INITIAL_CAPACITY, MAX_SHARDS,
-    MIN_ENTRIES_PER_SHARD,
+    Config, EngineChoice, GpuMode, MisusePolicy, Mode, DEFAULT_GPU_THRESHOLD, MAX_INITIAL_CAPACITY,
+    MAX_SHARDS, MIN_ENTRIES_PER_SHARD,
 };
 pub use error::{Collision, Error, Result};
+pub use gpu::GpuStatus;
 pub use iter::{Cursor, Iter};
 pub use map::{Map, Pinned, TableStats, BATCH_LOOKAHEAD, BATCH_PIN_SPAN};
 pub use snapshot::{LoadReport, SaveReport};

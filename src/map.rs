@@ -12,6 +12,7 @@ use crate::cache::read_buffer::Pushed;
 use crate::cache::stats::{LoadCounters, ReadCounters, Stats};
 use crate::config::{cores, Config, MisusePolicy, Mode};
 use crate::error::{Collision, Error, Result};
+use crate::gpu::{GpuDispatch, GpuStatus};
 use crate::hash::{random_seed, Hasher, KeyHash};
 use crate::iter::{Cursor, Iter};
 use crate::shard::{Growth, Relief, Shard, Writing};
@@ -91,7 +92,8 @@ pub struct Map {
     /// The one flag of exclusive mode: any two overlapping writes collide on it,
     /// whatever shards their keys are in.
     exclusive_flag: WriteFlag,
-    engine: Box<dyn RehashEngine>,
+    /// The configured CPU engine behind the GPU dispatch (`gpu`).
+    engine: GpuDispatch,
     /// `log2` of a shard's table after `clear`.
     initial_log2: u32,
     counters: Counters,
@@ -133,6 +135,13 @@ impl Map {
                 Shard::new(initial_log2, bounds)
             })
             .collect::<Result<Box<[Shard]>>>()?;
+        let engine = GpuDispatch::new(
+            engine_for(config.engine),
+            config.gpu,
+            config.gpu_threshold,
+            config.gpu_plugin.clone(),
+        );
+        engine.check()?;
         Ok(Map {
             shards,
             hasher: Hasher::new(
@@ -142,7 +151,7 @@ impl Map {
             mode: config.mode,
             misuse_policy: config.misuse_policy,
             exclusive_flag: WriteFlag::new(),
-            engine: engine_for(config.engine),
+            engine,
             initial_log2,
             counters: Counters::default(),
             reads: ReadCounters::new(cores() * 4),
@@ -155,6 +164,16 @@ impl Map {
     /// The configuration the map was made with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Whether this map's large rebuilds run on the GPU and, if not, why
+    /// (`"off"`, "libcuda.so.1 not found ...", "no CUDA device: ...", "plugin not
+    /// found at <path>", a CUDA error), with its counts of GPU rebuilds and of
+    /// fallbacks to the CPU. Unless the config says [`crate::GpuMode::Off`], it
+    /// loads the engine if no rebuild has yet (once per process and plugin path;
+    /// a failure is kept and not retried).
+    pub fn gpu_status(&self) -> GpuStatus {
+        self.engine.status()
     }
 
     #[inline]
@@ -214,7 +233,7 @@ impl Map {
 
     pub(crate) fn growth(&self) -> Growth<'_> {
         Growth {
-            engine: &*self.engine,
+            engine: &self.engine,
             grows: &self.counters.grows,
             rebuilds: &self.counters.rebuilds,
             clock: &self.config.clock,

@@ -59,7 +59,8 @@ fn header_sections_and_the_testing_opt_in() {
         "5. ITERATION",
         "6. LABELS AND ERRORS",
         "7. VERSIONING",
-        "8. DEBUG HOOKS",
+        "8. GPU ENGINE",
+        "9. DEBUG HOOKS",
     ];
     let mut last = 0;
     for banner in banners {

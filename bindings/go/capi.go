@@ -542,14 +542,18 @@ type handle = unsafe.Pointer
 
 func cNew(cfg Config) (handle, cres) {
 	var cc C.mapcache_config
-	if r := cConfig(cfg, &cc); r.st != stOK {
+	r := cConfig(cfg, &cc)
+	defer freeConfig(&cc)
+	if r.st != stOK {
 		return nil, r
 	}
-	r := conv(C.mcg_new(&cc))
+	r = conv(C.mcg_new(&cc))
 	return r.p, r
 }
 
-// cConfig fills cc, the C config of cfg (for New and Load).
+// cConfig fills cc, the C config of cfg (for New and Load). The caller
+// releases it with freeConfig once the library has read it (its plugin path is
+// C memory).
 func cConfig(cfg Config, cc *C.mapcache_config) cres {
 	// The library writes exactly the size of the struct this binding was built
 	// with (and reads no more), whatever version of it the library knows.
@@ -570,7 +574,21 @@ func cConfig(cfg Config, cc *C.mapcache_config) cres {
 	} else {
 		cc.clock = C.MAPCACHE_CLOCK_SYSTEM
 	}
+	cc.gpu_mode = C.uint32_t(cfg.GPU)
+	cc.gpu_threshold = C.uint64_t(cfg.GPUThreshold)
+	if cfg.GPUPlugin != "" {
+		// Read by mapcache_new or mapcache_load only, freed by freeConfig.
+		cc.gpu_plugin_path = C.CString(cfg.GPUPlugin)
+	}
 	return cres{}
+}
+
+// freeConfig releases the C memory cConfig gave cc.
+func freeConfig(cc *C.mapcache_config) {
+	if cc.gpu_plugin_path != nil {
+		C.free(unsafe.Pointer(cc.gpu_plugin_path))
+		cc.gpu_plugin_path = nil
+	}
 }
 
 func cFree(h handle) { C.mcg_free(h) }
@@ -699,13 +717,15 @@ func cSave(h handle, lbl *C.char, path string, progress cgo.Handle) (SaveReport,
 // cLoad creates a cache configured by cfg holding the snapshot at path.
 func cLoad(path string, cfg Config) (handle, LoadReport, snapResult) {
 	var cc C.mapcache_config
-	if r := cConfig(cfg, &cc); r.st != stOK {
+	r := cConfig(cfg, &cc)
+	defer freeConfig(&cc)
+	if r.st != stOK {
 		return nil, LoadReport{}, snapResult{cres: r}
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	var rep C.mapcache_load_report
-	r := conv(C.mcg_load(cpath, &cc, &rep))
+	r = conv(C.mcg_load(cpath, &cc, &rep))
 	rep2, sr := loadReport(&rep, r)
 	return r.p, rep2, sr
 }

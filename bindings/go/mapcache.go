@@ -178,6 +178,20 @@ type Config struct {
 	// own that starts at zero and moves only by AdvanceClock, instead of the
 	// system's monotonic clock: for tests of expiry that must not sleep.
 	ManualClock bool
+
+	// GPU says whether large rebuilds run on the GPU: GPUAuto (the zero
+	// value: when the CUDA driver, a device and the plugin are there, else on
+	// the CPU), GPUOff or GPUForce (the GPU or an error: from New when the
+	// engine cannot load, and from a write whose rebuild fails on it).
+	// GPUStatus says which and why.
+	GPU GPUMode
+	// GPUThreshold is the smallest table, in entries it is sized for, rebuilt
+	// on the GPU; 0 = the library's default.
+	GPUThreshold uint64
+	// GPUPlugin is the path of the plugin libmapcache_cuda.so; "" = the
+	// plugin's file beside libmapcache.so (or beside the program when the
+	// library is linked statically).
+	GPUPlugin string
 }
 
 // closedBit marks a closed core in core.state; the low bits count calls in

@@ -7,14 +7,16 @@
 //! built against a newer header is accepted as long as the fields this library does
 //! not know are zero.
 
+use std::ffi::{c_char, CStr};
 use std::mem::{offset_of, size_of};
+use std::path::PathBuf;
 use std::ptr;
 use std::time::Duration;
 
 use super::args;
 use super::boundary::{self, Fail};
 use super::status::{mapcache_status, MAPCACHE_E_INVALID_CONFIG, MAPCACHE_OK};
-use crate::{Clock, Config, EngineChoice, MisusePolicy, Mode};
+use crate::{Clock, Config, EngineChoice, GpuMode, MisusePolicy, Mode};
 
 /// `mapcache_config.mode`: any number of threads may read and write (the default).
 pub const MAPCACHE_MODE_CONCURRENT: u32 = 0;
@@ -34,6 +36,20 @@ pub const MAPCACHE_ENGINE_AUTO: u32 = 0;
 pub const MAPCACHE_ENGINE_SINGLE: u32 = 1;
 /// `mapcache_config.rehash_engine`: rehash with several CPU threads.
 pub const MAPCACHE_ENGINE_PARALLEL: u32 = 2;
+
+/// `mapcache_config.gpu_mode`: rebuild tables of at least `gpu_threshold` entries
+/// on the GPU when the CUDA driver, a device and the plugin are there, else (and
+/// after any GPU failure) on the CPU; the default.
+pub const MAPCACHE_GPU_AUTO: u32 = 0;
+/// `mapcache_config.gpu_mode`: never use the GPU (nothing is loaded).
+pub const MAPCACHE_GPU_OFF: u32 = 1;
+/// `mapcache_config.gpu_mode`: use the GPU or fail: `mapcache_new` returns
+/// `MAPCACHE_E_GPU` when the engine cannot be loaded, and a write whose rebuild
+/// fails on the GPU returns it (changing nothing).
+pub const MAPCACHE_GPU_FORCE: u32 = 2;
+
+/// The longest `mapcache_config.gpu_plugin_path` accepted, in bytes.
+pub const MAPCACHE_MAX_PLUGIN_PATH: usize = 4096;
 
 /// `mapcache_config.clock`: TTLs are measured against the system's monotonic clock
 /// (the default).
@@ -108,6 +124,18 @@ pub struct mapcache_config {
     /// Reserved; must be 0. (Keeps the struct free of implicit padding; a later
     /// ABI may give it a meaning, with 0 as its default.)
     pub reserved: u32,
+    /// GPU engine. The smallest table, in entries it is sized for (6.5 per
+    /// bucket), rebuilt on the GPU; 0 = the default (4194304, not yet measured).
+    pub gpu_threshold: u64,
+    /// GPU engine. The path of the plugin `libmapcache_cuda.so`, a
+    /// NUL-terminated string read during `mapcache_new` only; NULL = the
+    /// plugin's file in the directory of `libmapcache.so`.
+    pub gpu_plugin_path: *const c_char,
+    /// GPU engine. `MAPCACHE_GPU_AUTO` (0, the default), `MAPCACHE_GPU_OFF` (1)
+    /// or `MAPCACHE_GPU_FORCE` (2). See `mapcache_gpu_status`.
+    pub gpu_mode: u32,
+    /// Reserved; must be 0 (as `reserved`).
+    pub reserved2: u32,
 }
 
 /// The size of the first `mapcache_config` (ABI versions 1 and 2): the smallest
@@ -117,6 +145,9 @@ const V1_SIZE: usize = offset_of!(mapcache_config, seed) + size_of::<u64>();
 
 /// The size of ABI 3's `mapcache_config`: the first one and the cache fields.
 const V3_SIZE: usize = offset_of!(mapcache_config, reserved) + size_of::<u32>();
+
+/// The size with the GPU engine's fields (appended to ABI 3's).
+const GPU_SIZE: usize = offset_of!(mapcache_config, reserved2) + size_of::<u32>();
 
 /// The defaults, with `struct_size` set to this library's size.
 pub(crate) fn defaults() -> mapcache_config {
@@ -133,6 +164,10 @@ pub(crate) fn defaults() -> mapcache_config {
         default_ttl_ms: 0,
         clock: MAPCACHE_CLOCK_SYSTEM,
         reserved: 0,
+        gpu_threshold: 0,
+        gpu_plugin_path: ptr::null(),
+        gpu_mode: MAPCACHE_GPU_AUTO,
+        reserved2: 0,
     }
 }
 
@@ -159,11 +194,11 @@ fn check_size(size: usize, name: &str) -> Result<(), String> {
     }
     // Between two versions' sizes: no header ever had such a struct (it would
     // end inside a field).
-    if size > V1_SIZE && size < V3_SIZE {
+    if (size > V1_SIZE && size < V3_SIZE) || (size > V3_SIZE && size < GPU_SIZE) {
         return Err(format!(
             "{name} = {size} is not the size of any mapcache_config ({V1_SIZE} bytes for ABI \
-             1 and 2, {V3_SIZE} for ABI 3, more for a newer header); pass \
-             sizeof(mapcache_config), or use MAPCACHE_CONFIG_INIT"
+             1 and 2, {V3_SIZE} for ABI 3, {GPU_SIZE} with the GPU fields, more for a newer \
+             header); pass sizeof(mapcache_config), or use MAPCACHE_CONFIG_INIT"
         ));
     }
     Ok(())
@@ -172,7 +207,8 @@ fn check_size(size: usize, name: &str) -> Result<(), String> {
 /// Reads and validates the host's config (NULL = defaults).
 ///
 /// # Safety
-/// `cfg` must be NULL or readable for `cfg->struct_size` bytes.
+/// `cfg` must be NULL or readable for `cfg->struct_size` bytes, and its
+/// `gpu_plugin_path` (if within them) NULL or a NUL-terminated string.
 pub(crate) unsafe fn read(cfg: *const mapcache_config) -> Result<(Config, Mode), Fail> {
     let mut c = defaults();
     if !cfg.is_null() {
@@ -192,18 +228,43 @@ pub(crate) unsafe fn read(cfg: *const mapcache_config) -> Result<(Config, Mode),
                 )));
             }
         }
-        // SAFETY: `known` bytes are readable; `c` is a plain-integer repr(C) struct
-        // whose padding (if any) holds no value, so any bytes form a valid value.
+        // SAFETY: `known` bytes are readable; `c` is a repr(C) struct of integers
+        // and one raw pointer, with no padding, so any bytes form a valid value.
         unsafe { ptr::copy_nonoverlapping(bytes, ptr::addr_of_mut!(c).cast::<u8>(), known) };
         c.struct_size = size;
     }
-    convert(&c)
+    let (mut config, mode) = convert(&c)?;
+    // SAFETY: NULL or NUL-terminated (contract).
+    config.gpu_plugin = unsafe { plugin_path(c.gpu_plugin_path) }?;
+    Ok((config, mode))
 }
 
-// This library's config is exactly ABI 3's, with no implicit padding (every
-// byte a host passes belongs to a field, so none holds an undefined value).
-const _: () = assert!(size_of::<mapcache_config>() == V3_SIZE);
-const _: () = assert!(V1_SIZE == 40 && V3_SIZE == 72);
+/// The plugin path a host passed (NULL: none).
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+unsafe fn plugin_path(path: *const c_char) -> Result<Option<PathBuf>, Fail> {
+    if path.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: NUL-terminated (contract).
+    let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
+    if bytes.is_empty() || bytes.len() > MAPCACHE_MAX_PLUGIN_PATH {
+        return Err(invalid(format!(
+            "cfg->gpu_plugin_path is {} bytes long: pass NULL, or a path of 1 to \
+             MAPCACHE_MAX_PLUGIN_PATH ({MAPCACHE_MAX_PLUGIN_PATH}) bytes",
+            bytes.len()
+        )));
+    }
+    use std::os::unix::ffi::OsStrExt;
+    Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(bytes))))
+}
+
+// This library's config is ABI 3's with the GPU fields, with no implicit
+// padding (every byte a host passes belongs to a field, so none holds an
+// undefined value).
+const _: () = assert!(size_of::<mapcache_config>() == GPU_SIZE);
+const _: () = assert!(V1_SIZE == 40 && V3_SIZE == 72 && GPU_SIZE == 96);
 
 fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
     let mode = match c.mode {
@@ -259,6 +320,22 @@ fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
     if c.reserved != 0 {
         return Err(invalid(format!("cfg->reserved = {} must be 0", c.reserved)));
     }
+    if c.reserved2 != 0 {
+        return Err(invalid(format!(
+            "cfg->reserved2 = {} must be 0",
+            c.reserved2
+        )));
+    }
+    let gpu = match c.gpu_mode {
+        MAPCACHE_GPU_AUTO => GpuMode::Auto,
+        MAPCACHE_GPU_OFF => GpuMode::Off,
+        MAPCACHE_GPU_FORCE => GpuMode::Force,
+        g => {
+            return Err(invalid(format!(
+                "cfg->gpu_mode = {g} is not MAPCACHE_GPU_AUTO (0), _OFF (1) or _FORCE (2)"
+            )))
+        }
+    };
     // At most 2^30: fits every size_t the library builds for.
     let initial_capacity = c.initial_capacity as usize;
     // `..Config::default()`: fields the C config does not carry keep their defaults
@@ -276,6 +353,9 @@ fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
         max_bytes: c.max_bytes as usize,
         default_ttl: Duration::from_millis(c.default_ttl_ms),
         clock,
+        gpu,
+        // The library builds for 64-bit targets only: u64 fits usize.
+        gpu_threshold: c.gpu_threshold as usize,
         ..Config::default()
     };
     Ok((config, mode))
@@ -298,8 +378,11 @@ fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
 /// `shards` 0 (automatic), `mode` `MAPCACHE_MODE_CONCURRENT`, `misuse_policy`
 /// `MAPCACHE_MISUSE_ERROR`, `rehash_engine` `MAPCACHE_ENGINE_AUTO`, `seed` 0
 /// (random per map), and (ABI 3) `max_entries` and `max_bytes` 0 (unbounded),
-/// `default_ttl_ms` 0 (no expiry), `clock` `MAPCACHE_CLOCK_SYSTEM`, `reserved` 0.
-/// A host built against the ABI 2 header (a 40-byte struct) gets exactly these
+/// `default_ttl_ms` 0 (no expiry), `clock` `MAPCACHE_CLOCK_SYSTEM`, `reserved` 0,
+/// and (the GPU fields) `gpu_threshold` 0 (the default threshold),
+/// `gpu_plugin_path` NULL (beside the library), `gpu_mode` `MAPCACHE_GPU_AUTO`,
+/// `reserved2` 0. A host built against an older header (a 40- or 72-byte
+/// struct) gets exactly these
 /// defaults for the fields it does not know.
 ///
 /// Ownership: `*cfg` is the caller's. Thread-safety: any thread.
@@ -308,7 +391,8 @@ fn convert(c: &mapcache_config) -> Result<(Config, Mode), Fail> {
 /// - `MAPCACHE_OK`.
 /// - `MAPCACHE_E_INVALID_ARG`: `cfg` NULL, or `size` smaller than the first
 ///   `mapcache_config` (40 bytes on 64-bit targets), between the sizes of two
-///   versions of it (40 for ABI 1 and 2, 72 for ABI 3) or larger than 4096;
+///   versions of it (40 for ABI 1 and 2, 72 for ABI 3, 96 with the GPU fields)
+///   or larger than 4096;
 ///   nothing was written.
 /// - `MAPCACHE_E_INTERNAL`.
 ///
@@ -473,6 +557,8 @@ mod tests {
             V1_SIZE - 1,
             V1_SIZE + 8,
             V3_SIZE - 1,
+            V3_SIZE + 8,
+            GPU_SIZE - 1,
             MAX_STRUCT_SIZE + 1,
             usize::MAX,
         ] {
@@ -537,6 +623,57 @@ mod tests {
     }
 
     #[test]
+    fn gpu_fields_are_converted() {
+        let c = mapcache_config {
+            gpu_mode: MAPCACHE_GPU_FORCE,
+            gpu_threshold: 1 << 24,
+            gpu_plugin_path: c"/opt/mapcache/libmapcache_cuda.so".as_ptr(),
+            ..defaults()
+        };
+        let (config, _) = read_bytes(&as_bytes(&c, 0)).unwrap();
+        assert_eq!(config.gpu, GpuMode::Force);
+        assert_eq!(config.gpu_threshold, 1 << 24);
+        assert_eq!(
+            config.gpu_plugin,
+            Some(PathBuf::from("/opt/mapcache/libmapcache_cuda.so"))
+        );
+        let off = mapcache_config {
+            gpu_mode: MAPCACHE_GPU_OFF,
+            ..defaults()
+        };
+        assert_eq!(read_bytes(&as_bytes(&off, 0)).unwrap().0.gpu, GpuMode::Off);
+        let (config, _) = read_bytes(&as_bytes(&defaults(), 0)).unwrap();
+        assert_eq!(
+            (config.gpu, config.gpu_threshold, config.gpu_plugin),
+            (GpuMode::Auto, 0, None)
+        );
+    }
+
+    #[test]
+    fn an_abi_3_host_gets_the_defaults_of_the_gpu_fields() {
+        // A 72-byte struct followed by bytes that would be invalid GPU fields
+        // (gpu_mode 9): none of them is read.
+        let c = mapcache_config {
+            struct_size: V3_SIZE,
+            max_entries: 100,
+            gpu_threshold: 5,
+            gpu_mode: 9,
+            reserved2: 9,
+            ..defaults()
+        };
+        let (config, _) = read_bytes(&as_bytes(&c, 0)).unwrap();
+        assert_eq!(config.max_entries, 100);
+        assert_eq!((config.gpu, config.gpu_threshold), (GpuMode::Auto, 0));
+        // ... and init writes exactly 72 bytes for it.
+        let mut buf = host_buffer(V3_SIZE);
+        assert_eq!(init(&mut buf, V3_SIZE), MAPCACHE_OK);
+        assert!(
+            buf[V3_SIZE..].iter().all(|&b| b == 0xAB),
+            "guard bytes written"
+        );
+    }
+
+    #[test]
     fn fields_are_converted() {
         let c = mapcache_config {
             initial_capacity: 1000,
@@ -580,14 +717,20 @@ mod tests {
         };
         assert_eq!(status(huge, 0, None), MAPCACHE_E_INVALID_CONFIG);
         let newer = mapcache_config {
+            struct_size: GPU_SIZE + 16,
+            ..defaults()
+        };
+        assert_eq!(status(newer, GPU_SIZE + 16, None), MAPCACHE_OK);
+        assert_eq!(
+            status(newer, GPU_SIZE + 16, Some(1)),
+            MAPCACHE_E_INVALID_CONFIG
+        );
+        // Ending inside the GPU fields: no header has such a struct.
+        let torn = mapcache_config {
             struct_size: V3_SIZE + 16,
             ..defaults()
         };
-        assert_eq!(status(newer, V3_SIZE + 16, None), MAPCACHE_OK);
-        assert_eq!(
-            status(newer, V3_SIZE + 16, Some(1)),
-            MAPCACHE_E_INVALID_CONFIG
-        );
+        assert_eq!(status(torn, 0, None), MAPCACHE_E_INVALID_CONFIG);
     }
 
     #[test]
@@ -656,6 +799,27 @@ mod tests {
                     ..defaults()
                 },
                 "cfg->reserved = 1 must be 0",
+            ),
+            (
+                mapcache_config {
+                    gpu_mode: 3,
+                    ..defaults()
+                },
+                "cfg->gpu_mode = 3 is not MAPCACHE_GPU_AUTO (0), _OFF (1) or _FORCE (2)",
+            ),
+            (
+                mapcache_config {
+                    reserved2: 7,
+                    ..defaults()
+                },
+                "cfg->reserved2 = 7 must be 0",
+            ),
+            (
+                mapcache_config {
+                    gpu_plugin_path: c"".as_ptr(),
+                    ..defaults()
+                },
+                "cfg->gpu_plugin_path is 0 bytes long",
             ),
         ];
         for (c, name) in cases {

@@ -13,7 +13,7 @@ use crate::Mode;
 /// The callback of `mapcache_debug_hold_write`: receives `ctx` unchanged.
 pub type mapcache_debug_fn = Option<unsafe extern "C" fn(ctx: *mut c_void)>;
 
-/// ============ 8. DEBUG HOOKS ============
+/// ============ 9. DEBUG HOOKS ============
 /// Declared only when MAPCACHE_TESTING is defined before including this header:
 /// mapcache_debug_hold_write, mapcache_debug_panic, mapcache_debug_load_waiters.
 ///

@@ -180,17 +180,21 @@ pub fn with_map_of<R>(cache: *const mapcache_t, f: impl FnOnce(&Map) -> R) -> Op
 ///   first `mapcache_config`, between the sizes of two of its versions (see
 ///   `mapcache_config_init`) or larger than 4096, a field this library does not
 ///   know is non-zero, or a field is out of range (`mode`, `misuse_policy`,
-///   `rehash_engine`, `clock` not one of their constants, `reserved` not 0,
-///   `shards` not 0 or a power of two at most 65536, `initial_capacity` too
-///   large, an explicit `shards` larger than a non-zero `max_entries`); the
-///   message names the field.
+///   `rehash_engine`, `clock`, `gpu_mode` not one of their constants,
+///   `reserved` or `reserved2` not 0, `shards` not 0 or a power of two at most
+///   65536, `initial_capacity` too large, an explicit `shards` larger than a
+///   non-zero `max_entries`, `gpu_plugin_path` empty or longer than
+///   `MAPCACHE_MAX_PLUGIN_PATH`); the message names the field.
+/// - `MAPCACHE_E_GPU`: `gpu_mode` is `MAPCACHE_GPU_FORCE` and the GPU engine
+///   cannot be loaded (the message says why: no driver, no device, no plugin).
 /// - `MAPCACHE_E_NO_MEMORY`: the initial table could not be allocated, or
 ///   2097152 caches are live (the most there can be at once).
 /// - `MAPCACHE_E_INTERNAL`: a bug (caught panic).
 ///
 /// # Safety
-/// `cfg` must be NULL or point to `cfg->struct_size` readable bytes; `out` must be
-/// NULL or valid for writing one pointer.
+/// `cfg` must be NULL or point to `cfg->struct_size` readable bytes, whose
+/// `gpu_plugin_path` (if within them) is NULL or a NUL-terminated string; `out`
+/// must be NULL or valid for writing one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn mapcache_new(
     cfg: *const mapcache_config,

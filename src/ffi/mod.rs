@@ -63,6 +63,9 @@ pub mod status;
 // Versioning.
 pub mod version;
 
+// The GPU engine's status.
+pub mod gpu;
+
 // Debug hooks: declared by the header only under `MAPCACHE_TESTING`.
 #[cfg(feature = "debug-hooks")]
 pub mod debug;
@@ -78,6 +81,7 @@ pub use config::*;
 pub use debug::{
     mapcache_debug_fn, mapcache_debug_hold_write, mapcache_debug_load_waiters, mapcache_debug_panic,
 };
+pub use gpu::{mapcache_gpu_info, mapcache_gpu_status, MAPCACHE_GPU_REASON_LEN};
 pub use handle::{mapcache, mapcache_free, mapcache_new, mapcache_t};
 pub use iter::{
     mapcache_iter, mapcache_iter_free, mapcache_iter_new, mapcache_iter_next, mapcache_iter_t,

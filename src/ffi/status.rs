@@ -59,6 +59,10 @@ pub const MAPCACHE_E_CORRUPT: mapcache_status = 14;
 /// step, the path and the OS error (with its errno). A failed save leaves the
 /// previous snapshot file intact.
 pub const MAPCACHE_E_IO: mapcache_status = 15;
+/// `gpu_mode` `MAPCACHE_GPU_FORCE`: the GPU engine could not be loaded (from
+/// `mapcache_new`), or a rebuild on it failed (from the write that needed it,
+/// which changed nothing). The message says at which step and why.
+pub const MAPCACHE_E_GPU: mapcache_status = 16;
 
 /// Whether `status` is an error: anything but `MAPCACHE_OK` and `MAPCACHE_NOT_FOUND`.
 #[inline]
@@ -80,6 +84,7 @@ pub(crate) fn of_error(e: &Error) -> mapcache_status {
         Error::Load(_) => MAPCACHE_E_LOADER,
         Error::Corrupt { .. } => MAPCACHE_E_CORRUPT,
         Error::Io { .. } => MAPCACHE_E_IO,
+        Error::Gpu(_) => MAPCACHE_E_GPU,
     }
 }
 
@@ -106,6 +111,7 @@ pub(crate) fn describe(s: mapcache_status) -> &'static [u8] {
         MAPCACHE_E_LOADER => b"MAPCACHE_E_LOADER: the loader failed\0",
         MAPCACHE_E_CORRUPT => b"MAPCACHE_E_CORRUPT: corrupt or unsupported snapshot file\0",
         MAPCACHE_E_IO => b"MAPCACHE_E_IO: snapshot file operation failed\0",
+        MAPCACHE_E_GPU => b"MAPCACHE_E_GPU: the GPU engine failed (gpu_mode force)\0",
         _ => b"unknown mapcache_status\0",
     }
 }

@@ -20,7 +20,11 @@ use super::boundary;
 /// statuses `MAPCACHE_E_TOO_LARGE` and `MAPCACHE_E_LOADER`; and snapshots:
 /// `mapcache_save` (with `mapcache_progress_fn` and `mapcache_save_report`),
 /// `mapcache_load` and `mapcache_load_into` (with `mapcache_load_report`),
-/// statuses `MAPCACHE_E_CORRUPT` and `MAPCACHE_E_IO`.
+/// statuses `MAPCACHE_E_CORRUPT` and `MAPCACHE_E_IO`. Added since, within
+/// 3 (a host built against the older header keeps working; a newer host's
+/// non-zero GPU fields are refused by an older library): the GPU engine's config
+/// fields `gpu_threshold`, `gpu_plugin_path`, `gpu_mode` (and `reserved2`)
+/// appended after `reserved`, `mapcache_gpu_status`, status `MAPCACHE_E_GPU`.
 pub const MAPCACHE_ABI_VERSION: u32 = 3;
 
 /// The longest key, in bytes.

@@ -2,7 +2,8 @@
 //!
 //! The result is a pure function of the old table's bucket image and the new
 //! size, whichever engine computes it, so engines can be swapped (single thread,
-//! parallel CPU, and later the GPU plugin) and compared byte for byte:
+//! parallel CPU, and the GPU plugin, which `crate::gpu` puts in front of the
+//! configured CPU engine, falling back to it) and compared byte for byte:
 //!
 //! 1. **Count.** For each new bucket `j`, count the old entries whose frag maps to
 //!    it (`frag & new_mask == j`). The sources of `j` are known without looking:

@@ -275,6 +275,13 @@ impl Table {
         self.buckets.as_slice()
     }
 
+    /// The overflow pool the rehash laid out (for the engines' equivalence
+    /// checks, which compare its layout too).
+    #[cfg(not(loom))]
+    pub(crate) fn pool(&self) -> &[Bucket] {
+        self.pool.as_slice()
+    }
+
     /// Overflow buckets in use: the pool plus those added one by one.
     pub(crate) fn overflow_count(&self) -> usize {
         self.pool.len + self.extra_overflow.load(Ordering::Relaxed)
@@ -539,7 +546,8 @@ impl Table {
     /// A canonical byte image of the table: for each main bucket in order, each
     /// bucket of its chain as (tophash, frags, slot pointers, "more follows" byte).
     /// Two tables with the same image place the same entries in the same slots.
-    #[cfg(all(test, not(loom)))]
+    /// (The engines' equivalence tests compare them, the GPU plugin's too.)
+    #[cfg(not(loom))]
     pub(crate) fn image(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&self.log2.to_le_bytes());

@@ -66,7 +66,8 @@ static void test_config_cache_fields(void) {
     CHECK(mapcache_abi_version() == 3 && MAPCACHE_ABI_VERSION == 3);
     CHECK(ABI2_CONFIG_SIZE == 40);
     CHECK(offsetof(mapcache_config, max_entries) == ABI2_CONFIG_SIZE);
-    CHECK(sizeof(mapcache_config) == 72); /* no implicit padding */
+    CHECK(offsetof(mapcache_config, gpu_threshold) == 72); /* ABI 3's struct, then the GPU fields */
+    CHECK(sizeof(mapcache_config) == 96); /* no implicit padding */
     mapcache_config cfg;
     memset(&cfg, 0xAB, sizeof cfg);
     CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
@@ -860,8 +861,52 @@ static void test_max_bytes_bound(void) {
 
 /* ------------------------------------------------------------------- main */
 
+/* The GPU engine's status: off, unavailable here (no driver or no plugin at the
+ * configured path), and refused under force. */
+static void test_gpu_status(void) {
+    mapcache_config cfg;
+    mapcache_gpu_info info;
+    mapcache_t *c = NULL;
+    CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);
+    CHECK(cfg.gpu_mode == MAPCACHE_GPU_AUTO && cfg.gpu_threshold == 0 && cfg.gpu_plugin_path == NULL);
+    cfg.gpu_mode = MAPCACHE_GPU_OFF;
+    CHECK_ST(mapcache_new(&cfg, &c), MAPCACHE_OK);
+    memset(&info, 0xAB, sizeof info);
+    info.struct_size = sizeof info;
+    CHECK_ST(mapcache_gpu_status(c, &info), MAPCACHE_OK);
+    CHECK(info.struct_size == sizeof info && info.active == 0 && strcmp(info.reason, "off") == 0);
+    mapcache_free(c);
+
+    cfg.gpu_mode = MAPCACHE_GPU_AUTO;
+    cfg.gpu_plugin_path = "/nonexistent/libmapcache_cuda.so";
+    CHECK_ST(mapcache_new(&cfg, &c), MAPCACHE_OK);
+    CHECK_ST(mapcache_gpu_status(c, &info), MAPCACHE_OK);
+    CHECK(info.active == 0);
+    CHECK(strncmp(info.reason, "libcuda.so.1 not found", 22) == 0 ||
+          strcmp(info.reason, "plugin not found at /nonexistent/libmapcache_cuda.so") == 0);
+    /* Below the default threshold every rebuild is the CPU's: nothing fell back. */
+    for (int i = 0; i < 1000; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        CHECK_ST(mapcache_put(c, (const uint8_t *)key, strlen(key), S("v"), NULL), MAPCACHE_OK);
+    }
+    CHECK_ST(mapcache_gpu_status(c, &info), MAPCACHE_OK);
+    CHECK(info.gpu_rebuilds == 0 && info.fallbacks == 0);
+    mapcache_free(c);
+
+    cfg.gpu_mode = MAPCACHE_GPU_FORCE;
+    c = (mapcache_t *)&cfg;
+    CHECK_ST(mapcache_new(&cfg, &c), MAPCACHE_E_GPU);
+    CHECK(c == NULL);
+    CHECK(strstr(mapcache_last_error(), "GPU engine (gpu = force)") != NULL);
+
+    info.struct_size = 8;
+    CHECK_ST(mapcache_gpu_status(NULL, &info), MAPCACHE_E_INVALID_ARG);
+}
+
 int main(void) {
     RUN(test_config_cache_fields);
+    RUN(test_gpu_status);
     RUN(test_abi2_host);
     RUN(test_ttl_every_read_path);
     RUN(test_ttl_zero_and_default);

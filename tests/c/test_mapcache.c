@@ -84,6 +84,7 @@ static void test_status_str(void) {
         {MAPCACHE_E_LOADER, "MAPCACHE_E_LOADER"},
         {MAPCACHE_E_CORRUPT, "MAPCACHE_E_CORRUPT"},
         {MAPCACHE_E_IO, "MAPCACHE_E_IO"},
+        {MAPCACHE_E_GPU, "MAPCACHE_E_GPU"},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         const char *s = mapcache_status_str(all[i].s);
@@ -92,7 +93,7 @@ static void test_status_str(void) {
         CHECK(s[strlen(all[i].name)] == ':');
         CHECK(all[i].s == (mapcache_status)i); /* the values are the contract */
     }
-    CHECK(strcmp(mapcache_status_str(16), "unknown mapcache_status") == 0);
+    CHECK(strcmp(mapcache_status_str(17), "unknown mapcache_status") == 0);
     CHECK(strcmp(mapcache_status_str(-1), "unknown mapcache_status") == 0);
 }
 

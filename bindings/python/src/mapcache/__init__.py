@@ -21,6 +21,7 @@ from . import _lib
 from ._cache import Cache, KeyLike, ValueLike, set_thread_label
 from ._snapshot import LoadReport, SaveReport
 from ._stats import Stats
+from ._gpu import GpuStatus, gpu_status
 from ._errors import (
     BufferTooSmallError,
     CacheClosedError,
@@ -47,6 +48,8 @@ __all__ = [
     "Stats",
     "SaveReport",
     "LoadReport",
+    "GpuStatus",
+    "gpu_status",
     "set_thread_label",
     "KeyLike",
     "ValueLike",

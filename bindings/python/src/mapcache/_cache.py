@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import struct
 import threading
 from array import array
@@ -137,6 +138,7 @@ _ST_ZERO = array(_ST, [0])
 _MODES = {"concurrent": _lib.MODE_CONCURRENT, "exclusive": _lib.MODE_EXCLUSIVE}
 _MISUSE = {"error": _lib.MISUSE_ERROR, "abort": _lib.MISUSE_ABORT}
 _ENGINES = {"auto": _lib.ENGINE_AUTO, "single": _lib.ENGINE_SINGLE, "parallel": _lib.ENGINE_PARALLEL}
+_GPU = {"auto": _lib.GPU_AUTO, "off": _lib.GPU_OFF, "force": _lib.GPU_FORCE}
 
 # Per-thread buffers: single gets keep up to _KEEP_SINGLE bytes, batches up to
 # _KEEP_BATCH; a larger value is read through a one-off buffer.
@@ -458,6 +460,15 @@ def _c_config(config: Dict[str, Any]) -> "_lib.mapcache_config":
     if not isinstance(manual_clock, bool):
         raise TypeError(f"manual_clock must be a bool, not {type(manual_clock).__name__}")
     cfg.clock = _lib.CLOCK_MANUAL if manual_clock else _lib.CLOCK_SYSTEM
+    cfg.gpu_mode = _choice("gpu", config["gpu"], _GPU)
+    cfg.gpu_threshold = _uint("gpu_threshold", config["gpu_threshold"], 64)
+    gpu_plugin = config["gpu_plugin"]
+    if gpu_plugin is not None:
+        if not isinstance(gpu_plugin, (str, os.PathLike)):
+            raise TypeError(f"gpu_plugin must be a path, not {type(gpu_plugin).__name__}")
+        # Kept alive by cfg (ctypes keeps the bytes) until mapcache_new, which
+        # copies it.
+        cfg.gpu_plugin_path = os.fsencode(gpu_plugin)
     return cfg
 
 
@@ -496,6 +507,15 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         manual_clock: measure TTLs against a clock that moves only by
             :meth:`advance_clock` (for tests: nothing needs to sleep), instead
             of the system's monotonic clock.
+        gpu: ``"auto"`` (rebuild large tables on the GPU when the CUDA driver,
+            a device and the plugin ``libmapcache_cuda.so`` are there, else on
+            the CPU), ``"off"`` or ``"force"`` (the GPU or an error:
+            :class:`MapCacheError` from the constructor when the engine cannot
+            load, and from a write whose rebuild fails on it). See
+            :func:`mapcache.gpu_status`.
+        gpu_threshold: the smallest table, in entries it is sized for, rebuilt
+            on the GPU (0: the library's default).
+        gpu_plugin: the plugin's path (``None``: beside the library).
 
     Raises:
         TypeError: an unknown keyword or an argument of the wrong type.
@@ -529,6 +549,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         max_bytes: int = 0,
         default_ttl: Optional[float] = None,
         manual_clock: bool = False,
+        gpu: str = "auto",
+        gpu_threshold: int = 0,
+        gpu_plugin: Optional[str] = None,
     ) -> None:
         self._init_closed()
         config: Dict[str, Any] = {
@@ -542,6 +565,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             "max_bytes": max_bytes,
             "default_ttl": default_ttl,
             "manual_clock": manual_clock,
+            "gpu": gpu,
+            "gpu_threshold": gpu_threshold,
+            "gpu_plugin": gpu_plugin,
         }
         cfg = _c_config(config)
         out = c_void_p()

@@ -67,6 +67,9 @@ ENGINE_SINGLE = 1
 ENGINE_PARALLEL = 2
 CLOCK_SYSTEM = 0
 CLOCK_MANUAL = 1
+GPU_AUTO = 0
+GPU_OFF = 1
+GPU_FORCE = 2
 
 if sys.platform == "darwin":
     LIBRARY_NAME = "libmapcache.dylib"
@@ -97,6 +100,11 @@ class mapcache_config(Structure):
         ("default_ttl_ms", c_uint64),
         ("clock", c_uint32),
         ("reserved", c_uint32),
+        # The GPU engine.
+        ("gpu_threshold", c_uint64),
+        ("gpu_plugin_path", c_char_p),
+        ("gpu_mode", c_uint32),
+        ("reserved2", c_uint32),
     ]
 
 

@@ -1,0 +1,84 @@
+package mapcache
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// On a machine without an NVIDIA driver (or without the plugin beside the
+// library) the engine is inactive, says why, and the cache works on the CPU.
+func TestGPUStatusSaysWhyTheEngineIsInactive(t *testing.T) {
+	c, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 20000; i++ {
+		if err := c.Set([]byte{byte(i), byte(i >> 8)}, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := c.GPUStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Active {
+		t.Skipf("a GPU engine is active on this machine: %s", s.Reason)
+	}
+	if !strings.HasPrefix(s.Reason, "libcuda.so.1 not found") && !strings.HasPrefix(s.Reason, "plugin not found at ") &&
+		!strings.HasPrefix(s.Reason, "no CUDA device") {
+		t.Errorf("Reason = %q, want why the engine is inactive", s.Reason)
+	}
+	if s.GPURebuilds != 0 {
+		t.Errorf("GPURebuilds = %d on an inactive engine", s.GPURebuilds)
+	}
+	if got, _ := c.Get([]byte{1, 0}); string(got) != "v" {
+		t.Errorf("Get = %q", got)
+	}
+}
+
+func TestGPUStatusAfterClose(t *testing.T) {
+	c, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := c.GPUStatus(); !errors.Is(err, ErrClosed) {
+		t.Errorf("GPUStatus after Close: err = %v, want ErrClosed", err)
+	}
+}
+
+func TestGPUModesAndPluginPath(t *testing.T) {
+	off, err := New(Config{GPU: GPUOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	if s, _ := off.GPUStatus(); s.Active || s.Reason != "off" {
+		t.Errorf("GPUOff: status %+v", s)
+	}
+
+	missing := "/nonexistent/libmapcache_cuda.so"
+	if _, err := New(Config{GPU: GPUForce, GPUPlugin: missing}); err == nil || !strings.Contains(err.Error(), "GPU engine") {
+		t.Errorf("GPUForce without an engine: err = %v, want the GPU engine's error", err)
+	}
+
+	auto, err := New(Config{GPUPlugin: missing, GPUThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auto.Close()
+	for i := 0; i < 5000; i++ {
+		if err := auto.Set([]byte{byte(i), byte(i >> 8)}, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := auto.GPUStatus()
+	if s.Active || s.Fallbacks == 0 || auto.Len() != 5000 {
+		t.Errorf("auto with a missing plugin: status %+v, Len %d", s, auto.Len())
+	}
+	if !strings.HasPrefix(s.Reason, "libcuda.so.1 not found") && s.Reason != "plugin not found at "+missing {
+		t.Errorf("Reason = %q", s.Reason)
+	}
+}

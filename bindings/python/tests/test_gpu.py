@@ -1,0 +1,58 @@
+"""``mapcache.gpu_status``: the GPU engine is inactive on a machine without an
+NVIDIA driver (or without the plugin beside the library), says why, and the
+cache works on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+
+import mapcache
+
+
+def test_an_inactive_engine_says_why():
+    with mapcache.Cache() as c:
+        for i in range(20000):
+            c[f"k{i}"] = b"v"
+        s = mapcache.gpu_status(c)
+        if s.active:
+            pytest.skip(f"a GPU engine is active on this machine: {s.reason}")
+        assert s.reason.startswith(("libcuda.so.1 not found", "plugin not found at ", "no CUDA device")), s.reason
+        assert s.gpu_rebuilds == 0
+        assert c["k1"] == b"v"
+
+
+def test_a_closed_cache_raises():
+    c = mapcache.Cache()
+    c.close()
+    with pytest.raises(mapcache.CacheClosedError):
+        mapcache.gpu_status(c)
+
+
+def test_off_says_off():
+    with mapcache.Cache(gpu="off") as c:
+        assert mapcache.gpu_status(c) == mapcache.GpuStatus(active=False, reason="off")
+        assert c.config["gpu"] == "off"
+
+
+def test_force_without_an_engine_is_refused():
+    with pytest.raises(mapcache.MapCacheError, match="GPU engine"):
+        mapcache.Cache(gpu="force", gpu_plugin="/nonexistent/libmapcache_cuda.so")
+
+
+def test_a_configured_plugin_path_is_used():
+    with mapcache.Cache(gpu_plugin="/nonexistent/libmapcache_cuda.so", gpu_threshold=1) as c:
+        for i in range(5000):
+            c[f"k{i}"] = b"v"
+        s = mapcache.gpu_status(c)
+        assert not s.active
+        assert s.fallbacks > 0  # every grow was meant for the GPU, and ran on the CPU
+        assert s.reason.startswith("libcuda.so.1 not found") or s.reason == (
+            "plugin not found at /nonexistent/libmapcache_cuda.so"
+        ), s.reason
+        assert len(c) == 5000
+
+
+@pytest.mark.parametrize("kwargs", [{"gpu": "on"}, {"gpu": 1}, {"gpu_threshold": -1}, {"gpu_plugin": 3}])
+def test_bad_gpu_arguments(kwargs):
+    with pytest.raises((TypeError, ValueError)):
+        mapcache.Cache(**kwargs)

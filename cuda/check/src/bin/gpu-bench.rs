@@ -1,0 +1,158 @@
+//! Rebuilding one shard table of 1M, 4M, 16M and 64M entries (a grow, the
+//! table just over its load factor): the single-threaded reference, the
+//! parallel CPU engine on all cores, and the GPU engine end to end (staging,
+//! transfers, kernels, check). Wall time and host CPU time of each (best of
+//! three; the GPU's first rebuild, which allocates and pins its buffers, is
+//! reported apart), and the crossover that sets the default threshold.
+
+use std::time::{Duration, Instant};
+
+use mapcache::gpu::testing::{self, Engine, SyntheticTable};
+use mapcache_gpu_check::{cpu_time, grow_log2, load, options};
+
+/// Wall and CPU time of one rebuild (the result dropped outside the timing).
+fn time(
+    table: &SyntheticTable,
+    new_log2: u32,
+    engine: Engine<'_>,
+) -> Result<(Duration, Duration), String> {
+    let (wall, cpu) = (Instant::now(), cpu_time());
+    let rebuilt = testing::rebuild(table, new_log2, engine)?;
+    let measured = (wall.elapsed(), cpu_time() - cpu);
+    drop(rebuilt);
+    Ok(measured)
+}
+
+fn best(
+    runs: usize,
+    mut f: impl FnMut() -> Result<(Duration, Duration), String>,
+) -> Result<(Duration, Duration), String> {
+    let mut best: Option<(Duration, Duration)> = None;
+    for _ in 0..runs {
+        let t = f()?;
+        best = Some(match best {
+            Some(b) if b.0 <= t.0 => b,
+            _ => t,
+        });
+    }
+    Ok(best.unwrap())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let options = match options(&[1 << 20, 4 << 20, 16 << 20, 64 << 20]) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("gpu-bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let gpu = load(&options);
+    match &gpu {
+        Ok(description) => println!("GPU engine: {description}"),
+        Err(reason) => println!("GPU engine: unavailable ({reason})"),
+    }
+    println!(
+        "{:>10} | {:>21} | {:>21} | {:>21} | {:>10} | {:>8} | {:>8}",
+        "entries",
+        "cpu-single wall/cpu",
+        format!("cpu-parallel({cores}) w/c"),
+        "gpu wall/cpu",
+        "gpu first",
+        "vs 1",
+        "vs par"
+    );
+    let mut crossover = None;
+    let mut goals = Vec::new();
+    for &entries in &options.sizes {
+        let log2 = grow_log2(entries);
+        let table = match SyntheticTable::new(entries, log2, 7, 0) {
+            Ok(t) => t,
+            Err(e) => {
+                println!("{entries:>10} | cannot build the table: {e}");
+                continue;
+            }
+        };
+        let runs = if entries >= 32 << 20 { 2 } else { 3 };
+        let skipped = || Err::<(Duration, Duration), String>("skipped".into());
+        let (single, parallel) = if options.gpu_only {
+            (skipped(), skipped())
+        } else {
+            (
+                best(runs, || time(&table, log2 + 1, Engine::Single)),
+                best(runs, || time(&table, log2 + 1, Engine::Parallel(cores))),
+            )
+        };
+        let (gpu_first, gpu_best) = match &gpu {
+            Ok(_) => {
+                let first = time(&table, log2 + 1, Engine::Gpu(Some(&options.plugin)));
+                let steady = best(runs, || {
+                    time(&table, log2 + 1, Engine::Gpu(Some(&options.plugin)))
+                });
+                (first.map(|t| ms(t.0)), steady)
+            }
+            Err(_) => (Err("-".into()), Err("unavailable".into())),
+        };
+        let cell = |r: &Result<(Duration, Duration), String>| match r {
+            Ok((w, c)) => format!("{} / {} ms", ms(*w), ms(*c)),
+            Err(e) => e.clone(),
+        };
+        let ratio = |base: &Result<(Duration, Duration), String>| match (base, &gpu_best) {
+            (Ok(b), Ok(g)) => format!("{:.1}x", b.0.as_secs_f64() / g.0.as_secs_f64()),
+            _ => "-".into(),
+        };
+        if let (Ok(p), Ok(s), Ok(g)) = (&parallel, &single, &gpu_best) {
+            if crossover.is_none() && g.0 < p.0 && g.0 < s.0 {
+                crossover = Some(entries);
+            }
+            // The goals, from 16M entries: at least 8x the reference's
+            // speed, no slower than the parallel engine, at most 10% of the
+            // reference's host CPU time.
+            if entries >= 16 << 20 {
+                let checks = [
+                    (
+                        s.0.as_secs_f64() >= 8.0 * g.0.as_secs_f64(),
+                        "8x the reference (wall)",
+                    ),
+                    (g.0 <= p.0, "no slower than cpu-parallel (wall)"),
+                    (
+                        g.1.as_secs_f64() <= 0.1 * s.1.as_secs_f64(),
+                        "10% of the reference's CPU",
+                    ),
+                ];
+                for (met, goal) in checks {
+                    goals.push(format!(
+                        "goal {entries}: {goal}: {}",
+                        if met { "met" } else { "NOT met" }
+                    ));
+                }
+            }
+        }
+        println!(
+            "{:>10} | {:>21} | {:>21} | {:>21} | {:>10} | {:>8} | {:>8}",
+            entries,
+            cell(&single),
+            cell(&parallel),
+            cell(&gpu_best),
+            gpu_first.unwrap_or_else(|e| e),
+            ratio(&single),
+            ratio(&parallel)
+        );
+    }
+    for goal in &goals {
+        println!("{goal}");
+    }
+    match (&gpu, crossover) {
+        _ if options.gpu_only => println!("crossover: not measured (--gpu-only)"),
+        (Err(_), _) => println!("crossover: not measured (no GPU engine)"),
+        (Ok(_), Some(n)) => println!(
+            "crossover: the GPU is fastest from {n} entries (sizes tried: {:?})",
+            options.sizes
+        ),
+        (Ok(_), None) => println!("crossover: the GPU was not fastest at any size tried"),
+    }
+}

@@ -1,0 +1,107 @@
+//! `dlopen`, `dlsym` and `dladdr` through `libc`: how the core reaches the CUDA
+//! driver and the plugin without linking either (one `libmapcache.so` for every
+//! machine). Libraries opened here are never closed: a plugin's code and the
+//! driver stay mapped for the life of the process, as a driver must.
+
+use std::ffi::{c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+
+/// An open library (never closed).
+pub(crate) struct Library(*mut c_void);
+
+// SAFETY: a dlopen handle may be used from any thread.
+unsafe impl Send for Library {}
+// SAFETY: as above; dlsym is thread-safe.
+unsafe impl Sync for Library {}
+
+/// The loader's message for the last failure on this thread.
+fn last_error() -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated string valid until the
+    // next dl call on this thread; it is copied at once.
+    let message = unsafe { libc::dlerror() };
+    if message.is_null() {
+        return "unknown dlopen error".into();
+    }
+    // SAFETY: non-null, NUL-terminated (above).
+    unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+impl Library {
+    /// Opens `name` (a file name the loader searches for, or a path) with
+    /// `RTLD_NOW | RTLD_GLOBAL`: every symbol resolved now, and the driver's
+    /// visible to the plugin opened after it. The error is the loader's message.
+    pub(crate) fn open(name: &str) -> Result<Library, String> {
+        let c_name = CString::new(name).map_err(|_| format!("{name:?} holds a NUL byte"))?;
+        // SAFETY: a NUL-terminated name; dlopen runs the library's initialisers,
+        // which for the CUDA driver and the plugin are theirs to keep sound.
+        let handle = unsafe { libc::dlopen(c_name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        if handle.is_null() {
+            return Err(last_error());
+        }
+        Ok(Library(handle))
+    }
+
+    /// The address of `symbol` (NUL-terminated), or the loader's message.
+    pub(crate) fn symbol(&self, symbol: &[u8]) -> Result<*mut c_void, String> {
+        let name = CStr::from_bytes_with_nul(symbol).map_err(|e| e.to_string())?;
+        // SAFETY: a live handle and a NUL-terminated name.
+        let address = unsafe { libc::dlsym(self.0, name.as_ptr()) };
+        if address.is_null() {
+            return Err(last_error());
+        }
+        Ok(address)
+    }
+}
+
+/// The directory of the shared object this code is in (`libmapcache.so`, or the
+/// executable when the core is linked statically), found with `dladdr`.
+pub(crate) fn own_directory() -> Option<PathBuf> {
+    // SAFETY: an all-zero Dl_info is a valid value to be overwritten.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let address = own_directory as *const c_void;
+    // SAFETY: `address` is code of this object; `info` is writable.
+    if unsafe { libc::dladdr(address, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dladdr succeeded: dli_fname is a NUL-terminated path.
+    let file = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy();
+    let file = Path::new(file.as_ref());
+    let file = if file.is_absolute() || file.components().count() > 1 {
+        file.to_path_buf()
+    } else {
+        // A bare name is the main program's: the executable's path is known.
+        std::env::current_exe().ok()?
+    };
+    file.parent().map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_library_is_named_in_the_error() {
+        let error = Library::open("libmapcache-no-such-library.so.9")
+            .err()
+            .unwrap();
+        assert!(
+            error.contains("libmapcache-no-such-library.so.9"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn libc_opens_and_resolves() {
+        let libc = Library::open("libc.so.6").unwrap();
+        assert!(libc.symbol(b"malloc\0").is_ok());
+        assert!(libc.symbol(b"mapcache_no_such_symbol\0").is_err());
+    }
+
+    #[test]
+    fn own_directory_is_where_this_code_is() {
+        let dir = own_directory().unwrap();
+        assert!(dir.is_dir(), "{}", dir.display());
+    }
+}

@@ -1,0 +1,329 @@
+//! The dispatch's fallbacks: no driver, no plugin, and a fake plugin failing at
+//! each step, every time ending with a correct table (or, under `force`, the
+//! error and an unchanged map).
+
+use std::ffi::{c_char, c_void};
+use std::path::{Path, PathBuf};
+
+use super::abi::{self, Checksum, PluginV1, SourceBucket};
+use super::testing::install_plugin;
+use crate::{Config, Error, GpuMode, Map};
+
+/// Where a fake plugin fails.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fault {
+    Open,
+    Stage,
+    Count,
+    Fill,
+    /// Returns success with an image that fails its check.
+    Wrong,
+}
+
+fn fault_of(n: u8) -> Fault {
+    [
+        Fault::Open,
+        Fault::Stage,
+        Fault::Count,
+        Fault::Fill,
+        Fault::Wrong,
+    ][n as usize]
+}
+
+struct Fake {
+    fault: Fault,
+    source: Vec<SourceBucket>,
+    starts: Vec<u32>,
+}
+
+/// # Safety
+/// `err` is writable for `len` bytes.
+unsafe fn say(err: *mut c_char, len: usize, message: &str) {
+    let n = message.len().min(len - 1);
+    // SAFETY: `n + 1 <= len` bytes (contract).
+    unsafe {
+        std::ptr::copy_nonoverlapping(message.as_ptr(), err.cast::<u8>(), n);
+        err.add(n).write(0);
+    }
+}
+
+unsafe extern "C" fn open<const F: u8>(ctx: *mut *mut c_void, err: *mut c_char, len: usize) -> i32 {
+    if fault_of(F) == Fault::Open {
+        // SAFETY: per the ABI.
+        unsafe { say(err, len, "fake: cuInit: CUDA_ERROR_NO_DEVICE") };
+        return abi::PLUGIN_E_NO_DEVICE;
+    }
+    let fake = Box::new(Fake {
+        fault: fault_of(F),
+        source: Vec::new(),
+        starts: Vec::new(),
+    });
+    // SAFETY: per the ABI, `ctx` is writable.
+    unsafe { ctx.write(Box::into_raw(fake).cast()) };
+    abi::PLUGIN_OK
+}
+
+unsafe extern "C" fn stage(
+    ctx: *mut c_void,
+    sources: u64,
+    chains: u64,
+    source: *mut *mut SourceBucket,
+    starts: *mut *mut u32,
+    err: *mut c_char,
+    len: usize,
+) -> i32 {
+    // SAFETY: the context `open` made, used one call at a time.
+    let fake = unsafe { &mut *ctx.cast::<Fake>() };
+    if fake.fault == Fault::Stage {
+        // SAFETY: per the ABI.
+        unsafe { say(err, len, "fake: cuMemAllocHost: CUDA_ERROR_OUT_OF_MEMORY") };
+        return abi::PLUGIN_E_ALLOC;
+    }
+    fake.source = vec![SourceBucket::default(); sources as usize];
+    fake.starts = vec![0; chains as usize];
+    // SAFETY: per the ABI, both are writable.
+    unsafe {
+        source.write(fake.source.as_mut_ptr());
+        starts.write(fake.starts.as_mut_ptr());
+    }
+    abi::PLUGIN_OK
+}
+
+unsafe extern "C" fn count(
+    ctx: *mut c_void,
+    _old: u32,
+    _new: u32,
+    pool_len: *mut u64,
+    err: *mut c_char,
+    len: usize,
+) -> i32 {
+    // SAFETY: as in `stage`.
+    let fake = unsafe { &mut *ctx.cast::<Fake>() };
+    if fake.fault == Fault::Count {
+        // SAFETY: per the ABI.
+        unsafe {
+            say(
+                err,
+                len,
+                "fake: cuMemcpyHtoDAsync: CUDA_ERROR_ILLEGAL_ADDRESS",
+            )
+        };
+        return abi::PLUGIN_E_COPY;
+    }
+    // SAFETY: per the ABI.
+    unsafe { pool_len.write(0) };
+    abi::PLUGIN_OK
+}
+
+unsafe extern "C" fn fill(
+    ctx: *mut c_void,
+    _main: *mut u8,
+    _pool: *mut u8,
+    sum: *mut Checksum,
+    err: *mut c_char,
+    len: usize,
+) -> i32 {
+    // SAFETY: as in `stage`.
+    let fake = unsafe { &mut *ctx.cast::<Fake>() };
+    if fake.fault == Fault::Fill {
+        // SAFETY: per the ABI.
+        unsafe { say(err, len, "fake: cuLaunchKernel: CUDA_ERROR_LAUNCH_FAILED") };
+        return abi::PLUGIN_E_KERNEL;
+    }
+    // Fault::Wrong: an empty image, claimed done.
+    // SAFETY: per the ABI.
+    unsafe { sum.write(Checksum::default()) };
+    abi::PLUGIN_OK
+}
+
+unsafe extern "C" fn close(ctx: *mut c_void) {
+    // SAFETY: made by `open` with Box::into_raw, closed once.
+    drop(unsafe { Box::from_raw(ctx.cast::<Fake>()) });
+}
+
+fn table<const F: u8>() -> PluginV1 {
+    PluginV1 {
+        struct_size: std::mem::size_of::<PluginV1>(),
+        abi_version: abi::PLUGIN_ABI_VERSION,
+        reserved: 0,
+        name: c"fake plugin".as_ptr(),
+        open: open::<F>,
+        stage,
+        count,
+        fill,
+        close,
+    }
+}
+
+/// Installs a fake plugin failing at `fault`, at a path of its own.
+fn install(fault: Fault) -> PathBuf {
+    let path = PathBuf::from(format!("/nonexistent/fake-plugin-{fault:?}.so"));
+    let table = match fault {
+        Fault::Open => table::<0>(),
+        Fault::Stage => table::<1>(),
+        Fault::Count => table::<2>(),
+        Fault::Fill => table::<3>(),
+        Fault::Wrong => table::<4>(),
+    };
+    // SAFETY: the fake keeps the ABI's contract.
+    // Leaked: a plugin's table is static.
+    let table: &'static PluginV1 = Box::leak(Box::new(table));
+    let _ = unsafe { install_plugin(&path, (table as *const PluginV1).cast()) };
+    path
+}
+
+fn config(mode: GpuMode, plugin: &Path) -> Config {
+    Config {
+        shards: 1,
+        gpu: mode,
+        gpu_threshold: 1,
+        gpu_plugin: Some(plugin.to_path_buf()),
+        seed: Some(3),
+        ..Config::default()
+    }
+}
+
+/// Inserts `n` keys (several grows) and checks every one.
+fn fill_and_check(map: &Map, n: u32) {
+    for i in 0..n {
+        map.insert(format!("key-{i}").as_bytes(), &i.to_le_bytes())
+            .unwrap();
+    }
+    assert_eq!(map.len(), n as usize);
+    for i in 0..n {
+        assert_eq!(
+            map.get(format!("key-{i}").as_bytes()).unwrap(),
+            Some(i.to_le_bytes().to_vec()),
+            "key-{i}"
+        );
+    }
+}
+
+fn driver_present() -> bool {
+    super::dl::Library::open(super::loader::DRIVER).is_ok()
+}
+
+#[test]
+fn auto_falls_back_and_says_why() {
+    let missing = Path::new("/nonexistent/libmapcache_cuda.so");
+    let map = Map::new(config(GpuMode::Auto, missing)).unwrap();
+    fill_and_check(&map, 5000);
+    let status = map.gpu_status();
+    assert!(!status.active);
+    if driver_present() {
+        assert_eq!(
+            status.reason,
+            "plugin not found at /nonexistent/libmapcache_cuda.so"
+        );
+    } else {
+        assert!(
+            status.reason.starts_with("libcuda.so.1 not found"),
+            "{}",
+            status.reason
+        );
+    }
+    assert_eq!(status.gpu_rebuilds, 0);
+    assert!(status.fallbacks > 0, "{status:?}");
+}
+
+#[test]
+fn force_is_an_error_at_creation() {
+    let missing = Path::new("/nonexistent/libmapcache_cuda.so");
+    let Err(Error::Gpu(reason)) = Map::new(config(GpuMode::Force, missing)) else {
+        panic!("a forced GPU engine that cannot load was accepted");
+    };
+    assert!(
+        reason.starts_with("libcuda.so.1 not found") || reason.starts_with("plugin not found at"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn off_loads_nothing_and_says_off() {
+    let map = Map::new(config(GpuMode::Off, Path::new("/nonexistent/x.so"))).unwrap();
+    fill_and_check(&map, 200);
+    let status = map.gpu_status();
+    assert_eq!((status.active, status.reason.as_str()), (false, "off"));
+    assert_eq!((status.gpu_rebuilds, status.fallbacks), (0, 0));
+}
+
+#[test]
+fn below_the_threshold_the_gpu_is_not_asked() {
+    let path = install(Fault::Wrong);
+    let map = Map::new(Config {
+        gpu_threshold: 1 << 20,
+        ..config(GpuMode::Force, &path)
+    })
+    .unwrap();
+    fill_and_check(&map, 3000);
+    assert_eq!(map.gpu_status().fallbacks, 0);
+}
+
+#[test]
+fn a_plugin_without_a_device_is_reported_and_forced_maps_refused() {
+    let path = install(Fault::Open);
+    let map = Map::new(config(GpuMode::Auto, &path)).unwrap();
+    fill_and_check(&map, 3000);
+    let status = map.gpu_status();
+    assert!(!status.active);
+    assert_eq!(
+        status.reason,
+        "no CUDA device: fake: cuInit: CUDA_ERROR_NO_DEVICE"
+    );
+    assert!(matches!(
+        Map::new(config(GpuMode::Force, &path)),
+        Err(Error::Gpu(r)) if r.starts_with("no CUDA device")
+    ));
+}
+
+#[test]
+fn every_failing_step_falls_back_to_a_correct_table() {
+    for (fault, expected) in [
+        (
+            Fault::Stage,
+            "GPU staging: allocation failed: fake: cuMemAllocHost",
+        ),
+        (
+            Fault::Count,
+            "GPU count: copy failed: fake: cuMemcpyHtoDAsync",
+        ),
+        (Fault::Fill, "GPU fill: kernel failed: fake: cuLaunchKernel"),
+        (Fault::Wrong, "GPU fill: the result failed its check"),
+    ] {
+        let path = install(fault);
+        let map = Map::new(config(GpuMode::Auto, &path)).unwrap();
+        fill_and_check(&map, 5000);
+        let status = map.gpu_status();
+        assert!(status.active, "{fault:?}: {status:?}");
+        assert!(status.fallbacks > 0, "{fault:?}");
+        assert_eq!(status.gpu_rebuilds, 0, "{fault:?}");
+        assert!(
+            status.reason.contains(expected),
+            "{fault:?}: {}",
+            status.reason
+        );
+    }
+}
+
+#[test]
+fn under_force_a_failing_rebuild_fails_the_write_and_changes_nothing() {
+    for fault in [Fault::Stage, Fault::Count, Fault::Fill, Fault::Wrong] {
+        let path = install(fault);
+        let map = Map::new(config(GpuMode::Force, &path)).unwrap();
+        // The first insert that needs a grow fails; everything before it stays.
+        let mut inserted = 0u32;
+        let error = loop {
+            match map.insert(format!("key-{inserted}").as_bytes(), b"v") {
+                Ok(_) => inserted += 1,
+                Err(e) => break e,
+            }
+            assert!(inserted < 100_000, "{fault:?}: no rebuild ever failed");
+        };
+        assert!(matches!(error, Error::Gpu(_)), "{fault:?}: {error}");
+        assert_eq!(map.len(), inserted as usize);
+        assert_eq!(map.get(format!("key-{inserted}").as_bytes()).unwrap(), None);
+        for i in 0..inserted {
+            assert!(map.contains_key(format!("key-{i}").as_bytes()).unwrap());
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! One rebuild on the GPU: stage the old image, count, allocate the new arrays,
+//! fill, check. Any failure is a message, and the caller falls back to the CPU
+//! engine; the old table is only read, so nothing is lost either way.
+
+use super::abi::{self, Checksum, SourceBucket};
+use super::loader::{self, Context, Plugin};
+use crate::sync::atomic::Ordering;
+use crate::table::bucket::SLOTS;
+use crate::table::table::{BucketArray, Table};
+
+/// What went wrong at which step: the step's name, then the plugin's message.
+fn failed(step: &str, (code, message): (i32, String)) -> String {
+    let kind = match code {
+        abi::PLUGIN_E_ALLOC => "allocation failed",
+        abi::PLUGIN_E_COPY => "copy failed",
+        abi::PLUGIN_E_KERNEL => "kernel failed",
+        abi::PLUGIN_E_NO_DEVICE => "no CUDA device",
+        _ => "error",
+    };
+    format!("GPU {step}: {kind}: {message}")
+}
+
+/// Builds the `2^new_log2` table holding `src`'s entries with `plugin`, whose
+/// context the caller holds.
+pub(crate) fn rehash(
+    plugin: &Plugin,
+    context: &mut Context,
+    src: &Table,
+    new_log2: u32,
+) -> Result<Table, String> {
+    let table = &plugin.table;
+    let ctx = context.0;
+    let chains = src.buckets().len();
+    let sources = chains + src.overflow_count();
+
+    let (mut source, mut starts) = (std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: the plugin writes two pointers and at most `len` message bytes.
+    loader::call(|err, len| unsafe {
+        (table.stage)(
+            ctx,
+            sources as u64,
+            chains as u64 + 1,
+            &mut source,
+            &mut starts,
+            err,
+            len,
+        )
+    })
+    .map_err(|e| failed("staging", e))?;
+    if source.is_null() || starts.is_null() || !source.is_aligned() || !starts.is_aligned() {
+        return Err("GPU staging: the plugin returned no (or misaligned) staging memory".into());
+    }
+    // SAFETY: per the ABI, `stage` returned host memory for `sources` records and
+    // `chains + 1` starts, ours until the next `stage` on this context (held).
+    let (source, starts) = unsafe {
+        (
+            std::slice::from_raw_parts_mut(source, sources),
+            std::slice::from_raw_parts_mut(starts, chains + 1),
+        )
+    };
+    let expected = pack(src, source, starts)?;
+
+    let mut pool_len = 0u64;
+    // SAFETY: the plugin writes one u64 and at most `len` message bytes.
+    loader::call(|err, len| unsafe {
+        (table.count)(ctx, src.log2(), new_log2, &mut pool_len, err, len)
+    })
+    .map_err(|e| failed("count", e))?;
+    // Each pool bucket holds at least one entry.
+    if pool_len > expected.entries {
+        return Err(format!(
+            "GPU count: a pool of {pool_len} buckets for {} entries failed its check",
+            expected.entries
+        ));
+    }
+    let main = BucketArray::new(1 << new_log2).map_err(|e| e.to_string())?;
+    let pool = BucketArray::new(pool_len as usize).map_err(|e| e.to_string())?;
+    let mut written = Checksum::default();
+    // SAFETY: both arrays are fresh, zeroed, private to this thread and sized as
+    // the ABI says (2^new_log2 and pool_len buckets of BUCKET_BYTES); their
+    // atomics may be written as plain bytes while nothing else can see them.
+    loader::call(|err, len| unsafe {
+        (table.fill)(
+            ctx,
+            main.as_slice().as_ptr() as *mut u8,
+            pool.as_slice().as_ptr() as *mut u8,
+            &mut written,
+            err,
+            len,
+        )
+    })
+    .map_err(|e| failed("fill", e))?;
+    if written != expected {
+        return Err(format!(
+            "GPU fill: the result failed its check (wrote {written:?}, the source holds {expected:?})"
+        ));
+    }
+    Table::with_arrays(new_log2, main, pool).map_err(|e| e.to_string())
+}
+
+/// Writes `src`'s image into the staging memory: its buckets chain by chain and
+/// each chain's first record. Returns the source's checksum.
+fn pack(src: &Table, source: &mut [SourceBucket], starts: &mut [u32]) -> Result<Checksum, String> {
+    if source.len() > u32::MAX as usize {
+        return Err(format!(
+            "GPU staging: {} buckets are too many",
+            source.len()
+        ));
+    }
+    let mut sum = Checksum::default();
+    let mut n = 0usize;
+    let mut overrun = false;
+    src.for_each_chain_bucket(|index, bucket| {
+        // The first bucket of each chain is its head: chains come in index order.
+        if std::ptr::eq(bucket, &src.buckets()[index]) {
+            starts[index] = n as u32;
+        }
+        let Some(record) = source.get_mut(n) else {
+            overrun = true;
+            return;
+        };
+        record.tophash = bucket.tophash.load(Ordering::Relaxed);
+        for i in 0..SLOTS {
+            record.slots[i] = bucket.slots[i].load(Ordering::Relaxed) as usize as u64;
+            record.frags[i] = bucket.frags[i].load(Ordering::Relaxed);
+        }
+        sum.add(record.tophash, &record.slots, &record.frags);
+        n += 1;
+    });
+    if overrun || n != source.len() {
+        return Err(format!(
+            "GPU staging: the table's chains hold {} buckets, not the {} counted",
+            if overrun {
+                "more".to_string()
+            } else {
+                n.to_string()
+            },
+            source.len()
+        ));
+    }
+    starts[src.buckets().len()] = n as u32;
+    Ok(sum)
+}

@@ -1,0 +1,187 @@
+//! Hooks for the GPU plugin's tests and benchmarks (`cuda/`): synthetic tables,
+//! rebuilds by a named engine, and installing a plugin in-process. Not part of
+//! the API: hidden, and free to change with the plugin.
+
+use std::path::Path;
+
+use super::abi::PluginV1;
+use super::loader;
+use crate::hash::KeyHash;
+use crate::sync::atomic::Ordering;
+use crate::table::bucket::{self, EMPTY_REST};
+use crate::table::rehash::{ParallelCpu, RehashEngine, SingleThreaded};
+use crate::table::table::Table;
+
+/// Makes `table` (what a plugin's `mapcache_cuda_plugin_v1` returns) the
+/// plugin at `path`, without the driver or a file: a plugin linked into this
+/// process (the emulated device, a fault injector). Opens its context now.
+///
+/// # Safety
+/// `table` points to a static plugin table whose functions keep the plugin
+/// ABI's contract.
+pub unsafe fn install_plugin(path: &Path, table: *const std::ffi::c_void) -> Result<(), String> {
+    // SAFETY: forwarded contract.
+    unsafe { loader::install(path, table.cast::<PluginV1>()) }
+}
+
+/// Loads the plugin file at `path` without the CUDA driver (for a plugin built
+/// without CUDA, whose device is emulated on the host; it refuses to open
+/// unless `MAPCACHE_CUDA_EMULATE=1`). Later loads of `path` get this plugin.
+pub fn load_plugin_without_driver(path: &Path) -> Result<(), String> {
+    loader::load_without_driver(path)
+}
+
+/// Whether the GPU engine at `path` (or beside the library) loads, and why not.
+pub fn probe(path: Option<&Path>) -> Result<String, String> {
+    loader::load(path).map(|plugin| plugin.description.clone())
+}
+
+/// A table for rebuilding: made-up hashes and entry words (never dereferenced:
+/// no engine looks at an entry), overflow chains from one-by-one inserts, and
+/// deleted slots.
+pub struct SyntheticTable(Table);
+
+/// A splitmix64 step: the synthetic tables' random numbers.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl SyntheticTable {
+    /// `entries` made-up entries in `2^log2` buckets, then about `deleted` per
+    /// mille of them unlinked (leaving `EMPTY_ONE` holes in the chains).
+    pub fn new(
+        entries: usize,
+        log2: u32,
+        seed: u64,
+        deleted: u32,
+    ) -> Result<SyntheticTable, String> {
+        let table = Table::new(log2).map_err(|e| e.to_string())?;
+        let mut state = seed;
+        for i in 0..entries {
+            let hash = KeyHash(next(&mut state));
+            // An aligned, non-null, unique word: what a slot holds.
+            let entry = ((i as u64 + 1) * 16) as usize as *mut crate::table::entry::Entry;
+            let head = table.head(hash);
+            let mut bucket = head;
+            let mut free = None;
+            loop {
+                let word = bucket.tophash.load(Ordering::Relaxed);
+                if let Some(index) = bucket::empty(word).next() {
+                    free = Some((bucket, index));
+                    break;
+                }
+                match bucket.next() {
+                    Some(b) => bucket = b,
+                    None => break,
+                }
+            }
+            table.place(free, bucket, hash, entry);
+        }
+        if deleted > 0 {
+            for index in 0..table.buckets().len() {
+                table.for_each_in_chain(index, |head, bucket, slot, _| {
+                    if next(&mut state) % 1000 < deleted as u64 {
+                        table.unlink(head, bucket, slot);
+                    }
+                });
+            }
+        }
+        Ok(SyntheticTable(table))
+    }
+
+    /// Occupied slots.
+    pub fn entries(&self) -> usize {
+        let mut n = 0;
+        self.0.for_each_chain_bucket(|_, b| {
+            n += bucket::occupied(b.tophash.load(Ordering::Relaxed)).count()
+        });
+        n
+    }
+
+    /// `log2` of the main buckets.
+    pub fn log2(&self) -> u32 {
+        self.0.log2()
+    }
+
+    /// Whether any slot is `EMPTY_ONE` (a deleted slot with entries after it).
+    pub fn has_holes(&self) -> bool {
+        let mut holes = false;
+        self.0.for_each_chain_bucket(|_, b| {
+            let word = b.tophash.load(Ordering::Relaxed);
+            holes |= bucket::empty(word).any(|i| bucket::byte(word, i) != EMPTY_REST);
+        });
+        holes
+    }
+}
+
+/// An engine to rebuild with.
+pub enum Engine<'a> {
+    /// The single-threaded reference.
+    Single,
+    /// The parallel CPU engine on this many threads.
+    Parallel(usize),
+    /// The GPU plugin at this path (loaded, or installed, on first use); no
+    /// fallback: its failure is the result.
+    Gpu(Option<&'a Path>),
+}
+
+/// A rebuilt table.
+pub struct Rebuilt(Table);
+
+impl Rebuilt {
+    /// The canonical byte image (main buckets in order, each chain's buckets),
+    /// then the layout of the arrays: the pool's length and, for each bucket of
+    /// each chain, where its overflow pointer points (a pool index, or a
+    /// bucket outside the pool). Two rebuilt tables with the same image are the
+    /// same bytes but for the arrays' base addresses.
+    pub fn image(&self) -> Vec<u8> {
+        let mut out = self.0.image();
+        let pool = self.0.pool();
+        out.extend_from_slice(&(pool.len() as u64).to_le_bytes());
+        let base = pool.as_ptr() as usize;
+        self.0.for_each_chain_bucket(|_, bucket| {
+            let next = bucket.overflow.load(Ordering::Relaxed) as usize;
+            let at = if next == 0 {
+                u64::MAX
+            } else if next >= base && next < base + pool.len() * std::mem::size_of_val(bucket) {
+                ((next - base) / std::mem::size_of_val(bucket)) as u64
+            } else {
+                u64::MAX - 1
+            };
+            out.extend_from_slice(&at.to_le_bytes());
+        });
+        out
+    }
+}
+
+/// Rebuilds `table` at `2^new_log2` buckets with `engine`.
+pub fn rebuild(
+    table: &SyntheticTable,
+    new_log2: u32,
+    engine: Engine<'_>,
+) -> Result<Rebuilt, String> {
+    let table = &table.0;
+    let rebuilt = match engine {
+        Engine::Single => SingleThreaded
+            .rehash(table, new_log2)
+            .map_err(|e| e.to_string()),
+        Engine::Parallel(threads) => ParallelCpu::with_threads(threads)
+            .rehash(table, new_log2)
+            .map_err(|e| e.to_string()),
+        Engine::Gpu(path) => {
+            let plugin = loader::load(path)?;
+            let mut context = plugin.lock();
+            super::job::rehash(&plugin, &mut context, table, new_log2)
+        }
+    }?;
+    Ok(Rebuilt(rebuilt))
+}
+
+/// The image of `table` rebuilt by the reference engine.
+pub fn reference_image(table: &SyntheticTable, new_log2: u32) -> Result<Vec<u8>, String> {
+    rebuild(table, new_log2, Engine::Single).map(|r| r.image())
+}
