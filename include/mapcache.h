@@ -500,7 +500,8 @@ typedef void (*mapcache_progress_fn)(void *ctx,
  * What `mapcache_save` did, filled when the host passes one. Set
  * `struct_size` to `sizeof(mapcache_save_report)` before the call; fields are
  * only ever appended in later versions. On an error every count is 0 and
- * `os_errno` is set as described.
+ * `os_errno` is set as described; only a `struct_size` out of range and
+ * `MAPCACHE_E_INTERNAL` leave the report as it was.
  */
 typedef struct mapcache_save_report {
     /**
@@ -540,7 +541,9 @@ typedef struct mapcache_save_report {
  * What `mapcache_load` or `mapcache_load_into` did, filled when the host
  * passes one. Set `struct_size` to `sizeof(mapcache_load_report)` before the
  * call; fields are only ever appended in later versions. On an error every
- * count is 0, and `corrupt_offset` or `os_errno` is set as described.
+ * count is 0, and `corrupt_offset` or `os_errno` is set as described; only a
+ * `struct_size` out of range and `MAPCACHE_E_INTERNAL` leave the report as it
+ * was.
  */
 typedef struct mapcache_load_report {
     /**
@@ -798,7 +801,8 @@ mapcache_status mapcache_new(const struct mapcache_config *cfg,
  * Thread-safety: must not race with other calls on the same `cache` (a call that
  * loses that race returns `MAPCACHE_E_INVALID_HANDLE` or completes on the old map;
  * either way without undefined behaviour). Must not be called from inside a
- * `mapcache_get_with` callback on the same cache.
+ * callback of a call on the same cache: a `mapcache_get_with` callback, a
+ * `mapcache_get_or_load` loader, or a `mapcache_save` progress callback.
  *
  * Errors (no return value; they set `mapcache_last_error()`): `cache` is foreign,
  * or was already freed.
