@@ -483,7 +483,7 @@ fn spread_with<S>(
     crate::sync::scoped::scope("mapcache-load", |spawner| {
         for _ in 1..threads {
             // A thread that cannot start leaves its share to the others.
-            spawner.spawn(&run);
+            spawner.spawn(run);
         }
         run();
     });
