@@ -490,8 +490,11 @@ typedef struct mapcache_stats {
  * progress bar. `ctx` is the pointer given to `mapcache_save`.
  *
  * It runs while no lock of the cache is held: it may call any function on the
- * cache but `mapcache_free`. It must return normally (no `longjmp`, no
- * exception or panic unwinding through mapcache's frames).
+ * cache but `mapcache_free`. Keep it short: the calls made between records
+ * run while the save holds an epoch pin (it is serializing a shard's
+ * entries), so memory that writers of any cache retire meanwhile is freed
+ * only after the callback returns. It must return normally (no `longjmp`, no exception or panic
+ * unwinding through mapcache's frames).
  */
 typedef void (*mapcache_progress_fn)(void *ctx,
                                      uint64_t bytes_written);

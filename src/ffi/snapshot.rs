@@ -28,8 +28,11 @@ use crate::{Error, LoadReport, Map, SaveReport};
 /// progress bar. `ctx` is the pointer given to `mapcache_save`.
 ///
 /// It runs while no lock of the cache is held: it may call any function on the
-/// cache but `mapcache_free`. It must return normally (no `longjmp`, no
-/// exception or panic unwinding through mapcache's frames).
+/// cache but `mapcache_free`. Keep it short: the calls made between records
+/// run while the save holds an epoch pin (it is serializing a shard's
+/// entries), so memory that writers of any cache retire meanwhile is freed
+/// only after the callback returns. It must return normally (no `longjmp`, no exception or panic
+/// unwinding through mapcache's frames).
 pub type mapcache_progress_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, bytes_written: u64)>;
 
 /// What `mapcache_save` did, filled when the host passes one. Set

@@ -882,7 +882,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         the saving thread after each block of records (about every MiB) and
         once at the end with the file's length; the values never decrease.
         It runs with no lock of the cache held and may use the cache (but not
-        :meth:`close` it: that raises :class:`InvalidArgumentError`). If it
+        :meth:`close` it: that raises :class:`InvalidArgumentError`). Keep it
+        short: while it runs the save holds back the freeing of memory that
+        writers of any cache retire (an epoch pin of the library). If it
         raises, it is not called again, the save still completes (the file is
         written), and the exception is raised once the save returns; if the
         save itself failed too, the save's error is raised, with the
