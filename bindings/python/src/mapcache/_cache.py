@@ -62,7 +62,7 @@ from typing import (
 
 from . import _lib, _load, _snapshot
 from ._bytes import as_bytes
-from ._in_call import InCall, call_here
+from ._in_call import call_here
 from ._errors import (
     CacheClosedError,
     InvalidArgumentError,
@@ -804,10 +804,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         h = self._h
         failures.enter(key)
         try:
-            ctx = _load.register(loader, key, failures)
+            ctx = _load.register(loader, key, failures, h.value or 0 if h is not None else 0)
             try:
-                with InCall(h.value or 0 if h is not None else 0, "a get_or_load loader"):
-                    return self._get_or_load(key, ctx, failures)
+                return self._get_or_load(key, ctx, failures)
             finally:
                 _load.unregister(ctx)
         finally:
