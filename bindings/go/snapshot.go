@@ -46,10 +46,11 @@ func (c *Cache) Save(path string) error {
 // replacing any file there atomically, and returns what it wrote.
 //
 // The records go to a temporary file in path's directory
-// (.<name>.<pid>-<id>.tmp), which is fsynced and renamed over path, and the
-// directory is fsynced: a crash at any moment leaves either the previous file
-// or the complete new one at path, and a save that fails leaves the previous
-// file as it was and removes its temporary file. path is handed to the OS as
+// (.<name>.<pid>-<id>.tmp, name cut short to fit 255 bytes), which is
+// fsynced and renamed over path, and the directory is fsynced: a crash at any
+// moment leaves either the previous file or the complete new one at path, and
+// a save that fails leaves the previous file as it was and removes its
+// temporary file. path is handed to the OS as
 // it is (relative to the working directory, or absolute).
 //
 // Consistency. Other goroutines keep reading and writing while a save runs:

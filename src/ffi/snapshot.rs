@@ -115,10 +115,11 @@ const _: () = assert!(LOAD_V1_SIZE == 72);
 ///
 /// Saves `cache` to a snapshot file at `path`, replacing any file there
 /// atomically: the records go to a temporary file in the same directory
-/// (`.<name>.<pid>-<id>.tmp`), which is fsynced and renamed over `path`, and
-/// the directory is fsynced. A crash at any moment leaves either the previous
-/// file or the complete new one; a save that fails leaves the previous file as
-/// it was and removes its temporary file.
+/// (`.<name>.<pid>-<id>.tmp`, `<name>` cut short to fit 255 bytes), which is
+/// fsynced and renamed over `path`, and the directory is fsynced. A crash at
+/// any moment leaves either the previous file or the complete new one; a save
+/// that fails leaves the previous file as it was and removes its temporary
+/// file.
 ///
 /// Other threads keep reading and writing during a save: each shard's lock is
 /// held only while its slot pointers are copied, never for file I/O. Each

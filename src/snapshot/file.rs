@@ -35,10 +35,14 @@ impl Mapped {
     pub(crate) fn open(path: &Path) -> Result<Mapped> {
         let file = File::open(path).map_err(|e| Error::io("open", path, &e))?;
         lock_shared(&file).map_err(|e| Error::io("lock", path, &e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io("stat", path, &e))?
-            .len();
+        let metadata = file.metadata().map_err(|e| Error::io("stat", path, &e))?;
+        if metadata.is_dir() {
+            // Opening a directory read-only succeeds; mapping it would fail
+            // with ENODEV ("No such device"), which names no cause.
+            let error = std::io::Error::from_raw_os_error(libc::EISDIR);
+            return Err(Error::io("open", path, &error));
+        }
+        let len = metadata.len();
         let map = if len == 0 {
             None
         } else {
@@ -122,4 +126,20 @@ fn lock_shared(file: &File) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn lock_shared(_file: &File) -> std::io::Result<()> {
     Ok(())
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_is_refused_as_such() {
+        match Mapped::open(&std::env::temp_dir()) {
+            Err(Error::Io { op, errno, .. }) => {
+                assert_eq!((op, errno), ("open", Some(libc::EISDIR)));
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a directory was mapped"),
+        }
+    }
 }
