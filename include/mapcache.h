@@ -546,8 +546,11 @@ typedef struct mapcache_stats {
  * progress bar. `ctx` is the pointer given to `mapcache_save`.
  *
  * It runs while no lock of the cache is held: it may call any function on the
- * cache but `mapcache_free`. It must return normally (no `longjmp`, no
- * exception or panic unwinding through mapcache's frames).
+ * cache but `mapcache_free`. Keep it short: the calls made between records
+ * run while the save holds an epoch pin (it is serializing a shard's
+ * entries), so memory that writers of any cache retire meanwhile is freed
+ * only after the callback returns. It must return normally (no `longjmp`, no exception or panic
+ * unwinding through mapcache's frames).
  */
 typedef void (*mapcache_progress_fn)(void *ctx,
                                      uint64_t bytes_written);
@@ -556,7 +559,8 @@ typedef void (*mapcache_progress_fn)(void *ctx,
  * What `mapcache_save` did, filled when the host passes one. Set
  * `struct_size` to `sizeof(mapcache_save_report)` before the call; fields are
  * only ever appended in later versions. On an error every count is 0 and
- * `os_errno` is set as described.
+ * `os_errno` is set as described; only a `struct_size` out of range and
+ * `MAPCACHE_E_INTERNAL` leave the report as it was.
  */
 typedef struct mapcache_save_report {
     /**
@@ -596,7 +600,9 @@ typedef struct mapcache_save_report {
  * What `mapcache_load` or `mapcache_load_into` did, filled when the host
  * passes one. Set `struct_size` to `sizeof(mapcache_load_report)` before the
  * call; fields are only ever appended in later versions. On an error every
- * count is 0, and `corrupt_offset` or `os_errno` is set as described.
+ * count is 0, and `corrupt_offset` or `os_errno` is set as described; only a
+ * `struct_size` out of range and `MAPCACHE_E_INTERNAL` leave the report as it
+ * was.
  */
 typedef struct mapcache_load_report {
     /**
@@ -904,7 +910,8 @@ mapcache_status mapcache_new(const struct mapcache_config *cfg,
  * Thread-safety: must not race with other calls on the same `cache` (a call that
  * loses that race returns `MAPCACHE_E_INVALID_HANDLE` or completes on the old map;
  * either way without undefined behaviour). Must not be called from inside a
- * `mapcache_get_with` callback on the same cache.
+ * callback of a call on the same cache: a `mapcache_get_with` callback, a
+ * `mapcache_get_or_load` loader, or a `mapcache_save` progress callback.
  *
  * Errors (no return value; they set `mapcache_last_error()`): `cache` is foreign,
  * or was already freed.
@@ -1463,10 +1470,11 @@ mapcache_status mapcache_stats_get(mapcache_t *cache,
  *
  * Saves `cache` to a snapshot file at `path`, replacing any file there
  * atomically: the records go to a temporary file in the same directory
- * (`.<name>.<pid>-<id>.tmp`), which is fsynced and renamed over `path`, and
- * the directory is fsynced. A crash at any moment leaves either the previous
- * file or the complete new one; a save that fails leaves the previous file as
- * it was and removes its temporary file.
+ * (`.<name>.<pid>-<id>.tmp`, `<name>` cut short to fit 255 bytes), which is
+ * fsynced and renamed over `path`, and the directory is fsynced. A crash at
+ * any moment leaves either the previous file or the complete new one; a save
+ * that fails leaves the previous file as it was and removes its temporary
+ * file.
  *
  * Other threads keep reading and writing during a save: each shard's lock is
  * held only while its slot pointers are copied, never for file I/O. Each

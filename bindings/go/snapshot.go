@@ -46,10 +46,11 @@ func (c *Cache) Save(path string) error {
 // replacing any file there atomically, and returns what it wrote.
 //
 // The records go to a temporary file in path's directory
-// (.<name>.<pid>-<id>.tmp), which is fsynced and renamed over path, and the
-// directory is fsynced: a crash at any moment leaves either the previous file
-// or the complete new one at path, and a save that fails leaves the previous
-// file as it was and removes its temporary file. path is handed to the OS as
+// (.<name>.<pid>-<id>.tmp, name cut short to fit 255 bytes), which is
+// fsynced and renamed over path, and the directory is fsynced: a crash at any
+// moment leaves either the previous file or the complete new one at path, and
+// a save that fails leaves the previous file as it was and removes its
+// temporary file. path is handed to the OS as
 // it is (relative to the working directory, or absolute).
 //
 // Consistency. Other goroutines keep reading and writing while a save runs:
@@ -65,10 +66,12 @@ func (c *Cache) Save(path string) error {
 //
 // progress, if not nil, is called with the bytes written to the file so far,
 // after each block of records (about every MiB) and once at the end with the
-// file's length, in increasing order, so that a program can show a progress
-// bar. It runs on a goroutine of its own while the save waits for it, with no
-// lock of the cache held: it may use the cache (its writes may or may not be
-// in the file). If progress panics,
+// file's length, never decreasing (the last value may repeat the one before),
+// so that a program can show a progress bar. It runs on a goroutine of its own
+// while the save waits for it, with no lock of the cache held: it may use the
+// cache (its writes may or may not be in the file). Keep it short: while it
+// runs, the save holds back the freeing of memory that writers of any cache
+// retire (an epoch pin of the library). If progress panics,
 // it is not called again, the save runs to its end (the file is complete and
 // in place if the save succeeds), and SaveWithProgress then panics with the
 // same value instead of returning; if progress calls runtime.Goexit (t.Fatal

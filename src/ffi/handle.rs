@@ -249,7 +249,8 @@ pub(crate) fn register(map: Map, mode: Mode) -> Result<*mut mapcache_t, Fail> {
 /// Thread-safety: must not race with other calls on the same `cache` (a call that
 /// loses that race returns `MAPCACHE_E_INVALID_HANDLE` or completes on the old map;
 /// either way without undefined behaviour). Must not be called from inside a
-/// `mapcache_get_with` callback on the same cache.
+/// callback of a call on the same cache: a `mapcache_get_with` callback, a
+/// `mapcache_get_or_load` loader, or a `mapcache_save` progress callback.
 ///
 /// Errors (no return value; they set `mapcache_last_error()`): `cache` is foreign,
 /// or was already freed.

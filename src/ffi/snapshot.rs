@@ -28,14 +28,18 @@ use crate::{Error, LoadReport, Map, SaveReport};
 /// progress bar. `ctx` is the pointer given to `mapcache_save`.
 ///
 /// It runs while no lock of the cache is held: it may call any function on the
-/// cache but `mapcache_free`. It must return normally (no `longjmp`, no
-/// exception or panic unwinding through mapcache's frames).
+/// cache but `mapcache_free`. Keep it short: the calls made between records
+/// run while the save holds an epoch pin (it is serializing a shard's
+/// entries), so memory that writers of any cache retire meanwhile is freed
+/// only after the callback returns. It must return normally (no `longjmp`, no exception or panic
+/// unwinding through mapcache's frames).
 pub type mapcache_progress_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, bytes_written: u64)>;
 
 /// What `mapcache_save` did, filled when the host passes one. Set
 /// `struct_size` to `sizeof(mapcache_save_report)` before the call; fields are
 /// only ever appended in later versions. On an error every count is 0 and
-/// `os_errno` is set as described.
+/// `os_errno` is set as described; only a `struct_size` out of range and
+/// `MAPCACHE_E_INTERNAL` leave the report as it was.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct mapcache_save_report {
@@ -61,7 +65,9 @@ pub struct mapcache_save_report {
 /// What `mapcache_load` or `mapcache_load_into` did, filled when the host
 /// passes one. Set `struct_size` to `sizeof(mapcache_load_report)` before the
 /// call; fields are only ever appended in later versions. On an error every
-/// count is 0, and `corrupt_offset` or `os_errno` is set as described.
+/// count is 0, and `corrupt_offset` or `os_errno` is set as described; only a
+/// `struct_size` out of range and `MAPCACHE_E_INTERNAL` leave the report as it
+/// was.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct mapcache_load_report {
@@ -109,10 +115,11 @@ const _: () = assert!(LOAD_V1_SIZE == 72);
 ///
 /// Saves `cache` to a snapshot file at `path`, replacing any file there
 /// atomically: the records go to a temporary file in the same directory
-/// (`.<name>.<pid>-<id>.tmp`), which is fsynced and renamed over `path`, and
-/// the directory is fsynced. A crash at any moment leaves either the previous
-/// file or the complete new one; a save that fails leaves the previous file as
-/// it was and removes its temporary file.
+/// (`.<name>.<pid>-<id>.tmp`, `<name>` cut short to fit 255 bytes), which is
+/// fsynced and renamed over `path`, and the directory is fsynced. A crash at
+/// any moment leaves either the previous file or the complete new one; a save
+/// that fails leaves the previous file as it was and removes its temporary
+/// file.
 ///
 /// Other threads keep reading and writing during a save: each shard's lock is
 /// held only while its slot pointers are copied, never for file I/O. Each
@@ -238,13 +245,19 @@ pub unsafe extern "C" fn mapcache_load(
     report: *mut mapcache_load_report,
 ) -> mapcache_status {
     boundary::run("mapcache_load", || {
-        args::out(out, "out")?;
-        // SAFETY: out is non-null and, by the contract, writable.
-        unsafe { args::put(out, ptr::null_mut()) };
+        let out_given = args::out(out, "out");
+        if out_given.is_ok() {
+            // SAFETY: out is non-null and, by the contract, writable.
+            unsafe { args::put(out, ptr::null_mut()) };
+        }
         // SAFETY: NULL or readable for its stated size (contract).
         let report_size = unsafe { stated_size(report, LOAD_V1_SIZE, "mapcache_load_report") }?;
-        // SAFETY: NULL or NUL-terminated (contract).
-        let outcome = unsafe { path_arg(path) }.and_then(|path| {
+        // A NULL `out` still gets its report written (zeros), as every failure.
+        let outcome = out_given.map_err(Failed::from).and_then(|()| {
+            // SAFETY: NULL or NUL-terminated (contract).
+            unsafe { path_arg(path) }
+        });
+        let outcome = outcome.and_then(|path| {
             // SAFETY: cfg is NULL or readable for its struct_size bytes
             // (contract).
             let (config, mode) = unsafe { config::read(cfg) }?;
@@ -427,5 +440,125 @@ fn of_load(loaded: &LoadReport, struct_size: usize) -> mapcache_load_report {
         corrupt_offset: 0,
         os_errno: 0,
         reserved: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CString;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::ffi::status::{MAPCACHE_E_INVALID_ARG, MAPCACHE_E_IO};
+
+    /// A host's report of `T`, at byte `offset` of a buffer filled with 0xAB
+    /// (`offset` 1: misaligned), its `struct_size` set.
+    fn host<T>(offset: usize) -> Vec<u8> {
+        let mut buf = vec![0xAB; offset + size_of::<T>() + 16];
+        buf[offset..offset + size_of::<usize>()].copy_from_slice(&size_of::<T>().to_ne_bytes());
+        buf
+    }
+
+    fn read<T: Copy>(buf: &[u8], offset: usize) -> T {
+        assert!(offset + size_of::<T>() <= buf.len());
+        // SAFETY: in bounds (checked); T is a plain-integer report.
+        unsafe { buf.as_ptr().add(offset).cast::<T>().read_unaligned() }
+    }
+
+    fn dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "mapcache-ffi-snapshot-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn c_path(path: &std::path::Path) -> CString {
+        CString::new(path.as_os_str().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_failed_load_writes_its_report_even_when_out_is_null() {
+        let mut buf = host::<mapcache_load_report>(0);
+        // SAFETY: a valid path, NULL config and out, a report of its size.
+        let st = unsafe {
+            mapcache_load(
+                c"/nonexistent".as_ptr(),
+                ptr::null(),
+                ptr::null_mut(),
+                buf.as_mut_ptr().cast(),
+            )
+        };
+        assert_eq!(st, MAPCACHE_E_INVALID_ARG);
+        let report: mapcache_load_report = read(&buf, 0);
+        assert_eq!(
+            report,
+            mapcache_load_report {
+                struct_size: LOAD_V1_SIZE,
+                ..Default::default()
+            },
+            "the report of a failed call holds zeros"
+        );
+    }
+
+    #[test]
+    fn reports_may_be_misaligned() {
+        let dir = dir("misaligned");
+        let path = c_path(&dir.join("c.snap"));
+        let mut cache = ptr::null_mut();
+        // SAFETY: NULL config, valid out-pointer.
+        assert_eq!(
+            unsafe { handle::mapcache_new(ptr::null(), &mut cache) },
+            MAPCACHE_OK
+        );
+        // SAFETY: a live cache and valid arguments.
+        assert_eq!(
+            unsafe {
+                crate::ffi::ops::mapcache_put(
+                    cache,
+                    b"k".as_ptr(),
+                    1,
+                    b"v".as_ptr(),
+                    1,
+                    ptr::null_mut(),
+                )
+            },
+            MAPCACHE_OK
+        );
+        let mut saved = host::<mapcache_save_report>(1);
+        // SAFETY: the report is writable for its struct_size at any alignment.
+        let st = unsafe {
+            mapcache_save(
+                cache,
+                path.as_ptr(),
+                None,
+                ptr::null_mut(),
+                saved.as_mut_ptr().add(1).cast(),
+            )
+        };
+        assert_eq!(st, MAPCACHE_OK);
+        let report: mapcache_save_report = read(&saved, 1);
+        assert_eq!((report.struct_size, report.records), (SAVE_V1_SIZE, 1));
+        assert!(saved[1 + SAVE_V1_SIZE..].iter().all(|&b| b == 0xAB));
+        let mut loaded = host::<mapcache_load_report>(3);
+        // SAFETY: as above.
+        let st =
+            unsafe { mapcache_load_into(cache, path.as_ptr(), loaded.as_mut_ptr().add(3).cast()) };
+        assert_eq!(st, MAPCACHE_OK);
+        let report: mapcache_load_report = read(&loaded, 3);
+        assert_eq!((report.records, report.replaced), (1, 1));
+        let missing = c_path(&dir.join("missing.snap"));
+        // SAFETY: as above.
+        let st = unsafe {
+            mapcache_load_into(cache, missing.as_ptr(), loaded.as_mut_ptr().add(3).cast())
+        };
+        assert_eq!(st, MAPCACHE_E_IO);
+        let report: mapcache_load_report = read(&loaded, 3);
+        assert_eq!((report.records, report.os_errno), (0, libc::ENOENT));
+        // SAFETY: the cache is live and not used again.
+        unsafe { handle::mapcache_free(cache) };
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

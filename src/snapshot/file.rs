@@ -14,11 +14,22 @@
 //! advisory locks can.
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use memmap2::Mmap;
 
+use super::format::{Header, HEADER_LEN};
 use crate::error::{Error, Result};
+
+/// Whether the header of `file` (of `len` bytes) is a valid snapshot header
+/// for that length: a hint for how to map it, read apart from the mapping. The
+/// load checks the header again, from a copy out of the mapping, and uses that.
+fn header_checks_out(file: &File, len: u64) -> bool {
+    let mut head = [0u8; HEADER_LEN];
+    let n = len.min(HEADER_LEN as u64) as usize;
+    file.read_exact_at(&mut head[..n], 0).is_ok() && Header::decode(&head[..n], len).is_ok()
+}
 
 /// A snapshot file, locked and mapped.
 pub(crate) struct Mapped {
@@ -35,22 +46,30 @@ impl Mapped {
     pub(crate) fn open(path: &Path) -> Result<Mapped> {
         let file = File::open(path).map_err(|e| Error::io("open", path, &e))?;
         lock_shared(&file).map_err(|e| Error::io("lock", path, &e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io("stat", path, &e))?
-            .len();
+        let metadata = file.metadata().map_err(|e| Error::io("stat", path, &e))?;
+        if metadata.is_dir() {
+            // Opening a directory read-only succeeds; mapping it would fail
+            // with ENODEV ("No such device"), which names no cause.
+            let error = std::io::Error::from_raw_os_error(libc::EISDIR);
+            return Err(Error::io("open", path, &error));
+        }
+        let len = metadata.len();
         let map = if len == 0 {
             None
         } else {
+            let mut options = memmap2::MmapOptions::new();
+            if header_checks_out(&file, len) {
+                // Read the whole file in now, in the kernel's large reads; for
+                // anything else the load fails on the header, so the file's
+                // (unchecked) length must not decide how much is read first.
+                options.populate();
+            }
             // SAFETY: the mapping is only ever read through `copy_out`, as raw
             // bytes copied into memory of our own, never through a reference
             // into the mapping that another process's write could change under
             // it. Truncation by another process is the remaining hazard (see the
             // module docs).
-            Some(
-                unsafe { memmap2::MmapOptions::new().populate().map(&file) }
-                    .map_err(|e| Error::io("mmap", path, &e))?,
-            )
+            Some(unsafe { options.map(&file) }.map_err(|e| Error::io("mmap", path, &e))?)
         };
         Ok(Mapped { map, _file: file })
     }
@@ -122,4 +141,50 @@ fn lock_shared(file: &File) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn lock_shared(_file: &File) -> std::io::Result<()> {
     Ok(())
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The pages of `mapped` in memory (mincore).
+    fn resident_pages(mapped: &Mapped) -> usize {
+        let map = mapped.map.as_ref().expect("not empty");
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let mut pages = vec![0u8; map.len().div_ceil(page)];
+        // SAFETY: the mapping is live and page-aligned, `pages` holds one byte
+        // per page of it.
+        let rc = unsafe { libc::mincore(map.as_ptr() as *mut _, map.len(), pages.as_mut_ptr()) };
+        assert_eq!(rc, 0);
+        pages.iter().filter(|&&p| p & 1 != 0).count()
+    }
+
+    #[test]
+    fn a_large_file_that_is_no_snapshot_is_not_read_in_whole() {
+        // A sparse 64 MiB file of zeros: mapping it with MAP_POPULATE would
+        // read every page in (seconds for a few GiB, before the header is even
+        // looked at); only a plausible snapshot is worth it.
+        let path =
+            std::env::temp_dir().join(format!("mapcache-file-sparse-{}.snap", std::process::id()));
+        let file = File::create(&path).unwrap();
+        file.set_len(64 << 20).unwrap();
+        drop(file);
+        let mapped = Mapped::open(&path).unwrap();
+        let resident = resident_pages(&mapped);
+        drop(mapped);
+        std::fs::remove_file(&path).unwrap();
+        assert!(resident < 1024, "{resident} of 16384 pages read in");
+    }
+
+    #[test]
+    fn a_directory_is_refused_as_such() {
+        match Mapped::open(&std::env::temp_dir()) {
+            Err(Error::Io { op, errno, .. }) => {
+                assert_eq!((op, errno), ("open", Some(libc::EISDIR)));
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a directory was mapped"),
+        }
+    }
 }

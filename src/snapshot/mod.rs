@@ -91,7 +91,9 @@ impl Map {
 
     /// As [`Map::save`], calling `progress(bytes_written)` after each block
     /// (about every MiB) and once at the end with the file's length: for a
-    /// progress bar.
+    /// progress bar. Keep it short: the calls made between records run under
+    /// the save's epoch pin, which holds back the freeing of what writers of
+    /// any map retire meanwhile.
     pub fn save_with_progress(
         &self,
         path: impl AsRef<Path>,

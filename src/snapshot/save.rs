@@ -19,8 +19,10 @@
 //! checks of the map's flag, and fails with [`Error::ConcurrentReadWrite`] (the
 //! target untouched) when a write by another thread overlapped a copy.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
@@ -64,6 +66,24 @@ fn directory_of(path: &Path) -> &Path {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     }
+}
+
+/// The longest file name of the common file systems (Linux's `NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// The name of a save's temporary file for the target file name `name`:
+/// `.<name>.<pid>-<id>.tmp`, the name's bytes as they are (not made UTF-8)
+/// and cut short so that the whole fits in [`NAME_MAX`]: any target name that
+/// fits gets a temporary file that fits.
+fn temp_name(name: &OsStr, pid: u32, id: u64) -> OsString {
+    let suffix = format!(".{pid}-{id:016x}.tmp");
+    let room = NAME_MAX - 1 - suffix.len();
+    let name = name.as_bytes();
+    let mut temp = Vec::with_capacity(NAME_MAX);
+    temp.push(b'.');
+    temp.extend_from_slice(&name[..name.len().min(room)]);
+    temp.extend_from_slice(suffix.as_bytes());
+    OsString::from_vec(temp)
 }
 
 /// Streams blocks of records into the temporary file.
@@ -197,10 +217,10 @@ pub(crate) fn save(
     }
     let dir = directory_of(path);
     let snapshot_id = crate::hash::random_seed();
-    let temp_path = dir.join(format!(
-        ".{}.{}-{snapshot_id:016x}.tmp",
-        path.file_name().expect("checked").to_string_lossy(),
-        std::process::id()
+    let temp_path = dir.join(temp_name(
+        path.file_name().expect("checked"),
+        std::process::id(),
+        snapshot_id,
     ));
     let file = OpenOptions::new()
         .write(true)
@@ -308,4 +328,31 @@ pub(crate) fn save(
         bytes: writer.written,
         expired_skipped: expired,
     })
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::config::Config;
+    use crate::map::Map;
+
+    #[test]
+    fn a_target_whose_name_is_near_name_max_saves() {
+        // 250 bytes: a valid file name (NAME_MAX is 255), whose temporary
+        // file's name must still fit.
+        let dir =
+            std::env::temp_dir().join(format!("mapcache-save-long-name-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("n".repeat(250));
+        let map = Map::new(Config::default()).unwrap();
+        map.insert(b"k", b"v").unwrap();
+        map.save(&target).unwrap();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![target.file_name().unwrap().to_owned()]);
+        assert_eq!(Map::load(&target, Config::default()).unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -42,14 +42,23 @@ impl<'env> Spawner<'_, 'env> {
 }
 
 /// Runs `body`, which may start threads through its [`Spawner`], and returns
-/// once every thread it started has finished. A panic in one of them is
-/// resumed here, as `std::thread::scope` does.
+/// once every thread it started has finished. A panic of `body` or of one of
+/// the threads is resumed here once they all have, with that panic's own
+/// payload (the first thread's, if several panicked), so that its message
+/// reaches `mapcache_last_error()`; `std::thread::scope` would replace it by
+/// "a scoped thread panicked".
 pub(crate) fn scope<'env, R>(name: &'static str, body: impl FnOnce(&Spawner<'_, 'env>) -> R) -> R {
     #[cfg(not(crossbeam_loom))]
     {
         match crossbeam_utils::thread::scope(|scope| body(&Spawner { scope, name })) {
             Ok(result) => result,
-            Err(panic) => std::panic::resume_unwind(panic),
+            // crossbeam collects the threads' payloads in a Vec (a panic of
+            // `body` itself it resumes on its own).
+            Err(panics) => match panics.downcast::<Vec<Box<dyn std::any::Any + Send>>>() {
+                Ok(mut panics) if !panics.is_empty() => std::panic::resume_unwind(panics.remove(0)),
+                Ok(_) => std::panic::resume_unwind(Box::new("a scoped thread panicked")),
+                Err(other) => std::panic::resume_unwind(other),
+            },
         }
     }
     #[cfg(crossbeam_loom)]
@@ -58,5 +67,67 @@ pub(crate) fn scope<'env, R>(name: &'static str, body: impl FnOnce(&Spawner<'_, 
             _scope: std::marker::PhantomData,
             name,
         })
+    }
+}
+
+#[cfg(all(test, not(crossbeam_loom)))]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn every_started_thread_has_finished_when_scope_returns() {
+        let done = AtomicUsize::new(0);
+        let started = scope("mapcache-test", |spawner| {
+            (0..4)
+                .filter(|_| {
+                    spawner.spawn(|| {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    })
+                })
+                .count()
+        });
+        assert_eq!(done.load(Ordering::Relaxed), started);
+    }
+
+    #[test]
+    fn a_workers_panic_is_resumed_with_its_own_payload() {
+        // The payload is what a C host reads in mapcache_last_error() after
+        // MAPCACHE_E_INTERNAL (boundary::internal), so it must be the
+        // worker's message, not a container of it.
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            scope("mapcache-test", |spawner| {
+                let boom = String::from("boom");
+                assert!(spawner.spawn(move || panic!("worker {boom}")));
+            })
+        }))
+        .expect_err("the panic is resumed");
+        assert_eq!(
+            caught.downcast_ref::<String>().map(String::as_str),
+            Some("worker boom")
+        );
+    }
+
+    #[test]
+    fn a_panic_of_the_body_is_resumed_after_the_workers_finish() {
+        let done = AtomicUsize::new(0);
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            scope("mapcache-test", |spawner| {
+                let spawned = spawner.spawn(|| {
+                    done.fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(spawned);
+                panic!("body")
+            })
+        }))
+        .expect_err("the panic is resumed");
+        assert_eq!(caught.downcast_ref::<&str>(), Some(&"body"));
+        assert_eq!(
+            done.load(Ordering::Relaxed),
+            1,
+            "resumed before the thread ended"
+        );
     }
 }

@@ -470,6 +470,19 @@ static void test_bad_arguments(void) {
     CHECK_ERR(mapcache_load("/tmp/x.snap", NULL, NULL, NULL), MAPCACHE_E_INVALID_ARG, "out is NULL");
     CHECK_ERR(mapcache_load_into(c, "", NULL), MAPCACHE_E_INVALID_ARG, "path is empty");
     CHECK_ERR(mapcache_load_into(NULL, "/tmp/x.snap", NULL), MAPCACHE_E_INVALID_ARG, "cache");
+    /* A report given with a bad argument is filled too: zeros, its size kept. */
+    mapcache_save_report s = save_report();
+    CHECK_ERR(mapcache_save(c, NULL, NULL, NULL, &s), MAPCACHE_E_INVALID_ARG, "path is NULL");
+    CHECK(s.struct_size == sizeof s && s.records == 0 && s.bytes == 0 && s.os_errno == 0 && s.reserved == 0);
+    mapcache_load_report r = load_report();
+    CHECK_ERR(mapcache_load(NULL, NULL, &out, &r), MAPCACHE_E_INVALID_ARG, "path is NULL");
+    CHECK(r.struct_size == sizeof r && r.records == 0 && r.corrupt_offset == 0 && r.os_errno == 0);
+    r = load_report();
+    CHECK_ERR(mapcache_load("/tmp/x.snap", NULL, NULL, &r), MAPCACHE_E_INVALID_ARG, "out is NULL");
+    CHECK(r.struct_size == sizeof r && r.records == 0 && r.corrupt_offset == 0 && r.os_errno == 0);
+    r = load_report();
+    CHECK_ERR(mapcache_load_into(c, NULL, &r), MAPCACHE_E_INVALID_ARG, "path is NULL");
+    CHECK(r.struct_size == sizeof r && r.loaded == 0 && r.reserved == 0);
     /* A bad config: refused before the file is opened. */
     mapcache_config cfg;
     CHECK_ST(MAPCACHE_CONFIG_INIT(&cfg), MAPCACHE_OK);

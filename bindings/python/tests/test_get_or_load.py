@@ -156,6 +156,32 @@ def test_the_loader_may_use_the_cache(cache):
     assert cache[b"k"] == b"effect!"
 
 
+def test_close_inside_the_loader_is_refused(cache):
+    # mapcache_free must not run inside a loader of the same cache (C contract):
+    # close() raises there, the loader's exception reaches the caller, and the
+    # cache stays open and usable.
+    def loader() -> bytes:
+        cache.close()
+        return b"never"
+
+    with pytest.raises(mapcache.InvalidArgumentError, match="get_or_load"):
+        cache.get_or_load(b"k", loader)
+    assert not cache.closed
+    assert b"k" not in cache
+    assert cache.get_or_load(b"k", lambda: b"v") == b"v"
+
+
+def test_close_of_another_cache_inside_the_loader_is_allowed(cache):
+    other = mapcache.Cache()
+
+    def loader() -> bytes:
+        other.close()
+        return b"v"
+
+    assert cache.get_or_load(b"k", loader) == b"v"
+    assert other.closed
+
+
 def test_a_base_exception_is_passed_on_too(cache):
     class Stop(BaseException):
         pass

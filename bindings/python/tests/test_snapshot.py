@@ -578,7 +578,8 @@ if len(sys.argv) > 1:  # the control: a load that keeps the GIL (PyDLL)
     fn = ctypes.PyDLL(str(mapcache.library_path()))["mapcache_load"]
     fn.restype, fn.argtypes = mapcache._lib._PROTOTYPES["mapcache_load"]
     _cache._load_file = fn
-fifo = os.path.join(tempfile.mkdtemp(), "fifo")
+fifo_dir = tempfile.mkdtemp()
+fifo = os.path.join(fifo_dir, "fifo")
 os.mkfifo(fifo)
 task = f"/proc/self/task/{threading.get_native_id()}"
 def probe():
@@ -599,6 +600,9 @@ try:
     mapcache.Cache.load(fifo)
 except mapcache.CorruptSnapshotError as e:  # an empty file
     print("returned:", type(e).__name__)
+finally:
+    os.unlink(fifo)
+    os.rmdir(fifo_dir)
 """
 
 

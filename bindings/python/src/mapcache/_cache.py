@@ -63,6 +63,7 @@ from typing import (
 
 from . import _lib, _load, _snapshot
 from ._bytes import as_bytes
+from ._in_call import call_here
 from ._errors import (
     CacheClosedError,
     InvalidArgumentError,
@@ -600,17 +601,20 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         Do not close a cache while other threads are still using it: their
         calls fail with :class:`CacheClosedError` (or
         :class:`InvalidHandleError`) rather than crash, but what they did
-        is lost. Inside the progress callback of a :meth:`save` of this cache
-        it raises :class:`InvalidArgumentError` (the save is using the cache).
+        is lost. Inside a callback that a call on this cache runs on this
+        thread (a :meth:`get_or_load` loader, the progress callback of a
+        :meth:`save`) it raises :class:`InvalidArgumentError`: that call is
+        still using the cache.
         """
         with self._close_lock:
             h = self._h
             if h is None:
                 return
-            if _snapshot.saving_here(h.value or 0):
+            call = call_here(h.value or 0)
+            if call is not None:
                 raise InvalidArgumentError(
-                    "close() inside the progress callback of a save of this cache: the "
-                    "save is still using it (close it after save() returns)",
+                    f"close() inside {call} of this cache: the call is still using it "
+                    "(close it after the call returns)",
                     _INVALID_ARG)
             self._h = None
             self._getter = _CLOSED_GETTER
@@ -813,7 +817,8 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
         ``loader`` takes no arguments and returns a bytes-like value (else
         TypeError, raised the same way). It runs with no lock of the cache
-        held and may use the cache; a ``get_or_load`` of the same key from
+        held and may use the cache (but not :meth:`close` it: that raises
+        :class:`InvalidArgumentError`); a ``get_or_load`` of the same key from
         inside it (on its thread) raises :class:`InvalidArgumentError` rather
         than wait for itself.
         """
@@ -822,9 +827,10 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         if not callable(loader):
             raise TypeError(f"loader must be callable, not {type(loader).__name__}")
         failures = self._failures
+        h = self._h
         failures.enter(key)
         try:
-            ctx = _load.register(loader, key, failures)
+            ctx = _load.register(loader, key, failures, h.value or 0 if h is not None else 0)
             try:
                 return self._get_or_load(key, ctx, failures)
             finally:
@@ -901,7 +907,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         the saving thread after each block of records (about every MiB) and
         once at the end with the file's length; the values never decrease.
         It runs with no lock of the cache held and may use the cache (but not
-        :meth:`close` it: that raises :class:`InvalidArgumentError`). If it
+        :meth:`close` it: that raises :class:`InvalidArgumentError`). Keep it
+        short: while it runs the save holds back the freeing of memory that
+        writers of any cache retire (an epoch pin of the library). If it
         raises, it is not called again, the save still completes (the file is
         written), and the exception is raised once the save returns; if the
         save itself failed too, the save's error is raised, with the

@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from . import _lib
 from ._bytes import as_bytes
 from ._errors import error_for_status
+from ._in_call import InCall
 
 __all__ = ["Failures", "run_loader", "register", "unregister"]
 
@@ -89,17 +90,18 @@ class Failures:
 
 
 # The loads running now, by the ctx value passed to the library: (the loader,
-# the key as passed to C, the cache's Failures). A call registers its loader
-# before it calls the library and removes it after, so the callback, which runs
-# during that call on the same thread, always finds it.
-_calls: Dict[int, Tuple[Callable[[], Any], bytes, Failures]] = {}
+# the key as passed to C, the cache's Failures, the cache's handle). A call
+# registers its loader before it calls the library and removes it after, so
+# the callback, which runs during that call on the same thread, always finds it.
+_calls: Dict[int, Tuple[Callable[[], Any], bytes, Failures, int]] = {}
 _ids = itertools.count(1)
 
 
-def register(loader: Callable[[], Any], key: bytes, failures: Failures) -> int:
-    """Register a call's loader; return its ctx value."""
+def register(loader: Callable[[], Any], key: bytes, failures: Failures, handle: int) -> int:
+    """Register a call's loader on the cache ``handle`` (its int value); return
+    its ctx value."""
     ctx = next(_ids)
-    _calls[ctx] = (loader, key, failures)
+    _calls[ctx] = (loader, key, failures, handle)
     return ctx
 
 
@@ -112,9 +114,12 @@ def _run(ctx: Optional[int], key: Optional[int], key_len: int, result: Optional[
     call = _calls.get(ctx or 0)
     if call is None:  # cannot happen: the call registered it (see register)
         return UNRECORDED
-    loader, k, failures = call
+    loader, k, failures, handle = call
     try:
-        value = as_bytes(loader(), "a loader must return a bytes-like value")
+        # Marked for close(), which must not free the cache under its load.
+        with InCall(handle, "a get_or_load loader"):
+            value = loader()
+        value = as_bytes(value, "a loader must return a bytes-like value")
         st = _lib.lib.mapcache_load_result_set(result, value, len(value))
         if st:
             raise error_for_status(st)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import _lib
+from ._in_call import InCall
 from ._errors import (
     CorruptSnapshotError,
     InvalidArgumentError,
@@ -28,7 +28,7 @@ from ._errors import (
     snapshot_io_error,
 )
 
-__all__ = ["SaveReport", "LoadReport", "PathLike", "fs_path", "Progress", "error", "saving_here"]
+__all__ = ["SaveReport", "LoadReport", "PathLike", "fs_path", "Progress", "error"]
 
 #: A path: ``str``, ``bytes`` or an ``os.PathLike`` of either.
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
@@ -118,21 +118,6 @@ _calls: Dict[int, Any] = {}
 _ids = itertools.count(1)
 
 
-class _Saving(threading.local):
-    def __init__(self) -> None:
-        #: the handles (their int values) that this thread is saving right now
-        self.handles: List[int] = []
-
-
-_saving = _Saving()
-
-
-def saving_here(handle: int) -> bool:
-    """True while this thread is inside a save of the cache ``handle`` (so a call
-    made now comes from its progress callback)."""
-    return handle in _saving.handles
-
-
 def _run(ctx: Optional[int], bytes_written: int) -> None:
     """The ``mapcache_progress_fn`` (called by the library, with the GIL taken by ctypes)."""
     call = _calls.get(ctx or 0)
@@ -155,15 +140,15 @@ class Progress:
 
     ``fn`` and ``ctx`` are what to pass to ``mapcache_save``; ``raised`` is
     the exception the callable raised, if it did. The block also marks
-    ``handle`` as being saved by this thread (see :func:`saving_here`).
+    ``handle`` as being saved by this thread (see :mod:`mapcache._in_call`).
     """
 
-    __slots__ = ("fn", "ctx", "_handle", "_raised")
+    __slots__ = ("fn", "ctx", "_in_call", "_raised")
 
     def __init__(self, callable_: Optional[Callable[[int], Any]], handle: int) -> None:
         if callable_ is not None and not callable(callable_):
             raise TypeError(f"progress must be callable or None, not {type(callable_).__name__}")
-        self._handle = handle
+        self._in_call = InCall(handle, "the progress callback of a save")
         self._raised: List[BaseException] = []
         if callable_ is None:
             self.fn, self.ctx = NO_PROGRESS, 0
@@ -176,9 +161,9 @@ class Progress:
         return self._raised[0] if self._raised else None
 
     def __enter__(self) -> "Progress":
-        _saving.handles.append(self._handle)
+        self._in_call.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        _saving.handles.remove(self._handle)
+        self._in_call.__exit__()
         _calls.pop(self.ctx, None)
