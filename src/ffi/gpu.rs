@@ -4,12 +4,11 @@
 
 use std::ffi::c_char;
 use std::mem::size_of;
-use std::ptr;
 
 use super::args;
-use super::boundary::{self, Fail};
-use super::config::write_prefix;
+use super::boundary;
 use super::handle::{self, mapcache_t};
+use super::host_struct;
 use super::status::{mapcache_status, MAPCACHE_OK};
 use crate::GpuStatus;
 
@@ -41,10 +40,9 @@ pub struct mapcache_gpu_info {
 
 /// The size of the first `mapcache_gpu_info`.
 const V1_SIZE: usize = size_of::<mapcache_gpu_info>();
-/// The largest `struct_size` accepted.
-const MAX_STRUCT_SIZE: usize = 4096;
 
-fn of(status: &GpuStatus) -> mapcache_gpu_info {
+/// The host's struct of `struct_size` bytes, filled from `status`.
+fn of(status: &GpuStatus, struct_size: usize) -> mapcache_gpu_info {
     let mut reason: [c_char; MAPCACHE_GPU_REASON_LEN] = [0; MAPCACHE_GPU_REASON_LEN];
     let bytes = status.reason.as_bytes();
     let len = bytes.len().min(MAPCACHE_GPU_REASON_LEN - 1);
@@ -52,7 +50,7 @@ fn of(status: &GpuStatus) -> mapcache_gpu_info {
         *to = from as c_char;
     }
     mapcache_gpu_info {
-        struct_size: size_of::<mapcache_gpu_info>(),
+        struct_size,
         active: u32::from(status.active),
         reserved: 0,
         gpu_rebuilds: status.gpu_rebuilds,
@@ -95,34 +93,20 @@ pub unsafe extern "C" fn mapcache_gpu_status(
 ) -> mapcache_status {
     boundary::run("mapcache_gpu_status", || {
         args::out(out, "out")?;
-        // SAFETY: non-null, readable for its first field (contract); unaligned.
-        let size = unsafe { ptr::addr_of!((*out).struct_size).read_unaligned() };
-        if !(V1_SIZE..=MAX_STRUCT_SIZE).contains(&size) {
-            return Err(Fail::arg(format!(
-                "out->struct_size = {size} is not between the size of the first \
-                 mapcache_gpu_info ({V1_SIZE} bytes) and {MAX_STRUCT_SIZE}; set it to \
-                 sizeof(mapcache_gpu_info)"
-            )));
-        }
+        // SAFETY: non-null and readable for its first field (contract).
+        let size =
+            unsafe { host_struct::stated_size(out.cast(), V1_SIZE, "mapcache_gpu_info", "out") }?;
         let status = handle::with_map(cache, |inner| Ok(inner.map.gpu_status()))?;
-        let info = of(&status);
-        // SAFETY: writable for `size` bytes (contract); `info` is a local.
-        unsafe {
-            write_prefix(
-                out.cast::<u8>(),
-                size,
-                ptr::addr_of!(info).cast::<u8>(),
-                size_of::<mapcache_gpu_info>(),
-            );
-            // The host's struct_size stays as the host set it.
-            ptr::addr_of_mut!((*out).struct_size).write_unaligned(size);
-        }
+        // SAFETY: writable for `size` bytes (contract); the struct is a local.
+        unsafe { host_struct::write(out, size, &of(&status, size)) };
         Ok(MAPCACHE_OK)
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::ptr;
+
     use super::*;
     use crate::ffi::config::{defaults, MAPCACHE_GPU_OFF};
     use crate::ffi::handle::{mapcache_free, mapcache_new};
@@ -202,12 +186,15 @@ mod tests {
 
     #[test]
     fn a_long_reason_is_cut_and_terminated() {
-        let info = of(&GpuStatus {
-            active: false,
-            reason: "x".repeat(2000),
-            gpu_rebuilds: 0,
-            fallbacks: 0,
-        });
+        let info = of(
+            &GpuStatus {
+                active: false,
+                reason: "x".repeat(2000),
+                gpu_rebuilds: 0,
+                fallbacks: 0,
+            },
+            V1_SIZE,
+        );
         assert_eq!(info.reason[MAPCACHE_GPU_REASON_LEN - 1], 0);
         assert_eq!(reason(&info).len(), MAPCACHE_GPU_REASON_LEN - 1);
     }
