@@ -59,6 +59,13 @@ var (
 	// syscall.Errno, so errors.Is(err, fs.ErrNotExist) and errors.Is(err,
 	// syscall.EACCES) work. A failed save leaves the previous file intact.
 	ErrIO = errors.New("mapcache: snapshot I/O failed")
+	// ErrGPU: Config.GPU is GPUForce and the GPU engine failed
+	// (MAPCACHE_E_GPU): New returns it when the engine cannot load (no
+	// libcuda.so.1, no CUDA device, the plugin not found or refused; the
+	// message says which), and a write returns it when the GPU rebuild it
+	// triggered failed, in which case the write changed nothing. GPUAuto
+	// never returns it: there a failed GPU rebuild runs on the CPU.
+	ErrGPU = errors.New("mapcache: GPU engine failed")
 )
 
 // Status codes of the C ABI (docs/C_API.md).
@@ -79,6 +86,7 @@ const (
 	stLoader           = 13
 	stCorrupt          = 14
 	stIO               = 15
+	stGPU              = 16
 	abiVersionExpected = 3
 )
 
@@ -110,6 +118,8 @@ func sentinelFor(st int32) error {
 		return ErrCorrupt
 	case stIO:
 		return ErrIO
+	case stGPU:
+		return ErrGPU
 	default:
 		return ErrInternal
 	}

@@ -287,6 +287,9 @@ func TestStatusMapping(t *testing.T) {
 		stInternal:        ErrInternal,
 		stTooLarge:        ErrTooLarge,
 		stLoader:          ErrLoader,
+		stCorrupt:         ErrCorrupt,
+		stIO:              ErrIO,
+		stGPU:             ErrGPU,
 		99:                ErrInternal,
 	}
 	for st, want := range cases {

@@ -29,8 +29,8 @@ const (
 	// GPUOff never uses the GPU (nothing is loaded).
 	GPUOff GPUMode = 1
 	// GPUForce uses the GPU or fails: New, and a write whose rebuild fails
-	// on the GPU, return an *Error with Status 16 (MAPCACHE_E_GPU) whose
-	// message says why; the write changed nothing.
+	// on the GPU, return an *Error matching ErrGPU (Status 16,
+	// MAPCACHE_E_GPU) whose message says why; the write changed nothing.
 	GPUForce GPUMode = 2
 )
 

@@ -60,8 +60,8 @@ func TestGPUModesAndPluginPath(t *testing.T) {
 	}
 
 	missing := "/nonexistent/libmapcache_cuda.so"
-	if _, err := New(Config{GPU: GPUForce, GPUPlugin: missing}); err == nil || !strings.Contains(err.Error(), "GPU engine") {
-		t.Errorf("GPUForce without an engine: err = %v, want the GPU engine's error", err)
+	if _, err := New(Config{GPU: GPUForce, GPUPlugin: missing}); !errors.Is(err, ErrGPU) || !strings.Contains(err.Error(), "GPU engine") {
+		t.Errorf("GPUForce without an engine: err = %v, want ErrGPU with the GPU engine's error", err)
 	}
 
 	auto, err := New(Config{GPUPlugin: missing, GPUThreshold: 1})
@@ -80,5 +80,27 @@ func TestGPUModesAndPluginPath(t *testing.T) {
 	}
 	if !strings.HasPrefix(s.Reason, "libcuda.so.1 not found") && s.Reason != "plugin not found at "+missing {
 		t.Errorf("Reason = %q", s.Reason)
+	}
+}
+
+// GPUForce where the engine cannot load (no libcuda.so.1, no device, or no
+// plugin beside the library): New fails with an *Error matching ErrGPU, status
+// 16 (MAPCACHE_E_GPU), whose message says why.
+func TestGPUForceWithoutAnEngineIsErrGPU(t *testing.T) {
+	c, err := New(Config{GPU: GPUForce})
+	if err == nil {
+		s, _ := c.GPUStatus()
+		c.Close()
+		if s.Active {
+			t.Skipf("a GPU engine is active on this machine: %s", s.Reason)
+		}
+		t.Fatalf("GPUForce: New succeeded with an inactive engine (%+v)", s)
+	}
+	var e *Error
+	if !errors.Is(err, ErrGPU) || !errors.As(err, &e) || e.Status != 16 || e.Op != "New" {
+		t.Fatalf("GPUForce without an engine: %v (%#v), want an *Error from New matching ErrGPU with Status 16", err, err)
+	}
+	if errors.Is(err, ErrInternal) || e.Message == "" {
+		t.Errorf("GPUForce: %#v, want only ErrGPU and the library's reason", e)
 	}
 }

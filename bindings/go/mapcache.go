@@ -181,7 +181,7 @@ type Config struct {
 
 	// GPU says whether large rebuilds run on the GPU: GPUAuto (the zero
 	// value: when the CUDA driver, a device and the plugin are there, else on
-	// the CPU), GPUOff or GPUForce (the GPU or an error: from New when the
+	// the CPU), GPUOff or GPUForce (the GPU or ErrGPU: from New when the
 	// engine cannot load, and from a write whose rebuild fails on it).
 	// GPUStatus says which and why.
 	GPU GPUMode
