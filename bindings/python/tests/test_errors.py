@@ -25,6 +25,7 @@ ALL = [
     (9, mapcache.InvalidHandleError, mapcache.MapCacheError),
     (10, mapcache.InvalidConfigError, ValueError),
     (11, mapcache.InternalError, mapcache.MapCacheError),
+    (16, mapcache.GpuError, mapcache.MapCacheError),
 ]
 
 

@@ -35,8 +35,25 @@ def test_off_says_off():
 
 
 def test_force_without_an_engine_is_refused():
-    with pytest.raises(mapcache.MapCacheError, match="GPU engine"):
+    with pytest.raises(mapcache.GpuError, match="GPU engine") as info:
         mapcache.Cache(gpu="force", gpu_plugin="/nonexistent/libmapcache_cuda.so")
+    assert info.value.status == 16
+
+
+def test_force_where_the_engine_cannot_load_raises_gpu_error():
+    # The plugin looked for beside the library: without libcuda.so.1, a device
+    # or the plugin, the constructor raises GpuError (MAPCACHE_E_GPU), saying why.
+    try:
+        c = mapcache.Cache(gpu="force")
+    except mapcache.GpuError as e:
+        assert e.status == 16 and type(e) is mapcache.GpuError
+        assert "GPU engine" in e.message, e.message
+        return
+    with c:
+        s = mapcache.gpu_status(c)
+    if s.active:
+        pytest.skip(f"a GPU engine is active on this machine: {s.reason}")
+    pytest.fail(f"gpu='force' succeeded with an inactive engine: {s}")
 
 
 def test_a_configured_plugin_path_is_used():

@@ -28,6 +28,7 @@ from ._errors import (
     ConcurrentReadWriteError,
     ConcurrentWriteError,
     CorruptSnapshotError,
+    GpuError,
     InternalError,
     InvalidArgumentError,
     InvalidConfigError,
@@ -76,6 +77,7 @@ __all__ = [
     "LoaderError",
     "CorruptSnapshotError",
     "SnapshotIOError",
+    "GpuError",
     "LibraryNotFoundError",
 ]
 

@@ -511,7 +511,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         gpu: ``"auto"`` (rebuild large tables on the GPU when the CUDA driver,
             a device and the plugin ``libmapcache_cuda.so`` are there, else on
             the CPU), ``"off"`` or ``"force"`` (the GPU or an error:
-            :class:`MapCacheError` from the constructor when the engine cannot
+            :class:`GpuError` from the constructor when the engine cannot
             load, and from a write whose rebuild fails on it). See
             :func:`mapcache.gpu_status`.
         gpu_threshold: the smallest table, in entries it is sized for, rebuilt

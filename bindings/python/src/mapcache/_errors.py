@@ -18,8 +18,9 @@
     ├── TooLargeError             (also ValueError)   MAPCACHE_E_TOO_LARGE
     ├── LoaderError                                   MAPCACHE_E_LOADER
     ├── CorruptSnapshotError                          MAPCACHE_E_CORRUPT
-    └── SnapshotIOError           (also OSError)      MAPCACHE_E_IO
-        └── one class per OSError subclass, e.g. also FileNotFoundError
+    ├── SnapshotIOError           (also OSError)      MAPCACHE_E_IO
+    │   └── one class per OSError subclass, e.g. also FileNotFoundError
+    └── GpuError                                      MAPCACHE_E_GPU
 
 ``LoaderError`` is raised only when a loader's failure reaches a caller
 without the exception it raised (see :meth:`~mapcache.Cache.get_or_load`,
@@ -68,6 +69,7 @@ __all__ = [
     "LoaderError",
     "CorruptSnapshotError",
     "SnapshotIOError",
+    "GpuError",
     "error_for_status",
     "snapshot_io_error",
 ]
@@ -268,6 +270,18 @@ class SnapshotIOError(MapCacheError, OSError):
         return (type(self), (self.errno, self.strerror, self.filename, self.message))
 
 
+class GpuError(MapCacheError):
+    """A cache made with ``gpu="force"``: the GPU engine failed
+    (``MAPCACHE_E_GPU``). The :class:`~mapcache.Cache` constructor raises it
+    when the engine cannot load (no ``libcuda.so.1``, no CUDA device, the
+    plugin ``libmapcache_cuda.so`` not found or refused; the message says
+    which), and a write raises it when the GPU rebuild it triggered failed, in
+    which case the write changed nothing. With ``gpu="auto"`` it is never
+    raised: a failed GPU rebuild runs on the CPU instead."""
+
+    status = _lib.E_GPU
+
+
 def _combined_io_classes() -> Dict[Type[OSError], Type[SnapshotIOError]]:
     """``SnapshotIOError`` joined with each ``OSError`` subclass an errno maps to,
     made once, named ``Snapshot<subclass name>`` and kept in this module (so
@@ -314,6 +328,7 @@ _BY_STATUS: Dict[int, Type[MapCacheError]] = {
         TooLargeError,
         LoaderError,
         CorruptSnapshotError,
+        GpuError,
     )
 }
 
