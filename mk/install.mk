@@ -6,10 +6,20 @@
 #   <prefix>/lib/libmapcache.so          -> libmapcache.so.<ABI>, for -lmapcache
 #   <prefix>/lib/libmapcache.a
 #   <prefix>/lib/pkgconfig/mapcache.pc   Libs.private: what libmapcache.a needs
+#   <prefix>/lib/libmapcache_cuda.so     the GPU rehash plugin, if `make cuda`
+#                                        built it (CUDA_PLUGIN)
 #
 # `make install PREFIX=/usr/local DESTDIR=...`, `make uninstall` with the same
 # variables. The test (tests/packaging/test_install.sh) builds C and Go programs
 # against a temporary prefix.
+#
+# The plugin goes beside libmapcache.so because that is where the library looks
+# for it when the config names no gpu plugin path (the directory of the
+# libmapcache.so it was loaded from, found with dladdr). It is optional: when
+# `make cuda` has not built it, install says so and installs the rest (the
+# library then rebuilds on the CPU, and mapcache_gpu_status says "plugin not
+# found at ..."). It is never the target/release/libmapcache_cuda.so the
+# workspace's tests build without CUDA, which refuses to open for a host.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -17,6 +27,9 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 INSTALL ?= install
+# The plugin `make cuda` builds (GPU_CHECK_DIR: mk/cuda.mk); recursive, as
+# cuda.mk is read after this file.
+CUDA_PLUGIN ?= $(or $(GPU_CHECK_DIR),$(ROOT)/target/cuda/gpu-check)/libmapcache_cuda.so
 # The package version, from the [package] section of Cargo.toml.
 MAPCACHE_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' $(ROOT)/Cargo.toml | head -n 1)
 
@@ -55,6 +68,12 @@ install: lib
 	{ set +x; } 2>/dev/null; \
 	echo "+ (mapcache.pc) > $(DESTDIR)$(PKGCONFIGDIR)/mapcache.pc"; \
 	printf '%s\n' "$$MAPCACHE_PC" > $(DESTDIR)$(PKGCONFIGDIR)/mapcache.pc
+	@if [ -f "$(CUDA_PLUGIN)" ]; then \
+	  set -x; $(INSTALL) -m 755 $(CUDA_PLUGIN) $(DESTDIR)$(LIBDIR)/libmapcache_cuda.so; \
+	else \
+	  echo "(GPU plugin libmapcache_cuda.so not built, not installed: \`make cuda\` builds it;"; \
+	  echo " without it the library rebuilds its tables on the CPU.)"; \
+	fi
 	@echo "Installed under $(DESTDIR)$(PREFIX). Build a C program with:"
 	@echo "  cc prog.c \$$(pkg-config --cflags --libs mapcache)"
 	@echo "(PKG_CONFIG_PATH=$(PKGCONFIGDIR) if pkg-config does not search there; at run"
@@ -62,13 +81,14 @@ install: lib
 	@echo "LD_LIBRARY_PATH or -Wl,-rpath,$(LIBDIR).)"
 
 # Removes what `install` installed: the library file is the one the
-# libmapcache.so link names (an installed library of another ABI stays).
+# libmapcache.so link names (an installed library of another ABI stays), and
+# the GPU plugin if there is one.
 uninstall:
 	@soname=$$(readlink $(DESTDIR)$(LIBDIR)/libmapcache.so || true); \
 	set -x; \
 	rm -f $(DESTDIR)$(INCLUDEDIR)/mapcache.h $(DESTDIR)$(LIBDIR)/libmapcache.so \
 	  $(DESTDIR)$(LIBDIR)/libmapcache.a $(DESTDIR)$(PKGCONFIGDIR)/mapcache.pc \
-	  $${soname:+$(DESTDIR)$(LIBDIR)/$$soname}
+	  $(DESTDIR)$(LIBDIR)/libmapcache_cuda.so $${soname:+$(DESTDIR)$(LIBDIR)/$$soname}
 
 test-install: lib
 	MAKE="$(MAKE)" bash $(ROOT)/tests/packaging/test_install.sh

@@ -11,7 +11,13 @@
 #    this repository's include/ or target/ next to them) and builds with
 #    `-tags mapcache_pkgconfig` against the same prefix, and runs;
 # 4. DESTDIR stages the same files under a root without changing what they say;
-# 5. `make uninstall` removes every file `make install` put there.
+# 5. `make uninstall` removes every file `make install` put there;
+# 6. the GPU plugin libmapcache_cuda.so: `make install` puts it beside
+#    libmapcache.so (where the library looks for it) when `make cuda` has built
+#    it, and says that it is not built otherwise (the core needs none). Step 1
+#    checks whichever is the case in this tree; the DESTDIR step installs a
+#    stand-in file named by CUDA_PLUGIN, so that the copy and its removal are
+#    checked without `make cuda`.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,7 +32,7 @@ step() { echo "-- $*"; }
 
 prefix=$tmp/prefix
 step "make install PREFIX=$prefix"
-$MAKE -C "$ROOT" --no-print-directory install PREFIX="$prefix"
+$MAKE -C "$ROOT" --no-print-directory install PREFIX="$prefix" | tee "$tmp/install.log"
 
 abi=$(sed -n 's/^#define MAPCACHE_ABI_VERSION \([0-9]*\)$/\1/p' "$ROOT/include/mapcache.h")
 test -n "$abi" || fail "no MAPCACHE_ABI_VERSION in include/mapcache.h"
@@ -41,6 +47,17 @@ test "$(readlink "$prefix/lib/libmapcache.so")" = "$soname" || fail "libmapcache
 got=$(readelf -d "$prefix/lib/$soname" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
 test "$got" = "$soname" || fail "SONAME of lib/$soname is '$got'"
 cmp -s "$ROOT/include/mapcache.h" "$prefix/include/mapcache.h" || fail "installed header differs"
+
+plugin=$ROOT/target/cuda/gpu-check/libmapcache_cuda.so
+if [ -f "$plugin" ]; then
+  step "GPU plugin: built by make cuda, installed beside libmapcache.so"
+  cmp -s "$plugin" "$prefix/lib/libmapcache_cuda.so" || fail "lib/libmapcache_cuda.so is not $plugin"
+  test -x "$prefix/lib/libmapcache_cuda.so" || fail "lib/libmapcache_cuda.so is not executable"
+else
+  step "GPU plugin: not built (no make cuda), not installed, and install says so"
+  test ! -e "$prefix/lib/libmapcache_cuda.so" || fail "lib/libmapcache_cuda.so installed, but no plugin was built"
+  grep -q "libmapcache_cuda.so not built" "$tmp/install.log" || fail "install did not say the GPU plugin is not built"
+fi
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 unset LD_LIBRARY_PATH
@@ -94,8 +111,15 @@ echo "   $out"
 grep -q "user:42 = Ada" <<<"$out" || fail "unexpected output"
 
 step "DESTDIR: make install DESTDIR=$tmp/stage PREFIX=/opt/mapcache"
-$MAKE -C "$ROOT" --no-print-directory install DESTDIR="$tmp/stage" PREFIX=/opt/mapcache
+# A stand-in for the plugin make cuda builds: install copies it, whatever it holds.
+fake_plugin=$tmp/fake-cuda/libmapcache_cuda.so
+mkdir -p "$(dirname "$fake_plugin")"
+echo "stand-in for libmapcache_cuda.so" >"$fake_plugin"
+$MAKE -C "$ROOT" --no-print-directory install DESTDIR="$tmp/stage" PREFIX=/opt/mapcache CUDA_PLUGIN="$fake_plugin"
 test -f "$tmp/stage/opt/mapcache/lib/$soname" || fail "DESTDIR install missing lib/$soname"
+cmp -s "$fake_plugin" "$tmp/stage/opt/mapcache/lib/libmapcache_cuda.so" \
+  || fail "the GPU plugin (CUDA_PLUGIN) was not installed beside libmapcache.so"
+test -x "$tmp/stage/opt/mapcache/lib/libmapcache_cuda.so" || fail "the staged GPU plugin is not executable"
 grep -qx "prefix=/opt/mapcache" "$tmp/stage/opt/mapcache/lib/pkgconfig/mapcache.pc" \
   || fail "the staged mapcache.pc does not say prefix=/opt/mapcache"
 $MAKE -C "$ROOT" --no-print-directory uninstall DESTDIR="$tmp/stage" PREFIX=/opt/mapcache
