@@ -2,39 +2,21 @@
 //! save and a load, loads into a live cache, bounded caches, failed saves.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use mapcache::{Clock, Config, Error, Map};
 
 /// A fresh, empty directory of this test's own (removed when dropped).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("mapcache-snap-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
 
 fn contents(map: &Map) -> HashMap<Vec<u8>, Vec<u8>> {
     map.iter().map(|item| item.unwrap()).collect()
 }
 
 fn round_trip(entries: &[(Vec<u8>, Vec<u8>)], name: &str) {
-    let dir = TempDir::new(name);
+    let dir = TempDir::new("snap", name);
     let path = dir.path("cache.snap");
     let map = Map::new(Config::default()).unwrap();
     for (k, v) in entries {
@@ -51,11 +33,7 @@ fn round_trip(entries: &[(Vec<u8>, Vec<u8>)], name: &str) {
         assert_eq!(loaded.get(k).unwrap().as_ref(), Some(v));
     }
     // No temporary file is left behind.
-    let names: Vec<_> = std::fs::read_dir(&dir.0)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("cache.snap")]);
+    assert_eq!(dir.names(), vec![std::ffi::OsString::from("cache.snap")]);
 }
 
 #[test]
@@ -105,7 +83,7 @@ fn the_longest_key_round_trips() {
 }
 
 fn many(n: usize, name: &str) {
-    let dir = TempDir::new(name);
+    let dir = TempDir::new("snap", name);
     let path = dir.path("many.snap");
     let map = Map::new(Config::default()).unwrap();
     for i in 0..n as u64 {
@@ -157,7 +135,7 @@ fn the_largest_value_round_trips_under_stress() {
 
 #[test]
 fn ttls_are_honoured_across_a_save_and_a_load() {
-    let dir = TempDir::new("ttl");
+    let dir = TempDir::new("snap", "ttl");
     let path = dir.path("ttl.snap");
     let clock = Clock::manual();
     let config = Config {
@@ -203,7 +181,7 @@ fn ttls_are_honoured_across_a_save_and_a_load() {
 
 #[test]
 fn a_system_clock_ttl_survives_a_round_trip() {
-    let dir = TempDir::new("ttl-system");
+    let dir = TempDir::new("snap", "ttl-system");
     let path = dir.path("ttl.snap");
     let map = Map::new(Config::default()).unwrap();
     map.insert_with_ttl(b"k", b"v", Duration::from_secs(3600))
@@ -215,7 +193,7 @@ fn a_system_clock_ttl_survives_a_round_trip() {
 
 #[test]
 fn load_into_overwrites_the_keys_of_the_snapshot_and_keeps_the_others() {
-    let dir = TempDir::new("into");
+    let dir = TempDir::new("snap", "into");
     let path = dir.path("into.snap");
     let source = Map::new(Config::default()).unwrap();
     for i in 0..10_000u32 {
@@ -249,7 +227,7 @@ fn load_into_overwrites_the_keys_of_the_snapshot_and_keeps_the_others() {
 
 #[test]
 fn a_bounded_cache_smaller_than_the_snapshot_keeps_its_bound() {
-    let dir = TempDir::new("bounded");
+    let dir = TempDir::new("snap", "bounded");
     let path = dir.path("b.snap");
     let source = Map::new(Config::default()).unwrap();
     for i in 0..20_000u32 {
@@ -276,7 +254,7 @@ fn a_bounded_cache_smaller_than_the_snapshot_keeps_its_bound() {
 
 #[test]
 fn an_entry_larger_than_a_shards_byte_budget_is_left_out() {
-    let dir = TempDir::new("too-large");
+    let dir = TempDir::new("snap", "too-large");
     let path = dir.path("t.snap");
     let source = Map::new(Config::default()).unwrap();
     source.insert(b"small", b"v").unwrap();
@@ -295,7 +273,7 @@ fn an_entry_larger_than_a_shards_byte_budget_is_left_out() {
 
 #[test]
 fn exclusive_mode_saves_and_loads() {
-    let dir = TempDir::new("exclusive");
+    let dir = TempDir::new("snap", "exclusive");
     let path = dir.path("x.snap");
     let config = Config {
         mode: mapcache::Mode::Exclusive,
@@ -333,7 +311,7 @@ fn exclusive_mode_saves_and_loads() {
 
 #[test]
 fn progress_reports_bytes_written_up_to_the_file_length() {
-    let dir = TempDir::new("progress");
+    let dir = TempDir::new("snap", "progress");
     let path = dir.path("p.snap");
     let map = Map::new(Config::default()).unwrap();
     for i in 0..100_000u32 {
@@ -350,7 +328,7 @@ fn progress_reports_bytes_written_up_to_the_file_length() {
 
 #[test]
 fn a_save_that_cannot_create_its_file_fails_and_leaves_the_target_intact() {
-    let dir = TempDir::new("readonly");
+    let dir = TempDir::new("snap", "readonly");
     let ro = dir.path("ro");
     std::fs::create_dir(&ro).unwrap();
     let target = ro.join("cache.snap");
@@ -392,7 +370,7 @@ fn a_save_that_cannot_create_its_file_fails_and_leaves_the_target_intact() {
 
 #[test]
 fn a_save_whose_rename_fails_leaves_the_target_and_no_temporary_file() {
-    let dir = TempDir::new("rename");
+    let dir = TempDir::new("snap", "rename");
     // The target is a non-empty directory: everything but the rename works.
     let target = dir.path("cache.snap");
     std::fs::create_dir(&target).unwrap();
@@ -404,11 +382,7 @@ fn a_save_whose_rename_fails_leaves_the_target_and_no_temporary_file() {
     };
     assert!(error.to_string().contains("rename"), "{error}");
     assert_eq!(std::fs::read(target.join("keep")).unwrap(), b"kept");
-    let names: Vec<_> = std::fs::read_dir(&dir.0)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("cache.snap")]);
+    assert_eq!(dir.names(), vec![std::ffi::OsString::from("cache.snap")]);
 }
 
 #[test]
@@ -422,7 +396,7 @@ fn loading_a_missing_file_is_an_io_error() {
 
 #[test]
 fn a_file_locked_exclusively_by_another_is_not_loaded() {
-    let dir = TempDir::new("lock");
+    let dir = TempDir::new("snap", "lock");
     let path = dir.path("l.snap");
     Map::new(Config::default()).unwrap().save(&path).unwrap();
     let other = std::fs::File::open(&path).unwrap();

@@ -9,10 +9,13 @@
 //! The child is this test binary, re-run with `FULL_CHILD_TARGET` set, which
 //! makes `child_saves_under_a_file_size_limit` save instead of returning.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use mapcache::{Config, Error, Map};
+
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
 
 const CHILD_ENV: &str = "FULL_CHILD_TARGET";
 /// The child's file size limit: a snapshot of `KEYS` entries is about 8x it.
@@ -59,10 +62,8 @@ fn child_saves_under_a_file_size_limit() {
 
 #[test]
 fn a_save_that_runs_out_of_space_fails_and_leaves_the_target_intact() {
-    let dir = std::env::temp_dir().join(format!("mapcache-snap-full-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let target: PathBuf = dir.join("cache.snap");
+    let dir = TempDir::new("snap", "full");
+    let target = dir.path("cache.snap");
     // The previous snapshot, well under the child's limit.
     filled(100).save(&target).unwrap();
     let before = std::fs::read(&target).unwrap();
@@ -92,12 +93,7 @@ fn a_save_that_runs_out_of_space_fails_and_leaves_the_target_intact() {
     // The error names the temporary file, which is gone; the target is the
     // previous snapshot, byte for byte, and loads.
     assert!(line.contains(".cache.snap."), "{line}");
-    let names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("cache.snap")]);
+    assert_eq!(dir.names(), vec![std::ffi::OsString::from("cache.snap")]);
     assert_eq!(std::fs::read(&target).unwrap(), before);
     assert_eq!(Map::load(&target, Config::default()).unwrap().len(), 100);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -9,34 +9,16 @@
 //! from `docs/FORMAT.md` alone (a check that the document is enough).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use mapcache::{Config, Error, Map};
 use proptest::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("mapcache-hostile-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
 
 fn config() -> Config {
     Config {
@@ -309,7 +291,7 @@ static VALID_MUTATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::Atom
 
 #[test]
 fn the_small_snapshot_is_valid_and_has_many_blocks() {
-    let dir = TempDir::new("valid");
+    let dir = TempDir::new("hostile", "valid");
     let file = small_snapshot(&dir, "a.snap");
     let blocks = layout(&file);
     assert!(blocks.len() >= 8, "{} blocks", blocks.len());
@@ -333,7 +315,7 @@ fn the_small_snapshot_is_valid_and_has_many_blocks() {
 
 #[test]
 fn truncation_at_every_offset_is_rejected() {
-    let dir = TempDir::new("truncate");
+    let dir = TempDir::new("hostile", "truncate");
     let file = small_snapshot(&dir, "a.snap");
     let into = existing();
     let path = dir.path("t.snap");
@@ -344,7 +326,7 @@ fn truncation_at_every_offset_is_rejected() {
 
 #[test]
 fn appended_garbage_is_rejected() {
-    let dir = TempDir::new("append");
+    let dir = TempDir::new("hostile", "append");
     let file = small_snapshot(&dir, "a.snap");
     let into = existing();
     let path = dir.path("t.snap");
@@ -392,7 +374,7 @@ fn hostile_values(old: u64, width: usize, file_len: u64) -> Vec<u64> {
 
 #[test]
 fn every_length_count_and_offset_overwritten_is_rejected_even_with_checksums_recomputed() {
-    let dir = TempDir::new("fields");
+    let dir = TempDir::new("hostile", "fields");
     let file = small_snapshot(&dir, "a.snap");
     let blocks = layout(&file);
     let into = existing();
@@ -442,7 +424,7 @@ fn every_length_count_and_offset_overwritten_is_rejected_even_with_checksums_rec
 
 #[test]
 fn a_newer_format_version_is_rejected_with_a_clear_error() {
-    let dir = TempDir::new("version");
+    let dir = TempDir::new("hostile", "version");
     let mut file = small_snapshot(&dir, "a.snap");
     file[8..12].copy_from_slice(&2u32.to_le_bytes());
     let path = dir.path("v2.snap");
@@ -458,7 +440,7 @@ fn a_newer_format_version_is_rejected_with_a_clear_error() {
 
 #[test]
 fn swapped_blocks_and_blocks_of_another_snapshot_are_rejected() {
-    let dir = TempDir::new("swap");
+    let dir = TempDir::new("hostile", "swap");
     let file = small_snapshot(&dir, "a.snap");
     // The same entries, saved again: the same layout under another snapshot id.
     let other = small_snapshot(&dir, "b.snap");
@@ -504,7 +486,7 @@ proptest! {
         flips in prop::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..6),
         bytes in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
     ) {
-        let dir = TempDir::new("flip");
+        let dir = TempDir::new("hostile", "flip");
         let file = small_snapshot(&dir, "a.snap");
         let mut changed = file.clone();
         for (at, bit) in &flips {
@@ -526,7 +508,7 @@ proptest! {
         records in 0u64..40,
         data in 0u64..600,
     ) {
-        let dir = TempDir::new("random");
+        let dir = TempDir::new("hostile", "random");
         let mut header = [0u8; 128];
         header[..8].copy_from_slice(b"\x89MCSNAP\n");
         header[8..12].copy_from_slice(&1u32.to_le_bytes());
@@ -559,7 +541,7 @@ fn long_differential_fuzz_run_under_stress() {
         eprintln!("skipped: set MAPCACHE_STRESS=1 (make stress)");
         return;
     }
-    let dir = TempDir::new("fuzz");
+    let dir = TempDir::new("hostile", "fuzz");
     let file = small_snapshot(&dir, "a.snap");
     let blocks = layout(&file);
     let into = existing();
@@ -646,7 +628,7 @@ fn handmade(records: &[(&[u8], &[u8], u64)]) -> Vec<u8> {
 
 #[test]
 fn a_key_named_twice_keeps_the_later_record_on_every_load_path() {
-    let dir = TempDir::new("twice");
+    let dir = TempDir::new("hostile", "twice");
     let path = dir.path("twice.snap");
     let file = handmade(&[
         (b"a", b"1", 0),

@@ -171,6 +171,21 @@ pub(crate) fn survey(file: &Mapped) -> Result<Survey> {
     })
 }
 
+/// Step 10 of docs/FORMAT.md's reading: the blocks' key and value bytes,
+/// `data`, add up to the header's `data_bytes`.
+fn check_data_bytes(header: &Header, data: u64) -> Result<()> {
+    if data == header.data_bytes {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        80,
+        format!(
+            "the header counts {} key and value bytes but the records hold {data}",
+            header.data_bytes
+        ),
+    ))
+}
+
 /// The second half of step 1: every block's payload copied out, checksummed
 /// and parsed, across threads; keys hashed with `map`'s hasher, expiry read
 /// against its clock.
@@ -224,15 +239,7 @@ pub(crate) fn parse(file: &Mapped, survey: Survey, map: &Map) -> Result<Validate
         expired += e;
         data += d;
     }
-    if data != header.data_bytes {
-        return Err(Error::corrupt(
-            80,
-            format!(
-                "the header counts {} key and value bytes but the records hold {data}",
-                header.data_bytes
-            ),
-        ));
-    }
+    check_data_bytes(&header, data)?;
     Ok(Validated {
         header,
         payloads,
@@ -600,15 +607,7 @@ pub(crate) fn fill_new(file: &Mapped, survey: Survey, map: &Map) -> Result<LoadR
         per_block.push(made);
         data += d;
     }
-    if data != header.data_bytes {
-        return Err(Error::corrupt(
-            80,
-            format!(
-                "the header counts {} key and value bytes but the records hold {data}",
-                header.data_bytes
-            ),
-        ));
-    }
+    check_data_bytes(&header, data)?;
     // Each shard's entries in file order (blocks in order, records in order).
     let mut by_shard: Vec<Unplaced<'_>> = shards
         .iter()
