@@ -56,6 +56,17 @@ struct Context {
     fault: Option<Fault>,
 }
 
+impl Context {
+    /// Fails the step as `code` with the CUDA error `step` names when the
+    /// injected fault is `fault`.
+    fn inject(&self, fault: Fault, code: i32, step: &str) -> Result<(), Fail> {
+        if self.fault == Some(fault) {
+            return Err(injected(code, step));
+        }
+        Ok(())
+    }
+}
+
 /// Writes `message` into the caller's buffer, cut to fit, NUL-terminated.
 ///
 /// # Safety
@@ -169,12 +180,11 @@ unsafe extern "C" fn stage(
     unsafe {
         run(err, len, || {
             let context = context(ctx)?;
-            if context.fault == Some(Fault::Alloc) {
-                return Err(injected(
-                    abi::PLUGIN_E_ALLOC,
-                    "cuMemAllocHost: CUDA_ERROR_OUT_OF_MEMORY",
-                ));
-            }
+            context.inject(
+                Fault::Alloc,
+                abi::PLUGIN_E_ALLOC,
+                "cuMemAllocHost: CUDA_ERROR_OUT_OF_MEMORY",
+            )?;
             let (s, c) = context.backend.stage(sources as usize, chains as usize)?;
             source.write(s);
             chain_starts.write(c);
@@ -195,12 +205,11 @@ unsafe extern "C" fn count(
     unsafe {
         run(err, len, || {
             let context = context(ctx)?;
-            if context.fault == Some(Fault::Copy) {
-                return Err(injected(
-                    abi::PLUGIN_E_COPY,
-                    "cuMemcpyHtoDAsync: CUDA_ERROR_ILLEGAL_ADDRESS",
-                ));
-            }
+            context.inject(
+                Fault::Copy,
+                abi::PLUGIN_E_COPY,
+                "cuMemcpyHtoDAsync: CUDA_ERROR_ILLEGAL_ADDRESS",
+            )?;
             if old_log2 > 31 || new_log2 > 31 {
                 return Err(Fail::new(abi::PLUGIN_E_OTHER, "count: log2 out of range"));
             }
@@ -222,12 +231,11 @@ unsafe extern "C" fn fill(
     unsafe {
         run(err, len, || {
             let context = context(ctx)?;
-            if context.fault == Some(Fault::Kernel) {
-                return Err(injected(
-                    abi::PLUGIN_E_KERNEL,
-                    "cuLaunchKernel: CUDA_ERROR_LAUNCH_FAILED",
-                ));
-            }
+            context.inject(
+                Fault::Kernel,
+                abi::PLUGIN_E_KERNEL,
+                "cuLaunchKernel: CUDA_ERROR_LAUNCH_FAILED",
+            )?;
             let mut written = context.backend.fill(main, pool)?;
             if context.fault == Some(Fault::Wrong) {
                 written.entries = written.entries.wrapping_sub(1);
