@@ -13,18 +13,27 @@
 #   3. benchmark     gpu-bench: rebuilds of 1M, 4M, 16M and 64M entries by the
 #                    CPU reference, the parallel CPU engine on every core and
 #                    the GPU end to end; wall and host CPU time; the crossover;
-#                    then the GPU again at 16M and 64M with the copy-out into
-#                    registered arrays (MAPCACHE_CUDA_REGISTER_OUTPUT=1), the
-#                    transfer choice to measure.
+#                    and, on the same tables, the GPU with each copy-out choice
+#                    (pageable or registered arrays, one copy or 8 chunks
+#                    overlapping the fill), the transfer choices to measure.
 #
-# Then one summary (the bench's table, its crossover and the issue's goals at
+# Then one summary (the bench's tables, its crossover and the issue's goals at
 # 16M entries and above: 8x the reference's wall time, no slower than the
-# parallel engine, at most 10% of the reference's host CPU time). Exit status 0 only if the equivalence and every fault check
-# passed. Usage: gpu-check.sh [ARTIFACT_DIR]   (default: this script's
-# directory if it holds the programs, else target/cuda/gpu-check beside it).
-# From a session with the device tool: `make cuda` here first, then run
+# parallel engine, at most 10% of the reference's host CPU time). Exit status
+# 0 only if the equivalence and every fault check passed.
+#
+# Time: the whole script keeps within GPU_CHECK_BUDGET seconds (default 480),
+# so that one device call (at most 600 s, of a session's 15 minutes) holds it
+# with the summary at the end: each step's time limit is cut to what is left,
+# less what the steps after it are promised (RESERVE below); a step with too
+# little left is skipped and says so. Every step's log is also written to
+# $OUT/gpu-check/ when $OUT is set (the device tool brings that folder back).
+#
+# Usage: gpu-check.sh [ARTIFACT_DIR]   (default: this script's directory if it
+# holds the programs, else target/cuda/gpu-check beside it). From a session
+# with the device tool: `make cuda` here first, then run
 # `target/cuda/gpu-check/gpu-check.sh` with carry ["target/cuda/gpu-check"]
-# (about 25 MB) and a timeout that leaves room for one rerun.
+# (about 25 MB) and a timeout_s of about GPU_CHECK_BUDGET + 30.
 # EQUIVALENCE_SIZES and BENCH_SIZES (comma lists, k and M suffixes) override
 # the sizes, e.g. for a quick first run. GPU_CHECK_PLUGIN and GPU_CHECK_ARGS
 # are for a dry run of this script without a GPU: the plugin built without CUDA,
@@ -43,26 +52,42 @@ for f in gpu-equivalence gpu-faults gpu-bench libmapcache_cuda.so; do
   [ -e "$dir/$f" ] || { echo "gpu-check: $dir/$f is missing (run make cuda)"; exit 2; }
 done
 logs=$(mktemp -d)
+if [ -n "${OUT:-}" ] && mkdir -p "$OUT/gpu-check" 2>/dev/null; then keep=$OUT/gpu-check; else keep=; fi
 summary=()
 failed=0
+budget=${GPU_CHECK_BUDGET:-480}
+deadline=$((SECONDS + budget))
 
 echo "== machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total,pcie.link.gen.max,pcie.link.width.max --format=csv,noheader 2>&1 || echo "nvidia-smi: not available"
 echo "cpus: $(nproc)  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+echo "budget: ${budget} s"
 
-step() { # name timeout command...
-  local name=$1 limit=$2; shift 2
+# step NAME LIMIT RESERVE COMMAND...: runs COMMAND with a time limit of LIMIT
+# seconds, or less: what is left of the budget after RESERVE seconds kept for
+# the steps after it. Skipped (rc 125) when under 10 s would be left.
+step() {
+  local name=$1 limit=$2 reserve=$3; shift 3
+  local left=$((deadline - SECONDS - reserve))
+  [ "$left" -lt "$limit" ] && limit=$left
+  if [ "$limit" -lt 10 ]; then
+    echo "$name: SKIPPED (the budget of ${budget} s is spent)" | tee "$logs/$name.log"
+    return 125
+  fi
   local start=$SECONDS
   timeout "$limit" "$@" > "$logs/$name.log" 2>&1
   local rc=$?
   cat "$logs/$name.log"
-  [ $rc -eq 124 ] && echo "$name: TIMEOUT after ${limit}s"
+  [ $rc -eq 124 ] && echo "$name: TIMEOUT after ${limit}s" | tee -a "$logs/$name.log"
   echo "   ($name: rc $rc, $((SECONDS - start)) s)"
+  [ -n "$keep" ] && cp "$logs/$name.log" "$keep/"
   return $rc
 }
 
+# What each part is promised of the budget while the earlier ones run: the
+# faults about 60 s in all, the benchmark about 150 s, the summary 5 s.
 echo "== 1. equivalence"
-step equivalence 330 "$dir/gpu-equivalence" "${args[@]}" ${EQUIVALENCE_SIZES:+--sizes "$EQUIVALENCE_SIZES"}
+step equivalence 300 215 "$dir/gpu-equivalence" "${args[@]}" ${EQUIVALENCE_SIZES:+--sizes "$EQUIVALENCE_SIZES"}
 rc=$?
 line=$(grep -E '^equivalence: ' "$logs/equivalence.log" | tail -1)
 summary+=("${line:-equivalence: FAIL (rc $rc, no verdict)}")
@@ -70,7 +95,7 @@ summary+=("${line:-equivalence: FAIL (rc $rc, no verdict)}")
 
 echo "== 2. fault injection"
 for fault in none open alloc copy kernel wrong; do
-  MAPCACHE_CUDA_FAULT=$fault step "faults-$fault" 120 "$dir/gpu-faults" "${args[@]}"
+  MAPCACHE_CUDA_FAULT=$fault step "faults-$fault" 60 155 "$dir/gpu-faults" "${args[@]}"
   rc=$?
   line=$(grep -E '^faults\[' "$logs/faults-$fault.log" | tail -1 | cut -c1-160)
   summary+=("${line:-faults[$fault]: FAIL (rc $rc, no verdict)}")
@@ -78,17 +103,18 @@ for fault in none open alloc copy kernel wrong; do
 done
 
 echo "== 3. benchmark"
-step bench 330 "$dir/gpu-bench" "${args[@]}" ${BENCH_SIZES:+--sizes "$BENCH_SIZES"}
-echo "== 3b. benchmark, the copy-out into registered (page-locked) arrays"
-MAPCACHE_CUDA_REGISTER_OUTPUT=1 step bench-registered 200 "$dir/gpu-bench" "${args[@]}" --gpu-only \
-  --sizes "${BENCH_REGISTERED_SIZES:-16M,64M}"
+step bench 400 5 "$dir/gpu-bench" "${args[@]}" --transfers ${BENCH_SIZES:+--sizes "$BENCH_SIZES"}
 summary+=("$(grep -E '^crossover: ' "$logs/bench.log" | tail -1)")
 while IFS= read -r goal; do summary+=("$goal"); done < <(grep -E '^goal ' "$logs/bench.log")
 
 echo "== summary"
 printf '%s\n' "${summary[@]}"
-grep -E '^ +[0-9]+ \|' "$logs/bench.log" | sed 's/^/bench: /' || true
-grep -E '^ +[0-9]+ \|' "$logs/bench-registered.log" | sed 's/^/bench (registered output): /' || true
-if [ $failed -eq 0 ]; then echo "gpu-check: PASS"; else echo "gpu-check: FAIL"; fi
+grep -E '^( +[0-9]+|transfer) ' "$logs/bench.log" | sed 's/^/bench: /' || true
+echo "gpu-check: $((SECONDS)) s of the budget's ${budget} s"
+if [ $failed -eq 0 ]; then verdict="gpu-check: PASS"; else verdict="gpu-check: FAIL"; fi
+echo "$verdict"
+if [ -n "$keep" ]; then
+  { printf '%s\n' "${summary[@]}"; echo "$verdict"; } > "$keep/summary.txt"
+fi
 rm -rf "$logs"
 exit $failed

@@ -87,11 +87,19 @@ cuda-fake-driver:
 # The plugin built with CUDA, on the fake driver: its whole device path
 # (context, module, pinned staging, copies, each launch's arguments and grid,
 # the scan's levels, the copy-out) must give the reference image, and a map
-# must grow on it with every rebuild on the "GPU".
+# must grow on it with every rebuild on the "GPU"; then the chunked copy-out
+# (two streams and their events) under several of the fake driver's random
+# schedules (FAKE_CUDA_SEED), which run one stream's work before another's
+# wherever nothing orders them.
 cuda-fake-device: cuda-fake-driver
 	LD_LIBRARY_PATH=$(CUDA_FAKE) $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000,10k,100k,1M
 	LD_LIBRARY_PATH=$(CUDA_FAKE) MAPCACHE_CUDA_FAULT=none $(GPU_CHECK_DIR)/gpu-faults
 	LD_LIBRARY_PATH=$(CUDA_FAKE) MAPCACHE_CUDA_REGISTER_OUTPUT=1 $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000,100k
+	for seed in 1 2 3; do \
+	  LD_LIBRARY_PATH=$(CUDA_FAKE) FAKE_CUDA_SEED=$$seed MAPCACHE_CUDA_CHUNKS=$$((seed * 3)) \
+	    $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000,100k; done
+	LD_LIBRARY_PATH=$(CUDA_FAKE) FAKE_CUDA_SEED=4 MAPCACHE_CUDA_CHUNKS=64 MAPCACHE_CUDA_REGISTER_OUTPUT=1 \
+	  $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000,100k
 
 # The built plugin loads as a host loads it (driver first, then the plugin,
 # its symbols, its table, its context): with the stub standing in for the
@@ -123,7 +131,7 @@ gpu-check:
 
 # The script itself, on the CUDA-built plugin and the fake driver (small sizes).
 gpu-check-fake: cuda-fake-driver
-	LD_LIBRARY_PATH=$(CUDA_FAKE) EQUIVALENCE_SIZES=1000,100k BENCH_SIZES=100k BENCH_REGISTERED_SIZES=100k \
+	LD_LIBRARY_PATH=$(CUDA_FAKE) EQUIVALENCE_SIZES=1000,100k BENCH_SIZES=100k \
 	  $(GPU_CHECK_DIR)/gpu-check.sh $(GPU_CHECK_DIR)
 
 # The script itself, on this machine without a GPU: the programs against the
@@ -131,5 +139,5 @@ gpu-check-fake: cuda-fake-driver
 gpu-check-dry: gpu-artifacts
 	$(CARGO) build --release -p mapcache-cuda
 	GPU_CHECK_PLUGIN=$(LIB_DIR)/libmapcache_cuda.so GPU_CHECK_ARGS=--no-driver MAPCACHE_CUDA_EMULATE=1 \
-	  EQUIVALENCE_SIZES=1000,100k,1M BENCH_SIZES=100k,1M BENCH_REGISTERED_SIZES=100k \
+	  EQUIVALENCE_SIZES=1000,100k,1M BENCH_SIZES=100k,1M \
 	  $(ROOT)/cuda/gpu-check.sh $(GPU_CHECK_DIR)

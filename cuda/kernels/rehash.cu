@@ -29,13 +29,16 @@ extern "C" __global__ void mc_scan_apply(uint32_t *values, uint64_t n, uint64_t 
   if (!bases) *total = end;
 }
 
+// New buckets `first` to `end` (all of them, or one chunk of the chunked
+// copy-out: the image of buckets [first, end) and of their pool buckets is
+// complete when this launch is).
 extern "C" __global__ void mc_fill(const uint64_t *source, const uint32_t *chain_starts,
                                    uint32_t old_log2, uint32_t new_log2, const uint32_t *starts,
                                    uint64_t *main_out, uint64_t *pool_out, uint64_t pool_base,
-                                   unsigned long long *sums) {
-  uint64_t j = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
+                                   unsigned long long *sums, uint64_t first, uint64_t end) {
+  uint64_t j = first + (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
   struct mc_sum sum = {0, 0, 0, 0};
-  if (j < (1ull << new_log2))
+  if (j < end && j < (1ull << new_log2))
     mc_fill_one(j, source, chain_starts, old_log2, new_log2, starts[j], main_out, pool_out,
                 pool_base, &sum);
   uint64_t v[4] = {sum.entries, sum.slot_sum, sum.frag_sum, sum.tophash_sum};

@@ -1,5 +1,5 @@
-//! The CUDA device: cust for the context, module, stream and memory, the
-//! driver API (`cust::sys`) for the raw async copies. Buffers, device and
+//! The CUDA device: cust for the context, module, streams, events and memory,
+//! the driver API (`cust::sys`) for the raw async copies. Buffers, device and
 //! pinned host alike, are kept and reused across rebuilds, grown when a larger
 //! table comes (allocation and pinning cost more than a small table's copy).
 //!
@@ -7,14 +7,30 @@
 //! memory (so the copy in is one DMA at full link speed, with no host copy of
 //! its own), and only what the kernels read goes over: tophash, slot and frag
 //! words, 104 of each bucket's 112 bytes, never an entry. The image comes back
-//! by one copy into the core's arrays. Not measured yet (no GPU in the session
-//! that wrote this; `cuda/gpu-check.sh` measures it): whether registering the
-//! destination arrays, or chunked copy-out overlapping the fill on two
-//! streams, pays for itself. The first is there to be measured:
-//! `MAPCACHE_CUDA_REGISTER_OUTPUT=1` page-locks the destination arrays
-//! (`cuMemHostRegister`) for the copy-out, so that it is one DMA with no driver
-//! staging copy on the host, at the price of pinning (and unpinning) them per
-//! rebuild; `gpu-check.sh` benchmarks both.
+//! into the core's arrays, chosen per rebuild by [`Transfer`] (environment
+//! variables, read at each `stage`, so that one benchmark process measures
+//! every choice on the same table; `cuda/gpu-check.sh` does):
+//!
+//! - `MAPCACHE_CUDA_CHUNKS=K` (default 1): the fill runs as K launches over K
+//!   ranges of new buckets on the compute stream, an event after each; the
+//!   copy stream waits for chunk k's event and copies chunk k's buckets and
+//!   pool buckets (contiguous, by the prefix sum: the pool indices of chunk k
+//!   are `starts[lo_k]..starts[lo_k+1]`, read back with the pool's length), so
+//!   the copy-out of chunk k overlaps the fill of the chunks after it.
+//! - `MAPCACHE_CUDA_REGISTER_OUTPUT=1`: the core's arrays are page-locked
+//!   (`cuMemHostRegister`) for the copy-out, so that it is DMA at link speed
+//!   with no driver staging copy on the host (whose CPU time counts against
+//!   the engine), at the price of pinning and unpinning them per rebuild.
+//!
+//! Not measured yet (no GPU in the sessions that wrote this): which of the four
+//! combinations is fastest end to end; the default stays the simplest until
+//! `gpu-check.sh`'s numbers say otherwise.
+//!
+//! Whatever a call's outcome, when it returns no copy is still queued that
+//! reads the staging memory or writes the core's arrays: every error path
+//! synchronises both streams first ([`Device::settle`]), so that the core may
+//! free or reuse its arrays (its CPU fallback does) and the next `stage` may
+//! overwrite the staging memory.
 
 use std::ffi::{c_void, CStr};
 
@@ -38,6 +54,93 @@ const BLOCK: u32 = 256;
 
 const SOURCE_WORDS: usize = 13;
 const BUCKET_WORDS: usize = abi::BUCKET_BYTES / 8;
+
+/// The most chunks of a chunked copy-out (each is a launch, an event and two
+/// copies; beyond a few dozen the per-call overhead is all that grows).
+const MAX_CHUNKS: usize = 64;
+
+/// How the new image comes back (see the module docs), read at each rebuild.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Transfer {
+    /// Page-lock the core's arrays for the copy-out.
+    register: bool,
+    /// Fill and copy-out chunks (1: one fill, then the copy).
+    chunks: usize,
+}
+
+impl Transfer {
+    fn from_env() -> Transfer {
+        Transfer::parse(
+            std::env::var("MAPCACHE_CUDA_REGISTER_OUTPUT")
+                .ok()
+                .as_deref(),
+            std::env::var("MAPCACHE_CUDA_CHUNKS").ok().as_deref(),
+        )
+    }
+
+    /// Unset or unparsable values are the defaults (a benchmark knob, not a
+    /// setting a host makes: no error path).
+    fn parse(register: Option<&str>, chunks: Option<&str>) -> Transfer {
+        Transfer {
+            register: register == Some("1"),
+            chunks: chunks
+                .and_then(|c| c.trim().parse::<usize>().ok())
+                .unwrap_or(1)
+                .clamp(1, MAX_CHUNKS),
+        }
+    }
+}
+
+/// A driver event (cust's `Event` does not lend its handle to a raw
+/// `cuStreamWaitEvent`, and its own `wait_event` consumes the event).
+struct RawEvent(sys::CUevent);
+
+impl RawEvent {
+    fn new() -> Result<RawEvent, Fail> {
+        let mut event = std::ptr::null_mut();
+        // SAFETY: writes one event handle; timing disabled (the lightest kind).
+        check(
+            unsafe {
+                sys::cuEventCreate(
+                    &mut event,
+                    sys::CUevent_flags_enum::CU_EVENT_DISABLE_TIMING as u32,
+                )
+            },
+            abi::PLUGIN_E_OTHER,
+            "cuEventCreate",
+        )?;
+        Ok(RawEvent(event))
+    }
+}
+
+impl Drop for RawEvent {
+    fn drop(&mut self) {
+        // SAFETY: created by cuEventCreate, destroyed once, before the context
+        // (the field order of `Device`).
+        unsafe { sys::cuEventDestroy_v2(self.0) };
+    }
+}
+
+/// The rebuild in progress, from `stage` to `fill`.
+struct Job {
+    sources: usize,
+    chains: usize,
+    old_log2: u32,
+    new_log2: u32,
+    pool_len: u64,
+    transfer: Transfer,
+    /// The new buckets' chunks: chunk k is buckets `buckets[k]..buckets[k+1]`
+    /// and pool buckets `pool[k]..pool[k+1]` (set by `count`).
+    buckets: Vec<u64>,
+    pool: Vec<u64>,
+}
+
+/// Chunk boundaries of `buckets` new buckets cut into (at most) `chunks`
+/// nonempty ranges: `chunks + 1` increasing indices from 0 to `buckets`.
+fn chunk_bounds(buckets: u64, chunks: usize) -> Vec<u64> {
+    let chunks = (chunks as u64).clamp(1, buckets.max(1));
+    (0..=chunks).map(|k| buckets * k / chunks).collect()
+}
 
 /// A cust error as a failure. Its `Debug` (the variant's name), not its
 /// `Display`, which asks the driver for a description and fails the whole
@@ -121,13 +224,14 @@ pub struct Device {
     pool: Option<DeviceBuffer<u64>>,
     sums: Option<DeviceBuffer<u64>>,
     total: Option<DeviceBuffer<u64>>,
-    /// The current job: (sources, chains, old_log2, new_log2, pool_len).
-    job: Option<(usize, usize, u32, u32, u64)>,
-    /// `MAPCACHE_CUDA_REGISTER_OUTPUT=1`: page-lock the core's new arrays for
-    /// the copy-out (see the module docs), instead of a pageable copy.
-    register_output: bool,
+    job: Option<Job>,
+    /// One per fill chunk, recorded on `stream` after the chunk's launch.
+    events: Vec<RawEvent>,
     module: Module,
+    /// Copies in, kernels, and the small copies back.
     stream: Stream,
+    /// The copy-out of the image, chunk by chunk after `stream`'s events.
+    copy_stream: Stream,
     _context: Context,
 }
 
@@ -162,6 +266,8 @@ impl Device {
         .map_err(|e| cuda_fail(abi::PLUGIN_E_KERNEL, "cuModuleLoadData (rehash kernels)", e))?;
         let stream = Stream::new(StreamFlags::NON_BLOCKING, None)
             .map_err(|e| cuda_fail(abi::PLUGIN_E_OTHER, "cuStreamCreate", e))?;
+        let copy_stream = Stream::new(StreamFlags::NON_BLOCKING, None)
+            .map_err(|e| cuda_fail(abi::PLUGIN_E_OTHER, "cuStreamCreate (copy-out)", e))?;
         Ok(Device {
             staged_source: None,
             staged_chains: None,
@@ -173,9 +279,10 @@ impl Device {
             sums: None,
             total: None,
             job: None,
-            register_output: std::env::var("MAPCACHE_CUDA_REGISTER_OUTPUT").is_ok_and(|v| v == "1"),
+            events: Vec::new(),
             module,
             stream,
+            copy_stream,
             _context: context,
         })
     }
@@ -209,13 +316,32 @@ impl Device {
     }
 
     fn sync(&self, what: &str) -> Result<(), Fail> {
-        self.stream.synchronize().map_err(|e| {
-            cuda_fail(
-                abi::PLUGIN_E_KERNEL,
-                &format!("cuStreamSynchronize ({what})"),
-                e,
-            )
-        })
+        for stream in [&self.stream, &self.copy_stream] {
+            stream.synchronize().map_err(|e| {
+                cuda_fail(
+                    abi::PLUGIN_E_KERNEL,
+                    &format!("cuStreamSynchronize ({what})"),
+                    e,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// After a failure: waits for whatever was queued, ignoring its errors
+    /// (the failure being reported is the first), so that no copy reads the
+    /// staging memory or writes the core's arrays after the call returns.
+    fn settle(&self) {
+        let _ = self.stream.synchronize();
+        let _ = self.copy_stream.synchronize();
+    }
+
+    /// At least `n` events for the chunks.
+    fn ensure_events(&mut self, n: usize) -> Result<(), Fail> {
+        while self.events.len() < n {
+            self.events.push(RawEvent::new()?);
+        }
+        Ok(())
     }
 }
 
@@ -238,23 +364,104 @@ impl Backend for Device {
             "source staging",
         )?;
         let chain_starts = ensure_locked(&mut self.staged_chains, chains, "chain staging")?;
-        self.job = Some((sources, chains, 0, 0, 0));
+        self.job = Some(Job {
+            sources,
+            chains,
+            old_log2: 0,
+            new_log2: 0,
+            pool_len: 0,
+            transfer: Transfer::from_env(),
+            buckets: Vec::new(),
+            pool: Vec::new(),
+        });
         Ok((source.cast(), chain_starts))
     }
 
     fn count(&mut self, old_log2: u32, new_log2: u32) -> Result<u64, Fail> {
         self.enter()?;
-        let Some((sources, chains, ..)) = self.job else {
+        let Some(mut job) = self.job.take() else {
             return Err(Fail::new(abi::PLUGIN_E_OTHER, "count before stage"));
         };
-        if chains != (1usize << old_log2) + 1 {
+        if job.chains != (1usize << old_log2) + 1 {
             return Err(Fail::new(
                 abi::PLUGIN_E_OTHER,
                 "count: the staged chains are not 2^old_log2",
             ));
         }
-        let source = ensure_device(&mut self.source, sources * SOURCE_WORDS, "source")?;
-        let chain_starts = ensure_device(&mut self.chains, chains, "chain starts")?;
+        job.buckets = chunk_bounds(1u64 << new_log2, job.transfer.chunks);
+        // Each chunk's first pool index (starts[lo]), the pool's length last.
+        let mut pool = vec![0u32; job.buckets.len()];
+        let mut pool_len = 0u64;
+        let queued = self.queue_count(&job, old_log2, new_log2, &mut pool, &mut pool_len);
+        let done = queued.and_then(|()| self.sync("count"));
+        if let Err(fail) = done {
+            self.settle();
+            return Err(fail);
+        }
+        job.pool = pool.iter().map(|&p| u64::from(p)).collect();
+        *job.pool.last_mut().unwrap() = pool_len;
+        (job.old_log2, job.new_log2, job.pool_len) = (old_log2, new_log2, pool_len);
+        self.job = Some(job);
+        Ok(pool_len)
+    }
+
+    fn fill(&mut self, main: *mut u8, pool: *mut u8) -> Result<Checksum, Fail> {
+        self.enter()?;
+        let Some(job) = self.job.take() else {
+            return Err(Fail::new(abi::PLUGIN_E_OTHER, "fill before count"));
+        };
+        let main_bytes = (1usize << job.new_log2) * abi::BUCKET_BYTES;
+        let pool_bytes = job.pool_len as usize * abi::BUCKET_BYTES;
+        // Registered arrays, unregistered after the copies (a registration
+        // that fails leaves that array to the pageable copy).
+        let mut registered = Vec::new();
+        if job.transfer.register {
+            for (ptr, bytes) in [(main, main_bytes), (pool, pool_bytes)] {
+                // SAFETY: host memory of the core's that outlives this call
+                // and is not registered already.
+                if bytes > 0
+                    && unsafe { sys::cuMemHostRegister_v2(ptr.cast(), bytes, 0) }
+                        == sys::cudaError_enum::CUDA_SUCCESS
+                {
+                    registered.push(ptr);
+                }
+            }
+        }
+        let mut written = [0u64; 4];
+        let queued = self.queue_fill(&job, main, pool, &mut written);
+        let done = queued.and_then(|()| self.sync("fill"));
+        if done.is_err() {
+            self.settle();
+        }
+        for ptr in registered {
+            // SAFETY: registered above; no copy into it is queued any more
+            // (both streams synchronised, or settled after an error).
+            unsafe { sys::cuMemHostUnregister(ptr.cast()) };
+        }
+        done?;
+        Ok(Checksum {
+            entries: written[0],
+            slot_sum: written[1],
+            frag_sum: written[2],
+            tophash_sum: written[3],
+        })
+    }
+}
+
+impl Device {
+    /// Queues the copy in, the count, the scan, and the copies back of the
+    /// chunks' first pool indices (into `pool`) and the pool's length.
+    /// `pool` and `pool_len` are written when the stream is synchronised.
+    fn queue_count(
+        &mut self,
+        job: &Job,
+        old_log2: u32,
+        new_log2: u32,
+        pool: &mut [u32],
+        pool_len: &mut u64,
+    ) -> Result<(), Fail> {
+        let source = ensure_device(&mut self.source, job.sources * SOURCE_WORDS, "source")?;
+        let chain_starts = ensure_device(&mut self.chains, job.chains, "chain starts")?;
         let stream = self.stream.as_inner();
         // SAFETY: the staging buffers hold at least these many bytes (stage),
         // the device buffers too (ensure_device).
@@ -263,7 +470,7 @@ impl Backend for Device {
                 sys::cuMemcpyHtoDAsync_v2(
                     source,
                     self.staged_source.as_ref().unwrap().as_ptr().cast(),
-                    sources * SOURCE_WORDS * 8,
+                    job.sources * SOURCE_WORDS * 8,
                     stream,
                 ),
                 abi::PLUGIN_E_COPY,
@@ -273,7 +480,7 @@ impl Backend for Device {
                 sys::cuMemcpyHtoDAsync_v2(
                     chain_starts,
                     self.staged_chains.as_ref().unwrap().as_ptr().cast(),
-                    chains * 4,
+                    job.chains * 4,
                     stream,
                 ),
                 abi::PLUGIN_E_COPY,
@@ -345,33 +552,56 @@ impl Backend for Device {
                 ],
             )?;
         }
-        let mut pool_len = 0u64;
-        // SAFETY: one word from the device into a local, written through a
-        // pointer made from `&mut` (the copy completes before `sync` returns).
+        // SAFETY: one word from the device into `pool_len`, and one into each
+        // inner chunk boundary of `pool` (a chunk's first bucket is below
+        // 2^new_log2, within level 0); both outlive the synchronisation that
+        // completes the copies (the caller's `sync`, or `settle` on error).
         unsafe {
             check(
-                sys::cuMemcpyDtoHAsync_v2((&mut pool_len as *mut u64).cast(), total, 8, stream),
+                sys::cuMemcpyDtoHAsync_v2((pool_len as *mut u64).cast(), total, 8, stream),
                 abi::PLUGIN_E_COPY,
                 "cuMemcpyDtoHAsync (pool length)",
             )?;
+            let inner = job.buckets.len() - 1;
+            for (start, &first) in pool[1..inner].iter_mut().zip(&job.buckets[1..inner]) {
+                check(
+                    sys::cuMemcpyDtoHAsync_v2(
+                        (start as *mut u32).cast(),
+                        levels[0] + first * 4,
+                        4,
+                        stream,
+                    ),
+                    abi::PLUGIN_E_COPY,
+                    "cuMemcpyDtoHAsync (chunk's pool start)",
+                )?;
+            }
         }
-        self.sync("count")?;
-        self.job = Some((sources, chains, old_log2, new_log2, pool_len));
-        Ok(pool_len)
+        Ok(())
     }
 
-    fn fill(&mut self, main: *mut u8, pool: *mut u8) -> Result<Checksum, Fail> {
-        self.enter()?;
-        let Some((_, _, old_log2, new_log2, pool_len)) = self.job.take() else {
-            return Err(Fail::new(abi::PLUGIN_E_OTHER, "fill before count"));
-        };
-        let buckets = 1usize << new_log2;
+    /// Queues the fill, chunk by chunk with an event after each, then the
+    /// copy-out of each chunk on the copy stream after its event, and the sums
+    /// (into `written`, when synchronised).
+    fn queue_fill(
+        &mut self,
+        job: &Job,
+        main: *mut u8,
+        pool: *mut u8,
+        written: &mut [u64; 4],
+    ) -> Result<(), Fail> {
+        let buckets = 1usize << job.new_log2;
         let source = self.source.as_ref().unwrap().as_device_ptr().as_raw();
         let chain_starts = self.chains.as_ref().unwrap().as_device_ptr().as_raw();
         let starts = self.levels[0].as_ref().unwrap().as_device_ptr().as_raw();
         let main_out = ensure_device(&mut self.main, buckets * BUCKET_WORDS, "new buckets")?;
-        let pool_out = ensure_device(&mut self.pool, pool_len as usize * BUCKET_WORDS, "new pool")?;
+        let pool_out = ensure_device(
+            &mut self.pool,
+            job.pool_len as usize * BUCKET_WORDS,
+            "new pool",
+        )?;
         let sums = ensure_device(&mut self.sums, 4, "sums")?;
+        let chunks = job.buckets.len() - 1;
+        self.ensure_events(chunks)?;
         let stream = self.stream.as_inner();
         let pool_base = pool as u64;
         // SAFETY: 32 bytes of `sums`.
@@ -382,76 +612,118 @@ impl Backend for Device {
                 "cuMemsetD8Async (sums)",
             )?;
         }
-        self.launch(
-            "mc_fill",
-            buckets as u64,
-            &[
-                arg(&source),
-                arg(&chain_starts),
-                arg(&old_log2),
-                arg(&new_log2),
-                arg(&starts),
-                arg(&main_out),
-                arg(&pool_out),
-                arg(&pool_base),
-                arg(&sums),
-            ],
-        )?;
-        let mut written = [0u64; 4];
-        let main_bytes = buckets * abi::BUCKET_BYTES;
-        let pool_bytes = pool_len as usize * abi::BUCKET_BYTES;
-        // Registered arrays, unregistered after the copies (a registration
-        // that fails leaves that array to the pageable copy).
-        let mut registered = Vec::new();
-        if self.register_output {
-            for (ptr, bytes) in [(main, main_bytes), (pool, pool_bytes)] {
-                // SAFETY: host memory of the core's that outlives this call
-                // and is not registered already.
-                if bytes > 0
-                    && unsafe { sys::cuMemHostRegister_v2(ptr.cast(), bytes, 0) }
-                        == sys::cudaError_enum::CUDA_SUCCESS
-                {
-                    registered.push(ptr);
-                }
-            }
+        for k in 0..chunks {
+            let (first, end) = (job.buckets[k], job.buckets[k + 1]);
+            self.launch(
+                "mc_fill",
+                end - first,
+                &[
+                    arg(&source),
+                    arg(&chain_starts),
+                    arg(&job.old_log2),
+                    arg(&job.new_log2),
+                    arg(&starts),
+                    arg(&main_out),
+                    arg(&pool_out),
+                    arg(&pool_base),
+                    arg(&sums),
+                    arg(&first),
+                    arg(&end),
+                ],
+            )?;
+            // SAFETY: this context's event and stream.
+            check(
+                unsafe { sys::cuEventRecord(self.events[k].0, stream) },
+                abi::PLUGIN_E_OTHER,
+                "cuEventRecord",
+            )?;
         }
-        let mut copy = || -> Result<(), Fail> {
-            // SAFETY: `main` and `pool` are host arrays of `buckets` and
-            // `pool_len` buckets (the ABI); the device buffers are at least as
-            // large; `written` is a local that outlives the synchronisation.
+        let copy_stream = self.copy_stream.as_inner();
+        for k in 0..chunks {
+            let (first, end) = (job.buckets[k] as usize, job.buckets[k + 1] as usize);
+            let (pool_first, pool_end) = (job.pool[k] as usize, job.pool[k + 1] as usize);
+            // SAFETY: the event and stream are this context's. `main` and
+            // `pool` are host arrays of 2^new_log2 and pool_len buckets (the
+            // ABI), the device buffers at least as large, and chunk k's ranges
+            // lie within them (chunk_bounds; the pool starts are the scan's,
+            // increasing up to pool_len); the caller synchronises (or
+            // settles) before `main` and `pool` go back to the core.
             unsafe {
                 check(
-                    sys::cuMemcpyDtoHAsync_v2(main.cast(), main_out, main_bytes, stream),
+                    sys::cuStreamWaitEvent(copy_stream, self.events[k].0, 0),
+                    abi::PLUGIN_E_OTHER,
+                    "cuStreamWaitEvent (copy-out)",
+                )?;
+                check(
+                    sys::cuMemcpyDtoHAsync_v2(
+                        main.add(first * abi::BUCKET_BYTES).cast(),
+                        main_out + (first * abi::BUCKET_BYTES) as u64,
+                        (end - first) * abi::BUCKET_BYTES,
+                        copy_stream,
+                    ),
                     abi::PLUGIN_E_COPY,
                     "cuMemcpyDtoHAsync (new buckets)",
                 )?;
-                if pool_bytes > 0 {
+                if pool_end > pool_first {
                     check(
-                        sys::cuMemcpyDtoHAsync_v2(pool.cast(), pool_out, pool_bytes, stream),
+                        sys::cuMemcpyDtoHAsync_v2(
+                            pool.add(pool_first * abi::BUCKET_BYTES).cast(),
+                            pool_out + (pool_first * abi::BUCKET_BYTES) as u64,
+                            (pool_end - pool_first) * abi::BUCKET_BYTES,
+                            copy_stream,
+                        ),
                         abi::PLUGIN_E_COPY,
                         "cuMemcpyDtoHAsync (new pool)",
                     )?;
                 }
-                check(
-                    sys::cuMemcpyDtoHAsync_v2(written.as_mut_ptr().cast(), sums, 32, stream),
-                    abi::PLUGIN_E_COPY,
-                    "cuMemcpyDtoHAsync (sums)",
-                )?;
             }
-            self.sync("fill")
-        };
-        let copied = copy();
-        for ptr in registered {
-            // SAFETY: registered above; the copies are complete or failed
-            // (the stream is synchronised, or the error is sticky).
-            unsafe { sys::cuMemHostUnregister(ptr.cast()) };
         }
-        copied?;
-        Ok(Checksum {
-            entries: written[0],
-            slot_sum: written[1],
-            frag_sum: written[2],
-            tophash_sum: written[3],
-        })
+        // SAFETY: `written` outlives the synchronisation (the caller's).
+        unsafe {
+            check(
+                sys::cuMemcpyDtoHAsync_v2(written.as_mut_ptr().cast(), sums, 32, stream),
+                abi::PLUGIN_E_COPY,
+                "cuMemcpyDtoHAsync (sums)",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_settings() {
+        let default = Transfer {
+            register: false,
+            chunks: 1,
+        };
+        assert_eq!(Transfer::parse(None, None), default);
+        assert_eq!(Transfer::parse(Some("0"), Some("x")), default);
+        assert_eq!(
+            Transfer::parse(Some("1"), Some(" 8 ")),
+            Transfer {
+                register: true,
+                chunks: 8
+            }
+        );
+        assert_eq!(Transfer::parse(None, Some("0")).chunks, 1);
+        assert_eq!(Transfer::parse(None, Some("1000")).chunks, MAX_CHUNKS);
+    }
+
+    #[test]
+    fn chunks_cover_the_buckets_in_order() {
+        assert_eq!(chunk_bounds(8, 1), vec![0, 8]);
+        assert_eq!(chunk_bounds(8, 3), vec![0, 2, 5, 8]);
+        // Never an empty chunk: at most one per bucket.
+        assert_eq!(chunk_bounds(2, 8), vec![0, 1, 2]);
+        assert_eq!(chunk_bounds(1, 64), vec![0, 1]);
+        for (buckets, chunks) in [(1u64 << 20, 7), (1000, 64), (5, 5)] {
+            let b = chunk_bounds(buckets, chunks);
+            assert_eq!((b[0], *b.last().unwrap()), (0, buckets));
+            assert!(b.windows(2).all(|w| w[0] < w[1]));
+        }
     }
 }

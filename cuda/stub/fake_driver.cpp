@@ -3,13 +3,28 @@
 // running the kernels of ../kernels/rehash.cu (compiled here for the host)
 // thread by thread, over the grid each launch asks for. With it, the plugin
 // built with CUDA runs its whole device path here: context, module, staging,
-// copies, every launch with its arguments as marshalled, the scan's levels and
-// the copy-out, which the emulated plugin (kernels/host.cpp) does not cover.
+// copies, every launch with its arguments as marshalled, the scan's levels,
+// the streams and events of the chunked copy-out, and the copy-out itself,
+// which the emulated plugin (kernels/host.cpp) does not cover.
+//
+// Streams are real queues, run late and in a random order: an async call
+// only enqueues (a launch copies its arguments' values, as the driver does);
+// the work runs when the host synchronises, the streams interleaved at random
+// (FAKE_CUDA_SEED), a wait on an event holding its stream until that event's
+// record has run. So a copy that is not ordered
+// after the kernel that writes its source (same stream, or an event between
+// streams) copies the 0xA5 of unwritten device memory, and a host that reads
+// a result before synchronising the stream that wrote it reads what was there
+// before: each ends in an image that differs from the reference.
 // Every other entry point of the stub's list returns CUDA_ERROR_STUB_LIBRARY.
 // `make cuda` builds it and runs gpu-equivalence and gpu-faults against it.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <vector>
 
 struct mc_dim3 {
   unsigned x, y, z;
@@ -41,20 +56,86 @@ static void apply_thread(void **p) {
 static void fill_thread(void **p) {
   mc_fill(*(const uint64_t **)p[0], *(const uint32_t **)p[1], *(uint32_t *)p[2],
           *(uint32_t *)p[3], *(const uint32_t **)p[4], *(uint64_t **)p[5], *(uint64_t **)p[6],
-          *(uint64_t *)p[7], *(unsigned long long **)p[8]);
+          *(uint64_t *)p[7], *(unsigned long long **)p[8], *(uint64_t *)p[9],
+          *(uint64_t *)p[10]);
 }
 
+// Each kernel's parameter sizes, in order (rehash.cu's signatures): what a
+// launch copies out of the host's argument pointers.
 struct Kernel {
   const char *name;
   Thread thread;
+  std::vector<size_t> params;
 };
-static Kernel kernels[] = {{"mc_count", count_thread},
-                           {"mc_scan_sums", sums_thread},
-                           {"mc_scan_apply", apply_thread},
-                           {"mc_fill", fill_thread}};
+static Kernel kernels[] = {
+    {"mc_count", count_thread, {8, 8, 4, 4, 8}},
+    {"mc_scan_sums", sums_thread, {8, 8, 8, 8, 8}},
+    {"mc_scan_apply", apply_thread, {8, 8, 8, 8, 8, 8}},
+    {"mc_fill", fill_thread, {8, 8, 4, 4, 8, 8, 8, 8, 8, 8, 8}}};
 static int module_token;
 static int context_token;
-static int stream_token;
+
+struct Event {
+  uint64_t recorded = 0;  // records enqueued
+  uint64_t reached = 0;   // records run
+};
+struct Op {
+  std::function<void()> work;  // empty for a wait
+  Event *wait_for = nullptr;
+  uint64_t until = 0;  // the wait ends once wait_for->reached >= until
+};
+struct Stream {
+  std::deque<Op> ops;
+};
+static std::vector<Stream *> streams;
+
+// The scheduler's choices: a xorshift seeded by FAKE_CUDA_SEED (default 1),
+// so that a run is reproducible and several seeds try several orders.
+static uint64_t rng_state;
+static uint64_t next_random() {
+  if (!rng_state) {
+    const char *seed = getenv("FAKE_CUDA_SEED");
+    rng_state = (seed ? strtoull(seed, nullptr, 10) : 1) * 0x9E3779B97F4A7C15ull | 1;
+  }
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+// Runs queued work until `target`'s queue is empty (every queue's, for
+// NULL): each step runs the first operation of a stream picked at random among
+// those that can make progress, so that other streams' work may run before
+// work queued earlier on this one (unless a wait orders it) and may still be
+// queued when this returns, as on a device. A wait on a record that never runs
+// is a hang on a real device: reported as an error.
+static bool idle(const Stream *target) {
+  for (Stream *s : streams)
+    if ((!target || s == target) && !s->ops.empty()) return false;
+  return true;
+}
+static CUresult drain(const Stream *target = nullptr) {
+  while (!idle(target)) {
+    std::vector<Stream *> ready;
+    for (Stream *s : streams) {
+      if (s->ops.empty()) continue;
+      const Op &op = s->ops.front();
+      if (!op.wait_for || op.wait_for->reached >= op.until) ready.push_back(s);
+    }
+    if (ready.empty()) return INVALID_VALUE;
+    Stream *s = ready[next_random() % ready.size()];
+    std::function<void()> work = std::move(s->ops.front().work);
+    s->ops.pop_front();
+    if (work) work();
+  }
+  return OK;
+}
+
+static CUresult enqueue(void *stream, std::function<void()> work) {
+  if (!stream) return INVALID_VALUE;  // the plugin uses its own streams only
+  static_cast<Stream *>(stream)->ops.push_back(Op{std::move(work), nullptr, 0});
+  return OK;
+}
 
 extern "C" {
 CUresult cuInit(unsigned) { return OK; }
@@ -97,11 +178,48 @@ CUresult cuModuleGetFunction(void **function, void *, const char *name) {
   return NOT_FOUND;
 }
 CUresult cuStreamCreateWithPriority(void **stream, unsigned, int) {
-  *stream = &stream_token;
+  Stream *s = new Stream;
+  streams.push_back(s);
+  *stream = s;
   return OK;
 }
-CUresult cuStreamDestroy_v2(void *) { return OK; }
-CUresult cuStreamSynchronize(void *) { return OK; }
+CUresult cuStreamDestroy_v2(void *stream) {
+  CUresult r = drain();
+  for (auto it = streams.begin(); it != streams.end(); ++it) {
+    if (*it == stream) {
+      streams.erase(it);
+      delete static_cast<Stream *>(stream);
+      return r;
+    }
+  }
+  return INVALID_VALUE;
+}
+// Runs the stream's work, and other streams' as the scheduler picks it (see
+// drain): what the host may read after it is what this stream wrote.
+CUresult cuStreamSynchronize(void *stream) {
+  if (!stream) return INVALID_VALUE;
+  return drain(static_cast<Stream *>(stream));
+}
+CUresult cuEventCreate(void **event, unsigned) {
+  *event = new Event;
+  return OK;
+}
+CUresult cuEventDestroy_v2(void *event) {
+  delete static_cast<Event *>(event);
+  return OK;
+}
+CUresult cuEventRecord(void *event, void *stream) {
+  Event *e = static_cast<Event *>(event);
+  e->recorded++;
+  return enqueue(stream, [e] { e->reached++; });
+}
+CUresult cuStreamWaitEvent(void *stream, void *event, unsigned) {
+  if (!stream) return INVALID_VALUE;
+  Event *e = static_cast<Event *>(event);
+  // Waits for the event's latest record at the time of the call, as CUDA does.
+  static_cast<Stream *>(stream)->ops.push_back(Op{nullptr, e, e->recorded});
+  return OK;
+}
 CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
   void *p = malloc(bytes ? bytes : 1);
   if (!p) return OUT_OF_MEMORY;
@@ -110,9 +228,12 @@ CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
   *ptr = (CUdeviceptr)p;
   return OK;
 }
+// Frees after the queued work, which may still use the memory (the driver's
+// cuMemFree synchronises too).
 CUresult cuMemFree_v2(CUdeviceptr ptr) {
+  CUresult r = drain();
   free((void *)ptr);
-  return OK;
+  return r;
 }
 CUresult cuMemAllocHost_v2(void **ptr, size_t bytes) {
   *ptr = malloc(bytes ? bytes : 1);
@@ -145,31 +266,38 @@ CUresult cuMemHostUnregister(void *ptr) {
   }
   return INVALID_VALUE;
 }
-CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t bytes, void *) {
-  memcpy((void *)dst, src, bytes);
-  return OK;
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t bytes, void *stream) {
+  return enqueue(stream, [=] { memcpy((void *)dst, src, bytes); });
 }
-CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t bytes, void *) {
-  memcpy(dst, (const void *)src, bytes);
-  return OK;
+CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t bytes, void *stream) {
+  return enqueue(stream, [=] { memcpy(dst, (const void *)src, bytes); });
 }
-CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t n, void *) {
-  memset((void *)dst, value, n);
-  return OK;
+CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t n, void *stream) {
+  return enqueue(stream, [=] { memset((void *)dst, value, n); });
 }
 CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
-                        unsigned by, unsigned bz, unsigned, void *, void **params, void **) {
+                        unsigned by, unsigned bz, unsigned, void *stream, void **params,
+                        void **) {
   if (gy != 1 || gz != 1 || by != 1 || bz != 1 || !params) return INVALID_VALUE;
-  Thread thread = static_cast<Kernel *>(function)->thread;
-  blockDim = {bx, 1, 1};
-  for (unsigned b = 0; b < gx; b++) {
-    blockIdx = {b, 0, 0};
-    for (unsigned t = 0; t < bx; t++) {
-      threadIdx = {t, 0, 0};
-      thread(params);
+  const Kernel *kernel = static_cast<Kernel *>(function);
+  // The arguments' values now, as the driver takes them: the host's
+  // variables may be gone when the kernel runs.
+  auto values = std::make_shared<std::vector<uint64_t>>(kernel->params.size(), 0);
+  for (size_t i = 0; i < kernel->params.size(); i++)
+    memcpy(&(*values)[i], params[i], kernel->params[i]);
+  Thread thread = kernel->thread;
+  return enqueue(stream, [=] {
+    std::vector<void *> args(values->size());
+    for (size_t i = 0; i < values->size(); i++) args[i] = &(*values)[i];
+    blockDim = {bx, 1, 1};
+    for (unsigned b = 0; b < gx; b++) {
+      blockIdx = {b, 0, 0};
+      for (unsigned t = 0; t < bx; t++) {
+        threadIdx = {t, 0, 0};
+        thread(args.data());
+      }
     }
-  }
-  return OK;
+  });
 }
 CUresult cuGetErrorName(CUresult, const char **name) {
   *name = "CUDA_ERROR_FAKE";

@@ -15,9 +15,11 @@ pub struct Options {
     /// Benchmark the GPU engine only (a second run with another plugin
     /// setting).
     pub gpu_only: bool,
+    /// Benchmark each copy-out choice too (`--transfers`, gpu-bench).
+    pub transfers: bool,
 }
 
-/// Parses `--plugin PATH`, `--no-driver`, `--gpu-only` and `--sizes N,N,...`
+/// Parses `--plugin PATH`, `--no-driver`, `--gpu-only`, `--transfers` and `--sizes N,N,...`
 /// (with `k` and `M` suffixes), with `default_sizes` when no sizes are given.
 pub fn options(default_sizes: &[usize]) -> Result<Options, String> {
     let mut options = Options {
@@ -28,6 +30,7 @@ pub fn options(default_sizes: &[usize]) -> Result<Options, String> {
         no_driver: false,
         sizes: default_sizes.to_vec(),
         gpu_only: false,
+        transfers: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -35,6 +38,7 @@ pub fn options(default_sizes: &[usize]) -> Result<Options, String> {
             "--plugin" => options.plugin = args.next().ok_or("--plugin needs a path")?.into(),
             "--no-driver" => options.no_driver = true,
             "--gpu-only" => options.gpu_only = true,
+            "--transfers" => options.transfers = true,
             "--sizes" => {
                 let list = args.next().ok_or("--sizes needs a list")?;
                 options.sizes = list.split(',').map(size).collect::<Result<_, _>>()?;

@@ -3,7 +3,10 @@
 //! parallel CPU engine on all cores, and the GPU engine end to end (staging,
 //! transfers, kernels, check). Wall time and host CPU time of each (best of
 //! three; the GPU's first rebuild, which allocates and pins its buffers, is
-//! reported apart), and the crossover that sets the default threshold.
+//! reported apart), and the crossover that sets the default threshold. Then,
+//! on the same tables, the GPU engine with each way of copying the image out
+//! (`TRANSFERS`: pageable or registered arrays, one copy or chunks overlapping
+//! the fill; see cuda/src/device.rs), the choice the issue asks to measure.
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +39,27 @@ fn best(
         });
     }
     Ok(best.unwrap())
+}
+
+/// The copy-out choices: a name and the plugin's settings for it (read by the
+/// plugin at each rebuild).
+const TRANSFERS: [(&str, &str, &str); 4] = [
+    ("pageable", "0", "1"),
+    ("registered", "1", "1"),
+    ("chunked(8)", "0", "8"),
+    ("registered+chunked(8)", "1", "8"),
+];
+
+/// The plugin's copy-out settings, in `TRANSFERS`' order.
+const TRANSFER_VARS: [&str; 2] = ["MAPCACHE_CUDA_REGISTER_OUTPUT", "MAPCACHE_CUDA_CHUNKS"];
+
+/// Sets the plugin's copy-out settings for the next rebuilds. Called between
+/// rebuilds, from the only thread that reads them (the parallel engine's
+/// threads are gone by then).
+fn set_transfer(values: &[&str; 2]) {
+    for (var, value) in TRANSFER_VARS.iter().zip(values) {
+        std::env::set_var(var, value);
+    }
 }
 
 fn ms(d: Duration) -> String {
@@ -87,6 +111,29 @@ fn main() {
                 best(runs, || time(&table, log2 + 1, Engine::Parallel(cores))),
             )
         };
+        // The GPU engine with each copy-out choice; then the environment as
+        // it was, for the main table's GPU column.
+        if gpu.is_ok() && options.transfers {
+            let saved = TRANSFER_VARS.map(|var| (var, std::env::var_os(var)));
+            for (name, register, chunks) in TRANSFERS {
+                set_transfer(&[register, chunks]);
+                let measured = best(runs, || {
+                    time(&table, log2 + 1, Engine::Gpu(Some(&options.plugin)))
+                });
+                let cell = match measured {
+                    Ok((w, c)) => format!("{} / {} ms", ms(w), ms(c)),
+                    Err(e) => e,
+                };
+                // Printed as it comes: a run cut short keeps what it measured.
+                println!("transfer {entries:>10} | {name:>22} | gpu wall/cpu {cell}");
+            }
+            for (var, value) in saved {
+                match value {
+                    Some(value) => std::env::set_var(var, value),
+                    None => std::env::remove_var(var),
+                }
+            }
+        }
         let (gpu_first, gpu_best) = match &gpu {
             Ok(_) => {
                 let first = time(&table, log2 + 1, Engine::Gpu(Some(&options.plugin)));
