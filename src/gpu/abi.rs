@@ -110,7 +110,8 @@ pub type StageFn = unsafe extern "C" fn(
     err_len: usize,
 ) -> i32;
 /// Copies the staged image in and counts: `*pool_len` receives the number of
-/// overflow buckets the new image needs.
+/// overflow buckets the new image needs. When it returns, success or not, the
+/// plugin no longer reads the staging memory (the core may write it again).
 pub type CountFn = unsafe extern "C" fn(
     ctx: *mut c_void,
     old_log2: u32,
@@ -121,7 +122,10 @@ pub type CountFn = unsafe extern "C" fn(
 ) -> i32;
 /// Builds the new image and copies it into `main` (`2^new_log2` buckets) and
 /// `pool` (`pool_len` buckets), both zeroed host memory of `BUCKET_BYTES` per
-/// bucket; `*sum` receives the checksum of what was written.
+/// bucket; `*sum` receives the checksum of what was written. When it returns,
+/// success or not, nothing of the plugin's writes `main` or `pool` any more:
+/// no copy is left queued (the core frees or reuses them, its CPU fallback
+/// included).
 pub type FillFn = unsafe extern "C" fn(
     ctx: *mut c_void,
     main: *mut u8,
