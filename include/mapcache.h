@@ -355,7 +355,8 @@ typedef struct mapcache_config {
     /**
      * GPU engine. The path of the plugin `libmapcache_cuda.so`, a
      * NUL-terminated string read during `mapcache_new` only; NULL = the
-     * plugin's file in the directory of `libmapcache.so`.
+     * plugin's file in the directory of `libmapcache.so` (of the program, for
+     * a program linked with `libmapcache.a`).
      */
     const char *gpu_plugin_path;
     /**

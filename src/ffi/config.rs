@@ -129,7 +129,8 @@ pub struct mapcache_config {
     pub gpu_threshold: u64,
     /// GPU engine. The path of the plugin `libmapcache_cuda.so`, a
     /// NUL-terminated string read during `mapcache_new` only; NULL = the
-    /// plugin's file in the directory of `libmapcache.so`.
+    /// plugin's file in the directory of `libmapcache.so` (of the program, for
+    /// a program linked with `libmapcache.a`).
     pub gpu_plugin_path: *const c_char,
     /// GPU engine. `MAPCACHE_GPU_AUTO` (0, the default), `MAPCACHE_GPU_OFF` (1)
     /// or `MAPCACHE_GPU_FORCE` (2). See `mapcache_gpu_status`.

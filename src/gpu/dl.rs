@@ -68,13 +68,39 @@ pub(crate) fn own_directory() -> Option<PathBuf> {
     // SAFETY: dladdr succeeded: dli_fname is a NUL-terminated path.
     let file = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy();
     let file = Path::new(file.as_ref());
-    let file = if file.is_absolute() || file.components().count() > 1 {
+    let file = if file.is_absolute() {
         file.to_path_buf()
     } else {
-        // A bare name is the main program's: the executable's path is known.
-        std::env::current_exe().ok()?
+        // A relative name is how the object was found, relative to a working
+        // directory that may have changed since, or a bare name: the main
+        // program's argv[0] in a program linked with libmapcache.a (run from
+        // PATH, "prog"; from its directory, "./prog"). The kernel knows the
+        // file each mapping came from.
+        let maps = std::fs::read_to_string("/proc/self/maps").ok();
+        match maps.and_then(|maps| mapped_file(&maps, address as usize)) {
+            Some(file) => file,
+            None if file.components().count() == 1 => std::env::current_exe().ok()?,
+            None => std::env::current_dir().ok()?.join(file),
+        }
     };
     file.parent().map(Path::to_path_buf)
+}
+
+/// The absolute path of the file mapped at `address`, from the text of
+/// `/proc/self/maps` (`start-end perms offset dev inode path`, hexadecimal
+/// addresses).
+fn mapped_file(maps: &str, address: usize) -> Option<PathBuf> {
+    maps.lines().find_map(|line| {
+        let mut fields = line.splitn(6, ' ');
+        let (start, end) = fields.next()?.split_once('-')?;
+        let start = usize::from_str_radix(start, 16).ok()?;
+        let end = usize::from_str_radix(end, 16).ok()?;
+        if !(start..end).contains(&address) {
+            return None;
+        }
+        let path = fields.nth(4)?.trim_start();
+        path.starts_with('/').then(|| PathBuf::from(path))
+    })
 }
 
 #[cfg(test)]
@@ -97,6 +123,34 @@ mod tests {
         let libc = Library::open("libc.so.6").unwrap();
         assert!(libc.symbol(b"malloc\0").is_ok());
         assert!(libc.symbol(b"mapcache_no_such_symbol\0").is_err());
+    }
+
+    #[test]
+    fn the_mapping_of_an_address_names_its_file() {
+        let maps = "\
+55d0c0a00000-55d0c0a20000 r--p 00000000 08:01 1234                       /opt/app/bin/prog
+55d0c0a20000-55d0c0b00000 r-xp 00020000 08:01 1234                       /opt/app/bin/prog
+7f0000000000-7f0000021000 rw-p 00000000 00:00 0 
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]
+7f1000000000-7f1000100000 r-xp 00000000 08:01 99                         /opt/my dir/libmapcache.so.3
+";
+        assert_eq!(
+            mapped_file(maps, 0x55d0c0a20010),
+            Some(PathBuf::from("/opt/app/bin/prog"))
+        );
+        // A path with a space in it, whole.
+        assert_eq!(
+            mapped_file(maps, 0x7f1000000100),
+            Some(PathBuf::from("/opt/my dir/libmapcache.so.3"))
+        );
+        // Anonymous and special mappings, and an address mapped by nothing.
+        assert_eq!(mapped_file(maps, 0x7f0000000010), None);
+        assert_eq!(mapped_file(maps, 0x7ffd00000010), None);
+        assert_eq!(mapped_file(maps, 0x10), None);
+        // This very code.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let exe = mapped_file(&maps, own_directory as *const c_void as usize).unwrap();
+        assert!(exe.is_absolute() && exe.is_file(), "{}", exe.display());
     }
 
     #[test]

@@ -17,7 +17,16 @@
 #    it, and says that it is not built otherwise (the core needs none). Step 1
 #    checks whichever is the case in this tree; the DESTDIR step installs a
 #    stand-in file named by CUDA_PLUGIN, so that the copy and its removal are
-#    checked without `make cuda`.
+#    checked without `make cuda`;
+# 7. the installed library finds its plugin where the header says (the
+#    directory of libmapcache.so) with no gpu_plugin_path: a C program against
+#    a prefix holding the plugin built without CUDA (its emulated device, which
+#    opens only with MAPCACHE_CUDA_EMULATE=1) and the stub driver as
+#    libcuda.so.1 (mk/cuda.mk, cuda-stub: C only, no CUDA) sees the GPU engine
+#    active with that file, sees it refuse to open without the variable, sees
+#    "plugin not found at <prefix>/lib/..." once it is removed, and "libcuda.so.1
+#    not found" without a driver; statically linked, the program looks beside
+#    itself, however it was started (./prog, from PATH, from elsewhere).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -125,6 +134,51 @@ grep -qx "prefix=/opt/mapcache" "$tmp/stage/opt/mapcache/lib/pkgconfig/mapcache.
 $MAKE -C "$ROOT" --no-print-directory uninstall DESTDIR="$tmp/stage" PREFIX=/opt/mapcache
 left=$(find "$tmp/stage" \( -type f -o -type l \))
 test -z "$left" || fail "uninstall (DESTDIR) left: $left"
+
+step "GPU plugin: found beside the installed libmapcache.so"
+$MAKE -C "$ROOT" --no-print-directory cuda-stub >/dev/null
+(cd "$ROOT" && cargo build --release --quiet -p mapcache-cuda)
+driver=$tmp/driver
+mkdir -p "$driver"
+cp "$ROOT/target/cuda/stub/lib64/libcuda.so" "$driver/libcuda.so.1"
+gpu_prefix=$tmp/gpu-prefix
+$MAKE -C "$ROOT" --no-print-directory install PREFIX="$gpu_prefix" \
+  CUDA_PLUGIN="$ROOT/target/release/libmapcache_cuda.so" >/dev/null 2>&1
+export PKG_CONFIG_PATH=$gpu_prefix/lib/pkgconfig
+work=$tmp/gpu
+mkdir -p "$work"
+cd "$work"
+cp "$HERE/gpu_status.c" .
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Werror -o gpu_status gpu_status.c $(pkg-config --cflags --libs mapcache)
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Werror -o gpu_status_static gpu_status.c \
+  $(pkg-config --cflags --libs --static --define-variable=libname=:libmapcache.a mapcache)
+expect() { # what, expected substring, output
+  echo "   $1: $3"
+  grep -qF -- "$2" <<<"$3" || fail "$1: expected \"$2\""
+}
+installed=$gpu_prefix/lib/libmapcache_cuda.so
+out=$(LD_LIBRARY_PATH=$gpu_prefix/lib:$driver MAPCACHE_CUDA_EMULATE=1 ./gpu_status)
+expect "plugin installed" "active=1 reason=active: mapcache-cuda (emulated device) ($installed)" "$out"
+out=$(LD_LIBRARY_PATH=$gpu_prefix/lib:$driver ./gpu_status)
+expect "plugin installed, emulation not allowed" "active=0 reason=no CUDA device: this libmapcache_cuda.so was built without CUDA" "$out"
+out=$(LD_LIBRARY_PATH=$gpu_prefix/lib ./gpu_status)
+expect "no driver" "active=0 reason=libcuda.so.1 not found" "$out"
+# Statically linked, the library is the program: the plugin beside it,
+# however the program was started (its directory, PATH, elsewhere).
+out=$(LD_LIBRARY_PATH=$driver MAPCACHE_CUDA_EMULATE=1 ./gpu_status_static)
+expect "static, as ./prog" "active=0 reason=plugin not found at $work/libmapcache_cuda.so" "$out"
+out=$(cd / && PATH=$work:$PATH LD_LIBRARY_PATH=$driver MAPCACHE_CUDA_EMULATE=1 gpu_status_static)
+expect "static, from PATH" "active=0 reason=plugin not found at $work/libmapcache_cuda.so" "$out"
+cp "$installed" "$work/"
+out=$(cd "$tmp" && LD_LIBRARY_PATH=$driver MAPCACHE_CUDA_EMULATE=1 ./gpu/gpu_status_static)
+expect "static, plugin beside it" "active=1 reason=active: mapcache-cuda (emulated device) ($work/libmapcache_cuda.so)" "$out"
+rm "$installed"
+out=$(LD_LIBRARY_PATH=$gpu_prefix/lib:$driver MAPCACHE_CUDA_EMULATE=1 ./gpu_status)
+expect "plugin removed" "active=0 reason=plugin not found at $installed" "$out"
+$MAKE -C "$ROOT" --no-print-directory uninstall PREFIX="$gpu_prefix" >/dev/null 2>&1
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 
 step "make uninstall PREFIX=$prefix"
 $MAKE -C "$ROOT" --no-print-directory uninstall PREFIX="$prefix"
