@@ -100,7 +100,11 @@ pub(crate) fn rehash(
 
 /// Writes `src`'s image into the staging memory: its buckets chain by chain and
 /// each chain's first record. Returns the source's checksum.
-fn pack(src: &Table, source: &mut [SourceBucket], starts: &mut [u32]) -> Result<Checksum, String> {
+pub(crate) fn pack(
+    src: &Table,
+    source: &mut [SourceBucket],
+    starts: &mut [u32],
+) -> Result<Checksum, String> {
     if source.len() > u32::MAX as usize {
         return Err(format!(
             "GPU staging: {} buckets are too many",

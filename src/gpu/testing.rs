@@ -181,6 +181,26 @@ pub fn rebuild(
     Ok(Rebuilt(rebuilt))
 }
 
+/// Host staging memory for [`pack`], reused across calls as the plugin's
+/// pinned buffers are.
+#[derive(Default)]
+pub struct Staging {
+    source: Vec<super::abi::SourceBucket>,
+    starts: Vec<u32>,
+}
+
+/// Packs `table`'s source image into `staging`, as the GPU engine's first step
+/// does into the plugin's pinned memory (host CPU work of every GPU rebuild,
+/// which the benchmark reports apart). Returns the records packed.
+pub fn pack(table: &SyntheticTable, staging: &mut Staging) -> Result<usize, String> {
+    let table = &table.0;
+    let chains = table.buckets().len();
+    let sources = chains + table.overflow_count();
+    staging.source.resize(sources, Default::default());
+    staging.starts.resize(chains + 1, 0);
+    super::job::pack(table, &mut staging.source, &mut staging.starts).map(|_| sources)
+}
+
 /// The image of `table` rebuilt by the reference engine.
 pub fn reference_image(table: &SyntheticTable, new_log2: u32) -> Result<Vec<u8>, String> {
     rebuild(table, new_log2, Engine::Single).map(|r| r.image())

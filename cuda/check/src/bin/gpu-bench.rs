@@ -102,6 +102,23 @@ fn main() {
             }
         };
         let runs = if entries >= 32 << 20 { 2 } else { 3 };
+        // The host's share of a GPU rebuild that no transfer choice changes:
+        // packing the source image (a single-threaded pass over the old chains).
+        let mut staging = testing::Staging::default();
+        let pack = best(runs, || {
+            let (wall, cpu) = (Instant::now(), cpu_time());
+            testing::pack(&table, &mut staging)?;
+            Ok((wall.elapsed(), cpu_time() - cpu))
+        });
+        drop(staging);
+        match &pack {
+            Ok((w, c)) => println!(
+                "pack {entries:>10} | host pack of the source image {} / {} ms",
+                ms(*w),
+                ms(*c)
+            ),
+            Err(e) => println!("pack {entries:>10} | {e}"),
+        }
         let skipped = || Err::<(Duration, Duration), String>("skipped".into());
         let (single, parallel) = if options.gpu_only {
             (skipped(), skipped())
