@@ -190,7 +190,7 @@ type Config struct {
 	GPUThreshold uint64
 	// GPUPlugin is the path of the plugin libmapcache_cuda.so; "" = the
 	// plugin's file beside libmapcache.so (or beside the program when the
-	// library is linked statically).
+	// library is linked statically). A NUL byte in it is ErrInvalidConfig.
 	GPUPlugin string
 }
 
