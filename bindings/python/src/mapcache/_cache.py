@@ -67,6 +67,7 @@ from ._in_call import call_here
 from ._errors import (
     CacheClosedError,
     InvalidArgumentError,
+    InvalidConfigError,
     LoaderError,
     MapCacheError,
     error_for_status,
@@ -465,11 +466,16 @@ def _c_config(config: Dict[str, Any]) -> "_lib.mapcache_config":
     cfg.gpu_threshold = _uint("gpu_threshold", config["gpu_threshold"], 64)
     gpu_plugin = config["gpu_plugin"]
     if gpu_plugin is not None:
-        if not isinstance(gpu_plugin, (str, os.PathLike)):
-            raise TypeError(f"gpu_plugin must be a path, not {type(gpu_plugin).__name__}")
+        if not isinstance(gpu_plugin, (str, bytes, os.PathLike)):
+            raise TypeError(f"gpu_plugin must be a path (str, bytes or os.PathLike), "
+                            f"not {type(gpu_plugin).__name__}")
+        raw = os.fsencode(gpu_plugin)
+        if b"\0" in raw:
+            # The library would read the path only up to the NUL: another file.
+            raise InvalidConfigError(f"gpu_plugin must not contain a NUL byte: {gpu_plugin!r}")
         # Kept alive by cfg (ctypes keeps the bytes) until mapcache_new, which
         # copies it.
-        cfg.gpu_plugin_path = os.fsencode(gpu_plugin)
+        cfg.gpu_plugin_path = raw
     return cfg
 
 
@@ -516,7 +522,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             :func:`mapcache.gpu_status`.
         gpu_threshold: the smallest table, in entries it is sized for, rebuilt
             on the GPU (0: the library's default).
-        gpu_plugin: the plugin's path (``None``: beside the library).
+        gpu_plugin: the plugin's path, a ``str``, ``bytes`` or
+            ``os.PathLike`` (``None``: beside the library); a NUL byte in it
+            raises :class:`InvalidConfigError`.
 
     Raises:
         TypeError: an unknown keyword or an argument of the wrong type.
@@ -552,7 +560,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         manual_clock: bool = False,
         gpu: str = "auto",
         gpu_threshold: int = 0,
-        gpu_plugin: Optional[str] = None,
+        gpu_plugin: Optional[PathLike] = None,
     ) -> None:
         self._init_closed()
         config: Dict[str, Any] = {
