@@ -529,6 +529,11 @@ func (c *Cache) Contains(key []byte) (bool, error) {
 // closed, and in Exclusive mode when another goroutine's write is in flight
 // (a misuse, reported by LenErr as ErrConcurrentReadWrite). Use LenErr to see
 // errors.
+//
+// Entries whose time to live has run out are counted until the library
+// removes them (a lookup that finds one removes it), although no call returns
+// them: after a TTL expires, Len may exceed the number of entries Range
+// yields (Stats.Entries counts the same way).
 func (c *Cache) Len() int {
 	n, _ := c.LenErr()
 	return n

@@ -1101,6 +1101,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     def __len__(self) -> int:
         """The number of entries (a moment's count under concurrent writes).
 
+        Entries whose TTL has run out are counted until the library removes
+        them (a lookup that finds one removes it), although no call returns
+        them: after a TTL expires, ``len(cache)`` may exceed
+        ``len(list(cache))`` (``stats().entries`` counts the same way).
+
         In ``mode="exclusive"`` it is a read like ``get``: it raises
         :class:`ConcurrentReadWriteError` when another thread's write is in flight.
         """
