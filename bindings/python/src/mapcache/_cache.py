@@ -61,7 +61,7 @@ from typing import (
     Union,
 )
 
-from . import _lib, _load, _snapshot
+from . import _lib, _load, _shutdown, _snapshot
 from ._bytes import as_bytes
 from ._in_call import call_here
 from ._errors import (
@@ -829,6 +829,13 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         :class:`InvalidArgumentError`); a ``get_or_load`` of the same key from
         inside it (on its thread) raises :class:`InvalidArgumentError` rather
         than wait for itself.
+
+        At interpreter exit, calls still in flight on other (daemon) threads
+        are waited for (at most ``mapcache._shutdown.GRACE``, 30 s) before
+        finalization starts; meanwhile a loader that has not started yet
+        fails with RuntimeError instead of running, and a new call from
+        another thread blocks for good (a daemon thread's loader woken during
+        finalization would otherwise abort the process).
         """
         if key.__class__ is not bytes:
             key = _key(key)
@@ -840,7 +847,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         try:
             ctx = _load.register(loader, key, failures, h.value or 0 if h is not None else 0)
             try:
-                return self._get_or_load(key, ctx, failures)
+                _shutdown.enter()  # a loader must not run once the interpreter is finalizing
+                try:
+                    return self._get_or_load(key, ctx, failures)
+                finally:
+                    _shutdown.leave()
             finally:
                 _load.unregister(ctx)
         finally:
@@ -923,7 +934,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         save itself failed too, the save's error is raised, with the
         callback's exception as its ``__context__``. A KeyboardInterrupt
         during a save is raised in the callback and so likewise ends the call
-        only once the file is complete.
+        only once the file is complete. At interpreter exit, saves with a
+        ``progress`` still in flight on other (daemon) threads are waited for
+        (their further progress calls skipped) before finalization starts;
+        a new one from another thread blocks for good (see
+        :meth:`get_or_load`).
 
         Thread-safety: any thread, concurrently with any other call on the
         cache; several saves may run at once (to one path: the last rename
