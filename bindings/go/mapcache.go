@@ -152,7 +152,7 @@ const (
 // MaxEntries; a small cache has one), and a MaxEntries below an explicit
 // Shards is ErrInvalidConfig.
 type Config struct {
-	InitialCapacity uint64       // entries to size for up front; 0 = grow from small
+	InitialCapacity uint64       // entries to size for up front; 0 = grow from small; at most 1<<30 (more is ErrInvalidConfig)
 	Shards          uint32       // 0 = automatic; else a power of two, at most 65536
 	Mode            Mode         // Concurrent or Exclusive
 	MisusePolicy    MisusePolicy // Exclusive mode only (MisuseAbort in Concurrent mode is ErrInvalidConfig)
