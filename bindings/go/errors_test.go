@@ -147,6 +147,28 @@ func TestCloseInsideRange(t *testing.T) {
 	}
 }
 
+// A Close inside the callback of a Range whose entries all came in one batch
+// (the library's iterator already done): Range returned nil, as if it had
+// completed, and went on calling fn for the rest of the batch.
+func TestCloseInsideRangeOfOneBatch(t *testing.T) {
+	c, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		c.SetString(k, "v")
+	}
+	n := 0
+	err = c.Range(func(k, v []byte) bool {
+		n++
+		c.Close()
+		return true
+	})
+	if !errors.Is(err, ErrClosed) || n != 1 {
+		t.Fatalf("Range with Close in its first call = %v after %d calls; want ErrClosed after 1", err, n)
+	}
+}
+
 func TestErrKeyTooLong(t *testing.T) {
 	c := newCache(t, Config{})
 	long := make([]byte, MaxKeyLen+1)

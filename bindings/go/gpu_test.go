@@ -104,3 +104,24 @@ func TestGPUForceWithoutAnEngineIsErrGPU(t *testing.T) {
 		t.Errorf("GPUForce: %#v, want only ErrGPU and the library's reason", e)
 	}
 }
+
+// A plugin path with a NUL byte: C saw the path cut at the NUL, naming
+// another file ("/nonexistent/a.so" for the second), and New went on with
+// it. It is ErrInvalidConfig, from New and Load alike.
+func TestGPUPluginPathWithNULIsErrInvalidConfig(t *testing.T) {
+	for _, cfg := range []Config{
+		{GPUPlugin: "\x00/evil/libmapcache_cuda.so"},
+		{GPU: GPUForce, GPUPlugin: "/nonexistent/a.so\x00b"},
+	} {
+		c, err := New(cfg)
+		if err == nil {
+			c.Close()
+		}
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("New(GPUPlugin %q) = %v, want ErrInvalidConfig", cfg.GPUPlugin, err)
+		}
+		if _, err := Load("/nonexistent.snap", cfg); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("Load(GPUPlugin %q) = %v, want ErrInvalidConfig", cfg.GPUPlugin, err)
+		}
+	}
+}

@@ -16,8 +16,8 @@ const (
 // Range calls fn for each entry until fn returns false. It is weakly
 // consistent: an entry present for the whole iteration is seen exactly once,
 // no key twice; entries written during the iteration may or may not be seen.
-// fn may call any method of the cache, including writes and Close (after
-// which Range returns ErrClosed).
+// fn may call any method of the cache, including writes and Close: after
+// Close, fn is not called again and Range returns ErrClosed.
 //
 // Entries are copied out up to 512 (16 KiB) per library call, and fn runs
 // between calls. The library reads the map one bucket chain at a time (a
@@ -67,6 +67,12 @@ func (c *Cache) Range(fn func(key, value []byte) bool) error {
 			off += kl + vl
 			if !fn(k, v) {
 				return nil
+			}
+			// fn (or another goroutine) may have closed the cache: stop
+			// here, with ErrClosed, rather than hand fn the rest of this
+			// batch or end as if the iteration had completed.
+			if co.state.Load()&closedBit != 0 {
+				return closedErr(op)
 			}
 		}
 		if r.flag {

@@ -152,7 +152,7 @@ const (
 // MaxEntries; a small cache has one), and a MaxEntries below an explicit
 // Shards is ErrInvalidConfig.
 type Config struct {
-	InitialCapacity uint64       // entries to size for up front; 0 = grow from small
+	InitialCapacity uint64       // entries to size for up front; 0 = grow from small; at most 1<<30 (more is ErrInvalidConfig)
 	Shards          uint32       // 0 = automatic; else a power of two, at most 65536
 	Mode            Mode         // Concurrent or Exclusive
 	MisusePolicy    MisusePolicy // Exclusive mode only (MisuseAbort in Concurrent mode is ErrInvalidConfig)
@@ -190,7 +190,7 @@ type Config struct {
 	GPUThreshold uint64
 	// GPUPlugin is the path of the plugin libmapcache_cuda.so; "" = the
 	// plugin's file beside libmapcache.so (or beside the program when the
-	// library is linked statically).
+	// library is linked statically). A NUL byte in it is ErrInvalidConfig.
 	GPUPlugin string
 }
 
@@ -529,6 +529,11 @@ func (c *Cache) Contains(key []byte) (bool, error) {
 // closed, and in Exclusive mode when another goroutine's write is in flight
 // (a misuse, reported by LenErr as ErrConcurrentReadWrite). Use LenErr to see
 // errors.
+//
+// Entries whose time to live has run out are counted until the library
+// removes them (a lookup that finds one removes it), although no call returns
+// them: after a TTL expires, Len may exceed the number of entries Range
+// yields (Stats.Entries counts the same way).
 func (c *Cache) Len() int {
 	n, _ := c.LenErr()
 	return n

@@ -2,6 +2,7 @@ package mapcache
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -32,6 +33,9 @@ func checkCacheConfig(op string, cfg Config) error {
 		return bad(fmt.Sprintf("MaxBytes %d is negative (0 = no bound)", cfg.MaxBytes))
 	case cfg.DefaultTTL < 0:
 		return bad(fmt.Sprintf("DefaultTTL %v is negative (0 = entries never expire)", cfg.DefaultTTL))
+	case strings.IndexByte(cfg.GPUPlugin, 0) >= 0:
+		// A C string ends at the first NUL: the library would load another file.
+		return bad(fmt.Sprintf("GPUPlugin %q contains a NUL byte", cfg.GPUPlugin))
 	}
 	return nil
 }

@@ -73,3 +73,36 @@ def test_a_configured_plugin_path_is_used():
 def test_bad_gpu_arguments(kwargs):
     with pytest.raises((TypeError, ValueError)):
         mapcache.Cache(**kwargs)
+
+
+@pytest.mark.parametrize("path", ["\0/evil/libmapcache_cuda.so", "/nonexistent/a.so\0b", b"/nonexistent/a.so\0b"])
+def test_a_plugin_path_with_nul_is_refused(path, tmp_path):
+    # The library would read the path only up to the NUL, naming another
+    # file: the constructor and load refuse it, before the library sees it.
+    with pytest.raises(mapcache.InvalidConfigError, match="NUL"):
+        mapcache.Cache(gpu_plugin=path)
+    with pytest.raises(mapcache.InvalidConfigError, match="NUL"):
+        mapcache.Cache(gpu="force", gpu_plugin=path)
+    snap = tmp_path / "s.snap"
+    with mapcache.Cache() as c:
+        c.save(snap)
+    with pytest.raises(mapcache.InvalidConfigError, match="NUL"):
+        mapcache.Cache.load(snap, gpu_plugin=path)
+
+
+def test_a_plugin_path_may_be_bytes_or_pathlike(tmp_path):
+    # Paths are str, bytes or os.PathLike, as for save() and load().
+    missing = tmp_path / "libmapcache_cuda.so"
+    for path in (missing, bytes(missing), str(missing)):
+        with mapcache.Cache(gpu_plugin=path, gpu_threshold=1) as c:
+            assert c.config["gpu_plugin"] == path
+            for i in range(5000):
+                c[f"k{i}"] = b"v"
+            s = mapcache.gpu_status(c)
+            assert s.reason.startswith("libcuda.so.1 not found") or s.reason == f"plugin not found at {missing}", s.reason
+
+
+@pytest.mark.parametrize("arg", [None, object(), {}])
+def test_gpu_status_of_something_else_is_a_type_error(arg):
+    with pytest.raises(TypeError, match="Cache"):
+        mapcache.gpu_status(arg)

@@ -61,12 +61,13 @@ from typing import (
     Union,
 )
 
-from . import _lib, _load, _snapshot
+from . import _lib, _load, _shutdown, _snapshot
 from ._bytes import as_bytes
 from ._in_call import call_here
 from ._errors import (
     CacheClosedError,
     InvalidArgumentError,
+    InvalidConfigError,
     LoaderError,
     MapCacheError,
     error_for_status,
@@ -465,11 +466,16 @@ def _c_config(config: Dict[str, Any]) -> "_lib.mapcache_config":
     cfg.gpu_threshold = _uint("gpu_threshold", config["gpu_threshold"], 64)
     gpu_plugin = config["gpu_plugin"]
     if gpu_plugin is not None:
-        if not isinstance(gpu_plugin, (str, os.PathLike)):
-            raise TypeError(f"gpu_plugin must be a path, not {type(gpu_plugin).__name__}")
+        if not isinstance(gpu_plugin, (str, bytes, os.PathLike)):
+            raise TypeError(f"gpu_plugin must be a path (str, bytes or os.PathLike), "
+                            f"not {type(gpu_plugin).__name__}")
+        raw = os.fsencode(gpu_plugin)
+        if b"\0" in raw:
+            # The library would read the path only up to the NUL: another file.
+            raise InvalidConfigError(f"gpu_plugin must not contain a NUL byte: {gpu_plugin!r}")
         # Kept alive by cfg (ctypes keeps the bytes) until mapcache_new, which
         # copies it.
-        cfg.gpu_plugin_path = os.fsencode(gpu_plugin)
+        cfg.gpu_plugin_path = raw
     return cfg
 
 
@@ -516,7 +522,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             :func:`mapcache.gpu_status`.
         gpu_threshold: the smallest table, in entries it is sized for, rebuilt
             on the GPU (0: the library's default).
-        gpu_plugin: the plugin's path (``None``: beside the library).
+        gpu_plugin: the plugin's path, a ``str``, ``bytes`` or
+            ``os.PathLike`` (``None``: beside the library); a NUL byte in it
+            raises :class:`InvalidConfigError`.
 
     Raises:
         TypeError: an unknown keyword or an argument of the wrong type.
@@ -552,7 +560,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         manual_clock: bool = False,
         gpu: str = "auto",
         gpu_threshold: int = 0,
-        gpu_plugin: Optional[str] = None,
+        gpu_plugin: Optional[PathLike] = None,
     ) -> None:
         self._init_closed()
         config: Dict[str, Any] = {
@@ -821,6 +829,13 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         :class:`InvalidArgumentError`); a ``get_or_load`` of the same key from
         inside it (on its thread) raises :class:`InvalidArgumentError` rather
         than wait for itself.
+
+        At interpreter exit, calls still in flight on other (daemon) threads
+        are waited for (at most ``mapcache._shutdown.GRACE``, 30 s) before
+        finalization starts; meanwhile a loader that has not started yet
+        fails with RuntimeError instead of running, and a new call from
+        another thread blocks for good (a daemon thread's loader woken during
+        finalization would otherwise abort the process).
         """
         if key.__class__ is not bytes:
             key = _key(key)
@@ -832,7 +847,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         try:
             ctx = _load.register(loader, key, failures, h.value or 0 if h is not None else 0)
             try:
-                return self._get_or_load(key, ctx, failures)
+                _shutdown.enter()  # a loader must not run once the interpreter is finalizing
+                try:
+                    return self._get_or_load(key, ctx, failures)
+                finally:
+                    _shutdown.leave()
             finally:
                 _load.unregister(ctx)
         finally:
@@ -915,7 +934,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         save itself failed too, the save's error is raised, with the
         callback's exception as its ``__context__``. A KeyboardInterrupt
         during a save is raised in the callback and so likewise ends the call
-        only once the file is complete.
+        only once the file is complete. At interpreter exit, saves with a
+        ``progress`` still in flight on other (daemon) threads are waited for
+        (their further progress calls skipped) before finalization starts;
+        a new one from another thread blocks for good (see
+        :meth:`get_or_load`).
 
         Thread-safety: any thread, concurrently with any other call on the
         cache; several saves may run at once (to one path: the last rename
@@ -1092,6 +1115,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
     def __len__(self) -> int:
         """The number of entries (a moment's count under concurrent writes).
+
+        Entries whose TTL has run out are counted until the library removes
+        them (a lookup that finds one removes it), although no call returns
+        them: after a TTL expires, ``len(cache)`` may exceed
+        ``len(list(cache))`` (``stats().entries`` counts the same way).
 
         In ``mode="exclusive"`` it is a read like ``get``: it raises
         :class:`ConcurrentReadWriteError` when another thread's write is in flight.

@@ -76,6 +76,8 @@ def gpu_status(cache: Cache) -> GpuStatus:
     this loads the engine if no rebuild has yet (once per process; a failure is
     kept and not retried). An unavailable engine is not an error: the cache
     rebuilds on the CPU. Raises :class:`CacheClosedError` on a closed cache."""
+    if not isinstance(cache, Cache):
+        raise TypeError(f"gpu_status() takes a mapcache.Cache, not {type(cache).__name__}")
     if _gpu_status is None:
         raise MapCacheError(f"{_lib.LIBRARY_PATH} predates the GPU engine (no mapcache_gpu_status)")
     info = mapcache_gpu_info()

@@ -24,7 +24,7 @@ import itertools
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import _lib
+from . import _lib, _shutdown
 from ._bytes import as_bytes
 from ._errors import error_for_status
 from ._in_call import InCall
@@ -116,6 +116,8 @@ def _run(ctx: Optional[int], key: Optional[int], key_len: int, result: Optional[
         return UNRECORDED
     loader, k, failures, handle = call
     try:
+        if not _shutdown.callbacks_allowed():  # exiting: end the call soon (see _shutdown)
+            raise RuntimeError(_shutdown.SHUTTING_DOWN)
         # Marked for close(), which must not free the cache under its load.
         with InCall(handle, "a get_or_load loader"):
             value = loader()

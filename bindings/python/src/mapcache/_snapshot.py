@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Union
 
-from . import _lib
+from . import _lib, _shutdown
 from ._in_call import InCall
 from ._errors import (
     CorruptSnapshotError,
@@ -123,6 +123,8 @@ def _run(ctx: Optional[int], bytes_written: int) -> None:
     call = _calls.get(ctx or 0)
     if call is None or call[1]:  # none registered (cannot happen), or it raised already
         return
+    if not _shutdown.callbacks_allowed():  # exiting: let the save end soon (see _shutdown)
+        return
     try:
         call[0](bytes_written)
     except BaseException as exc:  # raised by the save once it returns
@@ -161,9 +163,13 @@ class Progress:
         return self._raised[0] if self._raised else None
 
     def __enter__(self) -> "Progress":
+        if self.ctx:
+            _shutdown.enter()  # a progress call must not run once the interpreter is finalizing
         self._in_call.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._in_call.__exit__()
         _calls.pop(self.ctx, None)
+        if self.ctx:
+            _shutdown.leave()
