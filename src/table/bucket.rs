@@ -126,6 +126,24 @@ pub(crate) fn prefetch(bucket: *const Bucket) {
     let _ = bucket;
 }
 
+/// Starts loading every cache line of `bucket` (112 bytes span two or three),
+/// which may be null or dangle (as for [`prefetch`]): for a pass that reads
+/// whole buckets, the GPU engine's pack of the source image.
+#[inline(always)]
+pub(crate) fn prefetch_whole(bucket: *const Bucket) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetches have no preconditions (see `prefetch`).
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let start = bucket.cast::<i8>();
+        _mm_prefetch::<_MM_HINT_T0>(start);
+        _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(64));
+        _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(std::mem::size_of::<Bucket>() - 1));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bucket;
+}
+
 /// Starts loading the cache line at `at`, which may dangle (computed with
 /// `wrapping_add`, never dereferenced): for the policy's replay of a batch of
 /// hits, which fetches every node and sketch block of the batch before it
