@@ -328,7 +328,8 @@ typedef struct mapcache_config {
      * footprint (its memory block, its share of the bucket slots and its policy
      * metadata); 0 = no bound. The cache never holds more than this plus one
      * entry per shard; an entry larger than a shard's share is refused with
-     * `MAPCACHE_E_TOO_LARGE`.
+     * `MAPCACHE_E_TOO_LARGE`. A share smaller than the smallest entry's charge
+     * (an empty key and value) is `MAPCACHE_E_INVALID_CONFIG`.
      */
     uint64_t max_bytes;
     /**
@@ -876,7 +877,9 @@ mapcache_status mapcache_config_init(struct mapcache_config *cfg,
  *   `rehash_engine`, `clock`, `gpu_mode` not one of their constants,
  *   `reserved` or `reserved2` not 0, `shards` not 0 or a power of two at most
  *   65536, `initial_capacity` too large, an explicit `shards` larger than a
- *   non-zero `max_entries`, `gpu_plugin_path` empty or longer than
+ *   non-zero `max_entries`, a non-zero `max_bytes` whose share per shard is
+ *   less than the charge of the smallest entry (an empty key and value; the
+ *   message gives both numbers), `gpu_plugin_path` empty or longer than
  *   `MAPCACHE_MAX_PLUGIN_PATH`); the message names the field.
  * - `MAPCACHE_E_GPU`: `gpu_mode` is `MAPCACHE_GPU_FORCE` and the GPU engine
  *   cannot be loaded (the message says why: no driver, no device, no plugin).
@@ -1499,7 +1502,7 @@ mapcache_status mapcache_stats_get(mapcache_t *cache,
  * Returns:
  * - `MAPCACHE_OK`.
  * - `MAPCACHE_E_INVALID_ARG`: `cache` or `path` NULL, `path` empty or naming
- *   no file (e.g. ending in `/..`), or `report->struct_size` out of range (see
+ *   no file (`/`, or ending in `/`, `/.` or `/..`), or `report->struct_size` out of range (see
  *   `mapcache_stats_get`; nothing was saved).
  * - `MAPCACHE_E_IO`: a file operation failed (creating the temporary file,
  *   writing, fsync, rename, fsync of the directory; e.g. a read-only or full
@@ -1552,8 +1555,12 @@ mapcache_status mapcache_save(mapcache_t *cache,
  * - `MAPCACHE_E_IO`: the file could not be opened, locked or mapped (e.g.
  *   it does not exist: errno `ENOENT`); the message names the step and the
  *   path, `report->os_errno` holds the errno.
- * - `MAPCACHE_E_INVALID_CONFIG`, `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INTERNAL`:
- *   as `mapcache_new`.
+ * - `MAPCACHE_E_INVALID_CONFIG`, `MAPCACHE_E_GPU`, `MAPCACHE_E_NO_MEMORY`,
+ *   `MAPCACHE_E_INTERNAL`: as `mapcache_new`.
+ *
+ * `path` is opened as open(2) opens it, so a path naming a FIFO blocks until
+ * another process opens it for writing (and what it reads is then no
+ * snapshot: `MAPCACHE_E_CORRUPT`); pass a regular file.
  *
  * # Safety
  * `path` must be NULL or a NUL-terminated string; `cfg` as for `mapcache_new`;
@@ -1855,7 +1862,10 @@ mapcache_status mapcache_set_thread_label(const char *label);
  * (`MAPCACHE_E_CONCURRENT_WRITE`: `concurrent map writes: 'B' collided with a
  * write in progress by 'A'`; `MAPCACHE_E_CONCURRENT_READ_WRITE`: `concurrent map
  * read and map write: 'B' collided with a write in progress by 'A'`) and
- * allocation failures (`out of memory allocating N bytes`). A batch that returns
+ * allocation failures (`out of memory allocating N bytes`), and so are the
+ * snapshot and GPU failures, which start with the step that failed
+ * (`snapshot open of <path>: ...`, `corrupt snapshot at byte offset N: ...`,
+ * `GPU engine (gpu = force): ...`). A batch that returns
  * `MAPCACHE_OK` with per-key errors leaves the message of its first failing key
  * (which key failed how is in its `out_statuses`).
  *

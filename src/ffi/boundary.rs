@@ -65,12 +65,27 @@ impl Fail {
 }
 
 impl From<crate::Error> for Fail {
+    /// The header's one rule for messages: a message about the call's
+    /// arguments starts with the function's name (and, in a batch, the key's
+    /// index), while the core's own reports (misuse, out of memory, and the
+    /// snapshot, loader and GPU failures, which name their step) keep their
+    /// text. The core's argument errors are of the first kind: an out-of-range
+    /// config field (named as the host's `cfg->` field), an invalid argument
+    /// (a save path naming no file, a loader asking for its own key), and an
+    /// entry too large for a bounded cache.
     #[cold]
     fn from(e: crate::Error) -> Fail {
+        let status = status::of_error(&e);
+        let (message, prefixed) = match e {
+            crate::Error::InvalidConfig(m) => (format!("cfg->{m}"), true),
+            crate::Error::InvalidArgument(m) => (m, true),
+            e @ crate::Error::TooLarge { .. } => (e.to_string(), true),
+            e => (e.to_string(), false),
+        };
         Fail {
-            status: status::of_error(&e),
-            message: Cow::Owned(e.to_string()),
-            prefixed: false,
+            status,
+            message: Cow::Owned(message),
+            prefixed,
         }
     }
 }

@@ -112,7 +112,8 @@ pub struct mapcache_config {
     /// footprint (its memory block, its share of the bucket slots and its policy
     /// metadata); 0 = no bound. The cache never holds more than this plus one
     /// entry per shard; an entry larger than a shard's share is refused with
-    /// `MAPCACHE_E_TOO_LARGE`.
+    /// `MAPCACHE_E_TOO_LARGE`. A share smaller than the smallest entry's charge
+    /// (an empty key and value) is `MAPCACHE_E_INVALID_CONFIG`.
     pub max_bytes: u64,
     /// ABI 3. Time-to-live, in milliseconds, of entries written without one of
     /// their own (every write but `mapcache_put_ttl`, loads included); 0 = they

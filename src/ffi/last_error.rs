@@ -40,7 +40,10 @@ pub(crate) fn set(message: String) {
 /// (`MAPCACHE_E_CONCURRENT_WRITE`: `concurrent map writes: 'B' collided with a
 /// write in progress by 'A'`; `MAPCACHE_E_CONCURRENT_READ_WRITE`: `concurrent map
 /// read and map write: 'B' collided with a write in progress by 'A'`) and
-/// allocation failures (`out of memory allocating N bytes`). A batch that returns
+/// allocation failures (`out of memory allocating N bytes`), and so are the
+/// snapshot and GPU failures, which start with the step that failed
+/// (`snapshot open of <path>: ...`, `corrupt snapshot at byte offset N: ...`,
+/// `GPU engine (gpu = force): ...`). A batch that returns
 /// `MAPCACHE_OK` with per-key errors leaves the message of its first failing key
 /// (which key failed how is in its `out_statuses`).
 ///

@@ -143,7 +143,7 @@ const _: () = assert!(LOAD_V1_SIZE == 72);
 /// Returns:
 /// - `MAPCACHE_OK`.
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` or `path` NULL, `path` empty or naming
-///   no file (e.g. ending in `/..`), or `report->struct_size` out of range (see
+///   no file (`/`, or ending in `/`, `/.` or `/..`), or `report->struct_size` out of range (see
 ///   `mapcache_stats_get`; nothing was saved).
 /// - `MAPCACHE_E_IO`: a file operation failed (creating the temporary file,
 ///   writing, fsync, rename, fsync of the directory; e.g. a read-only or full
@@ -230,8 +230,12 @@ pub unsafe extern "C" fn mapcache_save(
 /// - `MAPCACHE_E_IO`: the file could not be opened, locked or mapped (e.g.
 ///   it does not exist: errno `ENOENT`); the message names the step and the
 ///   path, `report->os_errno` holds the errno.
-/// - `MAPCACHE_E_INVALID_CONFIG`, `MAPCACHE_E_NO_MEMORY`, `MAPCACHE_E_INTERNAL`:
-///   as `mapcache_new`.
+/// - `MAPCACHE_E_INVALID_CONFIG`, `MAPCACHE_E_GPU`, `MAPCACHE_E_NO_MEMORY`,
+///   `MAPCACHE_E_INTERNAL`: as `mapcache_new`.
+///
+/// `path` is opened as open(2) opens it, so a path naming a FIFO blocks until
+/// another process opens it for writing (and what it reads is then no
+/// snapshot: `MAPCACHE_E_CORRUPT`); pass a regular file.
 ///
 /// # Safety
 /// `path` must be NULL or a NUL-terminated string; `cfg` as for `mapcache_new`;

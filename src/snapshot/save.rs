@@ -60,6 +60,15 @@ impl Drop for TempFile {
     }
 }
 
+/// Whether `path` names no file to write: it has no last component (`/`, or
+/// ending in `..`), or it ends in `/` or `/.` (or is `.`), which
+/// [`Path::file_name`] reads past: `dir/` would write `dir`'s temporary file
+/// beside `dir` and then fail to rename it onto `dir/` with `ENOTDIR`.
+fn names_no_file(path: &Path) -> bool {
+    let bytes = path.as_os_str().as_bytes();
+    path.file_name().is_none() || bytes.ends_with(b"/") || bytes.ends_with(b"/.") || bytes == b"."
+}
+
 /// The directory a snapshot at `path` lives in (where its temporary file goes).
 fn directory_of(path: &Path) -> &Path {
     match path.parent() {
@@ -209,7 +218,7 @@ pub(crate) fn save(
     block_target: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Result<SaveReport> {
-    if path.file_name().is_none() {
+    if names_no_file(path) {
         return Err(Error::InvalidArgument(format!(
             "snapshot path {} names no file",
             path.display()
@@ -334,6 +343,19 @@ pub(crate) fn save(
 mod tests {
     use crate::config::Config;
     use crate::map::Map;
+
+    #[test]
+    fn a_path_naming_a_directory_names_no_file() {
+        use std::path::Path;
+        for path in [
+            "/", ".", "..", "a/..", "a/", "a/.", "/tmp/", "/tmp/.", "a/./",
+        ] {
+            assert!(super::names_no_file(Path::new(path)), "{path}");
+        }
+        for path in ["a", "/tmp/a", "a/b", "./a", "a/.b", "a/b."] {
+            assert!(!super::names_no_file(Path::new(path)), "{path}");
+        }
+    }
 
     #[test]
     fn a_target_whose_name_is_near_name_max_saves() {

@@ -85,7 +85,13 @@ static void test_config_cache_fields(void) {
     } while (0)
     BAD(cfg.clock = 2, "cfg->clock = 2");
     BAD(cfg.reserved = 1, "cfg->reserved = 1");
-    BAD((cfg.shards = 8, cfg.max_entries = 4), "max_entries");
+    /* The bounds are checked together with the shard count they are shared by;
+       the message names the host's field, after the function, as every
+       config error's does. */
+    BAD((cfg.shards = 8, cfg.max_entries = 4), "mapcache_new: cfg->max_entries = 4");
+    /* A byte bound whose share per shard cannot hold the smallest entry. */
+    BAD(cfg.max_bytes = 1, "mapcache_new: cfg->max_bytes = 1");
+    BAD((cfg.shards = 64, cfg.max_bytes = 64 * 16), "mapcache_new: cfg->max_bytes = 1024");
     /* No header ever had a struct that ends inside a field. */
     BAD(cfg.struct_size = ABI2_CONFIG_SIZE + 8, "is not the size of any mapcache_config");
 #undef BAD
@@ -552,7 +558,10 @@ static int32_t recursive_loader(void *ctx, const uint8_t *key, size_t key_len,
     int32_t status = 7;
     mapcache_status st =
         mapcache_get_or_load(c, key, key_len, recursive_loader, ctx, buf, sizeof buf, &len, &status);
+    /* An argument error: its message starts with the function, as every
+       argument error's does. */
     int ok = st == MAPCACHE_E_INVALID_ARG && len == 0 && status == 0 &&
+             strncmp(mapcache_last_error(), "mapcache_get_or_load: ", 22) == 0 &&
              strstr(mapcache_last_error(), "its own loader") != NULL;
     CHECK(ok);
     CHECK_ST(mapcache_load_result_set(r, S("outer")), MAPCACHE_OK);
@@ -827,27 +836,33 @@ static void test_max_bytes_bound(void) {
     static uint8_t huge[BOUND_BYTES + 1];
 #define BUDGET "larger than its shard's byte budget"
     CHECK_ERR(mapcache_put(c, S("huge"), huge, sizeof huge, NULL), MAPCACHE_E_TOO_LARGE, BUDGET);
-    CHECK_ERR(mapcache_put_ttl(c, S("huge"), huge, sizeof huge, 10), MAPCACHE_E_TOO_LARGE, BUDGET);
+    /* An argument error (the value is too large for this cache): the message
+       starts with the function, and a batch's with the key's index too. */
+    CHECK_ERR(mapcache_put(c, S("huge"), huge, sizeof huge, NULL), MAPCACHE_E_TOO_LARGE,
+              "mapcache_put: entry of ");
+    CHECK_ERR(mapcache_put_ttl(c, S("huge"), huge, sizeof huge, 10), MAPCACHE_E_TOO_LARGE,
+              "mapcache_put_ttl: entry of ");
     uint8_t buf[8];
     size_t len = 9;
     bool flag = true;
     CHECK_ERR(mapcache_get_or_insert(c, S("huge"), huge, sizeof huge, buf, sizeof buf, &len, &flag),
-              MAPCACHE_E_TOO_LARGE, BUDGET);
+              MAPCACHE_E_TOO_LARGE, "mapcache_get_or_insert: entry of ");
     CHECK(len == 0 && !flag);
     /* (The policy may not admit "small" into the full cache: the refusal is
        checked before the key is looked up, so it does not matter.) */
     CHECK_ST(mapcache_put(c, S("small"), S("v"), NULL), MAPCACHE_OK);
     flag = true;
     CHECK_ERR(mapcache_compare_and_swap(c, S("small"), S("v"), huge, sizeof huge, &flag),
-              MAPCACHE_E_TOO_LARGE, BUDGET);
+              MAPCACHE_E_TOO_LARGE, "mapcache_compare_and_swap: entry of ");
     CHECK(!flag);
     size_t klen = 4, vlen = sizeof huge;
     mapcache_status kst = MAPCACHE_OK;
     CHECK_ST(mapcache_put_many(c, 1, (const uint8_t *)"huge", &klen, huge, &vlen, &kst), MAPCACHE_OK);
     CHECK(kst == MAPCACHE_E_TOO_LARGE);
+    CHECK(strncmp(mapcache_last_error(), "mapcache_put_many: key 0: entry of ", 35) == 0);
     /* A loaded value too large to hold: reported to the loader's caller, not cached. */
     CHECK_ERR(mapcache_get_or_load(c, S("huge"), huge_loader, huge, buf, sizeof buf, &len, NULL),
-              MAPCACHE_E_TOO_LARGE, BUDGET);
+              MAPCACHE_E_TOO_LARGE, "mapcache_get_or_load: entry of ");
     CHECK(len == 0);
 #undef BUDGET
     CHECK(!present(c, "huge"));

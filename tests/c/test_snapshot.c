@@ -464,7 +464,25 @@ static void test_bad_arguments(void) {
     CHECK_ERR(mapcache_save(c, NULL, NULL, NULL, NULL), MAPCACHE_E_INVALID_ARG, "mapcache_save: path is NULL");
     CHECK_ERR(mapcache_save(c, "", NULL, NULL, NULL), MAPCACHE_E_INVALID_ARG, "path is empty");
     CHECK_ERR(mapcache_save(NULL, "/tmp/x.snap", NULL, NULL, NULL), MAPCACHE_E_INVALID_ARG, "cache");
-    CHECK_ERR(mapcache_save(c, "/", NULL, NULL, NULL), MAPCACHE_E_INVALID_ARG, "names no file");
+    CHECK_ERR(mapcache_save(c, "/", NULL, NULL, NULL), MAPCACHE_E_INVALID_ARG,
+              "mapcache_save: snapshot path / names no file");
+    /* A path ending in a slash, or in "/.", names a directory, not a file:
+       refused before anything is written (it was taken for its directory's
+       name, whose temporary file went beside it and whose rename onto "dir/"
+       failed with ENOTDIR). */
+    make_dir("bad-arguments");
+    char dir_path[300];
+    const char *ends[] = {"/", "/.", "/sub/", "/sub/.", "/./"};
+    for (size_t i = 0; i < sizeof ends / sizeof *ends; i++) {
+        snprintf(dir_path, sizeof dir_path, "%s%s", g_dir, ends[i]);
+        mapcache_save_report sr = save_report();
+        CHECK_ERR(mapcache_save(c, dir_path, NULL, NULL, &sr), MAPCACHE_E_INVALID_ARG, "names no file");
+        CHECK(strncmp(mapcache_last_error(), "mapcache_save: ", 15) == 0);
+        CHECK(sr.os_errno == 0 && sr.records == 0);
+    }
+    CHECK_ST(mapcache_save(c, ".", NULL, NULL, NULL), MAPCACHE_E_INVALID_ARG);
+    /* Nothing was written in the directory (rmdir fails if it is not empty). */
+    remove_dir(NULL, 0);
     CHECK_ERR(mapcache_load(NULL, NULL, &out, NULL), MAPCACHE_E_INVALID_ARG, "mapcache_load: path is NULL");
     CHECK(out == NULL);
     CHECK_ERR(mapcache_load("/tmp/x.snap", NULL, NULL, NULL), MAPCACHE_E_INVALID_ARG, "out is NULL");
