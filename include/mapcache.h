@@ -355,9 +355,11 @@ typedef struct mapcache_config {
     uint64_t gpu_threshold;
     /**
      * GPU engine. The path of the plugin `libmapcache_cuda.so`, a
-     * NUL-terminated string read during `mapcache_new` only; NULL = the
-     * plugin's file in the directory of `libmapcache.so` (of the program, for
-     * a program linked with `libmapcache.a`).
+     * NUL-terminated string read during `mapcache_new` only (a relative path
+     * is taken from the working directory then, never searched for on the
+     * library path); NULL = the plugin's file in the directory of
+     * `libmapcache.so` (of the program, for a program linked with
+     * `libmapcache.a`).
      */
     const char *gpu_plugin_path;
     /**

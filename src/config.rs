@@ -122,7 +122,8 @@ pub struct Config {
     /// factor), that [`GpuMode::Auto`] and [`GpuMode::Force`] rebuild on the GPU;
     /// 0 means [`DEFAULT_GPU_THRESHOLD`].
     pub gpu_threshold: usize,
-    /// Where the GPU plugin is; `None`: `libmapcache_cuda.so` in the directory of
+    /// Where the GPU plugin is (a relative path is the working directory's when
+    /// the map is made); `None`: `libmapcache_cuda.so` in the directory of
     /// `libmapcache.so` (or of the executable the core is linked into).
     pub gpu_plugin: Option<std::path::PathBuf>,
     /// The hash seed; `None` draws a random one, so that no caller can predict

@@ -190,7 +190,9 @@ type Config struct {
 	GPUThreshold uint64
 	// GPUPlugin is the path of the plugin libmapcache_cuda.so; "" = the
 	// plugin's file beside libmapcache.so (or beside the program when the
-	// library is linked statically). A NUL byte in it is ErrInvalidConfig.
+	// library is linked statically). A relative path is taken from the
+	// working directory when New or Load runs. A NUL byte in it is
+	// ErrInvalidConfig.
 	GPUPlugin string
 }
 

@@ -129,9 +129,11 @@ pub struct mapcache_config {
     /// bucket), rebuilt on the GPU; 0 = the default (4194304, not yet measured).
     pub gpu_threshold: u64,
     /// GPU engine. The path of the plugin `libmapcache_cuda.so`, a
-    /// NUL-terminated string read during `mapcache_new` only; NULL = the
-    /// plugin's file in the directory of `libmapcache.so` (of the program, for
-    /// a program linked with `libmapcache.a`).
+    /// NUL-terminated string read during `mapcache_new` only (a relative path
+    /// is taken from the working directory then, never searched for on the
+    /// library path); NULL = the plugin's file in the directory of
+    /// `libmapcache.so` (of the program, for a program linked with
+    /// `libmapcache.a`).
     pub gpu_plugin_path: *const c_char,
     /// GPU engine. `MAPCACHE_GPU_AUTO` (0, the default), `MAPCACHE_GPU_OFF` (1)
     /// or `MAPCACHE_GPU_FORCE` (2). See `mapcache_gpu_status`.

@@ -17,7 +17,9 @@ pub(crate) struct GpuDispatch {
     cpu: Box<dyn RehashEngine>,
     mode: GpuMode,
     threshold: usize,
-    plugin_path: Option<PathBuf>,
+    /// The configured plugin, absolute (a relative path made so at
+    /// construction); `None`: beside the library.
+    pub(super) plugin_path: Option<PathBuf>,
     /// The last GPU failure of this map, for `status`.
     last_failure: Mutex<Option<String>>,
     gpu_rebuilds: AtomicU64,
@@ -39,7 +41,10 @@ impl GpuDispatch {
             } else {
                 threshold
             },
-            plugin_path,
+            // A relative path is the working directory's now, when the map is
+            // made (as the config documents), not at the first large rebuild,
+            // nor a name for the loader's search path.
+            plugin_path: plugin_path.map(|path| std::path::absolute(&path).unwrap_or(path)),
             last_failure: Mutex::new(None),
             gpu_rebuilds: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),

@@ -34,9 +34,30 @@ impl Library {
     /// visible to the plugin opened after it. The error is the loader's message.
     pub(crate) fn open(name: &str) -> Result<Library, String> {
         let c_name = CString::new(name).map_err(|_| format!("{name:?} holds a NUL byte"))?;
+        Library::dlopen(&c_name)
+    }
+
+    /// Opens the file at `path`, byte for byte as named (no lossy conversion)
+    /// and never through the loader's search path: a path without a slash is
+    /// given one (`./name`), since dlopen searches for a bare name.
+    pub(crate) fn open_path(path: &Path) -> Result<Library, String> {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = path.as_os_str().as_bytes();
+        let mut name = if bytes.contains(&b'/') {
+            Vec::new()
+        } else {
+            b"./".to_vec()
+        };
+        name.extend_from_slice(bytes);
+        let c_name =
+            CString::new(name).map_err(|_| format!("{} holds a NUL byte", path.display()))?;
+        Library::dlopen(&c_name)
+    }
+
+    fn dlopen(name: &CStr) -> Result<Library, String> {
         // SAFETY: a NUL-terminated name; dlopen runs the library's initialisers,
         // which for the CUDA driver and the plugin are theirs to keep sound.
-        let handle = unsafe { libc::dlopen(c_name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
         if handle.is_null() {
             return Err(last_error());
         }
@@ -123,6 +144,27 @@ mod tests {
         let libc = Library::open("libc.so.6").unwrap();
         assert!(libc.symbol(b"malloc\0").is_ok());
         assert!(libc.symbol(b"mapcache_no_such_symbol\0").is_err());
+    }
+
+    #[test]
+    fn a_path_is_opened_as_named_never_searched_for() {
+        // On the loader's search path, not in the working directory.
+        assert!(Library::open("libc.so.6").is_ok());
+        assert!(!Path::new("libc.so.6").exists());
+        let error = Library::open_path(Path::new("libc.so.6")).err().unwrap();
+        assert!(error.contains("./libc.so.6"), "{error}");
+        // A path with a slash as it is.
+        let libc = std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.split_whitespace()
+                    .nth(5)
+                    .filter(|p| p.contains("libc.so"))
+                    .map(String::from)
+            })
+            .unwrap();
+        assert!(Library::open_path(Path::new(&libc)).is_ok(), "{libc}");
     }
 
     #[test]

@@ -327,3 +327,35 @@ fn under_force_a_failing_rebuild_fails_the_write_and_changes_nothing() {
         }
     }
 }
+
+#[test]
+fn a_relative_plugin_path_is_the_working_directory_s_when_the_map_is_made() {
+    let dispatch = super::dispatch::GpuDispatch::new(
+        crate::table::rehash::engine_for(crate::config::EngineChoice::Single),
+        GpuMode::Auto,
+        0,
+        Some(PathBuf::from("plugins/libmapcache_cuda.so")),
+    );
+    assert_eq!(
+        dispatch.plugin_path.as_deref(),
+        Some(
+            std::env::current_dir()
+                .unwrap()
+                .join("plugins/libmapcache_cuda.so")
+                .as_path()
+        )
+    );
+}
+
+#[test]
+fn a_directory_for_a_plugin_says_so() {
+    let dir = std::env::temp_dir();
+    let error = super::loader::load_without_driver(&dir).unwrap_err();
+    assert_eq!(
+        error,
+        format!(
+            "plugin path {} is a directory, not libmapcache_cuda.so",
+            dir.display()
+        )
+    );
+}

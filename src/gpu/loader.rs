@@ -131,10 +131,16 @@ fn open_plugin(path: &Path, with_driver: bool) -> Result<Plugin, String> {
     if with_driver {
         driver()?;
     }
+    if path.is_dir() {
+        return Err(format!(
+            "plugin path {} is a directory, not libmapcache_cuda.so",
+            path.display()
+        ));
+    }
     if !path.is_file() {
         return Err(format!("plugin not found at {}", path.display()));
     }
-    let library = Library::open(&path.to_string_lossy())
+    let library = Library::open_path(path)
         .map_err(|e| format!("plugin {} failed to load: {e}", path.display()))?;
     let symbol = library.symbol(abi::PLUGIN_SYMBOL).map_err(|e| {
         format!(

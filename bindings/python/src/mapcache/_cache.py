@@ -523,8 +523,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         gpu_threshold: the smallest table, in entries it is sized for, rebuilt
             on the GPU (0: the library's default).
         gpu_plugin: the plugin's path, a ``str``, ``bytes`` or
-            ``os.PathLike`` (``None``: beside the library); a NUL byte in it
-            raises :class:`InvalidConfigError`.
+            ``os.PathLike`` (``None``: beside the library; a relative path is
+            taken from the working directory now); a NUL byte in it raises
+            :class:`InvalidConfigError`.
 
     Raises:
         TypeError: an unknown keyword or an argument of the wrong type.
