@@ -62,6 +62,19 @@ echo "== machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total,pcie.link.gen.max,pcie.link.width.max --format=csv,noheader 2>&1 || echo "nvidia-smi: not available"
 echo "cpus: $(nproc)  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 echo "budget: ${budget} s"
+# The driver as the core opens it (dlopen "libcuda.so.1"): from the loader's
+# cache, else from a driver directory a container mounts without registering it
+# (an LD_LIBRARY_PATH already set, e.g. the fake driver's, is searched first).
+if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 '; then
+  for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/cuda/compat; do
+    if [ -e "$d/libcuda.so.1" ]; then
+      export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d
+      echo "libcuda.so.1: not in the loader's cache; using $d"
+      break
+    fi
+  done
+fi
+echo "libcuda.so.1: $(ldconfig -p 2>/dev/null | grep -m1 'libcuda\.so\.1 ' | sed 's/.*=> //')${LD_LIBRARY_PATH:+ (LD_LIBRARY_PATH=$LD_LIBRARY_PATH)}"
 
 # step NAME LIMIT RESERVE COMMAND...: runs COMMAND with a time limit of LIMIT
 # seconds, or less: what is left of the budget after RESERVE seconds kept for
