@@ -90,7 +90,9 @@ cuda-fake-driver:
 # must grow on it with every rebuild on the "GPU"; then the chunked copy-out
 # (two streams and their events) under several of the fake driver's random
 # schedules (FAKE_CUDA_SEED), which run one stream's work before another's
-# wherever nothing orders them.
+# wherever nothing orders them; then the plugin's error paths, driver calls
+# failing in the middle of its queue (FAKE_CUDA_FAIL): the fake aborts if a
+# call returns with work queued or unregisters memory a queued copy uses.
 cuda-fake-device: cuda-fake-driver
 	LD_LIBRARY_PATH=$(CUDA_FAKE) $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000,10k,100k,1M
 	LD_LIBRARY_PATH=$(CUDA_FAKE) MAPCACHE_CUDA_FAULT=none $(GPU_CHECK_DIR)/gpu-faults
@@ -100,6 +102,10 @@ cuda-fake-device: cuda-fake-driver
 	    $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000,100k; done
 	LD_LIBRARY_PATH=$(CUDA_FAKE) FAKE_CUDA_SEED=4 MAPCACHE_CUDA_CHUNKS=64 MAPCACHE_CUDA_REGISTER_OUTPUT=1 \
 	  $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000,100k
+	for fail in cuMemcpyDtoHAsync_v2:7 cuMemcpyDtoHAsync_v2:11 cuMemcpyHtoDAsync_v2:3 \
+	    cuLaunchKernel:9 cuEventRecord:5 cuStreamWaitEvent:6 cuStreamSynchronize:4 cuMemsetD8Async:3; do \
+	  for reg in 0 1; do LD_LIBRARY_PATH=$(CUDA_FAKE) FAKE_CUDA_FAIL=$$fail MAPCACHE_CUDA_FAULT=fake-driver \
+	    MAPCACHE_CUDA_CHUNKS=8 MAPCACHE_CUDA_REGISTER_OUTPUT=$$reg $(GPU_CHECK_DIR)/gpu-faults | cut -c1-200; done; done
 
 # The built plugin loads as a host loads it (driver first, then the plugin,
 # its symbols, its table, its context): with the stub standing in for the

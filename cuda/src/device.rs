@@ -14,8 +14,9 @@
 //! - `MAPCACHE_CUDA_CHUNKS=K` (default 1): the fill runs as K launches over K
 //!   ranges of new buckets on the compute stream, an event after each; the
 //!   copy stream waits for chunk k's event and copies chunk k's buckets and
-//!   pool buckets (contiguous, by the prefix sum: the pool indices of chunk k
-//!   are `starts[lo_k]..starts[lo_k+1]`, read back with the pool's length), so
+//!   pool buckets (contiguous, by the prefix sum: chunk k being new buckets
+//!   `lo_k..lo_(k+1)`, its pool indices are `starts[lo_k]..starts[lo_(k+1)]`,
+//!   read back after the scan, the last one the pool's length), so
 //!   the copy-out of chunk k overlaps the fill of the chunks after it.
 //! - `MAPCACHE_CUDA_REGISTER_OUTPUT=1`: the core's arrays are page-locked
 //!   (`cuMemHostRegister`) for the copy-out, so that it is DMA at link speed
@@ -417,8 +418,9 @@ impl Backend for Device {
         let mut registered = Vec::new();
         if job.transfer.register {
             for (ptr, bytes) in [(main, main_bytes), (pool, pool_bytes)] {
-                // SAFETY: host memory of the core's that outlives this call
-                // and is not registered already.
+                // SAFETY: host memory of the core's that outlives this call;
+                // a range already registered (by the host, or main and pool
+                // sharing a page) is refused and left to the pageable copy.
                 if bytes > 0
                     && unsafe { sys::cuMemHostRegister_v2(ptr.cast(), bytes, 0) }
                         == sys::cudaError_enum::CUDA_SUCCESS

@@ -16,11 +16,21 @@
 // streams) copies the 0xA5 of unwritten device memory, and a host that reads
 // a result before synchronising the stream that wrote it reads what was there
 // before: each ends in an image that differs from the reference.
+// Between two of the plugin's calls nothing may be queued (the plugin ABI:
+// the core frees or reuses the arrays a queued copy writes): every call of the
+// plugin begins by making its context current, and there the fake aborts if
+// work is still queued, naming it. A host range is unregistered only with no
+// queued copy into it (the fake aborts otherwise). FAKE_CUDA_FAIL=ENTRY:N makes
+// every Nth call of ENTRY (cuMemcpyDtoHAsync_v2, cuLaunchKernel, cuEventRecord,
+// ...) fail with CUDA_ERROR_FAKE_INJECTED before it queues anything, so that
+// the plugin's error paths, in the middle of a queue, run too.
 // Every other entry point of the stub's list returns CUDA_ERROR_STUB_LIBRARY.
 // `make cuda` builds it and runs gpu-equivalence and gpu-faults against it.
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -37,7 +47,31 @@ static mc_dim3 blockIdx, blockDim, threadIdx;
 
 typedef int CUresult;
 typedef unsigned long long CUdeviceptr;
-enum { OK = 0, INVALID_VALUE = 1, OUT_OF_MEMORY = 2, NOT_FOUND = 500 };
+enum {
+  OK = 0,
+  INVALID_VALUE = 1,
+  OUT_OF_MEMORY = 2,
+  NOT_FOUND = 500,
+  ALREADY_REGISTERED = 712,
+  INJECTED = 999
+};
+
+// FAKE_CUDA_FAIL=ENTRY:N: whether this call of `entry` is one made to fail.
+static bool injected(const char *entry) {
+  static std::string name;
+  static uint64_t every = 0, calls = 0;
+  static bool parsed = false;
+  if (!parsed) {
+    parsed = true;
+    const char *spec = getenv("FAKE_CUDA_FAIL");
+    const char *colon = spec ? strrchr(spec, ':') : nullptr;
+    if (colon) {
+      name.assign(spec, colon - spec);
+      every = strtoull(colon + 1, nullptr, 10);
+    }
+  }
+  return every && name == entry && ++calls % every == 0;
+}
 
 typedef void (*Thread)(void **params);
 
@@ -83,6 +117,10 @@ struct Op {
   std::function<void()> work;  // empty for a wait
   Event *wait_for = nullptr;
   uint64_t until = 0;  // the wait ends once wait_for->reached >= until
+  const char *what = "";
+  // The host memory a copy writes or reads, for the checks above.
+  const char *host = nullptr;
+  size_t host_bytes = 0;
 };
 struct Stream {
   std::deque<Op> ops;
@@ -122,7 +160,12 @@ static CUresult drain(const Stream *target = nullptr) {
       const Op &op = s->ops.front();
       if (!op.wait_for || op.wait_for->reached >= op.until) ready.push_back(s);
     }
-    if (ready.empty()) return INVALID_VALUE;
+    if (ready.empty()) {
+      // A hang on a device. Nothing queued runs any more (nor later, on
+      // memory freed meanwhile).
+      for (Stream *q : streams) q->ops.clear();
+      return INVALID_VALUE;
+    }
     Stream *s = ready[next_random() % ready.size()];
     std::function<void()> work = std::move(s->ops.front().work);
     s->ops.pop_front();
@@ -131,10 +174,25 @@ static CUresult drain(const Stream *target = nullptr) {
   return OK;
 }
 
-static CUresult enqueue(void *stream, std::function<void()> work) {
+static CUresult enqueue(void *stream, const char *what, std::function<void()> work,
+                        const void *host = nullptr, size_t host_bytes = 0) {
   if (!stream) return INVALID_VALUE;  // the plugin uses its own streams only
-  static_cast<Stream *>(stream)->ops.push_back(Op{std::move(work), nullptr, 0});
+  if (injected(what)) return INJECTED;
+  static_cast<Stream *>(stream)->ops.push_back(
+      Op{std::move(work), nullptr, 0, what, static_cast<const char *>(host), host_bytes});
   return OK;
+}
+
+// The queued work, named, for an abort's message; false if there is none.
+static bool report_queued(const char *why) {
+  size_t n = 0;
+  for (Stream *s : streams) n += s->ops.size();
+  if (!n) return false;
+  fprintf(stderr, "fake CUDA driver: %s: %zu operation(s) still queued:", why, n);
+  for (Stream *s : streams)
+    for (const Op &op : s->ops) fprintf(stderr, " %s", op.wait_for ? "cuStreamWaitEvent" : op.what);
+  fprintf(stderr, "\n");
+  return true;
 }
 
 extern "C" {
@@ -154,7 +212,11 @@ CUresult cuDevicePrimaryCtxRetain(void **ctx, int) {
   return OK;
 }
 CUresult cuDevicePrimaryCtxRelease_v2(int) { return OK; }
-CUresult cuCtxSetCurrent(void *) { return OK; }
+// Where each of the plugin's calls begins (see the top).
+CUresult cuCtxSetCurrent(void *) {
+  if (report_queued("a plugin call began (cuCtxSetCurrent) with the last one's work")) abort();
+  return OK;
+}
 CUresult cuCtxGetCurrent(void **ctx) {
   *ctx = &context_token;
   return OK;
@@ -198,26 +260,34 @@ CUresult cuStreamDestroy_v2(void *stream) {
 // drain): what the host may read after it is what this stream wrote.
 CUresult cuStreamSynchronize(void *stream) {
   if (!stream) return INVALID_VALUE;
+  // Injected: an asynchronous error reported by this sync, the work still
+  // queued (a later sync runs it).
+  if (injected("cuStreamSynchronize")) return INJECTED;
   return drain(static_cast<Stream *>(stream));
 }
 CUresult cuEventCreate(void **event, unsigned) {
   *event = new Event;
   return OK;
 }
+// After the queued work, whose records and waits use the event (the driver
+// keeps an event a queued operation uses until it has run).
 CUresult cuEventDestroy_v2(void *event) {
+  drain();
   delete static_cast<Event *>(event);
   return OK;
 }
 CUresult cuEventRecord(void *event, void *stream) {
   Event *e = static_cast<Event *>(event);
-  e->recorded++;
-  return enqueue(stream, [e] { e->reached++; });
+  CUresult r = enqueue(stream, "cuEventRecord", [e] { e->reached++; });
+  if (r == OK) e->recorded++;
+  return r;
 }
 CUresult cuStreamWaitEvent(void *stream, void *event, unsigned) {
   if (!stream) return INVALID_VALUE;
+  if (injected("cuStreamWaitEvent")) return INJECTED;
   Event *e = static_cast<Event *>(event);
   // Waits for the event's latest record at the time of the call, as CUDA does.
-  static_cast<Stream *>(stream)->ops.push_back(Op{nullptr, e, e->recorded});
+  static_cast<Stream *>(stream)->ops.push_back(Op{nullptr, e, e->recorded, "cuStreamWaitEvent"});
   return OK;
 }
 CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
@@ -243,15 +313,26 @@ CUresult cuMemFreeHost(void *ptr) {
   free(ptr);
   return OK;
 }
-// Registrations, checked: a pointer registered twice, or unregistered
-// without being registered, is an error (the plugin must pair them).
-static void *registered[16];
-CUresult cuMemHostRegister_v2(void *ptr, size_t, unsigned) {
+// Registrations, checked: a range that overlaps a registered one is
+// refused as by the driver, unregistering what is not registered is an error,
+// and unregistering a range a queued copy still uses aborts (on a device the
+// DMA would go to memory no longer pinned for it).
+struct Registered {
+  const char *ptr;
+  size_t bytes;
+};
+static Registered registered[16];
+static bool overlap(const char *a, size_t a_bytes, const char *b, size_t b_bytes) {
+  return a < b + b_bytes && b < a + a_bytes;
+}
+CUresult cuMemHostRegister_v2(void *ptr, size_t bytes, unsigned) {
+  if (!ptr || !bytes) return INVALID_VALUE;
+  const char *p = static_cast<const char *>(ptr);
   for (auto &r : registered)
-    if (r == ptr) return INVALID_VALUE;
+    if (r.ptr && overlap(r.ptr, r.bytes, p, bytes)) return ALREADY_REGISTERED;
   for (auto &r : registered) {
-    if (!r) {
-      r = ptr;
+    if (!r.ptr) {
+      r = {p, bytes};
       return OK;
     }
   }
@@ -259,21 +340,32 @@ CUresult cuMemHostRegister_v2(void *ptr, size_t, unsigned) {
 }
 CUresult cuMemHostUnregister(void *ptr) {
   for (auto &r : registered) {
-    if (r == ptr) {
-      r = nullptr;
+    if (r.ptr && r.ptr == ptr) {
+      for (Stream *s : streams) {
+        for (const Op &op : s->ops) {
+          if (op.host && overlap(op.host, op.host_bytes, r.ptr, r.bytes)) {
+            fprintf(stderr, "fake CUDA driver: cuMemHostUnregister with a %s into it still queued\n",
+                    op.what);
+            abort();
+          }
+        }
+      }
+      r = {nullptr, 0};
       return OK;
     }
   }
   return INVALID_VALUE;
 }
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t bytes, void *stream) {
-  return enqueue(stream, [=] { memcpy((void *)dst, src, bytes); });
+  return enqueue(stream, "cuMemcpyHtoDAsync_v2", [=] { memcpy((void *)dst, src, bytes); }, src,
+                 bytes);
 }
 CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t bytes, void *stream) {
-  return enqueue(stream, [=] { memcpy(dst, (const void *)src, bytes); });
+  return enqueue(stream, "cuMemcpyDtoHAsync_v2", [=] { memcpy(dst, (const void *)src, bytes); },
+                 dst, bytes);
 }
 CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t n, void *stream) {
-  return enqueue(stream, [=] { memset((void *)dst, value, n); });
+  return enqueue(stream, "cuMemsetD8Async", [=] { memset((void *)dst, value, n); });
 }
 CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                         unsigned by, unsigned bz, unsigned, void *stream, void **params,
@@ -286,7 +378,7 @@ CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz, u
   for (size_t i = 0; i < kernel->params.size(); i++)
     memcpy(&(*values)[i], params[i], kernel->params[i]);
   Thread thread = kernel->thread;
-  return enqueue(stream, [=] {
+  return enqueue(stream, "cuLaunchKernel", [=] {
     std::vector<void *> args(values->size());
     for (size_t i = 0; i < values->size(); i++) args[i] = &(*values)[i];
     blockDim = {bx, 1, 1};
@@ -299,8 +391,8 @@ CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz, u
     }
   });
 }
-CUresult cuGetErrorName(CUresult, const char **name) {
-  *name = "CUDA_ERROR_FAKE";
+CUresult cuGetErrorName(CUresult result, const char **name) {
+  *name = result == INJECTED ? "CUDA_ERROR_FAKE_INJECTED" : "CUDA_ERROR_FAKE";
   return OK;
 }
 }
