@@ -346,6 +346,38 @@ impl Device {
     }
 }
 
+/// Queues the copy of buckets `range` of the device image at `device` into
+/// the host image at `host` on `stream` (nothing for an empty range).
+///
+/// # Safety
+/// Both images hold at least `range.end` buckets, and the host image stays
+/// valid until the stream is synchronised.
+unsafe fn copy_out(
+    host: *mut u8,
+    device: sys::CUdeviceptr,
+    range: std::ops::Range<usize>,
+    stream: sys::CUstream,
+    what: &str,
+) -> Result<(), Fail> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    let offset = range.start * abi::BUCKET_BYTES;
+    // SAFETY: within both images (the contract).
+    check(
+        unsafe {
+            sys::cuMemcpyDtoHAsync_v2(
+                host.add(offset).cast(),
+                device + offset as u64,
+                range.len() * abi::BUCKET_BYTES,
+                stream,
+            )
+        },
+        abi::PLUGIN_E_COPY,
+        &format!("cuMemcpyDtoHAsync ({what})"),
+    )
+}
+
 /// A kernel argument.
 fn arg<T>(value: &T) -> *mut c_void {
     value as *const T as *mut c_void
@@ -656,28 +688,14 @@ impl Device {
                     abi::PLUGIN_E_OTHER,
                     "cuStreamWaitEvent (copy-out)",
                 )?;
-                check(
-                    sys::cuMemcpyDtoHAsync_v2(
-                        main.add(first * abi::BUCKET_BYTES).cast(),
-                        main_out + (first * abi::BUCKET_BYTES) as u64,
-                        (end - first) * abi::BUCKET_BYTES,
-                        copy_stream,
-                    ),
-                    abi::PLUGIN_E_COPY,
-                    "cuMemcpyDtoHAsync (new buckets)",
+                copy_out(main, main_out, first..end, copy_stream, "new buckets")?;
+                copy_out(
+                    pool,
+                    pool_out,
+                    pool_first..pool_end,
+                    copy_stream,
+                    "new pool",
                 )?;
-                if pool_end > pool_first {
-                    check(
-                        sys::cuMemcpyDtoHAsync_v2(
-                            pool.add(pool_first * abi::BUCKET_BYTES).cast(),
-                            pool_out + (pool_first * abi::BUCKET_BYTES) as u64,
-                            (pool_end - pool_first) * abi::BUCKET_BYTES,
-                            copy_stream,
-                        ),
-                        abi::PLUGIN_E_COPY,
-                        "cuMemcpyDtoHAsync (new pool)",
-                    )?;
-                }
             }
         }
         // SAFETY: `written` outlives the synchronisation (the caller's).
