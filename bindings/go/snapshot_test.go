@@ -646,6 +646,46 @@ func TestSnapshotFailedSaveKeepsPrevious(t *testing.T) {
 	checkNumbered(t, warm, 100)
 }
 
+// A path that names no regular file is refused at once by every load: a FIFO
+// (which a plain open(2) would wait on for a writer) and a character device,
+// as an *IOError at the step "open" with no errno, saying so. The test holds
+// the FIFO open for reading and writing itself, so that a load that waited for
+// a writer would get one (and fail otherwise) rather than hang.
+func TestSnapshotLoadOfNoRegularFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	held, err := syscall.Open(fifo, syscall.O_RDWR|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(held)
+	for _, tc := range []struct{ path, what string }{{fifo, "a FIFO"}, {"/dev/null", "a character device"}} {
+		check := func(op string, err error) {
+			t.Helper()
+			var ie *IOError
+			if !errors.As(err, &ie) || !errors.Is(err, ErrIO) || errors.Unwrap(err) != nil {
+				t.Fatalf("%s of %s: %v, want an *IOError with no errno", op, tc.what, err)
+			}
+			want := fmt.Sprintf("snapshot open of %s: not a regular file (%s)", tc.path, tc.what)
+			if ie.Op != op || ie.Step != "open" || ie.Errno != 0 || ie.Path != tc.path || ie.Message != want {
+				t.Fatalf("%s of %s: %+v, want the message %q", op, tc.what, ie, want)
+			}
+		}
+		c, err := Load(tc.path, Config{})
+		if c != nil {
+			t.Fatalf("Load of %s returned a cache", tc.what)
+		}
+		check("Load", err)
+		_, _, err = LoadWithReport(tc.path, Config{})
+		check("LoadWithReport", err)
+		into := newCache(t, Config{})
+		_, err = into.LoadInto(tc.path)
+		check("LoadInto", err)
+	}
+}
+
 func TestSnapshotBadArguments(t *testing.T) {
 	c := newCache(t, Config{})
 	dir := t.TempDir()

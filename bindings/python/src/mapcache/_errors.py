@@ -251,7 +251,10 @@ class SnapshotIOError(MapCacheError, OSError):
         message: the library's message, also ``str(exc)``: "snapshot <step> of
             <path>: <OS message> (os error N)", where the step is one of
             create, write, fsync, rename, fsync directory, open, lock, stat,
-            mmap.
+            mmap. A load of a path that names no regular file: "snapshot open
+            of <path>: not a regular file (a FIFO)" (or a character device, a
+            block device, a socket), with errno ``None``; a directory's is an
+            ``IsADirectoryError`` (``EISDIR``).
     """
 
     status = _lib.E_IO
