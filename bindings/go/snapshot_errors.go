@@ -46,7 +46,7 @@ type IOError struct {
 	// Step is the operation that failed, as the library names it: "create"
 	// (the temporary file, .<name>.<pid>-<id>.tmp, in Path's directory),
 	// "write", "fsync", "rename", "fsync directory" for a save; "open",
-	// "lock", "stat", "mmap" for a load. Empty if the message names none.
+	// "stat", "lock", "mmap" for a load (in the order the load takes them). Empty if the message names none.
 	Step string
 	// Errno is the OS's error number for the failure; 0 when the OS gave
 	// none (Unwrap then returns nil): a load of a path that names no regular

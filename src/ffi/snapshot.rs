@@ -228,9 +228,11 @@ pub unsafe extern "C" fn mapcache_save(
 /// - `MAPCACHE_E_CORRUPT`: the file is damaged, truncated, appended to, not a
 ///   snapshot, or of a newer format version. The message says what was wrong
 ///   and at which byte offset; `report->corrupt_offset` holds the offset.
-/// - `MAPCACHE_E_IO`: the file could not be opened, locked or mapped (e.g.
-///   it does not exist: errno `ENOENT`), or `path` names no regular file; the
-///   message names the step and the path, `report->os_errno` holds the errno.
+/// - `MAPCACHE_E_IO`: the file could not be opened, examined, locked or
+///   mapped, the steps the message names "open", "stat" (fstat), "lock" and
+///   "mmap" (e.g. it does not exist: "open", errno `ENOENT`), or `path` names
+///   no regular file; the message names the step and the path,
+///   `report->os_errno` holds the errno.
 ///   A directory fails at "open" with `EISDIR`; anything else that is no
 ///   regular file (a FIFO, a device, a socket) fails at "open" with
 ///   `os_errno` 0 and the message "snapshot open of <path>: not a regular

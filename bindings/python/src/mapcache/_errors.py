@@ -231,9 +231,9 @@ class CorruptSnapshotError(MapCacheError):
 class SnapshotIOError(MapCacheError, OSError):
     """A file operation of a snapshot save or load failed (``MAPCACHE_E_IO``):
     creating, writing, fsyncing or renaming the file of a save, fsyncing its
-    directory; opening, locking, or mapping the file of a load. A failed save
-    leaves the previous file at its path intact, and a cache loaded into is
-    unchanged.
+    directory; opening, examining (fstat), locking or mapping the file of a
+    load. A failed save leaves the previous file at its path intact, and a
+    cache loaded into is unchanged.
 
     It is an ``OSError`` (``errno``, ``strerror``, ``filename``), and the
     class of each instance also derives from the ``OSError`` subclass that the
