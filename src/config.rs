@@ -12,13 +12,6 @@ use crate::error::{Error, Result};
 /// cache split into 8 shards of 31 loses hit ratio on every trace we replay).
 pub const MIN_ENTRIES_PER_SHARD: usize = 4096;
 
-/// The bytes a byte-bounded cache assumes per entry when it picks its shard
-/// count from [`Config::max_bytes`] alone: about a small entry's memory block
-/// (header, 16-byte key, 32-byte value: 64 bytes) and its share of the bucket
-/// array (35), without the policy's charge. An estimate for sizing only; what
-/// an entry is charged against the bound is `cache::bounds::charge`.
-const TYPICAL_FOOTPRINT: usize = 96;
-
 /// The most shards a map may have.
 pub const MAX_SHARDS: usize = 1 << 16;
 
@@ -208,7 +201,9 @@ impl Config {
                 };
                 let by_bytes = match self.max_bytes {
                     0 => usize::MAX,
-                    n => n / TYPICAL_FOOTPRINT,
+                    // The bytes a typical entry is charged (an estimate
+                    // shared with the readers' draining, see there).
+                    n => n / crate::cache::bounds::TYPICAL_CHARGE,
                 };
                 let capacity = by_entries.min(by_bytes);
                 let fit = (capacity / MIN_ENTRIES_PER_SHARD).max(1);
@@ -235,7 +230,34 @@ pub(crate) fn cores() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::bounds::{Bounds, READER_DRAIN_MAX_ENTRIES, TYPICAL_CHARGE};
     use crate::table::table::{log2_for, MAX_LOG2};
+
+    /// A byte bound is turned into a number of entries with one estimate,
+    /// TYPICAL_CHARGE, by both places that do it: the shard count (one shard
+    /// per MIN_ENTRIES_PER_SHARD entries) and the readers' draining (up to
+    /// READER_DRAIN_MAX_ENTRIES entries a shard). Each threshold falls exactly
+    /// where that estimate puts it (the shard count divided by 96 bytes once,
+    /// the draining by 128).
+    #[test]
+    fn a_byte_bound_counts_its_entries_with_one_estimate() {
+        let shards = |max_bytes| {
+            Config {
+                max_bytes,
+                ..Config::default()
+            }
+            .resolved_shards()
+            .unwrap()
+        };
+        let two = 2 * MIN_ENTRIES_PER_SHARD * TYPICAL_CHARGE;
+        assert_eq!(shards(two - 1), 1);
+        let auto = (cores() * 4).next_power_of_two().min(256);
+        assert_eq!(shards(two), auto.min(2));
+        let drains = |max_bytes| Bounds::new(0, max_bytes, 1).readers_drain;
+        assert!(drains(READER_DRAIN_MAX_ENTRIES * TYPICAL_CHARGE));
+        assert!(!drains((READER_DRAIN_MAX_ENTRIES + 1) * TYPICAL_CHARGE));
+        assert_eq!(TYPICAL_CHARGE, crate::cache::bounds::charge(64));
+    }
 
     #[test]
     fn initial_capacity_has_a_limit_named_in_the_error() {

@@ -69,7 +69,11 @@ pub enum Error {
     /// A file operation of a snapshot save or load failed (see
     /// [`std::io::Error`]); `op` names the step (`"open"`, `"write"`,
     /// `"fsync"`, `"rename"`, ...). A save that fails leaves the previous file
-    /// at `path` intact; a cache loaded into is unchanged.
+    /// at `path` intact; a cache loaded into is unchanged. A load of a path
+    /// that names no regular file fails at `"open"`: a directory with
+    /// `EISDIR`, anything else (a FIFO, a device, a socket) with
+    /// `ErrorKind::InvalidInput`, no errno and the message "not a regular
+    /// file (a FIFO)" or the like.
     Io {
         /// The step that failed.
         op: &'static str,
@@ -79,7 +83,7 @@ pub enum Error {
         kind: std::io::ErrorKind,
         /// The OS error number, when the OS reported one.
         errno: Option<i32>,
-        /// The OS's message.
+        /// The OS's message (the library's, when the OS reported no error).
         message: String,
     },
     /// [`crate::GpuMode::Force`]: the GPU engine could not be loaded, or a

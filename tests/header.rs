@@ -92,3 +92,44 @@ fn header_sections_and_the_testing_opt_in() {
         "lines naming mapcache_debug_fn, _hold_write, _panic, _load_waiters"
     );
 }
+
+/// The header's list of the steps a load fails at with `MAPCACHE_E_IO` is the
+/// list of steps the load takes: every `Error::io("<step>", ...)` of
+/// `src/snapshot/file.rs` (the file a load reads) is named, quoted, in
+/// `mapcache_load`'s `MAPCACHE_E_IO` item, and nothing else is (it once left
+/// out "stat").
+#[test]
+fn the_load_io_steps_the_header_names_are_the_codes() {
+    if std::env::var_os("MAPCACHE_BLESS").is_some_and(|v| v == "1") {
+        return; // header_is_fresh is rewriting the header meanwhile
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let code = std::fs::read_to_string(root.join("src/snapshot/file.rs")).unwrap();
+    let mut steps: Vec<&str> = code
+        .split("Error::io(\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    steps.sort();
+    steps.dedup();
+    assert_eq!(steps.len(), 4, "{steps:?}");
+    let header = std::fs::read_to_string(root.join("include/mapcache.h")).unwrap();
+    let decl = header
+        .find("mapcache_status mapcache_load(")
+        .expect("mapcache_load");
+    let doc = &header[header[..decl].rfind("/**").unwrap()..decl];
+    let item = &doc[doc.find("- `MAPCACHE_E_IO`").expect("the IO item")..];
+    let item = &item[..item[1..].find(" * - ").map_or(item.len(), |end| end + 1)];
+    let mut named: Vec<&str> = item
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.chars().all(|c| c.is_ascii_lowercase()))
+        .collect();
+    named.sort();
+    named.dedup();
+    assert_eq!(
+        named, steps,
+        "the MAPCACHE_E_IO item of mapcache_load:\n{item}"
+    );
+}

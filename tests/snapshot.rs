@@ -410,3 +410,110 @@ fn a_file_locked_exclusively_by_another_is_not_loaded() {
     drop(other);
     assert!(Map::load(&path, Config::default()).is_ok());
 }
+
+/// The refusal every load path gives for `path`, which is no regular file:
+/// `Error::Io` at "open" (as a directory's), naming the path, saying "not a
+/// regular file" and what it is.
+fn assert_refused(result: mapcache::Result<()>, path: &std::path::Path, what: &str) {
+    match result {
+        Err(
+            error @ Error::Io {
+                op: "open",
+                errno: None,
+                ..
+            },
+        ) => {
+            let text = error.to_string();
+            assert_eq!(
+                text,
+                format!(
+                    "snapshot open of {}: not a regular file ({what})",
+                    path.display()
+                )
+            );
+        }
+        other => panic!("a load of {}: {other:?}", path.display()),
+    }
+}
+
+/// Every load path (`load`, `load_with_report`, `load_into`), of `path`.
+fn every_load(path: &std::path::Path, what: &str) {
+    assert_refused(Map::load(path, Config::default()).map(drop), path, what);
+    assert_refused(
+        Map::load_with_report(path, Config::default()).map(drop),
+        path,
+        what,
+    );
+    let live = Map::new(Config::default()).unwrap();
+    live.insert(b"k", b"v").unwrap();
+    assert_refused(live.load_into(path).map(drop), path, what);
+    assert_eq!(live.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+/// A FIFO is refused at once: the load does not wait in open(2) for a writer
+/// (it used to, and then read an empty "file", Corrupt). The test does not
+/// wait either: while the loads run, it keeps opening the FIFO for writing
+/// (non-blocking, which succeeds only while a reader has it open or waits in
+/// open), so that a load blocked in open is released and ends with the wrong
+/// error instead of hanging the test.
+#[test]
+fn a_fifo_is_refused_without_waiting_for_a_writer() {
+    let dir = TempDir::new("snap", "fifo");
+    let path = dir.path("fifo");
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path; mkfifo changes no memory of ours.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let loads = {
+        let path = path.clone();
+        std::thread::spawn(move || every_load(&path, "a FIFO"))
+    };
+    while !loads.is_finished() {
+        // SAFETY: as above; a descriptor it returns is closed at once.
+        let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK) };
+        if fd >= 0 {
+            // SAFETY: a descriptor we own.
+            unsafe { libc::close(fd) };
+        }
+        std::thread::yield_now();
+    }
+    if let Err(panic) = loads.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A character device (/dev/null: its length is 0, so it used to load as an
+/// empty file, Corrupt) and a socket (which open(2) refuses with ENXIO, "No
+/// such device or address") are refused as not regular files.
+#[test]
+fn a_device_and_a_socket_are_refused() {
+    every_load(std::path::Path::new("/dev/null"), "a character device");
+    let dir = TempDir::new("snap", "socket");
+    let path = dir.path("socket");
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    every_load(&path, "a socket");
+}
+
+/// A directory is reported as one (EISDIR), at the same step.
+#[test]
+fn a_directory_is_refused_as_such() {
+    let dir = TempDir::new("snap", "dir");
+    for result in [
+        Map::load(&dir.0, Config::default()).map(drop),
+        Map::load_with_report(&dir.0, Config::default()).map(drop),
+        Map::new(Config::default())
+            .unwrap()
+            .load_into(&dir.0)
+            .map(drop),
+    ] {
+        let Err(Error::Io {
+            op, kind, errno, ..
+        }) = result
+        else {
+            panic!("a directory loaded: {result:?}");
+        };
+        assert_eq!(
+            (op, kind, errno),
+            ("open", std::io::ErrorKind::IsADirectory, Some(libc::EISDIR))
+        );
+    }
+}

@@ -29,7 +29,12 @@ const (
 // (see "What Exclusive mode detects" in the package doc). fn's own writes
 // never count: they do not overlap a step.
 func (c *Cache) Range(fn func(key, value []byte) bool) error {
-	const op = "Range"
+	return c.rangeAs("Range", fn)
+}
+
+// rangeAs is Range, its errors' Op op: the method the caller called (Range,
+// All, Keys).
+func (c *Cache) rangeAs(op string, fn func(key, value []byte) bool) error {
 	co := c.co
 	if !co.acquire() {
 		return closedErr(op)
@@ -84,7 +89,7 @@ func (c *Cache) Range(fn func(key, value []byte) bool) error {
 // All returns an iterator over the entries, for `for k, v := range c.All()`:
 // Range without an error result. It ends early, silently, when the cache is
 // closed (before or during the loop). On any other error it panics with that
-// error (an *Error; recover it and test it with errors.Is): in Exclusive
+// error (an *Error whose Op is "All"; recover it and test it with errors.Is): in Exclusive
 // mode, ErrConcurrentReadWrite when a step overlaps another goroutine's
 // write, where Go's own map stops the program with "concurrent map iteration
 // and map write". Ending the loop silently instead would hand back fewer
@@ -92,14 +97,15 @@ func (c *Cache) Range(fn func(key, value []byte) bool) error {
 // errors as values.
 func (c *Cache) All() iter.Seq2[[]byte, []byte] {
 	return func(yield func([]byte, []byte) bool) {
-		panicUnlessClosed(c.Range(yield))
+		panicUnlessClosed(c.rangeAs("All", yield))
 	}
 }
 
-// Keys returns an iterator over the keys; it ends and panics as All does.
+// Keys returns an iterator over the keys; it ends and panics as All does
+// (the error's Op is "Keys").
 func (c *Cache) Keys() iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
-		panicUnlessClosed(c.Range(func(k, _ []byte) bool { return yield(k) }))
+		panicUnlessClosed(c.rangeAs("Keys", func(k, _ []byte) bool { return yield(k) }))
 	}
 }
 

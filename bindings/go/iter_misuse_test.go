@@ -54,6 +54,10 @@ func wantReadMisuse(t *testing.T, what string, err error) {
 	if !errors.Is(err, ErrConcurrentReadWrite) || !errors.As(err, &e) {
 		t.Fatalf("%s during a write = %v, want ErrConcurrentReadWrite", what, err)
 	}
+	// The error names the method called ("All (panic value)": All).
+	if op, _, _ := strings.Cut(what, " "); e.Op != op {
+		t.Fatalf("%s: Op %q, want %q: %v", what, e.Op, op, err)
+	}
 	if e.Holder != "holder" || e.Collider != "reader" {
 		t.Fatalf("%s: holder %q, collider %q, want holder, reader: %v", what, e.Holder, e.Collider, err)
 	}

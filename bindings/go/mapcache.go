@@ -541,16 +541,16 @@ func (c *Cache) Len() int {
 	return n
 }
 
-// LenErr is Len with the error.
+// LenErr is Len with the error (whose Op is "LenErr").
 func (c *Cache) LenErr() (int, error) {
 	co := c.co
 	if !co.acquire() {
-		return 0, closedErr("Len")
+		return 0, closedErr("LenErr")
 	}
 	r := cLen(co.h, labelPtr(c.label))
 	co.release()
 	if r.st != stOK {
-		return 0, newError("Len", r.st, r.msg)
+		return 0, newError("LenErr", r.st, r.msg)
 	}
 	return r.n, nil
 }

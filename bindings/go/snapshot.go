@@ -186,7 +186,11 @@ func Load(path string, cfg Config) (*Cache, error) {
 //   - *CorruptError (ErrCorrupt): the file is damaged, truncated, appended
 //     to, not a snapshot, or of a newer format version; Offset says where.
 //   - *IOError (ErrIO): the file could not be opened, locked, examined or
-//     mapped; a missing file is errors.Is(err, fs.ErrNotExist).
+//     mapped; a missing file is errors.Is(err, fs.ErrNotExist). A path that
+//     names no regular file fails at once, at the Step "open": a directory
+//     with EISDIR, a FIFO (never waited on for a writer), a device or a
+//     socket with Errno 0 and the Message "snapshot open of <path>: not a
+//     regular file (a FIFO)" or the like.
 //   - ErrInvalidConfig (cfg as for New), ErrABIMismatch, ErrNoMemory,
 //     ErrInternal.
 func LoadWithReport(path string, cfg Config) (*Cache, LoadReport, error) {

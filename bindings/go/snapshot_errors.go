@@ -46,15 +46,18 @@ type IOError struct {
 	// Step is the operation that failed, as the library names it: "create"
 	// (the temporary file, .<name>.<pid>-<id>.tmp, in Path's directory),
 	// "write", "fsync", "rename", "fsync directory" for a save; "open",
-	// "lock", "stat", "mmap" for a load. Empty if the message names none.
+	// "stat", "lock", "mmap" for a load (in the order the load takes them). Empty if the message names none.
 	Step string
 	// Errno is the OS's error number for the failure; 0 when the OS gave
-	// none (Unwrap then returns nil).
+	// none (Unwrap then returns nil): a load of a path that names no regular
+	// file.
 	Errno syscall.Errno
 	// Message is the library's: "snapshot <step> of <file>: <the OS's
 	// message> (os error N)", where file is the one the step worked on (the
 	// temporary file for create, write and fsync, the directory for fsync
-	// directory).
+	// directory); for a load of a path that names no regular file (Errno 0),
+	// "snapshot open of <path>: not a regular file (a FIFO)" (or a character
+	// device, a block device, a socket).
 	Message string
 }
 

@@ -2,10 +2,12 @@ package mapcache
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -597,10 +599,22 @@ func TestSnapshotSaveCannotCreate(t *testing.T) {
 	}
 }
 
+// fsizeChildEnv, set in the environment of a child run of this test binary,
+// makes TestSnapshotFailedSaveKeepsPrevious the child: it saves to the path
+// the variable holds under a file size limit of its own and prints the
+// outcome.
+const fsizeChildEnv = "MAPCACHE_GO_FSIZE_CHILD"
+
 // A save whose writes fail (the file size limit, RLIMIT_FSIZE, which holds
 // for root too: EFBIG) leaves the previous snapshot as it was, loadable, and
-// no temporary file behind.
+// no temporary file behind. The limit is a process's: the failing save runs
+// in a child (this test binary, this test alone), so that no other test of
+// this process, run in parallel, writes under it.
 func TestSnapshotFailedSaveKeepsPrevious(t *testing.T) {
+	if path := os.Getenv(fsizeChildEnv); path != "" {
+		fmt.Println(failedSaveChild(path))
+		os.Exit(0)
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "c.snap")
 	c := newCache(t, Config{})
@@ -612,24 +626,20 @@ func TestSnapshotFailedSaveKeepsPrevious(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fillNumbered(t, c, 200000) // a file of several MiB
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSnapshotFailedSaveKeepsPrevious$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fsizeChildEnv+"="+path)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the child failed: %v\n%s", err, out)
 	}
-	small := lim
-	small.Cur = 1 << 20
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
-		t.Skipf("cannot lower RLIMIT_FSIZE: %v", err)
+	report := strings.TrimSpace(string(out))
+	if skip, ok := strings.CutPrefix(report, "skip: "); ok {
+		t.Skip(skip)
 	}
-	// (Go ignores SIGXFSZ, so the write fails with EFBIG instead.)
-	err = c.Save(path)
-	if rerr := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); rerr != nil {
-		t.Fatal(rerr)
-	}
-	var ie *IOError
-	if !errors.As(err, &ie) || !errors.Is(err, syscall.EFBIG) || ie.Step != "write" {
-		t.Fatalf("Save over the file size limit: %v", err)
+	if report != "ok" {
+		t.Fatalf("the child: %s", report)
 	}
 	if now, _ := os.ReadFile(path); !bytes.Equal(now, prev) {
 		t.Fatal("the failed save changed the previous file")
@@ -644,6 +654,84 @@ func TestSnapshotFailedSaveKeepsPrevious(t *testing.T) {
 	}
 	defer warm.Close()
 	checkNumbered(t, warm, 100)
+}
+
+// failedSaveChild is the child of TestSnapshotFailedSaveKeepsPrevious: a
+// cache of 200,000 entries (a file of several MiB) saved to path under a
+// file size limit of 1 MiB. It returns "ok" when the save failed as it
+// should, "skip: ..." when the limit cannot be lowered, else what went wrong.
+func failedSaveChild(path string) string {
+	c, err := New(Config{})
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	const n, batch = 200000, 4096
+	for start := 0; start < n; start += batch {
+		var keys, vals [][]byte
+		for i := start; i < min(start+batch, n); i++ {
+			keys = append(keys, numKey(i))
+			vals = append(vals, numValue(i))
+		}
+		if err := c.SetMany(keys, vals); err != nil {
+			return err.Error()
+		}
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		return err.Error()
+	}
+	lim.Cur = 1 << 20
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		return fmt.Sprintf("skip: cannot lower RLIMIT_FSIZE: %v", err)
+	}
+	// (Go ignores SIGXFSZ, so the write fails with EFBIG instead.)
+	err = c.Save(path)
+	var ie *IOError
+	if !errors.As(err, &ie) || !errors.Is(err, syscall.EFBIG) || ie.Step != "write" {
+		return fmt.Sprintf("Save over the file size limit: %v", err)
+	}
+	return "ok"
+}
+
+// A path that names no regular file is refused at once by every load: a FIFO
+// (which a plain open(2) would wait on for a writer) and a character device,
+// as an *IOError at the step "open" with no errno, saying so. The test holds
+// the FIFO open for reading and writing itself, so that a load that waited for
+// a writer would get one (and fail otherwise) rather than hang.
+func TestSnapshotLoadOfNoRegularFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	held, err := syscall.Open(fifo, syscall.O_RDWR|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(held)
+	for _, tc := range []struct{ path, what string }{{fifo, "a FIFO"}, {"/dev/null", "a character device"}} {
+		check := func(op string, err error) {
+			t.Helper()
+			var ie *IOError
+			if !errors.As(err, &ie) || !errors.Is(err, ErrIO) || errors.Unwrap(err) != nil {
+				t.Fatalf("%s of %s: %v, want an *IOError with no errno", op, tc.what, err)
+			}
+			want := fmt.Sprintf("snapshot open of %s: not a regular file (%s)", tc.path, tc.what)
+			if ie.Op != op || ie.Step != "open" || ie.Errno != 0 || ie.Path != tc.path || ie.Message != want {
+				t.Fatalf("%s of %s: %+v, want the message %q", op, tc.what, ie, want)
+			}
+		}
+		c, err := Load(tc.path, Config{})
+		if c != nil {
+			t.Fatalf("Load of %s returned a cache", tc.what)
+		}
+		check("Load", err)
+		_, _, err = LoadWithReport(tc.path, Config{})
+		check("LoadWithReport", err)
+		into := newCache(t, Config{})
+		_, err = into.LoadInto(tc.path)
+		check("LoadInto", err)
+	}
 }
 
 func TestSnapshotBadArguments(t *testing.T) {

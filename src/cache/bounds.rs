@@ -19,9 +19,23 @@ pub(crate) const SLOT_SHARE: usize = (std::mem::size_of::<Bucket>() * 4).div_cei
 
 /// What an entry whose memory block is `footprint` bytes is charged.
 #[inline]
-pub(crate) fn charge(footprint: usize) -> usize {
-    footprint + SLOT_SHARE + Policy::bytes_per_entry()
+pub(crate) const fn charge(footprint: usize) -> usize {
+    footprint + SLOT_SHARE + Policy::BYTES_PER_ENTRY
 }
+
+/// A small entry's memory block: its header, a 16-byte key and a 32-byte
+/// value.
+const TYPICAL_BLOCK: usize = 64;
+
+/// What a byte bound assumes an entry is charged when it is turned into a
+/// number of entries: a small entry's charge, [`charge`] of [`TYPICAL_BLOCK`]
+/// (64 + 35 + 39 = 138 bytes). The one estimate for both places that need
+/// one, the shard count of a cache bounded by `max_bytes` alone
+/// (`Config::resolved_shards`) and [`READER_DRAIN_MAX_ENTRIES`] here: they
+/// had an estimate each (96 bytes, without the policy's bytes, and 128),
+/// which could only drift apart, and derived from [`charge`] it follows any
+/// change of what an entry is charged.
+pub(crate) const TYPICAL_CHARGE: usize = charge(TYPICAL_BLOCK);
 
 /// The largest shard (in entries of capacity) whose readers drain a full hit
 /// buffer themselves. Replaying a hit costs the policy a few cache misses once
@@ -36,10 +50,6 @@ pub(crate) fn charge(footprint: usize) -> usize {
 /// in the caches, a replay costs tens of nanoseconds, and every hit reaches
 /// the policy, in order, on one thread.
 pub(crate) const READER_DRAIN_MAX_ENTRIES: usize = 1 << 16;
-
-/// The footprint assumed per entry when a byte bound is turned into a count
-/// for [`READER_DRAIN_MAX_ENTRIES`].
-const TYPICAL_CHARGE: usize = 128;
 
 /// A bounded shard's cache state (see the module docs).
 pub(crate) struct Bounds {

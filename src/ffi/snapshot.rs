@@ -96,7 +96,8 @@ pub struct mapcache_load_report {
     /// other status.
     pub corrupt_offset: u64,
     /// `MAPCACHE_E_IO`: the OS's errno for the failed step (e.g. `ENOENT` for a
-    /// missing file), 0 when the OS gave none. 0 for every other status.
+    /// missing file), 0 when the OS gave none (a path that names no regular
+    /// file). 0 for every other status.
     pub os_errno: i32,
     /// Reserved: written as 0.
     pub reserved: u32,
@@ -227,15 +228,21 @@ pub unsafe extern "C" fn mapcache_save(
 /// - `MAPCACHE_E_CORRUPT`: the file is damaged, truncated, appended to, not a
 ///   snapshot, or of a newer format version. The message says what was wrong
 ///   and at which byte offset; `report->corrupt_offset` holds the offset.
-/// - `MAPCACHE_E_IO`: the file could not be opened, locked or mapped (e.g.
-///   it does not exist: errno `ENOENT`); the message names the step and the
-///   path, `report->os_errno` holds the errno.
+/// - `MAPCACHE_E_IO`: the file could not be opened, examined, locked or
+///   mapped, the steps the message names "open", "stat" (fstat), "lock" and
+///   "mmap" (e.g. it does not exist: "open", errno `ENOENT`), or `path` names
+///   no regular file; the message names the step and the path,
+///   `report->os_errno` holds the errno.
+///   A directory fails at "open" with `EISDIR`; anything else that is no
+///   regular file (a FIFO, a device, a socket) fails at "open" with
+///   `os_errno` 0 and the message "snapshot open of <path>: not a regular
+///   file (a FIFO)" (or "a character device", "a block device", "a socket").
 /// - `MAPCACHE_E_INVALID_CONFIG`, `MAPCACHE_E_GPU`, `MAPCACHE_E_NO_MEMORY`,
 ///   `MAPCACHE_E_INTERNAL`: as `mapcache_new`.
 ///
-/// `path` is opened as open(2) opens it, so a path naming a FIFO blocks until
-/// another process opens it for writing (and what it reads is then no
-/// snapshot: `MAPCACHE_E_CORRUPT`); pass a regular file.
+/// `path` is opened with `O_NONBLOCK` and checked with fstat(2) before
+/// anything is read from it, so a path naming a FIFO or a device fails at once
+/// (`MAPCACHE_E_IO`, above) rather than waiting in open(2) for a writer.
 ///
 /// # Safety
 /// `path` must be NULL or a NUL-terminated string; `cfg` as for `mapcache_new`;

@@ -12,6 +12,17 @@
 //! in place; mapcache's own saves never modify an existing file (they write a
 //! new one and rename it over), so they cannot cause it. Writers that ignore
 //! advisory locks can.
+//!
+//! Only a regular file is loaded. The path is opened with `O_NONBLOCK`, so
+//! that opening a FIFO does not wait for a writer (nor a character device for
+//! its hardware); what the open found is then checked with `fstat` before
+//! anything is read, and anything but a regular file is refused as
+//! [`Error::Io`] at the step "open" (a directory with `EISDIR`, anything else
+//! with no errno and the message "not a regular file (a FIFO)" or the like).
+//! `O_NONBLOCK` is cleared again before the file is locked and read. (A
+//! regular file under another process's write lease, `F_SETLEASE`, therefore
+//! fails to open at once with `EWOULDBLOCK` instead of waiting for the lease
+//! to be broken, as a file under another's exclusive `flock` fails at once.)
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -40,12 +51,16 @@ pub(crate) struct Mapped {
 }
 
 impl Mapped {
-    /// Opens, locks and maps `path`. A file another process holds an exclusive
+    /// Opens (a regular file only, see the module docs), locks and maps
+    /// `path`. A file another process holds an exclusive
     /// `flock` on fails at once with [`Error::Io`] (`op` "lock",
     /// `ErrorKind::WouldBlock`) rather than waiting.
     pub(crate) fn open(path: &Path) -> Result<Mapped> {
-        let file = File::open(path).map_err(|e| Error::io("open", path, &e))?;
-        lock_shared(&file).map_err(|e| Error::io("lock", path, &e))?;
+        let file = open_nonblocking(path).map_err(|e| match not_regular(path) {
+            // A socket cannot be opened at all (ENXIO): say what it is.
+            Some(refused) => refused,
+            None => Error::io("open", path, &e),
+        })?;
         let metadata = file.metadata().map_err(|e| Error::io("stat", path, &e))?;
         if metadata.is_dir() {
             // Opening a directory read-only succeeds; mapping it would fail
@@ -53,6 +68,13 @@ impl Mapped {
             let error = std::io::Error::from_raw_os_error(libc::EISDIR);
             return Err(Error::io("open", path, &error));
         }
+        if !metadata.is_file() {
+            // A FIFO or a device: what it would hand out is no file of known
+            // length (and reading a FIFO would wait for a writer).
+            return Err(refuse(path, &metadata.file_type()));
+        }
+        clear_nonblocking(&file).map_err(|e| Error::io("open", path, &e))?;
+        lock_shared(&file).map_err(|e| Error::io("lock", path, &e))?;
         let len = metadata.len();
         let map = if len == 0 {
             None
@@ -122,6 +144,88 @@ impl Mapped {
         }
         Ok(())
     }
+}
+
+/// Opens `path` read-only with `O_NONBLOCK`: a FIFO opens at once instead of
+/// waiting for a writer, and `fstat` can then tell what it is.
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    File::open(path)
+}
+
+/// Clears the `O_NONBLOCK` that [`open_nonblocking`] set, once the file is
+/// known to be a regular file (where it matters little, but a read could
+/// otherwise fail with `EAGAIN` on a file under a mandatory lock).
+#[cfg(unix)]
+fn clear_nonblocking(file: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl F_GETFL on a descriptor we own; it changes no memory.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fcntl F_SETFL on a descriptor we own, with an int argument; it
+    // changes no memory.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn clear_nonblocking(_file: &File) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// The refusal of `path`, which is of type `file_type` and neither a regular
+/// file nor a directory: [`Error::Io`] at "open", with no errno (the OS
+/// reported no error; the load refused).
+fn refuse(path: &Path, file_type: &std::fs::FileType) -> Error {
+    #[cfg(unix)]
+    let what = {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            " (a FIFO)"
+        } else if file_type.is_char_device() {
+            " (a character device)"
+        } else if file_type.is_block_device() {
+            " (a block device)"
+        } else if file_type.is_socket() {
+            " (a socket)"
+        } else {
+            ""
+        }
+    };
+    #[cfg(not(unix))]
+    let what = {
+        let _ = file_type;
+        ""
+    };
+    Error::Io {
+        op: "open",
+        path: path.to_path_buf(),
+        kind: std::io::ErrorKind::InvalidInput,
+        errno: None,
+        message: format!("not a regular file{what}"),
+    }
+}
+
+/// After a failed open: the refusal of `path` if it names something that is
+/// neither a regular file nor a directory (a socket, which open(2) refuses
+/// with ENXIO), so that the error says what it is; `None` otherwise.
+fn not_regular(path: &Path) -> Option<Error> {
+    let file_type = std::fs::metadata(path).ok()?.file_type();
+    (!file_type.is_file() && !file_type.is_dir()).then(|| refuse(path, &file_type))
 }
 
 /// Takes a shared `flock` on `file` without waiting.

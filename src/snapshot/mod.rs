@@ -126,6 +126,11 @@ impl Map {
     /// smaller than the snapshot keeps what its eviction policy keeps as the
     /// records arrive in file order. Of two records of one key (which a save
     /// never writes), the later one wins.
+    ///
+    /// Only a regular file is read: a path naming a FIFO, a device, a socket
+    /// or a directory fails at once with [`crate::Error::Io`] (`op` "open"; a
+    /// FIFO is opened without waiting for a writer). This holds for
+    /// [`Map::load_with_report`] and [`Map::load_into`] as well.
     pub fn load(path: impl AsRef<Path>, config: Config) -> Result<Map> {
         Map::load_with_report(path, config).map(|(map, _)| map)
     }

@@ -5,7 +5,8 @@
  * TTLs across a save and a load, the reports (struct_size, counts, the failing
  * offset and errno), the progress callback (which may call into the cache),
  * damaged files (CORRUPT, and a cache loaded into left unchanged), I/O failures
- * (IO with errno, the previous file intact) and bad arguments.
+ * (IO with errno, the previous file intact), paths that are no regular file
+ * (a FIFO, a device: IO at once) and bad arguments.
  *
  * Built and run by `make test-c` like the other suites (strict C11, both
  * libraries, under valgrind). With MAPCACHE_STRESS=1 in the environment (`make
@@ -15,6 +16,7 @@
 #include "mapcache.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -456,6 +458,43 @@ static void test_io_errors(void) {
     remove_dir(files, 1);
 }
 
+/* A path that names no regular file is refused at once, as IO with errno 0
+ * and a message that says so: a FIFO (which open(2) without O_NONBLOCK waits
+ * on for a writer) and a character device (of length 0: it used to read as
+ * an empty file, CORRUPT). The test keeps the FIFO open for reading and
+ * writing itself, so that a load that opened it without O_NONBLOCK would not
+ * hang the suite but end with CORRUPT. */
+static void test_not_a_regular_file(void) {
+    make_dir("fifo");
+    char fifo[512];
+    snprintf(fifo, sizeof fifo, "%s", path_in("fifo"));
+    CHECK(mkfifo(fifo, 0600) == 0);
+    int held = open(fifo, O_RDWR | O_NONBLOCK);
+    CHECK(held >= 0);
+    char want[600];
+    snprintf(want, sizeof want, "snapshot open of %s: not a regular file (a FIFO)", fifo);
+    mapcache_t *warm = NULL;
+    mapcache_load_report r = load_report();
+    CHECK_ERR(mapcache_load(fifo, NULL, &warm, &r), MAPCACHE_E_IO, want);
+    CHECK(warm == NULL && r.os_errno == 0 && r.corrupt_offset == 0 && r.records == 0);
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    CHECK_ST(mapcache_put(c, S("k"), S("v"), NULL), MAPCACHE_OK);
+    r = load_report();
+    CHECK_ERR(mapcache_load_into(c, fifo, &r), MAPCACHE_E_IO, want);
+    CHECK(r.os_errno == 0 && r.records == 0);
+    r = load_report();
+    CHECK_ERR(mapcache_load("/dev/null", NULL, &warm, &r), MAPCACHE_E_IO,
+              "snapshot open of /dev/null: not a regular file (a character device)");
+    CHECK(warm == NULL && r.os_errno == 0);
+    size_t len = 0;
+    CHECK_ST(mapcache_len(c, &len), MAPCACHE_OK);
+    CHECK(len == 1);
+    mapcache_free(c);
+    close(held);
+    const char *files[] = {"fifo"};
+    remove_dir(files, 1);
+}
+
 /* --------------------------------------------------------- bad arguments */
 
 static void test_bad_arguments(void) {
@@ -563,6 +602,7 @@ int main(void) {
     RUN(test_report_struct_size);
     RUN(test_corrupt_file);
     RUN(test_io_errors);
+    RUN(test_not_a_regular_file);
     RUN(test_bad_arguments);
     const char *stress = getenv("MAPCACHE_STRESS");
     if (stress != NULL && strcmp(stress, "1") == 0) RUN(test_stress_round_trips);

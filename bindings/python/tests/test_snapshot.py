@@ -18,6 +18,8 @@ import fcntl
 import os
 import pathlib
 import stat
+import subprocess
+import sys
 import threading
 from typing import List
 
@@ -376,6 +378,40 @@ def test_a_missing_file_is_file_not_found(tmp_path):
         assert info2.value.filename == str(missing)
 
 
+def test_a_path_that_names_no_regular_file_is_refused_at_once(tmp_path):
+    """A FIFO (which a plain open(2) waits on for a writer) and a character
+    device are refused by every load: SnapshotIOError, errno None, a message
+    that names the path and says it is not a regular file. This process holds
+    the FIFO open for reading and writing, so that a load that waited for a
+    writer would get one and end otherwise (CorruptSnapshotError: an empty
+    "file") rather than hang the suite."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    held = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        for path, what in ((fifo, "a FIFO"), ("/dev/null", "a character device")):
+            with Cache() as c:
+                c[b"k"] = b"v"
+                for call in (lambda: Cache.load(path), lambda: Cache.load_with_report(path),
+                             lambda: c.load_into(path)):
+                    with pytest.raises(SnapshotIOError) as info:
+                        call()
+                    exc = info.value
+                    assert type(exc) is SnapshotIOError and exc.errno is None
+                    assert exc.message == f"snapshot open of {path}: not a regular file ({what})"
+                    assert exc.filename == str(path)
+                assert dict(c.items()) == {b"k": b"v"}
+    finally:
+        os.close(held)
+
+
+def test_a_directory_is_is_a_directory_error(tmp_path):
+    with pytest.raises(IsADirectoryError) as info:
+        Cache.load(tmp_path)
+    assert isinstance(info.value, SnapshotIOError) and info.value.errno == errno.EISDIR
+    assert info.value.message.startswith(f"snapshot open of {tmp_path}: ")
+
+
 def test_a_file_locked_by_another_writer_is_blocking_io_error(snapshot):
     # flock locks belong to the open file description: this process's
     # exclusive lock keeps out the library's shared one.
@@ -562,68 +598,96 @@ def test_the_errors_pickle(tmp_path, snapshot):
 # -------------------------------------------------------------- the GIL
 
 
-# The load's probe: a thread that watches the main thread through /proc until
-# it sleeps in openat (blocked opening the FIFO), and only then opens the FIFO
-# for writing, which lets that open return. Seeing the main thread blocked
-# inside the load and acting on it takes the probe's own Python code, run after
-# the load began: if the load kept the GIL, the probe could never act and the
-# load would never return. (Opening the FIFO without looking first is no test:
-# that open may be in the kernel, without the GIL, when the load starts.)
+# The load's probe. The main thread loads a large snapshot, each time through
+# a new hard link to it (so that each load opens a path of its own); a second
+# thread reads /proc/self/fd/N for every N, over and over, and counts how often
+# each link shows up as an open file of the process. The library holds the
+# file open from its open(2) to the end of the load, inside the one library
+# call. A link seen twice, by two readlink calls with the probe's Python code
+# between them, proves that the probe ran Python code while the load was inside
+# the library: had the load kept the GIL, the probe's code after the first
+# sighting could run only once that load had returned and closed the file, and
+# no later readlink could show that link again (it is never opened again). So
+# the control (a load through PyDLL, which keeps the GIL; argv[1] "control")
+# never proves it, however many loads it makes, while a load that releases the
+# GIL proves it in its first load or so; the loads stop as soon as it is proved,
+# at most ATTEMPTS of them (nothing here is timed).
 _GIL_PROBE = r"""
-import errno, os, platform, sys, tempfile, threading, mapcache
+import os, sys, tempfile, threading, mapcache
 from mapcache import _cache
-OPENAT = {"x86_64": {"2", "257"}, "aarch64": {"56"}}[platform.machine()]
-if len(sys.argv) > 1:  # the control: a load that keeps the GIL (PyDLL)
+control = len(sys.argv) > 1
+if control:  # a load that keeps the GIL (PyDLL)
     import ctypes
     fn = ctypes.PyDLL(str(mapcache.library_path()))["mapcache_load"]
     fn.restype, fn.argtypes = mapcache._lib._PROTOTYPES["mapcache_load"]
     _cache._load_file = fn
-fifo_dir = tempfile.mkdtemp()
-fifo = os.path.join(fifo_dir, "fifo")
-os.mkfifo(fifo)
-task = f"/proc/self/task/{threading.get_native_id()}"
+ATTEMPTS = 3 if control else 200
+N = 200_000
+work = tempfile.mkdtemp()
+snap = os.path.join(work, "big.snap")
+with mapcache.Cache() as c:
+    for base in range(0, N, 10_000):
+        c.set_many([(b"%016d" % i, b"%032d" % i) for i in range(base, base + 10_000)])
+    c.save(snap)
+prefix = os.path.join(work, "link-")
+seen = {}
+proved = threading.Event()
+done = threading.Event()
 def probe():
-    while True:
-        with open(task + "/syscall") as f:
-            syscall = f.read().split()[0]
-        with open(task + "/stat") as f:
-            state = f.read().rsplit(") ", 1)[1][0]
-        if syscall in OPENAT and state == "S":
+    while not done.is_set():
+        for fd in range(256):
             try:
-                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-                return
-            except OSError as e:  # ENXIO: another openat; the load's is to come
-                if e.errno != errno.ENXIO:
-                    raise
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(prefix):
+                seen[target] = seen.get(target, 0) + 1
+                if seen[target] >= 2:
+                    proved.set()
+                    return
 threading.Thread(target=probe, daemon=True).start()
+loads = 0
 try:
-    mapcache.Cache.load(fifo)
-except mapcache.CorruptSnapshotError as e:  # an empty file
-    print("returned:", type(e).__name__)
+    while loads < ATTEMPTS and not proved.is_set():
+        link = f"{prefix}{loads}.snap"
+        os.link(snap, link)
+        with mapcache.Cache.load(link) as warm:
+            assert len(warm) == N
+        os.unlink(link)
+        loads += 1
 finally:
-    os.unlink(fifo)
-    os.rmdir(fifo_dir)
+    done.set()
+    os.unlink(snap)
+    for name in os.listdir(work):
+        os.unlink(os.path.join(work, name))
+    os.rmdir(work)
+print("proved" if proved.is_set() else "not proved", "after", loads, "loads")
 """
 
 
 def test_load_releases_the_gil():
-    """Cache.load blocks inside the library (in open() of a FIFO) until
-    another Python thread acts; it returns, so that thread ran (see _GIL_PROBE).
-    The control, the same load through PyDLL, hangs (run by hand:
-    ``python -c "$probe" control``)."""
-    machine = os.uname().machine
-    if machine not in ("x86_64", "aarch64") or not os.access(
-            f"/proc/self/task/{threading.get_native_id()}/syscall", os.R_OK):
-        pytest.skip("needs /proc/<tid>/syscall on x86_64 or aarch64")
+    """Another Python thread runs while Cache.load is inside the library (see
+    _GIL_PROBE); the same probe around a load that keeps the GIL (PyDLL, the
+    control) never sees that."""
+    fd = os.open(os.devnull, os.O_RDONLY)
+    try:
+        if not os.path.islink(f"/proc/self/fd/{fd}"):
+            pytest.skip("needs /proc/self/fd")
+    finally:
+        os.close(fd)
     out = run_python(_GIL_PROBE)
     assert out.returncode == 0, out.stderr
-    assert "returned: CorruptSnapshotError" in out.stdout
+    assert out.stdout.startswith("proved after "), out.stdout
+    control = subprocess.run([sys.executable, "-c", _GIL_PROBE, "control"],
+                             capture_output=True, text=True, timeout=120)
+    assert control.returncode == 0, control.stderr
+    assert control.stdout.strip() == "not proved after 3 loads", control.stdout
 
 
 def test_every_snapshot_call_goes_through_cdll():
-    """save and load_into cannot be made to block from Python as load can (see
-    above); they are called the same way: through the CDLL, which releases the
-    GIL (a PyDLL function has FUNCFLAG_PYTHONAPI set, and keeps it)."""
+    """save and load_into are called as load is (see above): through the CDLL,
+    which releases the GIL (a PyDLL function has FUNCFLAG_PYTHONAPI set, and
+    keeps it)."""
     import ctypes
 
     from mapcache import _cache

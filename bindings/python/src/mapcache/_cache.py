@@ -1020,9 +1020,14 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             CorruptSnapshotError: the file is damaged, truncated, appended to,
                 not a snapshot, or of a newer format version; ``offset`` is
                 where, and the message says what was wrong.
-            SnapshotIOError: the file could not be opened, locked or mapped;
-                also an ``OSError`` of the errno's subclass (a missing file:
-                ``FileNotFoundError``, errno ``ENOENT``).
+            SnapshotIOError: the file could not be opened, examined (fstat),
+                locked or mapped; also an ``OSError`` of the errno's subclass
+                (a missing file: ``FileNotFoundError``, errno ``ENOENT``). A
+                path that names no regular file fails at once: a directory
+                with ``IsADirectoryError``, a FIFO, a device or a socket with
+                errno ``None`` and the message "snapshot open of <path>: not a
+                regular file (a FIFO)" or the like (a FIFO is never waited on
+                for a writer).
             InvalidArgumentError: ``path`` is empty or contains a NUL byte.
             TypeError, ValueError, InvalidConfigError: a bad configuration, as
                 for :class:`Cache` (an unknown keyword is a TypeError).

@@ -231,9 +231,9 @@ class CorruptSnapshotError(MapCacheError):
 class SnapshotIOError(MapCacheError, OSError):
     """A file operation of a snapshot save or load failed (``MAPCACHE_E_IO``):
     creating, writing, fsyncing or renaming the file of a save, fsyncing its
-    directory; opening, locking, or mapping the file of a load. A failed save
-    leaves the previous file at its path intact, and a cache loaded into is
-    unchanged.
+    directory; opening, examining (fstat), locking or mapping the file of a
+    load. A failed save leaves the previous file at its path intact, and a
+    cache loaded into is unchanged.
 
     It is an ``OSError`` (``errno``, ``strerror``, ``filename``), and the
     class of each instance also derives from the ``OSError`` subclass that the
@@ -251,7 +251,10 @@ class SnapshotIOError(MapCacheError, OSError):
         message: the library's message, also ``str(exc)``: "snapshot <step> of
             <path>: <OS message> (os error N)", where the step is one of
             create, write, fsync, rename, fsync directory, open, lock, stat,
-            mmap.
+            mmap. A load of a path that names no regular file: "snapshot open
+            of <path>: not a regular file (a FIFO)" (or a character device, a
+            block device, a socket), with errno ``None``; a directory's is an
+            ``IsADirectoryError`` (``EISDIR``).
     """
 
     status = _lib.E_IO
