@@ -56,6 +56,13 @@ impl Mapped {
     /// `flock` on fails at once with [`Error::Io`] (`op` "lock",
     /// `ErrorKind::WouldBlock`) rather than waiting.
     pub(crate) fn open(path: &Path) -> Result<Mapped> {
+        // What the path names, before anything is opened: opening a device can
+        // do something (a tape rewinds, a terminal becomes the controlling
+        // one). The fstat below still checks what was opened, in case the path
+        // changed in between.
+        if let Some(refused) = not_regular(path) {
+            return Err(refused);
+        }
         let file = open_nonblocking(path).map_err(|e| match not_regular(path) {
             // A socket cannot be opened at all (ENXIO): say what it is.
             Some(refused) => refused,
