@@ -13,7 +13,8 @@
 //! new one and rename it over), so they cannot cause it. Writers that ignore
 //! advisory locks can.
 //!
-//! Only a regular file is loaded. The path is opened with `O_NONBLOCK`, so
+//! Only a regular file is loaded. What the path names is checked before it is
+//! opened (a device is never opened), and again after: the path is opened with `O_NONBLOCK`, so
 //! that opening a FIFO does not wait for a writer (nor a character device for
 //! its hardware); what the open found is then checked with `fstat` before
 //! anything is read, and anything but a regular file is refused as
