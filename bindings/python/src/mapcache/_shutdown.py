@@ -102,10 +102,16 @@ def _quiesce() -> None:
 
 def _after_fork_in_child() -> None:
     # Only the forking thread lives on in the child (and another thread may
-    # have held the lock at the fork).
-    global _cond, _in_flight
+    # have held the lock at the fork). It is the thread that will finalize
+    # the child, so once exiting it is the exempt one: a fork by another
+    # thread than the parent's exiting one (a daemon thread's call in flight
+    # during the wait) would otherwise leave the child's only thread with
+    # its callbacks refused and its next call parked for good.
+    global _cond, _in_flight, _finalizer
     _cond = threading.Condition(threading.Lock())
     _in_flight = _local.in_flight
+    if _closing:
+        _finalizer = threading.get_ident()
 
 
 atexit.register(_quiesce)
