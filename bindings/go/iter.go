@@ -17,7 +17,8 @@ const (
 // consistent: an entry present for the whole iteration is seen exactly once,
 // no key twice; entries written during the iteration may or may not be seen.
 // fn may call any method of the cache, including writes and Close: after
-// Close, fn is not called again and Range returns ErrClosed.
+// Close, fn is not called again and Range returns ErrClosed (or nil, if the
+// fn that closed the cache also returned false to stop).
 //
 // Entries are copied out up to 512 (16 KiB) per library call, and fn runs
 // between calls. The library reads the map one bucket chain at a time (a

@@ -64,24 +64,7 @@ impl Mapped {
         if let Some(refused) = not_regular(path) {
             return Err(refused);
         }
-        let file = open_nonblocking(path).map_err(|e| match not_regular(path) {
-            // A socket cannot be opened at all (ENXIO): say what it is.
-            Some(refused) => refused,
-            None => Error::io("open", path, &e),
-        })?;
-        let metadata = file.metadata().map_err(|e| Error::io("stat", path, &e))?;
-        if metadata.is_dir() {
-            // Opening a directory read-only succeeds; mapping it would fail
-            // with ENODEV ("No such device"), which names no cause.
-            let error = std::io::Error::from_raw_os_error(libc::EISDIR);
-            return Err(Error::io("open", path, &error));
-        }
-        if !metadata.is_file() {
-            // A FIFO or a device: what it would hand out is no file of known
-            // length (and reading a FIFO would wait for a writer).
-            return Err(refuse(path, &metadata.file_type()));
-        }
-        clear_nonblocking(&file).map_err(|e| Error::io("open", path, &e))?;
+        let (file, metadata) = open_regular(path)?;
         lock_shared(&file).map_err(|e| Error::io("lock", path, &e))?;
         let len = metadata.len();
         let map = if len == 0 {
@@ -154,14 +137,41 @@ impl Mapped {
     }
 }
 
-/// Opens `path` read-only with `O_NONBLOCK`: a FIFO opens at once instead of
-/// waiting for a writer, and `fstat` can then tell what it is.
+/// Opens `path` and checks with `fstat` that what it opened is a regular file
+/// (the path may have changed since it was checked), then clears the
+/// `O_NONBLOCK` it opened with. The file and its metadata, or the refusal.
+fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata)> {
+    let file = open_nonblocking(path).map_err(|e| match not_regular(path) {
+        // A socket cannot be opened at all (ENXIO): say what it is.
+        Some(refused) => refused,
+        None => Error::io("open", path, &e),
+    })?;
+    let metadata = file.metadata().map_err(|e| Error::io("stat", path, &e))?;
+    if metadata.is_dir() {
+        // Opening a directory read-only succeeds; mapping it would fail with
+        // ENODEV ("No such device"), which names no cause.
+        let error = std::io::Error::from_raw_os_error(libc::EISDIR);
+        return Err(Error::io("open", path, &error));
+    }
+    if !metadata.is_file() {
+        // A FIFO or a device: what it would hand out is no file of known
+        // length (and reading a FIFO would wait for a writer).
+        return Err(refuse(path, &metadata.file_type()));
+    }
+    clear_nonblocking(&file).map_err(|e| Error::io("open", path, &e))?;
+    Ok((file, metadata))
+}
+
+/// Opens `path` read-only with `O_NONBLOCK` (a FIFO opens at once instead of
+/// waiting for a writer, and `fstat` can then tell what it is) and
+/// `O_NOCTTY` (a terminal put at the path since it was checked does not become
+/// the process's controlling terminal).
 #[cfg(unix)]
 fn open_nonblocking(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
 }
 
@@ -258,6 +268,37 @@ fn lock_shared(_file: &File) -> std::io::Result<()> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// The check after the open, on its own (`Mapped::open` checks the path
+    /// first, so a non-regular file never reaches it there unless the path
+    /// changes in between): a FIFO opens without waiting for a writer and is
+    /// refused, a device is refused, a directory is EISDIR, a regular file
+    /// comes back blocking again.
+    #[test]
+    fn what_was_opened_is_checked() {
+        let dir = std::env::temp_dir().join(format!("mapcache-open-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path; mkfifo changes no memory of ours.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let refused = |path: &Path| match open_regular(path) {
+            Err(Error::Io { op, message, .. }) => format!("{op}: {message}"),
+            other => panic!("{}: {:?}", path.display(), other.map(|_| ())),
+        };
+        assert!(refused(&fifo).contains("not a regular file (a FIFO)"));
+        assert!(refused(Path::new("/dev/null")).contains("a character device"));
+        assert!(refused(&dir).starts_with("open: "));
+        let file = dir.join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let (opened, metadata) = open_regular(&file).unwrap();
+        assert!(metadata.is_file());
+        use std::os::fd::AsRawFd;
+        // SAFETY: F_GETFL on a descriptor we own.
+        let flags = unsafe { libc::fcntl(opened.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// The pages of `mapped` in memory (mincore).
     fn resident_pages(mapped: &Mapped) -> usize {
