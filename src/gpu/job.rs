@@ -5,7 +5,7 @@
 use super::abi::{self, Checksum, SourceBucket};
 use super::loader::{self, Context, Plugin};
 use crate::sync::atomic::Ordering;
-use crate::table::bucket::{self, SLOTS};
+use crate::table::bucket::SLOTS;
 use crate::table::table::{BucketArray, Table};
 
 /// What went wrong at which step: the step's name, then the plugin's message.
@@ -98,12 +98,6 @@ pub(crate) fn rehash(
     Table::with_arrays(new_log2, main, pool).map_err(|e| e.to_string())
 }
 
-/// Chains ahead of the one being packed whose first overflow bucket is
-/// prefetched: the main buckets come in address order (the hardware prefetcher
-/// follows them), but overflow buckets added one by one lie anywhere, and a
-/// miss on each in turn was most of the pack's time.
-const PACK_AHEAD: usize = 16;
-
 /// Writes `src`'s image into the staging memory: its buckets chain by chain and
 /// each chain's first record. Returns the source's checksum.
 pub(crate) fn pack(
@@ -127,28 +121,30 @@ pub(crate) fn pack(
     }
     let mut sum = Checksum::default();
     let mut n = 0usize;
-    for (index, head) in heads.iter().enumerate() {
-        if let Some(ahead) = heads.get(index + PACK_AHEAD) {
-            bucket::prefetch_whole(ahead.overflow.load(Ordering::Relaxed));
+    let mut overrun = false;
+    // The walk prefetches the overflow buckets ahead (`for_each_chain_bucket`).
+    src.for_each_chain_bucket(|index, bucket| {
+        // The first bucket of each chain is its head: chains come in index order.
+        if std::ptr::eq(bucket, &heads[index]) {
+            starts[index] = n as u32;
         }
-        starts[index] = n as u32;
-        let mut bucket = Some(head);
-        while let Some(b) = bucket {
-            let Some(record) = source.get_mut(n) else {
-                return Err(format!(
-                    "GPU staging: the table's chains hold more than the {} buckets counted",
-                    source.len()
-                ));
-            };
-            record.tophash = b.tophash.load(Ordering::Relaxed);
-            for i in 0..SLOTS {
-                record.slots[i] = b.slots[i].load(Ordering::Relaxed) as usize as u64;
-                record.frags[i] = b.frags[i].load(Ordering::Relaxed);
-            }
-            sum.add(record.tophash, &record.slots, &record.frags);
-            n += 1;
-            bucket = b.next();
+        let Some(record) = source.get_mut(n) else {
+            overrun = true;
+            return;
+        };
+        record.tophash = bucket.tophash.load(Ordering::Relaxed);
+        for i in 0..SLOTS {
+            record.slots[i] = bucket.slots[i].load(Ordering::Relaxed) as usize as u64;
+            record.frags[i] = bucket.frags[i].load(Ordering::Relaxed);
         }
+        sum.add(record.tophash, &record.slots, &record.frags);
+        n += 1;
+    });
+    if overrun {
+        return Err(format!(
+            "GPU staging: the table's chains hold more than the {} buckets counted",
+            source.len()
+        ));
     }
     if n != source.len() {
         return Err(format!(

@@ -128,7 +128,9 @@ pub(crate) fn prefetch(bucket: *const Bucket) {
 
 /// Starts loading every cache line of `bucket` (112 bytes span two or three),
 /// which may be null or dangle (as for [`prefetch`]): for a pass that reads
-/// whole buckets, the GPU engine's pack of the source image.
+/// whole buckets: `Table::for_each_chain_bucket` and the rehash passes. (Not
+/// under loom, whose models have no use for it.)
+#[cfg(not(loom))]
 #[inline(always)]
 pub(crate) fn prefetch_whole(bucket: *const Bucket) {
     #[cfg(target_arch = "x86_64")]

@@ -25,7 +25,7 @@ use std::ops::Range;
 
 use super::bucket::{self, Bucket, SLOTS};
 use super::entry::Entry;
-use super::table::{BucketArray, Table};
+use super::table::{BucketArray, Table, CHAIN_AHEAD};
 use crate::config::EngineChoice;
 use crate::error::Result;
 use crate::sync::atomic::Ordering;
@@ -145,14 +145,10 @@ fn for_each_destined(src: &Table, new_log2: u32, j: usize, mut f: impl FnMut(u8,
     }
 }
 
-/// New buckets ahead of the one being counted or filled whose source chain's
-/// first overflow bucket is prefetched. The main buckets are read in address
-/// order, which the hardware prefetcher follows; overflow buckets added one by
-/// one lie anywhere, and a miss on each in turn was most of a rebuild's time.
-const CHAIN_AHEAD: usize = 16;
-
 /// Starts loading the first overflow bucket of new bucket `j`'s (first) source
-/// chain, if `j` is a bucket and that chain has one.
+/// chain, if `j` is a bucket and that chain has one: count and fill walk the
+/// source chains in new-bucket order, not through `for_each_chain_bucket`, so
+/// they prefetch [`CHAIN_AHEAD`] new buckets on themselves.
 #[inline(always)]
 fn prefetch_source(src: &Table, new_log2: u32, j: usize) {
     if j >> new_log2 != 0 {
@@ -163,7 +159,7 @@ fn prefetch_source(src: &Table, new_log2: u32, j: usize) {
     } else {
         j
     };
-    bucket::prefetch_whole(src.buckets()[first].overflow.load(Ordering::Relaxed));
+    src.prefetch_overflow(first);
 }
 
 /// Step 1 for the new buckets in `range`: `counts[i]` for bucket `range.start + i`.

@@ -498,9 +498,24 @@ impl Table {
         old
     }
 
-    /// Calls `f` for every bucket of every chain, main buckets in index order.
+    /// Starts loading the first overflow bucket of chain `index`, if the chain
+    /// has one (see [`CHAIN_AHEAD`]).
+    #[inline(always)]
+    pub(crate) fn prefetch_overflow(&self, index: usize) {
+        #[cfg(not(loom))]
+        bucket::prefetch_whole(self.buckets()[index].overflow.load(Ordering::Relaxed));
+        #[cfg(loom)]
+        let _ = index;
+    }
+
+    /// Calls `f` for every bucket of every chain, main buckets in index order
+    /// (the first overflow bucket of the chain [`CHAIN_AHEAD`] on prefetched).
     pub(crate) fn for_each_chain_bucket(&self, mut f: impl FnMut(usize, &Bucket)) {
+        let chains = self.buckets().len();
         for (index, head) in self.buckets().iter().enumerate() {
+            if index + CHAIN_AHEAD < chains {
+                self.prefetch_overflow(index + CHAIN_AHEAD);
+            }
             let mut bucket = Some(head);
             while let Some(b) = bucket {
                 f(index, b);
@@ -582,6 +597,13 @@ impl Drop for Table {
         }
     }
 }
+
+/// How many chains ahead a pass over a table's chains prefetches the first
+/// overflow bucket of. The main buckets are read in address order, which the
+/// hardware prefetcher follows; overflow buckets added one by one lie anywhere,
+/// and a dependent miss on each in turn was most of a rebuild's time (and of
+/// the GPU engine's pack: `docs/bench.md`).
+pub(crate) const CHAIN_AHEAD: usize = 16;
 
 /// Whether a shard holding `count` entries in `2^log2` buckets is over Go's load
 /// factor of 6.5 entries per bucket.
