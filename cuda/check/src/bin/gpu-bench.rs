@@ -13,17 +13,22 @@ use std::time::{Duration, Instant};
 use mapcache::gpu::testing::{self, Engine, SyntheticTable};
 use mapcache_gpu_check::{cpu_time, grow_log2, load, options};
 
-/// Wall and CPU time of one rebuild (the result dropped outside the timing).
+/// Wall and CPU time of `f` (its result dropped outside the timing).
+fn timed<T>(f: impl FnOnce() -> Result<T, String>) -> Result<(Duration, Duration), String> {
+    let (wall, cpu) = (Instant::now(), cpu_time());
+    let result = f()?;
+    let measured = (wall.elapsed(), cpu_time() - cpu);
+    drop(result);
+    Ok(measured)
+}
+
+/// Wall and CPU time of one rebuild.
 fn time(
     table: &SyntheticTable,
     new_log2: u32,
     engine: Engine<'_>,
 ) -> Result<(Duration, Duration), String> {
-    let (wall, cpu) = (Instant::now(), cpu_time());
-    let rebuilt = testing::rebuild(table, new_log2, engine)?;
-    let measured = (wall.elapsed(), cpu_time() - cpu);
-    drop(rebuilt);
-    Ok(measured)
+    timed(|| testing::rebuild(table, new_log2, engine))
 }
 
 fn best(
@@ -59,6 +64,14 @@ const TRANSFER_VARS: [&str; 2] = ["MAPCACHE_CUDA_REGISTER_OUTPUT", "MAPCACHE_CUD
 fn set_transfer(values: &[&str; 2]) {
     for (var, value) in TRANSFER_VARS.iter().zip(values) {
         std::env::set_var(var, value);
+    }
+}
+
+/// "wall / cpu ms", or why there is no measurement.
+fn cell(measured: &Result<(Duration, Duration), String>) -> String {
+    match measured {
+        Ok((wall, cpu)) => format!("{} / {} ms", ms(*wall), ms(*cpu)),
+        Err(e) => e.clone(),
     }
 }
 
@@ -104,20 +117,12 @@ fn main() {
         // The host's share of a GPU rebuild that no transfer choice changes:
         // packing the source image (a single-threaded pass over the old chains).
         let mut staging = testing::Staging::default();
-        let pack = best(runs, || {
-            let (wall, cpu) = (Instant::now(), cpu_time());
-            testing::pack(&table, &mut staging)?;
-            Ok((wall.elapsed(), cpu_time() - cpu))
-        });
+        let pack = best(runs, || timed(|| testing::pack(&table, &mut staging)));
         drop(staging);
-        match &pack {
-            Ok((w, c)) => println!(
-                "pack {entries:>10} | host pack of the source image {} / {} ms",
-                ms(*w),
-                ms(*c)
-            ),
-            Err(e) => println!("pack {entries:>10} | {e}"),
-        }
+        println!(
+            "pack {entries:>10} | host pack of the source image {}",
+            cell(&pack)
+        );
         let skipped = || Err::<(Duration, Duration), String>("skipped".into());
         let (single, parallel) = if options.gpu_only {
             (skipped(), skipped())
@@ -143,12 +148,11 @@ fn main() {
                 let measured = best(runs, || {
                     time(&table, log2 + 1, Engine::Gpu(Some(&options.plugin)))
                 });
-                let cell = match measured {
-                    Ok((w, c)) => format!("{} / {} ms", ms(w), ms(c)),
-                    Err(e) => e,
-                };
                 // Printed as it comes: a run cut short keeps what it measured.
-                println!("transfer {entries:>10} | {name:>22} | gpu wall/cpu {cell}");
+                println!(
+                    "transfer {entries:>10} | {name:>22} | gpu wall/cpu {}",
+                    cell(&measured)
+                );
             }
             for (var, value) in saved {
                 match value {
@@ -162,10 +166,6 @@ fn main() {
                 time(&table, log2 + 1, Engine::Gpu(Some(&options.plugin)))
             }),
             Err(_) => Err("unavailable".into()),
-        };
-        let cell = |r: &Result<(Duration, Duration), String>| match r {
-            Ok((w, c)) => format!("{} / {} ms", ms(*w), ms(*c)),
-            Err(e) => e.clone(),
         };
         let ratio = |base: &Result<(Duration, Duration), String>| match (base, &gpu_best) {
             (Ok(b), Ok(g)) => format!("{:.1}x", b.0.as_secs_f64() / g.0.as_secs_f64()),
