@@ -8,14 +8,16 @@
 #                    by the GPU and by the CPU reference, images compared
 #                    byte for byte;
 #   2. faults        gpu-faults, once per MAPCACHE_CUDA_FAULT (none, open,
-#                    alloc, copy, kernel, wrong): every map ends correct, auto
+#                    alloc, copy, kernel, wrong), and those but open again with
+#                    the tables read in place: every map ends correct, auto
 #                    falls back and says why, force returns the error;
 #   3. benchmark     gpu-bench: rebuilds of 1M, 4M, 16M and 64M entries by the
 #                    CPU reference, the parallel CPU engine on every core and
 #                    the GPU end to end; wall and host CPU time; the crossover;
-#                    and, on the same tables, the GPU with each copy-out choice
-#                    (pageable or registered arrays, one copy or 8 chunks
-#                    overlapping the fill), the transfer choices to measure.
+#                    and, on the same tables, the GPU with each transfer choice
+#                    (the old table packed or in place, pageable or
+#                    registered; the new one into pageable or registered
+#                    arrays, one copy or 8 chunks overlapping the fill).
 #
 # Then one summary (the bench's tables, its crossover and the issue's goals at
 # 16M entries and above: 8x the reference's wall time, no slower than the
@@ -113,12 +115,20 @@ summary+=("${line:-equivalence: FAIL (rc $rc, no verdict; $ok ok and $bad FAIL b
 [ $rc -eq 0 ] || failed=1
 
 echo "== 2. fault injection"
-for fault in none open alloc copy kernel wrong; do
-  MAPCACHE_CUDA_FAULT=$fault step "faults-$fault" 60 155 "$dir/gpu-faults" "${args[@]}"
+# Each fault with the old tables packed, then those that concern the copy-in
+# with them read in place (MAPCACHE_GPU_SOURCE=in-place).
+for run in none open alloc copy kernel wrong in-place:none in-place:alloc in-place:copy \
+    in-place:kernel in-place:wrong; do
+  fault=${run#in-place:}
+  source=packed; [ "$run" = "$fault" ] || source=in-place
+  MAPCACHE_GPU_SOURCE=$source MAPCACHE_CUDA_FAULT=$fault \
+    step "faults-${run/:/-}" 40 155 "$dir/gpu-faults" "${args[@]}"
   rc=$?
-  line=$(grep -E '^faults\[' "$logs/faults-$fault.log" | tail -1 | cut -c1-160)
+  line=$(grep -E '^faults\[' "$logs/faults-${run/:/-}.log" | tail -1 | cut -c1-160)
   [ $rc -eq 125 ] && line="faults[$fault]: SKIPPED (the budget is spent)"
-  summary+=("${line:-faults[$fault]: FAIL (rc $rc, no verdict)}")
+  line=${line:-faults[$fault]: FAIL (rc $rc, no verdict)}
+  [ "$source" = packed ] || line="in-place ${line}"
+  summary+=("$line")
   [ $rc -eq 0 ] || failed=1
 done
 

@@ -102,10 +102,15 @@ cuda-fake-device: cuda-fake-driver
 	    $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000,100k; done
 	LD_LIBRARY_PATH=$(CUDA_FAKE) FAKE_CUDA_SEED=4 MAPCACHE_CUDA_CHUNKS=64 MAPCACHE_CUDA_REGISTER_OUTPUT=1 \
 	  $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000,100k
+	LD_LIBRARY_PATH=$(CUDA_FAKE) FAKE_CUDA_SEED=5 MAPCACHE_CUDA_CHUNKS=5 MAPCACHE_CUDA_REGISTER_INPUT=1 \
+	  MAPCACHE_CUDA_REGISTER_OUTPUT=1 $(GPU_CHECK_DIR)/gpu-equivalence --sizes 300k
+	LD_LIBRARY_PATH=$(CUDA_FAKE) MAPCACHE_CUDA_FAULT=none MAPCACHE_GPU_SOURCE=in-place $(GPU_CHECK_DIR)/gpu-faults
 	for fail in cuMemcpyDtoHAsync_v2:7 cuMemcpyDtoHAsync_v2:11 cuMemcpyHtoDAsync_v2:3 \
 	    cuLaunchKernel:9 cuEventRecord:5 cuStreamWaitEvent:6 cuStreamSynchronize:4 cuMemsetD8Async:3; do \
 	  for reg in 0 1; do LD_LIBRARY_PATH=$(CUDA_FAKE) FAKE_CUDA_FAIL=$$fail MAPCACHE_CUDA_FAULT=fake-driver \
-	    MAPCACHE_CUDA_CHUNKS=8 MAPCACHE_CUDA_REGISTER_OUTPUT=$$reg $(GPU_CHECK_DIR)/gpu-faults | cut -c1-200; done; done
+	    MAPCACHE_CUDA_CHUNKS=8 MAPCACHE_CUDA_REGISTER_OUTPUT=$$reg MAPCACHE_CUDA_REGISTER_INPUT=$$reg \
+	    MAPCACHE_GPU_SOURCE=$$([ $$reg = 1 ] && echo in-place || echo packed) \
+	    $(GPU_CHECK_DIR)/gpu-faults | cut -c1-200; done; done
 
 # The built plugin loads as a host loads it (driver first, then the plugin,
 # its symbols, its table, its context): with the stub standing in for the

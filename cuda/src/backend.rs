@@ -30,9 +30,24 @@ pub trait Backend: Send {
     ) -> Result<(*mut SourceBucket, *mut u32), Fail>;
     /// Copies the staged image in, counts, scans; the pool's length.
     fn count(&mut self, old_log2: u32, new_log2: u32) -> Result<u64, Fail>;
+    /// The in-place source (`abi::CountInPlaceFn`): copies the old table's
+    /// `main` (`2^old_log2` buckets) and `pool` (`pool_len` buckets) in,
+    /// counts, scans; the pool's length and the source's sums.
+    fn count_in_place(
+        &mut self,
+        main: *const u8,
+        pool: *const u8,
+        pool_len: u64,
+        old_log2: u32,
+        new_log2: u32,
+    ) -> Result<(u64, Checksum), Fail>;
     /// Fills and copies the image out into `main` and `pool` (host memory).
     fn fill(&mut self, main: *mut u8, pool: *mut u8) -> Result<Checksum, Fail>;
 }
+
+/// The message of an in-place source whose chains leave its pool.
+pub const BAD_SOURCE: &str =
+    "count: an overflow pointer of the source lies outside its pool (or a chain loops)";
 
 /// Elements each scan thread sums (and then prefix-sums): a few cache lines.
 pub const SCAN_CHUNK: u64 = 256;

@@ -43,7 +43,7 @@ use cust::prelude::{Stream, StreamFlags};
 use cust::sys::{self, CUresult};
 
 use crate::abi::{self, Checksum, SourceBucket};
-use crate::backend::{scan_levels, Backend, Fail, SCAN_CHUNK};
+use crate::backend::{scan_levels, Backend, Fail, BAD_SOURCE, SCAN_CHUNK};
 
 /// The kernels, compiled by `make cuda` (PTX for compute_90, which the CUDA
 /// 13.0 driver JIT-compiles for any newer GPU, and SASS for sm_90).
@@ -65,25 +65,32 @@ const MAX_CHUNKS: usize = 64;
 struct Transfer {
     /// Page-lock the core's arrays for the copy-out.
     register: bool,
+    /// Page-lock the old table's arrays for the copy-in of an in-place source.
+    register_input: bool,
     /// Fill and copy-out chunks (1: one fill, then the copy).
     chunks: usize,
 }
 
 impl Transfer {
     fn from_env() -> Transfer {
+        let var = |name| std::env::var(name).ok();
         Transfer::parse(
-            std::env::var("MAPCACHE_CUDA_REGISTER_OUTPUT")
-                .ok()
-                .as_deref(),
-            std::env::var("MAPCACHE_CUDA_CHUNKS").ok().as_deref(),
+            var("MAPCACHE_CUDA_REGISTER_OUTPUT").as_deref(),
+            var("MAPCACHE_CUDA_REGISTER_INPUT").as_deref(),
+            var("MAPCACHE_CUDA_CHUNKS").as_deref(),
         )
     }
 
     /// Unset or unparsable values are the defaults (a benchmark knob, not a
     /// setting a host makes: no error path).
-    fn parse(register: Option<&str>, chunks: Option<&str>) -> Transfer {
+    fn parse(
+        register: Option<&str>,
+        register_input: Option<&str>,
+        chunks: Option<&str>,
+    ) -> Transfer {
         Transfer {
             register: register == Some("1"),
+            register_input: register_input == Some("1"),
             chunks: chunks
                 .and_then(|c| c.trim().parse::<usize>().ok())
                 .unwrap_or(1)
@@ -122,8 +129,19 @@ impl Drop for RawEvent {
     }
 }
 
-/// The rebuild in progress, from `stage` to `fill`.
+/// Where the rebuild in progress reads the old table from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// The staged records and chain starts, which the core packed.
+    Packed,
+    /// `source` holds a copy of the old table's arrays (main buckets, then the
+    /// pool's): the old pool's host address and length.
+    InPlace { pool_base: u64, pool_len: u64 },
+}
+
+/// The rebuild in progress, from `stage` (or `count_in_place`) to `fill`.
 struct Job {
+    source: Source,
     sources: usize,
     chains: usize,
     old_log2: u32,
@@ -225,6 +243,10 @@ pub struct Device {
     pool: Option<DeviceBuffer<u64>>,
     sums: Option<DeviceBuffer<u64>>,
     total: Option<DeviceBuffer<u64>>,
+    /// The in-place source's sums (taken bucket by bucket) and its flag of a
+    /// chain that leaves the pool.
+    source_sums: Option<DeviceBuffer<u64>>,
+    bad: Option<DeviceBuffer<u32>>,
     job: Option<Job>,
     /// One per fill chunk, recorded on `stream` after the chunk's launch.
     events: Vec<RawEvent>,
@@ -279,6 +301,8 @@ impl Device {
             pool: None,
             sums: None,
             total: None,
+            source_sums: None,
+            bad: None,
             job: None,
             events: Vec::new(),
             module,
@@ -398,6 +422,7 @@ impl Backend for Device {
         )?;
         let chain_starts = ensure_locked(&mut self.staged_chains, chains, "chain staging")?;
         self.job = Some(Job {
+            source: Source::Packed,
             sources,
             chains,
             old_log2: 0,
@@ -422,6 +447,7 @@ impl Backend for Device {
             ));
         }
         job.buckets = chunk_bounds(1u64 << new_log2, job.transfer.chunks);
+        (job.old_log2, job.new_log2) = (old_log2, new_log2);
         // Each chunk's first pool index (starts[lo]), the pool's length last.
         let mut pool = vec![0u32; job.buckets.len()];
         let mut pool_len = 0u64;
@@ -433,7 +459,7 @@ impl Backend for Device {
         }
         job.pool = pool.iter().map(|&p| u64::from(p)).collect();
         *job.pool.last_mut().unwrap() = pool_len;
-        (job.old_log2, job.new_log2, job.pool_len) = (old_log2, new_log2, pool_len);
+        job.pool_len = pool_len;
         self.job = Some(job);
         Ok(pool_len)
     }
@@ -445,40 +471,118 @@ impl Backend for Device {
         };
         let main_bytes = (1usize << job.new_log2) * abi::BUCKET_BYTES;
         let pool_bytes = job.pool_len as usize * abi::BUCKET_BYTES;
-        // Registered arrays, unregistered after the copies (a registration
-        // that fails leaves that array to the pageable copy).
-        let mut registered = Vec::new();
-        if job.transfer.register {
-            for (ptr, bytes) in [(main, main_bytes), (pool, pool_bytes)] {
-                // SAFETY: host memory of the core's that outlives this call;
-                // a range already registered (by the host, or main and pool
-                // sharing a page) is refused and left to the pageable copy.
-                if bytes > 0
-                    && unsafe { sys::cuMemHostRegister_v2(ptr.cast(), bytes, 0) }
-                        == sys::cudaError_enum::CUDA_SUCCESS
-                {
-                    registered.push(ptr);
-                }
-            }
-        }
+        // SAFETY: the core's arrays, which outlive this call.
+        let registered = if job.transfer.register {
+            unsafe { register(&[(main, main_bytes), (pool, pool_bytes)]) }
+        } else {
+            Vec::new()
+        };
         let mut written = [0u64; 4];
         let queued = self.queue_fill(&job, main, pool, &mut written);
         let done = queued.and_then(|()| self.sync("fill"));
         if done.is_err() {
             self.settle();
         }
-        for ptr in registered {
-            // SAFETY: registered above; no copy into it is queued any more
-            // (both streams synchronised, or settled after an error).
-            unsafe { sys::cuMemHostUnregister(ptr.cast()) };
-        }
+        // SAFETY: registered above; no copy into them is queued any more (both
+        // streams synchronised, or settled after an error).
+        unsafe { unregister(registered) };
         done?;
-        Ok(Checksum {
-            entries: written[0],
-            slot_sum: written[1],
-            frag_sum: written[2],
-            tophash_sum: written[3],
-        })
+        Ok(checksum(written))
+    }
+
+    fn count_in_place(
+        &mut self,
+        main: *const u8,
+        pool: *const u8,
+        pool_len: u64,
+        old_log2: u32,
+        new_log2: u32,
+    ) -> Result<(u64, Checksum), Fail> {
+        self.enter()?;
+        self.job = None;
+        let mut job = Job {
+            source: Source::InPlace {
+                pool_base: pool as u64,
+                pool_len,
+            },
+            sources: (1usize << old_log2) + pool_len as usize,
+            chains: 0,
+            old_log2,
+            new_log2,
+            pool_len: 0,
+            transfer: Transfer::from_env(),
+            buckets: chunk_bounds(1u64 << new_log2, Transfer::from_env().chunks),
+            pool: Vec::new(),
+        };
+        let main_bytes = (1usize << old_log2) * abi::BUCKET_BYTES;
+        let pool_bytes = pool_len as usize * abi::BUCKET_BYTES;
+        // SAFETY: the old table's arrays, which outlive this call (the ABI).
+        let registered = if job.transfer.register_input {
+            unsafe { register(&[(main.cast_mut(), main_bytes), (pool.cast_mut(), pool_bytes)]) }
+        } else {
+            Vec::new()
+        };
+        let mut pool_starts = vec![0u32; job.buckets.len()];
+        let (mut total, mut sums, mut bad) = (0u64, [0u64; 4], 0u32);
+        let queued = self
+            .queue_in_place(&job, main, pool, &mut sums, &mut bad)
+            .and_then(|()| self.queue_scan(&job, &mut pool_starts, &mut total));
+        let done = queued.and_then(|()| self.sync("count"));
+        if done.is_err() {
+            self.settle();
+        }
+        // SAFETY: registered above; no copy from them is queued any more.
+        unsafe { unregister(registered) };
+        done?;
+        if bad != 0 {
+            return Err(Fail::new(abi::PLUGIN_E_OTHER, BAD_SOURCE));
+        }
+        job.pool = pool_starts.iter().map(|&p| u64::from(p)).collect();
+        *job.pool.last_mut().unwrap() = total;
+        job.pool_len = total;
+        self.job = Some(job);
+        Ok((total, checksum(sums)))
+    }
+}
+
+/// Sums as the ABI's checksum.
+fn checksum(sums: [u64; 4]) -> Checksum {
+    Checksum {
+        entries: sums[0],
+        slot_sum: sums[1],
+        frag_sum: sums[2],
+        tophash_sum: sums[3],
+    }
+}
+
+/// Page-locks each nonempty range for DMA; returns those it locked (a range the
+/// driver refuses, as one already registered by the host, or sharing a page
+/// with another, is left to the pageable copy).
+///
+/// # Safety
+/// Each range is host memory that stays allocated until [`unregister`].
+unsafe fn register(ranges: &[(*mut u8, usize)]) -> Vec<*mut u8> {
+    let mut registered = Vec::new();
+    for &(ptr, bytes) in ranges {
+        // SAFETY: per the contract.
+        if bytes > 0
+            && unsafe { sys::cuMemHostRegister_v2(ptr.cast(), bytes, 0) }
+                == sys::cudaError_enum::CUDA_SUCCESS
+        {
+            registered.push(ptr);
+        }
+    }
+    registered
+}
+
+/// Undoes [`register`].
+///
+/// # Safety
+/// No queued copy uses the ranges any more.
+unsafe fn unregister(registered: Vec<*mut u8>) {
+    for ptr in registered {
+        // SAFETY: registered by `register`; per the contract.
+        unsafe { sys::cuMemHostUnregister(ptr.cast()) };
     }
 }
 
@@ -521,17 +625,7 @@ impl Device {
                 "cuMemcpyHtoDAsync (chain starts)",
             )?;
         }
-        let lens = scan_levels(1u64 << new_log2);
-        self.levels.resize_with(lens.len(), || None);
-        let mut levels = Vec::with_capacity(lens.len());
-        for (i, &n) in lens.iter().enumerate() {
-            levels.push(ensure_device(
-                &mut self.levels[i],
-                n as usize,
-                "scan level",
-            )?);
-        }
-        let total = ensure_device(&mut self.total, 1, "total")?;
+        let levels = self.ensure_levels(new_log2)?;
         self.launch(
             "mc_count",
             1 << new_log2,
@@ -543,6 +637,131 @@ impl Device {
                 arg(&levels[0]),
             ],
         )?;
+        self.queue_scan(job, pool, pool_len)
+    }
+
+    /// The scan's levels (device buffers), level 0 first, grown to fit.
+    fn ensure_levels(&mut self, new_log2: u32) -> Result<Vec<sys::CUdeviceptr>, Fail> {
+        let lens = scan_levels(1u64 << new_log2);
+        self.levels.resize_with(lens.len(), || None);
+        let mut levels = Vec::with_capacity(lens.len());
+        for (i, &n) in lens.iter().enumerate() {
+            levels.push(ensure_device(
+                &mut self.levels[i],
+                n as usize,
+                "scan level",
+            )?);
+        }
+        Ok(levels)
+    }
+
+    /// Queues the copy of the old table's arrays into `source` (main buckets,
+    /// then the pool's), the source's sums and the in-place count (into level
+    /// 0), and the copies back of the sums and the flag of a chain that leaves
+    /// the pool (into `sums` and `bad`, when the stream is synchronised).
+    fn queue_in_place(
+        &mut self,
+        job: &Job,
+        main: *const u8,
+        pool: *const u8,
+        sums: &mut [u64; 4],
+        bad: &mut u32,
+    ) -> Result<(), Fail> {
+        let Source::InPlace {
+            pool_base,
+            pool_len,
+        } = job.source
+        else {
+            return Err(Fail::new(abi::PLUGIN_E_OTHER, "not an in-place source"));
+        };
+        let main_len = 1usize << job.old_log2;
+        let source = ensure_device(&mut self.source, job.sources * BUCKET_WORDS, "source")?;
+        let source_sums = ensure_device(&mut self.source_sums, 4, "source sums")?;
+        let bad_flag = ensure_device(&mut self.bad, 1, "source flag")?;
+        let levels = self.ensure_levels(job.new_log2)?;
+        let stream = self.stream.as_inner();
+        // SAFETY: `main` and `pool` hold 2^old_log2 and pool_len buckets (the
+        // ABI), `source` their sum (ensure_device); the small buffers are 32
+        // and 4 bytes.
+        unsafe {
+            check(
+                sys::cuMemcpyHtoDAsync_v2(
+                    source,
+                    main.cast(),
+                    main_len * abi::BUCKET_BYTES,
+                    stream,
+                ),
+                abi::PLUGIN_E_COPY,
+                "cuMemcpyHtoDAsync (main buckets)",
+            )?;
+            if pool_len > 0 {
+                check(
+                    sys::cuMemcpyHtoDAsync_v2(
+                        source + (main_len * abi::BUCKET_BYTES) as u64,
+                        pool.cast(),
+                        pool_len as usize * abi::BUCKET_BYTES,
+                        stream,
+                    ),
+                    abi::PLUGIN_E_COPY,
+                    "cuMemcpyHtoDAsync (pool)",
+                )?;
+            }
+            check(
+                sys::cuMemsetD8Async(source_sums, 0, 32, stream),
+                abi::PLUGIN_E_COPY,
+                "cuMemsetD8Async (source sums)",
+            )?;
+            check(
+                sys::cuMemsetD8Async(bad_flag, 0, 4, stream),
+                abi::PLUGIN_E_COPY,
+                "cuMemsetD8Async (source flag)",
+            )?;
+        }
+        let n = job.sources as u64;
+        self.launch(
+            "mc_source_sum",
+            n,
+            &[arg(&source), arg(&n), arg(&source_sums)],
+        )?;
+        self.launch(
+            "mc_count_in_place",
+            1 << job.new_log2,
+            &[
+                arg(&source),
+                arg(&job.old_log2),
+                arg(&pool_base),
+                arg(&pool_len),
+                arg(&bad_flag),
+                arg(&job.new_log2),
+                arg(&levels[0]),
+            ],
+        )?;
+        // SAFETY: 32 and 4 bytes into `sums` and `bad`, which outlive the
+        // synchronisation (the caller's `sync`, or `settle` on error).
+        unsafe {
+            check(
+                sys::cuMemcpyDtoHAsync_v2(sums.as_mut_ptr().cast(), source_sums, 32, stream),
+                abi::PLUGIN_E_COPY,
+                "cuMemcpyDtoHAsync (source sums)",
+            )?;
+            check(
+                sys::cuMemcpyDtoHAsync_v2((bad as *mut u32).cast(), bad_flag, 4, stream),
+                abi::PLUGIN_E_COPY,
+                "cuMemcpyDtoHAsync (source flag)",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Queues the prefix sum over level 0 (each new bucket's overflow buckets,
+    /// counted) and the copies back of the chunks' first pool indices (into
+    /// `pool`) and the pool's length, written when the stream is synchronised.
+    fn queue_scan(&mut self, job: &Job, pool: &mut [u32], pool_len: &mut u64) -> Result<(), Fail> {
+        let new_log2 = job.new_log2;
+        let lens = scan_levels(1u64 << new_log2);
+        let levels = self.ensure_levels(new_log2)?;
+        let total = ensure_device(&mut self.total, 1, "total")?;
+        let stream = self.stream.as_inner();
         let chunk = SCAN_CHUNK;
         for i in 0..lens.len() - 1 {
             self.launch(
@@ -624,8 +843,15 @@ impl Device {
         written: &mut [u64; 4],
     ) -> Result<(), Fail> {
         let buckets = 1usize << job.new_log2;
-        let source = self.source.as_ref().unwrap().as_device_ptr().as_raw();
-        let chain_starts = self.chains.as_ref().unwrap().as_device_ptr().as_raw();
+        let source = self
+            .source
+            .as_ref()
+            .map_or(0, |b| b.as_device_ptr().as_raw());
+        let chain_starts = self
+            .chains
+            .as_ref()
+            .map_or(0, |b| b.as_device_ptr().as_raw());
+        let bad = self.bad.as_ref().map_or(0, |b| b.as_device_ptr().as_raw());
         let starts = self.levels[0].as_ref().unwrap().as_device_ptr().as_raw();
         let main_out = ensure_device(&mut self.main, buckets * BUCKET_WORDS, "new buckets")?;
         let pool_out = ensure_device(
@@ -648,23 +874,47 @@ impl Device {
         }
         for k in 0..chunks {
             let (first, end) = (job.buckets[k], job.buckets[k + 1]);
-            self.launch(
-                "mc_fill",
-                end - first,
-                &[
-                    arg(&source),
-                    arg(&chain_starts),
-                    arg(&job.old_log2),
-                    arg(&job.new_log2),
-                    arg(&starts),
-                    arg(&main_out),
-                    arg(&pool_out),
-                    arg(&pool_base),
-                    arg(&sums),
-                    arg(&first),
-                    arg(&end),
-                ],
-            )?;
+            match job.source {
+                Source::Packed => self.launch(
+                    "mc_fill",
+                    end - first,
+                    &[
+                        arg(&source),
+                        arg(&chain_starts),
+                        arg(&job.old_log2),
+                        arg(&job.new_log2),
+                        arg(&starts),
+                        arg(&main_out),
+                        arg(&pool_out),
+                        arg(&pool_base),
+                        arg(&sums),
+                        arg(&first),
+                        arg(&end),
+                    ],
+                )?,
+                Source::InPlace {
+                    pool_base: old_pool_base,
+                    pool_len: old_pool_len,
+                } => self.launch(
+                    "mc_fill_in_place",
+                    end - first,
+                    &[
+                        arg(&source),
+                        arg(&job.old_log2),
+                        arg(&old_pool_base),
+                        arg(&old_pool_len),
+                        arg(&bad),
+                        arg(&job.new_log2),
+                        arg(&starts),
+                        arg(&main_out),
+                        arg(&pool_out),
+                        arg(&pool_base),
+                        arg(&sums),
+                        arg(&first),
+                        arg(&end),
+                    ],
+                )?,
+            }
             // SAFETY: this context's event and stream.
             check(
                 unsafe { sys::cuEventRecord(self.events[k].0, stream) },
@@ -718,19 +968,21 @@ mod tests {
     fn transfer_settings() {
         let default = Transfer {
             register: false,
+            register_input: false,
             chunks: 1,
         };
-        assert_eq!(Transfer::parse(None, None), default);
-        assert_eq!(Transfer::parse(Some("0"), Some("x")), default);
+        assert_eq!(Transfer::parse(None, None, None), default);
+        assert_eq!(Transfer::parse(Some("0"), Some("yes"), Some("x")), default);
         assert_eq!(
-            Transfer::parse(Some("1"), Some(" 8 ")),
+            Transfer::parse(Some("1"), Some("1"), Some(" 8 ")),
             Transfer {
                 register: true,
+                register_input: true,
                 chunks: 8
             }
         );
-        assert_eq!(Transfer::parse(None, Some("0")).chunks, 1);
-        assert_eq!(Transfer::parse(None, Some("1000")).chunks, MAX_CHUNKS);
+        assert_eq!(Transfer::parse(None, None, Some("0")).chunks, 1);
+        assert_eq!(Transfer::parse(None, None, Some("1000")).chunks, MAX_CHUNKS);
     }
 
     #[test]

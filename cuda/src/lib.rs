@@ -9,8 +9,9 @@
 //!
 //! Fault injection, for the checks of the core's fallback on a real device:
 //! `MAPCACHE_CUDA_FAULT` = `open`, `alloc`, `copy`, `kernel` or `wrong` makes
-//! the context's open, staging, count or fill fail as that step's CUDA failure
-//! would, or (`wrong`) makes the fill report a result that fails its check.
+//! the context's open, staging (or, in place, the count's allocation), count
+//! or fill fail as that step's CUDA failure would, or (`wrong`) makes the fill
+//! report a result that fails its check.
 
 #[path = "../../src/gpu/abi.rs"]
 pub mod abi;
@@ -219,6 +220,53 @@ unsafe extern "C" fn count(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn count_in_place(
+    ctx: *mut c_void,
+    main: *const u8,
+    pool: *const u8,
+    pool_len: u64,
+    old_log2: u32,
+    new_log2: u32,
+    new_pool_len: *mut u64,
+    source_sum: *mut Checksum,
+    err: *mut c_char,
+    len: usize,
+) -> i32 {
+    // SAFETY: per the ABI.
+    unsafe {
+        run(err, len, || {
+            let context = context(ctx)?;
+            // No staging here: the device buffers are what it allocates.
+            context.inject(
+                Fault::Alloc,
+                abi::PLUGIN_E_ALLOC,
+                "cuMemAlloc: CUDA_ERROR_OUT_OF_MEMORY",
+            )?;
+            context.inject(
+                Fault::Copy,
+                abi::PLUGIN_E_COPY,
+                "cuMemcpyHtoDAsync: CUDA_ERROR_ILLEGAL_ADDRESS",
+            )?;
+            if old_log2 > 31 || new_log2 > 31 {
+                return Err(Fail::new(
+                    abi::PLUGIN_E_OTHER,
+                    "count_in_place: log2 out of range",
+                ));
+            }
+            if main.is_null() || (pool.is_null() && pool_len > 0) {
+                return Err(Fail::new(abi::PLUGIN_E_OTHER, "count_in_place: NULL array"));
+            }
+            let (total, sum) = context
+                .backend
+                .count_in_place(main, pool, pool_len, old_log2, new_log2)?;
+            new_pool_len.write(total);
+            source_sum.write(sum);
+            Ok(())
+        })
+    }
+}
+
 unsafe extern "C" fn fill(
     ctx: *mut c_void,
     main: *mut u8,
@@ -270,6 +318,7 @@ pub static PLUGIN: PluginV1 = PluginV1 {
     count,
     fill,
     close,
+    count_in_place,
 };
 
 /// The plugin ABI's entry point (see `abi::PLUGIN_SYMBOL`).

@@ -94,6 +94,22 @@ static void fill_thread(void **p) {
           *(uint64_t *)p[10]);
 }
 
+static void count_in_place_thread(void **p) {
+  mc_count_in_place(*(const uint64_t **)p[0], *(uint32_t *)p[1], *(uint64_t *)p[2],
+                    *(uint64_t *)p[3], *(unsigned int **)p[4], *(uint32_t *)p[5],
+                    *(uint32_t **)p[6]);
+}
+static void source_sum_thread(void **p) {
+  mc_source_sum(*(const uint64_t **)p[0], *(uint64_t *)p[1], *(unsigned long long **)p[2]);
+}
+static void fill_in_place_thread(void **p) {
+  mc_fill_in_place(*(const uint64_t **)p[0], *(uint32_t *)p[1], *(uint64_t *)p[2],
+                   *(uint64_t *)p[3], *(unsigned int **)p[4], *(uint32_t *)p[5],
+                   *(const uint32_t **)p[6], *(uint64_t **)p[7], *(uint64_t **)p[8],
+                   *(uint64_t *)p[9], *(unsigned long long **)p[10], *(uint64_t *)p[11],
+                   *(uint64_t *)p[12]);
+}
+
 // Each kernel's parameter sizes, in order (rehash.cu's signatures): what a
 // launch copies out of the host's argument pointers.
 struct Kernel {
@@ -105,7 +121,10 @@ static Kernel kernels[] = {
     {"mc_count", count_thread, {8, 8, 4, 4, 8}},
     {"mc_scan_sums", sums_thread, {8, 8, 8, 8, 8}},
     {"mc_scan_apply", apply_thread, {8, 8, 8, 8, 8, 8}},
-    {"mc_fill", fill_thread, {8, 8, 4, 4, 8, 8, 8, 8, 8, 8, 8}}};
+    {"mc_fill", fill_thread, {8, 8, 4, 4, 8, 8, 8, 8, 8, 8, 8}},
+    {"mc_count_in_place", count_in_place_thread, {8, 4, 8, 8, 8, 4, 8}},
+    {"mc_source_sum", source_sum_thread, {8, 8, 8}},
+    {"mc_fill_in_place", fill_in_place_thread, {8, 4, 8, 8, 8, 4, 8, 8, 8, 8, 8, 8, 8}}};
 static int module_token;
 static int context_token;
 

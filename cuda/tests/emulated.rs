@@ -21,13 +21,29 @@ fn emulated_plugin() -> PathBuf {
     path
 }
 
+/// Both sources (packed, and the table's arrays in place) against the reference.
 fn assert_equivalent(table: &SyntheticTable, new_log2: u32, plugin: &Path, what: &str) {
     let reference = testing::reference_image(table, new_log2).unwrap();
-    let gpu = testing::rebuild(table, new_log2, Engine::Gpu(Some(plugin)))
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-        .image();
-    assert_eq!(reference.len(), gpu.len(), "{what}: image lengths");
-    assert!(reference == gpu, "{what}: images differ");
+    for (engine, source) in [
+        (Engine::Gpu(Some(plugin)), "packed"),
+        (Engine::GpuInPlace(Some(plugin)), "in place"),
+    ] {
+        let rebuilt = testing::rebuild(table, new_log2, engine)
+            .unwrap_or_else(|e| panic!("{what}, {source}: {e}"));
+        let in_place = source == "in place" && table.in_place();
+        assert_eq!(
+            rebuilt.was_in_place(),
+            in_place,
+            "{what}, {source}: the source used"
+        );
+        let gpu = rebuilt.image();
+        assert_eq!(
+            reference.len(),
+            gpu.len(),
+            "{what}, {source}: image lengths"
+        );
+        assert!(reference == gpu, "{what}, {source}: images differ");
+    }
 }
 
 #[test]
@@ -42,8 +58,13 @@ fn emulated_kernels_build_the_reference_image() {
         (20_000, 9, 6, 100),
         (50_000, 10, 7, 0),
         (100_000, 14, 8, 500),
+        // 2^15 buckets and more have an overflow arena: in place for real.
+        (300_000, 15, 9, 200),
     ] {
         let table = SyntheticTable::new(entries, log2, seed, deleted).unwrap();
+        if log2 >= 15 {
+            assert!(table.in_place(), "an arena table's chains lie in its pool");
+        }
         if deleted > 0 && entries >= 1000 {
             assert!(table.has_holes(), "no deleted slots left holes");
         }
@@ -104,4 +125,62 @@ fn a_map_grows_on_the_emulated_device() {
     );
     assert!(status.gpu_rebuilds >= 10, "{status:?}");
     assert_eq!(status.fallbacks, 0, "{status:?}");
+}
+
+/// The in-place source's own check: an overflow pointer outside the pool, or
+/// a chain that loops, fails the count (and nothing outside the copy is read).
+#[test]
+fn an_in_place_source_whose_chains_leave_the_pool_is_refused() {
+    use mapcache_cuda::abi::{self, Checksum, BUCKET_BYTES};
+    emulated_plugin();
+    let plugin = &mapcache_cuda::PLUGIN;
+    let mut ctx = std::ptr::null_mut();
+    let mut err = [0 as std::ffi::c_char; 256];
+    // SAFETY: the ABI: an out pointer and a message buffer.
+    assert_eq!(
+        unsafe { (plugin.open)(&mut ctx, err.as_mut_ptr(), err.len()) },
+        abi::PLUGIN_OK
+    );
+    const WORDS: usize = BUCKET_BYTES / 8;
+    const STEP: u64 = BUCKET_BYTES as u64;
+    let mut pool = vec![0u64; 2 * WORDS];
+    let base = pool.as_ptr() as u64;
+    // (case, the main bucket's overflow pointer, pool bucket 0's, pool bucket 1's)
+    let cases: [(&str, u64, u64, u64); 4] = [
+        ("below the pool", base - STEP, 0, 0),
+        ("past its end", base + 2 * STEP, 0, 0),
+        ("inside a bucket", base + 8, 0, 0),
+        ("a loop", base, base + STEP, base),
+    ];
+    for (what, head_next, next_0, next_1) in cases {
+        let mut main = [0u64; WORDS];
+        main[0] = 0x22; // one occupied slot
+        main[1] = 16;
+        main[9] = head_next;
+        pool[9] = next_0;
+        pool[WORDS + 9] = next_1;
+        let (mut pool_len, mut sum) = (0u64, Checksum::default());
+        // SAFETY: one main bucket (old_log2 0) and two pool buckets, alive for
+        // the call.
+        let code = unsafe {
+            (plugin.count_in_place)(
+                ctx,
+                main.as_ptr().cast(),
+                pool.as_ptr().cast(),
+                2,
+                0,
+                1,
+                &mut pool_len,
+                &mut sum,
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
+        // SAFETY: NUL-terminated by the plugin.
+        let message = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
+        assert_eq!(code, abi::PLUGIN_E_OTHER, "{what}: {message}");
+        assert!(message.contains("outside its pool"), "{what}: {message}");
+    }
+    // SAFETY: opened above, closed once.
+    unsafe { (plugin.close)(ctx) };
 }

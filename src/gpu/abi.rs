@@ -19,6 +19,12 @@
 //! 4. the context lives on: its device buffers and staging memory are reused by
 //!    the next rebuild; `close` frees it.
 //!
+//! Or, in place of steps 1 and 2, `count_in_place`: the plugin copies the old
+//! table's two arrays (main buckets and overflow pool, in the output's bucket
+//! layout) as they are, with no packing on the host, and counts; then `fill`.
+//! The core takes this way when every overflow bucket of the table lies in its
+//! pool (its arena, `table/table.rs`), unless `MAPCACHE_GPU_SOURCE=packed`.
+//!
 //! Every call returns [`PLUGIN_OK`] or an error code, with a NUL-terminated
 //! message written into the caller's buffer. A plugin never unwinds.
 //!
@@ -134,6 +140,29 @@ pub type FillFn = unsafe extern "C" fn(
     err: *mut c_char,
     err_len: usize,
 ) -> i32;
+/// The in-place source, instead of `stage` and `count`: copies the old table's
+/// arrays in as they are and counts. `main` holds `2^old_log2` buckets and
+/// `pool` `pool_len` buckets (NULL when 0), each of [`BUCKET_BYTES`] in the
+/// output's layout, and every non-null overflow pointer in them points at a
+/// bucket of `pool` (the core calls this only then). `*new_pool_len` receives
+/// the new image's pool length, as from `count`, and `*source_sum` the sums over
+/// every occupied slot of both arrays, taken bucket by bucket in address order
+/// (not by chain), which the fill's sums must equal. An overflow pointer
+/// outside `pool`, or a chain longer than the pool, fails the call with
+/// [`PLUGIN_E_OTHER`]: the kernels never read outside what was copied. When it
+/// returns, success or not, the plugin no longer reads `main` or `pool`.
+pub type CountInPlaceFn = unsafe extern "C" fn(
+    ctx: *mut c_void,
+    main: *const u8,
+    pool: *const u8,
+    pool_len: u64,
+    old_log2: u32,
+    new_log2: u32,
+    new_pool_len: *mut u64,
+    source_sum: *mut Checksum,
+    err: *mut c_char,
+    err_len: usize,
+) -> i32;
 /// Frees a context and everything it holds.
 pub type CloseFn = unsafe extern "C" fn(ctx: *mut c_void);
 /// The symbol's type.
@@ -161,6 +190,9 @@ pub struct PluginV1 {
     pub fill: FillFn,
     /// See [`CloseFn`].
     pub close: CloseFn,
+    /// See [`CountInPlaceFn`] (appended: a table without it is older than this
+    /// core, which refuses it).
+    pub count_in_place: CountInPlaceFn,
 }
 
 // SAFETY: a function table of plain function pointers and a static string.

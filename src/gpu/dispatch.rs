@@ -125,7 +125,15 @@ impl RehashEngine for GpuDispatch {
         let Some(mut context) = context else {
             return self.cpu.rehash(src, new_log2);
         };
-        match job::rehash(&plugin, &mut context, src, new_log2) {
+        match job::rehash(
+            &plugin,
+            &mut context,
+            src,
+            new_log2,
+            job::Source::from_env(),
+        )
+        .map(|(table, _)| table)
+        {
             Ok(table) => {
                 self.gpu_rebuilds.fetch_add(1, Ordering::Relaxed);
                 Ok(table)

@@ -115,6 +115,41 @@ unsafe extern "C" fn count(
     abi::PLUGIN_OK
 }
 
+/// As `count`, over the table's own arrays: the source's sums are taken
+/// honestly (bucket by bucket), so that a wrong fill fails its check.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn count_in_place(
+    ctx: *mut c_void,
+    main: *const u8,
+    pool: *const u8,
+    pool_len: u64,
+    old: u32,
+    new: u32,
+    new_pool_len: *mut u64,
+    source_sum: *mut Checksum,
+    err: *mut c_char,
+    len: usize,
+) -> i32 {
+    let mut sum = Checksum::default();
+    for (array, buckets) in [(main, 1u64 << old), (pool, pool_len)] {
+        for b in 0..buckets as usize {
+            // SAFETY: per the ABI, `array` holds `buckets` buckets of
+            // BUCKET_BYTES (8-aligned words: tophash, slots, overflow, frags).
+            let words = unsafe {
+                std::slice::from_raw_parts(array.cast::<u64>().add(b * abi::BUCKET_BYTES / 8), 14)
+            };
+            let slots: [u64; abi::SLOTS] = words[1..9].try_into().unwrap();
+            let frags: [u32; abi::SLOTS] =
+                std::array::from_fn(|i| (words[10 + i / 2] >> (32 * (i % 2))) as u32);
+            sum.add(words[0], &slots, &frags);
+        }
+    }
+    // SAFETY: per the ABI.
+    unsafe { source_sum.write(sum) };
+    // SAFETY: per the ABI.
+    unsafe { count(ctx, old, new, new_pool_len, err, len) }
+}
+
 unsafe extern "C" fn fill(
     ctx: *mut c_void,
     _main: *mut u8,
@@ -152,6 +187,7 @@ fn table<const F: u8>() -> PluginV1 {
         count,
         fill,
         close,
+        count_in_place,
     }
 }
 

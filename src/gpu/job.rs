@@ -1,5 +1,5 @@
-//! One rebuild on the GPU: stage the old image, count, allocate the new arrays,
-//! fill, check. Any failure is a message, and the caller falls back to the CPU
+//! One rebuild on the GPU: stage the old image (packed on the host, or the
+//! table's own arrays in place), count, allocate the new arrays, fill, check. Any failure is a message, and the caller falls back to the CPU
 //! engine; the old table is only read, so nothing is lost either way.
 
 use super::abi::{self, Checksum, SourceBucket};
@@ -20,14 +20,96 @@ fn failed(step: &str, (code, message): (i32, String)) -> String {
     format!("GPU {step}: {kind}: {message}")
 }
 
+/// How the old table reaches the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// Packed on the host into the plugin's pinned staging memory: the chains'
+    /// buckets without their overflow pointers, and the host's checksum of them
+    /// (`stage`, `count`).
+    Packed,
+    /// The table's own two arrays, copied as they are, with no host pass over
+    /// the table; the checksum is the device's, taken bucket by bucket
+    /// (`count_in_place`). Only where every overflow bucket lies in the
+    /// table's pool ([`Table::boxed_overflow`] is 0); else packed.
+    InPlace,
+}
+
+impl Source {
+    /// `MAPCACHE_GPU_SOURCE` = `packed` (the default, until a device's
+    /// figures pick one) or `in-place`: a benchmark knob like the plugin's
+    /// transfer settings, read at each rebuild so that one process measures
+    /// both (`gpu-bench --transfers`).
+    pub(crate) fn from_env() -> Source {
+        match std::env::var("MAPCACHE_GPU_SOURCE").as_deref() {
+            Ok("in-place") => Source::InPlace,
+            _ => Source::Packed,
+        }
+    }
+}
+
 /// Builds the `2^new_log2` table holding `src`'s entries with `plugin`, whose
-/// context the caller holds.
+/// context the caller holds, the old table reaching the device as `source`
+/// where it can (returned: the source used).
 pub(crate) fn rehash(
     plugin: &Plugin,
     context: &mut Context,
     src: &Table,
     new_log2: u32,
-) -> Result<Table, String> {
+    source: Source,
+) -> Result<(Table, Source), String> {
+    let source = match source {
+        Source::InPlace if src.boxed_overflow() == 0 => Source::InPlace,
+        _ => Source::Packed,
+    };
+    let (pool_len, expected) = if source == Source::InPlace {
+        count_in_place(plugin, context, src, new_log2)?
+    } else {
+        count_packed(plugin, context, src, new_log2)?
+    };
+    // Each pool bucket holds at least one entry.
+    if pool_len > expected.entries {
+        return Err(format!(
+            "GPU count: a pool of {pool_len} buckets for {} entries failed its check",
+            expected.entries
+        ));
+    }
+    let table = &plugin.table;
+    let ctx = context.0;
+    let main = BucketArray::new(1 << new_log2).map_err(|e| e.to_string())?;
+    let pool = Table::pool(pool_len as usize, new_log2).map_err(|e| e.to_string())?;
+    let mut written = Checksum::default();
+    // SAFETY: both arrays are fresh, zeroed, private to this thread and sized as
+    // the ABI says (2^new_log2 and pool_len buckets of BUCKET_BYTES); their
+    // atomics may be written as plain bytes while nothing else can see them.
+    loader::call(|err, len| unsafe {
+        (table.fill)(
+            ctx,
+            main.as_slice().as_ptr() as *mut u8,
+            pool.as_slice().as_ptr() as *mut u8,
+            &mut written,
+            err,
+            len,
+        )
+    })
+    .map_err(|e| failed("fill", e))?;
+    if written != expected {
+        return Err(format!(
+            "GPU fill: the result failed its check (wrote {written:?}, the source holds {expected:?})"
+        ));
+    }
+    let table =
+        Table::with_arrays(new_log2, main, pool, pool_len as usize).map_err(|e| e.to_string())?;
+    Ok((table, source))
+}
+
+/// Stages and packs `src`'s image on the host, then counts: the new pool's
+/// length and the source's checksum, taken by the host as it packs.
+fn count_packed(
+    plugin: &Plugin,
+    context: &mut Context,
+    src: &Table,
+    new_log2: u32,
+) -> Result<(u64, Checksum), String> {
     let table = &plugin.table;
     let ctx = context.0;
     let chains = src.buckets().len();
@@ -66,36 +148,49 @@ pub(crate) fn rehash(
         (table.count)(ctx, src.log2(), new_log2, &mut pool_len, err, len)
     })
     .map_err(|e| failed("count", e))?;
-    // Each pool bucket holds at least one entry.
-    if pool_len > expected.entries {
-        return Err(format!(
-            "GPU count: a pool of {pool_len} buckets for {} entries failed its check",
-            expected.entries
-        ));
-    }
-    let main = BucketArray::new(1 << new_log2).map_err(|e| e.to_string())?;
-    let pool = BucketArray::new(pool_len as usize).map_err(|e| e.to_string())?;
-    let mut written = Checksum::default();
-    // SAFETY: both arrays are fresh, zeroed, private to this thread and sized as
-    // the ABI says (2^new_log2 and pool_len buckets of BUCKET_BYTES); their
-    // atomics may be written as plain bytes while nothing else can see them.
+    Ok((pool_len, expected))
+}
+
+/// Has the plugin copy `src`'s two arrays as they are and count: the new
+/// pool's length and the source's checksum, taken by the device bucket by
+/// bucket (the host reads nothing of the table).
+fn count_in_place(
+    plugin: &Plugin,
+    context: &mut Context,
+    src: &Table,
+    new_log2: u32,
+) -> Result<(u64, Checksum), String> {
+    let main = src.buckets();
+    let pool = src.pool_in_use();
+    let pool_ptr = if pool.is_empty() {
+        std::ptr::null()
+    } else {
+        pool.as_ptr().cast::<u8>()
+    };
+    let (mut pool_len, mut expected) = (0u64, Checksum::default());
+    // SAFETY: `main` and `pool` are the table's arrays of 2^log2 and
+    // `pool.len()` buckets of BUCKET_BYTES, live for the call (borrowed), and
+    // every overflow pointer in them points into `pool` (boxed_overflow is 0,
+    // checked by the caller, and every arena bucket linked so far is in
+    // `pool_in_use`). The plugin only reads them, while the caller's write flag
+    // keeps writers out (readers only read); the plugin writes one u64, one
+    // checksum and at most `len` message bytes.
     loader::call(|err, len| unsafe {
-        (table.fill)(
-            ctx,
-            main.as_slice().as_ptr() as *mut u8,
-            pool.as_slice().as_ptr() as *mut u8,
-            &mut written,
+        (plugin.table.count_in_place)(
+            context.0,
+            main.as_ptr().cast::<u8>(),
+            pool_ptr,
+            pool.len() as u64,
+            src.log2(),
+            new_log2,
+            &mut pool_len,
+            &mut expected,
             err,
             len,
         )
     })
-    .map_err(|e| failed("fill", e))?;
-    if written != expected {
-        return Err(format!(
-            "GPU fill: the result failed its check (wrote {written:?}, the source holds {expected:?})"
-        ));
-    }
-    Table::with_arrays(new_log2, main, pool).map_err(|e| e.to_string())
+    .map_err(|e| failed("count", e))?;
+    Ok((pool_len, expected))
 }
 
 /// Writes `src`'s image into the staging memory: its buckets chain by chain and

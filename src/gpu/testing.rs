@@ -102,6 +102,13 @@ impl SyntheticTable {
         n
     }
 
+    /// Whether a GPU rebuild can copy this table's arrays in place: every
+    /// overflow bucket lies in its pool (tables of 2^15 buckets and more have
+    /// an arena; smaller ones only when no chain overflows).
+    pub fn in_place(&self) -> bool {
+        self.0.boxed_overflow() == 0
+    }
+
     /// `log2` of the main buckets.
     pub fn log2(&self) -> u32 {
         self.0.log2()
@@ -124,15 +131,24 @@ pub enum Engine<'a> {
     Single,
     /// The parallel CPU engine on this many threads.
     Parallel(usize),
-    /// The GPU plugin at this path (loaded, or installed, on first use); no
-    /// fallback: its failure is the result.
+    /// The GPU plugin at this path (loaded, or installed, on first use), the
+    /// old table packed on the host; no fallback: its failure is the result.
     Gpu(Option<&'a Path>),
+    /// As `Gpu`, the old table's arrays copied in place where it can be (see
+    /// [`SyntheticTable::in_place`]), else packed.
+    GpuInPlace(Option<&'a Path>),
 }
 
-/// A rebuilt table.
-pub struct Rebuilt(Table);
+/// A rebuilt table, and whether the GPU read the old one in place.
+pub struct Rebuilt(Table, bool);
 
 impl Rebuilt {
+    /// Whether the GPU engine copied the old table's arrays in place (rather
+    /// than packed them on the host, or being a CPU engine).
+    pub fn was_in_place(&self) -> bool {
+        self.1
+    }
+
     /// The canonical byte image (main buckets in order, each chain's buckets),
     /// then the layout of the arrays: the pool's length and, for each bucket of
     /// each chain, where its overflow pointer points (a pool index, or a
@@ -140,7 +156,7 @@ impl Rebuilt {
     /// same bytes but for the arrays' base addresses.
     pub fn image(&self) -> Vec<u8> {
         let mut out = self.0.image();
-        let pool = self.0.pool();
+        let pool = self.0.laid_pool();
         out.extend_from_slice(&(pool.len() as u64).to_le_bytes());
         let base = pool.as_ptr() as usize;
         self.0.for_each_chain_bucket(|_, bucket| {
@@ -168,17 +184,24 @@ pub fn rebuild(
     let rebuilt = match engine {
         Engine::Single => SingleThreaded
             .rehash(table, new_log2)
+            .map(|t| (t, false))
             .map_err(|e| e.to_string()),
         Engine::Parallel(threads) => ParallelCpu::with_threads(threads)
             .rehash(table, new_log2)
+            .map(|t| (t, false))
             .map_err(|e| e.to_string()),
-        Engine::Gpu(path) => {
+        Engine::Gpu(path) | Engine::GpuInPlace(path) => {
+            let source = match engine {
+                Engine::GpuInPlace(_) => super::job::Source::InPlace,
+                _ => super::job::Source::Packed,
+            };
             let plugin = loader::load(path)?;
             let mut context = plugin.lock();
-            super::job::rehash(&plugin, &mut context, table, new_log2)
+            super::job::rehash(&plugin, &mut context, table, new_log2, source)
+                .map(|(t, used)| (t, used == super::job::Source::InPlace))
         }
     }?;
-    Ok(Rebuilt(rebuilt))
+    Ok(Rebuilt(rebuilt.0, rebuilt.1))
 }
 
 /// Host staging memory for [`pack`], reused across calls as the plugin's

@@ -293,7 +293,7 @@ fn build(src: &Table, new_log2: u32, threads: usize) -> Result<Table> {
     drop(counts);
 
     let buckets = BucketArray::new(len)?;
-    let pool = BucketArray::new(pool_len)?;
+    let pool = Table::pool(pool_len, new_log2)?;
     split(len, threads, |range| {
         fill(
             src,
@@ -304,7 +304,7 @@ fn build(src: &Table, new_log2: u32, threads: usize) -> Result<Table> {
             pool.as_slice(),
         )
     });
-    Table::with_arrays(new_log2, buckets, pool)
+    Table::with_arrays(new_log2, buckets, pool, pool_len)
 }
 
 /// An entry headed for a table built from a flat array (see [`build_flat`]).
@@ -348,7 +348,7 @@ pub(crate) fn build_flat(
         pool_len += (count as usize).saturating_sub(1) / SLOTS;
     }
     let buckets = BucketArray::new(len)?;
-    let pool = BucketArray::new(pool_len)?;
+    let pool = Table::pool(pool_len, log2)?;
     let (main, extra) = (buckets.as_slice(), pool.as_slice());
     // Link each chain: head, then its pool buckets in order.
     for (j, &count) in counts.iter().enumerate() {
@@ -415,7 +415,7 @@ pub(crate) fn build_flat(
         );
         counts[j] += 1;
     }
-    Table::with_arrays(log2, buckets, pool)
+    Table::with_arrays(log2, buckets, pool, pool_len)
 }
 
 #[cfg(all(test, not(loom)))]

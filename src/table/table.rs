@@ -25,6 +25,11 @@ pub(crate) const MAX_LOG2: u32 = 30;
 pub(crate) struct BucketArray {
     ptr: NonNull<Bucket>,
     len: usize,
+    /// Bytes of a mapped array counted in [`MAPPED_BYTES`]: all of it, except the
+    /// arena buckets not yet taken (see [`BucketArray::with_arena`]), which are
+    /// address space until their first write (0 for an array from the allocator,
+    /// which the allocator's own counting sees).
+    counted: std::sync::atomic::AtomicUsize,
 }
 
 // SAFETY: a BucketArray owns its buckets, which are made of atomics.
@@ -35,10 +40,20 @@ unsafe impl Sync for BucketArray {}
 impl BucketArray {
     /// `len` empty buckets.
     pub(crate) fn new(len: usize) -> Result<BucketArray> {
+        BucketArray::with_arena(len, 0)
+    }
+
+    /// `laid + arena` empty buckets, of which the last `arena` are taken one by
+    /// one ([`BucketArray::take`]) and counted in [`MAPPED_BYTES`] only then.
+    pub(crate) fn with_arena(laid: usize, arena: usize) -> Result<BucketArray> {
+        let len = laid
+            .checked_add(arena)
+            .ok_or(Error::OutOfMemory { bytes: usize::MAX })?;
         if len == 0 {
             return Ok(BucketArray {
                 ptr: NonNull::dangling(),
                 len: 0,
+                counted: std::sync::atomic::AtomicUsize::new(0),
             });
         }
         let layout = array_layout(len).ok_or(Error::OutOfMemory {
@@ -69,7 +84,31 @@ impl BucketArray {
         let ptr = NonNull::new(ptr).ok_or(Error::OutOfMemory {
             bytes: layout.size(),
         })?;
-        Ok(BucketArray { ptr, len })
+        let mut counted = 0;
+        #[cfg(not(loom))]
+        if is_mapped(layout) {
+            counted = layout.size() - arena * std::mem::size_of::<Bucket>();
+            MAPPED_BYTES.fetch_add(counted, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(BucketArray {
+            ptr,
+            len,
+            counted: std::sync::atomic::AtomicUsize::new(counted),
+        })
+    }
+
+    /// Bucket `index`, an arena bucket about to be written for the first time:
+    /// counted in [`MAPPED_BYTES`] from now on if the array is mapped.
+    fn take(&self, index: usize) -> &Bucket {
+        let bucket = &self.as_slice()[index];
+        #[cfg(not(loom))]
+        if is_mapped(array_layout(self.len).expect("valid at allocation")) {
+            let size = std::mem::size_of::<Bucket>();
+            self.counted
+                .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+            MAPPED_BYTES.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        }
+        bucket
     }
 
     pub(crate) fn as_slice(&self) -> &[Bucket] {
@@ -101,7 +140,8 @@ fn array_layout(len: usize) -> Option<Layout> {
 /// and not yet unmapped, process-wide: what a counting global allocator does not
 /// see, for tests and benchmarks that measure memory (`mapped_table_bytes`).
 /// Counted as requested (the layout's size), as the counting allocator counts
-/// requests. The mapping's rounding to whole huge pages is never written; where
+/// requests, except an overflow arena's buckets, counted as they are taken
+/// (untouched, they are address space only). The mapping's rounding to whole huge pages is never written; where
 /// the kernel backs the array's last huge page whole, that rounding is resident
 /// too, as it was when big arrays came huge-page aligned from the allocator.
 pub(crate) static MAPPED_BYTES: std::sync::atomic::AtomicUsize =
@@ -170,7 +210,6 @@ fn mapped_zeroed(layout: Layout) -> *mut Bucket {
             libc::munmap((aligned + len) as *mut libc::c_void, tail);
         }
     }
-    MAPPED_BYTES.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
     #[cfg(target_os = "linux")]
     // SAFETY: the range is our mapping; madvise only changes how the kernel backs it.
     unsafe {
@@ -202,7 +241,10 @@ impl Drop for BucketArray {
             // SAFETY: `mapped_zeroed` mapped exactly `len` bytes at `ptr`; buckets
             // need no drop (plain atomics).
             unsafe { libc::munmap(self.ptr.as_ptr().cast(), len) };
-            MAPPED_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+            MAPPED_BYTES.fetch_sub(
+                self.counted.load(std::sync::atomic::Ordering::Relaxed),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             return;
         }
         // SAFETY: allocated in `new` with this layout; buckets need no drop (outside
@@ -234,27 +276,63 @@ pub(crate) struct Table {
     /// The main buckets; the key with hash `h` lives in the chain of
     /// `buckets[h.frag() & mask]`.
     buckets: BucketArray,
-    /// Overflow buckets laid out by the rehash that built this table.
+    /// Every overflow bucket while the arena lasts: the first `laid` laid out by
+    /// the rehash that built this table, then the arena ([`arena_len`] buckets),
+    /// which [`Table::place`] takes from in order. So a table's buckets are two
+    /// arrays, which a rebuild on the GPU copies as they are (`gpu/job.rs`).
     pool: BucketArray,
-    /// Overflow buckets allocated one by one since (each a `Box`), counted to
-    /// decide when a same-size rebuild is due.
+    /// Overflow buckets the rehash laid out (the front of `pool`).
+    laid: usize,
+    /// Overflow buckets added one by one since: the arena's, then (the arena
+    /// used up, which only a same-size rebuild that did not happen lets
+    /// happen) each a `Box`. Counted to decide when a same-size rebuild is due.
     extra_overflow: AtomicUsize,
+}
+
+/// Overflow buckets of the arena of a table of `2^log2` main buckets: as many
+/// as a same-size rebuild waits for ([`too_many_overflow`]), so that a table
+/// rebuilt on time never allocates one alone, where its main buckets make a
+/// mapped array (untaken, the arena is address space, not memory). None for
+/// smaller tables, whose arena would be committed memory (the allocator zeroes
+/// it): their overflow buckets are each a `Box`, and their rebuilds are the
+/// CPU's.
+pub(crate) fn arena_len(log2: u32) -> usize {
+    #[cfg(not(loom))]
+    if array_layout(1 << log2).is_some_and(is_mapped) {
+        return 1 << log2;
+    }
+    let _ = log2;
+    0
 }
 
 impl Table {
     /// An empty table of `2^log2` buckets.
     pub(crate) fn new(log2: u32) -> Result<Table> {
-        Table::with_arrays(log2, BucketArray::new(1 << log2)?, BucketArray::new(0)?)
+        Table::with_arrays(log2, BucketArray::new(1 << log2)?, Table::pool(0, log2)?, 0)
     }
 
-    /// A table over arrays built by a rehash engine.
-    pub(crate) fn with_arrays(log2: u32, buckets: BucketArray, pool: BucketArray) -> Result<Table> {
+    /// The overflow array of a table of `2^log2` main buckets whose rehash lays
+    /// out `laid` overflow buckets: those, then the arena.
+    pub(crate) fn pool(laid: usize, log2: u32) -> Result<BucketArray> {
+        BucketArray::with_arena(laid, arena_len(log2))
+    }
+
+    /// A table over arrays built by a rehash engine: `2^log2` main buckets, and
+    /// `pool` from [`Table::pool`] with its first `laid` buckets laid out.
+    pub(crate) fn with_arrays(
+        log2: u32,
+        buckets: BucketArray,
+        pool: BucketArray,
+        laid: usize,
+    ) -> Result<Table> {
         // `head` indexes the main buckets without a bounds check on this.
         assert_eq!(buckets.len, 1 << log2, "a table has 2^log2 main buckets");
+        assert!(laid <= pool.len, "the laid-out pool lies in the pool array");
         Ok(Table {
             log2,
             buckets,
             pool,
+            laid,
             extra_overflow: AtomicUsize::new(0),
         })
     }
@@ -278,13 +356,32 @@ impl Table {
     /// The overflow pool the rehash laid out (for the engines' equivalence
     /// checks, which compare its layout too).
     #[cfg(not(loom))]
-    pub(crate) fn pool(&self) -> &[Bucket] {
-        self.pool.as_slice()
+    pub(crate) fn laid_pool(&self) -> &[Bucket] {
+        &self.pool.as_slice()[..self.laid]
+    }
+
+    /// The overflow buckets of `pool` in use: those laid out, then the arena's
+    /// taken ones. When no overflow bucket is a `Box`
+    /// ([`Table::boxed_overflow`] is 0) every chain lies in these and the main
+    /// buckets.
+    #[cfg(not(loom))]
+    pub(crate) fn pool_in_use(&self) -> &[Bucket] {
+        &self.pool.as_slice()[..self.laid + self.arena_taken()]
+    }
+
+    /// Arena buckets taken.
+    fn arena_taken(&self) -> usize {
+        self.extra_overflow().min(self.pool.len - self.laid)
+    }
+
+    /// Overflow buckets allocated alone (each a `Box`): the arena ran out.
+    pub(crate) fn boxed_overflow(&self) -> usize {
+        self.extra_overflow() - self.arena_taken()
     }
 
     /// Overflow buckets in use: the pool plus those added one by one.
     pub(crate) fn overflow_count(&self) -> usize {
-        self.pool.len + self.extra_overflow.load(Ordering::Relaxed)
+        self.laid + self.extra_overflow.load(Ordering::Relaxed)
     }
 
     /// Overflow buckets added one by one since this table was built.
@@ -444,8 +541,15 @@ impl Table {
             bucket.fill(index, hash.frag(), hash.tophash(), entry);
             return;
         }
-        let overflow = Box::into_raw(Box::new(Bucket::new()));
-        // SAFETY: just allocated, not yet shared.
+        // The flag is held: nothing else adds overflow buckets meanwhile.
+        let next = self.laid + self.extra_overflow.load(Ordering::Relaxed);
+        let overflow = if next < self.pool.len {
+            // Never written nor linked: the arena is taken in order.
+            self.pool.take(next) as *const Bucket as *mut Bucket
+        } else {
+            Box::into_raw(Box::new(Bucket::new()))
+        };
+        // SAFETY: an arena bucket not yet taken or a fresh Box: not yet shared.
         unsafe { &*overflow }.fill(0, hash.frag(), hash.tophash(), entry);
         self.extra_overflow.fetch_add(1, Ordering::Relaxed);
         // Linking last publishes a bucket that is complete (Release).
@@ -582,7 +686,11 @@ impl Table {
 
 impl Drop for Table {
     fn drop(&mut self) {
-        // Free the overflow buckets allocated one by one; the arrays free themselves.
+        // Free the overflow buckets allocated one by one; the arrays free
+        // themselves. Most tables have none (the arena sufficed): no walk.
+        if self.boxed_overflow() == 0 {
+            return;
+        }
         let mut singles = Vec::new();
         self.for_each_chain_bucket(|_, bucket| {
             let next = bucket.overflow.load(Ordering::Relaxed);
@@ -591,8 +699,9 @@ impl Drop for Table {
             }
         });
         for single in singles {
-            // SAFETY: allocated with Box::new in `place`, linked exactly once, and
-            // the table (its only owner) is being dropped.
+            // SAFETY: outside the pool array (laid out and arena), so allocated
+            // with Box::new in `place`, linked exactly once, and the table (its
+            // only owner) is being dropped.
             drop(unsafe { Box::from_raw(single) });
         }
     }
@@ -650,5 +759,66 @@ mod tests {
         // about a fifth of its main buckets' number, which must not rebuild it.
         assert!(!too_many_overflow(1 << 15, 21));
         assert!(!too_many_overflow((1 << 21) / 5, 21));
+    }
+
+    /// Places `n` entries (fake pointers, never dereferenced: a table does not
+    /// own its entries) into chain 0 of `table`, slot after slot.
+    fn fill_chain_zero(table: &Table, n: usize) {
+        let mut tail = &table.buckets()[0];
+        for i in 0..n {
+            let hash = KeyHash(0x77 << 32);
+            let entry = (8 * (i + 1)) as *mut Entry;
+            let free = (i % SLOTS != 0 || i == 0).then_some((tail, i % SLOTS));
+            table.place(free, tail, hash, entry);
+            if free.is_none() {
+                tail = tail.next().expect("place linked an overflow bucket");
+            }
+        }
+    }
+
+    #[test]
+    fn overflow_buckets_come_from_the_arena_in_order_then_alone() {
+        assert_eq!(
+            arena_len(10),
+            0,
+            "a small table's arena would be committed memory"
+        );
+        let log2 = 15;
+        let arena = arena_len(log2);
+        assert_eq!(arena, 1 << log2, "as many as a same-size rebuild waits for");
+        let table = Table::new(log2).unwrap();
+        let size = std::mem::size_of::<Bucket>();
+        let counted = |t: &Table| t.pool.counted.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            counted(&table),
+            0,
+            "an untaken arena is not counted as memory"
+        );
+
+        // The first overflow buckets are the arena's, in order.
+        fill_chain_zero(&table, SLOTS * 4);
+        assert_eq!((table.extra_overflow(), table.boxed_overflow()), (3, 0));
+        assert_eq!(counted(&table), 3 * size);
+        let mut bucket = &table.buckets()[0];
+        for k in 0..3 {
+            bucket = bucket.next().unwrap();
+            assert!(
+                std::ptr::eq(bucket, &table.pool_in_use()[k]),
+                "arena bucket {k}"
+            );
+        }
+        drop(table);
+
+        // Past the arena's end each is a Box, freed with the table.
+        let table = Table::new(log2).unwrap();
+        fill_chain_zero(&table, SLOTS * (arena + 3));
+        assert_eq!(table.extra_overflow(), arena + 2);
+        assert_eq!(table.boxed_overflow(), 2);
+        assert_eq!(table.pool_in_use().len(), arena);
+        assert_eq!(counted(&table), arena * size);
+        assert_eq!(table.overflow_count(), arena + 2);
+        let mut chain = 0;
+        table.for_each_chain_bucket(|index, _| chain += usize::from(index == 0));
+        assert_eq!(chain, arena + 3, "every bucket is linked");
     }
 }

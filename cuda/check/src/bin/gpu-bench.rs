@@ -4,9 +4,11 @@
 //! transfers, kernels, check). Wall time and host CPU time of each (best of
 //! three; the GPU's first rebuild, which allocates and pins its buffers, is
 //! reported apart), and the crossover that sets the default threshold. Then,
-//! on the same tables, the GPU engine with each way of copying the image out
-//! (`TRANSFERS`: pageable or registered arrays, one copy or chunks overlapping
-//! the fill; see cuda/src/device.rs), the choice the issue asks to measure.
+//! on the same tables, the GPU engine with each way of moving the tables
+//! (`TRANSFERS`: the old table packed on the host or its arrays copied in
+//! place, pageable or registered; the new image into pageable or registered
+//! arrays, one copy or chunks overlapping the fill; see cuda/src/device.rs),
+//! the choices the issue asks to measure.
 
 use std::time::{Duration, Instant};
 
@@ -46,22 +48,32 @@ fn best(
     Ok(best.unwrap())
 }
 
-/// The copy-out choices: a name and the plugin's settings for it (read by the
-/// plugin at each rebuild).
-const TRANSFERS: [(&str, &str, &str); 4] = [
-    ("pageable", "0", "1"),
-    ("registered", "1", "1"),
-    ("chunked(8)", "0", "8"),
-    ("registered+chunked(8)", "1", "8"),
+/// The transfer choices: a name, whether the old table is read in place (its
+/// arrays copied as they are) rather than packed on the host, and the
+/// plugin's settings for it (read by the plugin at each rebuild, in
+/// `TRANSFER_VARS`' order: input registered, output registered, chunks).
+const TRANSFERS: [(&str, bool, [&str; 3]); 8] = [
+    ("pageable", false, ["0", "0", "1"]),
+    ("registered", false, ["0", "1", "1"]),
+    ("chunked(8)", false, ["0", "0", "8"]),
+    ("registered+chunked(8)", false, ["0", "1", "8"]),
+    ("in-place", true, ["0", "0", "1"]),
+    ("in-place reg-in", true, ["1", "0", "1"]),
+    ("in-place reg-in+out", true, ["1", "1", "1"]),
+    ("in-place reg-in+out+ch(8)", true, ["1", "1", "8"]),
 ];
 
-/// The plugin's copy-out settings, in `TRANSFERS`' order.
-const TRANSFER_VARS: [&str; 2] = ["MAPCACHE_CUDA_REGISTER_OUTPUT", "MAPCACHE_CUDA_CHUNKS"];
+/// The plugin's transfer settings, in `TRANSFERS`' order.
+const TRANSFER_VARS: [&str; 3] = [
+    "MAPCACHE_CUDA_REGISTER_INPUT",
+    "MAPCACHE_CUDA_REGISTER_OUTPUT",
+    "MAPCACHE_CUDA_CHUNKS",
+];
 
 /// Sets the plugin's copy-out settings for the next rebuilds. Called between
 /// rebuilds, from the only thread that reads them (the parallel engine's
 /// threads are gone by then).
-fn set_transfer(values: &[&str; 2]) {
+fn set_transfer(values: &[&str; 3]) {
     for (var, value) in TRANSFER_VARS.iter().zip(values) {
         std::env::set_var(var, value);
     }
@@ -143,14 +155,16 @@ fn main() {
         // it was, for the main table's GPU column.
         if gpu.is_ok() && options.transfers {
             let saved = TRANSFER_VARS.map(|var| (var, std::env::var_os(var)));
-            for (name, register, chunks) in TRANSFERS {
-                set_transfer(&[register, chunks]);
-                let measured = best(runs, || {
-                    time(&table, log2 + 1, Engine::Gpu(Some(&options.plugin)))
-                });
+            for (name, in_place, values) in TRANSFERS {
+                set_transfer(&values);
+                let engine = || match in_place {
+                    true => Engine::GpuInPlace(Some(&options.plugin)),
+                    false => Engine::Gpu(Some(&options.plugin)),
+                };
+                let measured = best(runs, || time(&table, log2 + 1, engine()));
                 // Printed as it comes: a run cut short keeps what it measured.
                 println!(
-                    "transfer {entries:>10} | {name:>22} | gpu wall/cpu {}",
+                    "transfer {entries:>10} | {name:>26} | gpu wall/cpu {}",
                     cell(&measured)
                 );
             }

@@ -1,6 +1,7 @@
 //! The GPU engine against the CPU reference, byte for byte: random tables of a
 //! thousand to 64M entries (overflow chains from one-by-one inserts, deleted
-//! slots), grown, rebuilt at the same size and shrunk by both; every image
+//! slots), grown, rebuilt at the same size and shrunk by both, the GPU from
+//! the packed source and from the table's arrays in place; every image
 //! compared. Prints one line per case and `equivalence: PASS n/n` or FAIL.
 
 use mapcache::gpu::testing::{self, Engine, SyntheticTable};
@@ -47,14 +48,30 @@ fn main() {
                     table.entries()
                 );
                 let reference = testing::reference_image(&table, new_log2);
-                let gpu = testing::rebuild(&table, new_log2, Engine::Gpu(Some(&options.plugin)));
-                match (reference, gpu) {
-                    (Ok(r), Ok(g)) if r == g.image() => {
-                        passed += 1;
-                        println!("ok    {what}");
+                for (source, engine) in [
+                    ("packed", Engine::Gpu(Some(&options.plugin))),
+                    ("in-place", Engine::GpuInPlace(Some(&options.plugin))),
+                ] {
+                    if source == "in-place" {
+                        total += 1;
                     }
-                    (Ok(_), Ok(_)) => println!("FAIL  {what}: images differ"),
-                    (Err(e), _) | (_, Err(e)) => println!("FAIL  {what}: {e}"),
+                    let gpu = testing::rebuild(&table, new_log2, engine);
+                    // In place wherever the table's chains lie in its pool.
+                    let expected_in_place = source == "in-place" && table.in_place();
+                    match (&reference, gpu) {
+                        (Ok(_), Ok(g)) if g.was_in_place() != expected_in_place => println!(
+                            "FAIL  {what} {source}: read in place: {}, expected {expected_in_place}",
+                            g.was_in_place()
+                        ),
+                        (Ok(r), Ok(g)) if *r == g.image() => {
+                            passed += 1;
+                            let how = if g.was_in_place() { "" } else { " (packed: chains outside the pool)" };
+                            println!("ok    {what} {source}{}", if source == "in-place" { how } else { "" });
+                        }
+                        (Ok(_), Ok(_)) => println!("FAIL  {what} {source}: images differ"),
+                        (Err(e), _) => println!("FAIL  {what}: {e}"),
+                        (_, Err(e)) => println!("FAIL  {what} {source}: {e}"),
+                    }
                 }
             }
         }

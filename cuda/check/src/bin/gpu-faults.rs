@@ -6,7 +6,8 @@
 //! `fake-driver`: the fault is the fake driver's (`FAKE_CUDA_FAIL`, see
 //! cuda/stub/fake_driver.cpp: driver calls failing in the middle of the
 //! plugin's queue), so the plugin's own error paths run; the status need only
-//! say that a rebuild fell back.
+//! say that a rebuild fell back. With `MAPCACHE_GPU_SOURCE=in-place` the
+//! rebuilds read the tables' arrays in place where they can.
 
 use mapcache::{Config, Error, GpuMode, Map};
 use mapcache_gpu_check::{load, options};
@@ -25,7 +26,9 @@ fn config(mode: GpuMode, options: &mapcache_gpu_check::Options) -> Config {
 fn check(options: &mapcache_gpu_check::Options, fault: &str) -> Result<String, String> {
     let _ = load(options);
     let map = Map::new(config(GpuMode::Auto, options)).map_err(|e| e.to_string())?;
-    const N: u32 = 200_000;
+    // Past 2^15 buckets (213k entries in one shard), where a table has an
+    // overflow arena, so that MAPCACHE_GPU_SOURCE=in-place reads one in place.
+    const N: u32 = 250_000;
     for i in 0..N {
         map.insert(format!("key-{i}").as_bytes(), &i.to_le_bytes())
             .map_err(|e| e.to_string())?;
