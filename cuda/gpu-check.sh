@@ -139,7 +139,7 @@ while IFS= read -r goal; do summary+=("$goal"); done < <(grep -E '^goal ' "$logs
 
 echo "== summary"
 printf '%s\n' "${summary[@]}"
-grep -E '^( +[0-9]+|transfer|pack) ' "$logs/bench.log" | sed 's/^/bench: /' || true
+grep -E '^( +[0-9]+|transfer|pack|host) ' "$logs/bench.log" | sed 's/^/bench: /' || true
 echo "gpu-check: $((SECONDS)) s of the budget's ${budget} s"
 if [ $failed -eq 0 ]; then verdict="gpu-check: PASS"; else verdict="gpu-check: FAIL"; fi
 echo "$verdict"

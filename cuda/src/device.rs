@@ -3,12 +3,16 @@
 //! pinned host alike, are kept and reused across rebuilds, grown when a larger
 //! table comes (allocation and pinning cost more than a small table's copy).
 //!
-//! Transfers: the core packs the source image straight into pinned staging
-//! memory (so the copy in is one DMA at full link speed, with no host copy of
-//! its own), and only what the kernels read goes over: tophash, slot and frag
-//! words, 104 of each bucket's 112 bytes, never an entry. The image comes back
-//! into the core's arrays, chosen per rebuild by [`Transfer`] (environment
-//! variables, read at each `stage`, so that one benchmark process measures
+//! Transfers: either the core packs the source image straight into pinned
+//! staging memory (so the copy in is one DMA at full link speed, with no host
+//! copy of its own), and only what the kernels read goes over: tophash, slot
+//! and frag words, 104 of each bucket's 112 bytes, never an entry; or
+//! (`count_in_place`) the old table's two arrays are copied as they are, 112
+//! bytes a bucket, with no host pass over them: from pageable memory, or
+//! page-locked for the copy with `MAPCACHE_CUDA_REGISTER_INPUT=1` (registered
+//! and unregistered within the call). The image comes back into the core's
+//! arrays, chosen per rebuild by [`Transfer`] (environment variables, read at
+//! each `stage` or `count_in_place`, so that one benchmark process measures
 //! every choice on the same table; `cuda/gpu-check.sh` does):
 //!
 //! - `MAPCACHE_CUDA_CHUNKS=K` (default 1): the fill runs as K launches over K
@@ -23,7 +27,7 @@
 //!   with no driver staging copy on the host (whose CPU time counts against
 //!   the engine), at the price of pinning and unpinning them per rebuild.
 //!
-//! Not measured yet (no GPU in the sessions that wrote this): which of the four
+//! Not measured yet (no GPU in the sessions that wrote this): which of the
 //! combinations is fastest end to end; the default stays the simplest until
 //! `gpu-check.sh`'s numbers say otherwise.
 //!

@@ -61,11 +61,28 @@ pub(crate) fn rehash(
         Source::InPlace if src.boxed_overflow() == 0 => Source::InPlace,
         _ => Source::Packed,
     };
-    let (pool_len, expected) = if source == Source::InPlace {
-        count_in_place(plugin, context, src, new_log2)?
-    } else {
-        count_packed(plugin, context, src, new_log2)?
-    };
+    // The new main array is brought in on a second thread while the device
+    // counts (its size is known; the pool's is what the count says), so that
+    // its page faults, which every engine's new arrays take, are off the
+    // critical path: the copy-out (or its registration) then finds the pages.
+    let (main, counted) = std::thread::scope(|scope| {
+        let main = scope.spawn(|| {
+            let main = BucketArray::new(1 << new_log2).map_err(|e| e.to_string())?;
+            main.prefault();
+            Ok::<_, String>(main)
+        });
+        let counted = if source == Source::InPlace {
+            count_in_place(plugin, context, src, new_log2)
+        } else {
+            count_packed(plugin, context, src, new_log2)
+        };
+        let main = main
+            .join()
+            .unwrap_or_else(|_| Err("GPU: allocating the new main buckets panicked".into()));
+        (main, counted)
+    });
+    let (pool_len, expected) = counted?;
+    let main = main?;
     // Each pool bucket holds at least one entry.
     if pool_len > expected.entries {
         return Err(format!(
@@ -75,11 +92,10 @@ pub(crate) fn rehash(
     }
     let table = &plugin.table;
     let ctx = context.0;
-    let main = BucketArray::new(1 << new_log2).map_err(|e| e.to_string())?;
     let pool = Table::pool(pool_len as usize, new_log2).map_err(|e| e.to_string())?;
     let mut written = Checksum::default();
-    // SAFETY: both arrays are fresh, zeroed, private to this thread and sized as
-    // the ABI says (2^new_log2 and pool_len buckets of BUCKET_BYTES); their
+    // SAFETY: both arrays are fresh, zeroed (the prefault wrote zeros, and its
+    // thread has been joined), private to this thread and sized as the ABI says (2^new_log2 and pool_len buckets of BUCKET_BYTES); their
     // atomics may be written as plain bytes while nothing else can see them.
     loader::call(|err, len| unsafe {
         (table.fill)(

@@ -109,6 +109,16 @@ impl SyntheticTable {
         self.0.boxed_overflow() == 0
     }
 
+    /// The address and bytes of the table's main buckets and of the overflow
+    /// buckets of its pool in use: what a GPU rebuild in place copies.
+    pub fn arrays(&self) -> [(*const u8, usize); 2] {
+        let (main, pool) = (self.0.buckets(), self.0.pool_in_use());
+        [
+            (main.as_ptr().cast(), std::mem::size_of_val(main)),
+            (pool.as_ptr().cast(), std::mem::size_of_val(pool)),
+        ]
+    }
+
     /// `log2` of the main buckets.
     pub fn log2(&self) -> u32 {
         self.0.log2()

@@ -97,6 +97,24 @@ impl BucketArray {
         })
     }
 
+    /// Brings every page of the array in now (a write of zero, what the bucket
+    /// already holds, to the first bucket of each 4 KiB page), so that a later
+    /// writer (a device's copy-out) does not take the page faults: for the GPU
+    /// engine, which does this on a second thread while the device counts. The
+    /// kernel zeroes each page as it comes, the cost every new array pays once.
+    pub(crate) fn prefault(&self) {
+        let size = std::mem::size_of::<Bucket>();
+        let buckets = self.as_slice();
+        let mut at = 0;
+        while at < buckets.len() {
+            buckets[at].tophash.store(0, Ordering::Relaxed);
+            // The first bucket whose tophash word lies on the next 4 KiB page
+            // (every page holds the start of one: a bucket is smaller).
+            let next_page = ((at * size) / 4096 + 1) * 4096;
+            at = next_page.div_ceil(size);
+        }
+    }
+
     /// Bucket `index`, an arena bucket about to be written for the first time:
     /// counted in [`MAPPED_BYTES`] from now on if the array is mapped.
     fn take(&self, index: usize) -> &Bucket {
@@ -820,5 +838,37 @@ mod tests {
         let mut chain = 0;
         table.for_each_chain_bucket(|index, _| chain += usize::from(index == 0));
         assert_eq!(chain, arena + 3, "every bucket is linked");
+    }
+
+    /// Pages of `bytes` at `ptr` (page-aligned) that are resident.
+    #[cfg(target_os = "linux")]
+    fn resident_pages(ptr: *const Bucket, bytes: usize) -> usize {
+        let pages = bytes.div_ceil(4096);
+        let mut vec = vec![0u8; pages];
+        // SAFETY: `ptr` starts a mapping of at least `bytes` (rounded up to whole
+        // pages, as a huge-page-aligned mapping is); mincore only reports.
+        let rc = unsafe { libc::mincore(ptr as *mut libc::c_void, bytes, vec.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+        vec.iter().filter(|&&v| v & 1 != 0).count()
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn prefault_brings_in_every_page_and_leaves_the_buckets_empty() {
+        let len = 1 << 15;
+        let array = BucketArray::new(len).unwrap();
+        let bytes = len * std::mem::size_of::<Bucket>();
+        let pages = bytes.div_ceil(4096);
+        let ptr = array.as_slice().as_ptr();
+        assert!(
+            resident_pages(ptr, bytes) < pages,
+            "a fresh mapping is not all resident"
+        );
+        array.prefault();
+        assert_eq!(resident_pages(ptr, bytes), pages, "every page resident");
+        assert!(array
+            .as_slice()
+            .iter()
+            .all(|b| b.tophash.load(Ordering::Relaxed) == 0));
     }
 }

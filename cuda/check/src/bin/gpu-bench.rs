@@ -70,6 +70,85 @@ const TRANSFER_VARS: [&str; 3] = [
     "MAPCACHE_CUDA_CHUNKS",
 ];
 
+/// The host's memory work behind each transfer choice, measured without the
+/// device on the arrays a rebuild in place copies (`bytes` of them): a copy of
+/// them from one resident buffer into another (what the driver does on the
+/// host for a pageable copy, through its staging buffers); `mlock` and
+/// `munlock` of them, resident (what registering them, `cuMemHostRegister`,
+/// does to the pages, less the device's mapping); and the first touch of as
+/// many fresh bytes, mapped as the core maps a big array (what every engine
+/// pays for its new arrays; a pageable copy-out pays it inside the driver's
+/// copy, a registered one when pinning).
+fn host_costs(table: &SyntheticTable, entries: usize, runs: usize) {
+    let bytes: usize = table.arrays().iter().map(|a| a.1).sum();
+    let mut into = vec![0u8; bytes];
+    let copy = best(runs, || {
+        timed(|| {
+            let mut at = 0;
+            for (ptr, len) in table.arrays() {
+                // SAFETY: `arrays` names live memory of `len` bytes; `into`
+                // holds their sum and is ours.
+                unsafe { std::ptr::copy_nonoverlapping(ptr, into.as_mut_ptr().add(at), len) };
+                at += len;
+            }
+            Ok(())
+        })
+    });
+    drop(into);
+    let pin = best(runs, || {
+        timed(|| {
+            for (ptr, len) in table.arrays() {
+                // SAFETY: live memory of the table's; locking changes no byte.
+                if len > 0 && unsafe { libc::mlock(ptr.cast(), len) } != 0 {
+                    return Err(format!(
+                        "mlock refused: {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
+                // SAFETY: as above.
+                unsafe { libc::munlock(ptr.cast(), len) };
+            }
+            Ok(())
+        })
+    });
+    let touch = best(runs, || timed(|| first_touch(bytes)));
+    println!(
+        "host {entries:>10} | {} MB: copy {} | mlock+munlock {} | first touch {}",
+        bytes >> 20,
+        cell(&copy),
+        cell(&pin),
+        cell(&touch)
+    );
+}
+
+/// Maps `bytes` fresh as the core maps a big array (anonymous, transparent
+/// huge pages advised) and writes a byte of every 4 KiB page.
+fn first_touch(bytes: usize) -> Result<(), String> {
+    // SAFETY: a fresh private anonymous mapping.
+    let raw = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return Err("mmap failed".into());
+    }
+    // SAFETY: the mapping just made, `bytes` long; unmapped once, below.
+    unsafe {
+        libc::madvise(raw, bytes, libc::MADV_HUGEPAGE);
+        for page in (0..bytes).step_by(4096) {
+            raw.cast::<u8>().add(page).write_volatile(1);
+        }
+        libc::munmap(raw, bytes);
+    }
+    Ok(())
+}
+
 /// Sets the plugin's copy-out settings for the next rebuilds. Called between
 /// rebuilds, from the only thread that reads them (the parallel engine's
 /// threads are gone by then).
@@ -135,6 +214,7 @@ fn main() {
             "pack {entries:>10} | host pack of the source image {}",
             cell(&pack)
         );
+        host_costs(&table, entries, runs);
         let skipped = || Err::<(Duration, Duration), String>("skipped".into());
         let (single, parallel) = if options.gpu_only {
             (skipped(), skipped())
