@@ -153,8 +153,10 @@ fn table_ptr(table: Shared<'_, Table>) -> std::ptr::NonNull<Table> {
 
 /// What [`Writing::locate_live`] found.
 enum Located<'g> {
-    /// The key's live entry, in `bucket`'s slot `index` of the chain at `head`.
+    /// The key's live entry, in `bucket`'s slot `index` of the chain at `head`
+    /// of `table`.
     Live {
+        table: &'g Table,
         head: &'g Bucket,
         bucket: &'g Bucket,
         index: usize,
@@ -532,6 +534,7 @@ impl Writing<'_> {
                 // SAFETY: linked entries are live while the flag is held.
                 if !unsafe { growth.expired(current) } {
                     return Located::Live {
+                        table,
                         head,
                         bucket,
                         index,
@@ -559,8 +562,13 @@ impl Writing<'_> {
     ) -> Result<bool> {
         self.drain_reads();
         let replaced = match self.locate_live(growth, hash, key, guard) {
-            Located::Live { bucket, index, .. } => {
-                self.replace(bucket, index, new, guard);
+            Located::Live {
+                table,
+                bucket,
+                index,
+                ..
+            } => {
+                self.replace(table, bucket, index, new, guard);
                 true
             }
             Located::Vacant { table, free, tail } => {
@@ -609,6 +617,7 @@ impl Writing<'_> {
     ) -> Option<bool> {
         self.drain_reads();
         let Located::Live {
+            table,
             bucket,
             index,
             current,
@@ -621,14 +630,21 @@ impl Writing<'_> {
         if unsafe { entry::value(current) } != expected {
             return Some(false);
         }
-        self.replace(bucket, index, new, guard);
+        self.replace(table, bucket, index, new, guard);
         self.maintain(growth, guard);
         Some(true)
     }
 
     /// Publishes `new` in the occupied slot `index` of `bucket` and retires the
     /// entry it replaces (an update: the key keeps its policy node). Flag held.
-    fn replace(&self, bucket: &Bucket, index: usize, mut new: OwnedEntry<'_>, guard: &Guard) {
+    fn replace(
+        &self,
+        table: &Table,
+        bucket: &Bucket,
+        index: usize,
+        mut new: OwnedEntry<'_>,
+        guard: &Guard,
+    ) {
         let old = bucket.slots[index].load(Ordering::Relaxed);
         // SAFETY: linked entries are live while the flag is held; `new` is ours.
         let (old_size, new_size) =
@@ -648,8 +664,7 @@ impl Writing<'_> {
                 entry::deadline(new.as_ptr()).is_some(),
             )
         };
-        let new = new.into_raw();
-        bucket.slots[index].store(new, Ordering::Release);
+        table.replace_slot(bucket, index, new.into_raw());
         self.add_bytes(new_size, old_size);
         self.count_expiring(new_expires, old_expires);
         ShardCounters::bump(&self.counters.updates, 1);

@@ -93,7 +93,9 @@ MC_HD static inline const uint64_t *mc_next(const struct mc_source *s, const uin
     return c->r < c->end ? s->records + (uint64_t)c->r * MC_SOURCE_WORDS : 0;
   }
   uint64_t next = rec[1 + MC_SLOTS];
-  if (next == 0) return 0;
+  // Another walk found the source bad: stop this one too (a loop would keep
+  // every thread walking for as long as the pool is long).
+  if (next == 0 || *(volatile unsigned int *)s->bad) return 0;
   uint64_t offset = next - s->pool_base;  // wraps below the pool: caught as too far
   uint64_t index = offset / MC_BUCKET_BYTES;
   if (next < s->pool_base || offset % MC_BUCKET_BYTES != 0 || index >= s->pool_len ||

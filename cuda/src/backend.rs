@@ -22,6 +22,9 @@ impl Fail {
 
 /// One device context's steps, in call order (see `abi`).
 pub trait Backend: Send {
+    /// Drops the rebuild in progress, if any (a call that fails before it
+    /// reaches the backend must not leave an earlier count for a `fill`).
+    fn forget(&mut self);
     /// Host staging memory for `sources` records and `chains` chain starts.
     fn stage(
         &mut self,

@@ -412,13 +412,17 @@ fn arg<T>(value: &T) -> *mut c_void {
 }
 
 impl Backend for Device {
+    fn forget(&mut self) {
+        self.job = None;
+    }
+
     fn stage(
         &mut self,
         sources: usize,
         chains: usize,
     ) -> Result<(*mut SourceBucket, *mut u32), Fail> {
-        self.enter()?;
         self.job = None;
+        self.enter()?;
         let source = ensure_locked(
             &mut self.staged_source,
             sources * SOURCE_WORDS,
@@ -502,24 +506,25 @@ impl Backend for Device {
         old_log2: u32,
         new_log2: u32,
     ) -> Result<(u64, Checksum), Fail> {
-        self.enter()?;
         self.job = None;
+        self.enter()?;
+        let transfer = Transfer::from_env();
         let mut job = Job {
             source: Source::InPlace {
                 pool_base: pool as u64,
                 pool_len,
             },
-            sources: (1usize << old_log2) + pool_len as usize,
+            // Checked by in_place_bytes below before anything is copied.
+            sources: (1usize << old_log2).saturating_add(pool_len as usize),
             chains: 0,
             old_log2,
             new_log2,
             pool_len: 0,
-            transfer: Transfer::from_env(),
-            buckets: chunk_bounds(1u64 << new_log2, Transfer::from_env().chunks),
+            transfer,
+            buckets: chunk_bounds(1u64 << new_log2, transfer.chunks),
             pool: Vec::new(),
         };
-        let main_bytes = (1usize << old_log2) * abi::BUCKET_BYTES;
-        let pool_bytes = pool_len as usize * abi::BUCKET_BYTES;
+        let (main_bytes, pool_bytes) = in_place_bytes(old_log2, pool_len)?;
         // SAFETY: the old table's arrays, which outlive this call (the ABI).
         let registered = if job.transfer.register_input {
             unsafe { register(&[(main.cast_mut(), main_bytes), (pool.cast_mut(), pool_bytes)]) }
@@ -546,6 +551,24 @@ impl Backend for Device {
         job.pool_len = total;
         self.job = Some(job);
         Ok((total, checksum(sums)))
+    }
+}
+
+/// The bytes of an in-place source's two arrays, or why they cannot be (a
+/// length whose bytes do not fit: the copy would be short of what the kernels
+/// may read).
+fn in_place_bytes(old_log2: u32, pool_len: u64) -> Result<(usize, usize), Fail> {
+    let main = (1usize << old_log2).checked_mul(abi::BUCKET_BYTES);
+    let pool = usize::try_from(pool_len)
+        .ok()
+        .filter(|&n| n <= u32::MAX as usize)
+        .and_then(|n| n.checked_mul(abi::BUCKET_BYTES));
+    match (main, pool) {
+        (Some(main), Some(pool)) if main.checked_add(pool).is_some() => Ok((main, pool)),
+        _ => Err(Fail::new(
+            abi::PLUGIN_E_OTHER,
+            format!("count_in_place: a pool of {pool_len} buckets is out of range"),
+        )),
     }
 }
 

@@ -179,6 +179,10 @@ impl Emulated {
 }
 
 impl Backend for Emulated {
+    fn forget(&mut self) {
+        self.job = None;
+    }
+
     fn stage(
         &mut self,
         sources: usize,
@@ -211,7 +215,16 @@ impl Backend for Emulated {
         self.job = None;
         let words = abi::BUCKET_BYTES / 8;
         let main_words = (1usize << old_log2) * words;
-        let pool_words = pool_len as usize * words;
+        let pool_words = usize::try_from(pool_len)
+            .ok()
+            .filter(|&n| n <= u32::MAX as usize)
+            .map(|n| n * words)
+            .ok_or_else(|| {
+                Fail::new(
+                    abi::PLUGIN_E_OTHER,
+                    format!("count_in_place: a pool of {pool_len} buckets is out of range"),
+                )
+            })?;
         self.buckets.clear();
         // SAFETY: the ABI: `main` and `pool` hold 2^old_log2 and pool_len
         // buckets of BUCKET_BYTES (the core's arrays, 8-aligned); `pool` may be

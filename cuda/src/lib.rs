@@ -181,6 +181,7 @@ unsafe extern "C" fn stage(
     unsafe {
         run(err, len, || {
             let context = context(ctx)?;
+            context.backend.forget();
             context.inject(
                 Fault::Alloc,
                 abi::PLUGIN_E_ALLOC,
@@ -237,6 +238,7 @@ unsafe extern "C" fn count_in_place(
     unsafe {
         run(err, len, || {
             let context = context(ctx)?;
+            context.backend.forget();
             // No staging here: the device buffers are what it allocates.
             context.inject(
                 Fault::Alloc,

@@ -104,12 +104,19 @@ fn a_map_grows_on_the_emulated_device() {
     for i in (0..30_000u32).step_by(3) {
         assert!(map.remove(format!("key-{i}").as_bytes()).unwrap());
     }
-    for i in 30_000..40_000u32 {
+    // Updates in place: the kept slot sums (the GPU engine's check, under
+    // force an error if they drifted) follow them too.
+    for i in (1..30_000u32).step_by(3) {
+        map.insert(format!("key-{i}").as_bytes(), &(i + 1).to_le_bytes())
+            .unwrap();
+    }
+    for i in 30_000..70_000u32 {
         map.insert(format!("key-{i}").as_bytes(), &i.to_le_bytes())
             .unwrap();
     }
-    for i in 0..40_000u32 {
-        let expected = (i >= 30_000 || i % 3 != 0).then(|| i.to_le_bytes().to_vec());
+    for i in 0..70_000u32 {
+        let value = if i < 30_000 && i % 3 == 1 { i + 1 } else { i };
+        let expected = (i >= 30_000 || i % 3 != 0).then(|| value.to_le_bytes().to_vec());
         assert_eq!(
             map.get(format!("key-{i}").as_bytes()).unwrap(),
             expected,

@@ -22,8 +22,11 @@
 //! Or, in place of steps 1 and 2, `count_in_place`: the plugin copies the old
 //! table's two arrays (main buckets and overflow pool, in the output's bucket
 //! layout) as they are, with no packing on the host, and counts; then `fill`.
-//! The core takes this way when every overflow bucket of the table lies in its
-//! pool (its arena, `table/table.rs`), unless `MAPCACHE_GPU_SOURCE=packed`.
+//! The core takes this way with `MAPCACHE_GPU_SOURCE=in-place` (packed is the
+//! default), when every overflow bucket of the table lies in its pool (its
+//! arena, `table/table.rs`). Either way the core checks the result against the
+//! old table's own sums (`table/sums.rs`), and in place the device's sums of
+//! its copy too.
 //!
 //! Every call returns [`PLUGIN_OK`] or an error code, with a NUL-terminated
 //! message written into the caller's buffer. A plugin never unwinds.
@@ -146,8 +149,9 @@ pub type FillFn = unsafe extern "C" fn(
 /// output's layout, and every non-null overflow pointer in them points at a
 /// bucket of `pool` (the core calls this only then). `*new_pool_len` receives
 /// the new image's pool length, as from `count`, and `*source_sum` the sums over
-/// every occupied slot of both arrays, taken bucket by bucket in address order
-/// (not by chain), which the fill's sums must equal. An overflow pointer
+/// every occupied slot of both arrays as copied, taken bucket by bucket in
+/// address order (not by chain), which the core compares with the table's own
+/// (a copy-in that lost or changed a slot fails there). An overflow pointer
 /// outside `pool`, or a chain longer than the pool, fails the call with
 /// [`PLUGIN_E_OTHER`]: the kernels never read outside what was copied. When it
 /// returns, success or not, the plugin no longer reads `main` or `pool`.

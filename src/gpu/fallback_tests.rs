@@ -18,6 +18,9 @@ enum Fault {
     Fill,
     /// Returns success with an image that fails its check.
     Wrong,
+    /// In place: reports sums of its copy that are not the table's (a copy-in
+    /// that lost a slot).
+    CopyIn,
 }
 
 fn fault_of(n: u8) -> Fault {
@@ -27,8 +30,12 @@ fn fault_of(n: u8) -> Fault {
         Fault::Count,
         Fault::Fill,
         Fault::Wrong,
+        Fault::CopyIn,
     ][n as usize]
 }
+
+/// Calls of the fakes' `count_in_place`, process-wide.
+static IN_PLACE_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 struct Fake {
     fault: Fault,
@@ -130,6 +137,7 @@ unsafe extern "C" fn count_in_place(
     err: *mut c_char,
     len: usize,
 ) -> i32 {
+    IN_PLACE_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut sum = Checksum::default();
     for (array, buckets) in [(main, 1u64 << old), (pool, pool_len)] {
         for b in 0..buckets as usize {
@@ -143,6 +151,10 @@ unsafe extern "C" fn count_in_place(
                 std::array::from_fn(|i| (words[10 + i / 2] >> (32 * (i % 2))) as u32);
             sum.add(words[0], &slots, &frags);
         }
+    }
+    // SAFETY: the context `open` made, used one call at a time.
+    if unsafe { &*ctx.cast::<Fake>() }.fault == Fault::CopyIn {
+        sum.entries -= 1;
     }
     // SAFETY: per the ABI.
     unsafe { source_sum.write(sum) };
@@ -200,6 +212,7 @@ fn install(fault: Fault) -> PathBuf {
         Fault::Count => table::<2>(),
         Fault::Fill => table::<3>(),
         Fault::Wrong => table::<4>(),
+        Fault::CopyIn => table::<5>(),
     };
     // SAFETY: the fake keeps the ABI's contract.
     // Leaked: a plugin's table is static.
@@ -394,4 +407,38 @@ fn a_directory_for_a_plugin_says_so() {
             dir.display()
         )
     );
+}
+
+/// The in-place source's checks through the core's GPU path (the fakes count
+/// and fill nothing, so any rebuild of a nonempty table must fail a check):
+/// a failing count, a failing fill, a fill that writes a wrong image, and a
+/// copy whose sums are not the table's each end in an error naming its step,
+/// after the in-place count was called.
+#[test]
+fn the_in_place_source_fails_each_step_with_its_reason() {
+    use super::testing::{rebuild, Engine, SyntheticTable};
+    // 2^15 buckets: an arena, so that every chain lies in the pool.
+    let table = SyntheticTable::new(250_000, 15, 9, 50).unwrap();
+    assert!(table.in_place());
+    for (fault, step) in [
+        (Fault::Count, "GPU count: copy failed: fake"),
+        (Fault::Fill, "GPU fill: kernel failed: fake"),
+        (Fault::Wrong, "GPU fill: the result failed its check"),
+        (
+            Fault::CopyIn,
+            "GPU count: the device's copy of the table failed its check",
+        ),
+    ] {
+        let path = install(fault);
+        let before = IN_PLACE_CALLS.load(std::sync::atomic::Ordering::Relaxed);
+        let outcome = rebuild(&table, 16, Engine::GpuInPlace(Some(&path)));
+        let Err(reason) = outcome else {
+            panic!("{fault:?}: the rebuild passed its checks");
+        };
+        assert!(reason.starts_with(step), "{fault:?}: {reason}");
+        assert!(
+            IN_PLACE_CALLS.load(std::sync::atomic::Ordering::Relaxed) > before,
+            "{fault:?}: the in-place count was not called"
+        );
+    }
 }

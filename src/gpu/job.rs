@@ -6,6 +6,7 @@ use super::abi::{self, Checksum, SourceBucket};
 use super::loader::{self, Context, Plugin};
 use crate::sync::atomic::Ordering;
 use crate::table::bucket::SLOTS;
+use crate::table::sums::Sums;
 use crate::table::table::{BucketArray, Table};
 
 /// What went wrong at which step: the step's name, then the plugin's message.
@@ -81,8 +82,20 @@ pub(crate) fn rehash(
             .unwrap_or_else(|_| Err("GPU: allocating the new main buckets panicked".into()));
         (main, counted)
     });
-    let (pool_len, expected) = counted?;
+    let (pool_len, device_source) = counted?;
     let main = main?;
+    // The table's own sums, kept by its writer (`table/sums.rs`): what the
+    // source holds, known without reading it. In place, the device's sums of
+    // its copy must be these (a copy-in that lost or changed anything fails);
+    // packed, the device saw only what the pack wrote.
+    let expected = checksum(src.sums());
+    if let Some(seen) = device_source {
+        if seen != expected {
+            return Err(format!(
+                "GPU count: the device's copy of the table failed its check (it holds {seen:?}, the table {expected:?})"
+            ));
+        }
+    }
     // Each pool bucket holds at least one entry.
     if pool_len > expected.entries {
         return Err(format!(
@@ -113,19 +126,19 @@ pub(crate) fn rehash(
             "GPU fill: the result failed its check (wrote {written:?}, the source holds {expected:?})"
         ));
     }
-    let table =
-        Table::with_arrays(new_log2, main, pool, pool_len as usize).map_err(|e| e.to_string())?;
+    let table = Table::with_arrays(new_log2, main, pool, pool_len as usize, src.sums())
+        .map_err(|e| e.to_string())?;
     Ok((table, source))
 }
 
 /// Stages and packs `src`'s image on the host, then counts: the new pool's
-/// length and the source's checksum, taken by the host as it packs.
+/// length (and no device sums of the source: the pack wrote it).
 fn count_packed(
     plugin: &Plugin,
     context: &mut Context,
     src: &Table,
     new_log2: u32,
-) -> Result<(u64, Checksum), String> {
+) -> Result<(u64, Option<Checksum>), String> {
     let table = &plugin.table;
     let ctx = context.0;
     let chains = src.buckets().len();
@@ -156,7 +169,7 @@ fn count_packed(
             std::slice::from_raw_parts_mut(starts, chains + 1),
         )
     };
-    let expected = pack(src, source, starts)?;
+    pack(src, source, starts)?;
 
     let mut pool_len = 0u64;
     // SAFETY: the plugin writes one u64 and at most `len` message bytes.
@@ -164,18 +177,18 @@ fn count_packed(
         (table.count)(ctx, src.log2(), new_log2, &mut pool_len, err, len)
     })
     .map_err(|e| failed("count", e))?;
-    Ok((pool_len, expected))
+    Ok((pool_len, None))
 }
 
 /// Has the plugin copy `src`'s two arrays as they are and count: the new
-/// pool's length and the source's checksum, taken by the device bucket by
-/// bucket (the host reads nothing of the table).
+/// pool's length and the sums of the device's copy, taken bucket by bucket
+/// (the host reads nothing of the table).
 fn count_in_place(
     plugin: &Plugin,
     context: &mut Context,
     src: &Table,
     new_log2: u32,
-) -> Result<(u64, Checksum), String> {
+) -> Result<(u64, Option<Checksum>), String> {
     let main = src.buckets();
     let pool = src.pool_in_use();
     let pool_ptr = if pool.is_empty() {
@@ -206,16 +219,27 @@ fn count_in_place(
         )
     })
     .map_err(|e| failed("count", e))?;
-    Ok((pool_len, expected))
+    Ok((pool_len, Some(expected)))
+}
+
+/// The table's sums as the plugin ABI's checksum (the same four numbers).
+fn checksum(sums: Sums) -> Checksum {
+    Checksum {
+        entries: sums.entries,
+        slot_sum: sums.slot_sum,
+        frag_sum: sums.frag_sum,
+        tophash_sum: sums.tophash_sum,
+    }
 }
 
 /// Writes `src`'s image into the staging memory: its buckets chain by chain and
-/// each chain's first record. Returns the source's checksum.
+/// each chain's first record. (It sums nothing: the table's kept sums are the
+/// check, `Table::sums`.)
 pub(crate) fn pack(
     src: &Table,
     source: &mut [SourceBucket],
     starts: &mut [u32],
-) -> Result<Checksum, String> {
+) -> Result<(), String> {
     let heads = src.buckets();
     if source.len() > u32::MAX as usize {
         return Err(format!(
@@ -230,7 +254,6 @@ pub(crate) fn pack(
             heads.len()
         ));
     }
-    let mut sum = Checksum::default();
     let mut n = 0usize;
     let mut overrun = false;
     // The walk prefetches the overflow buckets ahead (`for_each_chain_bucket`).
@@ -248,7 +271,6 @@ pub(crate) fn pack(
             record.slots[i] = bucket.slots[i].load(Ordering::Relaxed) as usize as u64;
             record.frags[i] = bucket.frags[i].load(Ordering::Relaxed);
         }
-        sum.add(record.tophash, &record.slots, &record.frags);
         n += 1;
     });
     if overrun {
@@ -264,5 +286,5 @@ pub(crate) fn pack(
         ));
     }
     starts[heads.len()] = n as u32;
-    Ok(sum)
+    Ok(())
 }

@@ -8,5 +8,6 @@ pub(crate) mod reclaim;
 pub mod rehash;
 pub(crate) mod retire;
 pub(crate) mod slab;
+pub(crate) mod sums;
 #[allow(clippy::module_inception)]
 pub(crate) mod table;

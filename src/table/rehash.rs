@@ -25,6 +25,7 @@ use std::ops::Range;
 
 use super::bucket::{self, Bucket, SLOTS};
 use super::entry::Entry;
+use super::sums::Sums;
 use super::table::{BucketArray, Table, CHAIN_AHEAD};
 use crate::config::EngineChoice;
 use crate::error::Result;
@@ -304,7 +305,8 @@ fn build(src: &Table, new_log2: u32, threads: usize) -> Result<Table> {
             pool.as_slice(),
         )
     });
-    Table::with_arrays(new_log2, buckets, pool, pool_len)
+    // The same slots, moved: the source's sums.
+    Table::with_arrays(new_log2, buckets, pool, pool_len, src.sums())
 }
 
 /// An entry headed for a table built from a flat array (see [`build_flat`]).
@@ -363,6 +365,7 @@ pub(crate) fn build_flat(
     }
     // `counts` becomes each chain's fill cursor.
     counts.iter_mut().for_each(|c| *c = 0);
+    let mut sums = Sums::default();
     let bucket_at = |j: usize, n: usize| -> &Bucket {
         if n < SLOTS {
             &main[j]
@@ -401,6 +404,10 @@ pub(crate) fn build_flat(
         }
         if let Some((b, index, old)) = duplicate {
             b.slots[index].store(item.entry, Ordering::Relaxed);
+            sums.slot_sum = sums
+                .slot_sum
+                .wrapping_sub(old as usize as u64)
+                .wrapping_add(item.entry as usize as u64);
             replaced(old);
             continue;
         }
@@ -414,8 +421,9 @@ pub(crate) fn build_flat(
             Ordering::Relaxed,
         );
         counts[j] += 1;
+        sums = sums.with(item.tophash, item.frag, item.entry);
     }
-    Table::with_arrays(log2, buckets, pool, pool_len)
+    Table::with_arrays(log2, buckets, pool, pool_len, sums)
 }
 
 #[cfg(all(test, not(loom)))]
@@ -507,6 +515,11 @@ mod tests {
         let mut displaced = Vec::new();
         let table = build_flat(&items, 4, |old| displaced.push(old)).unwrap();
         assert_eq!(displaced.len(), 100);
+        assert_eq!(
+            table.sums(),
+            table.recount_sums(),
+            "the kept sums, duplicates replaced"
+        );
         assert_eq!(entries(&table), 2900);
         for i in 0..2900u32 {
             let key = format!("key-{i}");
@@ -547,5 +560,54 @@ mod tests {
         assert!(grown.find(hasher.hash(b"absent"), b"absent").is_none());
         // SAFETY: as above.
         unsafe { src.free_entries(&slab) };
+    }
+
+    #[test]
+    fn the_kept_slot_sums_follow_every_change_and_every_rebuild() {
+        let slab = Slab::new();
+        let hasher = Hasher::new(21, 0);
+        // Chains and one-by-one overflow buckets.
+        let table = table_with(6, 3000, 21, &slab);
+        assert_eq!(table.sums().entries, 3000);
+        assert_eq!(table.sums(), table.recount_sums(), "after the inserts");
+        // Updates and removals, interleaved.
+        for i in (0..3000usize).step_by(7) {
+            let key = format!("key-{i}");
+            let hash = hasher.hash(key.as_bytes());
+            let Slot::Found {
+                head,
+                bucket,
+                index,
+            } = table.locate(hash, key.as_bytes())
+            else {
+                panic!("{key} is present");
+            };
+            if i % 2 == 0 {
+                // SAFETY: single-threaded: the only allocator of `slab`.
+                let new = unsafe { OwnedEntry::new(&slab, key.as_bytes(), b"new") }.unwrap();
+                table.replace_slot(bucket, index, new.into_raw());
+            } else {
+                table.unlink(head, bucket, index);
+            }
+        }
+        assert_eq!(
+            table.sums(),
+            table.recount_sums(),
+            "after updates and removals"
+        );
+        for (engine, new_log2) in [
+            (&SingleThreaded as &dyn RehashEngine, 7),
+            (&ParallelCpu::with_threads(3), 5),
+            (&SingleThreaded, 6),
+        ] {
+            let rebuilt = engine.rehash(&table, new_log2).unwrap();
+            assert_eq!(
+                rebuilt.sums(),
+                rebuilt.recount_sums(),
+                "{} to 2^{new_log2}",
+                engine.name()
+            );
+            assert_eq!(rebuilt.sums(), table.sums());
+        }
     }
 }

@@ -13,6 +13,7 @@ use std::ptr::{self, NonNull};
 use super::bucket::{self, Bucket, EMPTY_ONE, EMPTY_REST, SLOTS};
 use super::entry::{self, Entry};
 use super::slab::Slab;
+use super::sums::{SlotSums, Sums};
 use crate::error::{Error, Result};
 use crate::hash::KeyHash;
 use crate::sync::atomic::{AtomicUsize, Ordering};
@@ -29,7 +30,18 @@ pub(crate) struct BucketArray {
     /// arena buckets not yet taken (see [`BucketArray::with_arena`]), which are
     /// address space until their first write (0 for an array from the allocator,
     /// which the allocator's own counting sees).
+    #[cfg_attr(loom, allow(dead_code))]
     counted: std::sync::atomic::AtomicUsize,
+    /// Bytes from the start that may be written: all of an array but a mapped
+    /// arena's untaken part, which is mapped inaccessible and made writable a
+    /// huge page at a time as it is taken ([`BucketArray::take`]), so that the
+    /// kernel charges it to the process's commit only then (under strict
+    /// overcommit a writable private mapping is charged whole when made).
+    #[cfg_attr(loom, allow(dead_code))]
+    writable: std::sync::atomic::AtomicUsize,
+    /// Tests: make the kernel's refusal to make more writable happen.
+    #[cfg(test)]
+    refuse_more: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: a BucketArray owns its buckets, which are made of atomics.
@@ -54,14 +66,18 @@ impl BucketArray {
                 ptr: NonNull::dangling(),
                 len: 0,
                 counted: std::sync::atomic::AtomicUsize::new(0),
+                writable: std::sync::atomic::AtomicUsize::new(0),
+                #[cfg(test)]
+                refuse_more: std::sync::atomic::AtomicBool::new(false),
             });
         }
         let layout = array_layout(len).ok_or(Error::OutOfMemory {
             bytes: len.saturating_mul(std::mem::size_of::<Bucket>()),
         })?;
+        let writable_bytes = laid * std::mem::size_of::<Bucket>();
         #[cfg(not(loom))]
         let ptr = if is_mapped(layout) {
-            mapped_zeroed(layout)
+            mapped_zeroed(layout, writable_bytes)
         } else {
             // SAFETY: the layout is non-zero-sized. Zeroed memory is a valid array
             // of empty buckets: every field is an atomic integer or pointer, for
@@ -84,16 +100,37 @@ impl BucketArray {
         let ptr = NonNull::new(ptr).ok_or(Error::OutOfMemory {
             bytes: layout.size(),
         })?;
-        let mut counted = 0;
         #[cfg(not(loom))]
-        if is_mapped(layout) {
-            counted = layout.size() - arena * std::mem::size_of::<Bucket>();
+        let counted = if is_mapped(layout) {
+            let counted = layout.size() - arena * std::mem::size_of::<Bucket>();
             MAPPED_BYTES.fetch_add(counted, std::sync::atomic::Ordering::Relaxed);
-        }
+            counted
+        } else {
+            0
+        };
+        #[cfg(loom)]
+        let counted = 0;
+        // A mapped array is writable up to whole huge pages (`mapped_zeroed`).
+        #[cfg(not(loom))]
+        let writable = if is_mapped(layout) {
+            writable_bytes
+                .next_multiple_of(HUGE_PAGE)
+                .min(mapped_len(layout).expect("mapped"))
+        } else {
+            layout.size()
+        };
+        #[cfg(loom)]
+        let writable = {
+            let _ = writable_bytes;
+            layout.size()
+        };
         Ok(BucketArray {
             ptr,
             len,
             counted: std::sync::atomic::AtomicUsize::new(counted),
+            writable: std::sync::atomic::AtomicUsize::new(writable),
+            #[cfg(test)]
+            refuse_more: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -115,18 +152,51 @@ impl BucketArray {
         }
     }
 
-    /// Bucket `index`, an arena bucket about to be written for the first time:
-    /// counted in [`MAPPED_BYTES`] from now on if the array is mapped.
-    fn take(&self, index: usize) -> &Bucket {
+    /// Bucket `index`, an arena bucket about to be written for the first time
+    /// (arena buckets are taken in order, by the table's writer): made
+    /// writable if it is not yet, and counted in [`MAPPED_BYTES`] from now on.
+    /// None when the kernel refuses to make it writable (the commit limit of
+    /// strict overcommit): the caller allocates the bucket alone instead.
+    fn take(&self, index: usize) -> Option<&Bucket> {
         let bucket = &self.as_slice()[index];
         #[cfg(not(loom))]
         if is_mapped(array_layout(self.len).expect("valid at allocation")) {
             let size = std::mem::size_of::<Bucket>();
+            let relaxed = std::sync::atomic::Ordering::Relaxed;
+            let writable = self.writable.load(relaxed);
+            let end = (index + 1) * size;
+            if end > writable {
+                let layout = array_layout(self.len).expect("valid at allocation");
+                let more = end
+                    .next_multiple_of(HUGE_PAGE)
+                    .min(mapped_len(layout).expect("mapped"));
+                // SAFETY: `writable..more` lies inside this array's mapping
+                // (`more` is at most its length), both ends huge-page aligned;
+                // nothing in it was ever written or linked (arena buckets are
+                // taken in order), so no reader can be reading it.
+                let made = unsafe {
+                    libc::mprotect(
+                        self.ptr.as_ptr().cast::<u8>().add(writable).cast(),
+                        more - writable,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                    )
+                };
+                #[cfg(test)]
+                let made = if self.refuse_more.load(relaxed) {
+                    -1
+                } else {
+                    made
+                };
+                if made != 0 {
+                    return None;
+                }
+                self.writable.store(more, relaxed);
+            }
             self.counted
                 .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
             MAPPED_BYTES.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
         }
-        bucket
+        Some(bucket)
     }
 
     pub(crate) fn as_slice(&self) -> &[Bucket] {
@@ -191,7 +261,7 @@ fn mapped_len(layout: Layout) -> Option<usize> {
 /// gets the process killed instead of the allocation failing.) NULL when the
 /// kernel refuses the mapping.
 #[cfg(all(unix, not(loom)))]
-fn mapped_zeroed(layout: Layout) -> *mut Bucket {
+fn mapped_zeroed(layout: Layout, writable: usize) -> *mut Bucket {
     let Some(len) = mapped_len(layout) else {
         return ptr::null_mut();
     };
@@ -199,13 +269,15 @@ fn mapped_zeroed(layout: Layout) -> *mut Bucket {
     let Some(over) = len.checked_add(HUGE_PAGE) else {
         return ptr::null_mut();
     };
+    // Mapped inaccessible first (reserved address space, charged to nothing),
+    // then the first `writable` bytes, in whole huge pages, made writable.
     // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
     let raw = unsafe {
         libc::mmap(
             ptr::null_mut(),
             over,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
             0,
         )
@@ -233,12 +305,27 @@ fn mapped_zeroed(layout: Layout) -> *mut Bucket {
     unsafe {
         libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
     }
+    let writable = writable.next_multiple_of(HUGE_PAGE).min(len);
+    // SAFETY: the start of our mapping, `writable <= len` bytes, page-aligned.
+    if writable > 0
+        && unsafe {
+            libc::mprotect(
+                aligned as *mut libc::c_void,
+                writable,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        } != 0
+    {
+        // SAFETY: the whole (trimmed) mapping, ours, not shared.
+        unsafe { libc::munmap(aligned as *mut libc::c_void, len) };
+        return ptr::null_mut();
+    }
     aligned as *mut Bucket
 }
 
 /// Elsewhere big arrays come from the global allocator like small ones.
 #[cfg(all(not(unix), not(loom)))]
-fn mapped_zeroed(_layout: Layout) -> *mut Bucket {
+fn mapped_zeroed(_layout: Layout, _writable: usize) -> *mut Bucket {
     unreachable!("is_mapped is false off unix")
 }
 
@@ -301,10 +388,18 @@ pub(crate) struct Table {
     pool: BucketArray,
     /// Overflow buckets the rehash laid out (the front of `pool`).
     laid: usize,
-    /// Overflow buckets added one by one since: the arena's, then (the arena
-    /// used up, which only a same-size rebuild that did not happen lets
-    /// happen) each a `Box`. Counted to decide when a same-size rebuild is due.
-    extra_overflow: AtomicUsize,
+    /// Overflow buckets added one by one since, from the arena: its first
+    /// `arena_taken` buckets.
+    arena_taken: AtomicUsize,
+    /// Overflow buckets added one by one since, each a `Box`: once the arena is
+    /// used up (which only a same-size rebuild that did not happen lets
+    /// happen) or the kernel would not make its next bucket writable; from
+    /// then on every one (the arena's taken part stays a prefix). Both counts
+    /// decide when a same-size rebuild is due.
+    boxed: AtomicUsize,
+    /// The occupied slots' sums, kept by every slot change (`sums.rs`): what a
+    /// rebuild of this table must reproduce.
+    sums: SlotSums,
 }
 
 /// Overflow buckets of the arena of a table of `2^log2` main buckets: as many
@@ -326,7 +421,13 @@ pub(crate) fn arena_len(log2: u32) -> usize {
 impl Table {
     /// An empty table of `2^log2` buckets.
     pub(crate) fn new(log2: u32) -> Result<Table> {
-        Table::with_arrays(log2, BucketArray::new(1 << log2)?, Table::pool(0, log2)?, 0)
+        Table::with_arrays(
+            log2,
+            BucketArray::new(1 << log2)?,
+            Table::pool(0, log2)?,
+            0,
+            Sums::default(),
+        )
     }
 
     /// The overflow array of a table of `2^log2` main buckets whose rehash lays
@@ -336,12 +437,14 @@ impl Table {
     }
 
     /// A table over arrays built by a rehash engine: `2^log2` main buckets, and
-    /// `pool` from [`Table::pool`] with its first `laid` buckets laid out.
+    /// `pool` from [`Table::pool`] with its first `laid` buckets laid out;
+    /// `sums` are those of the slots the arrays hold.
     pub(crate) fn with_arrays(
         log2: u32,
         buckets: BucketArray,
         pool: BucketArray,
         laid: usize,
+        sums: Sums,
     ) -> Result<Table> {
         // `head` indexes the main buckets without a bounds check on this.
         assert_eq!(buckets.len, 1 << log2, "a table has 2^log2 main buckets");
@@ -351,8 +454,34 @@ impl Table {
             buckets,
             pool,
             laid,
-            extra_overflow: AtomicUsize::new(0),
+            arena_taken: AtomicUsize::new(0),
+            boxed: AtomicUsize::new(0),
+            sums: SlotSums::new(sums),
         })
+    }
+
+    /// The occupied slots' sums (see `sums.rs`). Flag held.
+    pub(crate) fn sums(&self) -> Sums {
+        self.sums.get()
+    }
+
+    /// The occupied slots' sums counted afresh by a walk over every chain (for
+    /// tests of the kept ones).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn recount_sums(&self) -> Sums {
+        let mut sums = Sums::default();
+        self.for_each_chain_bucket(|_, b| {
+            let word = b.tophash.load(Ordering::Relaxed);
+            for i in bucket::occupied(word) {
+                let entry = b.slots[i].load(Ordering::Relaxed);
+                sums = sums.with(
+                    bucket::byte(word, i),
+                    b.frags[i].load(Ordering::Relaxed),
+                    entry,
+                );
+            }
+        });
+        sums
     }
 
     #[inline]
@@ -382,29 +511,28 @@ impl Table {
     /// taken ones. When no overflow bucket is a `Box`
     /// ([`Table::boxed_overflow`] is 0) every chain lies in these and the main
     /// buckets.
-    #[cfg(not(loom))]
     pub(crate) fn pool_in_use(&self) -> &[Bucket] {
         &self.pool.as_slice()[..self.laid + self.arena_taken()]
     }
 
     /// Arena buckets taken.
     fn arena_taken(&self) -> usize {
-        self.extra_overflow().min(self.pool.len - self.laid)
+        self.arena_taken.load(Ordering::Relaxed)
     }
 
-    /// Overflow buckets allocated alone (each a `Box`): the arena ran out.
+    /// Overflow buckets allocated alone (each a `Box`).
     pub(crate) fn boxed_overflow(&self) -> usize {
-        self.extra_overflow() - self.arena_taken()
+        self.boxed.load(Ordering::Relaxed)
     }
 
     /// Overflow buckets in use: the pool plus those added one by one.
     pub(crate) fn overflow_count(&self) -> usize {
-        self.laid + self.extra_overflow.load(Ordering::Relaxed)
+        self.laid + self.extra_overflow()
     }
 
     /// Overflow buckets added one by one since this table was built.
     pub(crate) fn extra_overflow(&self) -> usize {
-        self.extra_overflow.load(Ordering::Relaxed)
+        self.arena_taken() + self.boxed_overflow()
     }
 
     /// The head of the chain that holds keys with hash `hash`.
@@ -555,21 +683,30 @@ impl Table {
         hash: KeyHash,
         entry: *mut Entry,
     ) {
+        self.sums.placed(hash.tophash(), hash.frag(), entry);
         if let Some((bucket, index)) = free {
             bucket.fill(index, hash.frag(), hash.tophash(), entry);
             return;
         }
-        // The flag is held: nothing else adds overflow buckets meanwhile.
-        let next = self.laid + self.extra_overflow.load(Ordering::Relaxed);
-        let overflow = if next < self.pool.len {
-            // Never written nor linked: the arena is taken in order.
-            self.pool.take(next) as *const Bucket as *mut Bucket
-        } else {
-            Box::into_raw(Box::new(Bucket::new()))
+        // The flag is held: nothing else adds overflow buckets meanwhile. The
+        // arena's next bucket was never written nor linked (it is taken in
+        // order, and not at all once one bucket was boxed).
+        let next = self.laid + self.arena_taken();
+        let from_arena = (self.boxed_overflow() == 0 && next < self.pool.len)
+            .then(|| self.pool.take(next))
+            .flatten();
+        let overflow = match from_arena {
+            Some(bucket) => {
+                self.arena_taken.fetch_add(1, Ordering::Relaxed);
+                bucket as *const Bucket as *mut Bucket
+            }
+            None => {
+                self.boxed.fetch_add(1, Ordering::Relaxed);
+                Box::into_raw(Box::new(Bucket::new()))
+            }
         };
         // SAFETY: an arena bucket not yet taken or a fresh Box: not yet shared.
         unsafe { &*overflow }.fill(0, hash.frag(), hash.tophash(), entry);
-        self.extra_overflow.fetch_add(1, Ordering::Relaxed);
         // Linking last publishes a bucket that is complete (Release).
         tail.overflow.store(overflow, Ordering::Release);
     }
@@ -578,8 +715,11 @@ impl Table {
     /// to retire). Keeps Go's invariant that `EMPTY_REST` marks an empty rest of
     /// chain, so lookups of absent keys stop early. Flag held.
     pub(crate) fn unlink(&self, head: &Bucket, bucket: &Bucket, index: usize) -> *mut Entry {
+        let tophash = bucket::byte(bucket.tophash.load(Ordering::Relaxed), index);
+        let frag = bucket.frags[index].load(Ordering::Relaxed);
         bucket.set_tophash(index, EMPTY_ONE);
         let old = bucket.slots[index].swap(ptr::null_mut(), Ordering::AcqRel);
+        self.sums.removed(tophash, frag, old);
 
         // Is everything after this slot empty? Then it and the EMPTY_ONE slots
         // before it become EMPTY_REST.
@@ -617,6 +757,20 @@ impl Table {
                 }
             }
         }
+        old
+    }
+
+    /// Publishes `new` in the occupied slot `index` of `bucket` (an update of
+    /// the same key) and returns the entry it replaces. Flag held.
+    pub(crate) fn replace_slot(
+        &self,
+        bucket: &Bucket,
+        index: usize,
+        new: *mut Entry,
+    ) -> *mut Entry {
+        let old = bucket.slots[index].load(Ordering::Relaxed);
+        bucket.slots[index].store(new, Ordering::Release);
+        self.sums.replaced(old, new);
         old
     }
 
@@ -782,8 +936,17 @@ mod tests {
     /// Places `n` entries (fake pointers, never dereferenced: a table does not
     /// own its entries) into chain 0 of `table`, slot after slot.
     fn fill_chain_zero(table: &Table, n: usize) {
+        fill_chain_zero_from(table, 0, n);
+    }
+
+    /// As [`fill_chain_zero`], entries `first..end` of chain 0 (those before
+    /// `first` placed already).
+    fn fill_chain_zero_from(table: &Table, first: usize, end: usize) {
         let mut tail = &table.buckets()[0];
-        for i in 0..n {
+        while let Some(next) = tail.next() {
+            tail = next;
+        }
+        for i in first..end {
             let hash = KeyHash(0x77 << 32);
             let entry = (8 * (i + 1)) as *mut Entry;
             let free = (i % SLOTS != 0 || i == 0).then_some((tail, i % SLOTS));
@@ -870,5 +1033,70 @@ mod tests {
             .as_slice()
             .iter()
             .all(|b| b.tophash.load(Ordering::Relaxed) == 0));
+    }
+
+    /// The permissions `/proc/self/maps` gives the page at `address`.
+    #[cfg(target_os = "linux")]
+    fn permissions(address: usize) -> String {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for line in maps.lines() {
+            let mut fields = line.split_whitespace();
+            let range = fields.next().unwrap();
+            let (start, end) = range.split_once('-').unwrap();
+            let (start, end) = (
+                usize::from_str_radix(start, 16).unwrap(),
+                usize::from_str_radix(end, 16).unwrap(),
+            );
+            if (start..end).contains(&address) {
+                return fields.next().unwrap().to_string();
+            }
+        }
+        panic!("{address:#x} is not mapped");
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_untaken_arena_is_reserved_not_writable_and_a_refusal_boxes_the_rest() {
+        let log2 = 15;
+        let table = Table::new(log2).unwrap();
+        let base = table.pool.as_slice().as_ptr() as usize;
+        let size = std::mem::size_of::<Bucket>();
+        assert_eq!(
+            &permissions(base)[..3],
+            "---",
+            "no bucket taken: nothing writable"
+        );
+        fill_chain_zero(&table, SLOTS * 2);
+        assert_eq!(
+            &permissions(base)[..3],
+            "rw-",
+            "the first huge page, for the first bucket"
+        );
+        assert_eq!(
+            &permissions(base + HUGE_PAGE)[..3],
+            "---",
+            "the rest still reserved"
+        );
+
+        // Take up to the end of the first huge page, then the kernel refuses.
+        let per_page = HUGE_PAGE / size;
+        fill_chain_zero_from(&table, SLOTS * 2, SLOTS * (per_page + 1));
+        assert_eq!((table.arena_taken(), table.boxed_overflow()), (per_page, 0));
+        table
+            .pool
+            .refuse_more
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        fill_chain_zero_from(&table, SLOTS * (per_page + 1), SLOTS * (per_page + 4));
+        assert_eq!(table.boxed_overflow(), 3, "refused: allocated alone");
+        assert_eq!(
+            table.arena_taken(),
+            per_page,
+            "the taken arena stays a prefix"
+        );
+        assert_eq!(table.pool_in_use().len(), per_page);
+        assert_eq!(table.overflow_count(), per_page + 3);
+        let mut chain = 0;
+        table.for_each_chain_bucket(|index, _| chain += usize::from(index == 0));
+        assert_eq!(chain, per_page + 4, "every bucket is linked");
     }
 }
