@@ -195,6 +195,18 @@ unsafe extern "C" fn stage(
     }
 }
 
+/// Table sizes a count takes: at most 2^31 buckets (the core's tables stop
+/// at 2^30).
+fn logs_in_range(call: &str, old_log2: u32, new_log2: u32) -> Result<(), Fail> {
+    if old_log2 > 31 || new_log2 > 31 {
+        return Err(Fail::new(
+            abi::PLUGIN_E_OTHER,
+            format!("{call}: log2 out of range"),
+        ));
+    }
+    Ok(())
+}
+
 unsafe extern "C" fn count(
     ctx: *mut c_void,
     old_log2: u32,
@@ -212,9 +224,7 @@ unsafe extern "C" fn count(
                 abi::PLUGIN_E_COPY,
                 "cuMemcpyHtoDAsync: CUDA_ERROR_ILLEGAL_ADDRESS",
             )?;
-            if old_log2 > 31 || new_log2 > 31 {
-                return Err(Fail::new(abi::PLUGIN_E_OTHER, "count: log2 out of range"));
-            }
+            logs_in_range("count", old_log2, new_log2)?;
             pool_len.write(context.backend.count(old_log2, new_log2)?);
             Ok(())
         })
@@ -250,12 +260,7 @@ unsafe extern "C" fn count_in_place(
                 abi::PLUGIN_E_COPY,
                 "cuMemcpyHtoDAsync: CUDA_ERROR_ILLEGAL_ADDRESS",
             )?;
-            if old_log2 > 31 || new_log2 > 31 {
-                return Err(Fail::new(
-                    abi::PLUGIN_E_OTHER,
-                    "count_in_place: log2 out of range",
-                ));
-            }
+            logs_in_range("count_in_place", old_log2, new_log2)?;
             if main.is_null() || (pool.is_null() && pool_len > 0) {
                 return Err(Fail::new(abi::PLUGIN_E_OTHER, "count_in_place: NULL array"));
             }
