@@ -32,7 +32,8 @@
 //! `gpu-check.sh`'s numbers say otherwise.
 //!
 //! Whatever a call's outcome, when it returns no copy is still queued that
-//! reads the staging memory or writes the core's arrays: every error path
+//! reads the staging memory or the old table's arrays (in place) or writes
+//! the core's new arrays: every error path
 //! synchronises both streams first ([`Device::settle`]), so that the core may
 //! free or reuse its arrays (its CPU fallback does) and the next `stage` may
 //! overwrite the staging memory.
@@ -474,7 +475,8 @@ impl Backend for Device {
 
     fn fill(&mut self, main: *mut u8, pool: *mut u8) -> Result<Checksum, Fail> {
         self.enter()?;
-        let Some(job) = self.job.take() else {
+        // A job that was staged but not counted has no chunks yet.
+        let Some(job) = self.job.take().filter(|job| job.buckets.len() >= 2) else {
             return Err(Fail::new(abi::PLUGIN_E_OTHER, "fill before count"));
         };
         let main_bytes = (1usize << job.new_log2) * abi::BUCKET_BYTES;

@@ -219,12 +219,20 @@ unsafe extern "C" fn count(
     unsafe {
         run(err, len, || {
             let context = context(ctx)?;
-            context.inject(
-                Fault::Copy,
-                abi::PLUGIN_E_COPY,
-                "cuMemcpyHtoDAsync: CUDA_ERROR_ILLEGAL_ADDRESS",
-            )?;
-            logs_in_range("count", old_log2, new_log2)?;
+            // `count` consumes the staged job: failing before the backend
+            // runs, it must not leave it for a `fill`.
+            let result = (|| {
+                context.inject(
+                    Fault::Copy,
+                    abi::PLUGIN_E_COPY,
+                    "cuMemcpyHtoDAsync: CUDA_ERROR_ILLEGAL_ADDRESS",
+                )?;
+                logs_in_range("count", old_log2, new_log2)
+            })();
+            if result.is_err() {
+                context.backend.forget();
+            }
+            result?;
             pool_len.write(context.backend.count(old_log2, new_log2)?);
             Ok(())
         })

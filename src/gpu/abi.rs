@@ -74,7 +74,8 @@ pub struct SourceBucket {
     pub frags: [u32; SLOTS],
 }
 
-/// Sums over the occupied slots of an image: the core's over the source, the
+/// Sums over the occupied slots of an image: the table's own (kept by the
+/// core as it writes), the plugin's over what it copied in place, and the
 /// plugin's over what it wrote. Wrapping sums, so the order does not matter.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

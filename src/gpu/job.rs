@@ -114,7 +114,7 @@ pub(crate) fn rehash(
         (table.fill)(
             ctx,
             main.as_slice().as_ptr() as *mut u8,
-            pool.as_slice().as_ptr() as *mut u8,
+            pool.accessible().as_ptr() as *mut u8,
             &mut written,
             err,
             len,

@@ -302,7 +302,7 @@ fn build(src: &Table, new_log2: u32, threads: usize) -> Result<Table> {
             range.clone(),
             &starts[range],
             buckets.as_slice(),
-            pool.as_slice(),
+            pool.accessible(),
         )
     });
     // The same slots, moved: the source's sums.
@@ -351,7 +351,7 @@ pub(crate) fn build_flat(
     }
     let buckets = BucketArray::new(len)?;
     let pool = Table::pool(pool_len, log2)?;
-    let (main, extra) = (buckets.as_slice(), pool.as_slice());
+    let (main, extra) = (buckets.as_slice(), pool.accessible());
     // Link each chain: head, then its pool buckets in order.
     for (j, &count) in counts.iter().enumerate() {
         let chain = (count as usize).saturating_sub(1) / SLOTS;

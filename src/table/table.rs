@@ -158,7 +158,7 @@ impl BucketArray {
     /// None when the kernel refuses to make it writable (the commit limit of
     /// strict overcommit): the caller allocates the bucket alone instead.
     fn take(&self, index: usize) -> Option<&Bucket> {
-        let bucket = &self.as_slice()[index];
+        assert!(index < self.len, "an arena bucket of this array");
         #[cfg(not(loom))]
         if is_mapped(array_layout(self.len).expect("valid at allocation")) {
             let size = std::mem::size_of::<Bucket>();
@@ -196,17 +196,42 @@ impl BucketArray {
                 .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
             MAPPED_BYTES.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
         }
-        Some(bucket)
+        // SAFETY: `index < len` (asserted), and its page is writable now (made
+        // so above, or already): the reference is made only now.
+        Some(unsafe { &*self.ptr.as_ptr().add(index) })
     }
 
+    /// The whole array: for an array without an arena, every bucket of which is
+    /// accessible (a pool array's is [`BucketArray::accessible`]).
     pub(crate) fn as_slice(&self) -> &[Bucket] {
-        // SAFETY: `ptr` points to `len` initialised buckets owned by self (or is
-        // dangling with len 0, which is valid for an empty slice).
+        #[cfg(not(loom))]
+        debug_assert!(
+            self.writable.load(std::sync::atomic::Ordering::Relaxed)
+                >= self.len * std::mem::size_of::<Bucket>(),
+            "as_slice of an array with an untaken arena"
+        );
+        // SAFETY: `ptr` points to `len` initialised buckets owned by self, all
+        // accessible (no arena; or dangling with len 0, valid for an empty slice).
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
+    /// The buckets that may be read and written: all but a mapped arena's
+    /// untaken part beyond the last writable huge page (no reference is ever
+    /// made to memory the kernel maps inaccessible).
+    pub(crate) fn accessible(&self) -> &[Bucket] {
+        let writable = self.writable.load(std::sync::atomic::Ordering::Relaxed);
+        let len = self.len.min(writable / std::mem::size_of::<Bucket>());
+        // SAFETY: `ptr` points to `len` initialised buckets owned by self (or is
+        // dangling with len 0), and the first `writable` bytes are accessible.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), len) }
+    }
+
+    /// Whether `bucket` points into this array, accessible or not (no
+    /// reference made).
     fn contains(&self, bucket: *const Bucket) -> bool {
-        self.as_slice().as_ptr_range().contains(&bucket)
+        let start = self.ptr.as_ptr().cast_const();
+        // SAFETY: one past the end of the array's allocation at most.
+        (start..unsafe { start.add(self.len) }).contains(&bucket)
     }
 }
 
@@ -270,14 +295,18 @@ fn mapped_zeroed(layout: Layout, writable: usize) -> *mut Bucket {
         return ptr::null_mut();
     };
     // Mapped inaccessible first (reserved address space, charged to nothing),
-    // then the first `writable` bytes, in whole huge pages, made writable.
+    // then the first `writable` bytes, in whole huge pages, made writable: the
+    // kernel charges (and may refuse) them then, as it would a writable
+    // mapping. (Not MAP_NORESERVE: it would exempt the writable part from
+    // that check, and an array larger than memory would be accepted and the
+    // process killed later instead.)
     // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
     let raw = unsafe {
         libc::mmap(
             ptr::null_mut(),
             over,
             libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
             0,
         )
@@ -504,7 +533,7 @@ impl Table {
     /// checks, which compare its layout too).
     #[cfg(not(loom))]
     pub(crate) fn laid_pool(&self) -> &[Bucket] {
-        &self.pool.as_slice()[..self.laid]
+        &self.pool.accessible()[..self.laid]
     }
 
     /// The overflow buckets of `pool` in use: those laid out, then the arena's
@@ -512,7 +541,7 @@ impl Table {
     /// ([`Table::boxed_overflow`] is 0) every chain lies in these and the main
     /// buckets.
     pub(crate) fn pool_in_use(&self) -> &[Bucket] {
-        &self.pool.as_slice()[..self.laid + self.arena_taken()]
+        &self.pool.accessible()[..self.laid + self.arena_taken()]
     }
 
     /// Arena buckets taken.
@@ -1059,7 +1088,7 @@ mod tests {
     fn the_untaken_arena_is_reserved_not_writable_and_a_refusal_boxes_the_rest() {
         let log2 = 15;
         let table = Table::new(log2).unwrap();
-        let base = table.pool.as_slice().as_ptr() as usize;
+        let base = table.pool.ptr.as_ptr() as usize;
         let size = std::mem::size_of::<Bucket>();
         assert_eq!(
             &permissions(base)[..3],
