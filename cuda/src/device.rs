@@ -903,47 +903,43 @@ impl Device {
         }
         for k in 0..chunks {
             let (first, end) = (job.buckets[k], job.buckets[k + 1]);
-            match job.source {
-                Source::Packed => self.launch(
+            // The source's parameters (rehash.cu: mc_fill's first four,
+            // mc_fill_in_place's first six), then the ones both kernels share.
+            let (kernel, mut args) = match &job.source {
+                Source::Packed => (
                     "mc_fill",
-                    end - first,
-                    &[
+                    vec![
                         arg(&source),
                         arg(&chain_starts),
                         arg(&job.old_log2),
                         arg(&job.new_log2),
-                        arg(&starts),
-                        arg(&main_out),
-                        arg(&pool_out),
-                        arg(&pool_base),
-                        arg(&sums),
-                        arg(&first),
-                        arg(&end),
                     ],
-                )?,
+                ),
                 Source::InPlace {
                     pool_base: old_pool_base,
                     pool_len: old_pool_len,
-                } => self.launch(
+                } => (
                     "mc_fill_in_place",
-                    end - first,
-                    &[
+                    vec![
                         arg(&source),
                         arg(&job.old_log2),
-                        arg(&old_pool_base),
-                        arg(&old_pool_len),
+                        arg(old_pool_base),
+                        arg(old_pool_len),
                         arg(&bad),
                         arg(&job.new_log2),
-                        arg(&starts),
-                        arg(&main_out),
-                        arg(&pool_out),
-                        arg(&pool_base),
-                        arg(&sums),
-                        arg(&first),
-                        arg(&end),
                     ],
-                )?,
-            }
+                ),
+            };
+            args.extend([
+                arg(&starts),
+                arg(&main_out),
+                arg(&pool_out),
+                arg(&pool_base),
+                arg(&sums),
+                arg(&first),
+                arg(&end),
+            ]);
+            self.launch(kernel, end - first, &args)?;
             // SAFETY: this context's event and stream.
             check(
                 unsafe { sys::cuEventRecord(self.events[k].0, stream) },
