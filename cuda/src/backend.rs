@@ -2,7 +2,7 @@
 //! emulated one (`emulated`) and the CUDA one (`device`) run the same kernels
 //! in the same order, laid out by the same scan plan.
 
-use crate::abi::{Checksum, SourceBucket};
+use crate::abi::{self, Checksum, SourceBucket};
 
 /// A failed step: an ABI error code and a message.
 #[derive(Debug)]
@@ -46,6 +46,34 @@ pub trait Backend: Send {
     ) -> Result<(u64, Checksum), Fail>;
     /// Fills and copies the image out into `main` and `pool` (host memory).
     fn fill(&mut self, main: *mut u8, pool: *mut u8) -> Result<Checksum, Fail>;
+}
+
+/// The bytes of an in-place source's two arrays, or why they cannot be (a
+/// length whose bytes do not fit: the copy would be short of what the kernels
+/// may read).
+pub fn in_place_bytes(old_log2: u32, pool_len: u64) -> Result<(usize, usize), Fail> {
+    let main = (1usize << old_log2).checked_mul(abi::BUCKET_BYTES);
+    let pool = usize::try_from(pool_len)
+        .ok()
+        .filter(|&n| n <= u32::MAX as usize)
+        .and_then(|n| n.checked_mul(abi::BUCKET_BYTES));
+    match (main, pool) {
+        (Some(main), Some(pool)) if main.checked_add(pool).is_some() => Ok((main, pool)),
+        _ => Err(Fail::new(
+            abi::PLUGIN_E_OTHER,
+            format!("count_in_place: a pool of {pool_len} buckets is out of range"),
+        )),
+    }
+}
+
+/// Sums as the ABI's checksum.
+pub fn checksum(sums: [u64; 4]) -> Checksum {
+    Checksum {
+        entries: sums[0],
+        slot_sum: sums[1],
+        frag_sum: sums[2],
+        tophash_sum: sums[3],
+    }
 }
 
 /// The message of an in-place source whose chains leave its pool.

@@ -48,7 +48,9 @@ use cust::prelude::{Stream, StreamFlags};
 use cust::sys::{self, CUresult};
 
 use crate::abi::{self, Checksum, SourceBucket};
-use crate::backend::{scan_levels, Backend, Fail, BAD_SOURCE, SCAN_CHUNK};
+use crate::backend::{
+    checksum, in_place_bytes, scan_levels, Backend, Fail, BAD_SOURCE, SCAN_CHUNK,
+};
 
 /// The kernels, compiled by `make cuda` (PTX for compute_90, which the CUDA
 /// 13.0 driver JIT-compiles for any newer GPU, and SASS for sm_90).
@@ -553,34 +555,6 @@ impl Backend for Device {
         job.pool_len = total;
         self.job = Some(job);
         Ok((total, checksum(sums)))
-    }
-}
-
-/// The bytes of an in-place source's two arrays, or why they cannot be (a
-/// length whose bytes do not fit: the copy would be short of what the kernels
-/// may read).
-fn in_place_bytes(old_log2: u32, pool_len: u64) -> Result<(usize, usize), Fail> {
-    let main = (1usize << old_log2).checked_mul(abi::BUCKET_BYTES);
-    let pool = usize::try_from(pool_len)
-        .ok()
-        .filter(|&n| n <= u32::MAX as usize)
-        .and_then(|n| n.checked_mul(abi::BUCKET_BYTES));
-    match (main, pool) {
-        (Some(main), Some(pool)) if main.checked_add(pool).is_some() => Ok((main, pool)),
-        _ => Err(Fail::new(
-            abi::PLUGIN_E_OTHER,
-            format!("count_in_place: a pool of {pool_len} buckets is out of range"),
-        )),
-    }
-}
-
-/// Sums as the ABI's checksum.
-fn checksum(sums: [u64; 4]) -> Checksum {
-    Checksum {
-        entries: sums[0],
-        slot_sum: sums[1],
-        frag_sum: sums[2],
-        tophash_sum: sums[3],
     }
 }
 

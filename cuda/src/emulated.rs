@@ -5,7 +5,9 @@
 //! (copies, launches, timing), which `cuda/gpu-check.sh` checks on a GPU.
 
 use crate::abi::{self, Checksum, SourceBucket};
-use crate::backend::{scan_levels, Backend, Fail, BAD_SOURCE, SCAN_CHUNK};
+use crate::backend::{
+    checksum, in_place_bytes, scan_levels, Backend, Fail, BAD_SOURCE, SCAN_CHUNK,
+};
 
 extern "C" {
     #[allow(clippy::too_many_arguments)]
@@ -69,16 +71,6 @@ pub struct Emulated {
     levels: Vec<Vec<u32>>,
     /// The rebuild between its count and its fill.
     job: Option<(Source, u32, u32)>,
-}
-
-/// Sums as the ABI's checksum.
-fn checksum(sums: [u64; 4]) -> Checksum {
-    Checksum {
-        entries: sums[0],
-        slot_sum: sums[1],
-        frag_sum: sums[2],
-        tophash_sum: sums[3],
-    }
 }
 
 impl Emulated {
@@ -213,18 +205,8 @@ impl Backend for Emulated {
         new_log2: u32,
     ) -> Result<(u64, Checksum), Fail> {
         self.job = None;
-        let words = abi::BUCKET_BYTES / 8;
-        let main_words = (1usize << old_log2) * words;
-        let pool_words = usize::try_from(pool_len)
-            .ok()
-            .filter(|&n| n <= u32::MAX as usize)
-            .map(|n| n * words)
-            .ok_or_else(|| {
-                Fail::new(
-                    abi::PLUGIN_E_OTHER,
-                    format!("count_in_place: a pool of {pool_len} buckets is out of range"),
-                )
-            })?;
+        let (main_bytes, pool_bytes) = in_place_bytes(old_log2, pool_len)?;
+        let (main_words, pool_words) = (main_bytes / 8, pool_bytes / 8);
         self.buckets.clear();
         // SAFETY: the ABI: `main` and `pool` hold 2^old_log2 and pool_len
         // buckets of BUCKET_BYTES (the core's arrays, 8-aligned); `pool` may be
