@@ -1,13 +1,31 @@
 //! `make hitratio`: see the crate docs (src/lib.rs) and docs/hitratio.md.
 //!
-//! Usage: hitratio [--traces DIR] [--out DOCS_DIR] [--jobs N]
-//!   --traces  the trace files and their README (default: $HITRATIO_TRACES, else
-//!             ../shared/traces beside the repository)
-//!   --out     writes DOCS_DIR/hitratio.md and DOCS_DIR/hitratio/<trace>.svg
-//!             (default: print only)
-//!   --jobs    replays run in parallel (default: the available cores)
+//! Usage:
+//!   hitratio [--traces DIR] [--out DOCS_DIR] [--jobs N] [--max-requests N]
+//!       every trace of DIR and the synthetic workloads; writes docs/hitratio.md
+//!       with --out (what `make hitratio` runs)
+//!   hitratio --trace FILE [--trace FILE ...] [--format F] [--capacities N,N,...]
+//!            [--jobs N] [--max-requests N]
+//!       only the traces named (what `make hitratio-trace TRACE=FILE` runs)
+//!
+//!   --traces        the trace files and their README (default: $HITRATIO_TRACES,
+//!                   else ../shared/traces beside the repository)
+//!   --out           writes DOCS_DIR/hitratio.md and DOCS_DIR/hitratio/<trace>.svg
+//!                   (default: print only; not with --trace)
+//!   --trace         a trace file, gzip-compressed or not, of any name
+//!   --format        how --trace files encode keys: oltp (alias arc), lines
+//!                   (alias lirs), u64be (alias corda); default: the traces
+//!                   README's format for a file it lists, else sniffed from the
+//!                   first 64 KiB (and printed)
+//!   --capacities    the cache sizes to replay at, in entries (default:
+//!                   250,500,...,2000, the README's)
+//!   --jobs          replays run in parallel (default: the available cores)
+//!   --max-requests  refuse a trace of more requests (default 2^30)
+//!
+//! A trace listed in a README.md beside it is compared with that README's anchors;
+//! any other trace with the exact LRU only.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,7 +33,8 @@ use std::time::{Duration, Instant};
 use hitratio::anchors::{self, AnchorTable};
 use hitratio::replay::{self, percent};
 use hitratio::report::{self, Row, WorkloadResult};
-use hitratio::{plot, synthetic, trace};
+use hitratio::trace::{self, Format};
+use hitratio::{plot, synthetic};
 
 /// The command that regenerates docs/hitratio.md, as the document states it.
 const COMMAND: &str = "make hitratio";
@@ -59,6 +78,26 @@ struct Args {
     traces: PathBuf,
     out: Option<PathBuf>,
     jobs: usize,
+    /// `--trace`: replay only these files.
+    files: Vec<PathBuf>,
+    format: Option<Format>,
+    capacities: Option<Vec<usize>>,
+    max_requests: u64,
+}
+
+/// A positive count of `what` (a capacity, a number of jobs or requests).
+fn positive<T: std::str::FromStr<Err = std::num::ParseIntError> + Default + PartialEq>(
+    what: &str,
+    value: &str,
+) -> Result<T, String> {
+    let n: T = value
+        .trim()
+        .parse()
+        .map_err(|e| format!("{what} {value:?}: {e}"))?;
+    if n == T::default() {
+        return Err(format!("{what} {value:?}: must be at least 1"));
+    }
+    Ok(n)
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -66,6 +105,10 @@ fn parse_args() -> Result<Args, String> {
         traces: trace::default_dir(),
         out: None,
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        files: Vec::new(),
+        format: None,
+        capacities: None,
+        max_requests: trace::DEFAULT_MAX_REQUESTS,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -73,18 +116,18 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--traces" => args.traces = value()?.into(),
             "--out" => args.out = Some(value()?.into()),
-            "--jobs" => {
-                args.jobs = value()?
-                    .parse()
-                    .map_err(|e| format!("--jobs: {e}"))
-                    .and_then(|n: usize| {
-                        if n == 0 {
-                            Err("--jobs: 0".into())
-                        } else {
-                            Ok(n)
-                        }
-                    })?
+            "--jobs" => args.jobs = positive("--jobs", &value()?)?,
+            "--trace" => args.files.push(value()?.into()),
+            "--format" => args.format = Some(value()?.parse()?),
+            "--capacities" => {
+                let list = value()?;
+                let capacities = list
+                    .split(',')
+                    .map(|c| positive("--capacities: capacity", c))
+                    .collect::<Result<Vec<usize>, _>>()?;
+                args.capacities = Some(capacities);
             }
+            "--max-requests" => args.max_requests = positive("--max-requests", &value()?)?,
             _ => {
                 return Err(format!(
                     "unknown argument {arg:?} (see src/main.rs for usage)"
@@ -92,42 +135,128 @@ fn parse_args() -> Result<Args, String> {
             }
         }
     }
+    if args.files.is_empty() {
+        if args.format.is_some() {
+            return Err(
+                "--format applies to --trace files only (a directory's traces are \
+                        read in the README's formats, or sniffed)"
+                    .into(),
+            );
+        }
+    } else if args.out.is_some() {
+        return Err(
+            "--out writes the project's docs/hitratio.md, which covers every trace \
+                    of --traces and the synthetic workloads: not with --trace"
+                .into(),
+        );
+    }
     Ok(args)
 }
 
+/// The anchor tables of the README.md in `dir`, if it has one: none (and a note
+/// why) when it has none or it does not parse, unless `required`.
+fn readme_anchors(dir: &Path, required: bool) -> Result<Vec<AnchorTable>, String> {
+    let path = dir.join("README.md");
+    let parsed = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .and_then(|readme| anchors::parse(&readme).map_err(|e| format!("{}: {e}", path.display())));
+    match parsed {
+        Ok(tables) => Ok(tables),
+        Err(e) if required => Err(e),
+        Err(_) if !path.exists() => Ok(Vec::new()),
+        Err(e) => {
+            println!("note: no anchors ({e})");
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// `trace`'s anchor table among `tables`, if it has every capacity replayed;
+/// else none, and the reason for the description.
+fn anchors_for(
+    tables: &[AnchorTable],
+    trace: &str,
+    capacities: &[usize],
+) -> (Option<AnchorTable>, Option<String>) {
+    let Some(table) = tables.iter().find(|table| table.trace == trace) else {
+        return (None, Some("no published anchors".into()));
+    };
+    match capacities.iter().find(|c| !table.capacities.contains(c)) {
+        Some(c) => (
+            None,
+            Some(format!("no anchors: the README has none at capacity {c}")),
+        ),
+        None => (Some(table.clone()), None),
+    }
+}
+
+/// A real trace as a workload, with its anchors where there are some.
+fn trace_workload(
+    t: trace::Trace,
+    source: String,
+    tables: &[AnchorTable],
+    capacities: &[usize],
+) -> Workload {
+    let (anchors, note) = anchors_for(tables, &t.name, capacities);
+    let mut description = source;
+    if !t.read_as.ends_with("(the traces README)") {
+        description.push_str(&format!(", read as {}", t.read_as));
+    }
+    if let Some(note) = note {
+        description.push_str("; ");
+        description.push_str(&note);
+    }
+    Workload {
+        name: t.name,
+        description,
+        keys: t.keys,
+        capacities: capacities.to_vec(),
+        anchors,
+    }
+}
+
+/// The workloads of `--trace`: each file, compared with the anchors of a
+/// README.md beside it that lists it.
+fn named_traces(args: &Args) -> Result<Vec<Workload>, String> {
+    let capacities = args.capacities.clone().unwrap_or(TRACE_CAPACITIES.to_vec());
+    let mut out = Vec::new();
+    for path in &args.files {
+        let t = trace::load(path, args.format, args.max_requests)?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tables = readme_anchors(dir, false)?;
+        out.push(trace_workload(
+            t,
+            path.display().to_string(),
+            &tables,
+            &capacities,
+        ));
+    }
+    Ok(out)
+}
+
 fn workloads(args: &Args) -> Result<Vec<Workload>, String> {
-    let readme_path = args.traces.join("README.md");
-    let readme = std::fs::read_to_string(&readme_path)
-        .map_err(|e| format!("{}: {e}", readme_path.display()))?;
-    let tables = anchors::parse(&readme).map_err(|e| format!("{}: {e}", readme_path.display()))?;
-    let mut traces = trace::load_dir(&args.traces)?;
-    let mixed = trace::mixed(&traces)?;
-    traces.push(mixed);
+    if !args.files.is_empty() {
+        return named_traces(args);
+    }
+    let tables = readme_anchors(&args.traces, true)?;
+    let mut traces = trace::load_dir(&args.traces, args.max_requests)?;
+    match trace::mixed(&traces) {
+        Some(mixed) => traces.push(mixed),
+        None => println!("note: no mixed workload: it needs trace_vaultservice.gz and loop.gz"),
+    }
+    let capacities = args.capacities.clone().unwrap_or(TRACE_CAPACITIES.to_vec());
     let mut out = Vec::new();
     for t in traces {
-        let table = tables
-            .iter()
-            .find(|table| table.trace == t.name)
-            .ok_or_else(|| {
-                format!(
-                    "{}: no anchor table for trace {:?}",
-                    readme_path.display(),
-                    t.name
-                )
-            })?;
-        let description = if t.name == "mixed" {
+        let source = if t.name == "mixed" {
             "trace_vaultservice, then loop, then trace_vaultservice again, through the same cache"
                 .to_string()
         } else {
-            format!("{}.gz from ../shared/traces", t.name)
+            format!("{}.gz from {}", t.name, trace::shown(&args.traces))
         };
-        out.push(Workload {
-            name: t.name,
-            description,
-            keys: t.keys,
-            capacities: TRACE_CAPACITIES.to_vec(),
-            anchors: Some(table.clone()),
-        });
+        out.push(trace_workload(t, source, &tables, &capacities));
     }
     for exponent in [0.7, 0.9, 0.99] {
         out.push(Workload {
@@ -322,6 +451,7 @@ fn run() -> Result<(), String> {
             mapcache_time.as_secs_f64(),
             lru_time.as_secs_f64()
         );
+        println!("   {}", result.description);
         print!("{}", result.text_table());
         for line in result.summary() {
             println!("  {line}");

@@ -315,6 +315,13 @@ pub fn overall(results: &[WorkloadResult]) -> Vec<String> {
             )
         });
     }
+    if results.iter().all(|r| r.anchor("otter").is_none()) {
+        lines.push(
+            "No workload has published anchors: the exact LRU above is the only comparison."
+                .to_string(),
+        );
+        return lines;
+    }
     let below_otter: Vec<&str> = results
         .iter()
         .filter(|r| {
@@ -479,5 +486,10 @@ mod tests {
         let (name, cells) = r.rows().pop().unwrap();
         assert_eq!(name, "mapcache - exact LRU");
         assert_eq!(cells, ["+10.00", "+10.00"]);
+        // And the verdict claims nothing about otter.
+        assert_eq!(
+            overall(&[r]),
+            ["No workload has published anchors: the exact LRU above is the only comparison."]
+        );
     }
 }

@@ -1,11 +1,20 @@
-//! The trace files of `../shared/traces` and their three formats (its README is
-//! the reference): every request is a `u64` key.
+//! The trace files and their three formats (`../shared/traces/README.md` is the
+//! reference): every request is a `u64` key.
+//!
+//! A trace is read as a stream (gzip-compressed or not, several gzip members
+//! concatenated included), so that a file's size in memory is its requests'
+//! keys only, and a hostile file is refused with the line or byte where it is
+//! wrong: a line over [`MAX_LINE`] bytes, a key that is not a `u64`, an OLTP
+//! range that overflows, or more requests than the caller's limit (an OLTP line
+//! `0 18446744073709551615 0 0` stands for 2^64 requests in 26 bytes).
 
+use std::fmt;
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::Path;
+use std::str::FromStr;
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 
 /// How a trace file encodes its keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,9 +28,40 @@ pub enum Format {
     U64BigEndian,
 }
 
+impl Format {
+    /// The names `--format` accepts, in the order [`Format::from_str`] lists them.
+    pub const NAMES: &'static str = "oltp (alias arc), lines (alias lirs), u64be (alias corda)";
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Format, String> {
+        match name {
+            "oltp" | "arc" => Ok(Format::Oltp),
+            "lines" | "lirs" => Ok(Format::Lines),
+            "u64be" | "corda" => Ok(Format::U64BigEndian),
+            _ => Err(format!(
+                "unknown trace format {name:?} (one of: {})",
+                Format::NAMES
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Oltp => "oltp",
+            Format::Lines => "lines",
+            Format::U64BigEndian => "u64be",
+        })
+    }
+}
+
 /// The format of the trace named `name` (its file name without `.gz`), from the
-/// traces README; `None` for a trace the harness does not know, which it refuses
-/// rather than guess at.
+/// traces README; `None` for a trace the README does not list, whose format
+/// [`sniff`] tells from its first bytes.
 pub fn format_of(name: &str) -> Option<Format> {
     match name {
         "oltp" => Some(Format::Oltp),
@@ -31,69 +71,179 @@ pub fn format_of(name: &str) -> Option<Format> {
     }
 }
 
-/// The keys of an OLTP-format text.
-pub fn parse_oltp(text: &str) -> Result<Vec<u64>, String> {
-    let mut keys = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
+/// The longest text line accepted, in bytes: a trace line is a few numbers, so
+/// anything longer is not a trace (and would otherwise be read into memory
+/// whole, however long).
+pub const MAX_LINE: usize = 4096;
+
+/// The default limit on a trace's requests (`--max-requests`): 2^30, 8 GiB of
+/// keys, 1,000 times the largest of the README's traces.
+pub const DEFAULT_MAX_REQUESTS: u64 = 1 << 30;
+
+/// How many bytes [`sniff`] looks at.
+const SNIFF_BYTES: u64 = 64 * 1024;
+
+/// The format of a trace whose README entry is unknown, from its first
+/// (decompressed) bytes: binary keys if they hold a NUL byte or are not UTF-8
+/// text (a text trace has neither; a stream of 8-byte keys below 2^56 has a NUL
+/// in every key); else by the first non-blank line's fields: one is `lines`,
+/// four is `oltp`. Anything else is an error that asks for `--format`.
+pub fn sniff(head: &[u8]) -> Result<Format, String> {
+    if head.is_empty() {
+        return Err("empty: no requests".into());
+    }
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        // Cut inside a character by the sniff's length only: still text.
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).expect("valid up to here")
+        }
+        Err(_) => return Ok(Format::U64BigEndian),
+    };
+    if text.contains('\0') {
+        return Ok(Format::U64BigEndian);
+    }
+    let first = text.lines().map(str::trim).find(|line| !line.is_empty());
+    match first.map(|line| line.split_ascii_whitespace().count()) {
+        Some(1) => Ok(Format::Lines),
+        Some(4) => Ok(Format::Oltp),
+        Some(n) => Err(format!(
+            "cannot tell its format: its first line has {n} fields (lines has 1, oltp 4); \
+             name it with --format ({})",
+            Format::NAMES
+        )),
+        None => Err("only blank lines in its first 64 KiB; name its format with --format".into()),
+    }
+}
+
+/// The keys read so far, within the request limit.
+struct Keys {
+    keys: Vec<u64>,
+    max_requests: u64,
+}
+
+impl Keys {
+    /// Room for `more` requests, or the error that says which limit they pass.
+    fn make_room(&mut self, more: u64, at: &dyn Fn() -> String) -> Result<(), String> {
+        let total = (self.keys.len() as u64).saturating_add(more);
+        if total > self.max_requests {
+            return Err(format!(
+                "{}: more than {} requests (the limit; raise it with --max-requests)",
+                at(),
+                self.max_requests
+            ));
+        }
+        let more = usize::try_from(more).map_err(|_| format!("{}: too many requests", at()))?;
+        self.keys
+            .try_reserve(more)
+            .map_err(|e| format!("{}: {e}", at()))
+    }
+}
+
+/// The keys of a text trace (`Oltp` or `Lines`), line by line. Blank lines and
+/// `\r\n` line ends are accepted (the LIRS files have both).
+fn read_text(reader: impl BufRead, oltp: bool, keys: &mut Keys) -> Result<(), String> {
+    let mut reader = reader;
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        let limit = MAX_LINE as u64 + 1;
+        let n = (&mut reader)
+            .take(limit)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("after line {number}: {e}"))?;
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        // Up to MAX_LINE bytes and the newline; `take` stopped it at one more.
+        if line.len() > MAX_LINE && line.last() != Some(&b'\n') {
+            return Err(format!("line {number}: longer than {MAX_LINE} bytes"));
+        }
+        let at = || format!("line {number}");
+        let text = std::str::from_utf8(&line)
+            .map_err(|e| format!("line {number}: not UTF-8 text: {e}"))?
+            .trim();
+        if text.is_empty() {
             continue;
         }
-        let mut fields = line.split_ascii_whitespace();
+        if !oltp {
+            let key = text
+                .parse::<u64>()
+                .map_err(|e| format!("line {number}: {text:?}: {e}"))?;
+            keys.make_room(1, &at)?;
+            keys.keys.push(key);
+            continue;
+        }
+        let mut fields = text.split_ascii_whitespace();
         let mut field = |what: &str| -> Result<u64, String> {
             let value = fields
                 .next()
-                .ok_or_else(|| format!("line {}: no {what} field in {line:?}", number + 1))?;
+                .ok_or_else(|| format!("line {number}: no {what} field in {text:?}"))?;
             value
                 .parse::<u64>()
-                .map_err(|e| format!("line {}: {what} {value:?}: {e}", number + 1))
+                .map_err(|e| format!("line {number}: {what} {value:?}: {e}"))
         };
         let start = field("start")?;
         let count = field("count")?;
         let end = start
             .checked_add(count)
-            .ok_or_else(|| format!("line {}: start + count overflows", number + 1))?;
-        keys.extend(start..end);
+            .ok_or_else(|| format!("line {number}: start + count overflows"))?;
+        keys.make_room(count, &at)?;
+        keys.keys.extend(start..end);
     }
-    Ok(keys)
-}
-
-/// The keys of a text with one integer per line (blank lines and `\r\n` line ends
-/// are accepted: the LIRS files have both).
-pub fn parse_lines(text: &str) -> Result<Vec<u64>, String> {
-    text.lines()
-        .enumerate()
-        .map(|(number, line)| (number, line.trim()))
-        .filter(|(_, line)| !line.is_empty())
-        .map(|(number, line)| {
-            line.parse::<u64>()
-                .map_err(|e| format!("line {}: {line:?}: {e}", number + 1))
-        })
-        .collect()
 }
 
 /// The keys of a stream of 8-byte big-endian integers.
-pub fn parse_u64_big_endian(bytes: &[u8]) -> Result<Vec<u64>, String> {
-    if bytes.len() % 8 != 0 {
-        return Err(format!(
-            "{} bytes is not a whole number of 8-byte keys",
-            bytes.len()
-        ));
+fn read_u64_big_endian(mut reader: impl Read, keys: &mut Keys) -> Result<(), String> {
+    let mut chunk = [0u8; 8];
+    let mut offset = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < 8 {
+            match reader.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("at byte {}: {e}", offset + filled as u64)),
+            }
+        }
+        match filled {
+            0 => return Ok(()),
+            8 => {}
+            _ => {
+                return Err(format!(
+                    "{} bytes is not a whole number of 8-byte keys",
+                    offset + filled as u64
+                ))
+            }
+        }
+        keys.make_room(1, &|| format!("at byte {offset}"))?;
+        keys.keys.push(u64::from_be_bytes(chunk));
+        offset += 8;
     }
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|chunk| u64::from_be_bytes(chunk.try_into().expect("chunks_exact(8)")))
-        .collect())
 }
 
-/// The keys of `bytes` (already decompressed) in `format`.
-pub fn parse(format: Format, bytes: &[u8]) -> Result<Vec<u64>, String> {
-    let text = || std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"));
+/// The keys of the (decompressed) stream `reader` in `format`, refused once
+/// they pass `max_requests`.
+pub fn read(reader: impl Read, format: Format, max_requests: u64) -> Result<Vec<u64>, String> {
+    let mut keys = Keys {
+        keys: Vec::new(),
+        max_requests,
+    };
+    let reader = BufReader::with_capacity(1 << 16, reader);
     match format {
-        Format::Oltp => parse_oltp(text()?),
-        Format::Lines => parse_lines(text()?),
-        Format::U64BigEndian => parse_u64_big_endian(bytes),
+        Format::Oltp => read_text(reader, true, &mut keys)?,
+        Format::Lines => read_text(reader, false, &mut keys)?,
+        Format::U64BigEndian => read_u64_big_endian(reader, &mut keys)?,
     }
+    Ok(keys.keys)
+}
+
+/// The keys of `bytes` (already decompressed) in `format`, without a limit.
+pub fn parse(format: Format, bytes: &[u8]) -> Result<Vec<u64>, String> {
+    read(bytes, format, u64::MAX)
 }
 
 /// Where the traces are: `$HITRATIO_TRACES`, else `../shared/traces` beside the
@@ -105,44 +255,80 @@ pub fn default_dir() -> std::path::PathBuf {
     }
 }
 
-/// A trace file's name (without `.gz`) and keys.
+/// How a trace directory is named in the report: `../shared/traces` for the
+/// project's own (so that docs/hitratio.md names no machine's path), else as given.
+pub fn shown(dir: &Path) -> String {
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces");
+    match (dir.canonicalize(), project.canonicalize()) {
+        (Ok(a), Ok(b)) if a == b => "../shared/traces".to_string(),
+        _ => dir.display().to_string(),
+    }
+}
+
+/// A trace file's name (without `.gz`), format and keys.
 #[derive(Debug)]
 pub struct Trace {
     /// The file name without `.gz`, e.g. `oltp`.
     pub name: String,
+    /// How its keys were read: the format and where it came from, e.g.
+    /// `lines (sniffed)`.
+    pub read_as: String,
     /// The requests, in order.
     pub keys: Vec<u64>,
 }
 
-/// Reads, decompresses and parses one `.gz` trace file.
-pub fn load(path: &Path) -> Result<Trace, String> {
+/// Reads one trace file, gzip-compressed (by its magic bytes, whatever its name)
+/// or not, in `format` if given, else the README's format for its name, else
+/// the format [`sniff`] finds. At most `max_requests` requests, and at least one.
+pub fn load(path: &Path, format: Option<Format>, max_requests: u64) -> Result<Trace, String> {
+    let fail = |e: String| format!("{}: {e}", path.display());
     let file_name = path
         .file_name()
         .and_then(|name| name.to_str())
-        .ok_or_else(|| format!("{}: not a UTF-8 file name", path.display()))?;
+        .ok_or_else(|| fail("not a UTF-8 file name".into()))?;
     let name = file_name
         .strip_suffix(".gz")
-        .ok_or_else(|| format!("{}: not a .gz file", path.display()))?;
-    let format = format_of(name).ok_or_else(|| {
-        format!(
-            "{}: no known format for trace {name:?} (add it to trace::format_of from the traces README)",
-            path.display()
-        )
-    })?;
-    let mut bytes = Vec::new();
-    GzDecoder::new(File::open(path).map_err(|e| format!("{}: {e}", path.display()))?)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let keys = parse(format, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        .unwrap_or(file_name)
+        .to_string();
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    let mut file = BufReader::new(File::open(path).map_err(|e| fail(e.to_string()))?);
+    let gzip = file
+        .fill_buf()
+        .map_err(|e| fail(e.to_string()))?
+        .starts_with(&[0x1f, 0x8b]);
+    let mut stream: Box<dyn Read> = if gzip {
+        Box::new(MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut head = Vec::new();
+    (&mut stream)
+        .take(SNIFF_BYTES)
+        .read_to_end(&mut head)
+        .map_err(|e| fail(e.to_string()))?;
+    let (format, format_from) = match (format, format_of(&name)) {
+        (Some(format), _) => (format, "named with --format"),
+        (None, Some(format)) => (format, "the traces README"),
+        (None, None) => (sniff(&head).map_err(fail)?, "sniffed"),
+    };
+    let keys = read(Cursor::new(head).chain(stream), format, max_requests)
+        .map_err(|e| fail(format!("as {format}: {e}")))?;
+    if keys.is_empty() {
+        return Err(fail("no requests".into()));
+    }
     Ok(Trace {
-        name: name.to_string(),
+        name,
+        read_as: format!("{format} ({format_from})"),
         keys,
     })
 }
 
 /// Every `.gz` trace of `dir`, sorted by name (the README and any other file
 /// are not traces).
-pub fn load_dir(dir: &Path) -> Result<Vec<Trace>, String> {
+pub fn load_dir(dir: &Path, max_requests: u64) -> Result<Vec<Trace>, String> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .map(|entry| entry.map(|entry| entry.path()))
@@ -153,26 +339,29 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Trace>, String> {
     if paths.is_empty() {
         return Err(format!("{}: no .gz trace files", dir.display()));
     }
-    paths.iter().map(|path| load(path)).collect()
+    paths
+        .iter()
+        .map(|path| load(path, None, max_requests))
+        .collect()
 }
 
 /// The "mixed" workload of the published results: trace_vaultservice, then
-/// loop, then trace_vaultservice again, through the same cache.
-pub fn mixed(traces: &[Trace]) -> Result<Trace, String> {
-    let find = |name: &str| {
-        traces
-            .iter()
-            .find(|trace| trace.name == name)
-            .ok_or_else(|| format!("mixed needs trace {name:?}, which is missing"))
-    };
+/// loop, then trace_vaultservice again, through the same cache; `None` unless
+/// both traces are there.
+pub fn mixed(traces: &[Trace]) -> Option<Trace> {
+    let find = |name: &str| traces.iter().find(|trace| trace.name == name);
     let vault = find("trace_vaultservice")?;
     let looping = find("loop")?;
     let mut keys = Vec::with_capacity(2 * vault.keys.len() + looping.keys.len());
     keys.extend_from_slice(&vault.keys);
     keys.extend_from_slice(&looping.keys);
     keys.extend_from_slice(&vault.keys);
-    Ok(Trace {
+    Some(Trace {
         name: "mixed".to_string(),
+        read_as: format!(
+            "{}, then {}, then {}",
+            vault.read_as, looping.read_as, vault.read_as
+        ),
         keys,
     })
 }
@@ -182,24 +371,54 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// A fresh directory for one test's files.
+    fn scratch(test: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("hitratio-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     #[test]
     fn oltp_lines_expand_to_count_consecutive_keys() {
-        let text = "5 3 0 0\n1 1 9 9\n\n100 2 7 7\n";
-        assert_eq!(parse_oltp(text).unwrap(), vec![5, 6, 7, 1, 100, 101]);
+        let text = b"5 3 0 0\n1 1 9 9\n\n100 2 7 7\n";
+        assert_eq!(
+            parse(Format::Oltp, text).unwrap(),
+            vec![5, 6, 7, 1, 100, 101]
+        );
     }
 
     #[test]
     fn oltp_count_zero_is_no_request_and_bad_lines_are_errors() {
-        assert_eq!(parse_oltp("4 0 0 0\n2 1 0 0").unwrap(), vec![2]);
-        assert!(parse_oltp("4\n").unwrap_err().contains("count"));
-        assert!(parse_oltp("4 x 0 0\n").unwrap_err().contains("line 1"));
-        assert!(parse_oltp(&format!("{} 2 0 0", u64::MAX)).is_err());
+        assert_eq!(parse(Format::Oltp, b"4 0 0 0\n2 1 0 0").unwrap(), vec![2]);
+        assert!(parse(Format::Oltp, b"4\n").unwrap_err().contains("count"));
+        assert!(parse(Format::Oltp, b"4 x 0 0\n")
+            .unwrap_err()
+            .contains("line 1"));
+        let overflow = format!("{} 2 0 0", u64::MAX);
+        assert!(parse(Format::Oltp, overflow.as_bytes())
+            .unwrap_err()
+            .contains("overflows"));
     }
 
     #[test]
     fn lines_accept_crlf_and_blank_lines() {
-        assert_eq!(parse_lines("0\r\n1\r\n\r\n 2 \n\n").unwrap(), vec![0, 1, 2]);
-        assert!(parse_lines("1\n-2\n").unwrap_err().contains("line 2"));
+        assert_eq!(
+            parse(Format::Lines, b"0\r\n1\r\n\r\n 2 \n\n").unwrap(),
+            vec![0, 1, 2]
+        );
+        assert!(parse(Format::Lines, b"1\n-2\n")
+            .unwrap_err()
+            .contains("line 2"));
+        assert!(parse(Format::Lines, b"1\n\xff\n")
+            .unwrap_err()
+            .contains("line 2: not UTF-8"));
     }
 
     #[test]
@@ -208,35 +427,164 @@ mod tests {
         bytes.extend_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
         bytes.extend_from_slice(&u64::MAX.to_be_bytes());
         assert_eq!(
-            parse_u64_big_endian(&bytes).unwrap(),
+            parse(Format::U64BigEndian, &bytes).unwrap(),
             vec![0x0102_0304_0506_0708, u64::MAX]
         );
-        assert!(parse_u64_big_endian(&bytes[..9]).is_err());
+        let e = parse(Format::U64BigEndian, &bytes[..9]).unwrap_err();
+        assert!(e.contains("9 bytes is not a whole number"), "{e}");
+    }
+
+    #[test]
+    fn a_tiny_line_that_stands_for_2_to_the_64_requests_is_refused_at_once() {
+        let hostile = format!("0 {} 0 0\n", u64::MAX);
+        let e = read(hostile.as_bytes(), Format::Oltp, DEFAULT_MAX_REQUESTS).unwrap_err();
+        assert!(e.contains("line 1: more than 1073741824 requests"), "{e}");
+        // The limit counts across lines and in every format.
+        let e = read(&b"0 3 0 0\n10 3 0 0\n"[..], Format::Oltp, 5).unwrap_err();
+        assert!(e.starts_with("line 2: more than 5 requests"), "{e}");
+        assert_eq!(
+            read(&b"0 3 0 0\n10 2 0 0\n"[..], Format::Oltp, 5)
+                .unwrap()
+                .len(),
+            5
+        );
+        let e = read(&b"1\n2\n3\n"[..], Format::Lines, 2).unwrap_err();
+        assert!(e.starts_with("line 3: more than 2 requests"), "{e}");
+        let e = read(&[0u8; 24][..], Format::U64BigEndian, 2).unwrap_err();
+        assert!(e.starts_with("at byte 16: more than 2 requests"), "{e}");
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_refused_without_reading_it_whole() {
+        // An endless line: the reader must stop after MAX_LINE + 1 bytes.
+        let endless = std::io::repeat(b'7');
+        let e = read(endless, Format::Lines, DEFAULT_MAX_REQUESTS).unwrap_err();
+        assert_eq!(e, format!("line 1: longer than {MAX_LINE} bytes"));
+        let long = format!("1 1 0 0\n{}\n", "9".repeat(MAX_LINE + 1));
+        assert!(parse(Format::Oltp, long.as_bytes())
+            .unwrap_err()
+            .starts_with("line 2: longer"));
+        // A line of exactly MAX_LINE bytes (newline not counted) is read.
+        let edge = format!("{}{}\n", " ".repeat(MAX_LINE - 2), "42");
+        assert_eq!(parse(Format::Lines, edge.as_bytes()).unwrap(), [42]);
+    }
+
+    #[test]
+    fn sniff_tells_the_three_formats_apart_and_asks_when_it_cannot() {
+        assert_eq!(sniff(&7u64.to_be_bytes()).unwrap(), Format::U64BigEndian);
+        assert_eq!(sniff(&[0xff; 16]).unwrap(), Format::U64BigEndian);
+        assert_eq!(sniff(b"\n\n12\n13\n").unwrap(), Format::Lines);
+        assert_eq!(sniff(b"12 4 0 0\n").unwrap(), Format::Oltp);
+        // Text cut inside a character by the sniff's length is still text.
+        assert_eq!(
+            sniff("5\n\u{e9}".as_bytes()[..3].as_ref()).unwrap(),
+            Format::Lines
+        );
+        let e = sniff(b"1 2 3\n").unwrap_err();
+        assert!(e.contains("3 fields") && e.contains("--format"), "{e}");
+        assert!(sniff(b"").unwrap_err().contains("no requests"));
+        assert!(sniff(b"\n \n").unwrap_err().contains("--format"));
+    }
+
+    #[test]
+    fn formats_by_name_and_their_aliases() {
+        for (name, format) in [
+            ("oltp", Format::Oltp),
+            ("arc", Format::Oltp),
+            ("lines", Format::Lines),
+            ("lirs", Format::Lines),
+            ("u64be", Format::U64BigEndian),
+            ("corda", Format::U64BigEndian),
+        ] {
+            assert_eq!(name.parse::<Format>().unwrap(), format);
+        }
+        assert!("csv".parse::<Format>().unwrap_err().contains("oltp"));
+        assert_eq!(Format::U64BigEndian.to_string(), "u64be");
     }
 
     #[test]
     fn load_decompresses_and_picks_the_format_from_the_name() {
-        let dir = std::env::temp_dir().join(format!("hitratio-trace-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let write = |name: &str, bytes: &[u8]| {
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            gz.write_all(bytes).unwrap();
-            std::fs::write(dir.join(name), gz.finish().unwrap()).unwrap();
-        };
+        let dir = scratch("dir");
+        let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), gz(bytes)).unwrap();
         write("oltp.gz", b"10 2 0 0\n");
         write("loop.gz", b"3\r\n4\r\n");
         write("trace_vaultservice.gz", &[0, 0, 0, 0, 0, 0, 1, 0]);
         std::fs::write(dir.join("README.md"), "not a trace").unwrap();
-        let traces = load_dir(&dir).unwrap();
+        let traces = load_dir(&dir, DEFAULT_MAX_REQUESTS).unwrap();
         let names: Vec<_> = traces.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["loop", "oltp", "trace_vaultservice"]);
         assert_eq!(traces[0].keys, [3, 4]);
+        assert_eq!(traces[0].read_as, "lines (the traces README)");
         assert_eq!(traces[1].keys, [10, 11]);
         assert_eq!(traces[2].keys, [256]);
         assert_eq!(mixed(&traces).unwrap().keys, [256, 3, 4, 256]);
+        assert!(mixed(&traces[1..]).is_none());
 
-        write("unknown.gz", b"1\n");
-        assert!(load_dir(&dir).unwrap_err().contains("no known format"));
+        // A trace the README does not list is sniffed, and says so.
+        write("sprite.gz", b"1\n2\n1\n");
+        let traces = load_dir(&dir, DEFAULT_MAX_REQUESTS).unwrap();
+        let sprite = traces.iter().find(|t| t.name == "sprite").unwrap();
+        assert_eq!(
+            (sprite.keys.as_slice(), sprite.read_as.as_str()),
+            (&[1, 2, 1][..], "lines (sniffed)")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn load_reads_plain_files_and_every_gzip_member_and_refuses_garbage() {
+        let dir = scratch("load");
+        let plain = dir.join("mine.txt");
+        std::fs::write(&plain, b"5 2 0 0\n").unwrap();
+        let t = load(&plain, None, DEFAULT_MAX_REQUESTS).unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.keys.as_slice()),
+            ("mine.txt", &[5, 6][..])
+        );
+        // An explicit format wins over the name and the sniff.
+        let t = load(&plain, Some(Format::U64BigEndian), DEFAULT_MAX_REQUESTS).unwrap();
+        assert_eq!(t.keys, [u64::from_be_bytes(*b"5 2 0 0\n")]);
+        assert_eq!(t.read_as, "u64be (named with --format)");
+
+        // `cat a.gz b.gz`: both members' requests, none lost.
+        let two = dir.join("two.gz");
+        let mut bytes = gz(b"1\n2\n");
+        bytes.extend(gz(b"3\n"));
+        std::fs::write(&two, &bytes).unwrap();
+        assert_eq!(
+            load(&two, None, DEFAULT_MAX_REQUESTS).unwrap().keys,
+            [1, 2, 3]
+        );
+        // Bytes after the last member that are not a gzip member: an error.
+        bytes.extend_from_slice(b"garbage");
+        std::fs::write(&two, &bytes).unwrap();
+        assert!(load(&two, None, DEFAULT_MAX_REQUESTS).is_err());
+        // A truncated member: an error, not the requests before the cut.
+        let cut = dir.join("cut.gz");
+        let whole = gz(&(0..10_000u64)
+            .map(|k| format!("{k}\n"))
+            .collect::<String>()
+            .into_bytes());
+        std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+        assert!(load(&cut, None, DEFAULT_MAX_REQUESTS).is_err());
+
+        let empty = dir.join("empty.gz");
+        std::fs::write(&empty, gz(b"")).unwrap();
+        let e = load(&empty, None, DEFAULT_MAX_REQUESTS).unwrap_err();
+        assert!(e.ends_with("empty: no requests"), "{e}");
+        let e = load(&empty, Some(Format::Lines), DEFAULT_MAX_REQUESTS).unwrap_err();
+        assert!(e.ends_with("no requests"), "{e}");
+        let e = load(&dir, None, DEFAULT_MAX_REQUESTS).unwrap_err();
+        assert!(e.ends_with("not a regular file"), "{e}");
+        let e = load(&dir.join("absent.gz"), None, DEFAULT_MAX_REQUESTS).unwrap_err();
+        assert!(e.contains("absent.gz"), "{e}");
+        // A parse error names the file, the format and the line.
+        std::fs::write(&plain, b"1\nx\n").unwrap();
+        let e = load(&plain, None, DEFAULT_MAX_REQUESTS).unwrap_err();
+        assert!(
+            e.ends_with("mine.txt: as lines: line 2: \"x\": invalid digit found in string"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
