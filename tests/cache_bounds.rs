@@ -368,6 +368,39 @@ fn a_byte_bound_too_small_for_any_entry_in_a_shard_is_refused() {
     .is_ok());
 }
 
+/// The edge of the check above: the smallest byte bound a shard accepts holds
+/// the smallest entry (an empty key and value), and one byte less is refused.
+/// (The check once used the entry header alone, 8 bytes less than what a put
+/// is charged, so bounds of 82 to 89 bytes were accepted and every put refused.)
+#[test]
+fn the_smallest_byte_bound_accepted_holds_the_smallest_entry() {
+    let new = |max_bytes, shards| {
+        Map::new(Config {
+            max_bytes,
+            shards,
+            ..Config::default()
+        })
+    };
+    for shards in [1, 4] {
+        // The smallest accepted share, found from the bottom up.
+        let share = (1..4096)
+            .find(|share| new(share * shards, shards).is_ok())
+            .expect("some share under 4 KiB is accepted");
+        let map = new(share * shards, shards).unwrap();
+        // Empty keys are one key; each shard holds at least one entry.
+        map.insert(b"", b"").unwrap();
+        assert_eq!(map.get(b"").unwrap().as_deref(), Some(&b""[..]));
+        let message = match new((share - 1) * shards, shards) {
+            Err(Error::InvalidConfig(m)) => m,
+            other => panic!("one byte under the share: {:?}", other.err()),
+        };
+        assert!(
+            message.contains(&format!("smallest entry's charge ({share} bytes)")),
+            "{message}"
+        );
+    }
+}
+
 #[test]
 fn expired_entries_make_room_before_the_policy_evicts_a_live_one() {
     let clock = mapcache::Clock::manual();

@@ -87,8 +87,6 @@ fn trailer_len(meta: u16) -> usize {
 /// Size of the header; key bytes start here.
 const HEADER: usize = std::mem::size_of::<Entry>();
 
-/// The smallest block an entry occupies (an empty key and value, no trailer).
-pub(crate) const SMALLEST_BLOCK: usize = HEADER;
 const ALIGN: usize = 8;
 
 /// Checks a key and value against the documented limits.
@@ -127,6 +125,22 @@ fn rounded(size: usize) -> usize {
     } else {
         size
     }
+}
+
+/// The smallest block an entry of a bounded cache occupies: an empty key and
+/// value, no deadline, and the policy node index every entry of a bounded cache
+/// carries ([`Trailer::node`]), slab rounding included. What `max_bytes` must
+/// give each shard at least (`Config::validate`): a bound checked against a
+/// smaller block (the header alone) was accepted and then refused every put.
+pub(crate) fn smallest_bounded_block() -> usize {
+    footprint_for(
+        0,
+        0,
+        Trailer {
+            deadline: None,
+            node: true,
+        },
+    )
 }
 
 /// An entry that is not (or no longer) reachable from a table: freed on drop
