@@ -67,14 +67,14 @@ func (c *Cache) GetMany(keys [][]byte) (values [][]byte, err error) {
 }
 
 func (c *Cache) getMany(op string, keys [][]byte, out [][]byte) error {
-	if len(keys) == 0 {
-		return nil
-	}
 	co := c.co
 	if !co.acquire() {
 		return closedErr(op)
 	}
 	defer co.release()
+	if len(keys) == 0 {
+		return nil
+	}
 	s := getScratch()
 	defer putScratch(s)
 	lbl := labelPtr(c.label)
@@ -189,6 +189,11 @@ func addBatchErr(b *BatchError, op string, n, i int, err error) *BatchError {
 // other goroutines may see part of it.
 func (c *Cache) SetMany(keys, values [][]byte) error {
 	const op = "SetMany"
+	co := c.co
+	if !co.acquire() {
+		return closedErr(op)
+	}
+	defer co.release()
 	if len(keys) != len(values) {
 		return argError(op, "keys and values have different lengths")
 	}
@@ -198,11 +203,6 @@ func (c *Cache) SetMany(keys, values [][]byte) error {
 	if err := checkLengths(op, keys, values); err != nil {
 		return err
 	}
-	co := c.co
-	if !co.acquire() {
-		return closedErr(op)
-	}
-	defer co.release()
 	s := getScratch()
 	defer putScratch(s)
 	s.keys, s.klens = packInto(s.keys, s.klens, keys)
@@ -246,14 +246,14 @@ func checkLengths(op string, keys, values [][]byte) error {
 // DeleteMany removes keys in one cgo call and returns how many were present.
 func (c *Cache) DeleteMany(keys [][]byte) (deleted int, err error) {
 	const op = "DeleteMany"
-	if len(keys) == 0 {
-		return 0, nil
-	}
 	co := c.co
 	if !co.acquire() {
 		return 0, closedErr(op)
 	}
 	defer co.release()
+	if len(keys) == 0 {
+		return 0, nil
+	}
 	s := getScratch()
 	defer putScratch(s)
 	s.keys, s.klens = packInto(s.keys, s.klens, keys)

@@ -65,6 +65,13 @@ func TestErrClosedEverywhere(t *testing.T) {
 		check("SetMany", cc.SetMany([][]byte{k}, [][]byte{v}))
 		_, err = cc.DeleteMany([][]byte{k})
 		check("DeleteMany", err)
+		// Empty batches too: the closed cache is the error, not the batch.
+		_, err = cc.GetMany(nil)
+		check("GetMany(nil)", err)
+		check("SetMany(nil, nil)", cc.SetMany(nil, nil))
+		check("SetMany of unequal lengths", cc.SetMany([][]byte{k}, nil))
+		_, err = cc.DeleteMany(nil)
+		check("DeleteMany(nil)", err)
 		check("Range", cc.Range(func(_, _ []byte) bool { return true }))
 		for range cc.All() {
 			t.Error("All yielded after Close")
