@@ -626,6 +626,48 @@ fn handmade(records: &[(&[u8], &[u8], u64)]) -> Vec<u8> {
     file
 }
 
+/// A payload of 4 GiB or more is refused at its `payload_len` field, in the walk
+/// of the block headers (step 7), before any of it is mapped in or copied: the
+/// file here is sparse, 4 GiB long and a few bytes on disk, and a reader that
+/// checked the bound only once it had the payload held 8 GiB to refuse it.
+#[test]
+fn a_payload_of_4_gib_or_more_is_refused_before_it_is_read() {
+    let dir = TempDir::new("hostile", "4gib");
+    let path = dir.path("sparse.snap");
+    for payload_len in [1u64 << 32, u64::from(u32::MAX) + 2] {
+        let mut file = handmade(&[(b"a", b"1", 0)]);
+        let file_len = 176 + payload_len;
+        file[48..56].copy_from_slice(&file_len.to_le_bytes());
+        file[152..160].copy_from_slice(&payload_len.to_le_bytes());
+        let sum = xxh3_64(&file[128..168]);
+        file[168..176].copy_from_slice(&sum.to_le_bytes());
+        let sum = xxh3_64(&file[..120]);
+        file[120..128].copy_from_slice(&sum.to_le_bytes());
+        std::fs::write(&path, &file).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(file_len)
+            .unwrap();
+        let into = existing();
+        let before = contents(&into);
+        for result in [
+            Map::load(&path, config()).map(|_| ()),
+            into.load_into(&path).map(|_| ()),
+        ] {
+            match result {
+                Err(Error::Corrupt { offset, what }) => {
+                    assert_eq!(offset, 152, "{payload_len}: {what}");
+                    assert!(what.contains("4 GiB or more"), "{what}");
+                }
+                other => panic!("{payload_len}: expected Corrupt, got {other:?}"),
+            }
+        }
+        assert_eq!(contents(&into), before);
+    }
+}
+
 #[test]
 fn a_key_named_twice_keeps_the_later_record_on_every_load_path() {
     let dir = TempDir::new("hostile", "twice");

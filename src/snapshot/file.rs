@@ -26,22 +26,11 @@
 //! to be broken, as a file under another's exclusive `flock` fails at once.)
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use memmap2::Mmap;
 
-use super::format::{Header, HEADER_LEN};
 use crate::error::{Error, Result};
-
-/// Whether the header of `file` (of `len` bytes) is a valid snapshot header
-/// for that length: a hint for how to map it, read apart from the mapping. The
-/// load checks the header again, from a copy out of the mapping, and uses that.
-fn header_checks_out(file: &File, len: u64) -> bool {
-    let mut head = [0u8; HEADER_LEN];
-    let n = len.min(HEADER_LEN as u64) as usize;
-    file.read_exact_at(&mut head[..n], 0).is_ok() && Header::decode(&head[..n], len).is_ok()
-}
 
 /// A snapshot file, locked and mapped.
 pub(crate) struct Mapped {
@@ -70,13 +59,8 @@ impl Mapped {
         let map = if len == 0 {
             None
         } else {
-            let mut options = memmap2::MmapOptions::new();
-            if header_checks_out(&file, len) {
-                // Read the whole file in now, in the kernel's large reads; for
-                // anything else the load fails on the header, so the file's
-                // (unchecked) length must not decide how much is read first.
-                options.populate();
-            }
+            let options = memmap2::MmapOptions::new();
+            // Not populated here: see `Mapped::read_ahead`.
             // SAFETY: the mapping is only ever read through `copy_out`, as raw
             // bytes copied into memory of our own, never through a reference
             // into the mapping that another process's write could change under
@@ -85,6 +69,25 @@ impl Mapped {
             Some(unsafe { options.map(&file) }.map_err(|e| Error::io("mmap", path, &e))?)
         };
         Ok(Mapped { map, _file: file })
+    }
+
+    /// Reads the whole file in now, in the kernel's large reads
+    /// (`MADV_POPULATE_READ`, Linux 5.14 and later; elsewhere `MADV_WILLNEED`,
+    /// which starts them), rather than a page fault at a time as the payloads
+    /// are copied. Called once the walk of the block headers has passed (steps
+    /// 1 to 8 of docs/FORMAT.md), so that only a file whose structure checks out
+    /// is read whole: a file is read to its end only when its blocks reach its
+    /// end. (Populating as soon as the header checked out let a valid header
+    /// over a sparse file of any length make the open read all of it: 4 GiB of
+    /// page cache for a file of a few blocks on disk.) Advice only: a failure
+    /// leaves the copies to fault the pages in.
+    pub(crate) fn read_ahead(&self) {
+        let Some(map) = &self.map else { return };
+        #[cfg(target_os = "linux")]
+        if map.advise(memmap2::Advice::PopulateRead).is_ok() {
+            return;
+        }
+        let _ = map.advise(memmap2::Advice::WillNeed);
     }
 
     /// The mapping's length: the file's length when it was mapped.
@@ -328,6 +331,79 @@ mod tests {
         drop(mapped);
         std::fs::remove_file(&path).unwrap();
         assert!(resident < 1024, "{resident} of 16384 pages read in");
+    }
+
+    /// A sparse 64 MiB file with a valid header for its length and one block
+    /// whose header is `block` (or garbage): its path.
+    fn sparse_snapshot(
+        name: &str,
+        block: Option<super::super::format::BlockHeader>,
+    ) -> std::path::PathBuf {
+        use super::super::format::{Header, BLOCK_HEADER_LEN, HEADER_LEN};
+        let path =
+            std::env::temp_dir().join(format!("mapcache-file-{name}-{}.snap", std::process::id()));
+        let file_len = 64u64 << 20;
+        let header = Header {
+            writer: [0, 1, 0],
+            snapshot_id: 7,
+            saved_at_unix_ms: 0,
+            file_len,
+            block_count: 1,
+            record_count: 1,
+            data_bytes: 0,
+        };
+        let mut bytes = header.encode().to_vec();
+        match block {
+            Some(block) => bytes.extend_from_slice(&block.encode()),
+            None => bytes.extend_from_slice(&[0xa5; BLOCK_HEADER_LEN]),
+        }
+        assert_eq!(bytes.len(), HEADER_LEN + BLOCK_HEADER_LEN);
+        std::fs::write(&path, &bytes).unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(file_len)
+            .unwrap();
+        path
+    }
+
+    /// The file is read in whole only once its block headers' walk passed: a
+    /// valid header over a sparse file is not enough (it made the open read
+    /// the whole length in, 4 GiB for a hostile file of one bad block).
+    #[test]
+    fn a_file_is_read_in_whole_only_once_its_blocks_reach_its_end() {
+        use super::super::format::BlockHeader;
+        let bad = sparse_snapshot("bad-block", None);
+        let mapped = Mapped::open(&bad).unwrap();
+        assert!(super::super::load::survey(&mapped).is_err());
+        let resident = resident_pages(&mapped);
+        drop(mapped);
+        std::fs::remove_file(&bad).unwrap();
+        assert!(resident < 1024, "{resident} of 16384 pages read in");
+
+        // One block to the end: the walk passes (the payload's checksum is
+        // step 9, after it), and the whole file is read in.
+        let good = sparse_snapshot(
+            "one-block",
+            Some(BlockHeader {
+                record_count: 1,
+                index: 0,
+                snapshot_id: 7,
+                payload_len: (64 << 20) - 176,
+                payload_checksum: 0,
+            }),
+        );
+        let mapped = Mapped::open(&good).unwrap();
+        super::super::load::survey(&mapped).unwrap();
+        let resident = resident_pages(&mapped);
+        drop(mapped);
+        std::fs::remove_file(&good).unwrap();
+        // Synchronously so only with MADV_POPULATE_READ (Linux 5.14 and later);
+        // MADV_WILLNEED's reads may still be under way.
+        if memmap2::Advice::PopulateRead.is_supported() {
+            assert!(resident > 16000, "{resident} of 16384 pages read in");
+        }
     }
 
     #[test]

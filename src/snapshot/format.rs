@@ -419,6 +419,20 @@ impl BlockHeader {
                 ),
             ));
         }
+        // Before anything is mapped in or copied for the payload: a file can be
+        // sparse, so that a payload within its length still costs the reader
+        // its whole size in memory if the bound waits for the payload's parse.
+        if block.payload_len > MAX_PAYLOAD_LEN {
+            return Err(Error::corrupt(
+                field(block_at::PAYLOAD_LEN),
+                format!(
+                    "block {index}'s payload of {} bytes is 4 GiB or more (mapcache reads \
+                     payloads of at most {MAX_PAYLOAD_LEN} bytes; its writer never makes a \
+                     larger one)",
+                    block.payload_len
+                ),
+            ));
+        }
         if u64::from(block.record_count) * RECORD_HEADER_LEN as u64 > block.payload_len {
             return Err(Error::corrupt(
                 field(block_at::RECORD_COUNT),
@@ -431,6 +445,11 @@ impl BlockHeader {
         Ok(block)
     }
 }
+
+/// The longest payload mapcache reads, `2^32 - 1` bytes: a record's offset in
+/// its payload is a `u32`. Its writer's blocks are at most one maximal record
+/// (16 + 65,535 + 2^30 bytes) past [`BLOCK_TARGET`], far below.
+pub(crate) const MAX_PAYLOAD_LEN: u64 = u32::MAX as u64;
 
 /// A record's fixed part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -489,13 +508,12 @@ pub(crate) fn parse_block(
             ),
         ));
     }
-    // A payload over 4 GiB would need wider spans; the writer never makes one
-    // (a block is at most one maximal record plus BLOCK_TARGET).
-    if payload.len() > u32::MAX as usize {
+    // `BlockHeader::decode` refused a longer payload; the spans below are u32.
+    if payload.len() as u64 > MAX_PAYLOAD_LEN {
         return Err(Error::corrupt(
             offset,
             format!(
-                "block {}'s payload of {} bytes is over 4 GiB",
+                "block {}'s payload of {} bytes is 4 GiB or more",
                 block.index,
                 payload.len()
             ),

@@ -164,6 +164,7 @@ pub(crate) fn survey(file: &Mapped) -> Result<Survey> {
     if blocks.len() > u32::MAX as usize {
         return Err(Error::corrupt(64, "more than 2^32 blocks"));
     }
+    file.read_ahead();
     Ok(Survey {
         header,
         blocks,
