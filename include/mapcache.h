@@ -334,8 +334,11 @@ typedef struct mapcache_config {
     uint64_t max_bytes;
     /**
      * ABI 3. Time-to-live, in milliseconds, of entries written without one of
-     * their own (every write but `mapcache_put_ttl`, loads included); 0 = they
-     * never expire. An expired entry is never returned by any call.
+     * their own (every write but `mapcache_put_ttl` and the loads); 0 = they
+     * never expire. An expired entry is never returned by any call. A load
+     * (`mapcache_load`, `mapcache_load_into`) gives each entry the expiry its
+     * record was saved with, whatever this value: a record saved without one
+     * (an entry that was to live for ever) never expires after the load.
      */
     uint64_t default_ttl_ms;
     /**
@@ -1262,7 +1265,8 @@ mapcache_status mapcache_compare_and_swap(mapcache_t *cache,
  * Inserts or replaces the value of `key` with a copy of `value[0..value_len]`
  * that expires `ttl_ms` milliseconds from now on the cache's clock. `ttl_ms` 0
  * means it never expires, whatever the cache's `default_ttl_ms`. (`mapcache_put`
- * and every other write give the entry the cache's `default_ttl_ms`.)
+ * and every other write but a load give the entry the cache's `default_ttl_ms`;
+ * a load gives it the expiry its record was saved with.)
  *
  * From the moment it expires (the cache's clock has moved `ttl_ms` or more past
  * the put) the entry is absent for every call: `mapcache_get` and its variants,

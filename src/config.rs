@@ -135,7 +135,10 @@ pub struct Config {
     pub max_bytes: usize,
     /// Time-to-live of entries written without one of their own
     /// ([`crate::Map::insert`] and the other writes; [`crate::Map::insert_with_ttl`]
-    /// sets its own). Zero: they never expire.
+    /// sets its own). Zero: they never expire. A load ([`crate::Map::load`],
+    /// [`crate::Map::load_into`]) gives each entry the expiry its record was
+    /// saved with instead, whatever this is: a record saved without one (an
+    /// entry that was to live for ever) never expires after the load.
     pub default_ttl: Duration,
     /// The clock TTLs are measured against (the system's monotonic clock by
     /// default; [`Clock::manual`] for tests).

@@ -179,6 +179,65 @@ fn ttls_are_honoured_across_a_save_and_a_load() {
     assert_eq!(into.len(), 1);
 }
 
+/// A warm restart restores each entry's expiry as it was, whatever the loading
+/// cache's default TTL: an entry written with the default TTL was saved with
+/// its deadline, and one saved without an expiry (written with a TTL of zero,
+/// "never, whatever the default", or in a cache without a default) never
+/// expires after the load either. The file cannot tell those two apart, so
+/// giving such a record the default TTL would expire on a restart an entry
+/// its writer said never expires. On each load path: a new unbounded map (the
+/// flat bulk build), a new bounded one, and a load into a live map.
+#[test]
+fn a_load_keeps_each_records_expiry_whatever_the_default_ttl() {
+    let dir = TempDir::new("snap", "default-ttl");
+    let path = dir.path("ttl.snap");
+    let clock = Clock::manual();
+    let with_default = |max_entries| Config {
+        clock: clock.clone(),
+        default_ttl: Duration::from_secs(10),
+        max_entries,
+        ..Config::default()
+    };
+    let source = Map::new(with_default(0)).unwrap();
+    source.insert(b"default", b"1").unwrap();
+    source
+        .insert_with_ttl(b"never", b"2", Duration::ZERO)
+        .unwrap();
+    source
+        .insert_with_ttl(b"own", b"3", Duration::from_secs(60))
+        .unwrap();
+    clock.advance(Duration::from_secs(4)).unwrap();
+    source.save(&path).unwrap();
+    let unbounded = Map::load(&path, with_default(0)).unwrap();
+    let bounded = Map::load(&path, with_default(100)).unwrap();
+    let into = Map::new(with_default(0)).unwrap();
+    into.load_into(&path).unwrap();
+    let maps = [
+        ("load", &unbounded),
+        ("bounded load", &bounded),
+        ("load_into", &into),
+    ];
+    // "default" has the 6 s left of its 10 s, not 10 s from the load.
+    clock.advance(Duration::from_secs(6)).unwrap();
+    for (how, map) in maps {
+        assert_eq!(map.get(b"default").unwrap(), None, "{how}");
+        assert_eq!(
+            map.get(b"own").unwrap().as_deref(),
+            Some(&b"3"[..]),
+            "{how}"
+        );
+    }
+    clock.advance(Duration::from_secs(50)).unwrap();
+    for (how, map) in maps {
+        assert_eq!(map.get(b"own").unwrap(), None, "{how}: its own TTL");
+        assert_eq!(
+            map.get(b"never").unwrap().as_deref(),
+            Some(&b"2"[..]),
+            "{how}: never, whatever the default"
+        );
+    }
+}
+
 #[test]
 fn a_system_clock_ttl_survives_a_round_trip() {
     let dir = TempDir::new("snap", "ttl-system");

@@ -172,7 +172,9 @@ type Config struct {
 	// DefaultTTL is the time to live of entries written without one (Set,
 	// SetString, SetMany, GetOrSet, CompareAndSwap, Swap, GetOrLoad); 0 =
 	// they never expire. Stored in whole milliseconds, rounded up. Negative
-	// is ErrInvalidConfig. SetWithTTL gives an entry its own.
+	// is ErrInvalidConfig. SetWithTTL gives an entry its own. Load and
+	// LoadInto give each entry the expiry its record was saved with instead:
+	// a record saved without one never expires after the load.
 	DefaultTTL time.Duration
 	// ManualClock makes the cache measure time to live against a clock of its
 	// own that starts at zero and moves only by AdvanceClock, instead of the

@@ -116,8 +116,11 @@ pub struct mapcache_config {
     /// (an empty key and value) is `MAPCACHE_E_INVALID_CONFIG`.
     pub max_bytes: u64,
     /// ABI 3. Time-to-live, in milliseconds, of entries written without one of
-    /// their own (every write but `mapcache_put_ttl`, loads included); 0 = they
-    /// never expire. An expired entry is never returned by any call.
+    /// their own (every write but `mapcache_put_ttl` and the loads); 0 = they
+    /// never expire. An expired entry is never returned by any call. A load
+    /// (`mapcache_load`, `mapcache_load_into`) gives each entry the expiry its
+    /// record was saved with, whatever this value: a record saved without one
+    /// (an entry that was to live for ever) never expires after the load.
     pub default_ttl_ms: u64,
     /// ABI 3. `MAPCACHE_CLOCK_SYSTEM` (0, the default) or `MAPCACHE_CLOCK_MANUAL`
     /// (1, for tests: see `mapcache_clock_advance`).

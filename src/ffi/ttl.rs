@@ -14,7 +14,8 @@ use super::status::{mapcache_status, MAPCACHE_OK};
 /// Inserts or replaces the value of `key` with a copy of `value[0..value_len]`
 /// that expires `ttl_ms` milliseconds from now on the cache's clock. `ttl_ms` 0
 /// means it never expires, whatever the cache's `default_ttl_ms`. (`mapcache_put`
-/// and every other write give the entry the cache's `default_ttl_ms`.)
+/// and every other write but a load give the entry the cache's `default_ttl_ms`;
+/// a load gives it the expiry its record was saved with.)
 ///
 /// From the moment it expires (the cache's clock has moved `ttl_ms` or more past
 /// the put) the entry is absent for every call: `mapcache_get` and its variants,

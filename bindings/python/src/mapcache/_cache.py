@@ -510,6 +510,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             :class:`TooLargeError`.
         default_ttl: seconds (a float) an entry lives when it is written
             without a ``ttl`` of its own; ``None`` or 0: entries never expire.
+            A load (:meth:`load`, :meth:`load_into`) gives each entry the
+            expiry its record was saved with instead: a record saved without
+            one never expires after the load.
             Times are whole milliseconds in the library: a TTL is rounded up.
         manual_clock: measure TTLs against a clock that moves only by
             :meth:`advance_clock` (for tests: nothing needs to sleep), instead
