@@ -1149,6 +1149,8 @@ mapcache_status mapcache_contains(mapcache_t *cache,
 /**
  * The number of entries: `*out` receives it (0 on an error). Under concurrent
  * writes it is a moment's count (it may be stale by the time the caller reads it).
+ * Entries whose TTL has run out are counted until they are reclaimed (a lookup
+ * that comes across one, or the eviction sweep), although no call returns them.
  *
  * Thread-safety: any thread; never blocks. In exclusive mode it is a read like
  * `mapcache_get`.
@@ -1301,11 +1303,15 @@ mapcache_status mapcache_put_ttl(mapcache_t *cache,
                                  uint64_t ttl_ms);
 
 /**
- * Moves the manual clock of `cache` forward by `ms` milliseconds (saturating
- * at its end), for tests of expiry that must not sleep: entries whose deadline
- * it reaches are expired for every call from then on. Only for a cache made
- * with `cfg.clock = MAPCACHE_CLOCK_MANUAL`; each such cache has a clock of its
- * own, which starts at 0. The clock never moves backwards.
+ * Moves the manual clock of `cache` forward by `ms` milliseconds, for tests of
+ * expiry that must not sleep: entries whose deadline it reaches are expired for
+ * every call from then on (`mapcache_len` and the stats count them until they
+ * are reclaimed, see `mapcache_put_ttl`). Only for a cache made with
+ * `cfg.clock = MAPCACHE_CLOCK_MANUAL`; each such cache has a clock of its own,
+ * which starts at 0. The clock never moves backwards, and saturates at its end,
+ * 9,223,372,036,854 ms (2^63 - 1 ns, about 292 years): a move past the end
+ * (`UINT64_MAX`, say) moves it to the end. A TTL entry written at any reading,
+ * the end included, lives its TTL or until the end.
  *
  * Thread-safety: any thread, concurrently with any call on `cache` but
  * `mapcache_free`; a call that runs while the clock moves sees it before or

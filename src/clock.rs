@@ -44,6 +44,14 @@ impl Clock {
         }))
     }
 
+    /// The furthest a manual clock moves: 2^63 - 1 ns, about 292 years. A
+    /// deadline is the clock's reading plus a TTL, saturating at 2^64 - 1 ns,
+    /// beyond the end, so an entry written at any reading, the end included,
+    /// lives its TTL or until the end: it is never born expired. (The clock
+    /// used to saturate at 2^64 - 1 ns itself, where every TTL entry written
+    /// was expired at once.)
+    pub const MANUAL_END: Duration = Duration::from_nanos(u64::MAX / 2);
+
     /// A clock that starts at zero and moves only by [`Clock::advance`].
     ///
     /// For snapshots, whose expiries are wall-clock times, a manual clock's
@@ -58,15 +66,17 @@ impl Clock {
         }))
     }
 
-    /// Moves a manual clock forward by `by`. Fails with
-    /// [`crate::Error::InvalidArgument`] on the system clock, which cannot be moved.
+    /// Moves a manual clock forward by `by`, saturating at
+    /// [`Clock::MANUAL_END`] (a move past it, `Duration::MAX` for one, moves
+    /// the clock to the end). Fails with [`crate::Error::InvalidArgument`] on
+    /// the system clock, which cannot be moved.
     pub fn advance(&self, by: Duration) -> crate::Result<()> {
         match &*self.0 {
             Source::Manual { now } => {
+                let end = u64::try_from(Clock::MANUAL_END.as_nanos()).expect("2^63 - 1");
                 let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-                // Saturating: a clock moved past the end stays there.
                 let _ = now.fetch_update(Ordering::Release, Ordering::Relaxed, |t| {
-                    Some(t.saturating_add(by))
+                    Some(t.saturating_add(by).min(end))
                 });
                 Ok(())
             }

@@ -173,3 +173,39 @@ fn a_system_clock_cannot_be_advanced() {
     assert!(!clock.is_manual());
     assert!(Clock::manual().is_manual());
 }
+
+/// The manual clock ends at `Clock::MANUAL_END` (about 292 years): a move past
+/// it stops there, so the clock never reaches the saturated deadlines, and an
+/// entry written at the end is not born expired. (It used to saturate at 2^64
+/// ns, where every new TTL entry was expired at once and a save left it out
+/// without counting it.)
+#[test]
+fn the_manual_clock_stops_at_its_end_where_new_entries_still_live() {
+    let clock = Clock::manual();
+    let map = cache_with(&clock, Mode::Concurrent, 0);
+    map.insert_with_ttl(b"short", b"1", SEC).unwrap();
+    map.insert_with_ttl(b"long", b"2", Duration::MAX).unwrap();
+    clock.advance(Clock::MANUAL_END - SEC).unwrap();
+    assert_visible(&map, b"short", false);
+    // Past the end: the clock stops at it.
+    clock.advance(Duration::MAX).unwrap();
+    clock.advance(Duration::MAX).unwrap();
+    // A TTL entry written at the end lives; so does one whose TTL passed it.
+    map.insert_with_ttl(b"at-end", b"3", SEC).unwrap();
+    assert_visible(&map, b"at-end", true);
+    assert_visible(&map, b"long", true);
+    // And a save at the end keeps it (with an expiry after the end).
+    let dir = std::env::temp_dir().join(format!("mapcache-clock-end-{}.snap", std::process::id()));
+    let saved = map.save(&dir).unwrap();
+    assert_eq!((saved.records, saved.expired_skipped), (2, 0));
+    let loaded = Map::load(
+        &dir,
+        Config {
+            clock: clock.clone(),
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    std::fs::remove_file(&dir).unwrap();
+    assert_visible(&loaded, b"at-end", true);
+}

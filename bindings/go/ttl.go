@@ -72,8 +72,10 @@ func (c *Cache) SetWithTTL(key, value []byte, ttl time.Duration) error {
 // forward by d, for every view of the cache: entries whose time to live has
 // run out by the new time are expired from then on. The clock counts whole
 // milliseconds, so d must be a non-negative multiple of time.Millisecond; any
-// other d is ErrInvalidArgument and moves nothing. On a cache that uses the
-// system clock (ManualClock false) it is ErrInvalidArgument too.
+// other d is ErrInvalidArgument and moves nothing. The clock stops at its end,
+// 2^63-1 ns (about 292 years): a move past it moves it to the end, where an
+// entry written with a TTL still lives (until the end). On a cache that uses
+// the system clock (ManualClock false) it is ErrInvalidArgument too.
 func (c *Cache) AdvanceClock(d time.Duration) error {
 	const op = "AdvanceClock"
 	if d < 0 || d%time.Millisecond != 0 {

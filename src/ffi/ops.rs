@@ -568,6 +568,8 @@ pub unsafe extern "C" fn mapcache_contains(
 
 /// The number of entries: `*out` receives it (0 on an error). Under concurrent
 /// writes it is a moment's count (it may be stale by the time the caller reads it).
+/// Entries whose TTL has run out are counted until they are reclaimed (a lookup
+/// that comes across one, or the eviction sweep), although no call returns them.
 ///
 /// Thread-safety: any thread; never blocks. In exclusive mode it is a read like
 /// `mapcache_get`.

@@ -66,11 +66,15 @@ pub unsafe extern "C" fn mapcache_put_ttl(
     }
 }
 
-/// Moves the manual clock of `cache` forward by `ms` milliseconds (saturating
-/// at its end), for tests of expiry that must not sleep: entries whose deadline
-/// it reaches are expired for every call from then on. Only for a cache made
-/// with `cfg.clock = MAPCACHE_CLOCK_MANUAL`; each such cache has a clock of its
-/// own, which starts at 0. The clock never moves backwards.
+/// Moves the manual clock of `cache` forward by `ms` milliseconds, for tests of
+/// expiry that must not sleep: entries whose deadline it reaches are expired for
+/// every call from then on (`mapcache_len` and the stats count them until they
+/// are reclaimed, see `mapcache_put_ttl`). Only for a cache made with
+/// `cfg.clock = MAPCACHE_CLOCK_MANUAL`; each such cache has a clock of its own,
+/// which starts at 0. The clock never moves backwards, and saturates at its end,
+/// 9,223,372,036,854 ms (2^63 - 1 ns, about 292 years): a move past the end
+/// (`UINT64_MAX`, say) moves it to the end. A TTL entry written at any reading,
+/// the end included, lives its TTL or until the end.
 ///
 /// Thread-safety: any thread, concurrently with any call on `cache` but
 /// `mapcache_free`; a call that runs while the clock moves sees it before or

@@ -885,10 +885,15 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
     def advance_clock(self, seconds: float) -> None:
         """Move the cache's manual clock forward by ``seconds`` (rounded to the
-        nearest millisecond), expiring every entry whose deadline it reaches.
+        nearest millisecond): every entry whose deadline it reaches is expired
+        from then on, returned by no call (``len`` and :meth:`stats` count it
+        until it is removed: see ``__len__``).
 
         Only for a cache made with ``manual_clock=True`` (otherwise
-        :class:`InvalidArgumentError`); negative or NaN raises ValueError.
+        :class:`InvalidArgumentError`); negative or NaN raises ValueError. The
+        clock stops at its end, 9,223,372,036.854 s (about 292 years): a move
+        past it (``math.inf``, say) moves it to the end, where an entry written
+        with a TTL still lives (until the end).
         """
         ms = _advance_ms(seconds)
         st = _clock_advance(self._h, ms)
