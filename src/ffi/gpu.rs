@@ -96,10 +96,26 @@ pub unsafe extern "C" fn mapcache_gpu_status(
         // SAFETY: non-null and readable for its first field (contract).
         let size =
             unsafe { host_struct::stated_size(out.cast(), V1_SIZE, "mapcache_gpu_info", "out") }?;
-        let status = handle::with_map(cache, |inner| Ok(inner.map.gpu_status()))?;
-        // SAFETY: writable for `size` bytes (contract); the struct is a local.
-        unsafe { host_struct::write(out, size, &of(&status, size)) };
-        Ok(MAPCACHE_OK)
+        match handle::with_map(cache, |inner| Ok(inner.map.gpu_status())) {
+            Ok(status) => {
+                // SAFETY: writable for `size` bytes (contract); the struct is a local.
+                unsafe { host_struct::write(out, size, &of(&status, size)) };
+                Ok(MAPCACHE_OK)
+            }
+            Err(fail) => {
+                // Nothing left of what `*out` held before (the header's rule for
+                // out-parameters after an error), as `mapcache_stats_get` does.
+                let nothing = GpuStatus {
+                    active: false,
+                    reason: String::new(),
+                    gpu_rebuilds: 0,
+                    fallbacks: 0,
+                };
+                // SAFETY: as above.
+                unsafe { host_struct::write(out, size, &of(&nothing, size)) };
+                Err(fail)
+            }
+        }
     })
 }
 
@@ -182,6 +198,24 @@ mod tests {
         );
         // SAFETY: live, freed once.
         unsafe { mapcache_free(cache) };
+    }
+
+    /// After an error on the handle (NULL, freed), `*out` holds zeros, not
+    /// what it held before; `struct_size` is left as the host set it.
+    #[test]
+    fn an_error_on_the_handle_leaves_zeros() {
+        let freed = new_cache(MAPCACHE_GPU_OFF);
+        // SAFETY: live, freed once; a freed handle is detected (handle.rs).
+        unsafe { mapcache_free(freed) };
+        for cache in [ptr::null_mut(), freed] {
+            let mut bytes = vec![0x5Au8; size_of::<mapcache_gpu_info>()];
+            bytes[..8].copy_from_slice(&V1_SIZE.to_ne_bytes());
+            // SAFETY: the buffer holds a whole struct and states its size.
+            let status = unsafe { mapcache_gpu_status(cache, bytes.as_mut_ptr().cast()) };
+            assert_ne!(status, MAPCACHE_OK);
+            assert_eq!(bytes[..8], V1_SIZE.to_ne_bytes());
+            assert!(bytes[8..].iter().all(|&b| b == 0), "{cache:?}: {status}");
+        }
     }
 
     #[test]
