@@ -43,8 +43,9 @@
  * be NULL only when its length is 0. Keys are 0 to MAPCACHE_MAX_KEY_LEN bytes
  * (longer: MAPCACHE_E_KEY_TOO_LONG); values 0 to MAPCACHE_MAX_VALUE_LEN bytes
  * (longer: MAPCACHE_E_VALUE_TOO_LONG). Keys and values are arbitrary bytes (not
- * NUL-terminated strings); file paths are NUL-terminated strings. An output buffer or array must not overlap an input
- * or another output of the same call (MAPCACHE_E_INVALID_ARG, naming both).
+ * NUL-terminated strings); file paths are NUL-terminated strings. No output of a call
+ * (an output buffer or array, an out-pointer, a report struct) may overlap an input or
+ * another output of the same call (MAPCACHE_E_INVALID_ARG, naming both).
  * Out-pointers need no particular alignment.
  *
  * Out-pointers after an error. When a call returns an error status, every

@@ -5,8 +5,10 @@
 //! The rules (docs/C_API.md): a data pointer may be NULL only when its length is 0;
 //! a required out-pointer must not be NULL; a buffer or array the library writes
 //! must not overlap an input it reads or another output of the same call
-//! ([`no_overlap`]; a scalar out-pointer is written only once the inputs are
-//! read). Out-pointers are written with
+//! ([`no_overlap`]), and neither may a scalar out-pointer (which is written
+//! only once the inputs are read, so that an overlap with an input would do no
+//! harm, but one with another output loses a result: the header's rule names
+//! every output alike). Out-pointers are written with
 //! unaligned stores, so a misaligned pointer from the host is not undefined
 //! behaviour either.
 
@@ -191,6 +193,25 @@ impl Region {
             end: start + count * std::mem::size_of::<T>(),
             name,
         }
+    }
+
+    /// The bytes of an input the call reads.
+    #[inline]
+    pub(crate) fn input(bytes: &[u8], name: &'static str) -> Region {
+        Region::of(bytes.as_ptr(), bytes.len(), name)
+    }
+
+    /// An output buffer of `cap` bytes (checked not to wrap by [`out_buf`]).
+    #[inline]
+    pub(crate) fn buffer(buf: *mut u8, cap: usize, name: &'static str) -> Region {
+        Region::of(buf.cast_const(), cap, name)
+    }
+
+    /// The `T` a scalar out-pointer points at; nothing when it is NULL (a
+    /// nullable out-pointer the host left out).
+    #[inline]
+    pub(crate) fn scalar<T>(ptr: *mut T, name: &'static str) -> Region {
+        Region::of(ptr.cast_const(), usize::from(!ptr.is_null()), name)
     }
 
     #[inline]

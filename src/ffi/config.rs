@@ -211,6 +211,24 @@ fn check_size(size: usize, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The bytes `cfg` says it has (its `struct_size`, cut at the end of the address
+/// space): 0 for NULL, and for a `struct_size` that is no config's.
+///
+/// # Safety
+/// `cfg` must be NULL or readable for its first field.
+pub(crate) unsafe fn stated_len(cfg: *const mapcache_config) -> usize {
+    if cfg.is_null() {
+        return 0;
+    }
+    // SAFETY: the first field is always present (contract); unaligned read.
+    let size = unsafe { ptr::addr_of!((*cfg).struct_size).read_unaligned() };
+    // A size that is no config's is `read`'s error to report, not an overlap.
+    if check_size(size, "cfg->struct_size").is_err() {
+        return 0;
+    }
+    size.min(usize::MAX - cfg as usize)
+}
+
 /// Reads and validates the host's config (NULL = defaults).
 ///
 /// # Safety

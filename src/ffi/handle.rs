@@ -204,8 +204,17 @@ pub unsafe extern "C" fn mapcache_new(
 ) -> mapcache_status {
     boundary::run("mapcache_new", || {
         args::out(out, "out")?;
+        // `*out` is written before `cfg` is read (NULL, so that every error
+        // leaves it NULL): an `out` inside `cfg` would change the config.
+        // SAFETY: cfg is NULL or readable for its struct_size field (contract).
+        let cfg_len = unsafe { config::stated_len(cfg) };
+        let overlap = args::no_overlap(
+            &[args::Region::scalar(out, "out")],
+            &[args::Region::of(cfg.cast::<u8>(), cfg_len, "cfg")],
+        );
         // SAFETY: out is non-null and, by the contract, writable.
         unsafe { args::put(out, ptr::null_mut()) };
+        overlap?;
         // SAFETY: cfg is NULL or readable for its struct_size bytes (contract).
         let (config, mode) = unsafe { config::read(cfg) }?;
         let handle = register(Map::new(config)?, mode)?;

@@ -273,6 +273,15 @@ pub unsafe extern "C" fn mapcache_iter_next(
         args::out(key_len, "key_len")?;
         args::out(value, "value")?;
         args::out(value_len, "value_len")?;
+        args::no_overlap(
+            &[
+                args::Region::scalar(key, "key"),
+                args::Region::scalar(key_len, "key_len"),
+                args::Region::scalar(value, "value"),
+                args::Region::scalar(value_len, "value_len"),
+            ],
+            &[],
+        )?;
         let mut busy = Busy::try_take(it.value())?;
         // Again under the flag: a free (which takes the flag) may have come
         // between `find` and here, and the slot been reused since.

@@ -288,7 +288,14 @@ pub unsafe extern "C" fn mapcache_get_or_load(
         };
         args::out_buf(buf, buf_cap, "buf", "buf_cap")?;
         args::out(out_len, "out_len")?;
-        args::disjoint(buf, buf_cap, "buf", key, "key")?;
+        args::no_overlap(
+            &[
+                args::Region::buffer(buf, buf_cap, "buf"),
+                args::Region::scalar(out_len, "out_len"),
+                args::Region::scalar(loader_status, "loader_status"),
+            ],
+            &[args::Region::input(key, "key")],
+        )?;
         // The loader may write the host's key buffer: work on a copy, which is
         // also what the loader is given.
         let key = args::KeyCopy::new(key);

@@ -16,7 +16,7 @@ use std::ffi::c_void;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
-use super::args;
+use super::args::{self, Region};
 use super::boundary::{self, Fail};
 use super::handle::{self, mapcache_t};
 use super::status::{
@@ -125,7 +125,13 @@ pub unsafe extern "C" fn mapcache_get(
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
         args::out_buf(buf, buf_cap, "buf", "buf_cap")?;
         args::out(out_len, "out_len")?;
-        args::disjoint(buf, buf_cap, "buf", key, "key")?;
+        args::no_overlap(
+            &[
+                Region::buffer(buf, buf_cap, "buf"),
+                Region::scalar(out_len, "out_len"),
+            ],
+            &[Region::input(key, "key")],
+        )?;
         // SAFETY: buf checked for buf_cap bytes and disjoint from key.
         let found = unsafe { copy_value(shell, key, buf, buf_cap) }?;
         match found {
@@ -481,6 +487,10 @@ pub(crate) unsafe fn put_entry(
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
         // SAFETY: as above.
         let value = unsafe { args::value(value, value_len, "value", "value_len") }?;
+        args::no_overlap(
+            &[Region::scalar(out_replaced, "out_replaced")],
+            &[Region::input(key, "key"), Region::input(value, "value")],
+        )?;
         shell.with(|inner| {
             let replaced = match ttl {
                 None => inner.map.insert(key, value)?,
@@ -554,6 +564,7 @@ pub unsafe extern "C" fn mapcache_contains(
         // SAFETY: readable and unmodified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
         args::out(out, "out")?;
+        args::no_overlap(&[Region::scalar(out, "out")], &[Region::input(key, "key")])?;
         shell.with(|inner| {
             let present = inner.map.contains_key(key)?;
             // SAFETY: checked non-null, writable (contract).
@@ -677,8 +688,14 @@ pub unsafe extern "C" fn mapcache_get_or_insert(
         args::out_buf(buf, buf_cap, "buf", "buf_cap")?;
         args::out(out_len, "out_len")?;
         args::out(out_inserted, "out_inserted")?;
-        args::disjoint(buf, buf_cap, "buf", key, "key")?;
-        args::disjoint(buf, buf_cap, "buf", value, "value")?;
+        args::no_overlap(
+            &[
+                Region::buffer(buf, buf_cap, "buf"),
+                Region::scalar(out_len, "out_len"),
+                Region::scalar(out_inserted, "out_inserted"),
+            ],
+            &[Region::input(key, "key"), Region::input(value, "value")],
+        )?;
         shell.with(|inner| {
             let present = |copied: Result<usize, usize>| {
                 // SAFETY: both checked non-null and writable (contract).
@@ -773,6 +790,14 @@ pub unsafe extern "C" fn mapcache_compare_and_swap(
         // SAFETY: as above.
         let new_value = unsafe { args::value(new_value, new_len, "new_value", "new_len") }?;
         args::out(out_swapped, "out_swapped")?;
+        args::no_overlap(
+            &[Region::scalar(out_swapped, "out_swapped")],
+            &[
+                Region::input(key, "key"),
+                Region::input(expected, "expected"),
+                Region::input(new_value, "new_value"),
+            ],
+        )?;
         shell.with(|inner| {
             let outcome = inner.map.compare_and_swap(key, expected, new_value)?;
             // SAFETY: checked non-null, writable (contract).

@@ -170,6 +170,9 @@ pub unsafe extern "C" fn mapcache_save(
         // SAFETY: NULL or readable for its stated size (contract).
         let report_size = unsafe { stated_size(report, SAVE_V1_SIZE, "mapcache_save_report") }?;
         // SAFETY: NULL or NUL-terminated (contract).
+        let path_bytes = unsafe { path_region(path) };
+        args::no_overlap(&[report_region(report, report_size)], &[path_bytes])?;
+        // SAFETY: NULL or NUL-terminated (contract).
         let outcome = unsafe { path_arg(path) }.and_then(|path| {
             handle::with_map(cache, |inner| {
                 Ok(match progress {
@@ -257,12 +260,29 @@ pub unsafe extern "C" fn mapcache_load(
 ) -> mapcache_status {
     boundary::run("mapcache_load", || {
         let out_given = args::out(out, "out");
+        // Before `*out` is first written (NULL, so that every error leaves it
+        // NULL): an `out` inside an input or the report would change it.
+        // SAFETY: NULL or readable for its stated size (contract).
+        let report_size = unsafe { stated_size(report, LOAD_V1_SIZE, "mapcache_load_report") };
+        // SAFETY: NULL or NUL-terminated; NULL or readable for its first field
+        // (contract).
+        let (path_bytes, cfg_len) = unsafe { (path_region(path), config::stated_len(cfg)) };
+        let overlap = args::no_overlap(
+            &[
+                args::Region::scalar(out, "out"),
+                report_region(report, report_size.as_ref().ok().copied().flatten()),
+            ],
+            &[
+                path_bytes,
+                args::Region::of(cfg.cast::<u8>(), cfg_len, "cfg"),
+            ],
+        );
         if out_given.is_ok() {
             // SAFETY: out is non-null and, by the contract, writable.
             unsafe { args::put(out, ptr::null_mut()) };
         }
-        // SAFETY: NULL or readable for its stated size (contract).
-        let report_size = unsafe { stated_size(report, LOAD_V1_SIZE, "mapcache_load_report") }?;
+        overlap?;
+        let report_size = report_size?;
         // A NULL `out` still gets its report written (zeros), as every failure.
         let outcome = out_given.map_err(Failed::from).and_then(|()| {
             // SAFETY: NULL or NUL-terminated (contract).
@@ -322,6 +342,9 @@ pub unsafe extern "C" fn mapcache_load_into(
         // SAFETY: NULL or readable for its stated size (contract).
         let report_size = unsafe { stated_size(report, LOAD_V1_SIZE, "mapcache_load_report") }?;
         // SAFETY: NULL or NUL-terminated (contract).
+        let path_bytes = unsafe { path_region(path) };
+        args::no_overlap(&[report_region(report, report_size)], &[path_bytes])?;
+        // SAFETY: NULL or NUL-terminated (contract).
         let outcome = unsafe { path_arg(path) }.and_then(|path| {
             handle::with_map(cache, |inner| Ok(inner.map.load_into(path)))
                 .map_err(Failed::from)
@@ -379,6 +402,30 @@ unsafe fn stated_size<T>(
     }
     // SAFETY: non-NULL and readable for its first field (contract).
     unsafe { host_struct::stated_size(report.cast(), first, name, "report") }.map(Some)
+}
+
+/// The bytes of the path argument, its NUL included, for the overlap checks
+/// (nothing when NULL).
+///
+/// # Safety
+/// `path` must be NULL or point to a NUL-terminated string.
+unsafe fn path_region(path: *const c_char) -> args::Region {
+    let len = if path.is_null() {
+        0
+    } else {
+        // SAFETY: non-NULL and NUL-terminated (contract).
+        unsafe { CStr::from_ptr(path) }.to_bytes_with_nul().len()
+    };
+    args::Region::of(path.cast::<u8>(), len, "path")
+}
+
+/// The host's report struct of `size` bytes (nothing when NULL).
+fn report_region<T>(report: *mut T, size: Option<usize>) -> args::Region {
+    args::Region::of(
+        report.cast_const().cast::<u8>(),
+        size.unwrap_or(0),
+        "report",
+    )
 }
 
 /// The path argument: a non-empty NUL-terminated byte string.

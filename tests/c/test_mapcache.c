@@ -1562,6 +1562,90 @@ static void fill_arena(void) {
 #define VALUES_IN A_BYTES(2)
 #define VALUE_LENS (&g_arena[10])
 
+/* A loader that must not run: the call fails on its arguments first. */
+static int32_t loader_never_called(void *ctx, const uint8_t *key, size_t key_len,
+                                   struct mapcache_load_result *result) {
+    (void)ctx; (void)key; (void)key_len; (void)result;
+    fprintf(stderr, "  the loader ran although the call's arguments overlap\n");
+    g_current_failed = 1;
+    return 1;
+}
+
+/* Every output, scalar out-pointers too, against every input and every other
+   output of the call (the header's rule on arguments): a scalar written into
+   the value buffer, or into another scalar, would lose a result, and
+   mapcache_new and mapcache_load write *out before reading the config. */
+static void test_scalar_out_overlap(void) {
+    mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
+    CHECK_ST(mapcache_put(c, S("k"), S("value-of-16bytes"), NULL), MAPCACHE_OK);
+    _Alignas(8) uint8_t buf[64];
+    _Alignas(8) uint8_t in[16];
+    size_t len = 99;
+    bool flag = true;
+    memcpy(in, "kv", 2);
+    CHECK_ERR(mapcache_get(c, S("k"), buf, 24, (size_t *)(buf + 8)), MAPCACHE_E_INVALID_ARG,
+              "mapcache_get: buf overlaps out_len");
+    CHECK_ERR(mapcache_get(c, in, 1, buf, 24, (size_t *)in), MAPCACHE_E_INVALID_ARG,
+              "mapcache_get: out_len overlaps key");
+    CHECK_ERR(mapcache_contains(c, in, 1, (bool *)in), MAPCACHE_E_INVALID_ARG,
+              "mapcache_contains: out overlaps key");
+    CHECK_ERR(mapcache_put(c, in, 1, in + 1, 1, (bool *)(in + 1)), MAPCACHE_E_INVALID_ARG,
+              "mapcache_put: out_replaced overlaps value");
+    CHECK_ERR(mapcache_get_or_insert(c, S("new"), in, 16, buf, 16, (size_t *)(in + 8), &flag),
+              MAPCACHE_E_INVALID_ARG, "mapcache_get_or_insert: out_len overlaps value");
+    CHECK_ERR(mapcache_get_or_insert(c, S("new"), S("v"), buf, 16, &len, (bool *)(buf + 3)),
+              MAPCACHE_E_INVALID_ARG, "mapcache_get_or_insert: buf overlaps out_inserted");
+    CHECK_ERR(mapcache_get_or_insert(c, S("new"), S("v"), buf, 16, (size_t *)(buf + 32),
+                                     (bool *)(buf + 35)),
+              MAPCACHE_E_INVALID_ARG, "mapcache_get_or_insert: out_len overlaps out_inserted");
+    bool present = true;
+    CHECK_ST(mapcache_contains(c, S("new"), &present), MAPCACHE_OK);
+    CHECK(!present); /* none of the three stored anything */
+    memcpy(in, "value-of-16bytes", 16);
+    CHECK_ERR(mapcache_compare_and_swap(c, S("k"), in, 16, S("w"), (bool *)(in + 4)),
+              MAPCACHE_E_INVALID_ARG, "mapcache_compare_and_swap: out_swapped overlaps expected");
+    CHECK_ERR(mapcache_get_or_load(c, S("absent"), loader_never_called, NULL, buf, 16,
+                                   (size_t *)(buf + 8), NULL),
+              MAPCACHE_E_INVALID_ARG, "mapcache_get_or_load: buf overlaps out_len");
+    CHECK_ERR(mapcache_get_or_load(c, S("absent"), loader_never_called, NULL, buf, 16, &len,
+                                   (int32_t *)(buf + 4)),
+              MAPCACHE_E_INVALID_ARG, "mapcache_get_or_load: buf overlaps loader_status");
+    /* The value is intact. */
+    CHECK_ST(mapcache_get(c, S("k"), buf, sizeof buf, &len), MAPCACHE_OK);
+    CHECK(len == 16 && memcmp(buf, "value-of-16bytes", 16) == 0);
+
+    mapcache_iter_t *it = NULL;
+    CHECK_ST(mapcache_iter_new(c, &it), MAPCACHE_OK);
+    _Alignas(8) uint8_t outs[32];
+    const uint8_t *v;
+    size_t vl;
+    CHECK_ERR(mapcache_iter_next(it, (const uint8_t **)outs, (size_t *)(outs + 4), &v, &vl),
+              MAPCACHE_E_INVALID_ARG, "mapcache_iter_next: key overlaps key_len");
+    /* The refused call did not advance the iterator: it still yields "k". */
+    const uint8_t *k;
+    size_t kl;
+    CHECK_ST(mapcache_iter_next(it, &k, &kl, &v, &vl), MAPCACHE_OK);
+    CHECK(kl == 1 && k[0] == 'k');
+    mapcache_iter_free(it);
+    mapcache_free(c);
+
+    /* *out inside the config it is made from. */
+    mapcache_config cfg;
+    MAPCACHE_CONFIG_INIT(&cfg);
+    mapcache_t **inside = (mapcache_t **)(void *)((uint8_t *)&cfg + sizeof(size_t));
+    CHECK_ERR(mapcache_new(&cfg, inside), MAPCACHE_E_INVALID_ARG, "mapcache_new: out overlaps cfg");
+    CHECK_ERR(mapcache_load("some.snap", &cfg, inside, NULL), MAPCACHE_E_INVALID_ARG,
+              "mapcache_load: out overlaps cfg");
+    struct mapcache_load_report report;
+    memset(&report, 0, sizeof report);
+    report.struct_size = sizeof report;
+    mapcache_t *loaded = NULL;
+    CHECK_ERR(mapcache_load("some.snap", NULL, (mapcache_t **)(void *)((uint8_t *)&report + 8),
+                            &report),
+              MAPCACHE_E_INVALID_ARG, "mapcache_load: out overlaps report");
+    (void)loaded;
+}
+
 static void test_batch_overlap(void) {
     mapcache_t *c = new_cache(MAPCACHE_MODE_CONCURRENT);
     struct {
@@ -2349,6 +2433,7 @@ int main(void) {
     RUN(test_initial_capacity_limit);
     RUN(test_batch_message_forms);
     RUN(test_batch_overlap);
+    RUN(test_scalar_out_overlap);
     RUN(test_empty_label_is_a_label);
     RUN(test_no_memory);
     RUN(test_exclusive_misuse_deterministic);
