@@ -386,6 +386,10 @@ func (c *Cache) get(op string, key *cUint8, kl int, dst []byte) ([]byte, bool, e
 	}
 	defer co.release()
 	lbl := labelPtr(c.label)
+	// What a miss or an error returns: the caller's dst as it was (AppendGet),
+	// or nil when there was none, whatever buffer was made here for a retry
+	// (a non-nil empty slice would read as a stored empty value).
+	missed := dst
 	if dst == nil {
 		// Copy into a buffer on the goroutine stack, then into an exactly
 		// sized slice: one cgo call, one allocation, none on a miss.
@@ -400,6 +404,9 @@ func (c *Cache) get(op string, key *cUint8, kl int, dst []byte) ([]byte, bool, e
 			return nil, false, nil
 		case stBufferTooSmall:
 			dst = make([]byte, 0, r.n)
+			if getRetryHook != nil {
+				getRetryHook()
+			}
 		default:
 			return nil, false, newError(op, r.st, r.msg)
 		}
@@ -411,17 +418,24 @@ func (c *Cache) get(op string, key *cUint8, kl int, dst []byte) ([]byte, bool, e
 		case stOK:
 			return dst[:len(dst)+r.n], true, nil
 		case stNotFound:
-			return dst, false, nil
+			return missed, false, nil
 		case stBufferTooSmall:
 			// The value grew between calls (or dst was short): grow and retry.
 			nd := make([]byte, len(dst), len(dst)+r.n)
 			copy(nd, dst)
 			dst = nd
+			if getRetryHook != nil {
+				getRetryHook()
+			}
 		default:
-			return dst, false, newError(op, r.st, r.msg)
+			return missed, false, newError(op, r.st, r.msg)
 		}
 	}
 }
+
+// getRetryHook, when set (tests only), runs before each of get's retries with
+// a larger buffer: where another goroutine's write can come.
+var getRetryHook func()
 
 // closedErr is returned by every method once the cache is closed.
 func closedErr(op string) error {
@@ -447,6 +461,12 @@ func (c *Cache) Set(key, value []byte) error {
 // retry means another write succeeded) but not wait-free. A present key costs
 // two library calls and a copy of the old value: use Set when you do not need
 // it.
+//
+// In Exclusive mode its first step is a read (GetOrSet of a present key only
+// reads it): a Swap that overlaps another goroutine's write, a Swap's
+// included, fails with ErrConcurrentReadWrite when that read is what collides,
+// and with ErrConcurrentWrite when its write does. Both are the misuse report;
+// nothing was written.
 func (c *Cache) Swap(key, value []byte) (previous []byte, loaded bool, err error) {
 	const op = "Swap"
 	co := c.co
@@ -616,7 +636,9 @@ func getOrInsert(co *core, lbl *cChar, op string, key, value, buf []byte) (curre
 
 // CompareAndSwap replaces the value of key with newValue if its current value
 // equals old. It returns false (and no error) if the value differs or the key
-// is absent.
+// is absent. An old or newValue longer than MaxValueLen is ErrValueTooLong
+// (an old that long could never match) and a key longer than MaxKeyLen
+// ErrKeyTooLong, as for Set.
 func (c *Cache) CompareAndSwap(key, old, newValue []byte) (swapped bool, err error) {
 	co := c.co
 	if !co.acquire() {

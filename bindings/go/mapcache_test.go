@@ -419,3 +419,44 @@ func TestLabelView(t *testing.T) {
 		t.Fatalf("Set after a view's Close = %v", err)
 	}
 }
+
+// A value over the on-stack buffer that is deleted (or replaced by an error)
+// between Get's first call and its retry is a miss: nil, not the empty slice
+// made for the retry, which would read as a stored empty value.
+func TestMissBetweenGetsFirstCallAndItsRetryIsNil(t *testing.T) {
+	c, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	key, long := []byte("k"), make([]byte, 4*stackBuf)
+	defer func() { getRetryHook = nil }()
+	getRetryHook = func() {
+		if _, err := c.Delete(key); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, call := range []struct {
+		name string
+		get  func() ([]byte, bool)
+	}{
+		{"Get", func() ([]byte, bool) { return c.Get(key) }},
+		{"Lookup", func() ([]byte, bool) { v, ok, _ := c.Lookup(key); return v, ok }},
+	} {
+		if err := c.Set(key, long); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := call.get(); ok || v != nil {
+			t.Errorf("%s of a key deleted before the retry = %#v, %v; want nil, false", call.name, v, ok)
+		}
+	}
+	// AppendGet's miss returns the caller's dst as it was.
+	if err := c.Set(key, long); err != nil {
+		t.Fatal(err)
+	}
+	dst := []byte("prefix")
+	v, ok, err := c.AppendGet(dst, key)
+	if err != nil || ok || string(v) != "prefix" {
+		t.Errorf("AppendGet = %q, %v, %v", v, ok, err)
+	}
+}
