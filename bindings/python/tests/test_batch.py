@@ -162,3 +162,24 @@ def test_a_single_key_where_keys_are_expected_is_a_type_error(single, call):
         # Nothing was read as one-character keys, nothing deleted.
         assert c[b"a"] == b"1"
         assert getattr(c, call)([single]) in ([None], 0)
+
+
+def test_a_wrong_type_in_a_batch_names_its_index_and_stores_nothing(cache):
+    with pytest.raises(TypeError) as info:
+        cache.set_many([(b"a", b"1"), (b"b", None), (b"c", b"3")])
+    assert info.value.index == 1
+    with pytest.raises(TypeError) as info:
+        cache.set_many([(b"a", b"1"), (2.5, b"2")])
+    assert info.value.index == 1
+    assert b"a" not in cache and b"c" not in cache  # converted before anything is stored
+
+    def pairs():
+        yield b"a", b"1"
+        raise RuntimeError("the iterable failed")
+
+    with pytest.raises(RuntimeError, match="the iterable failed"):
+        cache.set_many(pairs())
+    assert b"a" not in cache
+    with pytest.raises(TypeError) as info:
+        cache.get_many([b"a", 1])
+    assert info.value.index == 1

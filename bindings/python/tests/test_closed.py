@@ -121,3 +121,18 @@ def test_close_while_other_threads_hammer_never_crashes():
             t.join(120)  # each call after close() raises at once; never reached
             assert not t.is_alive(), "a thread kept calling a closed cache"
         assert outcomes == ["closed"] * 4
+
+
+def test_init_on_a_live_cache_is_refused_and_leaves_it_live():
+    c = mapcache.Cache()
+    c[b"k"] = b"v"
+    # A second __init__ would drop the live handle without freeing it.
+    with pytest.raises(TypeError, match="live cache"):
+        c.__init__(max_entries=10)
+    with pytest.raises(TypeError, match="live cache"):
+        c.__init__(shards=3)  # a bad config changes nothing either
+    assert c[b"k"] == b"v"
+    c.close()
+    c.__init__()  # a closed one may be made again
+    assert len(c) == 0
+    c.close()

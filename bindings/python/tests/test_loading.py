@@ -142,3 +142,10 @@ def test_the_installed_package_carries_its_library():
         pytest.skip("MAPCACHE_LIBRARY is set")
     package_dir = Path(mapcache.__file__).resolve().parent
     assert mapcache.library_path() == package_dir / _lib.LIBRARY_NAME
+
+
+def test_an_empty_environment_variable_is_an_import_error():
+    # Set but empty is a mistake too, not "unset": no silent fallback.
+    proc = run_python("import mapcache", {"MAPCACHE_LIBRARY": ""})
+    assert proc.returncode != 0
+    assert "LibraryNotFoundError" in proc.stderr and "set but empty" in proc.stderr

@@ -318,16 +318,29 @@ def _key_list(keys: Any, op: str) -> List[Any]:
     return list(keys)
 
 
+def _each(convert: Callable[[Any], Any], items: List[Any]) -> List[Any]:
+    """``[convert(x) for x in items]``; an error converting one (a TypeError or
+    ValueError) says which, in its ``.index``, as a batch's per-key errors do."""
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(convert(item))
+        except (TypeError, ValueError) as exc:
+            exc.index = i  # type: ignore[attr-defined]
+            raise
+    return out
+
+
 def _pack_keys(keys: List[Any]) -> Tuple[bytes, array, List[Any]]:
     """Pack (non-empty) keys back to back; return (packed, lengths, keys as normalised)."""
     try:
         packed = b"".join(keys)
     except TypeError:
-        keys = [k if k.__class__ is bytes else _key(k) for k in keys]
+        keys = _each(lambda k: k if k.__class__ is bytes else _key(k), keys)
         packed = b"".join(keys)
     lens, total = _lengths(keys)
     if total != len(packed):  # a memoryview whose items are not bytes
-        keys = [_key(k) for k in keys]
+        keys = _each(_key, keys)
         packed = b"".join(keys)
         lens, total = _lengths(keys)
     return packed, lens, keys
@@ -337,11 +350,11 @@ def _pack_values(values: List[Any]) -> Tuple[bytes, array]:
     try:
         packed = b"".join(values)
     except TypeError:
-        values = [as_bytes(v) for v in values]
+        values = _each(as_bytes, values)
         packed = b"".join(values)
     lens, total = _lengths(values)
     if total != len(packed):
-        values = [as_bytes(v) for v in values]
+        values = _each(as_bytes, values)
         packed = b"".join(values)
         lens, total = _lengths(values)
     return packed, lens
@@ -566,6 +579,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         gpu_threshold: int = 0,
         gpu_plugin: Optional[PathLike] = None,
     ) -> None:
+        if getattr(self, "_h", None) is not None:
+            # A second __init__ would drop the live handle (and every entry)
+            # without freeing it.
+            raise TypeError(
+                "Cache.__init__ called on a live cache: close() it and make a new Cache")
         self._init_closed()
         config: Dict[str, Any] = {
             "initial_capacity": initial_capacity,
@@ -1301,10 +1319,14 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     def set_many(self, items: Union[Mapping, Iterable[Tuple[KeyLike, ValueLike]]]) -> None:  # type: ignore[type-arg]
         """Store many pairs in one foreign call.
 
-        ``items`` is a mapping or an iterable of ``(key, value)`` pairs. Each
-        key is stored independently (a batch is not a transaction): if one
-        fails, the exception is that key's error (its position in ``.index``)
-        and the other keys were still stored.
+        ``items`` is a mapping or an iterable of ``(key, value)`` pairs. Every
+        key and value is converted before anything is stored: one of a type the
+        cache does not take raises ``TypeError`` with its position in
+        ``.index``, and an iterable that raises part-way passes its exception
+        on; either way nothing is stored. Then each key is stored
+        independently (a batch is not a transaction): if one fails, the
+        exception is that key's error (its position in ``.index``) and the
+        other keys were still stored.
         """
         if items.__class__ is dict:
             keys = list(items)

@@ -295,7 +295,12 @@ def candidate_paths() -> List[Path]:
 def find_library() -> Path:
     """Return the path of the library to load (see the module docstring)."""
     env = os.environ.get("MAPCACHE_LIBRARY")
-    if env:
+    if env == "":
+        raise LibraryNotFoundError(
+            "MAPCACHE_LIBRARY is set but empty: set it to the path of a libmapcache, "
+            "or unset it to use the package's own"
+        )
+    if env is not None:
         path = Path(env)
         if not path.is_file():
             raise LibraryNotFoundError(
