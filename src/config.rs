@@ -17,9 +17,11 @@ pub const MAX_SHARDS: usize = 1 << 16;
 
 /// The largest [`Config::initial_capacity`]: 2^30 entries. Sizing a map up front
 /// for more is refused with [`Error::InvalidConfig`] rather than attempted (a
-/// table for 2^30 entries already reserves about 30 GB of address space; the
-/// memory is committed as its pages are first touched, and keys land in random
-/// buckets, so it is mostly resident after a small fraction of the capacity).
+/// table for 2^30 entries already reserves about 30 GB of address space; a
+/// shard's table of 2 MiB or more is committed as its pages are first touched,
+/// and keys land in random buckets, so it is mostly resident after a small
+/// fraction of the capacity; smaller shard tables, as with many shards, are
+/// committed at creation, 17 to 35 bytes per entry of capacity).
 /// A map still grows past it by inserting.
 pub const MAX_INITIAL_CAPACITY: usize = 1 << 30;
 

@@ -86,10 +86,13 @@ pub struct mapcache_config {
     /// fields are present: it reads only the first `struct_size` bytes.
     pub struct_size: usize,
     /// Entries to size the table for up front; 0 = start small and grow; at most
-    /// `MAPCACHE_MAX_INITIAL_CAPACITY`. The table's memory is committed as its
+    /// `MAPCACHE_MAX_INITIAL_CAPACITY`. A shard's table of 2 MiB or more (more
+    /// than about 106,000 entries of capacity per shard) is committed as its
     /// pages are first touched, not at creation; keys land in random buckets,
     /// so a big presized table is mostly resident after a small fraction of its
-    /// capacity: size it to the memory you have.
+    /// capacity: size it to the memory you have. Smaller shard tables come from
+    /// the system allocator, which commits them at creation: spread over many
+    /// shards, a presized capacity costs 17 to 35 bytes per entry up front.
     pub initial_capacity: u64,
     /// Number of shards: 0 = automatic, else a power of two, at most 65536.
     pub shards: u32,
