@@ -91,7 +91,7 @@ pub struct mapcache_config {
     /// pages are first touched, not at creation; keys land in random buckets,
     /// so a big presized table is mostly resident after a small fraction of its
     /// capacity: size it to the memory you have. Smaller shard tables come from
-    /// the system allocator, which commits them at creation: spread over many
+    /// the system allocator, which may commit them at creation: spread over many
     /// shards, a presized capacity costs 17 to 35 bytes per entry up front.
     pub initial_capacity: u64,
     /// Number of shards: 0 = automatic, else a power of two, at most 65536.
