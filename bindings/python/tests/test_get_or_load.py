@@ -15,6 +15,7 @@ import pytest
 
 import mapcache
 from mapcache import _lib
+from conftest import run_python
 
 THREADS = 16
 
@@ -200,3 +201,38 @@ def test_a_load_across_caches_is_independent():
     with mapcache.Cache() as a, mapcache.Cache() as b:
         assert a.get_or_load(b"k", lambda: b"a") == b"a"
         assert b.get_or_load(b"k", lambda: b"b") == b"b"
+
+
+def test_an_interrupt_at_the_loader_callbacks_entry_reaches_the_caller():
+    # A Ctrl-C that lands as ctypes enters the loader callback, before its
+    # try: ctypes swallows it (sys.unraisablehook); the package's hook keeps
+    # it and get_or_load raises it (and save, for the progress callback),
+    # instead of a LoaderError with a meaningless status. In a fresh
+    # interpreter: pytest replaces sys.unraisablehook during each test.
+    code = (
+        "import os, tempfile, mapcache, mapcache._load as L, mapcache._snapshot as S\n"
+        "def interrupt():\n"
+        "    raise KeyboardInterrupt('at entry')\n"
+        "c = mapcache.Cache()\n"
+        "L._entry_hook = interrupt\n"
+        "try:\n"
+        "    c.get_or_load(b'k', lambda: b'v')\n"
+        "    print('returned')\n"
+        "except KeyboardInterrupt as e:\n"
+        "    print('load:', e)\n"
+        "L._entry_hook = None\n"
+        "assert c.get_or_load(b'k', lambda: b'v') == b'v'\n"
+        "S._entry_hook = interrupt\n"
+        "path = os.path.join(tempfile.mkdtemp(), 's.snap')\n"
+        "try:\n"
+        "    c.save(path, progress=lambda n: None)\n"
+        "    print('returned')\n"
+        "except KeyboardInterrupt as e:\n"
+        "    print('save:', e, os.path.exists(path))\n"
+        "S._entry_hook = None\n"
+        "assert mapcache.Cache.load(path)[b'k'] == b'v'\n"
+    )
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["load: at entry", "save: at entry True"], proc.stdout
+    assert "Exception ignored" not in proc.stderr, proc.stderr

@@ -61,7 +61,7 @@ from typing import (
     Union,
 )
 
-from . import _lib, _load, _shutdown, _snapshot
+from . import _lib, _load, _shutdown, _snapshot, _swallowed
 from ._bytes import as_bytes
 from ._in_call import call_here
 from ._errors import (
@@ -852,6 +852,15 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         inside it (on its thread) raises :class:`InvalidArgumentError` rather
         than wait for itself.
 
+        A KeyboardInterrupt (Ctrl-C) while ``loader`` runs is its exception
+        like any other. One that lands as the library calls the loader, before
+        ``loader`` starts, is raised by this call too (the callers waiting for
+        that load get a :class:`LoaderError`); that relies on the hook
+        :mod:`mapcache._swallowed` chains into ``sys.unraisablehook`` at import,
+        and a hook installed later that does not chain to it (pytest's, during a
+        test) gets such an interrupt printed as "Exception ignored" instead,
+        and this call a :class:`LoaderError`.
+
         At interpreter exit, calls still in flight on other (daemon) threads
         are waited for (at most ``mapcache._shutdown.GRACE``, 30 s) before
         finalization starts; meanwhile a loader that has not started yet
@@ -883,9 +892,15 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         buf, addr, cap, n, n_addr = _ts.single
         status = c_int32()
         status_addr = addressof(status)
+        _swallowed.take()  # nothing left over from an earlier call
         while True:
             st = _get_or_load(self._h, key, len(key), _load.run_loader, ctx, addr, cap, n_addr,
                               status_addr)
+            # An exception that escaped the loader callback before its body ran
+            # (a Ctrl-C's KeyboardInterrupt): the library saw no loader result.
+            escaped = _swallowed.take()
+            if escaped is not None:
+                raise escaped
             if st == 0:
                 return buf[: n.value]
             if st == _TOO_SMALL:  # cached, and longer than the buffer: call again
@@ -961,7 +976,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         save itself failed too, the save's error is raised, with the
         callback's exception as its ``__context__``. A KeyboardInterrupt
         during a save is raised in the callback and so likewise ends the call
-        only once the file is complete. At interpreter exit, saves with a
+        only once the file is complete (one that lands as the library calls
+        the callback, before ``progress`` starts, too: see
+        :meth:`get_or_load` on ``sys.unraisablehook``). At interpreter exit, saves with a
         ``progress`` still in flight on other (daemon) threads are waited for
         (their further progress calls skipped) before finalization starts;
         a new one from another thread blocks for good (see
@@ -993,13 +1010,14 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         report.struct_size = sizeof(report)
         with _snapshot.Progress(progress, h.value or 0) as p:
             st = _save(h, raw, p.fn, p.ctx, byref(report))
+            raised = p.raised
             if st:
                 err = self._snapshot_error(st, path, report)
-                if p.raised is not None:
-                    err.__context__ = p.raised
+                if raised is not None:
+                    err.__context__ = raised
                 raise err
-            if p.raised is not None:
-                raise p.raised
+            if raised is not None:
+                raise raised
         return SaveReport._of(report)
 
     @classmethod

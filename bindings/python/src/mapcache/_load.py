@@ -24,7 +24,7 @@ import itertools
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import _lib, _shutdown
+from . import _lib, _shutdown, _swallowed
 from ._bytes import as_bytes
 from ._errors import error_for_status
 from ._in_call import InCall
@@ -109,8 +109,16 @@ def unregister(ctx: int) -> None:
     _calls.pop(ctx, None)
 
 
+#: Tests only: called at the loader callback's entry, before its ``try``, where
+#: an asynchronous exception (a Ctrl-C's KeyboardInterrupt) can escape it.
+_entry_hook: Optional[Callable[[], None]] = None
+
+
+@_swallowed.watch
 def _run(ctx: Optional[int], key: Optional[int], key_len: int, result: Optional[int]) -> int:
     """The ``mapcache_loader_fn`` (called by the library, with the GIL taken by ctypes)."""
+    if _entry_hook is not None:
+        _entry_hook()
     call = _calls.get(ctx or 0)
     if call is None:  # cannot happen: the call registered it (see register)
         return UNRECORDED

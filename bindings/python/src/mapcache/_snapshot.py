@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Union
 
-from . import _lib, _shutdown
+from . import _lib, _shutdown, _swallowed
 from ._in_call import InCall
 from ._errors import (
     CorruptSnapshotError,
@@ -118,8 +118,16 @@ _calls: Dict[int, Any] = {}
 _ids = itertools.count(1)
 
 
+#: Tests only: called at the progress callback's entry, before its ``try``
+#: (see ``_load._entry_hook``).
+_entry_hook: Optional[Callable[[], None]] = None
+
+
+@_swallowed.watch
 def _run(ctx: Optional[int], bytes_written: int) -> None:
     """The ``mapcache_progress_fn`` (called by the library, with the GIL taken by ctypes)."""
+    if _entry_hook is not None:
+        _entry_hook()
     call = _calls.get(ctx or 0)
     if call is None or call[1]:  # none registered (cannot happen), or it raised already
         return
@@ -160,9 +168,16 @@ class Progress:
 
     @property
     def raised(self) -> Optional[BaseException]:
+        """What the progress callable raised, or what escaped the callback
+        before its body ran (a Ctrl-C's KeyboardInterrupt: see
+        :mod:`mapcache._swallowed`); read once the save has returned."""
+        escaped = _swallowed.take()
+        if escaped is not None and not self._raised:
+            self._raised.append(escaped)
         return self._raised[0] if self._raised else None
 
     def __enter__(self) -> "Progress":
+        _swallowed.take()  # nothing left over from an earlier call
         if self.ctx:
             _shutdown.enter()  # a progress call must not run once the interpreter is finalizing
         self._in_call.__enter__()
