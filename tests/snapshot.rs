@@ -430,14 +430,20 @@ fn a_save_that_cannot_create_its_file_fails_and_leaves_the_target_intact() {
 #[test]
 fn a_save_whose_rename_fails_leaves_the_target_and_no_temporary_file() {
     let dir = TempDir::new("snap", "rename");
-    // The target is a non-empty directory: everything but the rename works.
+    // The target becomes a non-empty directory while the save writes (after
+    // its check of the target, which refuses a directory): everything but the
+    // rename works.
     let target = dir.path("cache.snap");
-    std::fs::create_dir(&target).unwrap();
-    std::fs::write(target.join("keep"), b"kept").unwrap();
     let map = Map::new(Config::default()).unwrap();
     map.insert(b"k", b"v").unwrap();
-    let Err(error @ Error::Io { op: "rename", .. }) = map.save(&target) else {
-        panic!("the rename over a directory succeeded");
+    let result = map.save_with_progress(&target, |_| {
+        if !target.exists() {
+            std::fs::create_dir(&target).unwrap();
+            std::fs::write(target.join("keep"), b"kept").unwrap();
+        }
+    });
+    let Err(error @ Error::Io { op: "rename", .. }) = result else {
+        panic!("the rename over a directory succeeded: {result:?}");
     };
     assert!(error.to_string().contains("rename"), "{error}");
     assert_eq!(std::fs::read(target.join("keep")).unwrap(), b"kept");
@@ -575,4 +581,98 @@ fn a_directory_is_refused_as_such() {
             ("open", std::io::ErrorKind::IsADirectory, Some(libc::EISDIR))
         );
     }
+}
+
+/// A save replaces a regular file only: a FIFO, a socket or a directory at the
+/// path is refused before anything is written and left as it was (a save to
+/// `/dev/full` as root replaced the device node with a snapshot, since the
+/// rename replaces whatever the path names). A symbolic link is followed: the
+/// file it leads to gets the snapshot and the link stays a link; one that
+/// leads nowhere is refused.
+#[test]
+fn a_save_replaces_only_a_regular_file_and_saves_through_a_link() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = TempDir::new("snap", "save-target");
+    let map = Map::new(Config::default()).unwrap();
+    map.insert(b"k", b"v").unwrap();
+    let refused = |path: &std::path::Path, what: &str| match map.save(path) {
+        Err(Error::Io { op, message, .. }) => {
+            assert_eq!(op, "stat", "{message}");
+            assert!(message.contains(what), "{message}");
+        }
+        other => panic!("{}: {:?}", path.display(), other),
+    };
+    let fifo = dir.path("fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path; mkfifo changes no memory of ours.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    refused(
+        &fifo,
+        "not a regular file (a FIFO): a save would replace it",
+    );
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let socket_path = dir.path("socket");
+    let _socket = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
+    refused(&socket_path, "(a socket)");
+    assert!(std::fs::symlink_metadata(&socket_path)
+        .unwrap()
+        .file_type()
+        .is_socket());
+    let subdir = dir.path("subdir");
+    std::fs::create_dir(&subdir).unwrap();
+    refused(&subdir, "(a directory)");
+    assert!(matches!(
+        map.save(&subdir),
+        Err(Error::Io {
+            errno: Some(libc::EISDIR),
+            ..
+        })
+    ));
+    // Through a link: the file it names gets the snapshot.
+    let real = dir.path("real.snap");
+    std::fs::write(&real, b"old").unwrap();
+    let link = dir.path("link.snap");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    map.save(&link).unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        Map::load(&real, Config::default())
+            .unwrap()
+            .get(b"k")
+            .unwrap()
+            .as_deref(),
+        Some(&b"v"[..])
+    );
+    // A link to a FIFO is refused like the FIFO; a link to nothing too.
+    let to_fifo = dir.path("to-fifo");
+    std::os::unix::fs::symlink(&fifo, &to_fifo).unwrap();
+    refused(&to_fifo, "(a FIFO)");
+    let dangling = dir.path("dangling");
+    std::os::unix::fs::symlink(dir.path("nothing"), &dangling).unwrap();
+    refused(&dangling, "leads to no file");
+    // No temporary file was left anywhere.
+    let mut names: Vec<String> = dir
+        .names()
+        .into_iter()
+        .map(|n| n.into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "dangling",
+            "fifo",
+            "link.snap",
+            "real.snap",
+            "socket",
+            "subdir",
+            "to-fifo"
+        ]
+    );
 }

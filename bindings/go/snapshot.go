@@ -51,7 +51,11 @@ func (c *Cache) Save(path string) error {
 // moment leaves either the previous file or the complete new one at path, and
 // a save that fails leaves the previous file as it was and removes its
 // temporary file. path is handed to the OS as
-// it is (relative to the working directory, or absolute).
+// it is (relative to the working directory, or absolute). Only a regular
+// file is replaced: a path that names a directory, a device, a FIFO or a
+// socket is an ErrIO error before anything is written, and a symbolic link
+// is followed (the file it leads to is replaced; one that leads to no file
+// is refused).
 //
 // Consistency. Other goroutines keep reading and writing while a save runs:
 // each shard of the cache is locked only while its entries' pointers are

@@ -120,7 +120,11 @@ const _: () = assert!(LOAD_V1_SIZE == 72);
 /// fsynced and renamed over `path`, and the directory is fsynced. A crash at
 /// any moment leaves either the previous file or the complete new one; a save
 /// that fails leaves the previous file as it was and removes its temporary
-/// file.
+/// file. Only a regular file is replaced: a `path` that names a directory, a
+/// device, a FIFO or a socket is refused before anything is written (the
+/// rename would replace it), and a symbolic link is followed (the file it
+/// leads to is replaced, in that file's directory; a link that leads to no
+/// file is refused).
 ///
 /// Other threads keep reading and writing during a save: each shard's lock is
 /// held only while its slot pointers are copied, never for file I/O. Each
@@ -146,10 +150,13 @@ const _: () = assert!(LOAD_V1_SIZE == 72);
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` or `path` NULL, `path` empty or naming
 ///   no file (`/`, or ending in `/`, `/.` or `/..`), or `report->struct_size` out of range (see
 ///   `mapcache_stats_get`; nothing was saved).
-/// - `MAPCACHE_E_IO`: a file operation failed (creating the temporary file,
-///   writing, fsync, rename, fsync of the directory; e.g. a read-only or full
-///   directory). The message names the step, the path and the OS error;
-///   `report->os_errno` holds its errno. The previous file at `path` is intact.
+/// - `MAPCACHE_E_IO`: a file operation failed (examining the target, "stat";
+///   creating the temporary file, writing, fsync, rename, fsync of the
+///   directory; e.g. a read-only or full directory), or `path` names something
+///   a save must not replace (step "stat", no errno: a directory, a device, a
+///   FIFO, a socket, a link that leads to no file). The message names the
+///   step, the path and the OS error; `report->os_errno` holds its errno. The
+///   previous file at `path` is intact.
 /// - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode), `MAPCACHE_E_NO_MEMORY`,
 ///   `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`. The previous file is
 ///   intact.

@@ -61,7 +61,11 @@ impl Map {
     /// which is fsynced and renamed over `path`, and the directory is fsynced.
     /// A crash at any moment leaves either the previous file or the complete
     /// new one; a save that fails (with [`crate::Error::Io`]) leaves the
-    /// previous file as it was and removes its temporary file.
+    /// previous file as it was and removes its temporary file. Only a regular
+    /// file is replaced: a `path` that names a directory, a device, a FIFO or a
+    /// socket is refused before anything is written ([`crate::Error::Io`] at
+    /// the step "stat"), and a symbolic link is followed (the file it leads to
+    /// is replaced; a link that leads to no file is refused).
     ///
     /// Writers keep working during a save: each shard's write flag is held only
     /// while its slot pointers are copied, never for file I/O. Every key's

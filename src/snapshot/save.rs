@@ -209,6 +209,80 @@ fn copy_slots(shard: &Shard, guard: &crossbeam_epoch::Guard, out: &mut Vec<*cons
     });
 }
 
+/// Where a save to `path` puts its file: `path` itself when nothing is there
+/// or a regular file is, and for a symbolic link the file it leads to (a rename
+/// over the link would put the snapshot in the link's place and leave the
+/// file it named as it was). Refused before anything is written, with
+/// [`Error::Io`] at the step "stat" (`EISDIR` for a directory, no errno
+/// otherwise): a path that names anything else, since
+/// the rename would replace it (a directory; a device, FIFO or socket: saving
+/// to `/dev/full` as root replaced the device node with a snapshot), and a
+/// link that leads nowhere.
+fn target(path: &Path) -> Result<std::borrow::Cow<'_, Path>> {
+    let refuse = |path: &Path, what: String| Error::Io {
+        op: "stat",
+        path: path.to_path_buf(),
+        kind: std::io::ErrorKind::InvalidInput,
+        errno: None,
+        message: what,
+    };
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(std::borrow::Cow::Borrowed(path))
+        }
+        Err(e) => return Err(Error::io("stat", path, &e)),
+    };
+    let (path, file_type) = if metadata.file_type().is_symlink() {
+        let real = std::fs::canonicalize(path).map_err(|e| {
+            refuse(
+                path,
+                format!("a symbolic link that leads to no file ({e}): nothing to replace"),
+            )
+        })?;
+        let file_type = std::fs::metadata(&real)
+            .map_err(|e| Error::io("stat", &real, &e))?
+            .file_type();
+        (std::borrow::Cow::Owned(real), file_type)
+    } else {
+        (std::borrow::Cow::Borrowed(path), metadata.file_type())
+    };
+    if file_type.is_file() {
+        return Ok(path);
+    }
+    if file_type.is_dir() {
+        // What the rename would have failed with.
+        return Err(Error::Io {
+            op: "stat",
+            path: path.to_path_buf(),
+            kind: std::io::Error::from_raw_os_error(libc::EISDIR).kind(),
+            errno: Some(libc::EISDIR),
+            message: "not a regular file (a directory): a save would replace it".into(),
+        });
+    }
+    let what = kind_of(&file_type);
+    Err(refuse(
+        &path,
+        format!("not a regular file ({what}): a save would replace it"),
+    ))
+}
+
+/// What a file that is neither a regular file, a directory nor a link is.
+fn kind_of(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
 /// Saves `map` to `path` (see the module docs), closing blocks at
 /// `block_target` payload bytes ([`BLOCK_TARGET`] but in tests of small files
 /// with many blocks).
@@ -224,6 +298,7 @@ pub(crate) fn save(
             path.display()
         )));
     }
+    let path = &*target(path)?;
     let dir = directory_of(path);
     let snapshot_id = crate::hash::random_seed();
     let temp_path = dir.join(temp_name(

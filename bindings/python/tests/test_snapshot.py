@@ -755,3 +755,23 @@ def test_the_largest_value(tmp_path):
         c.save(path)
     with Cache.load(path) as warm:
         assert warm["max"] == value
+
+
+def test_save_replaces_only_a_regular_file(tmp_path):
+    c = Cache()
+    c[b"k"] = b"v"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(SnapshotIOError) as info:
+        c.save(fifo)
+    assert "not a regular file (a FIFO): a save would replace it" in info.value.message
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    with pytest.raises(IsADirectoryError):
+        c.save(tmp_path)
+    real = tmp_path / "real.snap"
+    link = tmp_path / "link.snap"
+    link.symlink_to(real.name)
+    real.write_bytes(b"old")
+    c.save(link)  # through the link: the file it leads to is replaced
+    assert link.is_symlink() and Cache.load(real)[b"k"] == b"v"
+    c.close()

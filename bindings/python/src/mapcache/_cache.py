@@ -952,7 +952,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         a temporary file in the same directory, which is fsynced and renamed
         over ``path``, and the directory is fsynced; a crash at any moment
         leaves either the previous file or the complete new one, and a save
-        that fails leaves the previous file as it was.
+        that fails leaves the previous file as it was. Only a regular file is
+        replaced: a ``path`` that names a directory, a device, a FIFO or a
+        socket raises :class:`SnapshotIOError` before anything is written, and
+        a symbolic link is followed (the file it leads to is replaced; one that
+        leads to no file is refused).
 
         Consistency: other threads keep reading and writing during a save
         (each shard is locked only while its entries' pointers are copied,
