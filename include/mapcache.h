@@ -57,6 +57,13 @@
  * arrays only when they return MAPCACHE_OK; on an error status the arrays are left
  * as they were. mapcache_config_init writes nothing when it fails.
  *
+ * fork(). A child process may use a cache it inherited only if no other thread of
+ * the parent was inside a call on it at the fork (the child has only the forking
+ * thread; a lock or write flag another thread held stays held in the child, whose
+ * next write or load on that shard waits for ever, and in exclusive mode is
+ * reported as a collision). Fork before other threads use the cache, or make new
+ * caches in the child.
+ *
  * Ownership. The library never keeps a pointer the host passed after the call
  * returns, and never frees host memory. The host owns every mapcache_t and
  * mapcache_iter_t it creates and releases them with mapcache_free and

@@ -550,6 +550,13 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
     Keys are ``bytes``-like or ``str`` (UTF-8 encoded; keys always come back
     as ``bytes``); values are ``bytes``-like and come back as ``bytes``.
+
+    ``os.fork()``: a child may use a cache it inherited only if no other
+    thread was inside a call on it at the fork. The child has only the forking
+    thread, and a shard lock another thread held stays held in it: the child's
+    next write or load on that shard waits for ever (in ``mode="exclusive"``
+    it raises :class:`ConcurrentWriteError`). Fork before other threads use
+    the cache, or make new caches in the child.
     Every call releases the GIL while it runs in the library, except a single
     get (``cache[key]``, ``get()``), which keeps it (it never blocks; see
     :mod:`mapcache._lib`). A closed cache raises :class:`CacheClosedError` on
