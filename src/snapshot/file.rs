@@ -208,30 +208,37 @@ fn clear_nonblocking(_file: &File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What a file that is neither a regular file, a directory nor a symbolic link
+/// is ("a FIFO", "a character device", ...), for the messages that refuse it;
+/// `None` for a kind without a name here.
+pub(crate) fn kind_of(file_type: &std::fs::FileType) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            Some("a FIFO")
+        } else if file_type.is_char_device() {
+            Some("a character device")
+        } else if file_type.is_block_device() {
+            Some("a block device")
+        } else if file_type.is_socket() {
+            Some("a socket")
+        } else {
+            None
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file_type;
+        None
+    }
+}
+
 /// The refusal of `path`, which is of type `file_type` and neither a regular
 /// file nor a directory: [`Error::Io`] at "open", with no errno (the OS
 /// reported no error; the load refused).
 fn refuse(path: &Path, file_type: &std::fs::FileType) -> Error {
-    #[cfg(unix)]
-    let what = {
-        use std::os::unix::fs::FileTypeExt;
-        if file_type.is_fifo() {
-            " (a FIFO)"
-        } else if file_type.is_char_device() {
-            " (a character device)"
-        } else if file_type.is_block_device() {
-            " (a block device)"
-        } else if file_type.is_socket() {
-            " (a socket)"
-        } else {
-            ""
-        }
-    };
-    #[cfg(not(unix))]
-    let what = {
-        let _ = file_type;
-        ""
-    };
+    let what = kind_of(file_type).map_or(String::new(), |kind| format!(" ({kind})"));
     Error::Io {
         op: "open",
         path: path.to_path_buf(),

@@ -260,27 +260,11 @@ fn target(path: &Path) -> Result<std::borrow::Cow<'_, Path>> {
             message: "not a regular file (a directory): a save would replace it".into(),
         });
     }
-    let what = kind_of(&file_type);
+    let what = super::file::kind_of(&file_type).unwrap_or("not a file");
     Err(refuse(
         &path,
         format!("not a regular file ({what}): a save would replace it"),
     ))
-}
-
-/// What a file that is neither a regular file, a directory nor a link is.
-fn kind_of(file_type: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if file_type.is_fifo() {
-        "a FIFO"
-    } else if file_type.is_char_device() {
-        "a character device"
-    } else if file_type.is_block_device() {
-        "a block device"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else {
-        "not a file"
-    }
 }
 
 /// Saves `map` to `path` (see the module docs), closing blocks at
