@@ -340,7 +340,8 @@ typedef struct mapcache_config {
      * metadata); 0 = no bound. The cache never holds more than this plus one
      * entry per shard; an entry larger than a shard's share is refused with
      * `MAPCACHE_E_TOO_LARGE`. A share smaller than the smallest entry's charge
-     * (an empty key and value) is `MAPCACHE_E_INVALID_CONFIG`.
+     * (an empty key and value as `mapcache_put` writes it: with a non-zero
+     * `default_ttl_ms`, its deadline included) is `MAPCACHE_E_INVALID_CONFIG`.
      */
     uint64_t max_bytes;
     /**
@@ -895,8 +896,8 @@ mapcache_status mapcache_config_init(struct mapcache_config *cfg,
  *   `reserved` or `reserved2` not 0, `shards` not 0 or a power of two at most
  *   65536, `initial_capacity` too large, an explicit `shards` larger than a
  *   non-zero `max_entries`, a non-zero `max_bytes` whose share per shard is
- *   less than the charge of the smallest entry (an empty key and value; the
- *   message gives both numbers), `gpu_plugin_path` empty or longer than
+ *   less than the charge of the smallest entry (an empty key and value as
+ *   `mapcache_put` writes it; the message gives both numbers), `gpu_plugin_path` empty or longer than
  *   `MAPCACHE_MAX_PLUGIN_PATH`); the message names the field.
  * - `MAPCACHE_E_GPU`: `gpu_mode` is `MAPCACHE_GPU_FORCE` and the GPU engine
  *   cannot be loaded (the message says why: no driver, no device, no plugin).
@@ -1320,8 +1321,8 @@ mapcache_status mapcache_put_ttl(mapcache_t *cache,
  * are reclaimed, see `mapcache_put_ttl`). Only for a cache made with
  * `cfg.clock = MAPCACHE_CLOCK_MANUAL`; each such cache has a clock of its own,
  * which starts at 0. The clock never moves backwards, and saturates at its end,
- * 9,223,372,036,854 ms (2^63 - 1 ns, about 292 years): a move past the end
- * (`UINT64_MAX`, say) moves it to the end. A TTL entry written at any reading,
+ * 2^63 - 1 ns (9,223,372,036,854.775807 ms, about 292 years): a move past the
+ * end (`UINT64_MAX`, say) moves it to the end. A TTL entry written at any reading,
  * the end included, lives its TTL or until the end.
  *
  * Thread-safety: any thread, concurrently with any call on `cache` but
@@ -1535,8 +1536,8 @@ mapcache_status mapcache_stats_get(mapcache_t *cache,
  * - `MAPCACHE_E_IO`: a file operation failed (examining the target, "stat";
  *   creating the temporary file, writing, fsync, rename, fsync of the
  *   directory; e.g. a read-only or full directory), or `path` names something
- *   a save must not replace (step "stat", no errno: a directory, a device, a
- *   FIFO, a socket, a link that leads to no file). The message names the
+ *   a save must not replace (step "stat": a directory, with `EISDIR`; a
+ *   device, a FIFO, a socket or a link that leads to no file, with no errno). The message names the
  *   step, the path and the OS error; `report->os_errno` holds its errno. The
  *   previous file at `path` is intact.
  * - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode), `MAPCACHE_E_NO_MEMORY`,

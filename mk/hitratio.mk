@@ -2,7 +2,9 @@
 # of ../shared/traces and the synthetic Zipf workloads through mapcache::Map,
 # beside an exact LRU and the anchors of the traces README, and regenerates
 # docs/hitratio.md and docs/hitratio/*.svg. A workspace member of its own
-# (tools/hitratio), so that its plotting dependency is compiled only here.
+# (tools/hitratio), so that its plotting dependency stays out of the library,
+# the demo and the other suites (it is compiled for this target and for
+# test-hitratio-unit).
 # Not part of `make test`; the harness's own tests: `make test-hitratio`, of which
 # the unit tests (the trace reader, where a hostile trace meets the harness, and
 # the report) are part of `make test` as `test-hitratio-unit`: every test but

@@ -167,8 +167,9 @@ impl Config {
         }
         if self.max_bytes > 0 {
             let share = self.max_bytes / shards;
-            let smallest =
-                crate::cache::bounds::charge(crate::table::entry::smallest_bounded_block());
+            let smallest = crate::cache::bounds::charge(
+                crate::table::entry::smallest_bounded_block(!self.default_ttl.is_zero()),
+            );
             if share < smallest {
                 return Err(Error::InvalidConfig(format!(
                     "max_bytes = {} gives each of the {shards} shards {share} bytes, less than \

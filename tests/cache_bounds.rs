@@ -374,10 +374,21 @@ fn a_byte_bound_too_small_for_any_entry_in_a_shard_is_refused() {
 /// is charged, so bounds of 82 to 89 bytes were accepted and every put refused.)
 #[test]
 fn the_smallest_byte_bound_accepted_holds_the_smallest_entry() {
+    // With a default TTL every plain write carries a deadline too.
+    for default_ttl in [
+        std::time::Duration::ZERO,
+        std::time::Duration::from_secs(60),
+    ] {
+        smallest_byte_bound_holds_the_smallest_entry(default_ttl);
+    }
+}
+
+fn smallest_byte_bound_holds_the_smallest_entry(default_ttl: std::time::Duration) {
     let new = |max_bytes, shards| {
         Map::new(Config {
             max_bytes,
             shards,
+            default_ttl,
             ..Config::default()
         })
     };

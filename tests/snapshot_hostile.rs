@@ -626,15 +626,17 @@ fn handmade(records: &[(&[u8], &[u8], u64)]) -> Vec<u8> {
     file
 }
 
-/// A payload of 4 GiB or more is refused at its `payload_len` field, in the walk
-/// of the block headers (step 7), before any of it is mapped in or copied: the
-/// file here is sparse, 4 GiB long and a few bytes on disk, and a reader that
-/// checked the bound only once it had the payload held 8 GiB to refuse it.
+/// A payload larger than any block the writer makes (one record of the largest
+/// key and value) is refused at its `payload_len` field, in the walk of the
+/// block headers (step 7), before any of it is read in or copied: the file
+/// here is sparse, gigabytes long and a few bytes on disk, and a reader that
+/// checked a 4 GiB bound only once it had the payload held 8 GiB to refuse it.
 #[test]
-fn a_payload_of_4_gib_or_more_is_refused_before_it_is_read() {
+fn a_payload_larger_than_any_block_the_writer_makes_is_refused_before_it_is_read() {
     let dir = TempDir::new("hostile", "4gib");
     let path = dir.path("sparse.snap");
-    for payload_len in [1u64 << 32, u64::from(u32::MAX) + 2] {
+    let largest = 16 + 65_535 + (1u64 << 30);
+    for payload_len in [largest + 1, u64::from(u32::MAX), 1u64 << 32] {
         let mut file = handmade(&[(b"a", b"1", 0)]);
         let file_len = 176 + payload_len;
         file[48..56].copy_from_slice(&file_len.to_le_bytes());
@@ -659,7 +661,10 @@ fn a_payload_of_4_gib_or_more_is_refused_before_it_is_read() {
             match result {
                 Err(Error::Corrupt { offset, what }) => {
                     assert_eq!(offset, 152, "{payload_len}: {what}");
-                    assert!(what.contains("4 GiB or more"), "{what}");
+                    assert!(
+                        what.contains("larger than any block mapcache writes"),
+                        "{what}"
+                    );
                 }
                 other => panic!("{payload_len}: expected Corrupt, got {other:?}"),
             }

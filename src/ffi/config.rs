@@ -116,7 +116,8 @@ pub struct mapcache_config {
     /// metadata); 0 = no bound. The cache never holds more than this plus one
     /// entry per shard; an entry larger than a shard's share is refused with
     /// `MAPCACHE_E_TOO_LARGE`. A share smaller than the smallest entry's charge
-    /// (an empty key and value) is `MAPCACHE_E_INVALID_CONFIG`.
+    /// (an empty key and value as `mapcache_put` writes it: with a non-zero
+    /// `default_ttl_ms`, its deadline included) is `MAPCACHE_E_INVALID_CONFIG`.
     pub max_bytes: u64,
     /// ABI 3. Time-to-live, in milliseconds, of entries written without one of
     /// their own (every write but `mapcache_put_ttl` and the loads); 0 = they

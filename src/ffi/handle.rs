@@ -184,8 +184,8 @@ pub fn with_map_of<R>(cache: *const mapcache_t, f: impl FnOnce(&Map) -> R) -> Op
 ///   `reserved` or `reserved2` not 0, `shards` not 0 or a power of two at most
 ///   65536, `initial_capacity` too large, an explicit `shards` larger than a
 ///   non-zero `max_entries`, a non-zero `max_bytes` whose share per shard is
-///   less than the charge of the smallest entry (an empty key and value; the
-///   message gives both numbers), `gpu_plugin_path` empty or longer than
+///   less than the charge of the smallest entry (an empty key and value as
+///   `mapcache_put` writes it; the message gives both numbers), `gpu_plugin_path` empty or longer than
 ///   `MAPCACHE_MAX_PLUGIN_PATH`); the message names the field.
 /// - `MAPCACHE_E_GPU`: `gpu_mode` is `MAPCACHE_GPU_FORCE` and the GPU engine
 ///   cannot be loaded (the message says why: no driver, no device, no plugin).

@@ -153,8 +153,8 @@ const _: () = assert!(LOAD_V1_SIZE == 72);
 /// - `MAPCACHE_E_IO`: a file operation failed (examining the target, "stat";
 ///   creating the temporary file, writing, fsync, rename, fsync of the
 ///   directory; e.g. a read-only or full directory), or `path` names something
-///   a save must not replace (step "stat", no errno: a directory, a device, a
-///   FIFO, a socket, a link that leads to no file). The message names the
+///   a save must not replace (step "stat": a directory, with `EISDIR`; a
+///   device, a FIFO, a socket or a link that leads to no file, with no errno). The message names the
 ///   step, the path and the OS error; `report->os_errno` holds its errno. The
 ///   previous file at `path` is intact.
 /// - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode), `MAPCACHE_E_NO_MEMORY`,

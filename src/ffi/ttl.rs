@@ -72,8 +72,8 @@ pub unsafe extern "C" fn mapcache_put_ttl(
 /// are reclaimed, see `mapcache_put_ttl`). Only for a cache made with
 /// `cfg.clock = MAPCACHE_CLOCK_MANUAL`; each such cache has a clock of its own,
 /// which starts at 0. The clock never moves backwards, and saturates at its end,
-/// 9,223,372,036,854 ms (2^63 - 1 ns, about 292 years): a move past the end
-/// (`UINT64_MAX`, say) moves it to the end. A TTL entry written at any reading,
+/// 2^63 - 1 ns (9,223,372,036,854.775807 ms, about 292 years): a move past the
+/// end (`UINT64_MAX`, say) moves it to the end. A TTL entry written at any reading,
 /// the end included, lives its TTL or until the end.
 ///
 /// Thread-safety: any thread, concurrently with any call on `cache` but

@@ -426,9 +426,9 @@ impl BlockHeader {
             return Err(Error::corrupt(
                 field(block_at::PAYLOAD_LEN),
                 format!(
-                    "block {index}'s payload of {} bytes is 4 GiB or more (mapcache reads \
-                     payloads of at most {MAX_PAYLOAD_LEN} bytes; its writer never makes a \
-                     larger one)",
+                    "block {index}'s payload of {} bytes is larger than any block mapcache \
+                     writes (at most {MAX_PAYLOAD_LEN} bytes: one record of the largest key \
+                     and value)",
                     block.payload_len
                 ),
             ));
@@ -446,10 +446,14 @@ impl BlockHeader {
     }
 }
 
-/// The longest payload mapcache reads, `2^32 - 1` bytes: a record's offset in
-/// its payload is a `u32`. Its writer's blocks are at most one maximal record
-/// (16 + 65,535 + 2^30 bytes) past [`BLOCK_TARGET`], far below.
-pub(crate) const MAX_PAYLOAD_LEN: u64 = u32::MAX as u64;
+/// The longest payload mapcache reads: the longest its writer makes, one record
+/// of the largest key and value (16 + 65,535 + 2^30 bytes, in a block of its
+/// own; the writer closes a block of smaller records before it passes
+/// [`BLOCK_TARGET`]). A payload is read in and copied before its checksum is
+/// checked, so this bounds what one hostile block header can make a load
+/// read and hold (it was 4 GiB, where a record's `u32` offset ends).
+pub(crate) const MAX_PAYLOAD_LEN: u64 = (RECORD_HEADER_LEN + MAX_KEY_LEN + MAX_VALUE_LEN) as u64;
+const _: () = assert!(MAX_PAYLOAD_LEN >= BLOCK_TARGET as u64 && MAX_PAYLOAD_LEN <= u32::MAX as u64);
 
 /// A record's fixed part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -513,7 +517,7 @@ pub(crate) fn parse_block(
         return Err(Error::corrupt(
             offset,
             format!(
-                "block {}'s payload of {} bytes is 4 GiB or more",
+                "block {}'s payload of {} bytes is larger than any block mapcache writes",
                 block.index,
                 payload.len()
             ),

@@ -127,17 +127,19 @@ fn rounded(size: usize) -> usize {
     }
 }
 
-/// The smallest block an entry of a bounded cache occupies: an empty key and
-/// value, no deadline, and the policy node index every entry of a bounded cache
-/// carries ([`Trailer::node`]), slab rounding included. What `max_bytes` must
-/// give each shard at least (`Config::validate`): a bound checked against a
-/// smaller block (the header alone) was accepted and then refused every put.
-pub(crate) fn smallest_bounded_block() -> usize {
+/// The smallest block a plain write makes in a bounded cache: an empty key and
+/// value, the policy node index every entry of a bounded cache carries
+/// ([`Trailer::node`]), and a deadline when the cache has a default TTL
+/// (`with_deadline`), slab rounding included. What `max_bytes` must give each
+/// shard at least (`Config::validate`): a bound checked against a smaller block
+/// (the header alone, or without the default TTL's deadline) was accepted and
+/// then refused every put.
+pub(crate) fn smallest_bounded_block(with_deadline: bool) -> usize {
     footprint_for(
         0,
         0,
         Trailer {
-            deadline: None,
+            deadline: with_deadline.then_some(0),
             node: true,
         },
     )

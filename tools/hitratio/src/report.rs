@@ -315,11 +315,14 @@ pub fn overall(results: &[WorkloadResult]) -> Vec<String> {
             )
         });
     }
-    if results.iter().all(|r| r.anchor("otter").is_none()) {
+    if results.iter().all(|r| r.anchors.is_empty()) {
         lines.push(
             "No workload has published anchors: the exact LRU above is the only comparison."
                 .to_string(),
         );
+        return lines;
+    }
+    if results.iter().all(|r| r.anchor("otter").is_none()) {
         return lines;
     }
     let below_otter: Vec<&str> = results
@@ -490,6 +493,13 @@ mod tests {
         assert_eq!(
             overall(&[r]),
             ["No workload has published anchors: the exact LRU above is the only comparison."]
+        );
+        // Anchors without otter: the shortfall lines, and nothing about otter.
+        let verdict = overall(&[result(vec![row("s3-fifo", &[19.0, 39.5])])]).join("\n");
+        assert!(verdict.contains("against the best anchor"), "{verdict}");
+        assert!(
+            !verdict.contains("otter") && !verdict.contains("No workload"),
+            "{verdict}"
         );
     }
 }

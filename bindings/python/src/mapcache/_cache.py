@@ -861,8 +861,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
         A KeyboardInterrupt (Ctrl-C) while ``loader`` runs is its exception
         like any other. One that lands as the library calls the loader, before
-        ``loader`` starts, is raised by this call too (the callers waiting for
-        that load get a :class:`LoaderError`); that relies on the hook
+        ``loader`` starts, is raised by this call too; the callers waiting for
+        that load get a :class:`LoaderError` naming whatever status the
+        platform left in the callback's result slot (ctypes writes none), or,
+        should that be 0, the empty value, which is then cached. That relies
+        on the hook
         :mod:`mapcache._swallowed` chains into ``sys.unraisablehook`` at import,
         and a hook installed later that does not chain to it (pytest's, during a
         test) gets such an interrupt printed as "Exception ignored" instead,
@@ -931,7 +934,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
         Only for a cache made with ``manual_clock=True`` (otherwise
         :class:`InvalidArgumentError`); negative or NaN raises ValueError. The
-        clock stops at its end, 9,223,372,036.854 s (about 292 years): a move
+        clock stops at its end, 2**63 - 1 ns (about 292 years): a move
         past it (``math.inf``, say) moves it to the end, where an entry written
         with a TTL still lives (until the end).
         """
