@@ -239,22 +239,6 @@ pub(crate) fn no_overlap(outputs: &[Region], inputs: &[Region]) -> Result<(), Fa
     Ok(())
 }
 
-/// Fails when the output buffer `out[0..out_cap]` overlaps the input `input`
-/// (both checked not to wrap).
-#[inline]
-pub(crate) fn disjoint(
-    out: *mut u8,
-    out_cap: usize,
-    out_name: &'static str,
-    input: &[u8],
-    input_name: &'static str,
-) -> Result<(), Fail> {
-    no_overlap(
-        &[Region::of(out.cast_const(), out_cap, out_name)],
-        &[Region::of(input.as_ptr(), input.len(), input_name)],
-    )
-}
-
 #[cold]
 fn overlap(out_name: &'static str, input_name: &'static str) -> Fail {
     Fail::arg(format!("{out_name} overlaps {input_name}"))

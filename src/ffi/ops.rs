@@ -196,7 +196,10 @@ pub unsafe extern "C" fn mapcache_get_value(
         // SAFETY: readable for key_len bytes, not modified during the call (contract).
         let key = unsafe { args::key(key, key_len, "key", "key_len") }?;
         args::out_buf(buf, buf_cap, "buf", "buf_cap")?;
-        args::disjoint(buf, buf_cap, "buf", key, "key")?;
+        args::no_overlap(
+            &[Region::buffer(buf, buf_cap, "buf")],
+            &[Region::input(key, "key")],
+        )?;
         // SAFETY: buf checked for buf_cap bytes and disjoint from key.
         match unsafe { copy_value(shell, key, buf, buf_cap) }? {
             // A value longer than the buffer is reported by its length.

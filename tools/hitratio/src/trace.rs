@@ -241,11 +241,6 @@ pub fn read(reader: impl Read, format: Format, max_requests: u64) -> Result<Vec<
     Ok(keys.keys)
 }
 
-/// The keys of `bytes` (already decompressed) in `format`, without a limit.
-pub fn parse(format: Format, bytes: &[u8]) -> Result<Vec<u64>, String> {
-    read(bytes, format, u64::MAX)
-}
-
 /// Where the traces are: `$HITRATIO_TRACES`, else `../shared/traces` beside the
 /// repository (where the project keeps them; `make hitratio` passes it).
 pub fn default_dir() -> std::path::PathBuf {
@@ -370,6 +365,11 @@ pub fn mixed(traces: &[Trace]) -> Option<Trace> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// The keys of `bytes` (already decompressed) in `format`, without a limit.
+    fn parse(format: Format, bytes: &[u8]) -> Result<Vec<u64>, String> {
+        read(bytes, format, u64::MAX)
+    }
 
     fn gz(bytes: &[u8]) -> Vec<u8> {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
