@@ -305,3 +305,17 @@ def test_debug_hook_refuses_concurrent_mode(cache):
     cb = _lib.DEBUG_FN(lambda ctx: None)
     st = _lib.lib.mapcache_debug_hold_write(cache._h, b"k", 1, cb, None)
     assert st == _lib.E_INVALID_ARG
+
+
+def test_labels_are_read_back_whole_or_not_at_all():
+    # From the message: a newline in a label is kept; a label holding the
+    # message's own words makes the split ambiguous, so both are None
+    # rather than wrong.
+    make = mapcache.ConcurrentWriteError
+    e = make("mapcache_put: concurrent map writes: 'line\nbreak' collided with a write in "
+             "progress by 'it's'")
+    assert (e.holder, e.collider) == ("it's", "line\nbreak")
+    e = make("concurrent map writes: 'a' collided with a write in progress by 'b' collided "
+             "with a write in progress by 'c'")
+    assert (e.holder, e.collider) == (None, None)
+    assert make("something else").labels == (None, None)

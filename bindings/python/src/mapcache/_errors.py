@@ -119,8 +119,11 @@ class ValueTooLongError(MapCacheError, ValueError):
     status = _lib.E_VALUE_TOO_LONG
 
 
-# "concurrent map writes: 'B' collided with a write in progress by 'A'"
-_MISUSE_RE = re.compile(r"'(?P<collider>.*)' collided with a write in progress by '(?P<holder>.*)'")
+# "concurrent map writes: 'B' collided with a write in progress by 'A'", the
+# labels as they are (a newline included: DOTALL), the holder's last.
+_MISUSE_SEPARATOR = "' collided with a write in progress by '"
+_MISUSE_RE = re.compile(r"'(?P<collider>.*)" + re.escape(_MISUSE_SEPARATOR) + r"(?P<holder>.*)'\Z",
+                        re.DOTALL)
 
 
 class MisuseError(MapCacheError):
@@ -128,14 +131,16 @@ class MisuseError(MapCacheError):
 
     Attributes:
         holder: the label of the thread that was writing (``'A'`` in the message),
-            or ``None`` when the message could not be parsed.
+            or ``None`` when the message could not be parsed: also when a
+            label holds the message's own words ``' collided with a write in
+            progress by '``, which make the split ambiguous.
         collider: the label of the thread that collided with it (``'B'``), the
-            one that received this exception, or ``None``.
+            one that received this exception, or ``None`` as for ``holder``.
     """
 
     def __init__(self, message: str, status: Optional[int] = None) -> None:
         super().__init__(message, status)
-        m = _MISUSE_RE.search(message)
+        m = _MISUSE_RE.search(message) if message.count(_MISUSE_SEPARATOR) == 1 else None
         self.holder: Optional[str] = m.group("holder") if m else None
         self.collider: Optional[str] = m.group("collider") if m else None
 
