@@ -120,7 +120,9 @@ const _: () = assert!(LOAD_V1_SIZE == 72);
 /// fsynced and renamed over `path`, and the directory is fsynced. A crash at
 /// any moment leaves either the previous file or the complete new one; a save
 /// that fails leaves the previous file as it was and removes its temporary
-/// file. Only a regular file is replaced: a `path` that names a directory, a
+/// file (a process killed during a save cannot: its temporary file stays, and
+/// no later save removes it, since another process's save may be writing it).
+/// Only a regular file is replaced: a `path` that names a directory, a
 /// device, a FIFO or a socket is refused before anything is written (the
 /// rename would replace it), and a symbolic link is followed (the file it
 /// leads to is replaced, in that file's directory; a link that leads to no
