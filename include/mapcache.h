@@ -897,8 +897,9 @@ mapcache_status mapcache_config_init(struct mapcache_config *cfg,
  *   65536, `initial_capacity` too large, an explicit `shards` larger than a
  *   non-zero `max_entries`, a non-zero `max_bytes` whose share per shard is
  *   less than the charge of the smallest entry (an empty key and value as
- *   `mapcache_put` writes it; the message gives both numbers), `gpu_plugin_path` empty or longer than
- *   `MAPCACHE_MAX_PLUGIN_PATH`); the message names the field.
+ *   `mapcache_put` writes it; the message gives both numbers),
+ *   `gpu_plugin_path` empty or longer than `MAPCACHE_MAX_PLUGIN_PATH`); the
+ *   message names the field.
  * - `MAPCACHE_E_GPU`: `gpu_mode` is `MAPCACHE_GPU_FORCE` and the GPU engine
  *   cannot be loaded (the message says why: no driver, no device, no plugin).
  * - `MAPCACHE_E_NO_MEMORY`: the initial table could not be allocated, or
@@ -1539,9 +1540,10 @@ mapcache_status mapcache_stats_get(mapcache_t *cache,
  *   creating the temporary file, writing, fsync, rename, fsync of the
  *   directory; e.g. a read-only or full directory), or `path` names something
  *   a save must not replace (step "stat": a directory, with `EISDIR`; a
- *   device, a FIFO, a socket or a link that leads to no file, with no errno). The message names the
- *   step, the path and the OS error; `report->os_errno` holds its errno. The
- *   previous file at `path` is intact.
+ *   device, a FIFO, a socket or a link that leads to no file, with no
+ *   errno). The message names the step, the path and the OS error;
+ *   `report->os_errno` holds its errno. The previous file at `path` is
+ *   intact.
  * - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode), `MAPCACHE_E_NO_MEMORY`,
  *   `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`. The previous file is
  *   intact.

@@ -216,21 +216,23 @@ fn check_size(size: usize, name: &str) -> Result<(), String> {
 }
 
 /// The bytes `cfg` says it has (its `struct_size`, cut at the end of the address
-/// space): 0 for NULL, and for a `struct_size` that is no config's.
+/// space), as an input for the overlap checks: nothing for NULL, nor for a
+/// `struct_size` that is no config's (`read`'s error to report, not an overlap).
 ///
 /// # Safety
 /// `cfg` must be NULL or readable for its first field.
-pub(crate) unsafe fn stated_len(cfg: *const mapcache_config) -> usize {
-    if cfg.is_null() {
-        return 0;
-    }
-    // SAFETY: the first field is always present (contract); unaligned read.
-    let size = unsafe { ptr::addr_of!((*cfg).struct_size).read_unaligned() };
-    // A size that is no config's is `read`'s error to report, not an overlap.
-    if check_size(size, "cfg->struct_size").is_err() {
-        return 0;
-    }
-    size.min(usize::MAX - cfg as usize)
+pub(crate) unsafe fn region(cfg: *const mapcache_config) -> super::args::Region {
+    let len = if cfg.is_null() {
+        0
+    } else {
+        // SAFETY: the first field is always present (contract); unaligned read.
+        let size = unsafe { ptr::addr_of!((*cfg).struct_size).read_unaligned() };
+        match check_size(size, "cfg->struct_size") {
+            Ok(()) => size.min(usize::MAX - cfg as usize),
+            Err(_) => 0,
+        }
+    };
+    super::args::Region::of(cfg.cast::<u8>(), len, "cfg")
 }
 
 /// Reads and validates the host's config (NULL = defaults).

@@ -185,8 +185,9 @@ pub fn with_map_of<R>(cache: *const mapcache_t, f: impl FnOnce(&Map) -> R) -> Op
 ///   65536, `initial_capacity` too large, an explicit `shards` larger than a
 ///   non-zero `max_entries`, a non-zero `max_bytes` whose share per shard is
 ///   less than the charge of the smallest entry (an empty key and value as
-///   `mapcache_put` writes it; the message gives both numbers), `gpu_plugin_path` empty or longer than
-///   `MAPCACHE_MAX_PLUGIN_PATH`); the message names the field.
+///   `mapcache_put` writes it; the message gives both numbers),
+///   `gpu_plugin_path` empty or longer than `MAPCACHE_MAX_PLUGIN_PATH`); the
+///   message names the field.
 /// - `MAPCACHE_E_GPU`: `gpu_mode` is `MAPCACHE_GPU_FORCE` and the GPU engine
 ///   cannot be loaded (the message says why: no driver, no device, no plugin).
 /// - `MAPCACHE_E_NO_MEMORY`: the initial table could not be allocated, or
@@ -207,11 +208,8 @@ pub unsafe extern "C" fn mapcache_new(
         // `*out` is written before `cfg` is read (NULL, so that every error
         // leaves it NULL): an `out` inside `cfg` would change the config.
         // SAFETY: cfg is NULL or readable for its struct_size field (contract).
-        let cfg_len = unsafe { config::stated_len(cfg) };
-        let overlap = args::no_overlap(
-            &[args::Region::scalar(out, "out")],
-            &[args::Region::of(cfg.cast::<u8>(), cfg_len, "cfg")],
-        );
+        let cfg_region = unsafe { config::region(cfg) };
+        let overlap = args::no_overlap(&[args::Region::scalar(out, "out")], &[cfg_region]);
         // SAFETY: out is non-null and, by the contract, writable.
         unsafe { args::put(out, ptr::null_mut()) };
         overlap?;

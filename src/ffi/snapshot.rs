@@ -156,9 +156,10 @@ const _: () = assert!(LOAD_V1_SIZE == 72);
 ///   creating the temporary file, writing, fsync, rename, fsync of the
 ///   directory; e.g. a read-only or full directory), or `path` names something
 ///   a save must not replace (step "stat": a directory, with `EISDIR`; a
-///   device, a FIFO, a socket or a link that leads to no file, with no errno). The message names the
-///   step, the path and the OS error; `report->os_errno` holds its errno. The
-///   previous file at `path` is intact.
+///   device, a FIFO, a socket or a link that leads to no file, with no
+///   errno). The message names the step, the path and the OS error;
+///   `report->os_errno` holds its errno. The previous file at `path` is
+///   intact.
 /// - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode), `MAPCACHE_E_NO_MEMORY`,
 ///   `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`. The previous file is
 ///   intact.
@@ -275,16 +276,13 @@ pub unsafe extern "C" fn mapcache_load(
         let report_size = unsafe { stated_size(report, LOAD_V1_SIZE, "mapcache_load_report") };
         // SAFETY: NULL or NUL-terminated; NULL or readable for its first field
         // (contract).
-        let (path_bytes, cfg_len) = unsafe { (path_region(path), config::stated_len(cfg)) };
+        let inputs = unsafe { [path_region(path), config::region(cfg)] };
         let overlap = args::no_overlap(
             &[
                 args::Region::scalar(out, "out"),
                 report_region(report, report_size.as_ref().ok().copied().flatten()),
             ],
-            &[
-                path_bytes,
-                args::Region::of(cfg.cast::<u8>(), cfg_len, "cfg"),
-            ],
+            &inputs,
         );
         if out_given.is_ok() {
             // SAFETY: out is non-null and, by the contract, writable.

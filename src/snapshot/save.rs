@@ -219,11 +219,13 @@ fn copy_slots(shard: &Shard, guard: &crossbeam_epoch::Guard, out: &mut Vec<*cons
 /// to `/dev/full` as root replaced the device node with a snapshot), and a
 /// link that leads nowhere.
 fn target(path: &Path) -> Result<std::borrow::Cow<'_, Path>> {
-    let refuse = |path: &Path, what: String| Error::Io {
+    let refuse = |path: &Path, what: String, errno: Option<i32>| Error::Io {
         op: "stat",
         path: path.to_path_buf(),
-        kind: std::io::ErrorKind::InvalidInput,
-        errno: None,
+        kind: errno.map_or(std::io::ErrorKind::InvalidInput, |errno| {
+            std::io::Error::from_raw_os_error(errno).kind()
+        }),
+        errno,
         message: what,
     };
     let metadata = match std::fs::symlink_metadata(path) {
@@ -238,6 +240,7 @@ fn target(path: &Path) -> Result<std::borrow::Cow<'_, Path>> {
             refuse(
                 path,
                 format!("a symbolic link that leads to no file ({e}): nothing to replace"),
+                None,
             )
         })?;
         let file_type = std::fs::metadata(&real)
@@ -250,20 +253,19 @@ fn target(path: &Path) -> Result<std::borrow::Cow<'_, Path>> {
     if file_type.is_file() {
         return Ok(path);
     }
-    if file_type.is_dir() {
-        // What the rename would have failed with.
-        return Err(Error::Io {
-            op: "stat",
-            path: path.to_path_buf(),
-            kind: std::io::Error::from_raw_os_error(libc::EISDIR).kind(),
-            errno: Some(libc::EISDIR),
-            message: "not a regular file (a directory): a save would replace it".into(),
-        });
-    }
-    let what = super::file::kind_of(&file_type).unwrap_or("not a file");
+    // A directory gets the errno the rename would have failed with.
+    let (what, errno) = if file_type.is_dir() {
+        ("a directory", Some(libc::EISDIR))
+    } else {
+        (
+            super::file::kind_of(&file_type).unwrap_or("not a file"),
+            None,
+        )
+    };
     Err(refuse(
         &path,
         format!("not a regular file ({what}): a save would replace it"),
+        errno,
     ))
 }
 
