@@ -5,7 +5,9 @@
 //!    order, each copied out and checked against the header and the file's
 //!    length before its payload length is used; then, across threads, each
 //!    block's payload is copied out, checksummed and parsed, its records'
-//!    keys hashed. Expired records are dropped here. Every length, count and
+//!    keys hashed. Consecutive blocks smaller than a MiB are taken together as
+//!    one [`Unit`] of work (one copy, one record list), so that a file of tiny
+//!    blocks costs no more bookkeeping than one of the writer's 1 MiB blocks. Expired records are dropped here. Every length, count and
 //!    offset is checked against the mapping's size before it is used, and no
 //!    allocation is sized by a number that was not: a payload copy is at most
 //!    the file's length, a record list at most a sixteenth of its payload.
@@ -48,20 +50,21 @@ use crate::sync::thread_id;
 use crate::table::entry::{self, Entry, Pending, Trailer};
 use crate::table::slab::Slab;
 
-/// A validated record: its key's hash, and where it is (the block, and the
-/// offset of its record header in the block's payload copy).
+/// A validated record: its key's hash, and where it is (the [`Unit`], and the
+/// offset of its record header in the unit's copy).
 #[derive(Clone, Copy)]
 struct Rec {
     hash: KeyHash,
-    block: u32,
+    unit: u32,
     at: u32,
 }
 
 /// A validated snapshot, in memory of our own.
 pub(crate) struct Validated {
     header: Header,
+    /// Each unit's copy.
     payloads: Vec<Vec<u8>>,
-    /// The live records, by block, in file order.
+    /// The live records, by unit, in file order.
     records: Vec<Vec<Rec>>,
     expired: u64,
     file_len: u64,
@@ -94,12 +97,121 @@ fn spread(n: usize, threads: usize, work: impl Fn(usize) + Sync) {
     spread_with(n, threads, || (), |(), i| work(i));
 }
 
+const _: () = assert!(super::format::MAX_PAYLOAD_LEN < 1 << 32);
+
+/// What step 1 keeps of a checked block header: 24 bytes, where a file can
+/// hold a block per 64 bytes.
+#[derive(Clone, Copy)]
+struct Surveyed {
+    /// File offset of the payload.
+    payload_at: u64,
+    /// At most [`super::format::MAX_PAYLOAD_LEN`], under 2^32.
+    payload_len: u32,
+    record_count: u32,
+    payload_checksum: u64,
+}
+
+impl Surveyed {
+    /// The block header it was made from, as block `index` of `header`'s file.
+    fn header(&self, index: usize, header: &Header) -> BlockHeader {
+        BlockHeader {
+            record_count: self.record_count,
+            index: index as u64,
+            snapshot_id: header.snapshot_id,
+            payload_len: u64::from(self.payload_len),
+            payload_checksum: self.payload_checksum,
+        }
+    }
+
+    fn payload_end(&self) -> u64 {
+        self.payload_at + u64::from(self.payload_len)
+    }
+}
+
+/// Consecutive blocks, `blocks[first..end]`, copied out and parsed as one
+/// piece of work: from the first payload's start to the last one's end
+/// (the block headers between them ride along). A unit holds the blocks
+/// that end within [`UNIT_BYTES`] of its start, or a single larger block,
+/// so its span is under 2^32 and offsets into its copy fit a `u32`.
+#[derive(Clone, Copy)]
+struct Unit {
+    first: usize,
+    end: usize,
+}
+
+/// The span a unit of several blocks stays within: the writer's block size,
+/// so that each block of a file mapcache wrote is a unit of its own, and a
+/// file of 64-byte blocks is read in units of about 16,000.
+const UNIT_BYTES: u64 = super::format::BLOCK_TARGET as u64;
+
+/// The blocks, grouped into units in file order.
+fn units(blocks: &[Surveyed]) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::new();
+    for (i, block) in blocks.iter().enumerate() {
+        match units.last_mut() {
+            Some(unit) if block.payload_end() - blocks[unit.first].payload_at <= UNIT_BYTES => {
+                unit.end = i + 1;
+            }
+            _ => units.push(Unit {
+                first: i,
+                end: i + 1,
+            }),
+        }
+    }
+    units
+}
+
+impl Unit {
+    /// File offset and length of its copy.
+    fn span(&self, blocks: &[Surveyed]) -> (u64, u64) {
+        let start = blocks[self.first].payload_at;
+        (start, blocks[self.end - 1].payload_end() - start)
+    }
+
+    /// Records in its blocks (each block's at most a 16th of its payload).
+    fn records(&self, blocks: &[Surveyed]) -> usize {
+        blocks[self.first..self.end]
+            .iter()
+            .map(|b| b.record_count as usize)
+            .sum()
+    }
+
+    /// Checks and parses each of its blocks from `copy` (its span), in file
+    /// order, calling `each` with record spans relative to `copy`; returns
+    /// the key and value bytes. The first bad block fails it.
+    fn parse(
+        &self,
+        copy: &[u8],
+        blocks: &[Surveyed],
+        header: &Header,
+        mut each: impl FnMut(RecordSpan),
+    ) -> Result<u64> {
+        let start = blocks[self.first].payload_at;
+        let mut data = 0u64;
+        for (index, block) in blocks.iter().enumerate().take(self.end).skip(self.first) {
+            let base = (block.payload_at - start) as u32;
+            let payload = &copy[base as usize..][..block.payload_len as usize];
+            data += parse_block(
+                payload,
+                block.payload_at,
+                &block.header(index, header),
+                |span| {
+                    each(RecordSpan {
+                        key_at: base + span.key_at,
+                        ..span
+                    })
+                },
+            )?;
+        }
+        Ok(data)
+    }
+}
+
 /// The first half of step 1: the header and every block header checked, in
 /// file order (the structure of the file, before any payload is read).
 pub(crate) struct Survey {
     header: Header,
-    /// Each block's payload offset and header.
-    blocks: Vec<(u64, BlockHeader)>,
+    blocks: Vec<Surveyed>,
     file_len: u64,
 }
 
@@ -139,7 +251,13 @@ pub(crate) fn survey(file: &Mapped) -> Result<Survey> {
         let block = BlockHeader::decode(&bytes, offset, index, &header)?;
         records += u64::from(block.record_count);
         let payload_at = offset + BLOCK_HEADER_LEN as u64;
-        blocks.push((payload_at, block));
+        blocks.push(Surveyed {
+            payload_at,
+            // Checked in `decode`: at most `MAX_PAYLOAD_LEN`.
+            payload_len: block.payload_len as u32,
+            record_count: block.record_count,
+            payload_checksum: block.payload_checksum,
+        });
         offset = payload_at + block.payload_len;
     }
     if offset != file_len {
@@ -198,36 +316,38 @@ pub(crate) fn parse(file: &Mapped, survey: Survey, map: &Map) -> Result<Validate
     } = survey;
     let now = Now::read(&map.config().clock);
     let hasher = map.hasher();
+    let units = units(&blocks);
     type Parsed = Result<(Vec<u8>, Vec<Rec>, u64, u64)>;
-    let results: Vec<Mutex<Option<Parsed>>> = (0..blocks.len()).map(|_| Mutex::new(None)).collect();
-    spread(blocks.len(), cores(), |i| {
-        let (at, block) = blocks[i];
+    let results: Vec<Mutex<Option<Parsed>>> = (0..units.len()).map(|_| Mutex::new(None)).collect();
+    spread(units.len(), cores(), |u| {
+        let unit = units[u];
         let parsed = (|| {
-            let payload = file.copy_out(at, block.payload_len)?;
+            let (at, len) = unit.span(&blocks);
+            let copy = file.copy_out(at, len)?;
             let mut recs = Vec::new();
-            // Checked in `BlockHeader::decode`: at most a 16th of the payload.
-            recs.try_reserve_exact(block.record_count as usize)
+            let records = unit.records(&blocks);
+            recs.try_reserve_exact(records)
                 .map_err(|_| Error::OutOfMemory {
-                    bytes: block.record_count as usize * std::mem::size_of::<Rec>(),
+                    bytes: records * std::mem::size_of::<Rec>(),
                 })?;
             let mut expired = 0u64;
-            let data = parse_block(&payload, at, &block, |span| {
+            let data = unit.parse(&copy, &blocks, &header, |span| {
                 if span.expires_at_unix_ms != 0 && now.deadline(span.expires_at_unix_ms).is_none() {
                     expired += 1;
                     return;
                 }
                 recs.push(Rec {
-                    hash: hasher.hash(span.key(&payload)),
-                    block: i as u32,
+                    hash: hasher.hash(span.key(&copy)),
+                    unit: u as u32,
                     at: span.key_at - RECORD_HEADER_LEN as u32,
                 });
             })?;
-            Ok((payload, recs, expired, data))
+            Ok((copy, recs, expired, data))
         })();
-        *results[i].lock().expect("no panic while held") = Some(parsed);
+        *results[u].lock().expect("no panic while held") = Some(parsed);
     });
-    let mut payloads = Vec::with_capacity(blocks.len());
-    let mut by_block = Vec::with_capacity(blocks.len());
+    let mut payloads = Vec::with_capacity(units.len());
+    let mut by_block = Vec::with_capacity(units.len());
     let (mut expired, mut data) = (0u64, 0u64);
     // The first failing block in file order is the one reported.
     for result in results {
@@ -298,7 +418,7 @@ pub(crate) fn apply(map: &Map, snapshot: Validated, access: Access) -> Result<Lo
             live,
             Rec {
                 hash: KeyHash(0),
-                block: 0,
+                unit: 0,
                 at: 0,
             },
         );
@@ -422,7 +542,7 @@ fn apply_part(
         if let Some(&ahead) = part.get(k + 8) {
             let ahead = recs[ahead as usize];
             shard.prefetch(ahead.hash);
-            prefetch(payloads[ahead.block as usize][ahead.at as usize..].as_ptr());
+            prefetch(payloads[ahead.unit as usize][ahead.at as usize..].as_ptr());
         }
         let rec = recs[i as usize];
         // Expired between validation and now: left out.
@@ -451,10 +571,10 @@ fn apply_part(
 }
 
 /// The key, value and deadline (on `now`'s clock) of `rec`, read from its
-/// payload copy (validated in step 1); `None` if it has expired by `now`.
+/// unit's copy (validated in step 1); `None` if it has expired by `now`.
 #[inline]
 fn decode(rec: Rec, payloads: &[Vec<u8>], now: Now) -> Option<(&[u8], &[u8], Option<u64>)> {
-    let payload = &payloads[rec.block as usize];
+    let payload = &payloads[rec.unit as usize];
     let at = rec.at as usize;
     let key_len = le_u32(payload, at) as usize;
     let value_len = le_u32(payload, at + 4) as usize;
@@ -516,11 +636,11 @@ impl Drop for Unplaced<'_> {
     }
 }
 
-/// A loader thread's reused memory: its block copy, and the block's records
+/// A loader thread's reused memory: its unit's copy, and the unit's records
 /// grouped by shard.
 type Scratch = (Vec<u8>, Vec<Vec<(KeyHash, RecordSpan)>>);
 
-/// The entries one block made for each shard, in file order.
+/// The entries one unit made for each shard, in file order.
 type Made<'m> = Vec<Unplaced<'m>>;
 
 /// `Map::load` into a new, unbounded map (not shared yet): steps 1 and 2
@@ -542,20 +662,22 @@ pub(crate) fn fill_new(file: &Mapped, survey: Survey, map: &Map) -> Result<LoadR
     let shards = map.shards();
     let now = Now::read(&map.config().clock);
     let hasher = map.hasher();
+    let units = units(&blocks);
     type Outcome<'m> = Result<(Made<'m>, u64)>;
     let results: Vec<Mutex<Option<Outcome<'_>>>> =
-        (0..blocks.len()).map(|_| Mutex::new(None)).collect();
+        (0..units.len()).map(|_| Mutex::new(None)).collect();
     spread_with(
-        blocks.len(),
+        units.len(),
         cores(),
         || (Vec::new(), vec![Vec::new(); shards.len()]),
-        |(buffer, groups): &mut Scratch, i| {
-            let (at, block) = blocks[i];
+        |(buffer, groups): &mut Scratch, u| {
+            let unit = units[u];
             let outcome = (|| {
-                file.copy_into(at, block.payload_len, buffer)?;
+                let (at, len) = unit.span(&blocks);
+                file.copy_into(at, len, buffer)?;
                 let payload = &buffer[..];
                 groups.iter_mut().for_each(Vec::clear);
-                let data = parse_block(payload, at, &block, |span| {
+                let data = unit.parse(payload, &blocks, &header, |span| {
                     let hash = hasher.hash(span.key(payload));
                     groups[hasher.shard(hash)].push((hash, span));
                 })?;
@@ -594,11 +716,11 @@ pub(crate) fn fill_new(file: &Mapped, survey: Survey, map: &Map) -> Result<LoadR
                 }
                 Ok((made, data))
             })();
-            *results[i].lock().expect("no panic while held") = Some(outcome);
+            *results[u].lock().expect("no panic while held") = Some(outcome);
         },
     );
     // The first failing block in file order is the one reported.
-    let mut per_block = Vec::with_capacity(blocks.len());
+    let mut per_block = Vec::with_capacity(units.len());
     let mut data = 0u64;
     for result in results {
         let (made, d) = result

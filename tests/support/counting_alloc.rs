@@ -15,11 +15,22 @@ pub struct Counting;
 pub static COUNTING: AtomicBool = AtomicBool::new(true);
 /// Live requested bytes allocated while counting, net of those freed meanwhile.
 pub static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// The most [`LIVE`] has been since the last [`reset_peak`].
+pub static PEAK: AtomicIsize = AtomicIsize::new(0);
 
 fn count(delta: isize) {
     if COUNTING.load(Ordering::Relaxed) {
-        LIVE.fetch_add(delta, Ordering::Relaxed);
+        let live = LIVE.fetch_add(delta, Ordering::Relaxed) + delta;
+        if delta > 0 {
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
     }
+}
+
+/// Starts a new peak at the live bytes now.
+#[allow(dead_code)]
+pub fn reset_peak() {
+    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
