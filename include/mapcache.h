@@ -1541,7 +1541,9 @@ mapcache_status mapcache_stats_get(mapcache_t *cache,
  *   directory; e.g. a read-only or full directory), or `path` names something
  *   a save must not replace (step "stat": a directory, with `EISDIR`; a
  *   device, a FIFO, a socket or a link that leads to no file, with no
- *   errno). The message names the step, the path and the OS error;
+ *   errno). The message names the step, the path it worked on and the OS
+ *   error (for the steps on the temporary file, create, write and fsync,
+ *   that is the temporary file's path, `.NAME.<pid>-<id>.tmp` beside NAME);
  *   `report->os_errno` holds its errno. The previous file at `path` is
  *   intact.
  * - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode), `MAPCACHE_E_NO_MEMORY`,
@@ -1866,6 +1868,12 @@ void mapcache_iter_free(mapcache_iter_t *it);
  * Names the calling OS thread in misuse reports (`MAPCACHE_E_CONCURRENT_WRITE`,
  * `MAPCACHE_E_CONCURRENT_READ_WRITE`): the message of a collision quotes the label
  * of each thread involved, or `thread <os tid>` for a thread without one.
+ * Labels are quoted as given, not escaped (a `'` in a label stays as it is), so
+ * a host that reads the two names back splits the message at its one
+ * occurrence of `' collided with a write in progress by '`: the collider's
+ * label lies between the first `'` and it, the holder's between it and the
+ * final `'`. A label that itself holds that phrase makes the split ambiguous
+ * (the Go and Python bindings then give no labels rather than wrong ones).
  *
  * `label` is a NUL-terminated UTF-8 string of at most `MAPCACHE_MAX_LABEL_LEN`
  * bytes; NULL removes the label (reports then name the thread `thread <os tid>`

@@ -128,7 +128,10 @@ func sentinelFor(st int32) error {
 // Error is a failed call. For ErrConcurrentWrite and ErrConcurrentReadWrite,
 // Holder is the label of the caller whose write was in progress and Collider
 // the label of the caller that ran into it (labels are set with
-// Cache.WithLabel; an unlabelled caller appears as "thread <os tid>").
+// Cache.WithLabel; an unlabelled caller appears as "thread <os tid>"). Both
+// are empty when a label holds the message's own words "' collided with a
+// write in progress by '", which make the message ambiguous (labels are
+// quoted unescaped; a label may be empty too).
 type Error struct {
 	Op       string // the method, e.g. "Set"
 	Status   int32  // the mapcache_status, 0 for errors raised by the binding
@@ -174,8 +177,10 @@ func parseMisuse(msg string) (holder, collider string, ok bool) {
 		return "", "", false
 	}
 	rest := msg[i+3:]
-	j := strings.LastIndex(rest, mid)
-	if j < 0 || !strings.HasSuffix(rest, "'") || len(rest) < j+len(mid)+1 {
+	// Labels are quoted unescaped: a label holding the separator itself
+	// makes the split ambiguous, and no labels beat wrong ones.
+	j := strings.Index(rest, mid)
+	if j < 0 || strings.Count(rest, mid) != 1 || !strings.HasSuffix(rest, "'") || len(rest) < j+len(mid)+1 {
 		return "", "", false
 	}
 	return rest[j+len(mid) : len(rest)-1], rest[:j], true

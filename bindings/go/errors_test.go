@@ -350,6 +350,13 @@ func TestParseMisuse(t *testing.T) {
 	if _, _, ok := parseMisuse("something else"); ok {
 		t.Error("parsed a non-misuse message")
 	}
+	// Holder "x' collided with a write in progress by 'y", collider "b", or
+	// holder "y", collider "b' collided with a write in progress by 'x":
+	// the message cannot say which.
+	ambiguous := "concurrent map writes: 'b' collided with a write in progress by 'x' collided with a write in progress by 'y'"
+	if h, c, ok := parseMisuse(ambiguous); ok {
+		t.Errorf("parseMisuse(%q) = %q, %q: an ambiguous message gave labels", ambiguous, h, c)
+	}
 	e := newError("Set", stConcurrentWrite, "concurrent map writes: 'b' collided with a write in progress by 'a'")
 	if e.Holder != "a" || e.Collider != "b" {
 		t.Errorf("newError: holder %q collider %q", e.Holder, e.Collider)

@@ -14,6 +14,12 @@ pub const MAPCACHE_MAX_LABEL_LEN: usize = 1023;
 /// Names the calling OS thread in misuse reports (`MAPCACHE_E_CONCURRENT_WRITE`,
 /// `MAPCACHE_E_CONCURRENT_READ_WRITE`): the message of a collision quotes the label
 /// of each thread involved, or `thread <os tid>` for a thread without one.
+/// Labels are quoted as given, not escaped (a `'` in a label stays as it is), so
+/// a host that reads the two names back splits the message at its one
+/// occurrence of `' collided with a write in progress by '`: the collider's
+/// label lies between the first `'` and it, the holder's between it and the
+/// final `'`. A label that itself holds that phrase makes the split ambiguous
+/// (the Go and Python bindings then give no labels rather than wrong ones).
 ///
 /// `label` is a NUL-terminated UTF-8 string of at most `MAPCACHE_MAX_LABEL_LEN`
 /// bytes; NULL removes the label (reports then name the thread `thread <os tid>`

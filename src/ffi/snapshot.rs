@@ -157,7 +157,9 @@ const _: () = assert!(LOAD_V1_SIZE == 72);
 ///   directory; e.g. a read-only or full directory), or `path` names something
 ///   a save must not replace (step "stat": a directory, with `EISDIR`; a
 ///   device, a FIFO, a socket or a link that leads to no file, with no
-///   errno). The message names the step, the path and the OS error;
+///   errno). The message names the step, the path it worked on and the OS
+///   error (for the steps on the temporary file, create, write and fsync,
+///   that is the temporary file's path, `.NAME.<pid>-<id>.tmp` beside NAME);
 ///   `report->os_errno` holds its errno. The previous file at `path` is
 ///   intact.
 /// - `MAPCACHE_E_CONCURRENT_READ_WRITE` (exclusive mode), `MAPCACHE_E_NO_MEMORY`,
