@@ -21,6 +21,9 @@ enum Fault {
     /// In place: reports sums of its copy that are not the table's (a copy-in
     /// that lost a slot).
     CopyIn,
+    /// Writes nothing (a copy back that never happened) but reports the
+    /// sums of the source it was given, which are the right ones.
+    Lies,
 }
 
 fn fault_of(n: u8) -> Fault {
@@ -31,6 +34,7 @@ fn fault_of(n: u8) -> Fault {
         Fault::Fill,
         Fault::Wrong,
         Fault::CopyIn,
+        Fault::Lies,
     ][n as usize]
 }
 
@@ -41,6 +45,8 @@ struct Fake {
     fault: Fault,
     source: Vec<SourceBucket>,
     starts: Vec<u32>,
+    /// The sums of the staged source, taken by `count`.
+    staged: Checksum,
 }
 
 /// # Safety
@@ -64,6 +70,7 @@ unsafe extern "C" fn open<const F: u8>(ctx: *mut *mut c_void, err: *mut c_char, 
         fault: fault_of(F),
         source: Vec::new(),
         starts: Vec::new(),
+        staged: Checksum::default(),
     });
     // SAFETY: per the ABI, `ctx` is writable.
     unsafe { ctx.write(Box::into_raw(fake).cast()) };
@@ -117,6 +124,11 @@ unsafe extern "C" fn count(
         };
         return abi::PLUGIN_E_COPY;
     }
+    let mut staged = Checksum::default();
+    for b in &fake.source {
+        staged.add(b.tophash, &b.slots, &b.frags);
+    }
+    fake.staged = staged;
     // SAFETY: per the ABI.
     unsafe { pool_len.write(0) };
     abi::PLUGIN_OK
@@ -177,9 +189,14 @@ unsafe extern "C" fn fill(
         unsafe { say(err, len, "fake: cuLaunchKernel: CUDA_ERROR_LAUNCH_FAILED") };
         return abi::PLUGIN_E_KERNEL;
     }
-    // Fault::Wrong: an empty image, claimed done.
+    // Fault::Wrong: an empty image, claimed done; Fault::Lies: the same,
+    // with the sums the core expects.
+    let claimed = match fake.fault {
+        Fault::Lies => fake.staged,
+        _ => Checksum::default(),
+    };
     // SAFETY: per the ABI.
-    unsafe { sum.write(Checksum::default()) };
+    unsafe { sum.write(claimed) };
     abi::PLUGIN_OK
 }
 
@@ -213,6 +230,7 @@ fn install(fault: Fault) -> PathBuf {
         Fault::Fill => table::<3>(),
         Fault::Wrong => table::<4>(),
         Fault::CopyIn => table::<5>(),
+        Fault::Lies => table::<6>(),
     };
     // SAFETY: the fake keeps the ABI's contract.
     // Leaked: a plugin's table is static.
@@ -338,6 +356,10 @@ fn every_failing_step_falls_back_to_a_correct_table() {
         ),
         (Fault::Fill, "GPU fill: kernel failed: fake: cuLaunchKernel"),
         (Fault::Wrong, "GPU fill: the result failed its check"),
+        (
+            Fault::Lies,
+            "GPU fill: the image copied back failed its check: its slots hold",
+        ),
     ] {
         let path = install(fault);
         let map = Map::new(config(GpuMode::Auto, &path)).unwrap();
@@ -356,7 +378,13 @@ fn every_failing_step_falls_back_to_a_correct_table() {
 
 #[test]
 fn under_force_a_failing_rebuild_fails_the_write_and_changes_nothing() {
-    for fault in [Fault::Stage, Fault::Count, Fault::Fill, Fault::Wrong] {
+    for fault in [
+        Fault::Stage,
+        Fault::Count,
+        Fault::Fill,
+        Fault::Wrong,
+        Fault::Lies,
+    ] {
         let path = install(fault);
         let map = Map::new(config(GpuMode::Force, &path)).unwrap();
         // The first insert that needs a grow fails; everything before it stays.

@@ -4,6 +4,8 @@
 
 use super::abi::{self, Checksum, SourceBucket};
 use super::loader::{self, Context, Plugin};
+use std::sync::Mutex;
+
 use crate::sync::atomic::Ordering;
 use crate::table::bucket::SLOTS;
 use crate::table::sums::Sums;
@@ -66,24 +68,33 @@ pub(crate) fn rehash(
     // counts (its size is known; the pool's is what the count says), so that
     // its page faults, which every engine's new arrays take, are off the
     // critical path: the copy-out (or its registration) then finds the pages.
-    let (main, counted) = std::thread::scope(|scope| {
-        let main = scope.spawn(|| {
-            let main = BucketArray::new(1 << new_log2).map_err(|e| e.to_string())?;
+    // Where no thread can be started, this thread does it after the count.
+    let made = Mutex::new(None);
+    let make_main = || {
+        let main = BucketArray::new(1 << new_log2).map_err(|e| e.to_string());
+        if let Ok(main) = &main {
             main.prefault();
-            Ok::<_, String>(main)
-        });
+        }
+        *made.lock().unwrap_or_else(|e| e.into_inner()) = Some(main);
+    };
+    let counted = crate::sync::scoped::scope("mapcache-gpu-prefault", |spawner| {
+        let spawned = spawner.spawn(&make_main);
         let counted = if source == Source::InPlace {
             count_in_place(plugin, context, src, new_log2)
         } else {
             count_packed(plugin, context, src, new_log2)
         };
-        let main = main
-            .join()
-            .unwrap_or_else(|_| Err("GPU: allocating the new main buckets panicked".into()));
-        (main, counted)
+        (counted, spawned)
     });
+    let (counted, spawned) = counted;
+    if !spawned {
+        make_main();
+    }
     let (pool_len, device_source) = counted?;
-    let main = main?;
+    let main = made
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .expect("made on one thread or the other")?;
     // The table's own sums, kept by its writer (`table/sums.rs`): what the
     // source holds, known without reading it. In place, the device's sums of
     // its copy must be these (a copy-in that lost or changed anything fails);
@@ -96,8 +107,10 @@ pub(crate) fn rehash(
             ));
         }
     }
-    // Each pool bucket holds at least one entry.
-    if pool_len > expected.entries {
+    // A chain of `c` entries takes `(c - 1) / 8` pool buckets, so the pool is
+    // at most an eighth of the entries (its exact length is checked with the
+    // image, `image_check.rs`).
+    if pool_len > expected.entries / SLOTS as u64 {
         return Err(format!(
             "GPU count: a pool of {pool_len} buckets for {} entries failed its check",
             expected.entries
@@ -126,6 +139,15 @@ pub(crate) fn rehash(
             "GPU fill: the result failed its check (wrote {written:?}, the source holds {expected:?})"
         ));
     }
+    // The plugin's sums are of what its kernel meant to write; the image the
+    // host now holds is checked itself, before anything can read it.
+    super::image_check::check_image(
+        main.as_slice(),
+        &pool.accessible()[..pool_len as usize],
+        new_log2,
+        src.sums(),
+    )
+    .map_err(|what| format!("GPU fill: the image copied back failed its check: {what}"))?;
     let table = Table::with_arrays(new_log2, main, pool, pool_len as usize, src.sums())
         .map_err(|e| e.to_string())?;
     Ok((table, source))

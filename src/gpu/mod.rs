@@ -11,12 +11,14 @@
 //!
 //! One idea per file: `abi` (the plugin's function table), `dl` (dlopen),
 //! `loader` (finding and opening it, once per process), `job` (one rebuild),
+//! `image_check` (the check of what a rebuild hands back),
 //! `dispatch` (GPU or CPU, and the fallback), `status` (what `gpu_status` says),
 //! `testing` (hooks for the plugin's own tests and benchmarks).
 
 pub mod abi;
 mod dispatch;
 mod dl;
+mod image_check;
 mod job;
 mod loader;
 mod status;

@@ -153,6 +153,12 @@ pub enum Engine<'a> {
 pub struct Rebuilt(Table, bool);
 
 impl Rebuilt {
+    /// The rebuilt table (for the core's own tests).
+    #[cfg(test)]
+    pub(crate) fn table(&self) -> &Table {
+        &self.0
+    }
+
     /// Whether the GPU engine copied the old table's arrays in place (rather
     /// than packed them on the host, or being a CPU engine).
     pub fn was_in_place(&self) -> bool {
