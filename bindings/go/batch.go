@@ -67,7 +67,7 @@ func (c *Cache) GetMany(keys [][]byte) (values [][]byte, err error) {
 }
 
 func (c *Cache) getMany(op string, keys [][]byte, out [][]byte) error {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return closedErr(op)
 	}
@@ -189,7 +189,7 @@ func addBatchErr(b *BatchError, op string, n, i int, err error) *BatchError {
 // other goroutines may see part of it.
 func (c *Cache) SetMany(keys, values [][]byte) error {
 	const op = "SetMany"
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return closedErr(op)
 	}
@@ -246,7 +246,7 @@ func checkLengths(op string, keys, values [][]byte) error {
 // DeleteMany removes keys in one cgo call and returns how many were present.
 func (c *Cache) DeleteMany(keys [][]byte) (deleted int, err error) {
 	const op = "DeleteMany"
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return 0, closedErr(op)
 	}

@@ -1,11 +1,18 @@
 package mapcache
 
+import (
+	"fmt"
+	"runtime/debug"
+)
+
 // callbackOutcome is how a callback run by runCallback ended: it returned, it
 // panicked (with value, what recover returned; nil after panic(nil) with
-// GODEBUG=panicnil=1), or it called runtime.Goexit.
+// GODEBUG=panicnil=1; and stack, its goroutine's stack from the panic), or it
+// called runtime.Goexit.
 type callbackOutcome struct {
 	panicked bool
 	value    any
+	stack    []byte
 	exited   bool
 }
 
@@ -32,6 +39,9 @@ func runCallback(fn func()) (o callbackOutcome) {
 			defer func() {
 				if !returned {
 					o.panicked, o.value = true, recover()
+					// Still on the panicking stack: the frames of fn down
+					// to the panic are in it.
+					o.stack = debug.Stack()
 				}
 			}()
 			fn()
@@ -41,4 +51,30 @@ func runCallback(fn func()) (o callbackOutcome) {
 	}()
 	<-done
 	return o
+}
+
+// repanic panics with value, the value a callback panicked with (the value a
+// recover of the caller's gets), after a panic with a callbackPanic carrying
+// the callback's stack, recovered at once: so that a panic no one recovers
+// prints the callback's stack (the place of the bug, on another goroutine)
+// before the caller's, as "panic: <the callbackPanic> [recovered]" followed by
+// "panic: <value>".
+func repanic(what string, value any, stack []byte) {
+	defer func() {
+		recover()
+		panic(value)
+	}()
+	panic(&callbackPanic{what: what, value: value, stack: stack})
+}
+
+// callbackPanic is the first of repanic's two panics; what names the
+// callback, e.g. "the loader of GetOrLoad".
+type callbackPanic struct {
+	what  string
+	value any
+	stack []byte
+}
+
+func (p *callbackPanic) Error() string {
+	return fmt.Sprintf("mapcache: %s panicked: %v; its goroutine's stack when it panicked:\n\n%s", p.what, p.value, p.stack)
 }

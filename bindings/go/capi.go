@@ -754,7 +754,7 @@ func loadReport(rep *C.mapcache_load_report, r cres) (LoadReport, snapResult) {
 // library, for the load of key in progress now (0 when none runs): test
 // support, so that a loader can wait until every other caller has joined it.
 func (c *Cache) debugLoadWaiters(key []byte) (int, error) {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return 0, closedErr("debugLoadWaiters")
 	}
@@ -772,7 +772,7 @@ func (c *Cache) debugLoadWaiters(key []byte) (int, error) {
 // Test support for misuse detection; err is set if the flag could not be
 // taken.
 func (c *Cache) debugHoldWrite(key []byte) (release func() error, err error) {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return nil, closedErr("debugHoldWrite")
 	}

@@ -56,7 +56,7 @@ type GPUStatus struct {
 // not retried). The engine being unavailable is not an error: the cache then
 // rebuilds on the CPU. The error is ErrClosed after Close.
 func (c *Cache) GPUStatus() (GPUStatus, error) {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return GPUStatus{}, closedErr("GPUStatus")
 	}

@@ -36,7 +36,7 @@ func (c *Cache) Range(fn func(key, value []byte) bool) error {
 // rangeAs is Range, its errors' Op op: the method the caller called (Range,
 // All, Keys).
 func (c *Cache) rangeAs(op string, fn func(key, value []byte) bool) error {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return closedErr(op)
 	}

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"runtime/cgo"
 	"sync"
+	"sync/atomic"
 )
 
 // GetOrLoad runs through the library's mapcache_get_or_load, which runs the
@@ -41,6 +42,10 @@ type LoadError struct {
 	// for it get this error.
 	Panicked bool
 	Panic    any
+	// Stack is the stack of the goroutine the loader ran on, as
+	// runtime/debug.Stack formatted it when the panic was recovered: it shows
+	// where in the loader the panic happened. Nil unless Panicked.
+	Stack []byte
 }
 
 func (e *LoadError) Error() string {
@@ -105,24 +110,109 @@ func (c *Cache) GetOrLoad(key []byte, load func() ([]byte, error)) ([]byte, erro
 	if load == nil {
 		return nil, argError(op, "load is nil")
 	}
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return nil, closedErr(op)
 	}
 	defer co.release()
 	lc := &loadCall{load: load, reg: &co.loads}
+	for {
+		lc.call = co.loads.enterWith(key, &lc.flight)
+		if lc.call.leads {
+			return c.leadLoad(op, key, lc)
+		}
+		v, err, done := c.awaitLoad(op, key, lc.call.flight)
+		co.loads.exitCall(&lc.call, nil, 0)
+		if done {
+			return v, err
+		}
+		// The call it waited for did not load (it found the key, or failed
+		// before a load): start over.
+	}
+}
+
+// leadLoad is the GetOrLoad call of key that goes into the library while
+// the other GetOrLoad calls of key on this cache wait for it (awaitLoad).
+func (c *Cache) leadLoad(op string, key []byte, lc *loadCall) ([]byte, error) {
+	co := c.co
+	fl := lc.call.flight
+	left := false
+	defer func() {
+		if !left {
+			// Unwinding from a panic of the binding's own: the waiters
+			// start over rather than wait forever.
+			co.loads.exit(lc)
+		}
+	}()
 	h := cgo.NewHandle(lc)
 	defer h.Delete()
-	lc.call = co.loads.enter(key)
 	v, err := c.getOrLoad(op, key, lc, h)
+	if _, failed := err.(*LoadError); lc.ran || failed {
+		// A load ended (this call's, or one the library made it wait for):
+		// its outcome is the waiters' too. (A panic or Goexit of the loader
+		// is err, lc.failure, for them.)
+		fl.shared, fl.v, fl.err = true, v, err
+	}
+	left = true
 	co.loads.exit(lc)
 	switch {
 	case lc.panicked:
-		panic(lc.panicValue)
+		repanic("the loader of "+op, lc.panicValue, lc.panicStack)
 	case lc.exited:
 		runtime.Goexit()
 	}
 	return v, err
+}
+
+// awaitLoad is a GetOrLoad call of key made while another one, fl's leader,
+// is in the library: it makes its own first lookup, and on a miss waits for
+// fl's outcome. done is false if that call did not load: this one must
+// start over.
+func (c *Cache) awaitLoad(op string, key []byte, fl *loadFlight) (v []byte, err error, done bool) {
+	v, ok, err := lookupForLoad(c.co, labelPtr(c.label), op, key)
+	if ok || err != nil {
+		return v, err, true
+	}
+	fl.parked.Add(1)
+	<-fl.done
+	switch {
+	case !fl.shared:
+		return nil, nil, false
+	case fl.err != nil:
+		return nil, fl.err, true
+	}
+	return append(make([]byte, 0, len(fl.v)), fl.v...), nil, true
+}
+
+// lookupForLoad is the first lookup of a GetOrLoad call that waits for
+// another's load (the library's get_or_load makes the same lookup, counted
+// the same way), with GetOrLoad's buffers. The caller holds the cache.
+func lookupForLoad(co *core, lbl *cChar, op string, key []byte) ([]byte, bool, error) {
+	class := int(co.loadBufClass.Load())
+	buf := loadBufPools[class].Get().(*[]byte)
+	defer loadBufPools[class].Put(buf)
+	b, pooled := *buf, true
+	for {
+		r := cGet(co.h, lbl, bp(key), len(key), b)
+		switch r.st {
+		case stOK:
+			if !pooled {
+				return b[:r.n:r.n], true, nil
+			}
+			out := make([]byte, r.n)
+			copy(out, b[:r.n])
+			return out, true, nil
+		case stNotFound:
+			return nil, false, nil
+		case stBufferTooSmall:
+			// As getOrLoad does: later calls' buffers fit it, and this one
+			// reads it with a second lookup.
+			co.fitLoadBuf(r.n)
+			b, pooled = make([]byte, r.n), false
+		default:
+			return nil, false, newError(op, r.st, r.msg)
+		}
+	}
 }
 
 func (c *Cache) getOrLoad(op string, key []byte, lc *loadCall, h cgo.Handle) ([]byte, error) {
@@ -211,6 +301,8 @@ type loadCall struct {
 	load func() ([]byte, error)
 	reg  *loadFailures
 	call keyCall
+	// flight is this call's, if it leads (call.flight is then &flight).
+	flight loadFlight
 	// Set by the callback if this call ran its load.
 	ran        bool
 	loaded     []byte     // the value load returned, if it succeeded
@@ -218,6 +310,7 @@ type loadCall struct {
 	token      int32      // the status the callback returned for failure
 	panicked   bool       // load panicked with panicValue
 	panicValue any
+	panicStack []byte // the loader goroutine's stack when it panicked
 	exited     bool // load called runtime.Goexit
 }
 
@@ -232,8 +325,8 @@ func (lc *loadCall) run(setResult func([]byte) cres) int32 {
 		lc.exited = true
 		lc.failure = &LoadError{Err: errLoadExited}
 	case o.panicked:
-		lc.panicked, lc.panicValue = true, o.value
-		lc.failure = &LoadError{Panicked: true, Panic: o.value}
+		lc.panicked, lc.panicValue, lc.panicStack = true, o.value, o.stack
+		lc.failure = &LoadError{Panicked: true, Panic: o.value, Stack: o.stack}
 	case o.err != nil:
 		lc.failure = &LoadError{Err: o.err}
 	default:
@@ -257,7 +350,8 @@ type loadOutcome struct {
 	err      error
 	panicked bool // with value, what recover returned (nil after panic(nil) with GODEBUG=panicnil=1)
 	value    any
-	exited   bool // the loader called runtime.Goexit
+	stack    []byte // the loader goroutine's stack when it panicked
+	exited   bool   // the loader called runtime.Goexit
 }
 
 // runLoad calls load through runCallback (callback.go): neither a panic nor
@@ -265,7 +359,7 @@ type loadOutcome struct {
 // the loader callback.
 func runLoad(load func() ([]byte, error)) (o loadOutcome) {
 	c := runCallback(func() { o.v, o.err = load() })
-	o.panicked, o.value, o.exited = c.panicked, c.value, c.exited
+	o.panicked, o.value, o.stack, o.exited = c.panicked, c.value, c.stack, c.exited
 	return o
 }
 
@@ -303,6 +397,27 @@ type keyLoads struct {
 	entered  uint64 // calls entered so far (the next call's number)
 	active   int    // calls entered and not yet left
 	failures []*pendingFailure
+	// flight is the GetOrLoad call of the key that is in the library (the
+	// leader), for the key's other calls to wait for; nil when none is.
+	flight *loadFlight
+}
+
+// loadFlight is a GetOrLoad call in the library, as the calls of the same
+// key that wait for it see it: GetOrLoad lets one call per key and cache
+// into the library at a time, so that the others wait as goroutines, not each
+// on an OS thread inside the library.
+type loadFlight struct {
+	// done is closed when the leader has left; made by the first call that
+	// joins (under the shard's mutex: no channel for a call no one joins).
+	done   chan struct{}
+	joined int          // calls that joined it as waiters (under the shard's mutex)
+	parked atomic.Int32  // of those, the ones that missed and wait on done (tests)
+	// Set by the leader before done is closed: shared reports that a load
+	// ended (so its outcome, v or err, is the waiters' too); v is a copy of
+	// the leader's value, made when some call joined.
+	shared bool
+	v      []byte
+	err    error
 }
 
 type pendingFailure struct {
@@ -320,14 +435,23 @@ type keyCall struct {
 	shard *loadShard
 	kl    *keyLoads
 	num   uint64
+	// The key's call in the library: this call's own if leads, else the one
+	// it waits for.
+	flight *loadFlight
+	leads  bool
 }
 
 func (lf *loadFailures) shardOf(key []byte) *loadShard {
 	return &lf.shards[maphash.Bytes(loadSeed, key)%loadShards]
 }
 
-// enter registers a GetOrLoad call of key before it calls the library.
-func (lf *loadFailures) enter(key []byte) keyCall {
+// enter registers a GetOrLoad call of key. The call leads (t.leads: it is
+// the key's one call into the library) if no other call of the key is in
+// the library; else it joins that one's flight.
+func (lf *loadFailures) enter(key []byte) keyCall { return lf.enterWith(key, new(loadFlight)) }
+
+// enterWith is enter, with fl (unused so far) as the flight if the call leads.
+func (lf *loadFailures) enterWith(key []byte, fl *loadFlight) keyCall {
 	s := lf.shardOf(key)
 	s.mu.Lock()
 	kl := s.keys[string(key)]
@@ -339,6 +463,16 @@ func (lf *loadFailures) enter(key []byte) keyCall {
 		s.keys[kl.key] = kl
 	}
 	t := keyCall{shard: s, kl: kl, num: kl.entered}
+	if kl.flight == nil {
+		kl.flight = fl
+		t.leads = true
+	} else {
+		if kl.flight.joined == 0 {
+			kl.flight.done = make(chan struct{})
+		}
+		kl.flight.joined++
+	}
+	t.flight = kl.flight
 	kl.entered++
 	kl.active++
 	s.mu.Unlock()
@@ -385,20 +519,45 @@ func (kl *keyLoads) find(token int32) *pendingFailure {
 }
 
 // exit ends lc's call: it no longer needs the failures published while it was
-// active, and if it ran a load that failed, that failure is published now.
-func (lf *loadFailures) exit(lc *loadCall) {
-	t := &lc.call
+// active, and if it ran a load that failed, that failure is published now. If
+// it led, its flight ends: the calls that joined it get its outcome.
+func (lf *loadFailures) exit(lc *loadCall) { lf.exitCall(&lc.call, lc.failure, lc.token) }
+
+// exitCall is exit for call t, whose load failed with failure under token
+// (nil, 0: it ran none, or it succeeded).
+func (lf *loadFailures) exitCall(t *keyCall, failure *LoadError, token int32) {
 	s, kl := t.shard, t.kl
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	joined := -1
+	if t.leads && kl.flight == t.flight {
+		kl.flight = nil
+		joined = t.flight.joined
+	}
+	lf.exitLocked(t, failure, token)
+	s.mu.Unlock()
+	if joined > 0 {
+		fl := t.flight
+		if fl.v != nil {
+			// The leader's caller owns the value it returns.
+			fl.v = append(make([]byte, 0, len(fl.v)), fl.v...)
+		}
+		close(fl.done)
+	} else if joined == 0 {
+		t.flight.v, t.flight.err = nil, nil
+	}
+}
+
+func (lf *loadFailures) exitLocked(t *keyCall, failure *LoadError, token int32) {
+	kl := t.kl
+	s := t.shard
 	kl.active--
 	for _, f := range kl.failures {
 		if f.published && t.num < f.before {
 			f.remaining--
 		}
 	}
-	if lc.failure != nil {
-		if f := kl.find(lc.token); f != nil && !f.published {
+	if failure != nil {
+		if f := kl.find(token); f != nil && !f.published {
 			f.published, f.before, f.remaining = true, kl.entered, kl.active
 		}
 	}

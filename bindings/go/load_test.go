@@ -11,10 +11,12 @@ import (
 	"testing"
 )
 
-// waitForWaiters blocks until n callers are waiting, inside the library, for
-// the load of key in progress (the library's debug hook): a loader that waits
-// for the other callers this way knows that every one of them will get its
-// outcome, so the stampede tests are exact, not timing-dependent.
+// waitForWaiters blocks until n callers are waiting for the load of key in
+// progress: parked in GetOrLoad, having missed, for the call of the key that
+// is in the library, or inside the library (its debug hook; a call there
+// waits for a load of another host's): a loader that waits for the other
+// callers this way knows that every one of them will get its outcome, so the
+// stampede tests are exact, not timing-dependent.
 func waitForWaiters(t *testing.T, c *Cache, key []byte, n int) {
 	for {
 		waiting, err := c.debugLoadWaiters(key)
@@ -22,11 +24,23 @@ func waitForWaiters(t *testing.T, c *Cache, key []byte, n int) {
 			t.Errorf("debugLoadWaiters: %v", err)
 			return
 		}
-		if waiting >= n {
+		if waiting+c.co.loads.parkedWaiters(key) >= n {
 			return
 		}
 		runtime.Gosched()
 	}
+}
+
+// parkedWaiters counts the GetOrLoad calls of key parked for the key's call
+// in the library.
+func (lf *loadFailures) parkedWaiters(key []byte) int {
+	s := lf.shardOf(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if kl := s.keys[string(key)]; kl != nil && kl.flight != nil {
+		return int(kl.flight.parked.Load())
+	}
+	return 0
 }
 
 // 16 goroutines miss on one key at once: the loader runs once, and all of

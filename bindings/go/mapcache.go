@@ -215,8 +215,12 @@ type core struct {
 	loadBufClass atomic.Int32
 }
 
-// acquire registers a call in flight; false means the cache is closed.
+// acquire registers a call in flight; false means the cache is closed (or
+// co is nil: a nil or zero Cache).
 func (co *core) acquire() bool {
+	if co == nil {
+		return false
+	}
 	if co.state.Add(1)&closedBit != 0 {
 		co.release()
 		return false
@@ -252,12 +256,27 @@ func (co *core) destroy() {
 	}
 }
 
-// Cache is a handle on a mapcache map. Methods may be called from any number
-// of goroutines. A Cache returned by WithLabel is a view of the same map whose
-// calls carry a label.
+// Cache is a handle on a mapcache map, made by New or Load. Methods may be
+// called from any number of goroutines. A Cache returned by WithLabel is a
+// view of the same map whose calls carry a label.
+//
+// A nil or zero Cache behaves as a closed one: Close does nothing and returns
+// nil, and every other method returns ErrClosed (or what a closed cache's
+// does without an error result: Get reports a miss, Len 0, Stats the zero
+// Stats; Mode is Concurrent and Label ""). So `c, err := New(cfg); defer
+// c.Close()` is safe before err is checked.
 type Cache struct {
 	co    *core
 	label []byte // NUL-terminated, or nil
+}
+
+// core returns the cache's core; nil for a nil or zero Cache, which acquire
+// refuses like a closed one.
+func (c *Cache) core() *core {
+	if c == nil {
+		return nil
+	}
+	return c.co
 }
 
 // New creates a cache. Close it to release its memory (a finalizer also does,
@@ -320,28 +339,36 @@ func (c *Cache) WithLabel(label string) *Cache {
 	}
 	b := make([]byte, len(label)+1)
 	copy(b, label)
-	return &Cache{co: c.co, label: b}
+	return &Cache{co: c.core(), label: b}
 }
 
 // Label returns the label of this view ("" for an unlabelled cache).
 func (c *Cache) Label() string {
-	if c.label == nil {
+	if c == nil || c.label == nil {
 		return ""
 	}
 	return string(c.label[:len(c.label)-1])
 }
 
 // Mode returns the mode the cache was created with.
-func (c *Cache) Mode() Mode { return c.co.mode }
+func (c *Cache) Mode() Mode {
+	if co := c.core(); co != nil {
+		return co.mode
+	}
+	return Concurrent
+}
 
 // Close releases the cache and returns nil, always: a second Close, on this
-// or any other view, does nothing and returns nil too. It is safe from any
-// goroutine; calls made after Close return ErrClosed (Get reports a miss).
+// or any other view, does nothing and returns nil too, as does Close on a nil
+// or zero Cache. It is safe from any goroutine; calls made after Close return
+// ErrClosed (Get reports a miss).
 // Calls already in flight finish normally and the memory is released when the
 // last of them returns, so Close never waits and never races with them (it may
 // even be called from inside a Range callback).
 func (c *Cache) Close() error {
-	c.co.close()
+	if co := c.core(); co != nil {
+		co.close()
+	}
 	return nil
 }
 
@@ -380,7 +407,7 @@ func (c *Cache) GetString(key string) (string, bool) {
 }
 
 func (c *Cache) get(op string, key *cUint8, kl int, dst []byte) ([]byte, bool, error) {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return nil, false, closedErr(op)
 	}
@@ -469,7 +496,7 @@ func (c *Cache) Set(key, value []byte) error {
 // nothing was written.
 func (c *Cache) Swap(key, value []byte) (previous []byte, loaded bool, err error) {
 	const op = "Swap"
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return nil, false, closedErr(op)
 	}
@@ -506,7 +533,7 @@ func (c *Cache) SetString(key, value string) error {
 }
 
 func (c *Cache) put(op string, key *cUint8, kl int, val *cUint8, vl int) error {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return closedErr(op)
 	}
@@ -520,7 +547,7 @@ func (c *Cache) put(op string, key *cUint8, kl int, val *cUint8, vl int) error {
 
 // Delete removes key and reports whether it was present.
 func (c *Cache) Delete(key []byte) (deleted bool, err error) {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return false, closedErr("Delete")
 	}
@@ -537,7 +564,7 @@ func (c *Cache) Delete(key []byte) (deleted bool, err error) {
 
 // Contains reports whether key is present, without copying its value.
 func (c *Cache) Contains(key []byte) (bool, error) {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return false, closedErr("Contains")
 	}
@@ -565,7 +592,7 @@ func (c *Cache) Len() int {
 
 // LenErr is Len with the error (whose Op is "LenErr").
 func (c *Cache) LenErr() (int, error) {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return 0, closedErr("LenErr")
 	}
@@ -579,7 +606,7 @@ func (c *Cache) LenErr() (int, error) {
 
 // Clear removes every entry.
 func (c *Cache) Clear() error {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return closedErr("Clear")
 	}
@@ -595,7 +622,7 @@ func (c *Cache) Clear() error {
 // otherwise it stores value and returns it (loaded = false). Like
 // sync.Map.LoadOrStore, atomically.
 func (c *Cache) GetOrSet(key, value []byte) (actual []byte, loaded bool, err error) {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return nil, false, closedErr("GetOrSet")
 	}
@@ -640,7 +667,7 @@ func getOrInsert(co *core, lbl *cChar, op string, key, value, buf []byte) (curre
 // (an old that long could never match) and a key longer than MaxKeyLen
 // ErrKeyTooLong, as for Set.
 func (c *Cache) CompareAndSwap(key, old, newValue []byte) (swapped bool, err error) {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return false, closedErr("CompareAndSwap")
 	}

@@ -105,7 +105,7 @@ func (c *Cache) save(op, path string, progress func(uint64)) (SaveReport, error)
 	if err := checkPath(op, path); err != nil {
 		return SaveReport{}, err
 	}
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return SaveReport{}, closedErr(op)
 	}
@@ -123,7 +123,7 @@ func (c *Cache) save(op, path string, progress func(uint64)) (SaveReport, error)
 	if sp != nil {
 		switch {
 		case sp.panicked:
-			panic(sp.panicValue)
+			repanic("the progress function of "+op, sp.panicValue, sp.panicStack)
 		case sp.exited:
 			runtime.Goexit()
 		}
@@ -139,7 +139,8 @@ type saveProgress struct {
 	fn         func(uint64)
 	panicked   bool // fn panicked with panicValue; it is not called again
 	panicValue any
-	exited     bool // fn called runtime.Goexit; it is not called again
+	panicStack []byte // fn's goroutine's stack when it panicked
+	exited     bool   // fn called runtime.Goexit; it is not called again
 }
 
 // report calls the progress function with n, on a goroutine of its own (see
@@ -149,7 +150,7 @@ func (p *saveProgress) report(n uint64) {
 		return
 	}
 	o := runCallback(func() { p.fn(n) })
-	p.panicked, p.panicValue, p.exited = o.panicked, o.value, o.exited
+	p.panicked, p.panicValue, p.panicStack, p.exited = o.panicked, o.value, o.stack, o.exited
 }
 
 // Load creates a cache configured by cfg holding the snapshot at path (a file
@@ -241,7 +242,7 @@ func (c *Cache) LoadInto(path string) (LoadReport, error) {
 	if err := checkPath(op, path); err != nil {
 		return LoadReport{}, err
 	}
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return LoadReport{}, closedErr(op)
 	}

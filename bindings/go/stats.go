@@ -64,7 +64,7 @@ func (s Stats) HitRatio() float64 {
 // sums a few counters per shard) and, in Exclusive mode, is not a read of the
 // map: it may run during another goroutine's write.
 func (c *Cache) Stats() Stats {
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return Stats{}
 	}

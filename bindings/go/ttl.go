@@ -56,7 +56,7 @@ func (c *Cache) SetWithTTL(key, value []byte, ttl time.Duration) error {
 	if ttl < 0 {
 		return argError(op, fmt.Sprintf("ttl %v is negative (0 = never expires)", ttl))
 	}
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return closedErr(op)
 	}
@@ -81,7 +81,7 @@ func (c *Cache) AdvanceClock(d time.Duration) error {
 	if d < 0 || d%time.Millisecond != 0 {
 		return argError(op, fmt.Sprintf("%v is not a non-negative whole number of milliseconds", d))
 	}
-	co := c.co
+	co := c.core()
 	if !co.acquire() {
 		return closedErr(op)
 	}

@@ -19,8 +19,13 @@
 //! would take a hash of each key. It costs one sequential read of the new
 //! arrays, host CPU time that the GPU engine's budget counts.
 
+use std::ops::Range;
+use std::sync::Mutex;
+
+use crate::config::cores;
 use crate::sync::atomic::Ordering;
 use crate::table::bucket::{self, Bucket, MIN_TOPHASH, SLOTS};
+use crate::table::rehash::PARALLEL_MIN_BUCKETS;
 use crate::table::sums::Sums;
 
 /// Checks a rebuilt image as it lies in host memory, in one sequential pass
@@ -34,7 +39,165 @@ use crate::table::sums::Sums;
 /// `&pool[k]` for the next `k`: no wild pointer, no loop), and every pool
 /// bucket is linked once and holds an entry; the slots sum to `expected`.
 /// Fails with what it found first, and where.
+///
+/// Tables of [`PARALLEL_MIN_BUCKETS`] main buckets or more are checked in
+/// ranges on the machine's cores (a rebuild's wall time is the GPU engine's
+/// point; the host CPU time is the same either way). Each range follows its
+/// chains from the pool bucket its first overflow pointer names, once that
+/// pointer is checked to be a pool bucket; the ranges must then tile the
+/// pool in order, so that every pool bucket is still linked exactly once, in
+/// the prefix sum's order. A branch-free pass over each bucket's slots says
+/// only whether the image holds; where it does not, [`first_fault`] walks it
+/// again, in order, to say why.
 pub(crate) fn check_image(
+    main: &[Bucket],
+    pool: &[Bucket],
+    new_log2: u32,
+    expected: Sums,
+) -> Result<(), String> {
+    let fault = || first_fault(main, pool, new_log2, expected);
+    if main.len() != 1 << new_log2 {
+        return fault();
+    }
+    let threads = if main.len() >= PARALLEL_MIN_BUCKETS {
+        cores()
+    } else {
+        1
+    };
+    let chunk = main.len().div_ceil(threads);
+    let ranges: Vec<_> = (0..main.len())
+        .step_by(chunk)
+        .map(|start| start..(start + chunk).min(main.len()))
+        .collect();
+    let results: Vec<Mutex<Option<Option<Checked>>>> =
+        ranges.iter().map(|_| Mutex::new(None)).collect();
+    let work = |r: usize| {
+        let checked = check_range(main, pool, ranges[r].clone(), new_log2);
+        *results[r].lock().unwrap_or_else(|e| e.into_inner()) = Some(checked);
+    };
+    crate::sync::scoped::scope("mapcache-gpu-check", |spawner| {
+        let work = &work;
+        for r in 1..ranges.len() {
+            if !spawner.spawn(move || work(r)) {
+                work(r);
+            }
+        }
+        work(0);
+    });
+    let mut sums = Sums::default();
+    let mut next_pool = 0usize;
+    for result in results {
+        let Some(Some(checked)) = result.into_inner().unwrap_or_else(|e| e.into_inner()) else {
+            return fault();
+        };
+        if let Some(linked) = checked.linked {
+            if linked.start != next_pool {
+                return fault();
+            }
+            next_pool = linked.end;
+        }
+        sums.entries += checked.sums.entries;
+        sums.slot_sum = sums.slot_sum.wrapping_add(checked.sums.slot_sum);
+        sums.frag_sum = sums.frag_sum.wrapping_add(checked.sums.frag_sum);
+        sums.tophash_sum = sums.tophash_sum.wrapping_add(checked.sums.tophash_sum);
+    }
+    if next_pool != pool.len() || sums != expected {
+        return fault();
+    }
+    Ok(())
+}
+
+/// What a range of main buckets holds: its slots' sums, and the pool
+/// buckets its chains link (in order), if any.
+struct Checked {
+    sums: Sums,
+    linked: Option<Range<usize>>,
+}
+
+/// Checks the chains of the main buckets in `range` ([`check_image`]), or
+/// `None` at the first fault.
+fn check_range(
+    main: &[Bucket],
+    pool: &[Bucket],
+    range: Range<usize>,
+    new_log2: u32,
+) -> Option<Checked> {
+    let mask = (1u64 << new_log2) - 1;
+    let mut sums = Sums::default();
+    let mut linked: Option<Range<usize>> = None;
+    for j in range {
+        let mut current = &main[j];
+        let mut in_pool = false;
+        loop {
+            let slots = bucket_sums(current, j as u64, mask)?;
+            if in_pool && slots.entries == 0 {
+                return None;
+            }
+            sums.entries += slots.entries;
+            sums.slot_sum = sums.slot_sum.wrapping_add(slots.slot_sum);
+            sums.frag_sum = sums.frag_sum.wrapping_add(slots.frag_sum);
+            sums.tophash_sum = sums.tophash_sum.wrapping_add(slots.tophash_sum);
+            let overflow = current.overflow.load(Ordering::Relaxed);
+            if overflow.is_null() {
+                break;
+            }
+            if slots.entries != SLOTS as u64 {
+                return None;
+            }
+            // The range's first link may name any pool bucket (checked to be
+            // one); every later one must be the next.
+            let next = match &linked {
+                Some(linked) => linked.end,
+                None => pool_index(pool, overflow)?,
+            };
+            let bucket = pool
+                .get(next)
+                .filter(|b| std::ptr::eq(overflow.cast_const(), *b))?;
+            linked = Some(linked.map_or(next, |l| l.start)..next + 1);
+            current = bucket;
+            in_pool = true;
+        }
+    }
+    Some(Checked { sums, linked })
+}
+
+/// The index of the pool bucket `at` points to, if it points to the start
+/// of one (computed from the address alone: nothing is read).
+fn pool_index(pool: &[Bucket], at: *const Bucket) -> Option<usize> {
+    let offset = (at as usize).checked_sub(pool.as_ptr() as usize)?;
+    let size = std::mem::size_of::<Bucket>();
+    (offset % size == 0 && offset / size < pool.len()).then_some(offset / size)
+}
+
+/// One bucket's occupied slots and their sums, or `None` if its slots break
+/// the layout (an occupied slot after an empty one, or with a null entry or
+/// a frag of another chain; an empty one with anything in it). Branch-free:
+/// the empty slots, which must be all zero, are summed too.
+#[inline]
+fn bucket_sums(b: &Bucket, j: u64, mask: u64) -> Option<Sums> {
+    let word = b.tophash.load(Ordering::Relaxed);
+    let (mut used, mut bad) = (0u64, 0u64);
+    let mut sums = Sums::default();
+    for i in 0..SLOTS {
+        let tophash = u64::from(bucket::byte(word, i));
+        let entry = b.slots[i].load(Ordering::Relaxed) as usize as u64;
+        let frag = u64::from(b.frags[i].load(Ordering::Relaxed));
+        // Whether slot `i` is still in the bucket's run of occupied slots.
+        let occupied = u64::from(tophash >= u64::from(MIN_TOPHASH)) & u64::from(used == i as u64);
+        used += occupied;
+        bad |= occupied & (u64::from(entry == 0) | u64::from((frag ^ j) & mask != 0));
+        bad |= (1 - occupied) & u64::from(tophash | entry | frag != 0);
+        sums.slot_sum = sums.slot_sum.wrapping_add(entry);
+        sums.frag_sum = sums.frag_sum.wrapping_add(frag);
+        sums.tophash_sum += tophash;
+    }
+    sums.entries = used;
+    (bad == 0).then_some(sums)
+}
+
+/// The first fault of an image [`check_image`] refused, found by a walk that
+/// checks one thing at a time.
+fn first_fault(
     main: &[Bucket],
     pool: &[Bucket],
     new_log2: u32,
@@ -332,5 +495,84 @@ mod tests {
         let pool = Table::pool(t.laid_pool().len() + 1, LOG2).unwrap();
         let why = check_image(t.buckets(), &pool.accessible()[..1], LOG2, t.sums()).unwrap_err();
         assert!(!why.is_empty());
+    }
+
+    /// A table checked in ranges on every core: each spoil lies in the last
+    /// range, whose chains must carry on where the ranges before it ended.
+    #[test]
+    fn a_table_checked_in_ranges_is_refused_as_one_checked_in_order() {
+        const BIG: u32 = 15;
+        let source = SyntheticTable::new(300_000, BIG - 1, 11, 20).unwrap();
+        let fresh = || rebuild(&source, BIG, Engine::Single).unwrap();
+        let verdict = |t: &Table| check_image(t.buckets(), t.laid_pool(), BIG, t.sums());
+        let rebuilt = fresh();
+        assert!(rebuilt.table().buckets().len() >= crate::table::rehash::PARALLEL_MIN_BUCKETS);
+        assert_eq!(verdict(rebuilt.table()), Ok(()));
+        let last_chained = |t: &Table| {
+            let main = t.buckets();
+            (0..main.len())
+                .rev()
+                .find(|&j| !main[j].overflow.load(Ordering::Relaxed).is_null())
+                .unwrap()
+        };
+        type Spoil = fn(&Table, usize);
+        let spoils: [(Spoil, &str); 4] = [
+            // Back to the first pool bucket (a pool bucket, out of order).
+            (
+                |t, j| {
+                    let first = &t.laid_pool()[0] as *const Bucket as *mut Bucket;
+                    t.buckets()[j].overflow.store(first, Ordering::Relaxed);
+                },
+                "not pool bucket",
+            ),
+            // Into the middle of a pool bucket.
+            (
+                |t, j| {
+                    let p = t.buckets()[j].overflow.load(Ordering::Relaxed);
+                    t.buckets()[j]
+                        .overflow
+                        .store(p.cast::<u8>().wrapping_add(8).cast(), Ordering::Relaxed);
+                },
+                "not pool bucket",
+            ),
+            // Cut: its pool buckets are linked by nobody.
+            (
+                |t, j| {
+                    t.buckets()[j]
+                        .overflow
+                        .store(std::ptr::null_mut(), Ordering::Relaxed);
+                },
+                "pool buckets are linked",
+            ),
+            // An entry copied into the first main bucket with a free slot.
+            (
+                |t, j| {
+                    let to = t
+                        .buckets()
+                        .iter()
+                        .find(|b| b.slots[7].load(Ordering::Relaxed).is_null())
+                        .unwrap();
+                    let from = &t.buckets()[j];
+                    let free = (0..8)
+                        .find(|&i| to.slots[i].load(Ordering::Relaxed).is_null())
+                        .unwrap();
+                    set_slot(to, free, slot(from, 0));
+                    let word = to.tophash.load(Ordering::Relaxed);
+                    let top = (from.tophash.load(Ordering::Relaxed) & 0xff) as u8;
+                    to.tophash.store(
+                        crate::table::bucket::with_byte(word, free, top),
+                        Ordering::Relaxed,
+                    );
+                },
+                "which belongs in main bucket",
+            ),
+        ];
+        for (spoil, why) in spoils {
+            let rebuilt = fresh();
+            let t = rebuilt.table();
+            spoil(t, last_chained(t));
+            let found = verdict(t).expect_err("a spoiled image passed its check");
+            assert!(found.contains(why), "{found}");
+        }
     }
 }

@@ -78,7 +78,7 @@ pub(crate) fn rehash(
         *made.lock().unwrap_or_else(|e| e.into_inner()) = Some(main);
     };
     let counted = crate::sync::scoped::scope("mapcache-gpu-prefault", |spawner| {
-        let spawned = spawner.spawn(&make_main);
+        let spawned = spawner.spawn(make_main);
         let counted = if source == Source::InPlace {
             count_in_place(plugin, context, src, new_log2)
         } else {

@@ -240,6 +240,19 @@ pub fn pack(table: &SyntheticTable, staging: &mut Staging) -> Result<usize, Stri
     super::job::pack(table, &mut staging.source, &mut staging.starts).map(|_| sources)
 }
 
+/// The check every GPU rebuild's image gets in host memory before it is
+/// published (`gpu/image_check.rs`), run on `rebuilt` (for the benchmark,
+/// which reports its host time apart).
+pub fn check_image(rebuilt: &Rebuilt) -> Result<(), String> {
+    let table = &rebuilt.0;
+    super::image_check::check_image(
+        table.buckets(),
+        table.laid_pool(),
+        table.log2(),
+        table.sums(),
+    )
+}
+
 /// The image of `table` rebuilt by the reference engine.
 pub fn reference_image(table: &SyntheticTable, new_log2: u32) -> Result<Vec<u8>, String> {
     rebuild(table, new_log2, Engine::Single).map(|r| r.image())

@@ -78,7 +78,8 @@ const TRANSFER_VARS: [&str; 3] = [
 /// does to the pages, less the device's mapping); and the first touch of as
 /// many fresh bytes, mapped as the core maps a big array (what every engine
 /// pays for its new arrays; a pageable copy-out pays it inside the driver's
-/// copy, a registered one when pinning).
+/// copy, a registered one when pinning); and the check of the new image that
+/// every GPU rebuild's result gets on the host before it is published.
 fn host_costs(table: &SyntheticTable, entries: usize, runs: usize) {
     let bytes: usize = table.arrays().iter().map(|a| a.1).sum();
     let mut into = vec![0u8; bytes];
@@ -112,12 +113,16 @@ fn host_costs(table: &SyntheticTable, entries: usize, runs: usize) {
         })
     });
     let touch = best(runs, || timed(|| first_touch(bytes)));
+    // The check of the image a GPU rebuild hands back, on the reference's.
+    let check = testing::rebuild(table, table.log2() + 1, Engine::Single)
+        .and_then(|rebuilt| best(runs, || timed(|| testing::check_image(&rebuilt))));
     println!(
-        "host {entries:>10} | {} MB: copy {} | mlock+munlock {} | first touch {}",
+        "host {entries:>10} | {} MB: copy {} | mlock+munlock {} | first touch {} | image check {}",
         bytes >> 20,
         cell(&copy),
         cell(&pin),
-        cell(&touch)
+        cell(&touch),
+        cell(&check)
     );
 }
 
