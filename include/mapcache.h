@@ -704,12 +704,15 @@ typedef struct mapcache_gpu_info {
      */
     uint64_t gpu_rebuilds;
     /**
-     * Rebuilds meant for the GPU that ran on the CPU instead.
+     * Rebuilds meant for the GPU that ran on the CPU instead. (Under auto, a
+     * rebuild that finds the device busy with another shard's runs on the
+     * CPU and is counted in neither.)
      */
     uint64_t fallbacks;
     /**
      * NUL-terminated, cut to fit: when active, the plugin's name and file (and
-     * the last GPU failure, if a rebuild fell back since); otherwise why not:
+     * the last GPU failure, if the latest rebuild meant for it fell back);
+     * otherwise why not:
      * "off", "libcuda.so.1 not found ...", "no CUDA device: ...", "plugin not
      * found at <path>", or the CUDA error of the step that failed.
      */

@@ -29,10 +29,13 @@ pub struct mapcache_gpu_info {
     pub reserved: u32,
     /// Rebuilds this cache did on the GPU.
     pub gpu_rebuilds: u64,
-    /// Rebuilds meant for the GPU that ran on the CPU instead.
+    /// Rebuilds meant for the GPU that ran on the CPU instead. (Under auto, a
+    /// rebuild that finds the device busy with another shard's runs on the
+    /// CPU and is counted in neither.)
     pub fallbacks: u64,
     /// NUL-terminated, cut to fit: when active, the plugin's name and file (and
-    /// the last GPU failure, if a rebuild fell back since); otherwise why not:
+    /// the last GPU failure, if the latest rebuild meant for it fell back);
+    /// otherwise why not:
     /// "off", "libcuda.so.1 not found ...", "no CUDA device: ...", "plugin not
     /// found at <path>", or the CUDA error of the step that failed.
     pub reason: [c_char; MAPCACHE_GPU_REASON_LEN],

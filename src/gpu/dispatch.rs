@@ -20,7 +20,8 @@ pub(crate) struct GpuDispatch {
     /// The configured plugin, absolute (a relative path made so at
     /// construction); `None`: beside the library.
     pub(super) plugin_path: Option<PathBuf>,
-    /// The last GPU failure of this map, for `status`.
+    /// Why this map's latest rebuild meant for the GPU fell back, if it did
+    /// (cleared by a GPU rebuild that succeeds), for `status`.
     last_failure: Mutex<Option<String>>,
     gpu_rebuilds: AtomicU64,
     fallbacks: AtomicU64,
@@ -136,6 +137,8 @@ impl RehashEngine for GpuDispatch {
         {
             Ok(table) => {
                 self.gpu_rebuilds.fetch_add(1, Ordering::Relaxed);
+                // `status` names the failure of the latest GPU rebuild only.
+                *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 Ok(table)
             }
             Err(reason) => {
