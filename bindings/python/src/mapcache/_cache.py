@@ -884,7 +884,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             raise TypeError(f"loader must be callable, not {type(loader).__name__}")
         failures = self._failures
         h = self._h
-        failures.enter(key)
+        entered = failures.enter(key)
         try:
             ctx = _load.register(loader, key, failures, h.value or 0 if h is not None else 0)
             try:
@@ -895,8 +895,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
                     _shutdown.leave()
             finally:
                 _load.unregister(ctx)
+                failures.settled(key, ctx)
         finally:
-            failures.leave(key)
+            failures.leave(key, entered)
 
     def _get_or_load(self, key: bytes, ctx: int, failures: "_load.Failures") -> bytes:
         buf, addr, cap, n, n_addr = _ts.single
