@@ -103,3 +103,45 @@ def test_per_thread_buffers_are_not_shared():
         th.join()
     assert errors == []
     c.close()
+
+
+def test_concurrent_pops_return_each_item_once_and_popitem_keyerror_means_empty():
+    """Eight threads popping the same keys, and eight emptying the cache with
+    popitem: every item comes out exactly once (two pops had both returned
+    one value: a get, then a delete whose result was ignored), and popitem
+    raises KeyError only once nothing is left (it had raised it when another
+    thread took the item it had picked)."""
+    for pop_kind in ("pop", "popitem"):
+        c = mapcache.Cache(shards=4)
+        keys = [f"k{i}".encode() for i in range(4000)]
+        for k in keys:
+            c[k] = k + b"=v"
+        got: list = [[] for _ in range(THREADS)]
+        early_keyerrors = [0]
+        start = threading.Barrier(THREADS)
+
+        def worker(t: int) -> None:
+            start.wait()
+            if pop_kind == "pop":
+                for k in keys:
+                    v = c.pop(k, None)
+                    if v is not None:
+                        got[t].append((k, v))
+                return
+            while True:
+                try:
+                    got[t].append(c.popitem())
+                except KeyError:
+                    if len(c) != 0:
+                        early_keyerrors[0] += 1
+                    return
+
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        items = [item for per in got for item in per]
+        assert sorted(items) == sorted((k, k + b"=v") for k in keys), pop_kind
+        assert early_keyerrors == [0], pop_kind
+        assert len(c) == 0

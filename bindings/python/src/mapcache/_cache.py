@@ -1205,15 +1205,36 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         """Remove ``key`` and return its value (or ``default``; KeyError without one).
 
         Not atomic: the C ABI has no remove-and-return, so this is a get followed
-        by a delete; a concurrent writer may replace the value in between.
+        by a delete; a concurrent writer may replace the value in between (the
+        value returned is then the one read, and the one removed the newer).
+        Between concurrent pops, though, a value is returned to one caller
+        only: a pop whose delete finds the key already gone starts over, and
+        then finds it absent (or a newer value).
         """
-        value = self.get(key, _ABSENT)
-        if value is _ABSENT:
-            if default is _MISSING:
-                raise KeyError(key)
-            return default
-        self.delete(key)
-        return value
+        while True:
+            value = self.get(key, _ABSENT)
+            if value is _ABSENT:
+                if default is _MISSING:
+                    raise KeyError(key)
+                return default
+            if self.delete(key):
+                return value
+
+    def popitem(self) -> Tuple[bytes, bytes]:
+        """Remove some item and return it as ``(key, value)``; KeyError when
+        there is none to remove.
+
+        Not atomic (an iteration, then :meth:`pop`): under concurrent pops each
+        item is returned to one caller only, and a pop that another thread
+        beat to an item tries the next one, so KeyError means the iteration
+        found nothing this call could remove (the cache was empty, or emptied
+        meanwhile), not that a race was lost.
+        """
+        for key in self:
+            value = self.pop(key, _ABSENT)
+            if value is not _ABSENT:
+                return key, value
+        raise KeyError("popitem(): the cache is empty")
 
     def setdefault(self, key: KeyLike, default: ValueLike) -> bytes:  # type: ignore[override]
         """Get-or-insert, atomically: return the value of ``key``, inserting
