@@ -599,6 +599,12 @@ impl Map {
 
     /// Sets `key` to `value`; `Ok(true)` when it replaced a value. The entry
     /// gets the configured [`Config::default_ttl`].
+    ///
+    /// In a bounded map ([`Config::max_entries`], [`Config::max_bytes`]) a new
+    /// key is not always kept: the eviction policy may refuse it in favour of
+    /// the entries it would displace (counted in [`Map::stats`]' `evictions`
+    /// and `rejections`), and a `get` right after then misses. The insert
+    /// still returns `Ok(false)`: the value was stored, and evicted.
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<bool> {
         self.insert_with_ttl(key, value, self.config.default_ttl)
     }

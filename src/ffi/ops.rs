@@ -425,6 +425,13 @@ pub unsafe extern "C" fn mapcache_get_with(
 /// value was replaced, false if the key was new or on an error. Readers see the
 /// old or the new value, never a mix.
 ///
+/// In a bounded cache (`max_entries`, `max_bytes`) a new key is not always
+/// kept: the eviction policy may refuse it in favour of the entries it would
+/// displace (counted in `mapcache_stats`' `evictions` and `rejections`), and a
+/// lookup right after the put then misses. The put still returns
+/// `MAPCACHE_OK` (with `*out_replaced` false): the value was stored, and
+/// evicted.
+///
 /// Ownership: the library copies key and value; the caller keeps its buffers.
 /// Thread-safety: any thread. Concurrent mode: writers to the same shard wait for
 /// each other. Exclusive mode: see `MAPCACHE_E_CONCURRENT_WRITE`.

@@ -821,6 +821,13 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
         Returns True when it replaced a value, False when the key was new; with
         a ``ttl`` given, None (the library's put with a TTL does not report it).
+
+        In a bounded cache (``max_entries``, ``max_bytes``) a new key is not
+        always kept: the eviction policy may refuse it in favour of the entries
+        it would displace (``stats().evictions`` and ``stats().rejections``
+        count it), and ``cache[key]`` right after then raises KeyError. The
+        call still succeeds (False: the key was new): the value was stored,
+        and evicted. ``cache[key] = value`` is this call.
         """
         if key.__class__ is not bytes:
             key = _key(key)
