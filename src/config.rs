@@ -100,7 +100,9 @@ pub const DEFAULT_GPU_THRESHOLD: usize = 1 << 22;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
     /// Entries to size the tables for up front (0: start small and grow); at most
-    /// [`MAX_INITIAL_CAPACITY`].
+    /// [`MAX_INITIAL_CAPACITY`]. A bounded cache sizes them for no more than
+    /// its bounds can hold: `max_entries`, and `max_bytes` over the smallest
+    /// entry's charge ([`Config::sized_for`]).
     pub initial_capacity: usize,
     /// Number of shards: 0 picks one from the core count; otherwise a power of two
     /// up to [`MAX_SHARDS`]. Writers of different shards never wait for each other.
@@ -148,6 +150,29 @@ pub struct Config {
 }
 
 impl Config {
+    /// What a bounded cache charges its smallest entry (an empty key and
+    /// value, with a deadline when `default_ttl` gives every entry one).
+    fn smallest_charge(&self) -> usize {
+        crate::cache::bounds::charge(crate::table::entry::smallest_bounded_block(
+            !self.default_ttl.is_zero(),
+        ))
+    }
+
+    /// The entries the tables are sized for up front: `initial_capacity`,
+    /// but no more than the bounds can hold (`max_entries`; `max_bytes` over
+    /// the smallest entry's charge). A cache that can hold ten entries had
+    /// reserved tables for 2^30 when asked to.
+    pub(crate) fn sized_for(&self) -> usize {
+        let mut entries = self.initial_capacity;
+        if self.max_entries > 0 {
+            entries = entries.min(self.max_entries);
+        }
+        if self.max_bytes > 0 {
+            entries = entries.min(self.max_bytes / self.smallest_charge());
+        }
+        entries
+    }
+
     /// Checks every field: [`Error::InvalidConfig`] naming the first one out of
     /// range.
     pub(crate) fn validate(&self) -> Result<()> {
@@ -167,9 +192,7 @@ impl Config {
         }
         if self.max_bytes > 0 {
             let share = self.max_bytes / shards;
-            let smallest = crate::cache::bounds::charge(
-                crate::table::entry::smallest_bounded_block(!self.default_ttl.is_zero()),
-            );
+            let smallest = self.smallest_charge();
             if share < smallest {
                 return Err(Error::InvalidConfig(format!(
                     "max_bytes = {} gives each of the {shards} shards {share} bytes, less than \
@@ -264,6 +287,26 @@ mod tests {
         assert!(drains(READER_DRAIN_MAX_ENTRIES * TYPICAL_CHARGE));
         assert!(!drains((READER_DRAIN_MAX_ENTRIES + 1) * TYPICAL_CHARGE));
         assert_eq!(TYPICAL_CHARGE, crate::cache::bounds::charge(64));
+    }
+
+    #[test]
+    fn a_bounded_cache_sizes_its_tables_for_no_more_than_its_bounds_hold() {
+        let ask = |max_entries, max_bytes| Config {
+            initial_capacity: MAX_INITIAL_CAPACITY,
+            shards: 1,
+            max_entries,
+            max_bytes,
+            ..Config::default()
+        };
+        assert_eq!(ask(0, 0).sized_for(), MAX_INITIAL_CAPACITY);
+        assert_eq!(ask(10, 0).sized_for(), 10);
+        let smallest = ask(0, 9_000).smallest_charge();
+        assert_eq!(ask(0, 9_000).sized_for(), 9_000 / smallest);
+        assert_eq!(ask(5, 9_000).sized_for(), 5);
+        // The map itself: a table of a few buckets, not 2^27 (28 GiB).
+        let map = crate::Map::new(ask(10, 0)).unwrap();
+        let guard = crate::sync::epoch::pin();
+        assert!(map.shards()[0].table(&guard).buckets().len() <= 4);
     }
 
     #[test]

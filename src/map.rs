@@ -121,7 +121,7 @@ impl Map {
     pub fn new(config: Config) -> Result<Map> {
         config.validate()?;
         let shard_count = config.resolved_shards()?;
-        let initial_log2 = log2_for(config.initial_capacity.div_ceil(shard_count));
+        let initial_log2 = log2_for(config.sized_for().div_ceil(shard_count));
         let stripes = (cores() * 2).min(16);
         let shards = (0..shard_count)
             .map(|i| {

@@ -93,6 +93,9 @@ pub struct mapcache_config {
     /// capacity: size it to the memory you have. Smaller shard tables come from
     /// the system allocator, which may commit them at creation: spread over many
     /// shards, a presized capacity costs 17 to 35 bytes per entry up front.
+    /// A bounded cache sizes for no more than its bounds hold: `max_entries`,
+    /// and `max_bytes` over the smallest entry's charge (90 bytes, 98 with a
+    /// `default_ttl_ms`).
     pub initial_capacity: u64,
     /// Number of shards: 0 = automatic, else a power of two, at most 65536.
     pub shards: u32,
