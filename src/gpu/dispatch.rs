@@ -91,13 +91,14 @@ impl GpuDispatch {
         }
     }
 
-    /// A GPU failure: an error under `force`, else the CPU's table.
+    /// A GPU failure: an error under `force` (which runs nothing on the CPU,
+    /// so it is no fallback), else the CPU's table.
     fn fall_back(&self, src: &Table, new_log2: u32, reason: String) -> Result<Table> {
-        self.fallbacks.fetch_add(1, Ordering::Relaxed);
         *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
         if self.mode == GpuMode::Force {
             return Err(Error::Gpu(reason));
         }
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
         self.cpu.rehash(src, new_log2)
     }
 }

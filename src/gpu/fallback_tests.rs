@@ -425,6 +425,39 @@ fn a_relative_plugin_path_is_the_working_directory_s_when_the_map_is_made() {
 }
 
 #[test]
+fn a_plugin_path_that_is_no_regular_file_says_so() {
+    // A device: there, and readable, but no library (a FIFO would be the same).
+    let error = super::loader::load_without_driver(Path::new("/dev/zero")).unwrap_err();
+    assert_eq!(
+        error,
+        "plugin path /dev/zero is not a regular file, not libmapcache_cuda.so"
+    );
+}
+
+#[test]
+fn under_force_a_failed_rebuild_is_an_error_and_no_fallback() {
+    let path = install(Fault::Fill);
+    let map = Map::new(config(GpuMode::Force, &path)).unwrap();
+    let mut failed = 0;
+    for i in 0..2000u32 {
+        if map.insert(format!("key-{i}").as_bytes(), b"v").is_err() {
+            failed += 1;
+        }
+    }
+    assert!(failed > 0);
+    let status = map.gpu_status();
+    assert_eq!(
+        (status.gpu_rebuilds, status.fallbacks),
+        (0, 0),
+        "{status:?}"
+    );
+    assert!(
+        status.reason.contains("GPU fill: kernel failed"),
+        "{status:?}"
+    );
+}
+
+#[test]
 fn a_directory_for_a_plugin_says_so() {
     let dir = std::env::temp_dir();
     let error = super::loader::load_without_driver(&dir).unwrap_err();

@@ -137,8 +137,16 @@ fn open_plugin(path: &Path, with_driver: bool) -> Result<Plugin, String> {
             path.display()
         ));
     }
-    if !path.is_file() {
-        return Err(format!("plugin not found at {}", path.display()));
+    match std::fs::metadata(path) {
+        Err(_) => return Err(format!("plugin not found at {}", path.display())),
+        // A FIFO, a device (`/dev/zero`), a socket: there, but no library.
+        Ok(meta) if !meta.is_file() => {
+            return Err(format!(
+                "plugin path {} is not a regular file, not libmapcache_cuda.so",
+                path.display()
+            ))
+        }
+        Ok(_) => {}
     }
     let library = Library::open_path(path)
         .map_err(|e| format!("plugin {} failed to load: {e}", path.display()))?;
