@@ -82,10 +82,21 @@ impl Bounds {
         } else {
             max_entries
         };
+        // The most entries the shard can hold, whatever their sizes.
+        let mut most_entries = capacity;
+        if max_bytes > 0 {
+            most_entries = max_bytes / charge(crate::table::entry::smallest_bounded_block(false));
+            if max_entries > 0 {
+                most_entries = most_entries.min(max_entries);
+            }
+        }
         Bounds {
             max_entries,
             max_bytes,
-            policy: UnsafeCell::new(Policy::new(capacity.max(1) as u64)),
+            policy: UnsafeCell::new(Policy::with_most_entries(
+                capacity.max(1) as u64,
+                most_entries as u64,
+            )),
             reads: ReadBuffer::new(stripes),
             readers_drain: match (max_entries, max_bytes) {
                 (0, bytes) => bytes / TYPICAL_CHARGE <= READER_DRAIN_MAX_ENTRIES,

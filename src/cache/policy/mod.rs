@@ -337,16 +337,27 @@ pub(crate) struct Policy {
 impl Policy {
     /// A policy for one shard that may hold `capacity` weight units (entries
     /// when every weight is 1, bytes otherwise); 0 is taken as 1.
+    #[cfg(test)]
     pub(crate) fn new(capacity: u64) -> Policy {
-        Policy::with_tuning(capacity, Tuning::DEFAULT)
+        Policy::with_tuning(capacity, capacity, Tuning::DEFAULT)
+    }
+
+    /// [`Policy::new`] for a shard that holds at most `most_entries` entries
+    /// whatever their weights (a byte bound over the smallest entry's charge):
+    /// its first allocations are sized for no more. A byte capacity read as
+    /// entries had given each shard of a byte-bounded cache nodes and a
+    /// sketch for 4,096 entries up front, 46 KB, even when its share of the
+    /// bound held 170 (3 GB for an empty cache of 65,536 shards).
+    pub(crate) fn with_most_entries(capacity: u64, most_entries: u64) -> Policy {
+        Policy::with_tuning(capacity, most_entries, Tuning::DEFAULT)
     }
 
     /// [`Policy::new`] with other knobs (the replay tests' variants).
-    fn with_tuning(capacity: u64, tuning: Tuning) -> Policy {
+    fn with_tuning(capacity: u64, most_entries: u64, tuning: Tuning) -> Policy {
         let capacity = capacity.max(1);
         let window_max =
             (capacity - (capacity as f64 * (1.0 - tuning.initial_window_share)) as u64).max(1);
-        let entries = capacity.min(INITIAL_ENTRIES);
+        let entries = capacity.min(most_entries.max(1)).min(INITIAL_ENTRIES);
         let sketch = Sketch::with_period(entries, tuning.sketch_density, tuning.sample_per_entry);
         let climber = tuning
             .climb

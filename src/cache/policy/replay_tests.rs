@@ -132,7 +132,7 @@ fn replay(trace: &[u64], capacity: usize, tuning: Tuning) -> f64 {
 /// at `capacity` entries (a shard bounded by entries and, more loosely, by
 /// bytes).
 fn replay_bounded(trace: &[u64], capacity: usize, weight_capacity: u64, tuning: Tuning) -> f64 {
-    let mut policy = Policy::with_tuning(weight_capacity, tuning);
+    let mut policy = Policy::with_tuning(weight_capacity, weight_capacity, tuning);
     let mut node_of: HashMap<u64, u32> = HashMap::with_capacity(capacity * 2);
     let mut key_of: Vec<u64> = Vec::new();
     let mut hits = 0u64;
