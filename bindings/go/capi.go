@@ -112,9 +112,13 @@ static inline int mcg_begin(const char *lbl, mcg_res *r) {
 	return 0;
 }
 
+// Copies the message of an error status out. Not for BUFFER_TOO_SMALL (3),
+// which the binding always handles itself (it retries with a larger buffer)
+// and whose message it never reports: a Get of a long value would otherwise
+// pay a strdup here and a Go string for nothing.
 static inline void mcg_end(const char *lbl, mcg_res *r) {
 	(void)lbl;
-	if (r->st >= 2 && r->err == NULL) r->err = mcg_err();
+	if (r->st >= 2 && r->st != 3 && r->err == NULL) r->err = mcg_err();
 }
 
 // For batch calls that ran: the library keeps the first per-key error's

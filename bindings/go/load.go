@@ -12,17 +12,22 @@ import (
 
 // GetOrLoad runs through the library's mapcache_get_or_load, which runs the
 // loader of one caller per key while the others wait inside the library
-// (singleflight). The loader is a Go closure: it reaches the exported Go
-// callback (mcgGoLoad, load_callback.go) as a runtime/cgo.Handle, the context
-// pointer of the C loader, which runs it (see runLoad) and hands its value to
-// the library.
+// (singleflight). So that Go callers do not wait there, each holding an OS
+// thread, the binding lets one GetOrLoad call per key and cache into the
+// library at a time (the key's flight, loadFlight) and parks the others on
+// it as goroutines (awaitLoad); they take its outcome when it leaves. The
+// loader is a Go closure: it reaches the exported Go callback (mcgGoLoad,
+// load_callback.go) as a runtime/cgo.Handle, the context pointer of the C
+// loader, which runs it (see runLoad) and hands its value to the library.
 //
 // The C loader reports a failure as a non-zero int32 status, which the
-// library hands to every waiter of that load. So that the waiters get the
-// loader's Go error (and not a number), the leader's callback keeps the error
-// in a table, under a status token it makes up, and returns the token; each
-// waiter looks its token up. An entry is dropped once every GetOrLoad call
-// that could have received its token has finished (see loadFailures).
+// library hands to every waiter of that load. So that a caller the library
+// made wait (for a load of another host's; Go callers of the key wait in Go)
+// gets the loader's Go error (and not a number), the leader's callback keeps
+// the error in a table, under a status token it makes up, and returns the
+// token; each waiter looks its token up. An entry is dropped once every
+// GetOrLoad call that could have received its token has finished (see
+// loadFailures).
 
 // LoadError is the error GetOrLoad returns when the loader failed: it returned
 // an error (Err) or panicked (Panicked, with the value in Panic). The caller
@@ -69,42 +74,65 @@ func (e *LoadError) Is(target error) bool { return target == ErrLoader }
 // load functions are not called). Each GetOrLoad call runs its load at most
 // once.
 //
+// Waiting. Of the GetOrLoad calls of one key on one cache (all its views
+// together), one at a time goes into the library; a call made while another
+// is there makes its own lookup and, on a miss, waits for that call as a
+// parked goroutine (no OS thread is held while it waits, so a stampede of any
+// number of goroutines on a cold key costs goroutines, not threads), then
+// returns that call's outcome if it loaded: the same value (a copy of its
+// own) or the same error (the same *LoadError, ErrClosed, ErrTooLarge,
+// ...). If that call did not load (it found the key), the waiter starts over.
+// The library's own singleflight covers loads of the key by other hosts of
+// the map. There is no way to stop waiting: no context, no timeout, and
+// Close does not wake a waiter (it returns when the load ends).
+//
 // If load returns an error, nothing is stored and every caller of that load
 // gets a *LoadError that unwraps to that error (errors.Is(err, ErrLoader) and
 // errors.Is(err, yourErr) are both true); the next GetOrLoad loads again. If
 // load panics, the panic is recovered before it reaches the library, the
-// callers that waited get a *LoadError with Panicked set, the cache is left
-// as it was, and the caller whose load it was panics again with the same value
-// once the library has returned. If another write stores key while load runs,
-// that value is kept and returned instead of load's.
+// callers that waited get a *LoadError with Panicked set (its Stack shows
+// where load panicked), the cache is left as it was, and the caller whose
+// load it was panics again with the same value once the library has
+// returned. A recover of that caller's gets the value itself; a panic no one
+// recovers prints load's stack (its goroutine, down to the panic) before the
+// caller's: the report starts "panic: mapcache: the loader of GetOrLoad
+// panicked: ..." with that stack, then "[recovered]" and "panic: <the
+// value>". If another write stores key while load runs, that value is kept
+// and returned instead of load's.
 //
 // load runs on a goroutine of its own, while GetOrLoad waits for it, with no
 // lock of the cache held: it may use the cache, including GetOrLoad of other
-// keys, but must not call GetOrLoad for the same key (it would wait for
-// itself forever). If load calls runtime.Goexit (t.FailNow or t.Fatal in a
-// test), the callers that waited get a *LoadError saying so and the caller
-// whose load it was calls runtime.Goexit too, once the library has returned.
-// The value load returns is copied; load may reuse its slice afterwards. A
-// nil load is ErrInvalidArgument.
+// keys, but must not call GetOrLoad for the same key on the same cache (or a
+// view of it), directly or through a goroutine it waits for. That call would
+// wait for the load it is part of: it never returns, nor does the GetOrLoad
+// running load, nor does any later GetOrLoad of the key on the cache (each
+// parks, waiting for it); Close releases none of them, and Go's deadlock
+// detection does not report it (the call running load is inside the
+// library), so the program just stops making progress on that key. If load
+// calls runtime.Goexit (t.FailNow or t.Fatal in a test), the callers that
+// waited get a *LoadError saying so and the caller whose load it was calls
+// runtime.Goexit too, once the library has returned. The value load returns
+// is copied; load may reuse its slice afterwards. A nil load is
+// ErrInvalidArgument.
 //
-// Callers that wait for another's load wait inside the library, each holding
-// an OS thread for as long as the load runs, as does the caller running it
-// (the runtime starts threads as needed, up to runtime/debug.SetMaxThreads).
-// In Exclusive mode a load's store is a write (it may fail with
-// ErrConcurrentWrite) and its first lookup a read.
+// The caller running a load holds an OS thread for as long as load runs (it
+// is inside the library, whose load calls back into Go). In Exclusive mode a
+// load's store is a write (it may fail with ErrConcurrentWrite) and its first
+// lookup, a waiter's lookup too, a read.
 //
 // Cost: a hit costs two to three Gets (one library call, plus a cgo.Handle for
-// load and the key's bookkeeping for failures); a load costs the loader plus
-// the library's store and two goroutine switches: about 5 µs, several times
-// that on a machine with more runnable threads than cores.
+// load and the key's bookkeeping); a load costs the loader plus the library's
+// store and two goroutine switches: about 5 µs, several times that on a
+// machine with more runnable threads than cores. A waiter costs a lookup and
+// a goroutine switch, and its copy of the value.
 //
-// The statistics count the first lookup as a hit or a miss, and each load as
-// one LoadSuccesses or LoadFailures, however many callers waited for it.
-// GetOrLoad reads the value into a buffer sized for the longest value it has
-// returned on this cache so far (at least 256 bytes, at most 64 KiB); a longer
-// value takes a second lookup to read, counted as a hit too, after which the
-// cache's later GetOrLoad calls use a buffer that fits it (values up to
-// 64 KiB).
+// The statistics count the first lookup of each call (a waiter's included) as
+// a hit or a miss, and each load as one LoadSuccesses or LoadFailures,
+// however many callers waited for it. GetOrLoad reads the value into a buffer
+// sized for the longest value it has returned on this cache so far (at least
+// 256 bytes, at most 64 KiB); a longer value takes a second lookup to read,
+// counted as a hit too, after which the cache's later GetOrLoad calls use a
+// buffer that fits it (values up to 64 KiB).
 func (c *Cache) GetOrLoad(key []byte, load func() ([]byte, error)) ([]byte, error) {
 	const op = "GetOrLoad"
 	if load == nil {
@@ -311,7 +339,7 @@ type loadCall struct {
 	panicked   bool       // load panicked with panicValue
 	panicValue any
 	panicStack []byte // the loader goroutine's stack when it panicked
-	exited     bool // load called runtime.Goexit
+	exited     bool   // load called runtime.Goexit
 }
 
 // run is the loader callback's work: call load, hand its value to the library
@@ -411,7 +439,7 @@ type loadFlight struct {
 	// joins (under the shard's mutex: no channel for a call no one joins).
 	done   chan struct{}
 	joined int          // calls that joined it as waiters (under the shard's mutex)
-	parked atomic.Int32  // of those, the ones that missed and wait on done (tests)
+	parked atomic.Int32 // of those, the ones that missed and wait on done (tests)
 	// Set by the leader before done is closed: shared reports that a load
 	// ended (so its outcome, v or err, is the waiters' too); v is a copy of
 	// the leader's value, made when some call joined.

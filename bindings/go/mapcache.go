@@ -471,6 +471,11 @@ func closedErr(op string) error {
 
 // Set stores value under key, replacing any previous value. The library copies
 // both; the caller may reuse them at once.
+//
+// In a bounded cache (MaxEntries, MaxBytes) a new key is not always kept: the
+// eviction policy may refuse it in favour of the entries it would displace
+// (Stats' Evictions and Rejections count it), and a Get right after then
+// misses. Set still returns nil: the value was stored, and evicted.
 func (c *Cache) Set(key, value []byte) error {
 	return c.put("Set", bp(key), len(key), bp(value), len(value))
 }

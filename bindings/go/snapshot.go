@@ -79,7 +79,12 @@ func (c *Cache) Save(path string) error {
 // it is not called again, the save runs to its end (the file is complete and
 // in place if the save succeeds), and SaveWithProgress then panics with the
 // same value instead of returning; if progress calls runtime.Goexit (t.Fatal
-// in a test), SaveWithProgress calls runtime.Goexit in the same way.
+// in a test), SaveWithProgress calls runtime.Goexit in the same way. A panic
+// of progress that no one recovers prints progress's own stack (the goroutine
+// it ran on, down to the panic) before SaveWithProgress's: the report starts
+// "panic: mapcache: the progress function of SaveWithProgress panicked: ..."
+// with that stack, then "[recovered]" and "panic: <the value>"; a recover of
+// the caller's gets the value itself.
 //
 // Thread-safety: any goroutine, concurrently with any other call on the
 // cache; two saves to the same path may run at once (the last rename wins,
@@ -91,10 +96,17 @@ func (c *Cache) Save(path string) error {
 //   - ErrInvalidArgument: path is empty, contains a NUL byte (checked before
 //     the library is called), or names no file (e.g. "/" or a path ending in
 //     "/..").
-//   - *IOError (ErrIO): creating the temporary file, writing, fsync, rename
-//     or the fsync of the directory failed, e.g. a read-only or full
-//     directory; it unwraps to the OS's syscall.Errno (errors.Is(err,
-//     fs.ErrPermission), errors.Is(err, syscall.ENOSPC)).
+//   - *IOError (ErrIO) at the Step "stat", before anything is written: path
+//     names a directory (Errno EISDIR), another file that is not a regular
+//     file, or a symbolic link that leads to no file (both Errno 0: the
+//     library's refusal, not an OS error), or goes through a file that is not
+//     a directory (ENOTDIR).
+//   - *IOError (ErrIO) at a later Step: creating the temporary file (in
+//     path's directory: an ENOENT there, fs.ErrNotExist, is about that
+//     directory or that file, never about path, which need not exist),
+//     writing, fsync, rename or the fsync of the directory failed, e.g. a
+//     read-only or full directory; it unwraps to the OS's syscall.Errno
+//     (errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOSPC)).
 //   - ErrClosed, ErrConcurrentReadWrite (Exclusive mode), ErrNoMemory,
 //     ErrInternal.
 func (c *Cache) SaveWithProgress(path string, progress func(bytesWritten uint64)) (SaveReport, error) {

@@ -38,26 +38,44 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 // process may not write, and so on. (os.IsNotExist and its kin do not look
 // through wrapped errors; use errors.Is.)
 //
+// For a save, the file of a "create" error (and of "write" and "fsync") is
+// the temporary file in Path's directory, not Path: a "create" that fails
+// with ENOENT (fs.ErrNotExist) means that directory is missing or refuses new
+// files (Save("/proc/version") fails so, though /proc/version exists), not
+// that Path is missing; a save never needs Path to exist.
+//
 // A save that fails leaves the previous file at Path as it was (and removes
 // its temporary file); a load that fails loads nothing.
 type IOError struct {
 	Op   string // the method, e.g. "Save"
 	Path string // the path it was given
-	// Step is the operation that failed, as the library names it: "create"
-	// (the temporary file, .<name>.<pid>-<id>.tmp, in Path's directory),
-	// "write", "fsync", "rename", "fsync directory" for a save; "open",
-	// "stat", "lock", "mmap" for a load (in the order the load takes them). Empty if the message names none.
+	// Step is the operation that failed, as the library names it. For a
+	// save, in the order it takes them: "stat" (the check of Path before
+	// anything is written: Path names a directory, Errno EISDIR; or no
+	// regular file, a FIFO, a device or a socket, Errno 0; or a symbolic link
+	// that leads to no file, Errno 0; or a path through a file, as in
+	// "file/sub", Errno ENOTDIR), "create" (the temporary file,
+	// .<name>.<pid>-<id>.tmp, in Path's directory), "write", "fsync",
+	// "rename", "fsync directory". For a load: "open", "stat", "lock",
+	// "mmap". Empty if the message names none.
 	Step string
-	// Errno is the OS's error number for the failure; 0 when the OS gave
-	// none (Unwrap then returns nil): a load of a path that names no regular
-	// file.
+	// Errno is the OS's error number for the failure; 0 when the library
+	// refused the path itself, without a failed system call to report
+	// (Unwrap then returns nil, so errors.Is(err, fs.ErrNotExist) is false):
+	// a load of a path that names no regular file, and a save to a path that
+	// names no regular file or is a symbolic link that leads to no file (the
+	// Message quotes the OS's ENOENT from following the link, but Errno is 0:
+	// the refusal is the library's, and Load of the same path reports ENOENT
+	// from its open).
 	Errno syscall.Errno
 	// Message is the library's: "snapshot <step> of <file>: <the OS's
 	// message> (os error N)", where file is the one the step worked on (the
 	// temporary file for create, write and fsync, the directory for fsync
-	// directory); for a load of a path that names no regular file (Errno 0),
-	// "snapshot open of <path>: not a regular file (a FIFO)" (or a character
-	// device, a block device, a socket).
+	// directory); for a path the library refused (Errno 0), "snapshot
+	// <step> of <path>: " and the reason, e.g. "not a regular file (a FIFO)"
+	// (or a character device, a block device, a socket, a directory) or, for
+	// a save, "a symbolic link that leads to no file (...): nothing to
+	// replace".
 	Message string
 }
 
