@@ -224,11 +224,13 @@ def test_repr(cache):
     assert "closed" in repr(cache)
 
 
-def test_cannot_be_pickled(cache):
+def test_cannot_be_pickled_or_copied(cache):
+    import copy
     import pickle
 
-    with pytest.raises(TypeError):
-        pickle.dumps(cache)
+    for attempt in (pickle.dumps, copy.copy, copy.deepcopy):
+        with pytest.raises(TypeError, match="cannot be pickled or copied"):
+            attempt(cache)
 
 
 def test_independent_caches(cache):

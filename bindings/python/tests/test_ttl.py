@@ -156,3 +156,18 @@ def test_a_closed_cache_refuses_the_cache_calls():
         c.stats()
     with pytest.raises(mapcache.CacheClosedError):
         c.get_or_load(b"k", lambda: b"v")
+
+
+def test_small_clock_steps_add_up_to_whole_milliseconds():
+    """The clock moves in whole milliseconds; each move rounds the running
+    total of the moves asked for, so steps smaller than half a millisecond
+    are not each lost to rounding (the clock had never moved)."""
+    with mapcache.Cache(manual_clock=True) as c:
+        c.set(b"k", b"v", ttl=0.005)
+        for _ in range(11):  # 4.4 ms asked: the clock at 4 ms
+            c.advance_clock(0.0004)
+        assert b"k" in c
+        c.advance_clock(0.0004)  # 4.8 ms asked: 5 ms
+        assert b"k" not in c
+        c.advance_clock(math.inf)  # the end, however far asked for after
+        c.advance_clock(1.0)
