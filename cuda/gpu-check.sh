@@ -6,7 +6,8 @@
 #   1. equivalence   gpu-equivalence: tables of 1000 to 64M entries (chains,
 #                    deleted slots) grown, rebuilt at the same size and shrunk
 #                    by the GPU and by the CPU reference, images compared
-#                    byte for byte;
+#                    byte for byte; last, a sparse table grown from 2^25 to
+#                    2^26 buckets (7.5 GB), whose byte offsets pass 2^32;
 #   2. faults        gpu-faults, once per MAPCACHE_CUDA_FAULT (none, open,
 #                    alloc, copy, kernel, wrong), and those but open again with
 #                    the tables read in place: every map ends correct, auto

@@ -2,10 +2,70 @@
 //! thousand to 64M entries (overflow chains from one-by-one inserts, deleted
 //! slots), grown, rebuilt at the same size and shrunk by both, the GPU from
 //! the packed source and from the table's arrays in place; every image
-//! compared. Prints one line per case and `equivalence: PASS n/n` or FAIL.
+//! compared; on the full run, last, a sparse table grown past 2^32 bytes of
+//! bucket array. Prints one line per case and `equivalence: PASS n/n` or FAIL.
 
 use mapcache::gpu::testing::{self, Engine, SyntheticTable};
 use mapcache_gpu_check::{grow_log2, load, options};
+
+/// The sparse table's buckets before its grow: 2^25 buckets of 112 bytes,
+/// 3.75 GB, and 7.5 GB after.
+const WIDE_LOG2: u32 = 25;
+
+/// Rebuilds `table` (`2^log2` buckets, made of `entries` with `deleted` per
+/// mille removed) at `2^new_log2` with the GPU, packed and in place, and
+/// compares each image with the reference's; prints a line per source.
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    table: &SyntheticTable,
+    log2: u32,
+    new_log2: u32,
+    entries: usize,
+    deleted: u32,
+    options: &mapcache_gpu_check::Options,
+    passed: &mut usize,
+    total: &mut usize,
+) {
+    *total += 1;
+    let what = format!(
+        "{:>9} entries ({} live, {deleted}/1000 deleted) 2^{log2} -> 2^{new_log2}",
+        entries,
+        table.entries()
+    );
+    let reference = testing::reference_image(table, new_log2);
+    for (source, engine) in [
+        ("packed", Engine::Gpu(Some(&options.plugin))),
+        ("in-place", Engine::GpuInPlace(Some(&options.plugin))),
+    ] {
+        if source == "in-place" {
+            *total += 1;
+        }
+        let gpu = testing::rebuild(table, new_log2, engine);
+        // In place wherever the table's chains lie in its pool.
+        let expected_in_place = source == "in-place" && table.in_place();
+        match (&reference, gpu) {
+            (Ok(_), Ok(g)) if g.was_in_place() != expected_in_place => println!(
+                "FAIL  {what} {source}: read in place: {}, expected {expected_in_place}",
+                g.was_in_place()
+            ),
+            (Ok(r), Ok(g)) if *r == g.image() => {
+                *passed += 1;
+                let how = if g.was_in_place() {
+                    ""
+                } else {
+                    " (packed: chains outside the pool)"
+                };
+                println!(
+                    "ok    {what} {source}{}",
+                    if source == "in-place" { how } else { "" }
+                );
+            }
+            (Ok(_), Ok(_)) => println!("FAIL  {what} {source}: images differ"),
+            (Err(e), _) => println!("FAIL  {what}: {e}"),
+            (_, Err(e)) => println!("FAIL  {what} {source}: {e}"),
+        }
+    }
+}
 
 fn main() {
     let options = match options(&[1000, 10_000, 100_000, 1 << 20, 4 << 20, 16 << 20, 64 << 20]) {
@@ -41,38 +101,47 @@ fn main() {
                 }
             };
             for &new_log2 in &targets {
-                total += 1;
-                let what = format!(
-                    "{:>9} entries ({} live, {deleted}/1000 deleted) 2^{log2} -> 2^{new_log2}",
+                compare(
+                    &table,
+                    log2,
+                    new_log2,
                     entries,
-                    table.entries()
+                    deleted,
+                    &options,
+                    &mut passed,
+                    &mut total,
                 );
-                let reference = testing::reference_image(&table, new_log2);
-                for (source, engine) in [
-                    ("packed", Engine::Gpu(Some(&options.plugin))),
-                    ("in-place", Engine::GpuInPlace(Some(&options.plugin))),
-                ] {
-                    if source == "in-place" {
-                        total += 1;
-                    }
-                    let gpu = testing::rebuild(&table, new_log2, engine);
-                    // In place wherever the table's chains lie in its pool.
-                    let expected_in_place = source == "in-place" && table.in_place();
-                    match (&reference, gpu) {
-                        (Ok(_), Ok(g)) if g.was_in_place() != expected_in_place => println!(
-                            "FAIL  {what} {source}: read in place: {}, expected {expected_in_place}",
-                            g.was_in_place()
-                        ),
-                        (Ok(r), Ok(g)) if *r == g.image() => {
-                            passed += 1;
-                            let how = if g.was_in_place() { "" } else { " (packed: chains outside the pool)" };
-                            println!("ok    {what} {source}{}", if source == "in-place" { how } else { "" });
-                        }
-                        (Ok(_), Ok(_)) => println!("FAIL  {what} {source}: images differ"),
-                        (Err(e), _) => println!("FAIL  {what}: {e}"),
-                        (_, Err(e)) => println!("FAIL  {what} {source}: {e}"),
-                    }
-                }
+            }
+        }
+    }
+    // Past 2^32 bytes: a sparse table grown to 2^26 buckets (7.5 GB of main
+    // array), so that a bucket's byte offset, in either array, no longer fits
+    // 32 bits, on the full run only (the default sizes, up to 64M entries).
+    // (`GPU_EQUIVALENCE_WIDE_LOG2` runs it at another size, with any sizes:
+    // a dry run of this case on a small machine.)
+    let wide = match std::env::var("GPU_EQUIVALENCE_WIDE_LOG2") {
+        Ok(v) => v.parse().ok(),
+        Err(_) => options
+            .sizes
+            .iter()
+            .any(|&n| n >= 64 << 20)
+            .then_some(WIDE_LOG2),
+    };
+    if let Some(wide) = wide {
+        match SyntheticTable::new(2 << 20, wide, 77, 100) {
+            Ok(table) => compare(
+                &table,
+                wide,
+                wide + 1,
+                2 << 20,
+                100,
+                &options,
+                &mut passed,
+                &mut total,
+            ),
+            Err(e) => {
+                println!("FAIL  the sparse 2^{wide}-bucket table: cannot build it: {e}");
+                total += 1;
             }
         }
     }
