@@ -22,7 +22,7 @@ test-hitratio:
 	HITRATIO_TRACES=$(HITRATIO_TRACES) $(CARGO) test --release -p hitratio
 
 test-hitratio-unit:
-	$(CARGO) test --release -p hitratio --lib -- --skip the_traces_readme_has_a_full_table_for_every_trace
+	$(CARGO) test --release -p hitratio --lib --test cli -- --skip the_traces_readme_has_a_full_table_for_every_trace
 
 # A trace of your own (any name, gzip-compressed or not) through mapcache beside
 # the exact LRU (and the anchors of a README.md beside it that lists it):

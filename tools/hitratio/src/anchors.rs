@@ -3,6 +3,17 @@
 //! with a markdown table whose header row is `CACHE` and the capacities, one row
 //! per cache, values in percent). Parsed at run time, so that the harness and
 //! the README cannot disagree.
+//!
+//! The README is read as carefully as a trace: only a regular file (a FIFO would
+//! block the run, a link to `/dev/zero` would read for ever) of at most
+//! [`MAX_README_BYTES`], and every value must be a percentage (finite, from 0 to
+//! 100).
+
+use std::io::Read;
+use std::path::Path;
+
+/// The largest README read for anchors: 1 MiB (the traces README is about 6 KB).
+pub const MAX_README_BYTES: u64 = 1 << 20;
 
 /// One trace's anchor table.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,8 +114,16 @@ pub fn parse(readme: &str) -> Result<Vec<AnchorTable>, String> {
             let values = row[1..]
                 .iter()
                 .map(|v| {
-                    v.parse::<f64>()
-                        .map_err(|e| format!("line {}: {v:?}: {e}", n + 1))
+                    let value = v
+                        .parse::<f64>()
+                        .map_err(|e| format!("line {}: {v:?}: {e}", n + 1))?;
+                    if !(0.0..=100.0).contains(&value) {
+                        return Err(format!(
+                            "line {}: {v:?}: not a hit ratio in percent (from 0 to 100)",
+                            n + 1
+                        ));
+                    }
+                    Ok(value)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             rows.push((row[0].to_string(), values));
@@ -119,6 +138,49 @@ pub fn parse(readme: &str) -> Result<Vec<AnchorTable>, String> {
         });
     }
     Ok(tables)
+}
+
+/// The text of the README at `path`: a regular file (a link to one included)
+/// of at most [`MAX_README_BYTES`], in UTF-8. Errors name the file.
+pub fn read_readme(path: &Path) -> Result<String, String> {
+    let fail = |e: String| format!("{}: {e}", path.display());
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    let too_large = || fail(format!("larger than {MAX_README_BYTES} bytes (1 MiB)"));
+    if meta.len() > MAX_README_BYTES {
+        return Err(too_large());
+    }
+    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    // It may have grown since: read one byte past the limit at most.
+    let mut bytes = Vec::new();
+    file.take(MAX_README_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > MAX_README_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|e| fail(format!("not UTF-8 text: {}", e.utf8_error())))
+}
+
+/// The anchor tables of the README.md in `dir`, and a note for the output when
+/// there are none because it could not be used. No README: no tables, no note.
+/// A README that is no regular file, too large, or does not parse is an error
+/// if `required` (the project's traces directory), else a note (a README beside
+/// a trace of the user's, which the user did not name).
+pub fn beside(dir: &Path, required: bool) -> Result<(Vec<AnchorTable>, Option<String>), String> {
+    let path = dir.join("README.md");
+    if !required && std::fs::symlink_metadata(&path).is_err() {
+        return Ok((Vec::new(), None));
+    }
+    let parsed = read_readme(&path)
+        .and_then(|readme| parse(&readme).map_err(|e| format!("{}: {e}", path.display())));
+    match parsed {
+        Ok(tables) => Ok((tables, None)),
+        Err(e) if required => Err(e),
+        Err(e) => Ok((Vec::new(), Some(format!("no anchors ({e})")))),
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +242,89 @@ Closing remarks.
         assert!(parse("### T (t.gz)\n| CACHE | 1 |\n|---|---|\n| x | 1 | 2 |\n").is_err());
         assert!(parse("### T (t.gz)\n| CACHE | 1 |\n|---|---|\n| x | n/a |\n").is_err());
         assert!(parse("### T (t.gz)\n| NAME | 1 |\n").is_err());
+    }
+
+    /// F6: a value that is no percentage (not finite, negative, over 100) is an
+    /// error naming the line, like a malformed one.
+    #[test]
+    fn anchor_values_must_be_percentages() {
+        let table =
+            |v: &str| format!("### T (t.gz)\n| CACHE | 1 | 2 |\n|---|---|---|\n| x | 5 | {v} |\n");
+        for ok in ["0", "0.00", "100", "100.00", "57.81", "1e1"] {
+            let tables = parse(&table(ok)).unwrap();
+            assert_eq!(tables[0].value("x", 2), Some(ok.parse().unwrap()));
+        }
+        for bad in [
+            "1e309", "inf", "-inf", "NaN", "nan", "-5.00", "-0.01", "100.01", "999.99",
+        ] {
+            let e = parse(&table(bad)).unwrap_err();
+            assert_eq!(
+                e,
+                format!("line 4: {bad:?}: not a hit ratio in percent (from 0 to 100)"),
+            );
+        }
+    }
+
+    /// A fresh directory for one test's files.
+    fn scratch(test: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("hitratio-anchors-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// F5: the README beside a trace gets the checks the trace gets: a FIFO is
+    /// not opened (it blocked the run for ever), a link to /dev/zero is not read
+    /// (it read until out of memory), a file over 1 MiB is not read; each is a
+    /// note naming the file beside a --trace file, an error for --traces.
+    #[test]
+    fn the_readme_must_be_a_regular_file_of_at_most_1_mib() {
+        let dir = scratch("readme");
+        let readme = dir.join("README.md");
+        // None at all: no anchors, no note (an error if required).
+        assert_eq!(beside(&dir, false), Ok((Vec::new(), None)));
+        assert!(beside(&dir, true).is_err());
+
+        let refused = |why: &str| {
+            let (tables, note) = beside(&dir, false).unwrap();
+            assert!(tables.is_empty());
+            let note = note.unwrap();
+            assert!(
+                note.starts_with("no anchors (") && note.contains("README.md: "),
+                "{note}"
+            );
+            assert!(note.ends_with(&format!("{why})")), "{note}");
+            let e = beside(&dir, true).unwrap_err();
+            assert!(e.contains("README.md: ") && e.ends_with(why), "{e}");
+        };
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("/dev/zero", &readme).unwrap();
+            refused("not a regular file");
+            std::fs::remove_file(&readme).unwrap();
+            let made = std::process::Command::new("mkfifo").arg(&readme).status();
+            if made.is_ok_and(|s| s.success()) {
+                refused("not a regular file");
+                std::fs::remove_file(&readme).unwrap();
+            }
+        }
+        std::fs::create_dir(&readme).unwrap();
+        refused("not a regular file");
+        std::fs::remove_dir(&readme).unwrap();
+
+        // At the limit it is read; one byte more is refused unread.
+        let mut text = SAMPLE.to_string();
+        text.push_str(&" ".repeat(MAX_README_BYTES as usize - SAMPLE.len()));
+        std::fs::write(&readme, &text).unwrap();
+        let (tables, note) = beside(&dir, true).unwrap();
+        assert_eq!((tables.len(), note), (2, None));
+        text.push(' ');
+        std::fs::write(&readme, &text).unwrap();
+        refused("larger than 1048576 bytes (1 MiB)");
+        std::fs::write(&readme, b"\xff\xfe").unwrap();
+        refused("not UTF-8 text: invalid utf-8 sequence of 1 bytes from index 0");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The README shipped beside the traces: every trace file and "mixed" has a

@@ -8,11 +8,13 @@
 //! - [`synthetic`]: Zipf workloads, with and without one-pass scans.
 //! - [`lru`]: the exact LRU the harness compares against.
 //! - [`anchors`]: the anchor tables, parsed from the traces README at run time.
+//! - [`cli`]: the command line and `--help`.
 //! - [`replay`]: one trace through one cache of one capacity.
 //! - [`report`]: the tables, the summary lines and `docs/hitratio.md`.
 //! - [`plot`]: one SVG per trace.
 
 pub mod anchors;
+pub mod cli;
 pub mod lru;
 pub mod plot;
 pub mod replay;

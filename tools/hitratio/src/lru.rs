@@ -1,12 +1,27 @@
 //! An exact LRU of a fixed number of entries, O(1) per access: a hash index
 //! into a slab of nodes that form a doubly linked recency list. The harness's
 //! own yardstick, independent of mapcache and of the anchors' simulator.
+//!
+//! Its memory follows the keys it holds, not its capacity: the index and the
+//! slab grow as distinct keys arrive, up to the capacity, so that a capacity far
+//! beyond a trace's distinct keys costs nothing more (the capacity is a limit,
+//! not a size).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// No node: the end of the recency list.
 const NIL: u32 = u32::MAX;
+
+/// The largest capacity accepted: 2^31 entries. The slab's indices are 32-bit
+/// (NIL is the largest), and 2^31 is already over 2,000 times the distinct keys
+/// of the largest of the README's traces; a capacity at or above a trace's
+/// distinct keys gives the same hit ratio as any larger one.
+pub const MAX_CAPACITY: usize = 1 << 31;
+
+/// How many keys the index and the slab make room for up front, at most (they
+/// grow from there as keys arrive).
+const INITIAL_ROOM: usize = 1024;
 
 struct Node {
     key: u64,
@@ -29,13 +44,23 @@ pub struct ExactLru {
 }
 
 impl ExactLru {
-    /// An empty LRU that holds at most `capacity` keys (0: holds nothing).
+    /// An empty LRU that holds at most `capacity` keys (0: holds nothing). It
+    /// allocates for the keys it holds as they arrive, never for the capacity.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is over [`MAX_CAPACITY`] (the command line refuses such a
+    /// capacity with an error before it gets here).
     pub fn new(capacity: usize) -> ExactLru {
-        assert!(capacity < NIL as usize, "capacity {capacity} is too large");
+        assert!(
+            capacity <= MAX_CAPACITY,
+            "capacity {capacity} is over the exact LRU's limit ({MAX_CAPACITY})"
+        );
+        let room = capacity.min(INITIAL_ROOM);
         ExactLru {
             capacity,
-            index: HashMap::with_capacity_and_hasher(capacity, Default::default()),
-            nodes: Vec::with_capacity(capacity),
+            index: HashMap::with_capacity_and_hasher(room, Default::default()),
+            nodes: Vec::with_capacity(room),
             newest: NIL,
             oldest: NIL,
         }
@@ -79,6 +104,11 @@ impl ExactLru {
     /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
+    }
+
+    /// The keys the slab has room for without growing (what it has allocated).
+    pub fn allocated(&self) -> usize {
+        self.nodes.capacity().max(self.index.capacity())
     }
 
     fn unlink(&mut self, slot: u32) {
@@ -170,6 +200,34 @@ mod tests {
             );
             assert!(lru.len() <= capacity);
         }
+    }
+
+    /// F2: a capacity far beyond the keys seen costs the keys seen, not the
+    /// capacity (2^31 entries up front were a 70 GB allocation, which aborted
+    /// the process); the largest accepted capacity works like any other.
+    #[test]
+    fn memory_follows_the_keys_held_not_the_capacity() {
+        for capacity in [MAX_CAPACITY, 600_000_000, 1 << 30, 5_000] {
+            let mut lru = ExactLru::new(capacity);
+            assert!(lru.allocated() <= 2 * INITIAL_ROOM, "{capacity}");
+            let hits = [1u64, 2, 1, 3, 1, 2, u64::MAX, u64::MAX]
+                .iter()
+                .filter(|&&k| lru.access(k))
+                .count();
+            assert_eq!((hits, lru.len()), (4, 4), "{capacity}");
+            assert!(lru.allocated() <= 2 * INITIAL_ROOM, "{capacity}");
+            // Growing past the initial room, still exact.
+            let keys = 10..10 + 3 * INITIAL_ROOM as u64;
+            let hits = keys.clone().chain(keys).filter(|&k| lru.access(k)).count();
+            assert_eq!(hits, 3 * INITIAL_ROOM, "{capacity}");
+            assert!(lru.allocated() < 16 * INITIAL_ROOM, "{capacity}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "over the exact LRU's limit")]
+    fn a_capacity_over_the_limit_is_refused_by_name() {
+        let _ = ExactLru::new(MAX_CAPACITY + 1);
     }
 
     #[test]

@@ -1,39 +1,20 @@
-//! `make hitratio`: see the crate docs (src/lib.rs) and docs/hitratio.md.
+//! `make hitratio`: see the crate docs (src/lib.rs) and docs/hitratio.md; the
+//! usage, flags, formats and limits are `hitratio --help` (src/cli.rs).
 //!
-//! Usage:
-//!   hitratio [--traces DIR] [--out DOCS_DIR] [--jobs N] [--max-requests N]
-//!       every trace of DIR and the synthetic workloads; writes docs/hitratio.md
-//!       with --out (what `make hitratio` runs)
-//!   hitratio --trace FILE [--trace FILE ...] [--format F] [--capacities N,N,...]
-//!            [--jobs N] [--max-requests N]
-//!       only the traces named (what `make hitratio-trace TRACE=FILE` runs)
-//!
-//!   --traces        the trace files and their README (default: $HITRATIO_TRACES,
-//!                   else ../shared/traces beside the repository)
-//!   --out           writes DOCS_DIR/hitratio.md and DOCS_DIR/hitratio/<trace>.svg
-//!                   (default: print only; not with --trace)
-//!   --trace         a trace file, gzip-compressed or not, of any name
-//!   --format        how --trace files encode keys: oltp (alias arc), lines
-//!                   (alias lirs), u64be (alias corda); default: the traces
-//!                   README's format for a file it lists, else sniffed from the
-//!                   first 64 KiB (and printed)
-//!   --capacities    the cache sizes to replay at, in entries (default:
-//!                   250,500,...,2000, the README's)
-//!   --jobs          replays run in parallel (default: the available cores)
-//!   --max-requests  refuse a trace of more requests (default 2^30)
-//!
-//! A trace listed in a README.md beside it is compared with that README's anchors;
-//! any other trace with the exact LRU only.
+//! Output goes to stdout; a failed write there (`> /dev/full`) is an error on
+//! stderr and exit status 1, a closed pipe (`| head`) exit status 1 quietly.
 
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hitratio::anchors::{self, AnchorTable};
+use hitratio::cli::{self, Args, Command};
 use hitratio::replay::{self, percent};
 use hitratio::report::{self, Row, WorkloadResult};
-use hitratio::trace::{self, Format};
+use hitratio::trace;
 use hitratio::{plot, synthetic};
 
 /// The command that regenerates docs/hitratio.md, as the document states it.
@@ -74,101 +55,40 @@ enum Found {
     Lru(u64),
 }
 
-struct Args {
-    traces: PathBuf,
-    out: Option<PathBuf>,
-    jobs: usize,
-    /// `--trace`: replay only these files.
-    files: Vec<PathBuf>,
-    format: Option<Format>,
-    capacities: Option<Vec<usize>>,
-    max_requests: u64,
+/// Why a run failed: a message for stderr, or stdout could not be written.
+enum Failure {
+    Message(String),
+    Stdout(std::io::Error),
 }
 
-/// A positive count of `what` (a capacity, a number of jobs or requests).
-fn positive<T: std::str::FromStr<Err = std::num::ParseIntError> + Default + PartialEq>(
-    what: &str,
-    value: &str,
-) -> Result<T, String> {
-    let n: T = value
-        .trim()
-        .parse()
-        .map_err(|e| format!("{what} {value:?}: {e}"))?;
-    if n == T::default() {
-        return Err(format!("{what} {value:?}: must be at least 1"));
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Message(message)
     }
-    Ok(n)
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        traces: trace::default_dir(),
-        out: None,
-        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        files: Vec::new(),
-        format: None,
-        capacities: None,
-        max_requests: trace::DEFAULT_MAX_REQUESTS,
+/// `writeln!` to the output, a failure to write a [`Failure::Stdout`].
+macro_rules! say {
+    ($out:expr) => {
+        writeln!($out).map_err(Failure::Stdout)?
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--traces" => args.traces = value()?.into(),
-            "--out" => args.out = Some(value()?.into()),
-            "--jobs" => args.jobs = positive("--jobs", &value()?)?,
-            "--trace" => args.files.push(value()?.into()),
-            "--format" => args.format = Some(value()?.parse()?),
-            "--capacities" => {
-                let list = value()?;
-                let capacities = list
-                    .split(',')
-                    .map(|c| positive("--capacities: capacity", c))
-                    .collect::<Result<Vec<usize>, _>>()?;
-                args.capacities = Some(capacities);
-            }
-            "--max-requests" => args.max_requests = positive("--max-requests", &value()?)?,
-            _ => {
-                return Err(format!(
-                    "unknown argument {arg:?} (see src/main.rs for usage)"
-                ))
-            }
-        }
-    }
-    if args.files.is_empty() {
-        if args.format.is_some() {
-            return Err(
-                "--format applies to --trace files only (a directory's traces are \
-                        read in the README's formats, or sniffed)"
-                    .into(),
-            );
-        }
-    } else if args.out.is_some() {
-        return Err(
-            "--out writes the project's docs/hitratio.md, which covers every trace \
-                    of --traces and the synthetic workloads: not with --trace"
-                .into(),
-        );
-    }
-    Ok(args)
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).map_err(Failure::Stdout)?
+    };
 }
 
-/// The anchor tables of the README.md in `dir`, if it has one: none (and a note
-/// why) when it has none or it does not parse, unless `required`.
-fn readme_anchors(dir: &Path, required: bool) -> Result<Vec<AnchorTable>, String> {
-    let path = dir.join("README.md");
-    let parsed = std::fs::read_to_string(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))
-        .and_then(|readme| anchors::parse(&readme).map_err(|e| format!("{}: {e}", path.display())));
-    match parsed {
-        Ok(tables) => Ok(tables),
-        Err(e) if required => Err(e),
-        Err(_) if !path.exists() => Ok(Vec::new()),
-        Err(e) => {
-            println!("note: no anchors ({e})");
-            Ok(Vec::new())
-        }
+/// The anchor tables of the README.md in `dir` (see [`anchors::beside`]),
+/// printing why there are none when it could not be used.
+fn readme_anchors(
+    dir: &Path,
+    required: bool,
+    out: &mut dyn Write,
+) -> Result<Vec<AnchorTable>, Failure> {
+    let (tables, note) = anchors::beside(dir, required)?;
+    if let Some(note) = note {
+        say!(out, "note: {note}");
     }
+    Ok(tables)
 }
 
 /// `trace`'s anchor table among `tables`, if it has every capacity replayed;
@@ -217,35 +137,38 @@ fn trace_workload(
 
 /// The workloads of `--trace`: each file, compared with the anchors of a
 /// README.md beside it that lists it.
-fn named_traces(args: &Args) -> Result<Vec<Workload>, String> {
+fn named_traces(args: &Args, out: &mut dyn Write) -> Result<Vec<Workload>, Failure> {
     let capacities = args.capacities.clone().unwrap_or(TRACE_CAPACITIES.to_vec());
-    let mut out = Vec::new();
+    let mut workloads = Vec::new();
     for path in &args.files {
         let t = trace::load(path, args.format, args.max_requests)?;
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tables = readme_anchors(dir, false)?;
-        out.push(trace_workload(
+        let tables = readme_anchors(dir, false, out)?;
+        workloads.push(trace_workload(
             t,
             path.display().to_string(),
             &tables,
             &capacities,
         ));
     }
-    Ok(out)
+    Ok(workloads)
 }
 
-fn workloads(args: &Args) -> Result<Vec<Workload>, String> {
+fn workloads(args: &Args, w: &mut dyn Write) -> Result<Vec<Workload>, Failure> {
     if !args.files.is_empty() {
-        return named_traces(args);
+        return named_traces(args, w);
     }
-    let tables = readme_anchors(&args.traces, true)?;
+    let tables = readme_anchors(&args.traces, true, w)?;
     let mut traces = trace::load_dir(&args.traces, args.max_requests)?;
     match trace::mixed(&traces) {
         Some(mixed) => traces.push(mixed),
-        None => println!("note: no mixed workload: it needs trace_vaultservice.gz and loop.gz"),
+        None => say!(
+            w,
+            "note: no mixed workload: it needs trace_vaultservice.gz and loop.gz"
+        ),
     }
     let capacities = args.capacities.clone().unwrap_or(TRACE_CAPACITIES.to_vec());
     let mut out = Vec::new();
@@ -293,6 +216,11 @@ fn workloads(args: &Args) -> Result<Vec<Workload>, String> {
 /// A job's result and the time it took, or why it failed.
 type JobResult = Result<(Found, Duration), String>;
 
+/// The threads that run `jobs` jobs with `--jobs` at `asked`: no more than jobs.
+fn threads(asked: usize, jobs: usize) -> usize {
+    asked.min(jobs)
+}
+
 /// Runs every job on `threads` threads; each result with the time it took.
 fn run_jobs(
     workloads: &[Workload],
@@ -303,7 +231,7 @@ fn run_jobs(
     let results: Mutex<Vec<Option<JobResult>>> =
         Mutex::new((0..jobs.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
-        for _ in 0..threads.min(jobs.len()) {
+        for _ in 0..self::threads(threads, jobs.len()) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(job) = jobs.get(i) else { break };
@@ -335,16 +263,37 @@ fn run_jobs(
 }
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("hitratio: {e}");
-        std::process::exit(1);
-    }
+    let code = match run() {
+        Ok(()) => 0,
+        // A closed pipe (`| head`): the reader has what it wanted.
+        Err(Failure::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => 1,
+        Err(Failure::Stdout(e)) => {
+            let _ = writeln!(std::io::stderr(), "hitratio: writing to stdout: {e}");
+            1
+        }
+        Err(Failure::Message(e)) => {
+            let _ = writeln!(std::io::stderr(), "hitratio: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
 }
 
-fn run() -> Result<(), String> {
-    let args = parse_args()?;
+fn run() -> Result<(), Failure> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let args = match cli::parse(std::env::args_os().skip(1))? {
+        Command::Help => {
+            out.write_all(cli::usage().as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(Failure::Stdout)?;
+            return Ok(());
+        }
+        Command::Run(args) => args,
+    };
+    let out = &mut out;
     let started = Instant::now();
-    let workloads = workloads(&args)?;
+    let workloads = workloads(&args, out)?;
     let loaded = started.elapsed();
     let jobs: Vec<Job> = workloads
         .iter()
@@ -444,49 +393,57 @@ fn run() -> Result<(), String> {
             anchors,
             invalid,
         };
-        println!(
+        say!(
+            out,
             "== {} ({} requests; replay time summed over capacities: mapcache {:.2}s, exact LRU {:.2}s)",
             result.name,
             result.requests,
             mapcache_time.as_secs_f64(),
             lru_time.as_secs_f64()
         );
-        println!("   {}", result.description);
-        print!("{}", result.text_table());
+        say!(out, "   {}", result.description);
+        write!(out, "{}", result.text_table()).map_err(Failure::Stdout)?;
         for line in result.summary() {
-            println!("  {line}");
+            say!(out, "  {line}");
         }
-        println!();
+        say!(out);
         results.push(result);
     }
-    println!("== overall");
+    say!(out, "== overall");
     for line in report::overall(&results) {
-        println!("  {line}");
+        say!(out, "  {line}");
     }
 
-    if let Some(out) = &args.out {
-        let plots = out.join("hitratio");
+    if let Some(dir) = &args.out {
+        let plots = dir.join("hitratio");
         std::fs::create_dir_all(&plots).map_err(|e| format!("{}: {e}", plots.display()))?;
         for result in &results {
             plot::write_svg(result, &plots.join(format!("{}.svg", result.name)))?;
         }
-        let doc = out.join("hitratio.md");
+        let doc = dir.join("hitratio.md");
         std::fs::write(&doc, report::markdown(&results, COMMAND))
             .map_err(|e| format!("{}: {e}", doc.display()))?;
-        println!("  wrote {} and {}/*.svg", doc.display(), plots.display());
+        say!(
+            out,
+            "  wrote {} and {}/*.svg",
+            doc.display(),
+            plots.display()
+        );
     }
     let invalid = results.iter().any(|r| !r.invalid.is_empty());
-    println!(
+    say!(
+        out,
         "  time: {:.2}s in all ({:.2}s loading and generating the workloads; {} replays on {} threads)",
         started.elapsed().as_secs_f64(),
         loaded.as_secs_f64(),
         jobs.len(),
-        args.jobs
+        threads(args.jobs, jobs.len())
     );
+    out.flush().map_err(Failure::Stdout)?;
     if invalid {
-        return Err(
+        return Err(Failure::Message(
             "invalid run: mapcache did not behave as a bounded cache (see INVALID above)".into(),
-        );
+        ));
     }
     Ok(())
 }

@@ -76,9 +76,12 @@ pub fn format_of(name: &str) -> Option<Format> {
 /// whole, however long).
 pub const MAX_LINE: usize = 4096;
 
-/// The default limit on a trace's requests (`--max-requests`): 2^30, 8 GiB of
-/// keys, 1,000 times the largest of the README's traces.
-pub const DEFAULT_MAX_REQUESTS: u64 = 1 << 30;
+/// The default limit on a trace's requests (`--max-requests`): 2^26, about 70
+/// times the largest of the README's traces. Every request is held in memory as
+/// its 8-byte key (each replay, at each capacity and in parallel, runs over the
+/// whole trace), so this is 512 MiB of keys at most: a 20-byte OLTP line or a
+/// small gzip bomb can ask for that much and no more. (It was 2^30, 8 GiB.)
+pub const DEFAULT_MAX_REQUESTS: u64 = 1 << 26;
 
 /// How many bytes [`sniff`] looks at.
 const SNIFF_BYTES: u64 = 64 * 1024;
@@ -187,11 +190,15 @@ fn read_text(reader: impl BufRead, oltp: bool, keys: &mut Keys) -> Result<(), St
         };
         let start = field("start")?;
         let count = field("count")?;
-        let end = start
-            .checked_add(count)
-            .ok_or_else(|| format!("line {number}: start + count overflows"))?;
+        if count == 0 {
+            continue;
+        }
+        // The last key, start + count - 1, must be a u64 (start + count need not).
+        let last = start
+            .checked_add(count - 1)
+            .ok_or_else(|| format!("line {number}: start + count - 1 overflows a u64"))?;
         keys.make_room(count, &at)?;
-        keys.keys.extend(start..end);
+        keys.keys.extend(start..=last);
     }
 }
 
@@ -276,19 +283,24 @@ pub struct Trace {
 /// or not, in `format` if given, else the README's format for its name, else
 /// the format [`sniff`] finds. At most `max_requests` requests, and at least one.
 pub fn load(path: &Path, format: Option<Format>, max_requests: u64) -> Result<Trace, String> {
+    if path.as_os_str().is_empty() {
+        return Err("a trace path is empty".into());
+    }
     let fail = |e: String| format!("{}: {e}", path.display());
-    let file_name = path
-        .file_name()
-        .and_then(|name| name.to_str())
-        .ok_or_else(|| fail("not a UTF-8 file name".into()))?;
-    let name = file_name
-        .strip_suffix(".gz")
-        .unwrap_or(file_name)
-        .to_string();
     let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
     if !meta.is_file() {
         return Err(fail("not a regular file".into()));
     }
+    // A regular file has a name; one that is not UTF-8 is shown with U+FFFD
+    // for the bytes that are not (it names no README format, so is sniffed).
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy())
+        .ok_or_else(|| fail("no file name".into()))?;
+    let name = file_name
+        .strip_suffix(".gz")
+        .unwrap_or(&file_name)
+        .to_string();
     let mut file = BufReader::new(File::open(path).map_err(|e| fail(e.to_string()))?);
     let gzip = file
         .fill_buf()
@@ -407,6 +419,49 @@ mod tests {
             .contains("overflows"));
     }
 
+    /// F12: a range whose last key is exactly 2^64 - 1 fits; one key more
+    /// overflows.
+    #[test]
+    fn an_oltp_range_may_end_at_the_largest_u64_and_no_further() {
+        let max = u64::MAX;
+        let line = |start: u64, count: u64| format!("{start} {count} 0 0\n");
+        assert_eq!(
+            parse(Format::Oltp, line(max - 1, 2).as_bytes()).unwrap(),
+            [max - 1, max]
+        );
+        assert_eq!(parse(Format::Oltp, line(max, 1).as_bytes()).unwrap(), [max]);
+        assert_eq!(
+            parse(Format::Oltp, line(max - 4, 5).as_bytes()).unwrap(),
+            [max - 4, max - 3, max - 2, max - 1, max]
+        );
+        assert!(parse(Format::Oltp, line(max, 0).as_bytes())
+            .unwrap()
+            .is_empty());
+        for (start, count) in [(max - 1, 3), (max, 2), (2, max), (max, max)] {
+            let e = parse(Format::Oltp, line(start, count).as_bytes()).unwrap_err();
+            assert_eq!(e, "line 1: start + count - 1 overflows a u64");
+        }
+        // 2^64 - 1 keys from 0 fit in a u64 but not in memory: an error.
+        assert!(parse(Format::Oltp, line(0, max).as_bytes()).is_err());
+    }
+
+    /// F11: under the default limit a 20-byte line that stands for 10^9
+    /// requests (8 GB of keys) is refused before anything is allocated for it.
+    #[test]
+    fn the_default_limit_bounds_the_keys_to_512_mib() {
+        assert_eq!(DEFAULT_MAX_REQUESTS * 8, 512 << 20);
+        let e = read(
+            &b"0 1000000000 0 0\n"[..],
+            Format::Oltp,
+            DEFAULT_MAX_REQUESTS,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "line 1: more than 67108864 requests (the limit; raise it with --max-requests)"
+        );
+    }
+
     #[test]
     fn lines_accept_crlf_and_blank_lines() {
         assert_eq!(
@@ -438,7 +493,7 @@ mod tests {
     fn a_tiny_line_that_stands_for_2_to_the_64_requests_is_refused_at_once() {
         let hostile = format!("0 {} 0 0\n", u64::MAX);
         let e = read(hostile.as_bytes(), Format::Oltp, DEFAULT_MAX_REQUESTS).unwrap_err();
-        assert!(e.contains("line 1: more than 1073741824 requests"), "{e}");
+        assert!(e.contains("line 1: more than 67108864 requests"), "{e}");
         // The limit counts across lines and in every format.
         let e = read(&b"0 3 0 0\n10 3 0 0\n"[..], Format::Oltp, 5).unwrap_err();
         assert!(e.starts_with("line 2: more than 5 requests"), "{e}");
@@ -578,6 +633,20 @@ mod tests {
         assert!(e.ends_with("not a regular file"), "{e}");
         let e = load(&dir.join("absent.gz"), None, DEFAULT_MAX_REQUESTS).unwrap_err();
         assert!(e.contains("absent.gz"), "{e}");
+        // F4: a file name that is not UTF-8 is read like any other (and shown
+        // with U+FFFD); an empty path says so, not that it is not UTF-8.
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let odd = dir.join(std::ffi::OsStr::from_bytes(b"bad\xffname"));
+            std::fs::write(&odd, b"1\n2\n1\n").unwrap();
+            let t = load(&odd, None, DEFAULT_MAX_REQUESTS).unwrap();
+            assert_eq!(t.keys, [1, 2, 1]);
+            assert_eq!(t.name, "bad\u{fffd}name");
+            assert_eq!(t.read_as, "lines (sniffed)");
+        }
+        let e = load(Path::new(""), None, DEFAULT_MAX_REQUESTS).unwrap_err();
+        assert_eq!(e, "a trace path is empty");
         // A parse error names the file, the format and the line.
         std::fs::write(&plain, b"1\nx\n").unwrap();
         let e = load(&plain, None, DEFAULT_MAX_REQUESTS).unwrap_err();
