@@ -717,10 +717,10 @@ typedef struct mapcache_gpu_info {
     uint64_t fallbacks;
     /**
      * NUL-terminated, cut to fit: when active, the plugin's name and file (and
-     * the last GPU failure, if the latest rebuild meant for it fell back);
-     * otherwise why not:
-     * "off", "libcuda.so.1 not found ...", "no CUDA device: ...", "plugin not
-     * found at <path>", or the CUDA error of the step that failed.
+     * the last GPU failure, if a rebuild has fallen back, even if later ones
+     * did not); otherwise why not: "off", "libcuda.so.1 not found ...", "no
+     * CUDA device: ...", "plugin not found at <path>", or the CUDA error of
+     * the step that failed.
      */
     char reason[MAPCACHE_GPU_REASON_LEN];
 } mapcache_gpu_info;

@@ -46,6 +46,9 @@ pub trait Backend: Send {
     ) -> Result<(u64, Checksum), Fail>;
     /// Fills and copies the image out into `main` and `pool` (host memory).
     fn fill(&mut self, main: *mut u8, pool: *mut u8) -> Result<Checksum, Fail>;
+    /// The counted job's main and pool lengths, in buckets (what its fill
+    /// writes), if a count is waiting for its fill.
+    fn laid_out(&self) -> Option<(u64, u64)>;
 }
 
 /// The bytes of an in-place source's two arrays, or why they cannot be (a

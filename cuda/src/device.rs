@@ -419,6 +419,14 @@ impl Backend for Device {
         self.job = None;
     }
 
+    fn laid_out(&self) -> Option<(u64, u64)> {
+        // A job that was staged but not counted has no chunks yet.
+        self.job
+            .as_ref()
+            .filter(|job| job.buckets.len() >= 2)
+            .map(|job| (1u64 << job.new_log2, job.pool_len))
+    }
+
     fn stage(
         &mut self,
         sources: usize,

@@ -69,8 +69,8 @@ pub struct Emulated {
     buckets: Vec<u64>,
     /// The scan's levels; level 0 becomes each new bucket's first pool index.
     levels: Vec<Vec<u32>>,
-    /// The rebuild between its count and its fill.
-    job: Option<(Source, u32, u32)>,
+    /// The rebuild between its count and its fill, and its pool's length.
+    job: Option<(Source, u32, u32, u64)>,
 }
 
 impl Emulated {
@@ -165,7 +165,7 @@ impl Emulated {
                 )
             };
         }
-        self.job = Some((source, old_log2, new_log2));
+        self.job = Some((source, old_log2, new_log2, total));
         Ok(total)
     }
 }
@@ -173,6 +173,11 @@ impl Emulated {
 impl Backend for Emulated {
     fn forget(&mut self) {
         self.job = None;
+    }
+
+    fn laid_out(&self) -> Option<(u64, u64)> {
+        self.job
+            .map(|(_, _, new_log2, pool_len)| (1u64 << new_log2, pool_len))
     }
 
     fn stage(
@@ -232,7 +237,7 @@ impl Backend for Emulated {
     }
 
     fn fill(&mut self, main: *mut u8, pool: *mut u8) -> Result<Checksum, Fail> {
-        let Some((source, old_log2, new_log2)) = self.job.take() else {
+        let Some((source, old_log2, new_log2, _)) = self.job.take() else {
             return Err(Fail::new(abi::PLUGIN_E_OTHER, "fill before count"));
         };
         let (records, chain_starts, buckets, old_pool_base, old_pool_len) = self.view(source);

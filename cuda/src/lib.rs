@@ -282,10 +282,13 @@ unsafe extern "C" fn count_in_place(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn fill(
     ctx: *mut c_void,
     main: *mut u8,
+    main_len: u64,
     pool: *mut u8,
+    pool_len: u64,
     sum: *mut Checksum,
     err: *mut c_char,
     len: usize,
@@ -294,6 +297,20 @@ unsafe extern "C" fn fill(
     unsafe {
         run(err, len, || {
             let context = context(ctx)?;
+            // The core's arrays must be what the count laid out: the kernels
+            // write by the count's layout, and nothing may land past them.
+            if let Some((laid_main, laid_pool)) = context.backend.laid_out() {
+                if (laid_main, laid_pool) != (main_len, pool_len) {
+                    context.backend.forget();
+                    return Err(Fail::new(
+                        abi::PLUGIN_E_OTHER,
+                        format!(
+                            "fill: the core's arrays hold {main_len} and {pool_len} buckets, \
+                             the count laid out {laid_main} and {laid_pool}"
+                        ),
+                    ));
+                }
+            }
             context.inject(
                 Fault::Kernel,
                 abi::PLUGIN_E_KERNEL,

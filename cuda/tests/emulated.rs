@@ -191,3 +191,110 @@ fn an_in_place_source_whose_chains_leave_the_pool_is_refused() {
     // SAFETY: opened above, closed once.
     unsafe { (plugin.close)(ctx) };
 }
+
+/// The plugin's fill writes only into arrays of the lengths its count laid
+/// out: told other lengths, it writes nothing and fails, and its next job
+/// starts clean (a count and fill that disagree within a plugin had been
+/// able to write past the core's pool).
+#[test]
+fn a_fill_given_arrays_of_other_lengths_writes_nothing_and_fails() {
+    use mapcache_cuda::abi::{self, Checksum, BUCKET_BYTES};
+    use std::ffi::c_char;
+    mapcache_cuda::allow_emulation();
+    // SAFETY: the plugin's static table; each call keeps the ABI's contract
+    // (writable outputs, an error buffer of its length, arrays of the sizes
+    // named), and the context is used by this thread alone and closed.
+    unsafe {
+        let table = &*mapcache_cuda::mapcache_cuda_plugin_v1();
+        let mut err = [0 as c_char; 256];
+        let mut ctx = std::ptr::null_mut();
+        assert_eq!(
+            (table.open)(&mut ctx, err.as_mut_ptr(), err.len()),
+            abi::PLUGIN_OK
+        );
+        // 2^15 buckets: overflow in the pool's arena, so the arrays go in as
+        // they are; about 9 entries a bucket, so a pool is laid out.
+        let source = SyntheticTable::new(300_000, 15, 3, 0).unwrap();
+        assert!(source.in_place());
+        let [(main, _), (pool, pool_bytes)] = source.arrays();
+        let pool_buckets = (pool_bytes / BUCKET_BYTES) as u64;
+        let main_len = 1u64 << 15;
+        let (mut laid_pool, mut sums) = (0u64, Checksum::default());
+        let count = |laid_pool: &mut u64, sums: &mut Checksum, err: &mut [c_char]| {
+            (table.count_in_place)(
+                ctx,
+                main,
+                pool,
+                pool_buckets,
+                15,
+                15,
+                laid_pool,
+                sums,
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
+        assert_eq!(count(&mut laid_pool, &mut sums, &mut err), abi::PLUGIN_OK);
+        assert!(laid_pool > 0);
+        // Room for the largest arrays named below, and canaries in all of it.
+        let room = (main_len + laid_pool + 2) as usize * BUCKET_BYTES;
+        for (m, p) in [
+            (main_len, laid_pool - 1),
+            (main_len, laid_pool + 1),
+            (main_len - 1, laid_pool),
+            (main_len * 2, 0),
+        ] {
+            if m + p + 1 > room as u64 / BUCKET_BYTES as u64 {
+                continue;
+            }
+            assert_eq!(count(&mut laid_pool, &mut sums, &mut err), abi::PLUGIN_OK);
+            let mut out = vec![0xa5u8; room];
+            let at = out.as_mut_ptr();
+            let st = (table.fill)(
+                ctx,
+                at,
+                m,
+                at.add(m as usize * BUCKET_BYTES),
+                p,
+                &mut sums,
+                err.as_mut_ptr(),
+                err.len(),
+            );
+            assert_eq!(st, abi::PLUGIN_E_OTHER, "{m} and {p}");
+            let message = std::ffi::CStr::from_ptr(err.as_ptr()).to_string_lossy();
+            let laid = format!("the count laid out {main_len} and {laid_pool}");
+            assert!(message.contains(&laid), "{message}");
+            assert!(out.iter().all(|&b| b == 0xa5), "the fill wrote");
+            // The job is gone: a fill without a new count is refused too.
+            let st = (table.fill)(
+                ctx,
+                at,
+                main_len,
+                at.add(main_len as usize * BUCKET_BYTES),
+                laid_pool,
+                &mut sums,
+                err.as_mut_ptr(),
+                err.len(),
+            );
+            assert_ne!(st, abi::PLUGIN_OK);
+            assert!(out.iter().all(|&b| b == 0xa5), "the fill wrote");
+        }
+        // The right lengths fill.
+        assert_eq!(count(&mut laid_pool, &mut sums, &mut err), abi::PLUGIN_OK);
+        let mut out = vec![0u8; (main_len + laid_pool) as usize * BUCKET_BYTES];
+        let at = out.as_mut_ptr();
+        let st = (table.fill)(
+            ctx,
+            at,
+            main_len,
+            at.add(main_len as usize * BUCKET_BYTES),
+            laid_pool,
+            &mut sums,
+            err.as_mut_ptr(),
+            err.len(),
+        );
+        assert_eq!(st, abi::PLUGIN_OK);
+        assert_eq!(sums.entries, 300_000);
+        (table.close)(ctx);
+    }
+}

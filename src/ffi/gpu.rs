@@ -34,10 +34,10 @@ pub struct mapcache_gpu_info {
     /// CPU and is counted in neither.)
     pub fallbacks: u64,
     /// NUL-terminated, cut to fit: when active, the plugin's name and file (and
-    /// the last GPU failure, if the latest rebuild meant for it fell back);
-    /// otherwise why not:
-    /// "off", "libcuda.so.1 not found ...", "no CUDA device: ...", "plugin not
-    /// found at <path>", or the CUDA error of the step that failed.
+    /// the last GPU failure, if a rebuild has fallen back, even if later ones
+    /// did not); otherwise why not: "off", "libcuda.so.1 not found ...", "no
+    /// CUDA device: ...", "plugin not found at <path>", or the CUDA error of
+    /// the step that failed.
     pub reason: [c_char; MAPCACHE_GPU_REASON_LEN],
 }
 

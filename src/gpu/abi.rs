@@ -41,7 +41,7 @@ pub const PLUGIN_SYMBOL: &[u8] = b"mapcache_cuda_plugin_v1\0";
 /// The file name the core looks for beside `libmapcache.so`.
 pub const PLUGIN_FILE: &str = "libmapcache_cuda.so";
 /// The `abi_version` this core speaks.
-pub const PLUGIN_ABI_VERSION: u32 = 1;
+pub const PLUGIN_ABI_VERSION: u32 = 2;
 
 /// Success.
 pub const PLUGIN_OK: i32 = 0;
@@ -130,16 +130,22 @@ pub type CountFn = unsafe extern "C" fn(
     err: *mut c_char,
     err_len: usize,
 ) -> i32;
-/// Builds the new image and copies it into `main` (`2^new_log2` buckets) and
+/// Builds the new image and copies it into `main` (`main_len` buckets) and
 /// `pool` (`pool_len` buckets), both zeroed host memory of `BUCKET_BYTES` per
-/// bucket; `*sum` receives the checksum of what was written. When it returns,
-/// success or not, nothing of the plugin's writes `main` or `pool` any more:
-/// no copy is left queued (the core frees or reuses them, its CPU fallback
-/// included).
+/// bucket; `*sum` receives the checksum of what was written. The lengths are
+/// the core's arrays': a plugin whose count laid out another image (not
+/// `2^new_log2` main buckets and the pool length it reported) writes nothing
+/// and fails with [`PLUGIN_E_OTHER`], so that no disagreement of its own can
+/// write past them (version 2; version 1's fill was given no lengths). When it
+/// returns, success or not, nothing of the plugin's writes `main` or `pool`
+/// any more: no copy is left queued (the core frees or reuses them, its CPU
+/// fallback included).
 pub type FillFn = unsafe extern "C" fn(
     ctx: *mut c_void,
     main: *mut u8,
+    main_len: u64,
     pool: *mut u8,
+    pool_len: u64,
     sum: *mut Checksum,
     err: *mut c_char,
     err_len: usize,

@@ -20,8 +20,9 @@ pub(crate) struct GpuDispatch {
     /// The configured plugin, absolute (a relative path made so at
     /// construction); `None`: beside the library.
     pub(super) plugin_path: Option<PathBuf>,
-    /// Why this map's latest rebuild meant for the GPU fell back, if it did
-    /// (cleared by a GPU rebuild that succeeds), for `status`.
+    /// Why the latest of this map's rebuilds that failed on the GPU failed
+    /// (kept when later ones succeed: a fault that comes and goes is still
+    /// seen), for `status`.
     last_failure: Mutex<Option<String>>,
     gpu_rebuilds: AtomicU64,
     fallbacks: AtomicU64,
@@ -75,8 +76,12 @@ impl GpuDispatch {
                     let failure = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
                     let mut reason = format!("active: {}", plugin.description);
                     if let Some(failure) = failure.as_ref() {
+                        let outcome = match self.mode {
+                            GpuMode::Force => "was an error (force)",
+                            _ => "fell back to the CPU",
+                        };
                         reason.push_str(&format!(
-                            "; the last GPU rebuild fell back to the CPU: {failure}"
+                            "; the latest GPU rebuild to fail {outcome}: {failure}"
                         ));
                     }
                     (true, reason)
@@ -138,8 +143,6 @@ impl RehashEngine for GpuDispatch {
         {
             Ok(table) => {
                 self.gpu_rebuilds.fetch_add(1, Ordering::Relaxed);
-                // `status` names the failure of the latest GPU rebuild only.
-                *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 Ok(table)
             }
             Err(reason) => {

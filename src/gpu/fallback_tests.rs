@@ -177,7 +177,9 @@ unsafe extern "C" fn count_in_place(
 unsafe extern "C" fn fill(
     ctx: *mut c_void,
     _main: *mut u8,
+    _main_len: u64,
     _pool: *mut u8,
+    _pool_len: u64,
     sum: *mut Checksum,
     err: *mut c_char,
     len: usize,
@@ -452,7 +454,9 @@ fn under_force_a_failed_rebuild_is_an_error_and_no_fallback() {
         "{status:?}"
     );
     assert!(
-        status.reason.contains("GPU fill: kernel failed"),
+        status
+            .reason
+            .contains("the latest GPU rebuild to fail was an error (force): GPU fill: kernel"),
         "{status:?}"
     );
 }

@@ -127,7 +127,9 @@ pub(crate) fn rehash(
         (table.fill)(
             ctx,
             main.as_slice().as_ptr() as *mut u8,
+            1 << new_log2,
             pool.accessible().as_ptr() as *mut u8,
+            pool_len,
             &mut written,
             err,
             len,

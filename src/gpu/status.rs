@@ -7,9 +7,9 @@ pub struct GpuStatus {
     /// The plugin is loaded with a context on a device: rebuilds of tables at or
     /// above the threshold run on the GPU.
     pub active: bool,
-    /// When active, the plugin's name and file (and the last GPU failure, if the
-    /// latest rebuild meant for it fell back); otherwise why not: `"off"`, "libcuda.so.1 not
-    /// found ...", "no CUDA device: ...", "plugin not found at <path>", or the
+    /// When active, the plugin's name and file (and the last GPU failure, if a
+    /// rebuild has fallen back, even if later ones did not); otherwise why not:
+    /// `"off"`, "libcuda.so.1 not found ...", "no CUDA device: ...", "plugin not found at <path>", or the
     /// CUDA error of the step that failed.
     pub reason: String,
     /// Rebuilds done on the GPU by this map.

@@ -57,8 +57,8 @@ class GpuStatus:
             (the CUDA driver, a device and the plugin ``libmapcache_cuda.so``
             are there).
         reason: when active, the plugin's name and file (and the last GPU
-            failure, if the latest rebuild meant for it fell back); otherwise
-            why not: ``"off"``, ``"libcuda.so.1 not found ..."``, ``"no CUDA device:
+            failure, if a rebuild has fallen back, even if later ones did
+            not); otherwise why not: ``"off"``, ``"libcuda.so.1 not found ..."``, ``"no CUDA device:
             ..."``, ``"plugin not found at <path>"``, or the CUDA error of the
             step that failed.
         gpu_rebuilds: rebuilds this cache did on the GPU.
