@@ -100,20 +100,14 @@ func TestGetOrLoadWaitersGetTheLeadersErrClosed(t *testing.T) {
 	key := []byte("k")
 	var runs atomic.Int32
 	errs := make([]error, G)
-	var wg sync.WaitGroup
-	for g := 0; g < G; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[g] = c.GetOrLoad(key, func() ([]byte, error) {
-				runs.Add(1)
-				waitForWaiters(t, c, key, G-1)
-				c.Close()
-				return make([]byte, 4096), nil
-			})
-		}()
-	}
-	wg.Wait()
+	onGoroutines(G, func(g int) {
+		_, errs[g] = c.GetOrLoad(key, func() ([]byte, error) {
+			runs.Add(1)
+			waitForWaiters(t, c, key, G-1)
+			c.Close()
+			return make([]byte, 4096), nil
+		})
+	})
 	if runs.Load() != 1 {
 		t.Fatalf("the loader ran %d times", runs.Load())
 	}
@@ -132,20 +126,14 @@ func TestGetOrLoadGoexitWithWaiters(t *testing.T) {
 	key := []byte("k")
 	var returned atomic.Int32
 	errs := make([]error, G)
-	var wg sync.WaitGroup
-	for g := 0; g < G; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[g] = c.GetOrLoad(key, func() ([]byte, error) {
-				waitForWaiters(t, c, key, G-1)
-				runtime.Goexit()
-				return nil, nil
-			})
-			returned.Add(1)
-		}()
-	}
-	wg.Wait()
+	onGoroutines(G, func(g int) {
+		_, errs[g] = c.GetOrLoad(key, func() ([]byte, error) {
+			waitForWaiters(t, c, key, G-1)
+			runtime.Goexit()
+			return nil, nil
+		})
+		returned.Add(1)
+	})
 	if n := returned.Load(); n != G-1 {
 		t.Fatalf("%d calls returned, want %d (all but the leader)", n, G-1)
 	}
@@ -374,4 +362,18 @@ func TestGetLongValueAllocatesOnce(t *testing.T) {
 	if v, ok := c.Get(k); !ok || !bytes.Equal(v, long) || cap(v) != len(long) {
 		t.Fatalf("Get of the long value: %d bytes (cap %d), %v", len(v), cap(v), ok)
 	}
+}
+
+// onGoroutines runs f(0) .. f(n-1), each on a goroutine of its own, and
+// returns once every one has returned (or called runtime.Goexit).
+func onGoroutines(n int, f func(g int)) {
+	var wg sync.WaitGroup
+	for g := 0; g < n; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(g)
+		}()
+	}
+	wg.Wait()
 }
