@@ -102,7 +102,7 @@ pub struct Config {
     /// Entries to size the tables for up front (0: start small and grow); at most
     /// [`MAX_INITIAL_CAPACITY`]. A bounded cache sizes them for no more than
     /// its bounds can hold: `max_entries`, and `max_bytes` over the smallest
-    /// entry's charge ([`Config::sized_for`]).
+    /// entry's charge.
     pub initial_capacity: usize,
     /// Number of shards: 0 picks one from the core count; otherwise a power of two
     /// up to [`MAX_SHARDS`]. Writers of different shards never wait for each other.

@@ -39,17 +39,22 @@ fn transient(load: impl FnOnce() -> Box<dyn std::any::Any>) -> isize {
     peak - kept
 }
 
+/// Writes a file of `n` one-record blocks (4-byte keys, empty values) at
+/// `path`; its length.
+fn tiny_blocks(path: &std::path::Path, n: u32) -> isize {
+    let keys: Vec<[u8; 4]> = (0..n).map(u32::to_le_bytes).collect();
+    let blocks: Vec<Vec<Written<'_>>> = keys.iter().map(|k| vec![(&k[..], &b""[..], 0)]).collect();
+    let file = handmade_blocks(&blocks);
+    std::fs::write(path, &file).unwrap();
+    assert_eq!(file.len(), 128 + 68 * n as usize);
+    file.len() as isize
+}
+
 #[test]
 fn loading_a_file_of_tiny_blocks_costs_memory_by_its_size_not_its_block_count() {
     let dir = TempDir::new("memory", "tiny");
     let path = dir.path("tiny.snap");
-    let keys: Vec<[u8; 4]> = (0..BLOCKS).map(u32::to_le_bytes).collect();
-    let blocks: Vec<Vec<Written<'_>>> = keys.iter().map(|k| vec![(&k[..], &b""[..], 0)]).collect();
-    let file = handmade_blocks(&blocks);
-    std::fs::write(&path, &file).unwrap();
-    let file_len = file.len() as isize;
-    assert_eq!(file_len, 128 + 68 * BLOCKS as isize);
-    drop((file, blocks));
+    let file_len = tiny_blocks(&path, BLOCKS);
     // Many shards: each made a list of its own per block before.
     let config = Config {
         seed: Some(1),
@@ -76,6 +81,27 @@ fn loading_a_file_of_tiny_blocks_costs_memory_by_its_size_not_its_block_count() 
         assert_eq!(map.len(), BLOCKS as usize);
         Box::new(map)
     });
+    // The most shards, in a file of 20 units: a unit's lists are per shard it
+    // has records for, not per shard of the map (2 MiB a unit at 65,536
+    // shards before: 2.35 file lengths of a file mapcache wrote). What is per
+    // shard of the map is the build's slot and list per shard, about 120
+    // bytes each.
+    let big = dir.path("big.snap");
+    let big_len = tiny_blocks(&big, 3 * BLOCKS);
+    let per_shard = 65_536 * 128;
+    let many_shards = transient(|| {
+        let map = Map::load(
+            &big,
+            Config {
+                shards: 65_536,
+                ..config.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(map.len(), 3 * BLOCKS as usize);
+        Box::new(map)
+    });
+    let big_allowed = big_len * 3 / 2 + (threads + 1) * (1 << 20) + per_shard;
     let live = Map::new(config.clone()).unwrap();
     let into = transient(|| {
         assert_eq!(live.load_into(&path).unwrap().loaded, u64::from(BLOCKS));
@@ -84,10 +110,15 @@ fn loading_a_file_of_tiny_blocks_costs_memory_by_its_size_not_its_block_count() 
     assert_eq!(live.len(), BLOCKS as usize);
     let report = format!(
         "a {file_len}-byte file: new {new}, new bounded {new_bounded}, into a live map {into} \
-         bytes beyond the cache (allowed {allowed})"
+         bytes beyond the cache (allowed {allowed}); a {big_len}-byte one into 65,536 shards \
+         {many_shards}"
     );
     println!("{report}");
     for used in [new, new_bounded, into] {
         assert!(used <= allowed, "{report}");
     }
+    assert!(
+        many_shards <= big_allowed,
+        "{report} (with 65,536 shards, allowed {big_allowed})"
+    );
 }

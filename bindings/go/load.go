@@ -128,7 +128,8 @@ func (e *LoadError) Is(target error) bool { return target == ErrLoader }
 //
 // The statistics count the first lookup of each call (a waiter's included) as
 // a hit or a miss, and each load as one LoadSuccesses or LoadFailures,
-// however many callers waited for it. GetOrLoad reads the value into a buffer
+// however many callers waited for it; a waiter whose leader did not load (it
+// found the key) starts over, and its second lookup counts too. GetOrLoad reads the value into a buffer
 // sized for the longest value it has returned on this cache so far (at least
 // 256 bytes, at most 64 KiB); a longer value takes a second lookup to read,
 // counted as a hit too, after which the cache's later GetOrLoad calls use a

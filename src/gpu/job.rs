@@ -87,10 +87,11 @@ pub(crate) fn rehash(
         (counted, spawned)
     });
     let (counted, spawned) = counted;
+    // A failed count falls back before this thread makes the array.
+    let (pool_len, device_source) = counted?;
     if !spawned {
         make_main();
     }
-    let (pool_len, device_source) = counted?;
     let main = made
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
@@ -120,9 +121,11 @@ pub(crate) fn rehash(
     let ctx = context.0;
     let pool = Table::pool(pool_len as usize, new_log2).map_err(|e| e.to_string())?;
     let mut written = Checksum::default();
-    // SAFETY: both arrays are fresh, zeroed (the prefault wrote zeros, and its
-    // thread has been joined), private to this thread and sized as the ABI says (2^new_log2 and pool_len buckets of BUCKET_BYTES); their
-    // atomics may be written as plain bytes while nothing else can see them.
+    // SAFETY: both arrays are fresh and zeroed (the prefault wrote zeros, on
+    // a thread the scope has joined or on this one), private to this thread
+    // and of the lengths passed (2^new_log2 and pool_len buckets of
+    // BUCKET_BYTES); their atomics may be written as plain bytes while nothing
+    // else can see them.
     loader::call(|err, len| unsafe {
         (table.fill)(
             ctx,
