@@ -198,7 +198,8 @@ func (c *Cache) leadLoad(op string, key []byte, lc *loadCall) ([]byte, error) {
 // fl's outcome. done is false if that call did not load: this one must
 // start over.
 func (c *Cache) awaitLoad(op string, key []byte, fl *loadFlight) (v []byte, err error, done bool) {
-	v, ok, err := lookupForLoad(c.co, labelPtr(c.label), op, key)
+	// A Get's lookup, counted as the library's get_or_load counts its own.
+	v, ok, err := c.get(op, bp(key), len(key), nil)
 	if ok || err != nil {
 		return v, err, true
 	}
@@ -211,37 +212,6 @@ func (c *Cache) awaitLoad(op string, key []byte, fl *loadFlight) (v []byte, err 
 		return nil, fl.err, true
 	}
 	return append(make([]byte, 0, len(fl.v)), fl.v...), nil, true
-}
-
-// lookupForLoad is the first lookup of a GetOrLoad call that waits for
-// another's load (the library's get_or_load makes the same lookup, counted
-// the same way), with GetOrLoad's buffers. The caller holds the cache.
-func lookupForLoad(co *core, lbl *cChar, op string, key []byte) ([]byte, bool, error) {
-	class := int(co.loadBufClass.Load())
-	buf := loadBufPools[class].Get().(*[]byte)
-	defer loadBufPools[class].Put(buf)
-	b, pooled := *buf, true
-	for {
-		r := cGet(co.h, lbl, bp(key), len(key), b)
-		switch r.st {
-		case stOK:
-			if !pooled {
-				return b[:r.n:r.n], true, nil
-			}
-			out := make([]byte, r.n)
-			copy(out, b[:r.n])
-			return out, true, nil
-		case stNotFound:
-			return nil, false, nil
-		case stBufferTooSmall:
-			// As getOrLoad does: later calls' buffers fit it, and this one
-			// reads it with a second lookup.
-			co.fitLoadBuf(r.n)
-			b, pooled = make([]byte, r.n), false
-		default:
-			return nil, false, newError(op, r.st, r.msg)
-		}
-	}
 }
 
 func (c *Cache) getOrLoad(op string, key []byte, lc *loadCall, h cgo.Handle) ([]byte, error) {
