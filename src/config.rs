@@ -150,12 +150,10 @@ pub struct Config {
 }
 
 impl Config {
-    /// What a bounded cache charges its smallest entry (an empty key and
-    /// value, with a deadline when `default_ttl` gives every entry one).
+    /// What a bounded cache charges its smallest entry (with a deadline when
+    /// `default_ttl` gives every entry one).
     fn smallest_charge(&self) -> usize {
-        crate::cache::bounds::charge(crate::table::entry::smallest_bounded_block(
-            !self.default_ttl.is_zero(),
-        ))
+        crate::cache::bounds::smallest_charge(!self.default_ttl.is_zero())
     }
 
     /// The entries the tables are sized for up front: `initial_capacity`,
@@ -163,14 +161,11 @@ impl Config {
     /// the smallest entry's charge). A cache that can hold ten entries had
     /// reserved tables for 2^30 when asked to.
     pub(crate) fn sized_for(&self) -> usize {
-        let mut entries = self.initial_capacity;
-        if self.max_entries > 0 {
-            entries = entries.min(self.max_entries);
-        }
-        if self.max_bytes > 0 {
-            entries = entries.min(self.max_bytes / self.smallest_charge());
-        }
-        entries
+        let with_deadline = !self.default_ttl.is_zero();
+        crate::cache::bounds::most_entries(self.max_entries, self.max_bytes, with_deadline)
+            .map_or(self.initial_capacity, |most| {
+                self.initial_capacity.min(most)
+            })
     }
 
     /// Checks every field: [`Error::InvalidConfig`] naming the first one out of

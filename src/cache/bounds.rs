@@ -23,6 +23,29 @@ pub(crate) const fn charge(footprint: usize) -> usize {
     footprint + SLOT_SHARE + Policy::BYTES_PER_ENTRY
 }
 
+/// What a bounded cache charges its smallest entry (an empty key and value,
+/// with a deadline if `with_deadline`).
+pub(crate) fn smallest_charge(with_deadline: bool) -> usize {
+    charge(crate::table::entry::smallest_bounded_block(with_deadline))
+}
+
+/// The most entries bounds of `max_entries` and `max_bytes` (0: no such
+/// bound) can hold, whatever the entries' sizes (a byte bound over the
+/// smallest entry's charge, with a deadline if `with_deadline`); `None` when
+/// there is neither bound.
+pub(crate) fn most_entries(
+    max_entries: usize,
+    max_bytes: usize,
+    with_deadline: bool,
+) -> Option<usize> {
+    let by_bytes = (max_bytes > 0).then(|| max_bytes / smallest_charge(with_deadline));
+    let by_entries = (max_entries > 0).then_some(max_entries);
+    match (by_entries, by_bytes) {
+        (Some(e), Some(b)) => Some(e.min(b)),
+        (e, b) => e.or(b),
+    }
+}
+
 /// A small entry's memory block: its header, a 16-byte key and a 32-byte
 /// value.
 const TYPICAL_BLOCK: usize = 64;
@@ -83,13 +106,7 @@ impl Bounds {
             max_entries
         };
         // The most entries the shard can hold, whatever their sizes.
-        let mut most_entries = capacity;
-        if max_bytes > 0 {
-            most_entries = max_bytes / charge(crate::table::entry::smallest_bounded_block(false));
-            if max_entries > 0 {
-                most_entries = most_entries.min(max_entries);
-            }
-        }
+        let most_entries = most_entries(max_entries, max_bytes, false).unwrap_or(capacity);
         Bounds {
             max_entries,
             max_bytes,
