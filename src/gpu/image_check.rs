@@ -96,10 +96,7 @@ pub(crate) fn check_image(
             }
             next_pool = linked.end;
         }
-        sums.entries += checked.sums.entries;
-        sums.slot_sum = sums.slot_sum.wrapping_add(checked.sums.slot_sum);
-        sums.frag_sum = sums.frag_sum.wrapping_add(checked.sums.frag_sum);
-        sums.tophash_sum = sums.tophash_sum.wrapping_add(checked.sums.tophash_sum);
+        sums = sums.plus(checked.sums);
     }
     if next_pool != pool.len() || sums != expected {
         return fault();
@@ -133,10 +130,7 @@ fn check_range(
             if in_pool && slots.entries == 0 {
                 return None;
             }
-            sums.entries += slots.entries;
-            sums.slot_sum = sums.slot_sum.wrapping_add(slots.slot_sum);
-            sums.frag_sum = sums.frag_sum.wrapping_add(slots.frag_sum);
-            sums.tophash_sum = sums.tophash_sum.wrapping_add(slots.tophash_sum);
+            sums = sums.plus(slots);
             let overflow = current.overflow.load(Ordering::Relaxed);
             if overflow.is_null() {
                 break;

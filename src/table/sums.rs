@@ -41,6 +41,16 @@ impl Sums {
             .wrapping_add(sign.wrapping_mul(tophash.into()));
     }
 
+    /// The sums of these slots and `other`'s together.
+    pub(crate) fn plus(self, other: Sums) -> Sums {
+        Sums {
+            entries: self.entries.wrapping_add(other.entries),
+            slot_sum: self.slot_sum.wrapping_add(other.slot_sum),
+            frag_sum: self.frag_sum.wrapping_add(other.frag_sum),
+            tophash_sum: self.tophash_sum.wrapping_add(other.tophash_sum),
+        }
+    }
+
     /// These sums with one more occupied slot.
     pub(crate) fn with(mut self, tophash: u8, frag: u32, entry: *const Entry) -> Sums {
         self.add(1, tophash, frag, entry);
