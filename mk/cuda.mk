@@ -92,7 +92,9 @@ cuda-fake-driver:
 # schedules (FAKE_CUDA_SEED), which run one stream's work before another's
 # wherever nothing orders them; then the plugin's error paths, driver calls
 # failing in the middle of its queue (FAKE_CUDA_FAIL): the fake aborts if a
-# call returns with work queued or unregisters memory a queued copy uses.
+# call returns with work queued or unregisters memory a queued copy uses; and
+# the benchmark's transfer knob, overriding the environment's settings
+# (cuda/stub/transfer-knob-check.sh).
 cuda-fake-device: cuda-fake-driver
 	LD_LIBRARY_PATH=$(CUDA_FAKE) $(GPU_CHECK_DIR)/gpu-equivalence --sizes 1000,10k,100k,1M
 	LD_LIBRARY_PATH=$(CUDA_FAKE) MAPCACHE_CUDA_FAULT=none $(GPU_CHECK_DIR)/gpu-faults
@@ -105,6 +107,7 @@ cuda-fake-device: cuda-fake-driver
 	LD_LIBRARY_PATH=$(CUDA_FAKE) FAKE_CUDA_SEED=5 MAPCACHE_CUDA_CHUNKS=5 MAPCACHE_CUDA_REGISTER_INPUT=1 \
 	  MAPCACHE_CUDA_REGISTER_OUTPUT=1 $(GPU_CHECK_DIR)/gpu-equivalence --sizes 300k
 	LD_LIBRARY_PATH=$(CUDA_FAKE) MAPCACHE_CUDA_FAULT=none MAPCACHE_GPU_SOURCE=in-place $(GPU_CHECK_DIR)/gpu-faults
+	$(ROOT)/cuda/stub/transfer-knob-check.sh $(GPU_CHECK_DIR) $(CUDA_FAKE)
 	for fail in cuMemcpyDtoHAsync_v2:7 cuMemcpyDtoHAsync_v2:11 cuMemcpyHtoDAsync_v2:3 \
 	    cuLaunchKernel:9 cuEventRecord:5 cuStreamWaitEvent:6 cuStreamSynchronize:4 cuMemsetD8Async:3; do \
 	  for reg in 0 1; do LD_LIBRARY_PATH=$(CUDA_FAKE) FAKE_CUDA_FAIL=$$fail MAPCACHE_CUDA_FAULT=fake-driver \

@@ -11,9 +11,15 @@
 //! bytes a bucket, with no host pass over them: from pageable memory, or
 //! page-locked for the copy with `MAPCACHE_CUDA_REGISTER_INPUT=1` (registered
 //! and unregistered within the call). The image comes back into the core's
-//! arrays, chosen per rebuild by [`Transfer`] (environment variables, read at
-//! each `stage` or `count_in_place`, so that one benchmark process measures
-//! every choice on the same table; `cuda/gpu-check.sh` does):
+//! arrays, as [`Transfer`] says: environment variables read once, when the
+//! context opens (when the core first loads the engine), not at each rebuild
+//! (a rebuild runs on a writer's thread, and a `getenv` there would race with
+//! any host thread's `setenv`, which glibc does not make safe; the one read at
+//! the load is what the core's docs tell hosts about), or set for the next
+//! rebuilds by a benchmark
+//! through [`set_transfer`] (`mapcache_cuda_set_transfer_v1`, so that one
+//! benchmark process measures every choice on the same table with no change
+//! to its environment; `cuda/gpu-check.sh` does):
 //!
 //! - `MAPCACHE_CUDA_CHUNKS=K` (default 1): the fill runs as K launches over K
 //!   ranges of new buckets on the compute stream, an event after each; the
@@ -39,6 +45,7 @@
 //! overwrite the staging memory.
 
 use std::ffi::{c_void, CStr};
+use std::sync::Mutex;
 
 use cust::context::Context;
 use cust::device::{Device as CudaDevice, DeviceAttribute};
@@ -67,7 +74,8 @@ const BUCKET_WORDS: usize = abi::BUCKET_BYTES / 8;
 /// copies; beyond a few dozen the per-call overhead is all that grows).
 const MAX_CHUNKS: usize = 64;
 
-/// How the new image comes back (see the module docs), read at each rebuild.
+/// How the new image comes back (see the module docs): the environment's,
+/// read when the context opens, unless a benchmark set one ([`set_transfer`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Transfer {
     /// Page-lock the core's arrays for the copy-out.
@@ -104,6 +112,31 @@ impl Transfer {
                 .clamp(1, MAX_CHUNKS),
         }
     }
+}
+
+/// The transfer a benchmark set for every context's next rebuilds (none: each
+/// context's own, from the environment when it opened).
+static SET_TRANSFER: Mutex<Option<Transfer>> = Mutex::new(None);
+
+/// Sets how every context's rebuilds from the next `stage` or `count_in_place`
+/// on move the tables, in place of the environment's settings (a benchmark's
+/// knob, `mapcache_cuda_set_transfer_v1`): page-lock the old table's arrays for
+/// an in-place copy-in, page-lock the core's new arrays for the copy-out, and
+/// the fill's chunks, 1 to [`MAX_CHUNKS`]; chunks 0 puts the environment's
+/// settings back.
+pub fn set_transfer(register_input: bool, register_output: bool, chunks: u32) -> Result<(), Fail> {
+    if chunks as usize > MAX_CHUNKS {
+        return Err(Fail::new(
+            abi::PLUGIN_E_OTHER,
+            format!("set_transfer: chunks must be 0 to {MAX_CHUNKS}, not {chunks}"),
+        ));
+    }
+    *SET_TRANSFER.lock().unwrap_or_else(|e| e.into_inner()) = (chunks > 0).then_some(Transfer {
+        register: register_output,
+        register_input,
+        chunks: chunks as usize,
+    });
+    Ok(())
 }
 
 /// A driver event (cust's `Event` does not lend its handle to a raw
@@ -255,6 +288,8 @@ pub struct Device {
     source_sums: Option<DeviceBuffer<u64>>,
     bad: Option<DeviceBuffer<u32>>,
     job: Option<Job>,
+    /// The environment's transfer settings, read when this context opened.
+    transfer: Transfer,
     /// One per fill chunk, recorded on `stream` after the chunk's launch.
     events: Vec<RawEvent>,
     module: Module,
@@ -311,12 +346,22 @@ impl Device {
             source_sums: None,
             bad: None,
             job: None,
+            transfer: Transfer::from_env(),
             events: Vec::new(),
             module,
             stream,
             copy_stream,
             _context: context,
         })
+    }
+
+    /// The transfer settings of the rebuild starting now: a benchmark's, if
+    /// it set any, else the environment's when this context opened.
+    fn transfer(&self) -> Transfer {
+        SET_TRANSFER
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(self.transfer)
     }
 
     /// Makes this context current on the calling thread (rebuilds come from
@@ -447,7 +492,7 @@ impl Backend for Device {
             old_log2: 0,
             new_log2: 0,
             pool_len: 0,
-            transfer: Transfer::from_env(),
+            transfer: self.transfer(),
             buckets: Vec::new(),
             pool: Vec::new(),
         });
@@ -520,7 +565,7 @@ impl Backend for Device {
     ) -> Result<(u64, Checksum), Fail> {
         self.job = None;
         self.enter()?;
-        let transfer = Transfer::from_env();
+        let transfer = self.transfer();
         let mut job = Job {
             source: Source::InPlace {
                 pool_base: pool as u64,

@@ -358,3 +358,34 @@ pub static PLUGIN: PluginV1 = PluginV1 {
 pub extern "C" fn mapcache_cuda_plugin_v1() -> *const PluginV1 {
     &PLUGIN
 }
+
+/// The benchmark's transfer knob, outside the plugin ABI (the core never calls
+/// it; `gpu-bench --transfers` does, through `mapcache::gpu::testing`): from
+/// the next rebuild on, every context of this plugin moves the tables as told
+/// (`register_input`, `register_output`: nonzero to page-lock the old table's
+/// arrays for an in-place copy-in, the core's new arrays for the copy-out;
+/// `chunks`: the fill's chunks, 1 to 64) instead of as the environment said
+/// when it opened (`MAPCACHE_CUDA_REGISTER_INPUT`, `..._OUTPUT`, `..._CHUNKS`);
+/// `chunks` 0 puts the environment's settings back. A process-wide setting
+/// behind a lock, so that the benchmark need not change its environment while
+/// the driver's threads may read it. Returns `PLUGIN_OK`, or `PLUGIN_E_OTHER`
+/// with `chunks` over 64, and
+/// `PLUGIN_E_NO_DEVICE` from a plugin built without CUDA (its emulated device
+/// copies nothing, so it has no transfers to set).
+#[no_mangle]
+pub extern "C" fn mapcache_cuda_set_transfer_v1(
+    register_input: u32,
+    register_output: u32,
+    chunks: u32,
+) -> i32 {
+    #[cfg(feature = "cuda")]
+    return match device::set_transfer(register_input != 0, register_output != 0, chunks) {
+        Ok(()) => abi::PLUGIN_OK,
+        Err(fail) => fail.code,
+    };
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (register_input, register_output, chunks);
+        abi::PLUGIN_E_NO_DEVICE
+    }
+}

@@ -214,6 +214,15 @@ static bool report_queued(const char *why) {
   return true;
 }
 
+// What the plugin asked of the driver, printed at exit with FAKE_CUDA_STATS=1
+// (read once, at load): how a check sees which transfer a rebuild took.
+static unsigned long stat_registers, stat_waits;
+static bool stats_wanted = getenv("FAKE_CUDA_STATS") != nullptr;
+__attribute__((destructor)) static void print_stats() {
+  if (stats_wanted)
+    fprintf(stderr, "fake CUDA driver: cuMemHostRegister %lu cuStreamWaitEvent %lu\n",
+            stat_registers, stat_waits);
+}
 extern "C" {
 CUresult cuInit(unsigned) { return OK; }
 CUresult cuDeviceGet(int *device, int ordinal) {
@@ -305,6 +314,7 @@ CUresult cuStreamWaitEvent(void *stream, void *event, unsigned) {
   if (!stream) return INVALID_VALUE;
   if (injected("cuStreamWaitEvent")) return INJECTED;
   Event *e = static_cast<Event *>(event);
+  stat_waits++;
   // Waits for the event's latest record at the time of the call, as CUDA does.
   static_cast<Stream *>(stream)->ops.push_back(Op{nullptr, e, e->recorded, "cuStreamWaitEvent"});
   return OK;
@@ -346,6 +356,7 @@ static bool overlap(const char *a, size_t a_bytes, const char *b, size_t b_bytes
 }
 CUresult cuMemHostRegister_v2(void *ptr, size_t bytes, unsigned) {
   if (!ptr || !bytes) return INVALID_VALUE;
+  stat_registers++;
   const char *p = static_cast<const char *>(ptr);
   for (auto &r : registered)
     if (r.ptr && overlap(r.ptr, r.bytes, p, bytes)) return ALREADY_REGISTERED;

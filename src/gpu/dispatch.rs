@@ -17,6 +17,9 @@ pub(crate) struct GpuDispatch {
     cpu: Box<dyn RehashEngine>,
     mode: GpuMode,
     threshold: usize,
+    /// How the old table reaches the device (`MAPCACHE_GPU_SOURCE`, read once,
+    /// when the map is made).
+    source: job::Source,
     /// The configured plugin, absolute (a relative path made so at
     /// construction); `None`: beside the library.
     pub(super) plugin_path: Option<PathBuf>,
@@ -42,6 +45,10 @@ impl GpuDispatch {
                 DEFAULT_GPU_THRESHOLD
             } else {
                 threshold
+            },
+            source: match mode {
+                GpuMode::Off => job::Source::Packed,
+                _ => job::Source::from_env(),
             },
             // A relative path is the working directory's now, when the map is
             // made (as the config documents), not at the first large rebuild,
@@ -132,14 +139,7 @@ impl RehashEngine for GpuDispatch {
         let Some(mut context) = context else {
             return self.cpu.rehash(src, new_log2);
         };
-        match job::rehash(
-            &plugin,
-            &mut context,
-            src,
-            new_log2,
-            job::Source::from_env(),
-        )
-        .map(|(table, _)| table)
+        match job::rehash(&plugin, &mut context, src, new_log2, self.source).map(|(table, _)| table)
         {
             Ok(table) => {
                 self.gpu_rebuilds.fetch_add(1, Ordering::Relaxed);

@@ -36,6 +36,49 @@ pub fn probe(path: Option<&Path>) -> Result<String, String> {
     loader::load(path).map(|plugin| plugin.description.clone())
 }
 
+/// The symbol of the plugin's benchmark knob, outside the plugin ABI:
+/// `int32_t mapcache_cuda_set_transfer_v1(uint32_t register_input, uint32_t
+/// register_output, uint32_t chunks)` (see `cuda/src/lib.rs`).
+const SET_TRANSFER_SYMBOL: &[u8] = b"mapcache_cuda_set_transfer_v1\0";
+
+/// Tells the plugin file at `path` how its rebuilds from the next on move the
+/// tables (page-lock the old table's arrays for an in-place copy-in, the new
+/// arrays for the copy-out; the fill's chunks, 1 to 64), in place of the
+/// environment's settings, which it read when its context opened (`chunks` 0
+/// puts those back): the benchmark's way of
+/// measuring each choice in one process without changing its environment
+/// while other threads (the driver's) may read it.
+pub fn set_plugin_transfer(
+    path: &Path,
+    register_input: bool,
+    register_output: bool,
+    chunks: u32,
+) -> Result<(), String> {
+    let library = super::dl::Library::open_path(path)
+        .map_err(|e| format!("plugin {} failed to load: {e}", path.display()))?;
+    let symbol = library.symbol(SET_TRANSFER_SYMBOL).map_err(|e| {
+        format!(
+            "plugin {} has no transfer settings (mapcache_cuda_set_transfer_v1): {e}",
+            path.display()
+        )
+    })?;
+    type SetTransferFn = unsafe extern "C" fn(u32, u32, u32) -> i32;
+    // SAFETY: the plugin exports this symbol with this type (cuda/src/lib.rs).
+    let set = unsafe { std::mem::transmute::<*mut std::ffi::c_void, SetTransferFn>(symbol) };
+    // SAFETY: takes three integers, touches nothing of the caller's.
+    match unsafe { set(register_input.into(), register_output.into(), chunks) } {
+        super::abi::PLUGIN_OK => Ok(()),
+        super::abi::PLUGIN_E_NO_DEVICE => Err(format!(
+            "plugin {} has no transfers to set (built without CUDA)",
+            path.display()
+        )),
+        code => Err(format!(
+            "plugin {} refused the transfer settings (error {code}; chunks must be 0 to 64)",
+            path.display()
+        )),
+    }
+}
+
 /// A table for rebuilding: made-up hashes and entry words (never dereferenced:
 /// no engine looks at an entry), overflow chains from one-by-one inserts, and
 /// deleted slots.

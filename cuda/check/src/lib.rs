@@ -17,10 +17,15 @@ pub struct Options {
     pub gpu_only: bool,
     /// Benchmark each copy-out choice too (`--transfers`, gpu-bench).
     pub transfers: bool,
+    /// The plugin's transfer settings for every rebuild (`--transfer I,O,C`:
+    /// input registered, output registered, chunks; 0 or 1 for the first two),
+    /// set through its knob, in place of what the environment said.
+    pub transfer: Option<(bool, bool, u32)>,
 }
 
-/// Parses `--plugin PATH`, `--no-driver`, `--gpu-only`, `--transfers` and `--sizes N,N,...`
-/// (with `k` and `M` suffixes), with `default_sizes` when no sizes are given.
+/// Parses `--plugin PATH`, `--no-driver`, `--gpu-only`, `--transfers`,
+/// `--transfer I,O,C` and `--sizes N,N,...` (with `k` and `M` suffixes), with
+/// `default_sizes` when no sizes are given.
 pub fn options(default_sizes: &[usize]) -> Result<Options, String> {
     let mut options = Options {
         plugin: std::env::current_exe()
@@ -31,6 +36,7 @@ pub fn options(default_sizes: &[usize]) -> Result<Options, String> {
         sizes: default_sizes.to_vec(),
         gpu_only: false,
         transfers: false,
+        transfer: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -39,6 +45,10 @@ pub fn options(default_sizes: &[usize]) -> Result<Options, String> {
             "--no-driver" => options.no_driver = true,
             "--gpu-only" => options.gpu_only = true,
             "--transfers" => options.transfers = true,
+            "--transfer" => {
+                let text = args.next().ok_or("--transfer needs I,O,C")?;
+                options.transfer = Some(transfer(&text)?);
+            }
             "--sizes" => {
                 let list = args.next().ok_or("--sizes needs a list")?;
                 options.sizes = list.split(',').map(size).collect::<Result<_, _>>()?;
@@ -47,6 +57,20 @@ pub fn options(default_sizes: &[usize]) -> Result<Options, String> {
         }
     }
     Ok(options)
+}
+
+/// `I,O,C`: input registered (0 or 1), output registered (0 or 1), chunks.
+fn transfer(text: &str) -> Result<(bool, bool, u32), String> {
+    let bad = || format!("--transfer {text:?}: expected I,O,C (0 or 1, 0 or 1, chunks)");
+    let flag = |f: &str| match f {
+        "0" => Ok(false),
+        "1" => Ok(true),
+        _ => Err(bad()),
+    };
+    match text.split(',').collect::<Vec<_>>()[..] {
+        [i, o, c] => Ok((flag(i)?, flag(o)?, c.parse().map_err(|_| bad())?)),
+        _ => Err(bad()),
+    }
 }
 
 fn size(text: &str) -> Result<usize, String> {
@@ -61,12 +85,22 @@ fn size(text: &str) -> Result<usize, String> {
         .map_err(|e| format!("size {text:?}: {e}"))
 }
 
-/// Loads the plugin as the options say; the reason if it cannot be.
+/// Loads the plugin as the options say (and gives it their transfer
+/// settings); the reason if it cannot be.
 pub fn load(options: &Options) -> Result<String, String> {
     if options.no_driver {
         mapcache::gpu::testing::load_plugin_without_driver(&options.plugin)?;
     }
-    mapcache::gpu::testing::probe(Some(&options.plugin))
+    let loaded = mapcache::gpu::testing::probe(Some(&options.plugin))?;
+    if let Some((register_input, register_output, chunks)) = options.transfer {
+        mapcache::gpu::testing::set_plugin_transfer(
+            &options.plugin,
+            register_input,
+            register_output,
+            chunks,
+        )?;
+    }
+    Ok(loaded)
 }
 
 /// User plus system CPU time of the whole process so far (every thread).

@@ -50,24 +50,19 @@ fn best(
 
 /// The transfer choices: a name, whether the old table is read in place (its
 /// arrays copied as they are) rather than packed on the host, and the
-/// plugin's settings for it (read by the plugin at each rebuild, in
-/// `TRANSFER_VARS`' order: input registered, output registered, chunks).
-const TRANSFERS: [(&str, bool, [&str; 3]); 8] = [
-    ("pageable", false, ["0", "0", "1"]),
-    ("registered", false, ["0", "1", "1"]),
-    ("chunked(8)", false, ["0", "0", "8"]),
-    ("registered+chunked(8)", false, ["0", "1", "8"]),
-    ("in-place", true, ["0", "0", "1"]),
-    ("in-place reg-in", true, ["1", "0", "1"]),
-    ("in-place reg-in+out", true, ["1", "1", "1"]),
-    ("in-place reg-in+out+ch(8)", true, ["1", "1", "8"]),
-];
-
-/// The plugin's transfer settings, in `TRANSFERS`' order.
-const TRANSFER_VARS: [&str; 3] = [
-    "MAPCACHE_CUDA_REGISTER_INPUT",
-    "MAPCACHE_CUDA_REGISTER_OUTPUT",
-    "MAPCACHE_CUDA_CHUNKS",
+/// plugin's settings for it (set through `testing::set_plugin_transfer`, the
+/// plugin's benchmark knob, never through this process's environment, which
+/// the driver's threads may be reading): input registered, output registered,
+/// chunks.
+const TRANSFERS: [(&str, bool, (bool, bool, u32)); 8] = [
+    ("pageable", false, (false, false, 1)),
+    ("registered", false, (false, true, 1)),
+    ("chunked(8)", false, (false, false, 8)),
+    ("registered+chunked(8)", false, (false, true, 8)),
+    ("in-place", true, (false, false, 1)),
+    ("in-place reg-in", true, (true, false, 1)),
+    ("in-place reg-in+out", true, (true, true, 1)),
+    ("in-place reg-in+out+ch(8)", true, (true, true, 8)),
 ];
 
 /// The host's memory work behind each transfer choice, measured without the
@@ -154,15 +149,6 @@ fn first_touch(bytes: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Sets the plugin's copy-out settings for the next rebuilds. Called between
-/// rebuilds, from the only thread that reads them (the parallel engine's
-/// threads are gone by then).
-fn set_transfer(values: &[&str; 3]) {
-    for (var, value) in TRANSFER_VARS.iter().zip(values) {
-        std::env::set_var(var, value);
-    }
-}
-
 /// "wall / cpu ms", or why there is no measurement.
 fn cell(measured: &Result<(Duration, Duration), String>) -> String {
     match measured {
@@ -236,12 +222,20 @@ fn main() {
             Ok(_) => time(&table, log2 + 1, Engine::Gpu(Some(&options.plugin))).map(|t| ms(t.0)),
             Err(_) => Err("-".into()),
         };
-        // The GPU engine with each copy-out choice; then the environment as
-        // it was, for the main table's GPU column.
+        // The GPU engine with each copy-out choice; then the plugin's own
+        // settings again, for the main table's GPU column.
         if gpu.is_ok() && options.transfers {
-            let saved = TRANSFER_VARS.map(|var| (var, std::env::var_os(var)));
-            for (name, in_place, values) in TRANSFERS {
-                set_transfer(&values);
+            for (name, in_place, (register_input, register_output, chunks)) in TRANSFERS {
+                let set = testing::set_plugin_transfer(
+                    &options.plugin,
+                    register_input,
+                    register_output,
+                    chunks,
+                );
+                if let Err(e) = set {
+                    println!("transfer {entries:>10} | {name:>26} | {e}");
+                    continue;
+                }
                 let engine = || match in_place {
                     true => Engine::GpuInPlace(Some(&options.plugin)),
                     false => Engine::Gpu(Some(&options.plugin)),
@@ -264,11 +258,18 @@ fn main() {
                     cell(&measured)
                 );
             }
-            for (var, value) in saved {
-                match value {
-                    Some(value) => std::env::set_var(var, value),
-                    None => std::env::remove_var(var),
-                }
+            // The settings as they were (`--transfer`'s, else the
+            // environment's), for the main table's column.
+            let (register_input, register_output, chunks) =
+                options.transfer.unwrap_or((false, false, 0));
+            let set = testing::set_plugin_transfer(
+                &options.plugin,
+                register_input,
+                register_output,
+                chunks,
+            );
+            if let Err(e) = set {
+                println!("transfer {entries:>10} | the plugin's own settings back: {e}");
             }
         }
         let gpu_best = match &gpu {
