@@ -171,12 +171,13 @@ impl Map {
     /// found at <path>", a CUDA error), with its counts of GPU rebuilds and of
     /// fallbacks to the CPU. Unless the config says [`crate::GpuMode::Off`], it
     /// loads the engine if no rebuild has yet (once per process and plugin path;
-    /// a failure is kept and not retried). Loading reads the environment, that
-    /// once (the CUDA driver's variables, the plugin's `MAPCACHE_CUDA_*`);
-    /// without this call it happens at the first large rebuild, on a writer's
-    /// thread. A process that changes its environment while other threads run
-    /// (C's `getenv` is not safe against a concurrent `setenv`) should call
-    /// this once at start-up.
+    /// a failure is kept and not retried). Loading reads the environment (the
+    /// engine's `MAPCACHE_GPU_SOURCE` and `MAPCACHE_CUDA_*`, which nothing
+    /// reads again, and the CUDA driver's variables, as it starts); without
+    /// this call it happens in [`Map::new`] under [`crate::GpuMode::Force`],
+    /// else at the first large rebuild, on a writer's thread. A process that
+    /// changes its environment while other threads run (C's `getenv` is not
+    /// safe against a concurrent `setenv`) should call this once at start-up.
     pub fn gpu_status(&self) -> GpuStatus {
         self.engine.status()
     }

@@ -57,12 +57,14 @@ type GPUStatus struct {
 // not retried). The engine being unavailable is not an error: the cache then
 // rebuilds on the CPU. The error is ErrClosed after Close.
 //
-// Loading reads the process's environment, that once (the CUDA driver's
-// variables, the plugin's MAPCACHE_CUDA_* settings); without this call it
-// happens at the first large rebuild, inside a write on another goroutine's
-// thread. With cgo, os.Setenv calls C's setenv, which is not safe against a
-// concurrent getenv: a program that calls os.Setenv while caches are in use
-// should call GPUStatus once at start-up, before it does.
+// Loading reads the process's environment (the engine's MAPCACHE_GPU_SOURCE
+// and MAPCACHE_CUDA_* settings, which nothing reads again, and the CUDA
+// driver's variables, as it starts); without this call it happens in New
+// under GPUForce, else at the first large rebuild, inside a write, on the
+// thread of whichever goroutine made it. With cgo, os.Setenv calls C's setenv,
+// which is not safe against a concurrent getenv: a program that calls
+// os.Setenv while caches are in use should call GPUStatus once at start-up,
+// before it does.
 func (c *Cache) GPUStatus() (GPUStatus, error) {
 	co := c.core()
 	if !co.acquire() {

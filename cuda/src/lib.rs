@@ -1,7 +1,8 @@
 //! `libmapcache_cuda.so`: mapcache's GPU rehash engine, a plugin the core loads
-//! at run time (see `docs/ARCHITECTURE.md`, "The GPU engine"). It exports one
-//! symbol, `mapcache_cuda_plugin_v1`, the function table of the plugin ABI
-//! (`abi`, the core's own `src/gpu/abi.rs`).
+//! at run time (see `docs/ARCHITECTURE.md`, "The GPU engine"). It exports
+//! `mapcache_cuda_plugin_v1`, the function table of the plugin ABI (`abi`, the
+//! core's own `src/gpu/abi.rs`), and, outside that ABI, the benchmark's
+//! transfer knob `mapcache_cuda_set_transfer_v1`.
 //!
 //! Built with feature `cuda` (`make cuda`) its device is the first CUDA GPU,
 //! driven through cust (`device`); without it, an emulation on the host

@@ -214,14 +214,20 @@ static bool report_queued(const char *why) {
   return true;
 }
 
-// What the plugin asked of the driver, printed at exit with FAKE_CUDA_STATS=1
-// (read once, at load): how a check sees which transfer a rebuild took.
-static unsigned long stat_registers, stat_waits;
+// What the plugin did with the driver, printed at exit with FAKE_CUDA_STATS=1
+// (read once, at load): how a check sees which transfer a rebuild took. A
+// registration is counted when it is unregistered, by what was copied through
+// it: the source of a host-to-device copy (an in-place source registered for
+// the copy-in), the destination of a device-to-host one (the new arrays
+// registered for the copy-out), or neither.
+static unsigned long stat_registered_in, stat_registered_out, stat_registered_unused, stat_waits;
 static bool stats_wanted = getenv("FAKE_CUDA_STATS") != nullptr;
 __attribute__((destructor)) static void print_stats() {
   if (stats_wanted)
-    fprintf(stderr, "fake CUDA driver: cuMemHostRegister %lu cuStreamWaitEvent %lu\n",
-            stat_registers, stat_waits);
+    fprintf(stderr,
+            "fake CUDA driver: registered for copy-in %lu for copy-out %lu unused %lu; "
+            "cuStreamWaitEvent %lu\n",
+            stat_registered_in, stat_registered_out, stat_registered_unused, stat_waits);
 }
 extern "C" {
 CUresult cuInit(unsigned) { return OK; }
@@ -349,6 +355,7 @@ CUresult cuMemFreeHost(void *ptr) {
 struct Registered {
   const char *ptr;
   size_t bytes;
+  bool copied_in, copied_out;  // a copy went through it (FAKE_CUDA_STATS)
 };
 static Registered registered[16];
 static bool overlap(const char *a, size_t a_bytes, const char *b, size_t b_bytes) {
@@ -356,13 +363,12 @@ static bool overlap(const char *a, size_t a_bytes, const char *b, size_t b_bytes
 }
 CUresult cuMemHostRegister_v2(void *ptr, size_t bytes, unsigned) {
   if (!ptr || !bytes) return INVALID_VALUE;
-  stat_registers++;
   const char *p = static_cast<const char *>(ptr);
   for (auto &r : registered)
     if (r.ptr && overlap(r.ptr, r.bytes, p, bytes)) return ALREADY_REGISTERED;
   for (auto &r : registered) {
     if (!r.ptr) {
-      r = {p, bytes};
+      r = {p, bytes, false, false};
       return OK;
     }
   }
@@ -380,17 +386,28 @@ CUresult cuMemHostUnregister(void *ptr) {
           }
         }
       }
-      r = {nullptr, 0};
+      if (r.copied_in) stat_registered_in++;
+      if (r.copied_out) stat_registered_out++;
+      if (!r.copied_in && !r.copied_out) stat_registered_unused++;
+      r = {nullptr, 0, false, false};
       return OK;
     }
   }
   return INVALID_VALUE;
 }
+// Marks the registrations a host range of a queued copy lies in.
+static void copied_through(const void *host, size_t bytes, bool in) {
+  for (auto &r : registered)
+    if (r.ptr && overlap(r.ptr, r.bytes, static_cast<const char *>(host), bytes))
+      (in ? r.copied_in : r.copied_out) = true;
+}
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t bytes, void *stream) {
+  copied_through(src, bytes, true);
   return enqueue(stream, "cuMemcpyHtoDAsync_v2", [=] { memcpy((void *)dst, src, bytes); }, src,
                  bytes);
 }
 CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t bytes, void *stream) {
+  copied_through(dst, bytes, false);
   return enqueue(stream, "cuMemcpyDtoHAsync_v2", [=] { memcpy(dst, (const void *)src, bytes); },
                  dst, bytes);
 }

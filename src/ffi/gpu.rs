@@ -72,14 +72,16 @@ fn of(status: &GpuStatus, struct_size: usize) -> mapcache_gpu_info {
 /// CUDA driver `libcuda.so.1`, the plugin, a context on the first device (once
 /// per process and plugin path; a failure is kept, not retried).
 ///
-/// Loading reads the process's environment, that once: the driver's own
-/// variables (such as `CUDA_VISIBLE_DEVICES`) and the plugin's settings
-/// (`MAPCACHE_CUDA_*`, `docs/ARCHITECTURE.md`); no rebuild reads it again.
-/// Without this call the load happens at the first rebuild of a table at or
-/// over the threshold, on the thread of the write that grew it. C's `getenv`
-/// is not safe against a concurrent `setenv`, so a host that changes its
-/// environment while other threads run (`setenv`, Go's `os.Setenv`, Python's
-/// `os.environ[...] =`) should call this once at start-up, before it does.
+/// Loading reads the process's environment: the engine's settings
+/// (`MAPCACHE_GPU_SOURCE`, `MAPCACHE_CUDA_*`, `docs/ARCHITECTURE.md`), which
+/// neither the library nor its plugin reads again, and the CUDA driver's own
+/// variables (such as `CUDA_VISIBLE_DEVICES`), read by the driver as it starts.
+/// Without this call the load happens in `mapcache_new` under
+/// `MAPCACHE_GPU_FORCE`, else at the first rebuild of a table at or over the
+/// threshold, on the thread of the write that grew it. C's `getenv` is not safe
+/// against a concurrent `setenv`, so a host that changes its environment while
+/// other threads run (`setenv`, Go's `os.Setenv`, Python's `os.environ[...] =`)
+/// should call this once at start-up, before it does.
 ///
 /// Set `out->struct_size = sizeof(mapcache_gpu_info)` first: the library writes
 /// exactly that many bytes and leaves `struct_size` as it was.

@@ -22,8 +22,8 @@
 //! Or, in place of steps 1 and 2, `count_in_place`: the plugin copies the old
 //! table's two arrays (main buckets and overflow pool, in the output's bucket
 //! layout) as they are, with no packing on the host, and counts; then `fill`.
-//! The core takes this way with `MAPCACHE_GPU_SOURCE=in-place` (read when a
-//! map is made; packed is the default), when every overflow bucket of the table lies in its pool (its
+//! The core takes this way with `MAPCACHE_GPU_SOURCE=in-place` (read when the
+//! plugin loads; packed is the default), when every overflow bucket of the table lies in its pool (its
 //! arena, `table/table.rs`). Either way the core checks the result against the
 //! old table's own sums (`table/sums.rs`), and in place the device's sums of
 //! its copy too.

@@ -17,9 +17,6 @@ pub(crate) struct GpuDispatch {
     cpu: Box<dyn RehashEngine>,
     mode: GpuMode,
     threshold: usize,
-    /// How the old table reaches the device (`MAPCACHE_GPU_SOURCE`, read once,
-    /// when the map is made).
-    source: job::Source,
     /// The configured plugin, absolute (a relative path made so at
     /// construction); `None`: beside the library.
     pub(super) plugin_path: Option<PathBuf>,
@@ -45,10 +42,6 @@ impl GpuDispatch {
                 DEFAULT_GPU_THRESHOLD
             } else {
                 threshold
-            },
-            source: match mode {
-                GpuMode::Off => job::Source::Packed,
-                _ => job::Source::from_env(),
             },
             // A relative path is the working directory's now, when the map is
             // made (as the config documents), not at the first large rebuild,
@@ -139,7 +132,8 @@ impl RehashEngine for GpuDispatch {
         let Some(mut context) = context else {
             return self.cpu.rehash(src, new_log2);
         };
-        match job::rehash(&plugin, &mut context, src, new_log2, self.source).map(|(table, _)| table)
+        match job::rehash(&plugin, &mut context, src, new_log2, plugin.source)
+            .map(|(table, _)| table)
         {
             Ok(table) => {
                 self.gpu_rebuilds.fetch_add(1, Ordering::Relaxed);

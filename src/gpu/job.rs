@@ -40,10 +40,10 @@ pub(crate) enum Source {
 impl Source {
     /// `MAPCACHE_GPU_SOURCE` = `packed` (the default, until a device's
     /// figures pick one) or `in-place`: a knob for trying the GPU engine's
-    /// ways of reading, like the plugin's transfer settings. Read when a map
-    /// is made (`GpuDispatch::new`, on the host's thread), never at a rebuild,
-    /// which runs on a writer's thread, where a `getenv` would race with any
-    /// host thread's `setenv`. (The benchmark names the source per rebuild,
+    /// ways of reading, like the plugin's transfer settings. Read once, when
+    /// the plugin loads (`loader`), not at each rebuild, which runs on a
+    /// writer's thread, where a `getenv` would race with any host thread's
+    /// `setenv`. (The benchmark names the source per rebuild,
     /// `testing::Engine::GpuInPlace`.)
     pub(crate) fn from_env() -> Source {
         match std::env::var("MAPCACHE_GPU_SOURCE").as_deref() {

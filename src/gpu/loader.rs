@@ -4,6 +4,12 @@
 //! device. The outcome is kept, success or failure, so that every map and every
 //! rebuild after the first pays nothing to learn it; a failure's message is the
 //! reason `gpu_status` reports.
+//!
+//! The load is also when the engine's environment variables are read, the
+//! core's (`MAPCACHE_GPU_SOURCE`) here and the plugin's in its `open`, and
+//! never after: a later read would be on a writer's thread, mid-rebuild,
+//! racing any host thread's `setenv` (`docs/ARCHITECTURE.md`, "Settings are
+//! read once").
 
 use std::ffi::{c_char, c_void, CStr};
 use std::path::{Path, PathBuf};
@@ -11,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::abi::{self, PluginV1};
 use super::dl::{self, Library};
+use super::job::Source;
 
 /// The driver's file name (its SONAME, which every driver install provides).
 pub(crate) const DRIVER: &str = "libcuda.so.1";
@@ -28,6 +35,10 @@ pub(crate) struct Plugin {
     pub(crate) table: PluginV1,
     /// What status reports call it: its name and file.
     pub(crate) description: String,
+    /// How maps' rebuilds send it the old table (`MAPCACHE_GPU_SOURCE`, read
+    /// with the plugin's own settings when it loads, once per process and
+    /// plugin path).
+    pub(crate) source: Source,
     context: Mutex<Context>,
 }
 
@@ -215,6 +226,7 @@ fn start(table: PluginV1, file: String) -> Result<Plugin, String> {
     Ok(Plugin {
         table,
         description: format!("{name} ({file})"),
+        source: Source::from_env(),
         context: Mutex::new(Context(context)),
     })
 }

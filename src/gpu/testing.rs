@@ -63,7 +63,8 @@ pub fn set_plugin_transfer(
         )
     })?;
     type SetTransferFn = unsafe extern "C" fn(u32, u32, u32) -> i32;
-    // SAFETY: the plugin exports this symbol with this type (cuda/src/lib.rs).
+    // SAFETY: the plugin exports this symbol with this type (cuda/src/lib.rs);
+    // it stays mapped, since a `Library` is never closed (`dl`).
     let set = unsafe { std::mem::transmute::<*mut std::ffi::c_void, SetTransferFn>(symbol) };
     // SAFETY: takes three integers, touches nothing of the caller's.
     match unsafe { set(register_input.into(), register_output.into(), chunks) } {

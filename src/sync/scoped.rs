@@ -12,6 +12,14 @@
 //! the work runs inline on the caller's thread; the models never reach the
 //! bulk paths with more than one thread.
 
+/// The workers' stack: std's default, named so that std does not read
+/// `RUST_MIN_STACK` at the first spawn, which runs inside a write (a grow's
+/// parallel rehash, the GPU engine's helper threads), where a `getenv` would
+/// race any host thread's `setenv` (`docs/ARCHITECTURE.md`, "Settings are read
+/// once"). The bulk jobs recurse nowhere; 2 MiB is plenty.
+#[cfg(not(crossbeam_loom))]
+const WORKER_STACK: usize = 2 << 20;
+
 /// Starts worker threads named `name` for the length of [`scope`].
 pub(crate) struct Spawner<'s, 'env> {
     #[cfg(not(crossbeam_loom))]
@@ -29,6 +37,7 @@ impl<'env> Spawner<'_, 'env> {
         self.scope
             .builder()
             .name(self.name.to_owned())
+            .stack_size(WORKER_STACK)
             .spawn(move |_| work())
             .is_ok()
     }

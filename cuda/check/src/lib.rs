@@ -18,7 +18,8 @@ pub struct Options {
     /// Benchmark each copy-out choice too (`--transfers`, gpu-bench).
     pub transfers: bool,
     /// The plugin's transfer settings for every rebuild (`--transfer I,O,C`:
-    /// input registered, output registered, chunks; 0 or 1 for the first two),
+    /// input registered, output registered, chunks; 0 or 1 for the first two,
+    /// 1 to 64 for the chunks),
     /// set through its knob, in place of what the environment said.
     pub transfer: Option<(bool, bool, u32)>,
 }
@@ -61,14 +62,17 @@ pub fn options(default_sizes: &[usize]) -> Result<Options, String> {
 
 /// `I,O,C`: input registered (0 or 1), output registered (0 or 1), chunks.
 fn transfer(text: &str) -> Result<(bool, bool, u32), String> {
-    let bad = || format!("--transfer {text:?}: expected I,O,C (0 or 1, 0 or 1, chunks)");
+    let bad = || format!("--transfer {text:?}: expected I,O,C (0 or 1, 0 or 1, chunks 1 to 64)");
     let flag = |f: &str| match f {
         "0" => Ok(false),
         "1" => Ok(true),
         _ => Err(bad()),
     };
     match text.split(',').collect::<Vec<_>>()[..] {
-        [i, o, c] => Ok((flag(i)?, flag(o)?, c.parse().map_err(|_| bad())?)),
+        [i, o, c] => match c.parse::<u32>() {
+            Ok(chunks @ 1..=64) => Ok((flag(i)?, flag(o)?, chunks)),
+            _ => Err(bad()),
+        },
         _ => Err(bad()),
     }
 }

@@ -77,12 +77,14 @@ def gpu_status(cache: Cache) -> GpuStatus:
     kept and not retried). An unavailable engine is not an error: the cache
     rebuilds on the CPU. Raises :class:`CacheClosedError` on a closed cache.
 
-    Loading reads the process's environment, that once (the CUDA driver's
-    variables, the plugin's ``MAPCACHE_CUDA_*`` settings); without this call it
-    happens at the first large rebuild, inside a write, on whichever thread made
-    it. Assigning to ``os.environ`` calls C's ``setenv``, which is not safe
-    against a concurrent ``getenv``: a program that changes its environment
-    while other threads use caches should call this once at start-up."""
+    Loading reads the process's environment (the engine's
+    ``MAPCACHE_GPU_SOURCE`` and ``MAPCACHE_CUDA_*`` settings, which nothing reads
+    again, and the CUDA driver's variables, as it starts); without this call it
+    happens when the cache is made with ``gpu="force"``, else at the first
+    large rebuild, inside a write, on whichever thread made it. Assigning to
+    ``os.environ`` calls C's ``setenv``, which is not safe against a concurrent
+    ``getenv``: a program that changes its environment while other threads use
+    caches should call this once at start-up."""
     if not isinstance(cache, Cache):
         raise TypeError(f"gpu_status() takes a mapcache.Cache, not {type(cache).__name__}")
     if _gpu_status is None:
