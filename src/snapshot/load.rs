@@ -494,9 +494,11 @@ fn apply_shard(
         Access::Live => LIVE_CHUNK,
     };
     for part in order.chunks(chunk) {
+        // Between chunks, a writer waiting for the shard goes first (the
+        // flag is not fair: taken back at once, it would wait the whole load).
         let own = held
             .is_none()
-            .then(|| shard.flag.lock(thread_id::current()));
+            .then(|| shard.flag.lock_after_waiters(thread_id::current()));
         let flag = held.or(own.as_ref()).expect("one of the two");
         apply_part(
             map,
