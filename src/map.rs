@@ -123,18 +123,25 @@ impl Map {
         let shard_count = config.resolved_shards()?;
         let initial_log2 = log2_for(config.sized_for().div_ceil(shard_count));
         let stripes = (cores() * 2).min(16);
-        let shards = (0..shard_count)
-            .map(|i| {
-                let bounds = config.is_bounded().then(|| {
-                    Bounds::new(
-                        Config::share(config.max_entries, shard_count, i),
-                        Config::share(config.max_bytes, shard_count, i),
-                        stripes,
-                    )
-                });
-                Shard::new(initial_log2, bounds)
-            })
-            .collect::<Result<Box<[Shard]>>>()?;
+        // Reserved first, fallibly: up to 2^16 shards, whose array a memory
+        // limit can refuse (an infallible allocation would abort the host).
+        let mut shards = Vec::new();
+        shards
+            .try_reserve_exact(shard_count)
+            .map_err(|_| Error::OutOfMemory {
+                bytes: shard_count.saturating_mul(std::mem::size_of::<Shard>()),
+            })?;
+        for i in 0..shard_count {
+            let bounds = config.is_bounded().then(|| {
+                Bounds::new(
+                    Config::share(config.max_entries, shard_count, i),
+                    Config::share(config.max_bytes, shard_count, i),
+                    stripes,
+                )
+            });
+            shards.push(Shard::new(initial_log2, bounds)?);
+        }
+        let shards = shards.into_boxed_slice();
         let engine = GpuDispatch::new(
             engine_for(config.engine),
             config.gpu,
@@ -156,7 +163,7 @@ impl Map {
             counters: Counters::default(),
             reads: ReadCounters::new(cores() * 4),
             loads: LoadCounters::default(),
-            flights: Flights::new(shard_count),
+            flights: Flights::new(shard_count)?,
             config,
         })
     }

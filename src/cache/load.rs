@@ -155,12 +155,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Flights {
-    pub(crate) fn new(tables: usize) -> Flights {
-        Flights {
-            tables: (0..tables.max(1))
-                .map(|_| Mutex::new(HashMap::new()))
-                .collect(),
-        }
+    /// `tables` tables (at least one), or [`Error::OutOfMemory`] where their
+    /// array cannot be had (one per shard, up to 2^16).
+    pub(crate) fn new(tables: usize) -> Result<Flights> {
+        let tables = tables.max(1);
+        let mut made = Vec::new();
+        made.try_reserve_exact(tables)
+            .map_err(|_| Error::OutOfMemory {
+                bytes: tables.saturating_mul(std::mem::size_of::<FlightTable>()),
+            })?;
+        made.extend((0..tables).map(|_| Mutex::new(HashMap::new())));
+        Ok(Flights {
+            tables: made.into_boxed_slice(),
+        })
     }
 
     /// Joins the load of `key` in table `table` (the key's shard), or starts it.
@@ -264,7 +271,7 @@ mod loom_tests {
     #[test]
     fn a_waiter_gets_the_leaders_outcome_or_leads_itself() {
         loom::model(|| {
-            let flights = loom::sync::Arc::new(Flights::new(1));
+            let flights = loom::sync::Arc::new(Flights::new(1).unwrap());
             let run = |flights: &Flights, value: u8| match flights.join(0, b"k") {
                 Role::Leader(leader) => {
                     leader.finish(&Ok(vec![value]));

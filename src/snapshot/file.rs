@@ -38,6 +38,9 @@ pub(crate) struct Mapped {
     map: Option<Mmap>,
     /// Holds the lock until the load ends (closing the file releases it).
     _file: File,
+    /// The bytes the file occupies on its device (`st_blocks`, in 512-byte
+    /// units): see [`Mapped::stored_bytes`].
+    stored: u64,
 }
 
 impl Mapped {
@@ -68,7 +71,12 @@ impl Mapped {
             // module docs).
             Some(unsafe { options.map(&file) }.map_err(|e| Error::io("mmap", path, &e))?)
         };
-        Ok(Mapped { map, _file: file })
+        use std::os::unix::fs::MetadataExt;
+        Ok(Mapped {
+            map,
+            _file: file,
+            stored: metadata.blocks().saturating_mul(512),
+        })
     }
 
     /// Reads the whole file in now, in the kernel's large reads
@@ -88,6 +96,16 @@ impl Mapped {
             return;
         }
         let _ = map.advise(memmap2::Advice::WillNeed);
+    }
+
+    /// The bytes the file occupies on its device when it was opened. The holes
+    /// of a sparse file read as zeros but occupy nothing, so this, not the
+    /// length, bounds what a load may allocate before the payloads are
+    /// verified (a few KiB on disk cannot hold a billion records). A
+    /// filesystem that compresses may report less than the data, which only
+    /// makes such sizing smaller: the tables then grow as the records come.
+    pub(crate) fn stored_bytes(&self) -> u64 {
+        self.stored
     }
 
     /// The mapping's length: the file's length when it was mapped.

@@ -11,6 +11,11 @@
 //!    offset is checked against the mapping's size before it is used, and no
 //!    allocation is sized by a number that was not: a payload copy is at most
 //!    the file's length, a record list at most a sixteenth of its payload.
+//!    The file's length alone is no bound on what it holds (a sparse file of a
+//!    few KiB on the device can be a terabyte long), so the block list grows
+//!    only as block headers pass their checks (each a real 48 bytes), and
+//!    `Map::load` presizes its tables for the records the file claims but no
+//!    more than its bytes on the device can hold (`Mapped::stored_bytes`).
 //! 2. **Apply.** The records are grouped by shard (a stable counting sort),
 //!    and each shard's batch is inserted in file order under one acquisition
 //!    of its write flag (in chunks, for a live cache), shards spread over
@@ -229,9 +234,11 @@ pub(crate) fn survey(file: &Mapped) -> Result<Survey> {
     let head = file.copy_out(0, file_len.min(HEADER_LEN as u64))?;
     let header = Header::decode(&head, file_len)?;
     // The block headers, in file order: each is checked before its payload
-    // length moves the walk on. `block_count` was checked against the file's
-    // length, so the list is at most a 64th of it.
-    let mut blocks = Vec::with_capacity(header.block_count as usize);
+    // length moves the walk on. The list grows as they pass, never reserved
+    // from `block_count`: that was checked against the file's length only,
+    // which a sparse file of a few KiB on disk can make terabytes (an up-front
+    // reservation of 24 bytes a claimed block then aborted the process).
+    let mut blocks: Vec<Surveyed> = Vec::new();
     let mut offset = HEADER_LEN as u64;
     let mut records = 0u64;
     for index in 0..header.block_count {
@@ -251,6 +258,9 @@ pub(crate) fn survey(file: &Mapped) -> Result<Survey> {
         let block = BlockHeader::decode(&bytes, offset, index, &header)?;
         records += u64::from(block.record_count);
         let payload_at = offset + BLOCK_HEADER_LEN as u64;
+        blocks.try_reserve(1).map_err(|_| Error::OutOfMemory {
+            bytes: (blocks.len() + 1).saturating_mul(std::mem::size_of::<Surveyed>()),
+        })?;
         blocks.push(Surveyed {
             payload_at,
             // Checked in `decode`: at most `MAX_PAYLOAD_LEN`.
@@ -376,6 +386,8 @@ struct Applied {
     loaded: u64,
     replaced: u64,
     too_large: u64,
+    /// Records that expired after validation, before their turn came.
+    expired: u64,
 }
 
 /// How step 2 serialises with the map's other writers.
@@ -462,6 +474,7 @@ pub(crate) fn apply(map: &Map, snapshot: Validated, access: Access) -> Result<Lo
             report.loaded += applied.loaded;
             report.replaced += applied.replaced;
             report.too_large += applied.too_large;
+            report.expired += applied.expired;
         }
     }
     Ok(report)
@@ -547,8 +560,10 @@ fn apply_part(
             prefetch(payloads[ahead.unit as usize][ahead.at as usize..].as_ptr());
         }
         let rec = recs[i as usize];
-        // Expired between validation and now: left out.
+        // Expired between validation and now: left out, and counted as the
+        // records found expired by validation are.
         let Some((key, value, deadline)) = decode(rec, payloads, now) else {
+            applied.expired += 1;
             continue;
         };
         let trailer = Trailer {
@@ -852,4 +867,112 @@ pub(crate) fn fill_new(file: &Mapped, survey: Survey, map: &Map) -> Result<LoadR
         too_large: 0,
         bytes: file_len,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{apply, parse, survey, Access};
+    use crate::snapshot::file::Mapped;
+    use crate::snapshot::format::{Header, BLOCK_HEADER_LEN, HEADER_LEN, RECORD_HEADER_LEN};
+    use crate::{Clock, Config, Error, Map};
+    use std::time::Duration;
+
+    /// A sparse file of `file_len` bytes (a few KiB on the device) whose only
+    /// content is a valid header claiming as many blocks and records as that
+    /// length allows; `None` where the filesystem refuses such a length.
+    fn sparse_claiming_the_most_blocks(name: &str, file_len: u64) -> Option<std::path::PathBuf> {
+        let path =
+            std::env::temp_dir().join(format!("mapcache-load-{name}-{}.snap", std::process::id()));
+        let body = file_len - HEADER_LEN as u64;
+        let blocks = body / (BLOCK_HEADER_LEN + RECORD_HEADER_LEN) as u64;
+        let header = Header {
+            writer: [0, 1, 0],
+            snapshot_id: 7,
+            saved_at_unix_ms: 0,
+            file_len,
+            block_count: blocks,
+            record_count: blocks,
+            data_bytes: 0,
+        };
+        std::fs::write(&path, header.encode()).unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        if file.set_len(file_len).is_err() {
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return None;
+        }
+        Some(path)
+    }
+
+    /// The block list grows as block headers pass their checks, and the map
+    /// is presized by what the file holds on its device: a header over a
+    /// sparse terabyte that claims 2^34 blocks and records made the survey
+    /// reserve 24 bytes a block up front (an allocation failure, which aborts
+    /// the process) and would have presized the tables for 2^34 records.
+    #[test]
+    fn a_sparse_file_claiming_billions_of_blocks_is_refused_without_reserving_for_them() {
+        let Some(path) = sparse_claiming_the_most_blocks("sparse-tib", 1 << 40) else {
+            eprintln!("skipped: the temporary directory's filesystem refuses a 1 TiB sparse file");
+            return;
+        };
+        let file = Mapped::open(&path).unwrap();
+        assert!(
+            file.stored_bytes() < 1 << 20,
+            "{} bytes on the device",
+            file.stored_bytes()
+        );
+        let surveyed = survey(&file);
+        drop(file);
+        let loaded = Map::load(&path, Config::default());
+        std::fs::remove_file(&path).unwrap();
+        match (surveyed, loaded) {
+            // Refused at the first block's header, a hole of zeros.
+            (Err(Error::Corrupt { offset, .. }), Err(Error::Corrupt { offset: o, .. })) => {
+                let first_block = HEADER_LEN as u64..(HEADER_LEN + BLOCK_HEADER_LEN) as u64;
+                assert!(
+                    first_block.contains(&offset) && o == offset,
+                    "{offset}, {o}"
+                );
+            }
+            (s, l) => panic!("survey {:?}, load {:?}", s.err(), l.err()),
+        }
+    }
+
+    /// A record that expires after the file was validated, before its turn
+    /// to be applied, is left out and counted as expired: the report's
+    /// counts cover every record of the file.
+    #[test]
+    fn a_record_expiring_between_validation_and_apply_is_counted_as_expired() {
+        let path = std::env::temp_dir().join(format!(
+            "mapcache-load-late-expiry-{}.snap",
+            std::process::id()
+        ));
+        let clock = Clock::manual();
+        let config = Config {
+            clock: clock.clone(),
+            shards: 1,
+            ..Config::default()
+        };
+        let saved = Map::new(config.clone()).unwrap();
+        saved
+            .insert_with_ttl(b"late", b"v", Duration::from_secs(10))
+            .unwrap();
+        saved.insert(b"kept", b"w").unwrap();
+        saved.save(&path).unwrap();
+
+        let target = Map::new(config).unwrap();
+        let file = Mapped::open(&path).unwrap();
+        let validated = parse(&file, survey(&file).unwrap(), &target).unwrap();
+        drop(file);
+        std::fs::remove_file(&path).unwrap();
+        clock.advance(Duration::from_secs(20)).unwrap();
+        let report = apply(&target, validated, Access::Live).unwrap();
+        assert_eq!(
+            (report.records, report.loaded, report.expired),
+            (2, 1, 1),
+            "{report:?}"
+        );
+        assert_eq!(target.get(b"late").unwrap(), None);
+        assert_eq!(target.get(b"kept").unwrap().as_deref(), Some(&b"w"[..]));
+    }
 }

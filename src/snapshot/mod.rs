@@ -148,7 +148,12 @@ impl Map {
     pub fn load_with_report(path: impl AsRef<Path>, config: Config) -> Result<(Map, LoadReport)> {
         let file = file::Mapped::open(path.as_ref())?;
         let survey = load::survey(&file)?;
-        let records = usize::try_from(survey.records()).unwrap_or(usize::MAX);
+        // Presized for the records the file claims (its payloads unverified
+        // yet), but no more than its bytes on the device can hold: a sparse
+        // file of a few KiB that claims 2^28 records would otherwise commit
+        // gigabytes of tables before its first payload fails its checksum.
+        let storable = file.stored_bytes() / format::RECORD_HEADER_LEN as u64;
+        let records = usize::try_from(survey.records().min(storable)).unwrap_or(usize::MAX);
         let wanted = match config.max_entries {
             0 => records,
             bound => records.min(bound),
