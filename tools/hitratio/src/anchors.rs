@@ -8,9 +8,15 @@
 //! block the run, a link to `/dev/zero` would read for ever) of at most
 //! [`MAX_README_BYTES`], and every value must be a percentage (finite, from 0 to
 //! 100).
+//!
+//! [`beside`] reads such a README once for both things the harness takes from
+//! it: the anchor tables (here) and the formats of the files it lists
+//! ([`crate::listing`]).
 
 use std::io::Read;
 use std::path::Path;
+
+use crate::trace::Format;
 
 /// The largest README read for anchors: 1 MiB (the traces README is about 6 KB).
 pub const MAX_README_BYTES: u64 = 1 << 20;
@@ -164,22 +170,50 @@ pub fn read_readme(path: &Path) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|e| fail(format!("not UTF-8 text: {}", e.utf8_error())))
 }
 
-/// The anchor tables of the README.md in `dir`, and a note for the output when
-/// there are none because it could not be used. No README: no tables, no note.
-/// A README that is no regular file, too large, or does not parse is an error
-/// if `required` (the project's traces directory), else a note (a README beside
-/// a trace of the user's, which the user did not name).
-pub fn beside(dir: &Path, required: bool) -> Result<(Vec<AnchorTable>, Option<String>), String> {
+/// What a README beside traces gives the harness.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Readme {
+    /// Its anchor tables.
+    pub tables: Vec<AnchorTable>,
+    /// The files of its file table, each with its format.
+    pub formats: Vec<(String, Format)>,
+}
+
+impl Readme {
+    /// The format of the file named `file_name` (e.g. `oltp.gz`), if the
+    /// README lists it.
+    pub fn format_of(&self, file_name: &str) -> Option<Format> {
+        self.formats
+            .iter()
+            .find(|(name, _)| name == file_name)
+            .map(|&(_, format)| format)
+    }
+}
+
+/// The README.md in `dir`, and a note for the output when it could not be
+/// used. No README: nothing, and no note. A README that is no regular file, too
+/// large, or does not parse is an error if `required` (the project's traces
+/// directory), else a note (a README beside a trace of the user's, which the
+/// user did not name), and then neither its anchors nor its formats are used.
+pub fn beside(dir: &Path, required: bool) -> Result<(Readme, Option<String>), String> {
     let path = dir.join("README.md");
     if !required && std::fs::symlink_metadata(&path).is_err() {
-        return Ok((Vec::new(), None));
+        return Ok((Readme::default(), None));
     }
-    let parsed = read_readme(&path)
-        .and_then(|readme| parse(&readme).map_err(|e| format!("{}: {e}", path.display())));
+    let parsed = read_readme(&path).and_then(|readme| {
+        let named = |e: String| format!("{}: {e}", path.display());
+        Ok(Readme {
+            tables: parse(&readme).map_err(named)?,
+            formats: crate::listing::parse(&readme).map_err(named)?,
+        })
+    });
     match parsed {
-        Ok(tables) => Ok((tables, None)),
+        Ok(readme) => Ok((readme, None)),
         Err(e) if required => Err(e),
-        Err(e) => Ok((Vec::new(), Some(format!("no anchors ({e})")))),
+        Err(e) => Ok((
+            Readme::default(),
+            Some(format!("no anchors and no formats ({e})")),
+        )),
     }
 }
 
@@ -192,7 +226,7 @@ mod tests {
 
 | file | format |
 |---|---|
-| a.gz | text |
+| a.gz | text, one integer key per line |
 
 ### Some trace (some_trace.gz)
 
@@ -283,15 +317,15 @@ Closing remarks.
         let dir = scratch("readme");
         let readme = dir.join("README.md");
         // None at all: no anchors, no note (an error if required).
-        assert_eq!(beside(&dir, false), Ok((Vec::new(), None)));
+        assert_eq!(beside(&dir, false), Ok((Readme::default(), None)));
         assert!(beside(&dir, true).is_err());
 
         let refused = |why: &str| {
-            let (tables, note) = beside(&dir, false).unwrap();
-            assert!(tables.is_empty());
+            let (used, note) = beside(&dir, false).unwrap();
+            assert_eq!(used, Readme::default());
             let note = note.unwrap();
             assert!(
-                note.starts_with("no anchors (") && note.contains("README.md: "),
+                note.starts_with("no anchors and no formats (") && note.contains("README.md: "),
                 "{note}"
             );
             assert!(note.ends_with(&format!("{why})")), "{note}");
@@ -317,8 +351,10 @@ Closing remarks.
         let mut text = SAMPLE.to_string();
         text.push_str(&" ".repeat(MAX_README_BYTES as usize - SAMPLE.len()));
         std::fs::write(&readme, &text).unwrap();
-        let (tables, note) = beside(&dir, true).unwrap();
-        assert_eq!((tables.len(), note), (2, None));
+        let (used, note) = beside(&dir, true).unwrap();
+        assert_eq!((used.tables.len(), note), (2, None));
+        assert_eq!(used.format_of("a.gz"), Some(Format::Lines));
+        assert_eq!(used.format_of("a"), None);
         text.push(' ');
         std::fs::write(&readme, &text).unwrap();
         refused("larger than 1048576 bytes (1 MiB)");

@@ -6,8 +6,9 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use crate::anchors::MAX_README_BYTES;
+use crate::gzip::Compression;
 use crate::lru::MAX_CAPACITY;
-use crate::trace::{self, Format, DEFAULT_MAX_REQUESTS, MAX_LINE};
+use crate::trace::{self, Format, BYTES_PER_REQUEST, DEFAULT_MAX_REQUESTS, MAX_LINE};
 
 /// What `--help` prints.
 pub fn usage() -> String {
@@ -21,8 +22,8 @@ Usage:
            [--max-requests N]
       every trace of DIR and the synthetic workloads; writes docs/hitratio.md
       with --out (what `make hitratio` runs)
-  hitratio --trace FILE [--trace FILE ...] [--format F] [--capacities N,N,...]
-           [--jobs N] [--max-requests N]
+  hitratio --trace FILE [--trace FILE ...] [--format F] [--compression C]
+           [--capacities N,N,...] [--jobs N] [--max-requests N]
       only the traces named (what `make hitratio-trace TRACE=FILE` runs)
   hitratio --help | -h
       this text
@@ -35,30 +36,58 @@ Options:
                       (default: print only; not with --trace)
   --trace FILE        a trace file, gzip-compressed or not, of any name (a
                       regular file)
-  --format F          how --trace files encode keys: {formats}; default: the
-                      traces README's format for a file it lists, else sniffed
-                      from the first 64 KiB (and printed)
+  --format F          how --trace files encode keys, one of:
+                      {formats};
+                      default: the format a README.md beside the file gives it
+                      in its file table, if there is one and it lists that file
+                      by name (a name alone chooses nothing), else sniffed from
+                      the first 64 KiB (see Formats); the output and the
+                      errors in a trace's keys say which format, and why
+  --compression C     whether --trace files are gzip-compressed: {compressions}
+                      (default auto: gzip if the file starts with the bytes
+                      1f 8b; none reads a u64be trace whose first key does)
   --capacities LIST   the cache sizes to replay at, in entries, comma-separated,
-                      each from 1 to {max_capacity} (2^31) (default:
+                      each from 1 to {max_capacity} (2^31), each once (default:
                       250,500,...,2000, the README's)
   --jobs N            replays run in parallel (default: the available cores)
   --max-requests N    refuse a trace of more requests (default {max_requests},
-                      2^26); every request is held in memory as an 8-byte key,
-                      so the default costs up to 512 MiB per trace
+                      2^26), or of more than {bytes_per_request} (decompressed) bytes or one
+                      line without a request (blank, or an OLTP count of 0) per
+                      request allowed. Memory: every request is held as an
+                      8-byte key (up to 512 MiB per trace at the default), and
+                      on top each replay's cache holds up to min(capacity,
+                      distinct keys) entries, on the order of 100 bytes each,
+                      with --jobs replays at once: a trace of 2^26 distinct
+                      keys at capacity 2^31 takes about 6 GB with --jobs 1
 
 Formats:
   oltp    text lines `start count x y`: the keys start .. start+count-1 (the
-          last two fields are ignored)
+          last two fields, unsigned integers too, are ignored)
   lines   text, one unsigned 64-bit integer key per line
   u64be   8-byte big-endian unsigned integers, one key each
-  Text lines are at most {max_line} bytes; blank lines and CRLF are accepted.
+  Text lines are at most {max_line} bytes, the line end not counted; blank
+  lines and CRLF are accepted; numbers are decimal digits only (no sign), and
+  fields are separated by spaces or tabs; any other control character (a NUL,
+  a CR inside a line) is refused with its line.
+  Sniffing: binary (u64be) if at least a quarter of the first 64 KiB is not
+  text (control bytes other than tab, LF and CR, and bytes that are not UTF-8),
+  so that a text trace with a stray byte is read as text and refused at that
+  byte's line; else lines if the first non-blank line has one field, oltp if
+  four; else an error that asks for --format.
+  Gzip: every member of a concatenation is read; zero bytes after the last
+  member are ignored (the output says so), anything else there is an error.
+  Errors of the gzip layer name it, the member, and the compressed and
+  decompressed bytes reached; offsets in a gzip trace are decompressed bytes.
 
 A trace listed in a README.md beside it is compared with that README's anchors
 (values in percent, from 0 to 100); any other trace with the exact LRU only. The
-README must be a regular file of at most {readme} bytes (1 MiB): beside a --trace
-file another one is skipped with a note; in --traces DIR it is an error.
+README must be a regular file of at most {readme} bytes (1 MiB) that parses:
+beside a --trace file another one is skipped with a note (neither its anchors
+nor its formats are used); in --traces DIR it is an error.
 ",
         formats = Format::NAMES,
+        compressions = Compression::NAMES,
+        bytes_per_request = BYTES_PER_REQUEST,
         max_capacity = MAX_CAPACITY,
         max_requests = DEFAULT_MAX_REQUESTS,
         max_line = MAX_LINE,
@@ -79,6 +108,8 @@ pub struct Args {
     pub files: Vec<PathBuf>,
     /// `--format`: how the `--trace` files encode their keys.
     pub format: Option<Format>,
+    /// `--compression`: whether the `--trace` files are gzip-compressed.
+    pub compression: Compression,
     /// `--capacities`: each from 1 to [`MAX_CAPACITY`].
     pub capacities: Option<Vec<usize>>,
     /// `--max-requests`.
@@ -109,9 +140,11 @@ fn positive<T: std::str::FromStr<Err = std::num::ParseIntError> + Default + Part
     Ok(n)
 }
 
-/// The `--capacities` list: each from 1 to [`MAX_CAPACITY`].
+/// The `--capacities` list: each from 1 to [`MAX_CAPACITY`], each once (a
+/// capacity listed twice would count twice in the averages over capacities).
 pub fn capacities(list: &str) -> Result<Vec<usize>, String> {
-    list.split(',')
+    let capacities = list
+        .split(',')
         .map(|c| {
             let what = "--capacities: capacity";
             // Parsed as a u64 first, so that a number past usize is "too large"
@@ -124,7 +157,13 @@ pub fn capacities(list: &str) -> Result<Vec<usize>, String> {
                 )),
             }
         })
-        .collect()
+        .collect::<Result<Vec<usize>, String>>()?;
+    for (i, c) in capacities.iter().enumerate() {
+        if capacities[..i].contains(c) {
+            return Err(format!("--capacities: capacity {c} is listed twice"));
+        }
+    }
+    Ok(capacities)
 }
 
 /// A value that must be text (a number, a format, a list).
@@ -150,10 +189,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         files: Vec::new(),
         format: None,
+        compression: Compression::Auto,
         capacities: None,
         max_requests: DEFAULT_MAX_REQUESTS,
     };
     let a = &mut args_out;
+    let mut compression = None;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let Some(flag) = arg.to_str() else {
@@ -167,16 +208,27 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             "--jobs" => a.jobs = positive(flag, text(flag, &value()?)?)?,
             "--trace" => a.files.push(path(flag, value()?)?),
             "--format" => a.format = Some(text(flag, &value()?)?.parse()?),
+            "--compression" => compression = Some(text(flag, &value()?)?.parse()?),
             "--capacities" => a.capacities = Some(capacities(text(flag, &value()?)?)?),
             "--max-requests" => a.max_requests = positive(flag, text(flag, &value()?)?)?,
             _ => return Err(format!("unknown argument {arg:?} (see --help)")),
         }
+    }
+    if let Some(compression) = compression {
+        args_out.compression = compression;
     }
     if args_out.files.is_empty() {
         if args_out.format.is_some() {
             return Err(
                 "--format applies to --trace files only (a directory's traces are \
                         read in the README's formats, or sniffed)"
+                    .into(),
+            );
+        }
+        if compression.is_some() {
+            return Err(
+                "--compression applies to --trace files only (a directory's traces are \
+                 gzip files)"
                     .into(),
             );
         }
@@ -222,6 +274,7 @@ mod tests {
             "--out",
             "--trace FILE",
             "--format",
+            "--compression",
             "--capacities",
             "--jobs",
             "--max-requests",
@@ -264,6 +317,11 @@ mod tests {
             .contains("too large"));
         assert!(capacities("0").unwrap_err().contains("at least 1"));
         assert!(capacities("1,,2").is_err());
+        // L7: a capacity listed twice counted twice in the averages.
+        assert_eq!(
+            capacities("100,50,100").unwrap_err(),
+            "--capacities: capacity 100 is listed twice"
+        );
         let e = parse_strs(&["--trace", "t", "--capacities", "4294967296"]).unwrap_err();
         assert!(e.contains("too large (at most 2147483648"), "{e}");
     }
@@ -305,7 +363,10 @@ mod tests {
             "3",
             "--max-requests",
             "9",
+            "--compression",
+            "none",
         ]);
+        assert_eq!(args.compression, Compression::None);
         assert_eq!(args.files, [PathBuf::from("a.gz"), PathBuf::from("b")]);
         assert_eq!(args.format, Some(Format::Oltp));
         assert_eq!(args.capacities, Some(vec![5, 7]));
@@ -316,6 +377,11 @@ mod tests {
             .contains("needs a value"));
         assert!(parse_strs(&["--jobs", "0"]).is_err());
         assert!(parse_strs(&["--format", "oltp"]).is_err());
+        assert_eq!(run_args(&[]).compression, Compression::Auto);
+        assert!(parse_strs(&["--compression", "none"]).is_err());
+        assert!(parse_strs(&["--trace", "a", "--compression", "xz"])
+            .unwrap_err()
+            .contains("auto, none, gzip"));
         assert!(parse_strs(&["--trace", "a", "--out", "d"]).is_err());
     }
 }

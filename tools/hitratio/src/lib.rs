@@ -5,6 +5,9 @@
 //! `../shared/traces/README.md` records for the same traces.
 //!
 //! - [`trace`]: the trace files and their formats.
+//! - [`gzip`]: the gzip layer of a trace file, and `--compression`.
+//! - [`sniff`]: a trace's format told from its first bytes.
+//! - [`listing`]: the formats of the files the traces README lists.
 //! - [`synthetic`]: Zipf workloads, with and without one-pass scans.
 //! - [`lru`]: the exact LRU the harness compares against.
 //! - [`anchors`]: the anchor tables, parsed from the traces README at run time.
@@ -15,9 +18,12 @@
 
 pub mod anchors;
 pub mod cli;
+pub mod gzip;
+pub mod listing;
 pub mod lru;
 pub mod plot;
 pub mod replay;
 pub mod report;
+pub mod sniff;
 pub mod synthetic;
 pub mod trace;

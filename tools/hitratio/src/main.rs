@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hitratio::anchors::{self, AnchorTable};
+use hitratio::anchors::{self, AnchorTable, Readme};
 use hitratio::cli::{self, Args, Command};
 use hitratio::replay::{self, percent};
 use hitratio::report::{self, Row, WorkloadResult};
@@ -77,18 +77,14 @@ macro_rules! say {
     };
 }
 
-/// The anchor tables of the README.md in `dir` (see [`anchors::beside`]),
-/// printing why there are none when it could not be used.
-fn readme_anchors(
-    dir: &Path,
-    required: bool,
-    out: &mut dyn Write,
-) -> Result<Vec<AnchorTable>, Failure> {
-    let (tables, note) = anchors::beside(dir, required)?;
+/// The README.md in `dir` (see [`anchors::beside`]), printing why it is not
+/// used when it could not be.
+fn readme_beside(dir: &Path, required: bool, out: &mut dyn Write) -> Result<Readme, Failure> {
+    let (readme, note) = anchors::beside(dir, required)?;
     if let Some(note) = note {
         say!(out, "note: {note}");
     }
-    Ok(tables)
+    Ok(readme)
 }
 
 /// `trace`'s anchor table among `tables`, if it has every capacity replayed;
@@ -118,10 +114,7 @@ fn trace_workload(
     capacities: &[usize],
 ) -> Workload {
     let (anchors, note) = anchors_for(tables, &t.name, capacities);
-    let mut description = source;
-    if !t.read_as.ends_with("(the traces README)") {
-        description.push_str(&format!(", read as {}", t.read_as));
-    }
+    let mut description = format!("{source}, read as {}", t.read_as);
     if let Some(note) = note {
         description.push_str("; ");
         description.push_str(&note);
@@ -135,22 +128,28 @@ fn trace_workload(
     }
 }
 
-/// The workloads of `--trace`: each file, compared with the anchors of a
-/// README.md beside it that lists it.
+/// The workloads of `--trace`: each file, read in the format a README.md
+/// beside it lists it in (unless `--format` names one) and compared with that
+/// README's anchors for it.
 fn named_traces(args: &Args, out: &mut dyn Write) -> Result<Vec<Workload>, Failure> {
     let capacities = args.capacities.clone().unwrap_or(TRACE_CAPACITIES.to_vec());
+    let options = trace::Options {
+        format: args.format,
+        compression: args.compression,
+        max_requests: args.max_requests,
+    };
     let mut workloads = Vec::new();
     for path in &args.files {
-        let t = trace::load(path, args.format, args.max_requests)?;
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tables = readme_anchors(dir, false, out)?;
+        let readme = readme_beside(dir, false, out)?;
+        let t = trace::load(path, &readme, &options)?;
         workloads.push(trace_workload(
             t,
             path.display().to_string(),
-            &tables,
+            &readme.tables,
             &capacities,
         ));
     }
@@ -161,8 +160,9 @@ fn workloads(args: &Args, w: &mut dyn Write) -> Result<Vec<Workload>, Failure> {
     if !args.files.is_empty() {
         return named_traces(args, w);
     }
-    let tables = readme_anchors(&args.traces, true, w)?;
-    let mut traces = trace::load_dir(&args.traces, args.max_requests)?;
+    let readme = readme_beside(&args.traces, true, w)?;
+    let tables = &readme.tables;
+    let mut traces = trace::load_dir(&args.traces, &readme, args.max_requests)?;
     match trace::mixed(&traces) {
         Some(mixed) => traces.push(mixed),
         None => say!(
@@ -179,7 +179,7 @@ fn workloads(args: &Args, w: &mut dyn Write) -> Result<Vec<Workload>, Failure> {
         } else {
             format!("{}.gz from {}", t.name, trace::shown(&args.traces))
         };
-        out.push(trace_workload(t, source, &tables, &capacities));
+        out.push(trace_workload(t, source, tables, &capacities));
     }
     for exponent in [0.7, 0.9, 0.99] {
         out.push(Workload {

@@ -389,6 +389,25 @@ pub fn markdown(results: &[WorkloadResult], command: &str) -> String {
     }
     let _ = writeln!(
         out,
+        "## How the traces are read\n\n\
+         Each trace is read in the format `--format` names (`make hitratio-trace FORMAT=...`), \
+         else in the one the README beside it gives it in its file table (only if there is a \
+         README and it lists that file by name: a file's name alone chooses nothing), else in \
+         the one sniffed from its first 64 KiB: binary (`u64be`) if at least a quarter of \
+         those bytes are not text, so that a text trace with a stray byte is read as text and \
+         refused at that byte's line; else `lines` or `oltp` by the fields of the first \
+         non-blank line. The description of each trace \
+         above says which format was used and why. A gzip file (by its magic bytes, or \
+         `--compression`) is read member by member; zero bytes after the last member are \
+         ignored and said, anything else there is refused, and every error of the gzip layer \
+         names it, the member, and the compressed and decompressed bytes reached. A trace is \
+         refused past the request limit (`--max-requests`, 2^26 by default), past 64 \
+         decompressed bytes per request allowed, or past one line without a request (blank, or \
+         an OLTP count of 0) per request allowed, so that a small gzip bomb costs seconds. \
+         `hitratio --help` has the details.\n"
+    );
+    let _ = writeln!(
+        out,
         "## How the plots are drawn\n\n\
          The harness draws them with the `plotters` crate's SVG backend: a maintained, pure-Rust \
          plotting library, so the plots come from the same program and run as the numbers, with \

@@ -254,11 +254,116 @@ fn a_readme_that_is_no_regular_file_is_skipped_with_a_note() {
         assert!(output.status.success(), "{kind}: {}", text(&output.stderr));
         let stdout = text(&output.stdout);
         let note = format!(
-            "note: no anchors ({}: not a regular file)",
+            "note: no anchors and no formats ({}: not a regular file)",
             readme.display()
         );
         assert!(stdout.starts_with(&note), "{kind}: {stdout}");
         assert!(stdout.contains("== t.txt (6 requests"), "{kind}: {stdout}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// F5: a file named like one of the project's traces, with no README beside
+/// it, is sniffed, and the output says how it was read and why; beside a
+/// README that lists it, the README's format is used and said.
+#[test]
+fn the_format_used_and_why_is_always_printed() {
+    let dir = scratch("format");
+    let keys: Vec<u8> = (0..100u64)
+        .cycle()
+        .take(1000)
+        .flat_map(|k| k.to_be_bytes())
+        .collect();
+    let named = dir.join("loop");
+    std::fs::write(&named, &keys).unwrap();
+    let output = run(&[
+        "--trace".as_ref(),
+        path(&named),
+        "--capacities".as_ref(),
+        "100".as_ref(),
+    ]);
+    no_panic(&output);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(", read as u64be (sniffed: 7290 of its first 8000 bytes are not text)"),
+        "{stdout}"
+    );
+    // 100 keys x10: 90% at capacity 100.
+    assert!(stdout.contains("90.00"), "{stdout}");
+
+    std::fs::write(
+        dir.join("README.md"),
+        "| file | format |\n|---|---|\n| t.txt | oltp |\n",
+    )
+    .unwrap();
+    let output = run(&["--trace".as_ref(), path(&dir.join("t.txt"))]);
+    no_panic(&output);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("t.txt: as oltp (the README beside it lists it so): line 1: no count"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// F3: `--compression none` reads a u64be trace whose first key starts with
+/// the gzip magic bytes; without it the gzip error points at the flag.
+#[test]
+fn compression_none_reads_a_key_that_looks_like_gzip() {
+    let dir = scratch("compression");
+    let trace = dir.join("keys");
+    let mut bytes = 0x1f8b_1234_5678_9abc_u64.to_be_bytes().to_vec();
+    bytes.extend((0..3u64).flat_map(|k| k.to_be_bytes()));
+    std::fs::write(&trace, &bytes).unwrap();
+    let args = |extra: &[&str]| {
+        let mut args = vec!["--trace".as_ref(), path(&trace), "--format".as_ref()];
+        args.push("u64be".as_ref());
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+        run(&args)
+    };
+    let output = args(&[]);
+    no_panic(&output);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("gzip layer: invalid gzip header") && stderr.contains("--compression none"),
+        "{stderr}"
+    );
+    let output = args(&["--compression", "none", "--capacities", "1"]);
+    no_panic(&output);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("== keys (4 requests"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// L8: `make hitratio-trace` passes a TRACE path with spaces (and a quote)
+/// as one argument, made absolute; `$(abspath ...)` split it in two.
+#[test]
+fn make_hitratio_trace_keeps_a_path_with_spaces_whole() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let Ok(output) = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(&root)
+        .arg("hitratio-trace")
+        .arg("TRACE=my dir/it's a trace.gz")
+        .arg("FORMAT=lines")
+        // Each argument in brackets: the words the recipe's shell made.
+        .arg("CARGO=printf [%s]")
+        .env_remove("MAKEFLAGS")
+        .output()
+    else {
+        return; // No make here.
+    };
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let root = root.canonicalize().unwrap();
+    assert_eq!(
+        text(&output.stdout),
+        format!(
+            "[run][--release][-p][hitratio][--][--trace][{}/my dir/it's a trace.gz][--format][lines]",
+            root.display()
+        )
+    );
 }
