@@ -126,7 +126,13 @@
 /**
  * `mapcache_config.mode`: Go's contract; the host promises one writer at a time and
  * a detected overlap is reported as `MAPCACHE_E_CONCURRENT_WRITE` (or
- * `MAPCACHE_E_CONCURRENT_READ_WRITE`) instead of being waited out.
+ * `MAPCACHE_E_CONCURRENT_READ_WRITE`) instead of being waited out. Overlap is
+ * judged by the write flag, which a write holds from finding its key to
+ * publishing the change (a table grow included); the key and value are
+ * copied into the new entry before it is taken. Two writes whose flag windows
+ * overlap always collide; a write made while another is still copying a large
+ * value in is not seen, so two threads racing on large values usually go
+ * unreported: the absence of a report proves nothing.
  */
 #define MAPCACHE_MODE_EXCLUSIVE 1
 
@@ -300,7 +306,10 @@ typedef struct mapcache_config {
      * than about 106,000 entries of capacity per shard) is committed as its
      * pages are first touched, not at creation; keys land in random buckets,
      * so a big presized table is mostly resident after a small fraction of its
-     * capacity: size it to the memory you have. Smaller shard tables come from
+     * capacity (where the kernel backs the table with 2 MiB transparent huge
+     * pages, each first touch commits 2 MiB: with `initial_capacity` 2^30
+     * over 16 shards, 100,000 puts, 0.01% of the capacity, made about 23 GB
+     * resident): size it to the memory you have. Smaller shard tables come from
      * the system allocator, which may commit them at creation: spread over many
      * shards, a presized capacity costs 17 to 35 bytes per entry up front.
      * A bounded cache sizes for no more than its bounds hold: `max_entries`,
@@ -526,7 +535,9 @@ typedef struct mapcache_stats {
     uint64_t evictions;
     /**
      * Of the evictions, new entries the policy refused to keep in favour of the
-     * entry they would have displaced (admission rejections).
+     * entry they would have displaced (admission rejections), decided as they
+     * leave the admission window, as a rule at a later put than their own
+     * (see `mapcache_put`).
      */
     uint64_t rejections;
     /**
@@ -1104,11 +1115,17 @@ mapcache_status mapcache_get_with(mapcache_t *cache,
  * old or the new value, never a mix.
  *
  * In a bounded cache (`max_entries`, `max_bytes`) a new key is not always
- * kept: the eviction policy may refuse it in favour of the entries it would
- * displace (counted in `mapcache_stats`' `evictions` and `rejections`), and a
- * lookup right after the put then misses. The put still returns
- * `MAPCACHE_OK` (with `*out_replaced` false): the value was stored, and
- * evicted.
+ * kept. It enters the eviction policy's admission window (the shard's most
+ * recent new entries) and stays there at first, so a lookup right after the
+ * put finds it; when later puts push it out of the window, the policy keeps
+ * it or refuses it in favour of the entry it would displace, and that
+ * refusal is what `mapcache_stats`' `rejections` (and `evictions`) count. So
+ * a rejection counted during a put is, as a rule, of an earlier new key, not
+ * of the one just put. The exception is an entry heavier than the whole
+ * window (in a `max_bytes` cache, a value large next to the shard's byte
+ * budget): it meets the policy at once, may be refused, and a lookup right
+ * after the put then misses. Either way the put returns `MAPCACHE_OK` (with
+ * `*out_replaced` false): the value was stored, and perhaps evicted.
  *
  * Ownership: the library copies key and value; the caller keeps its buffers.
  * Thread-safety: any thread. Concurrent mode: writers to the same shard wait for
@@ -1526,7 +1543,11 @@ mapcache_status mapcache_stats_get(mapcache_t *cache,
  * device, a FIFO or a socket is refused before anything is written (the
  * rename would replace it), and a symbolic link is followed (the file it
  * leads to is replaced, in that file's directory; a link that leads to no
- * file is refused).
+ * file, dangling or a loop, is refused). The new file gets the permission
+ * bits of the file it replaces (a snapshot kept `0600` stays `0600`; a new
+ * one gets the umask's), and its owner and group where the process may set
+ * them (root; a group the process is in), else the saver's, as any rename
+ * makes them.
  *
  * Other threads keep reading and writing during a save: each shard's lock is
  * held only while its slot pointers are copied, never for file I/O. Each
@@ -1550,14 +1571,17 @@ mapcache_status mapcache_stats_get(mapcache_t *cache,
  * Returns:
  * - `MAPCACHE_OK`.
  * - `MAPCACHE_E_INVALID_ARG`: `cache` or `path` NULL, `path` empty or naming
- *   no file (`/`, or ending in `/`, `/.` or `/..`), or `report->struct_size` out of range (see
- *   `mapcache_stats_get`; nothing was saved).
+ *   no file (`/`, or ending in `/`, `/.` or `/..`), or `report->struct_size`
+ *   out of range: smaller than the first `mapcache_save_report` (48 bytes) or
+ *   larger than 4096 (nothing was saved).
  * - `MAPCACHE_E_IO`: a file operation failed (examining the target, "stat";
  *   creating the temporary file, writing, fsync, rename, fsync of the
  *   directory; e.g. a read-only or full directory), or `path` names something
  *   a save must not replace (step "stat": a directory, with `EISDIR`; a
- *   device, a FIFO, a socket or a link that leads to no file, with no
- *   errno). The message names the step, the path it worked on and the OS
+ *   device, a FIFO, a socket or a link that leads to no file (dangling or a
+ *   loop), with no errno: the refusal is the library's, though the message
+ *   quotes what following the link gave, e.g. ENOENT or ELOOP, and a load of
+ *   the same path reports that errno from its open). The message names the step, the path it worked on and the OS
  *   error (for the steps on the temporary file, create, write and fsync,
  *   that is the temporary file's path, `.NAME.<pid>-<id>.tmp` beside NAME);
  *   `report->os_errno` holds its errno. The previous file at `path` is
@@ -1581,13 +1605,17 @@ mapcache_status mapcache_save(mapcache_t *cache,
  * Creates a cache configured by `cfg` holding the snapshot at `path` (a file
  * written by `mapcache_save`, of this or an older format version).
  *
- * The file is mapped read-only under a shared advisory lock (`flock`), and
- * the whole of it is validated (every length, count and offset against the
+ * The file is mapped read-only under a shared advisory lock (`flock`), taken
+ * without waiting: while another process holds an exclusive `flock` on it the
+ * load fails at once (`MAPCACHE_E_IO`, step "lock", `os_errno` `EWOULDBLOCK`);
+ * retry if you coordinate writers with `flock`. The whole file is validated (every length, count and offset against the
  * file's size, every checksum) before the cache is returned; each block is
  * copied out of the mapping before it is checked and used, so a file changed
  * under the load cannot make it use unchecked bytes. Records whose wall-clock
  * expiry has passed are left out. The cache is sized for the snapshot up
- * front (`cfg->initial_capacity` is raised to the file's record count). A
+ * front (`cfg->initial_capacity` is raised to the file's record count, or to
+ * what the file's bytes on the device can hold where that is less: the holes
+ * of a sparse file hold nothing). A
  * bounded cache smaller than the snapshot keeps what its eviction policy
  * keeps as the records arrive in file order. What remains: a process that
  * ignores the advisory lock and truncates the file during the load makes the
@@ -1602,7 +1630,8 @@ mapcache_status mapcache_save(mapcache_t *cache,
  * Returns:
  * - `MAPCACHE_OK`: `*out` is the new cache.
  * - `MAPCACHE_E_INVALID_ARG`: `out` or `path` NULL, `path` empty,
- *   `report->struct_size` out of range.
+ *   `report->struct_size` out of range: smaller than the first
+ *   `mapcache_load_report` (72 bytes) or larger than 4096.
  * - `MAPCACHE_E_CORRUPT`: the file is damaged, truncated, appended to, not a
  *   snapshot, or of a newer format version. The message says what was wrong
  *   and at which byte offset; `report->corrupt_offset` holds the offset.
@@ -1645,14 +1674,17 @@ mapcache_status mapcache_load(const char *path,
  *
  * Thread-safety: any thread, concurrently with any call on `cache` but
  * `mapcache_free`: each shard takes its records in chunks of a few thousand
- * under its lock, so other writers wait at most that long. In exclusive mode
+ * under its lock, and lets a writer that waits for the shard go first
+ * between chunks, so that writer waits about one chunk, not the whole load
+ * (several waiting writers each get in at one chunk's end). In exclusive mode
  * the load is one write: it fails with `MAPCACHE_E_CONCURRENT_WRITE` if
  * another thread is writing, before changing anything.
  *
  * Returns:
  * - `MAPCACHE_OK`.
  * - `MAPCACHE_E_INVALID_ARG`: `cache` or `path` NULL, `path` empty,
- *   `report->struct_size` out of range.
+ *   `report->struct_size` out of range: smaller than the first
+ *   `mapcache_load_report` (72 bytes) or larger than 4096.
  * - `MAPCACHE_E_CORRUPT`, `MAPCACHE_E_IO`: as `mapcache_load`; the cache is
  *   unchanged.
  * - `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode; unchanged),
@@ -2005,7 +2037,8 @@ const char *mapcache_version(void);
  * - `MAPCACHE_OK` (whatever the engine's state: an inactive engine is not an
  *   error).
  * - `MAPCACHE_E_INVALID_ARG`: `out` NULL, or `out->struct_size` smaller than
- *   the first `mapcache_gpu_info` or larger than 4096 (nothing was written);
+ *   the first `mapcache_gpu_info` (544 bytes) or larger than 4096 (nothing
+ *   was written);
  *   `cache` NULL.
  * - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
  *

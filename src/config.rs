@@ -37,6 +37,13 @@ pub enum Mode {
     /// key, fails with [`Error::ConcurrentWrite`] without touching the map, and a
     /// read that is seen to overlap a write fails with
     /// [`Error::ConcurrentReadWrite`]. Both name the two threads involved.
+    ///
+    /// Overlap is judged by the write flag, which a write holds from finding
+    /// its key to publishing the change (a table grow included); the key and
+    /// value are copied into the new entry before it is taken. Two writes
+    /// whose flag windows overlap always collide; a write made while another
+    /// is still copying a large value in is not seen, so two threads racing
+    /// on large values usually go unreported. No report proves nothing.
     Exclusive,
 }
 

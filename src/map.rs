@@ -614,10 +614,17 @@ impl Map {
     /// gets the configured [`Config::default_ttl`].
     ///
     /// In a bounded map ([`Config::max_entries`], [`Config::max_bytes`]) a new
-    /// key is not always kept: the eviction policy may refuse it in favour of
-    /// the entries it would displace (counted in [`Map::stats`]' `evictions`
-    /// and `rejections`), and a `get` right after then misses. The insert
-    /// still returns `Ok(false)`: the value was stored, and evicted.
+    /// key is not always kept. It enters the eviction policy's admission
+    /// window (the shard's most recent new entries) and stays there at first,
+    /// so a `get` right after finds it; when later inserts push it out of the
+    /// window the policy keeps it or refuses it in favour of the entry it would
+    /// displace, which [`Map::stats`]' `rejections` (and `evictions`) count:
+    /// a rejection counted during an insert is, as a rule, of an earlier new
+    /// key. The exception is an entry heavier than the whole window (with
+    /// `max_bytes`, a value large next to the shard's byte budget): it meets
+    /// the policy at once, may be refused, and a `get` right after then
+    /// misses. Either way the insert returns `Ok(false)`: the value was stored,
+    /// and perhaps evicted.
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<bool> {
         self.insert_with_ttl(key, value, self.config.default_ttl)
     }

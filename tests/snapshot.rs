@@ -385,6 +385,43 @@ fn progress_reports_bytes_written_up_to_the_file_length() {
     assert_eq!(*seen.last().unwrap(), report.bytes);
 }
 
+/// A save keeps the permission bits of the file it replaces (a snapshot kept
+/// private stays private), through a symbolic link too; a new file gets the
+/// umask's.
+#[test]
+fn a_save_keeps_the_permissions_of_the_file_it_replaces() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("snap", "modes");
+    let map = Map::new(Config::default()).unwrap();
+    map.insert(b"k", b"v").unwrap();
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let target = dir.path("private.snap");
+    map.save(&target).unwrap();
+    for bits in [0o600, 0o640, 0o604, 0o644] {
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(bits)).unwrap();
+        map.save(&target).unwrap();
+        assert_eq!(mode(&target), bits, "{bits:o}");
+    }
+    let link = dir.path("link.snap");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    map.save(&link).unwrap();
+    assert_eq!(mode(&target), 0o600);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        Map::load(&link, Config::default())
+            .unwrap()
+            .get(b"k")
+            .unwrap()
+            .as_deref(),
+        Some(&b"v"[..])
+    );
+}
+
 #[test]
 fn a_save_that_cannot_create_its_file_fails_and_leaves_the_target_intact() {
     let dir = TempDir::new("snap", "readonly");

@@ -43,6 +43,8 @@ pub struct mapcache_gpu_info {
 
 /// The size of the first `mapcache_gpu_info`.
 const V1_SIZE: usize = size_of::<mapcache_gpu_info>();
+// The header states it (the smallest `struct_size` accepted); 64-bit targets.
+const _: () = assert!(V1_SIZE == 544);
 
 /// The host's struct of `struct_size` bytes, filled from `status`.
 fn of(status: &GpuStatus, struct_size: usize) -> mapcache_gpu_info {
@@ -93,7 +95,8 @@ fn of(status: &GpuStatus, struct_size: usize) -> mapcache_gpu_info {
 /// - `MAPCACHE_OK` (whatever the engine's state: an inactive engine is not an
 ///   error).
 /// - `MAPCACHE_E_INVALID_ARG`: `out` NULL, or `out->struct_size` smaller than
-///   the first `mapcache_gpu_info` or larger than 4096 (nothing was written);
+///   the first `mapcache_gpu_info` (544 bytes) or larger than 4096 (nothing
+///   was written);
 ///   `cache` NULL.
 /// - `MAPCACHE_E_INVALID_HANDLE`, `MAPCACHE_E_INTERNAL`.
 ///

@@ -426,11 +426,17 @@ pub unsafe extern "C" fn mapcache_get_with(
 /// old or the new value, never a mix.
 ///
 /// In a bounded cache (`max_entries`, `max_bytes`) a new key is not always
-/// kept: the eviction policy may refuse it in favour of the entries it would
-/// displace (counted in `mapcache_stats`' `evictions` and `rejections`), and a
-/// lookup right after the put then misses. The put still returns
-/// `MAPCACHE_OK` (with `*out_replaced` false): the value was stored, and
-/// evicted.
+/// kept. It enters the eviction policy's admission window (the shard's most
+/// recent new entries) and stays there at first, so a lookup right after the
+/// put finds it; when later puts push it out of the window, the policy keeps
+/// it or refuses it in favour of the entry it would displace, and that
+/// refusal is what `mapcache_stats`' `rejections` (and `evictions`) count. So
+/// a rejection counted during a put is, as a rule, of an earlier new key, not
+/// of the one just put. The exception is an entry heavier than the whole
+/// window (in a `max_bytes` cache, a value large next to the shard's byte
+/// budget): it meets the policy at once, may be refused, and a lookup right
+/// after the put then misses. Either way the put returns `MAPCACHE_OK` (with
+/// `*out_replaced` false): the value was stored, and perhaps evicted.
 ///
 /// Ownership: the library copies key and value; the caller keeps its buffers.
 /// Thread-safety: any thread. Concurrent mode: writers to the same shard wait for

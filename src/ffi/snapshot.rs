@@ -126,7 +126,11 @@ const _: () = assert!(LOAD_V1_SIZE == 72);
 /// device, a FIFO or a socket is refused before anything is written (the
 /// rename would replace it), and a symbolic link is followed (the file it
 /// leads to is replaced, in that file's directory; a link that leads to no
-/// file is refused).
+/// file, dangling or a loop, is refused). The new file gets the permission
+/// bits of the file it replaces (a snapshot kept `0600` stays `0600`; a new
+/// one gets the umask's), and its owner and group where the process may set
+/// them (root; a group the process is in), else the saver's, as any rename
+/// makes them.
 ///
 /// Other threads keep reading and writing during a save: each shard's lock is
 /// held only while its slot pointers are copied, never for file I/O. Each
@@ -150,14 +154,17 @@ const _: () = assert!(LOAD_V1_SIZE == 72);
 /// Returns:
 /// - `MAPCACHE_OK`.
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` or `path` NULL, `path` empty or naming
-///   no file (`/`, or ending in `/`, `/.` or `/..`), or `report->struct_size` out of range (see
-///   `mapcache_stats_get`; nothing was saved).
+///   no file (`/`, or ending in `/`, `/.` or `/..`), or `report->struct_size`
+///   out of range: smaller than the first `mapcache_save_report` (48 bytes) or
+///   larger than 4096 (nothing was saved).
 /// - `MAPCACHE_E_IO`: a file operation failed (examining the target, "stat";
 ///   creating the temporary file, writing, fsync, rename, fsync of the
 ///   directory; e.g. a read-only or full directory), or `path` names something
 ///   a save must not replace (step "stat": a directory, with `EISDIR`; a
-///   device, a FIFO, a socket or a link that leads to no file, with no
-///   errno). The message names the step, the path it worked on and the OS
+///   device, a FIFO, a socket or a link that leads to no file (dangling or a
+///   loop), with no errno: the refusal is the library's, though the message
+///   quotes what following the link gave, e.g. ENOENT or ELOOP, and a load of
+///   the same path reports that errno from its open). The message names the step, the path it worked on and the OS
 ///   error (for the steps on the temporary file, create, write and fsync,
 ///   that is the temporary file's path, `.NAME.<pid>-<id>.tmp` beside NAME);
 ///   `report->os_errno` holds its errno. The previous file at `path` is
@@ -218,13 +225,17 @@ pub unsafe extern "C" fn mapcache_save(
 /// Creates a cache configured by `cfg` holding the snapshot at `path` (a file
 /// written by `mapcache_save`, of this or an older format version).
 ///
-/// The file is mapped read-only under a shared advisory lock (`flock`), and
-/// the whole of it is validated (every length, count and offset against the
+/// The file is mapped read-only under a shared advisory lock (`flock`), taken
+/// without waiting: while another process holds an exclusive `flock` on it the
+/// load fails at once (`MAPCACHE_E_IO`, step "lock", `os_errno` `EWOULDBLOCK`);
+/// retry if you coordinate writers with `flock`. The whole file is validated (every length, count and offset against the
 /// file's size, every checksum) before the cache is returned; each block is
 /// copied out of the mapping before it is checked and used, so a file changed
 /// under the load cannot make it use unchecked bytes. Records whose wall-clock
 /// expiry has passed are left out. The cache is sized for the snapshot up
-/// front (`cfg->initial_capacity` is raised to the file's record count). A
+/// front (`cfg->initial_capacity` is raised to the file's record count, or to
+/// what the file's bytes on the device can hold where that is less: the holes
+/// of a sparse file hold nothing). A
 /// bounded cache smaller than the snapshot keeps what its eviction policy
 /// keeps as the records arrive in file order. What remains: a process that
 /// ignores the advisory lock and truncates the file during the load makes the
@@ -239,7 +250,8 @@ pub unsafe extern "C" fn mapcache_save(
 /// Returns:
 /// - `MAPCACHE_OK`: `*out` is the new cache.
 /// - `MAPCACHE_E_INVALID_ARG`: `out` or `path` NULL, `path` empty,
-///   `report->struct_size` out of range.
+///   `report->struct_size` out of range: smaller than the first
+///   `mapcache_load_report` (72 bytes) or larger than 4096.
 /// - `MAPCACHE_E_CORRUPT`: the file is damaged, truncated, appended to, not a
 ///   snapshot, or of a newer format version. The message says what was wrong
 ///   and at which byte offset; `report->corrupt_offset` holds the offset.
@@ -326,14 +338,17 @@ pub unsafe extern "C" fn mapcache_load(
 ///
 /// Thread-safety: any thread, concurrently with any call on `cache` but
 /// `mapcache_free`: each shard takes its records in chunks of a few thousand
-/// under its lock, so other writers wait at most that long. In exclusive mode
+/// under its lock, and lets a writer that waits for the shard go first
+/// between chunks, so that writer waits about one chunk, not the whole load
+/// (several waiting writers each get in at one chunk's end). In exclusive mode
 /// the load is one write: it fails with `MAPCACHE_E_CONCURRENT_WRITE` if
 /// another thread is writing, before changing anything.
 ///
 /// Returns:
 /// - `MAPCACHE_OK`.
 /// - `MAPCACHE_E_INVALID_ARG`: `cache` or `path` NULL, `path` empty,
-///   `report->struct_size` out of range.
+///   `report->struct_size` out of range: smaller than the first
+///   `mapcache_load_report` (72 bytes) or larger than 4096.
 /// - `MAPCACHE_E_CORRUPT`, `MAPCACHE_E_IO`: as `mapcache_load`; the cache is
 ///   unchanged.
 /// - `MAPCACHE_E_CONCURRENT_WRITE` (exclusive mode; unchanged),

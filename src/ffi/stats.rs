@@ -50,7 +50,9 @@ pub struct mapcache_stats {
     /// its bounds (`rejections` included).
     pub evictions: u64,
     /// Of the evictions, new entries the policy refused to keep in favour of the
-    /// entry they would have displaced (admission rejections).
+    /// entry they would have displaced (admission rejections), decided as they
+    /// leave the admission window, as a rule at a later put than their own
+    /// (see `mapcache_put`).
     pub rejections: u64,
     /// Expired entries removed (on access, by the sweep, or replaced by a write).
     pub expirations: u64,

@@ -65,7 +65,10 @@ impl Map {
     /// file is replaced: a `path` that names a directory, a device, a FIFO or a
     /// socket is refused before anything is written ([`crate::Error::Io`] at
     /// the step "stat"), and a symbolic link is followed (the file it leads to
-    /// is replaced; a link that leads to no file is refused).
+    /// is replaced; a link that leads to no file is refused). The new file
+    /// gets the permission bits of the file it replaces (a snapshot kept
+    /// `0600` stays so), and its owner and group where the process may set
+    /// them, else the saver's.
     ///
     /// Writers keep working during a save: each shard's write flag is held only
     /// while its slot pointers are copied, never for file I/O. Every key's

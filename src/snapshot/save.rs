@@ -217,8 +217,9 @@ fn copy_slots(shard: &Shard, guard: &crossbeam_epoch::Guard, out: &mut Vec<*cons
 /// otherwise): a path that names anything else, since
 /// the rename would replace it (a directory; a device, FIFO or socket: saving
 /// to `/dev/full` as root replaced the device node with a snapshot), and a
-/// link that leads nowhere.
-fn target(path: &Path) -> Result<std::borrow::Cow<'_, Path>> {
+/// link that leads nowhere (a loop included). With the path, the metadata of
+/// the regular file it replaces, if there is one.
+fn target(path: &Path) -> Result<(std::borrow::Cow<'_, Path>, Option<std::fs::Metadata>)> {
     let refuse = |path: &Path, what: String, errno: Option<i32>| Error::Io {
         op: "stat",
         path: path.to_path_buf(),
@@ -231,11 +232,11 @@ fn target(path: &Path) -> Result<std::borrow::Cow<'_, Path>> {
     let metadata = match std::fs::symlink_metadata(path) {
         Ok(metadata) => metadata,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(std::borrow::Cow::Borrowed(path))
+            return Ok((std::borrow::Cow::Borrowed(path), None))
         }
         Err(e) => return Err(Error::io("stat", path, &e)),
     };
-    let (path, file_type) = if metadata.file_type().is_symlink() {
+    let (path, metadata) = if metadata.file_type().is_symlink() {
         let real = std::fs::canonicalize(path).map_err(|e| {
             refuse(
                 path,
@@ -243,15 +244,14 @@ fn target(path: &Path) -> Result<std::borrow::Cow<'_, Path>> {
                 None,
             )
         })?;
-        let file_type = std::fs::metadata(&real)
-            .map_err(|e| Error::io("stat", &real, &e))?
-            .file_type();
-        (std::borrow::Cow::Owned(real), file_type)
+        let metadata = std::fs::metadata(&real).map_err(|e| Error::io("stat", &real, &e))?;
+        (std::borrow::Cow::Owned(real), metadata)
     } else {
-        (std::borrow::Cow::Borrowed(path), metadata.file_type())
+        (std::borrow::Cow::Borrowed(path), metadata)
     };
+    let file_type = metadata.file_type();
     if file_type.is_file() {
-        return Ok(path);
+        return Ok((path, Some(metadata)));
     }
     // A directory gets the errno the rename would have failed with.
     let (what, errno) = if file_type.is_dir() {
@@ -269,6 +269,26 @@ fn target(path: &Path) -> Result<std::borrow::Cow<'_, Path>> {
     ))
 }
 
+/// Gives the temporary file the access of the file it will replace: its
+/// permission bits (a snapshot kept `0600` stays so, instead of taking the
+/// umask's `0644` at the rename), then its owner and group where this process
+/// may give them (root; a group it belongs to), else it keeps its own: the
+/// rename makes the new file the saver's, as any atomic replace does. Failing
+/// to set the permission bits fails the save (step "create"), since the file
+/// would be more readable than the one it replaces; the owner is best effort.
+fn keep_access(temp: &TempFile, replaced: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let file = temp.file.as_ref().expect("open until renamed");
+    let bits = replaced.mode() & 0o777;
+    file.set_permissions(std::fs::Permissions::from_mode(bits))
+        .map_err(|e| Error::io("create", &temp.path, &e))?;
+    // Both, else the group alone (a user may give a file to a group it is in).
+    if std::os::unix::fs::fchown(file, Some(replaced.uid()), Some(replaced.gid())).is_err() {
+        let _ = std::os::unix::fs::fchown(file, None, Some(replaced.gid()));
+    }
+    Ok(())
+}
+
 /// Saves `map` to `path` (see the module docs), closing blocks at
 /// `block_target` payload bytes ([`BLOCK_TARGET`] but in tests of small files
 /// with many blocks).
@@ -284,7 +304,8 @@ pub(crate) fn save(
             path.display()
         )));
     }
-    let path = &*target(path)?;
+    let (path, replaced) = target(path)?;
+    let path = &*path;
     let dir = directory_of(path);
     let snapshot_id = crate::hash::random_seed();
     let temp_path = dir.join(temp_name(
@@ -297,13 +318,17 @@ pub(crate) fn save(
         .create_new(true)
         .open(&temp_path)
         .map_err(|e| Error::io("create", &temp_path, &e))?;
+    let temp = TempFile {
+        path: temp_path,
+        file: Some(file),
+        renamed: false,
+    };
+    if let Some(replaced) = &replaced {
+        keep_access(&temp, replaced)?;
+    }
     let now = Now::read(&map.config().clock);
     let mut writer = BlockWriter {
-        temp: TempFile {
-            path: temp_path,
-            file: Some(file),
-            renamed: false,
-        },
+        temp,
         payload: Vec::with_capacity(block_target.min(BLOCK_TARGET)),
         records_in_block: 0,
         header: Header {
