@@ -16,6 +16,7 @@
 use std::io::Read;
 use std::path::Path;
 
+use crate::markdown::{self, cells};
 use crate::trace::Format;
 
 /// The largest README read for anchors: 1 MiB (the traces README is about 6 KB).
@@ -55,16 +56,6 @@ fn trace_of_title(title: &str) -> String {
     title.split_whitespace().next().unwrap_or("").to_lowercase()
 }
 
-/// The cells of a markdown table row, trimmed.
-fn cells(line: &str) -> Vec<&str> {
-    line.trim()
-        .trim_start_matches('|')
-        .trim_end_matches('|')
-        .split('|')
-        .map(str::trim)
-        .collect()
-}
-
 /// Every anchor table of the README text `readme`, in its order.
 pub fn parse(readme: &str) -> Result<Vec<AnchorTable>, String> {
     let mut tables = Vec::new();
@@ -101,14 +92,7 @@ pub fn parse(readme: &str) -> Result<Vec<AnchorTable>, String> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut rows = Vec::new();
-        while let Some((n, l)) = lines.next_if(|(_, l)| l.trim().starts_with('|')) {
-            let row = cells(l);
-            if row
-                .iter()
-                .all(|c| c.chars().all(|ch| ch == '-' || ch == ':'))
-            {
-                continue; // The separator row.
-            }
+        for (n, row) in markdown::body_rows(&mut lines) {
             if row.len() != capacities.len() + 1 {
                 return Err(format!(
                     "line {}: {} values for {} capacities",

@@ -8,6 +8,7 @@
 //! - [`gzip`]: the gzip layer of a trace file, and `--compression`.
 //! - [`sniff`]: a trace's format told from its first bytes.
 //! - [`listing`]: the formats of the files the traces README lists.
+//! - [`markdown`]: a README table's rows, for `anchors` and `listing`.
 //! - [`synthetic`]: Zipf workloads, with and without one-pass scans.
 //! - [`lru`]: the exact LRU the harness compares against.
 //! - [`anchors`]: the anchor tables, parsed from the traces README at run time.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod gzip;
 pub mod listing;
 pub mod lru;
+pub mod markdown;
 pub mod plot;
 pub mod replay;
 pub mod report;

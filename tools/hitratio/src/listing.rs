@@ -10,17 +10,8 @@
 //! is none of these is an error, so that a README the harness cannot follow is
 //! never half-followed.
 
+use crate::markdown::{self, cells};
 use crate::trace::Format;
-
-/// The cells of a markdown table row, trimmed.
-fn cells(line: &str) -> Vec<&str> {
-    line.trim()
-        .trim_start_matches('|')
-        .trim_end_matches('|')
-        .split('|')
-        .map(str::trim)
-        .collect()
-}
 
 /// The format a README's format cell describes.
 fn format_of_cell(cell: &str) -> Option<Format> {
@@ -54,14 +45,7 @@ pub fn parse(readme: &str) -> Result<Vec<(String, Format)>, String> {
             continue;
         };
         let mut listed = Vec::new();
-        while let Some((n, l)) = lines.next_if(|(_, l)| l.trim().starts_with('|')) {
-            let row = cells(l);
-            if row
-                .iter()
-                .all(|c| c.chars().all(|ch| ch == '-' || ch == ':'))
-            {
-                continue; // The separator row.
-            }
+        for (n, row) in markdown::body_rows(&mut lines) {
             let (Some(name), Some(cell)) = (row.get(file), row.get(format)) else {
                 return Err(format!("line {}: no file or format cell", n + 1));
             };

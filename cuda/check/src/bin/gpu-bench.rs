@@ -225,14 +225,16 @@ fn main() {
         // The GPU engine with each copy-out choice; then the plugin's own
         // settings again, for the main table's GPU column.
         if gpu.is_ok() && options.transfers {
-            for (name, in_place, (register_input, register_output, chunks)) in TRANSFERS {
-                let set = testing::set_plugin_transfer(
+            let set = |(register_input, register_output, chunks)| {
+                testing::set_plugin_transfer(
                     &options.plugin,
                     register_input,
                     register_output,
                     chunks,
-                );
-                if let Err(e) = set {
+                )
+            };
+            for (name, in_place, transfer) in TRANSFERS {
+                if let Err(e) = set(transfer) {
                     println!("transfer {entries:>10} | {name:>26} | {e}");
                     continue;
                 }
@@ -260,15 +262,7 @@ fn main() {
             }
             // The settings as they were (`--transfer`'s, else the
             // environment's), for the main table's column.
-            let (register_input, register_output, chunks) =
-                options.transfer.unwrap_or((false, false, 0));
-            let set = testing::set_plugin_transfer(
-                &options.plugin,
-                register_input,
-                register_output,
-                chunks,
-            );
-            if let Err(e) = set {
+            if let Err(e) = set(options.transfer.unwrap_or((false, false, 0))) {
                 println!("transfer {entries:>10} | the plugin's own settings back: {e}");
             }
         }
