@@ -1,3 +1,5 @@
+//go:build cgo
+
 package mapcache
 
 import (
@@ -182,11 +184,13 @@ func addBatchErr(b *BatchError, op string, n, i int, err error) *BatchError {
 //
 // It checks every length before it copies anything: if a key is longer than
 // MaxKeyLen or a value longer than MaxValueLen, it returns the error Set
-// would give for it (an *Error matching ErrKeyTooLong or ErrValueTooLong,
-// naming the first such index) and stores nothing. Keys that fail one by one
-// once the batch runs (ErrConcurrentWrite in Exclusive mode, ErrNoMemory) are
-// reported in a *BatchError; the others are stored. The batch is not atomic:
-// other goroutines may see part of it.
+// would give for it (an *Error matching ErrKeyTooLong or ErrValueTooLong)
+// and stores nothing. The pairs are checked in index order, keys[i] before
+// values[i], and the error names the first bad one: with a too-long
+// values[0] and a too-long keys[1] it is ErrValueTooLong for values[0].
+// Keys that fail one by one once the batch runs (ErrConcurrentWrite in
+// Exclusive mode, ErrNoMemory) are reported in a *BatchError; the others are
+// stored. The batch is not atomic: other goroutines may see part of it.
 func (c *Cache) SetMany(keys, values [][]byte) error {
 	const op = "SetMany"
 	co := c.core()
@@ -226,16 +230,16 @@ func (c *Cache) SetMany(keys, values [][]byte) error {
 
 // checkLengths fails a batch write whose keys or values exceed the library's
 // limits before the batch is packed: packing copies every byte (over a
-// gigabyte for one over-long value) only for the library to reject it.
+// gigabyte for one over-long value) only for the library to reject it. It
+// checks the pairs in index order, each key before its value, so that the
+// error names the first bad index.
 func checkLengths(op string, keys, values [][]byte) error {
 	for i, k := range keys {
 		if len(k) > MaxKeyLen {
 			return &Error{Op: op, Status: stKeyTooLong, sentinel: ErrKeyTooLong,
 				Message: fmt.Sprintf("keys[%d] is %d bytes, longer than MaxKeyLen (%d); nothing was stored", i, len(k), MaxKeyLen)}
 		}
-	}
-	for i, v := range values {
-		if len(v) > MaxValueLen {
+		if v := values[i]; len(v) > MaxValueLen {
 			return &Error{Op: op, Status: stValueTooLong, sentinel: ErrValueTooLong,
 				Message: fmt.Sprintf("values[%d] is %d bytes, longer than MaxValueLen (%d); nothing was stored", i, len(v), MaxValueLen)}
 		}
@@ -243,7 +247,16 @@ func checkLengths(op string, keys, values [][]byte) error {
 	return nil
 }
 
-// DeleteMany removes keys in one cgo call and returns how many were present.
+// DeleteMany removes keys in one cgo call and returns how many were present
+// and removed.
+//
+// Unlike SetMany it has no check up front: each key is deleted on its own,
+// and a key that fails (longer than MaxKeyLen: ErrKeyTooLong; or
+// ErrConcurrentWrite in Exclusive mode) is reported at its index in a
+// *BatchError while the other keys are still deleted and counted in deleted.
+// So DeleteMany([][]byte{a, tooLong}) deletes a, returns 1 if it was present,
+// and a *BatchError whose Errs[1] matches ErrKeyTooLong. The batch is not
+// atomic: other goroutines may see part of it.
 func (c *Cache) DeleteMany(keys [][]byte) (deleted int, err error) {
 	const op = "DeleteMany"
 	co := c.core()

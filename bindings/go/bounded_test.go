@@ -149,3 +149,54 @@ func TestBoundedCacheUnderConcurrentEviction(t *testing.T) {
 	}
 	assertNoFailuresKept(t, c)
 }
+
+// What Set's doc says of admission: a new key waits in the policy's
+// admission window, so a lookup right after its Set finds it, and the
+// Rejections a Set counts are of earlier new keys; only an entry heavier than
+// the whole window (MaxBytes, a value large next to the shard's budget) meets
+// the policy at once and may be gone right after its Set.
+func TestSetKeepsANewKeyInTheWindow(t *testing.T) {
+	warm := func(c *Cache) {
+		for r := 0; r < 20; r++ {
+			for i := 0; i < 300; i++ {
+				k := []byte(fmt.Sprint("hot", i))
+				c.Get(k)
+				if err := c.Set(k, []byte("v")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	c := newCache(t, Config{MaxEntries: 100, Shards: 1, Seed: 1})
+	warm(c)
+	before := c.Stats().Rejections
+	for i := 0; i < 1000; i++ {
+		k := []byte(fmt.Sprint("cold", i))
+		if err := c.Set(k, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := c.Contains(k); !ok || err != nil {
+			t.Fatalf("new key %q absent right after its Set (%v); Stats %+v", k, err, c.Stats())
+		}
+	}
+	if got := c.Stats().Rejections - before; got == 0 {
+		t.Fatalf("no rejections among 1000 cold keys in a warm cache of 100: the test shows nothing")
+	}
+
+	big := newCache(t, Config{MaxBytes: 64 << 10, Shards: 1, Seed: 1})
+	warm(big)
+	absent := 0
+	for i := 0; i < 100; i++ {
+		k := []byte(fmt.Sprint("big", i))
+		if err := big.Set(k, bytes.Repeat([]byte("x"), 20000)); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := big.Contains(k); !ok {
+			absent++
+		}
+	}
+	if absent == 0 {
+		t.Fatalf("no 20000-byte entry was refused at once in a warm 64 KiB shard; Stats %+v", big.Stats())
+	}
+	t.Logf("20000-byte entries absent right after their Set: %d of 100", absent)
+}

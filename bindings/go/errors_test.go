@@ -375,3 +375,63 @@ func TestBatchErrorUnwrap(t *testing.T) {
 		t.Fatalf("Error() = %q", be.Error())
 	}
 }
+
+// SetMany's length check runs in index order, each key before its value: a
+// too-long value at index 0 is reported before a too-long key at index 1 (the
+// check used to look at every key first, then at every value, and named
+// keys[1]).
+func TestSetManyNamesFirstBadIndex(t *testing.T) {
+	c := newCache(t, Config{})
+	mem, err := syscall.Mmap(-1, 0, MaxValueLen+1, syscall.PROT_READ, syscall.MAP_PRIVATE|syscall.MAP_ANON|syscall.MAP_NORESERVE)
+	if err != nil {
+		t.Skipf("cannot reserve 1 GiB of address space: %v", err)
+	}
+	defer syscall.Munmap(mem)
+	longKey := make([]byte, MaxKeyLen+1)
+	check := func(keys, vals [][]byte, sentinel error, status int32, names string) {
+		t.Helper()
+		err := c.SetMany(keys, vals)
+		var e *Error
+		if !errors.As(err, &e) || !errors.Is(err, sentinel) || e.Status != status || !strings.Contains(e.Message, names+" is ") {
+			t.Fatalf("SetMany = %v, want %v naming %s", err, sentinel, names)
+		}
+		if n := c.Len(); n != 0 {
+			t.Fatalf("SetMany stored %d entries, want none", n)
+		}
+	}
+	// A bad value before a bad key.
+	check([][]byte{[]byte("a"), longKey}, [][]byte{mem, nil}, ErrValueTooLong, stValueTooLong, "values[0]")
+	// A bad key before a bad value.
+	check([][]byte{[]byte("a"), longKey, []byte("c")}, [][]byte{nil, nil, mem}, ErrKeyTooLong, stKeyTooLong, "keys[1]")
+	// Key and value of the same index: the key is named.
+	check([][]byte{[]byte("a"), longKey}, [][]byte{nil, mem}, ErrKeyTooLong, stKeyTooLong, "keys[1]")
+}
+
+// DeleteMany has no up-front check: an over-long key fails on its own (a
+// *BatchError with ErrKeyTooLong at its index) and the other keys are still
+// deleted and counted.
+func TestDeleteManyLongKeyIsPerKey(t *testing.T) {
+	c := newCache(t, Config{})
+	for _, k := range []string{"a", "b", "c"} {
+		if err := c.SetString(k, "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := make([]byte, MaxKeyLen+1)
+	n, err := c.DeleteMany([][]byte{[]byte("a"), long, []byte("absent"), []byte("c")})
+	var be *BatchError
+	if !errors.As(err, &be) || !errors.Is(err, ErrKeyTooLong) || be.Failed != 1 || len(be.Errs) != 4 {
+		t.Fatalf("DeleteMany with a long key = %d, %#v; want a *BatchError for key 1", n, err)
+	}
+	if be.Errs[0] != nil || !errors.Is(be.Errs[1], ErrKeyTooLong) || be.Errs[2] != nil || be.Errs[3] != nil {
+		t.Fatalf("DeleteMany's per-key errors = %v", be.Errs)
+	}
+	if n != 2 {
+		t.Fatalf("DeleteMany deleted %d, want 2 (a and c)", n)
+	}
+	for k, want := range map[string]bool{"a": false, "b": true, "c": false} {
+		if _, ok := c.GetString(k); ok != want {
+			t.Fatalf("after DeleteMany, %q present = %v, want %v", k, ok, want)
+		}
+	}
+}

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package mapcache
 
 import (
@@ -8,6 +10,7 @@ import (
 	"runtime/cgo"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // GetOrLoad runs through the library's mapcache_get_or_load, which runs the
@@ -144,7 +147,7 @@ func (c *Cache) GetOrLoad(key []byte, load func() ([]byte, error)) ([]byte, erro
 		return nil, closedErr(op)
 	}
 	defer co.release()
-	lc := &loadCall{load: load, reg: &co.loads}
+	lc := &loadCall{load: load, reg: &co.loads, loadTime: &co.loadTime}
 	for {
 		lc.call = co.loads.enterWith(key, &lc.flight)
 		if lc.call.leads {
@@ -299,7 +302,10 @@ func (co *core) fitLoadBuf(n int) {
 type loadCall struct {
 	load func() ([]byte, error)
 	reg  *loadFailures
-	call keyCall
+	// loadTime sums, in nanoseconds, the time the cache's loaders ran
+	// (Stats.LoadTime): the callback adds this call's load to it.
+	loadTime *atomic.Int64
+	call     keyCall
 	// flight is this call's, if it leads (call.flight is then &flight).
 	flight loadFlight
 	// Set by the callback if this call ran its load.
@@ -319,6 +325,7 @@ type loadCall struct {
 func (lc *loadCall) run(setResult func([]byte) cres) int32 {
 	lc.ran = true
 	o := runLoad(lc.load)
+	lc.loadTime.Add(int64(o.took))
 	switch {
 	case o.exited:
 		lc.exited = true
@@ -351,13 +358,24 @@ type loadOutcome struct {
 	value    any
 	stack    []byte // the loader goroutine's stack when it panicked
 	exited   bool   // the loader called runtime.Goexit
+	// took is how long load ran, from its call to its return, panic or
+	// Goexit, timed on its own goroutine: without the hand-off to that
+	// goroutine and back, and without the store of its value.
+	took time.Duration
 }
 
 // runLoad calls load through runCallback (callback.go): neither a panic nor
 // runtime.Goexit in it may unwind through the C frames of the library below
-// the loader callback.
+// the loader callback. It times load alone (o.took): the library times its
+// whole C loader callback, which for a Go loader is mostly the cgo callback
+// and the goroutine hand-offs around it.
 func runLoad(load func() ([]byte, error)) (o loadOutcome) {
-	c := runCallback(func() { o.v, o.err = load() })
+	c := runCallback(func() {
+		start := time.Now()
+		// Deferred, so that a panic or Goexit of load is timed too.
+		defer func() { o.took = time.Since(start) }()
+		o.v, o.err = load()
+	})
 	o.panicked, o.value, o.stack, o.exited = c.panicked, c.value, c.stack, c.exited
 	return o
 }

@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Package mapcache is a Go binding for libmapcache, an in-process key/value
 // cache written in Rust whose entries live off the Go heap.
 //
@@ -20,9 +22,22 @@
 //   - Every write (Set, SetString, Swap, Delete, Clear, the writing step of
 //     GetOrSet and CompareAndSwap, each key of SetMany and DeleteMany) takes
 //     the cache's write flag, without waiting, and holds it while it changes
-//     the map. A write that finds the flag held by another goroutine's write
-//     returns ErrConcurrentWrite and changes nothing, so writes that overlap
-//     are always caught (the later one fails).
+//     the map. That window is short: the write finds the key, links its
+//     entry in or out and updates the eviction policy. It is long only when
+//     the write makes the table grow, because the flag is then held for the
+//     whole rebuild. A write that finds the flag held by another goroutine's
+//     write returns ErrConcurrentWrite and changes nothing. So two writes
+//     whose flag windows overlap are always caught (the later one fails).
+//   - The flag is not held while a write copies its key and value. An entry
+//     larger than 256 bytes (its key and value plus a small header) is
+//     allocated and filled before the flag is taken, and SetMany packs its
+//     batch in Go before it calls the library. So a write of a large value
+//     spends most of its call outside the flag: a Set of 512 MiB may take
+//     half a second and hold the flag only for its short map update. Other
+//     goroutines' writes and reads during its copy are not reported, and two
+//     goroutines racing to write large values will usually not be caught.
+//     Calls that overlap in time are caught only where their flag windows
+//     (and a read's checks, below) overlap.
 //   - A read checks the flag at points of its own: a single-key read (Get,
 //     GetString, Lookup, AppendGet, Contains, the reading step of GetOrSet)
 //     and Len when they start and when they end, GetMany before each key's
@@ -79,6 +94,44 @@
 // an empty value, which reads back as a non-nil empty slice (nil means
 // absent). Values returned to Go are fresh copies owned by the caller. The
 // library never keeps a Go pointer after a call.
+//
+// # Building
+//
+// The package uses cgo: it needs CGO_ENABLED=1 and a C compiler. Without cgo
+// (CGO_ENABLED=0, which is also Go's default when cross-compiling and when no
+// C compiler is found) it does not compile, and the build's one error says
+// so: "undefined:
+// mapcache_requires_cgo__build_with_CGO_ENABLED_1_and_a_C_compiler".
+//
+// It links the Rust library in one of three ways, chosen by build tag:
+//
+//   - No tag (the default): statically, the file
+//     ../../target/release/libmapcache.a relative to the package's directory.
+//     That is a checkout of the library's repository (the package is its
+//     bindings/go) in which `make lib` has built the library. The program
+//     then needs no libmapcache.so at run time. The default build works only
+//     from such a checkout, directly or through a replace directive that
+//     points at it; from the module cache it fails to link.
+//   - mapcache_pkgconfig: an installed library (`make install`), found
+//     through pkg-config's mapcache.pc, in <prefix>/lib/pkgconfig (set
+//     PKG_CONFIG_PATH for a prefix that pkg-config does not search). This is
+//     how a module outside the repository builds: `go build -tags
+//     mapcache_pkgconfig`. The program links libmapcache.so.3 (.3 is the ABI
+//     version) dynamically and carries no rpath, so the dynamic loader must
+//     find the library at run time: through its own search path (ldconfig
+//     after installing to /usr/local), LD_LIBRARY_PATH=<prefix>/lib, or an
+//     rpath added at build time (CGO_LDFLAGS="-Wl,-rpath,<prefix>/lib").
+//     Otherwise the program fails to start with "error while loading shared
+//     libraries: libmapcache.so.3".
+//   - mapcache_shared: dynamically, the checkout's
+//     ../../target/release/libmapcache.so, with an rpath to that directory
+//     (for the repository's own tests).
+//
+// Config.GPUPlugin's default, the plugin's file "beside libmapcache.so", is
+// beside the installed or built libmapcache.so with mapcache_pkgconfig or
+// mapcache_shared. In the default static build it is beside the program's
+// executable; for go run and go test that executable is in a temporary
+// directory, so set GPUPlugin there.
 package mapcache
 
 import (
@@ -191,9 +244,11 @@ type Config struct {
 	// on the GPU; 0 = the library's default.
 	GPUThreshold uint64
 	// GPUPlugin is the path of the plugin libmapcache_cuda.so; "" = the
-	// plugin's file beside libmapcache.so (or beside the program when the
-	// library is linked statically). A relative path is taken from the
-	// working directory when New or Load runs. A NUL byte in it is
+	// plugin's file beside libmapcache.so (with the build tags
+	// mapcache_pkgconfig and mapcache_shared), or beside the program's
+	// executable when the library is linked statically (the default build;
+	// see Building in the package documentation). A relative path is taken
+	// from the working directory when New or Load runs. A NUL byte in it is
 	// ErrInvalidConfig.
 	GPUPlugin string
 }
@@ -213,6 +268,9 @@ type core struct {
 	loads loadFailures
 	// loadBufClass is the size class of GetOrLoad's value buffer (load.go).
 	loadBufClass atomic.Int32
+	// loadTime is Stats.LoadTime in nanoseconds: the time GetOrLoad's
+	// loaders ran, as the binding times them (load.go, runLoad).
+	loadTime atomic.Int64
 }
 
 // acquire registers a call in flight; false means the cache is closed (or
@@ -472,10 +530,19 @@ func closedErr(op string) error {
 // Set stores value under key, replacing any previous value. The library copies
 // both; the caller may reuse them at once.
 //
-// In a bounded cache (MaxEntries, MaxBytes) a new key is not always kept: the
-// eviction policy may refuse it in favour of the entries it would displace
-// (Stats' Evictions and Rejections count it), and a Get right after then
-// misses. Set still returns nil: the value was stored, and evicted.
+// In a bounded cache (MaxEntries, MaxBytes) a new key is not always kept. The
+// eviction policy (W-TinyLFU) puts it in its admission window, the shard's
+// most recent new entries, and keeps it there at first, so a Get right after
+// the Set (with no other writes in between) finds it. When later new keys
+// push it out of the window, the policy keeps it or refuses it in favour of
+// the entry it would displace, and Stats' Rejections and Evictions count a
+// refusal. So when Rejections rises during a Set, the refused key is as a
+// rule an earlier new key, not this one. The exception is an entry heavier
+// than the whole window, in a cache with MaxBytes: a value that is large next
+// to its shard's share of MaxBytes (the window starts at 1% of that share and
+// adapts). Such an entry meets the policy at once and may be refused, and a
+// Get right after then misses. Either way Set returns nil: the value was
+// stored, and perhaps evicted.
 func (c *Cache) Set(key, value []byte) error {
 	return c.put("Set", bp(key), len(key), bp(value), len(value))
 }

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package mapcache
 
 import (
@@ -35,8 +37,10 @@ type LoadReport struct {
 }
 
 // Save writes the cache's entries to a snapshot file at path, replacing any
-// file there atomically. It is SaveWithProgress without a progress function
-// and report; see there for what a save promises and every error.
+// file there atomically; the new file gets the permission bits of the file
+// it replaces (and its owner and group where the process may set them). It
+// is SaveWithProgress without a progress function and report; see there for
+// what a save promises and every error.
 func (c *Cache) Save(path string) error {
 	_, err := c.save("Save", path, nil)
 	return err
@@ -56,6 +60,17 @@ func (c *Cache) Save(path string) error {
 // socket is an ErrIO error before anything is written, and a symbolic link
 // is followed (the file it leads to is replaced; one that leads to no file
 // is refused).
+//
+// Access. A save that replaces a regular file gives the new file the
+// replaced file's permission bits (mode & 0o777: a snapshot kept 0600 stays
+// 0600, rather than getting a new file's 0666 less the umask), set on the
+// temporary file before any record is written. It also gives the new file
+// the replaced file's owner and group where the process may set them (root
+// may set both; another process, a group it belongs to). That part is best
+// effort: where the process may not, the new file is the saver's, as after
+// any rename. With a symbolic link, it is the file the link leads to whose
+// access is kept. A save to a path with no file yet creates one with a new
+// file's mode, owned by the saver.
 //
 // Consistency. Other goroutines keep reading and writing while a save runs:
 // each shard of the cache is locked only while its entries' pointers are
@@ -103,7 +118,8 @@ func (c *Cache) Save(path string) error {
 //     a directory (ENOTDIR).
 //   - *IOError (ErrIO) at a later Step: creating the temporary file (in
 //     path's directory: an ENOENT there, fs.ErrNotExist, is about that
-//     directory or that file, never about path, which need not exist),
+//     directory or that file, never about path, which need not exist) or
+//     giving it the replaced file's permission bits (both Step "create"),
 //     writing, fsync, rename or the fsync of the directory failed, e.g. a
 //     read-only or full directory; it unwraps to the OS's syscall.Errno
 //     (errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOSPC)).
@@ -168,7 +184,9 @@ func (p *saveProgress) report(n uint64) {
 // Load creates a cache configured by cfg holding the snapshot at path (a file
 // written by Save in this or any other host of the library, of this or an
 // older format version). Close it as a cache from New. It is LoadWithReport
-// without the report.
+// without the report; see there for the file's handling and every error
+// (among them: a file under another process's exclusive flock fails at once
+// with an *IOError at the Step "lock", Errno EAGAIN, rather than waiting).
 func Load(path string, cfg Config) (*Cache, error) {
 	c, _, err := load("Load", path, cfg)
 	return c, err
@@ -177,11 +195,12 @@ func Load(path string, cfg Config) (*Cache, error) {
 // LoadWithReport creates a cache configured by cfg holding the snapshot at
 // path, and reports what it loaded.
 //
-// The file is mapped read-only under a shared advisory lock (flock), and the
-// whole of it is validated (every length, count and offset against the
-// file's size, every checksum) before the cache is returned; each block is
-// copied out of the mapping before it is checked and used, so a file changed
-// under the load cannot make it use unchecked bytes. What remains: a process
+// The file is mapped read-only under a shared advisory lock (flock, tried
+// without waiting: see Errors), and the whole of it is validated (every
+// length, count and offset against the file's size, every checksum) before
+// the cache is returned; each block is copied out of the mapping before it is
+// checked and used, so a file changed under the load cannot make it use
+// unchecked bytes. What remains: a process
 // that ignores the advisory lock and truncates the file during the load makes
 // this process receive SIGBUS, which kills it (Save never modifies an
 // existing file; it renames a new one over it).
@@ -207,7 +226,12 @@ func Load(path string, cfg Config) (*Cache, error) {
 //     names no regular file fails at once, at the Step "open": a directory
 //     with EISDIR, a FIFO (never waited on for a writer), a device or a
 //     socket with Errno 0 and the Message "snapshot open of <path>: not a
-//     regular file (a FIFO)" or the like.
+//     regular file (a FIFO)" or the like. The shared lock is tried without
+//     waiting: if another process (or another open file of this one) holds
+//     an exclusive flock on the file, the call fails at once at the Step
+//     "lock" with Errno EAGAIN (syscall.EWOULDBLOCK, the same value on
+//     Linux). A program that coordinates with writers through flock must
+//     retry.
 //   - ErrInvalidConfig (cfg as for New), ErrABIMismatch, ErrNoMemory,
 //     ErrInternal.
 func LoadWithReport(path string, cfg Config) (*Cache, LoadReport, error) {
@@ -246,7 +270,10 @@ func load(op, path string, cfg Config) (*Cache, LoadReport, error) {
 // Errors (the cache is unchanged, except as said for ErrNoMemory):
 //   - ErrInvalidArgument: path is empty or contains a NUL byte.
 //   - *CorruptError (ErrCorrupt), with the offset of what failed its check.
-//   - *IOError (ErrIO): a missing file is errors.Is(err, fs.ErrNotExist).
+//   - *IOError (ErrIO): a missing file is errors.Is(err, fs.ErrNotExist);
+//     a file another process holds an exclusive flock on fails at once, at
+//     the Step "lock" with Errno EAGAIN (syscall.EWOULDBLOCK), as for
+//     LoadWithReport.
 //   - ErrClosed, ErrConcurrentWrite (Exclusive mode), ErrNoMemory,
 //     ErrInternal.
 func (c *Cache) LoadInto(path string) (LoadReport, error) {

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package mapcache
 
 import (
@@ -55,8 +57,10 @@ type IOError struct {
 	// regular file, a FIFO, a device or a socket, Errno 0; or a symbolic link
 	// that leads to no file, Errno 0; or a path through a file, as in
 	// "file/sub", Errno ENOTDIR), "create" (the temporary file,
-	// .<name>.<pid>-<id>.tmp, in Path's directory), "write", "fsync",
-	// "rename", "fsync directory". For a load: "open", "stat", "lock",
+	// .<name>.<pid>-<id>.tmp, in Path's directory, or giving it the
+	// replaced file's permission bits), "write", "fsync", "rename", "fsync
+	// directory". For a load: "open", "stat", "lock" (Errno EAGAIN: another
+	// open file holds an exclusive flock on it; the load does not wait),
 	// "mmap". Empty if the message names none.
 	Step string
 	// Errno is the OS's error number for the failure; 0 when the library

@@ -921,3 +921,96 @@ func TestSnapshotStressMaxValue(t *testing.T) {
 		}
 	}
 }
+
+// A save that replaces a regular file gives the new file the replaced file's
+// permission bits (a snapshot kept 0600 stays 0600), whatever the umask
+// would give a new file; a symbolic link's target is what is kept.
+func TestSaveKeepsReplacedPermissions(t *testing.T) {
+	c := newCache(t, Config{})
+	if err := c.SetString("k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	path := snapPath(t)
+	if err := c.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []fs.FileMode{0o600, 0o640, 0o604} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Save(path); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != mode {
+			t.Fatalf("a save over a %#o file made a %#o file", mode, got)
+		}
+	}
+	link := filepath.Join(filepath.Dir(path), "link.snap")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(link); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("a save through a link to a 0600 file: %v, %v", fi.Mode(), err)
+	}
+}
+
+// Load takes its shared flock without waiting: a file under an exclusive
+// flock (here of another open file of this process) fails at once at the
+// Step "lock" with EAGAIN, and loads once the lock is gone.
+func TestLoadDoesNotWaitForTheLock(t *testing.T) {
+	c := newCache(t, Config{})
+	if err := c.SetString("k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	path := snapPath(t)
+	if err := c.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Skipf("flock: %v", err)
+	}
+	done := make(chan error, 3)
+	go func() {
+		l, err := Load(path, Config{})
+		if l != nil {
+			l.Close()
+		}
+		done <- err
+		_, _, err = LoadWithReport(path, Config{})
+		done <- err
+		_, err = c.LoadInto(path)
+		done <- err
+	}()
+	for _, op := range []string{"Load", "LoadWithReport", "LoadInto"} {
+		select {
+		case err := <-done:
+			var e *IOError
+			if !errors.As(err, &e) || e.Op != op || e.Step != "lock" || e.Errno != syscall.EAGAIN || !errors.Is(err, syscall.EWOULDBLOCK) {
+				t.Fatalf("%s of an exclusively locked file = %#v, want an *IOError at Step lock with EAGAIN", op, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s of an exclusively locked file is waiting for the lock", op)
+		}
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.LoadInto(path); err != nil {
+		t.Fatalf("LoadInto after the lock was released = %v", err)
+	}
+}

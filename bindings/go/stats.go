@@ -1,3 +1,5 @@
+//go:build cgo
+
 package mapcache
 
 import "time"
@@ -24,19 +26,32 @@ type Stats struct {
 	// Deletes counts entries removed by Delete, DeleteMany and Clear.
 	Deletes uint64
 	// Evictions counts entries the eviction policy removed to keep the cache
-	// within MaxEntries and MaxBytes; Rejections, a part of them, counts new
+	// within MaxEntries and MaxBytes. Rejections, a part of them, counts new
 	// entries the policy refused to keep in favour of the ones they would have
-	// displaced.
+	// displaced. The policy judges a new key when later new keys push it out
+	// of its admission window, so when Rejections rises during a Set, the
+	// refused key is as a rule an earlier new key, not the one that Set
+	// wrote (see Set for the exception, an entry heavier than the window).
 	Evictions, Rejections uint64
 	// Expirations counts entries removed because their time to live ran out
 	// (when a call found them, by the eviction sweep, or replaced by a write).
 	Expirations uint64
 	// LoadSuccesses and LoadFailures count the loads GetOrLoad ran (one per
 	// load, however many callers waited for it); a loader that returned an
-	// error or panicked is a failure. LoadTime is the time spent in loaders,
-	// summed over all loads.
+	// error or panicked is a failure.
 	LoadSuccesses, LoadFailures uint64
-	LoadTime                    time.Duration
+	// LoadTime is the time GetOrLoad's load functions ran, summed over all
+	// loads: each load is timed from the call of load to its return (or its
+	// panic or runtime.Goexit), on the goroutine it runs on. It leaves out
+	// what a load costs around that: the cgo callback from the library, the
+	// hand-off to load's goroutine and back, and the store of the value
+	// (together about 5 to 15 µs a load; see GetOrLoad's Cost), so
+	// LoadTime/(LoadSuccesses+LoadFailures) is the loaders' own mean latency.
+	// (The library's load_time_ns, in the C API, times its C loader callback
+	// instead, and so counts that hand-off too; the binding reports its own
+	// timing.) Several loads may run at once, each on its own goroutine, so
+	// LoadTime may exceed the wall time that passed.
+	LoadTime time.Duration
 	// Grows counts table doublings.
 	Grows uint64
 	// Entries is the number of entries held, expired ones not yet removed
@@ -69,6 +84,10 @@ func (c *Cache) Stats() Stats {
 		return Stats{}
 	}
 	s, r := cStats(co.h)
+	// The binding's own timing of the loaders replaces the library's, which
+	// times the C loader callback: for a Go loader, mostly the binding's
+	// hand-off (see Stats.LoadTime).
+	s.LoadTime = time.Duration(co.loadTime.Load())
 	co.release()
 	if r.st != stOK {
 		return Stats{}
