@@ -94,6 +94,36 @@ def test_set_many_rejects_wrong_shapes(cache):
         cache.set_many({1: b"v"})
 
 
+@pytest.mark.parametrize("bad", [
+    (b"a", b"b", b"c"),        # three elements: the extra one was silently dropped
+    (b"k", b"v", "x", 42),
+    (b"only",),
+    "ab",                      # a str of two characters is not the pair ("a", "b")
+    b"ab",
+    bytearray(b"ab"),
+    memoryview(b"ab"),
+    42,                        # not iterable
+])
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_every_item_of_set_many_must_be_a_pair(cache, bad, position):
+    items = [(b"p%d" % i, b"v") for i in range(3)]
+    items[position] = bad
+    for store in (cache.set_many, cache.update, lambda it: cache.set_many(iter(it))):
+        with pytest.raises(TypeError) as info:
+            store(items)
+        assert info.value.index == position
+        assert f"element #{position}" in str(info.value)
+        assert len(cache) == 0  # nothing stored
+    if isinstance(bad, tuple):
+        assert str(info.value) == (
+            f"set_many() element #{position} has length {len(bad)}; 2 is required")
+
+
+def test_pairs_of_any_iterable_kind_are_taken(cache):
+    cache.set_many([[b"a", b"1"], (b"b", b"2"), iter((b"c", b"3")), (b"d", b"4")])
+    assert sorted(cache.items()) == [(b"a", b"1"), (b"b", b"2"), (b"c", b"3"), (b"d", b"4")]
+
+
 def test_get_many_rejects_wrong_key_types(cache):
     with pytest.raises(TypeError):
         cache.get_many([b"a", 1])

@@ -136,3 +136,39 @@ def test_init_on_a_live_cache_is_refused_and_leaves_it_live():
     c.__init__()  # a closed one may be made again
     assert len(c) == 0
     c.close()
+
+
+def test_close_does_not_wait_for_a_call_in_flight_on_another_thread():
+    # What close() documents: it returns at once; a call another thread had
+    # already started completes on the cache as it was, or raises
+    # CacheClosedError (never anything else, never a crash); every call
+    # started after close() returned raises CacheClosedError.
+    import threading
+
+    c = mapcache.Cache()
+    inside, closed = threading.Event(), threading.Event()
+    out = []
+
+    def loader():
+        inside.set()
+        assert closed.wait(60)
+        return b"loaded"
+
+    def run():
+        try:
+            out.append(c.get_or_load(b"k", loader))
+        except mapcache.CacheClosedError as e:
+            out.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert inside.wait(60)
+    c.close()  # returns while the loader still runs: it waits for `closed`
+    closed.set()
+    t.join(60)
+    assert not t.is_alive()
+    assert out == [b"loaded"] or isinstance(out[0], mapcache.CacheClosedError), out
+    with pytest.raises(mapcache.CacheClosedError):
+        c.get_or_load(b"k", lambda: b"v")
+    with pytest.raises(mapcache.CacheClosedError):
+        c[b"k"]

@@ -252,3 +252,56 @@ def test_a_lent_bytearray_is_released_after_the_call(cache):
     assert (cache[b"k"], cache[b"k2"], cache[b"k3"]) == (b"abc", b"abc", b"abc")
     cache[b"k"] = ba  # the new contents are stored, not the old
     assert cache[b"k"] == b"abcdef"
+
+
+def test_get_without_a_default_is_typed_as_maybe_none():
+    # py.typed: a type checker reads these. Without the overloads, a TypeVar
+    # defaulting to None never bound to None, and get("absent") was typed bytes.
+    import typing
+
+    get_overloads = getattr(typing, "get_overloads", None)
+    if get_overloads is None:
+        pytest.skip("typing.get_overloads is Python 3.11+")
+    from mapcache._cache import KeyLike
+
+    def returns(fn, **args):
+        for o in get_overloads(fn):
+            hints = typing.get_type_hints(o)
+            del hints["return"]
+            if set(hints) == {"key" if "key" in hints else "keys", *args}:
+                return typing.get_type_hints(o)["return"]
+        raise AssertionError(f"no overload of {fn.__name__} with {args}")
+
+    assert returns(mapcache.Cache.get) == typing.Optional[bytes]
+    assert returns(mapcache.Cache.get_many) == typing.List[typing.Optional[bytes]]
+    assert cache_get_absent() is None
+
+
+def cache_get_absent():
+    with mapcache.Cache() as c:
+        return c.get(b"absent")
+
+
+def test_a_subclass_is_itself_in_repr_and_in_the_types_of_load_and_enter(tmp_path):
+    import typing
+
+    class Sub(mapcache.Cache):
+        pass
+
+    with Sub() as s:
+        assert type(s) is Sub
+        s[b"k"] = b"v"
+        assert repr(s).startswith(f"<{Sub.__module__}.{Sub.__qualname__} mode='concurrent' len=1")
+        s.save(tmp_path / "s.snap")
+    assert repr(s) == f"<{Sub.__module__}.{Sub.__qualname__} closed>"
+    with mapcache.Cache() as c:
+        assert repr(c) == "<mapcache.Cache mode='concurrent' len=0>"
+    loaded = Sub.load(tmp_path / "s.snap")
+    assert type(loaded) is Sub and loaded[b"k"] == b"v"
+    loaded.close()
+    # The annotations: a TypeVar bound to Cache (so a type checker infers Sub).
+    for fn in (mapcache.Cache.load, mapcache.Cache.__enter__):
+        ret = typing.get_type_hints(fn)["return"]
+        assert isinstance(ret, typing.TypeVar) and ret.__bound__ is not None, (fn, ret)
+    ret = typing.get_type_hints(mapcache.Cache.load_with_report)["return"]
+    assert isinstance(typing.get_args(ret)[0], typing.TypeVar)

@@ -57,11 +57,13 @@ from typing import (
     List,
     Optional,
     Tuple,
+    Type,
     TypeVar,
     Union,
+    overload,
 )
 
-from . import _lib, _load, _shutdown, _snapshot, _swallowed
+from . import _in_call, _lib, _load, _shutdown, _snapshot, _swallowed
 from ._bytes import as_bytes
 from ._in_call import call_here
 from ._errors import (
@@ -82,6 +84,7 @@ KeyLike = Union[bytes, bytearray, memoryview, str]
 #: A value: ``bytes`` or any other bytes-like object.
 ValueLike = Union[bytes, bytearray, memoryview]
 _D = TypeVar("_D")
+_C = TypeVar("_C", bound="Cache")
 
 _L = _lib.lib
 _new = _L.mapcache_new
@@ -331,6 +334,38 @@ def _each(convert: Callable[[Any], Any], items: List[Any]) -> List[Any]:
     return out
 
 
+_PAIR_TYPES = {tuple, list}
+
+
+def _pair_error(i: int, message: str) -> TypeError:
+    exc = TypeError(message)
+    exc.index = i  # type: ignore[attr-defined]
+    return exc
+
+
+def _split_pairs(pairs: List[Any]) -> Tuple[List[Any], List[Any]]:
+    """The keys and the values of ``pairs``, each item exactly a (key, value)
+    pair, as ``dict()`` takes them; a TypeError with the item's position in
+    ``.index`` otherwise. A ``str`` or bytes-like item is refused even of
+    length 2 (``"ab"`` is not the pair ``("a", "b")``)."""
+    keys: List[Any] = []
+    values: List[Any] = []
+    for i, item in enumerate(pairs):
+        if isinstance(item, (str, bytes, bytearray, memoryview)):
+            raise _pair_error(i, f"set_many() element #{i} is a {type(item).__name__}, "
+                                 "not a (key, value) pair")
+        try:
+            pair = tuple(item)
+        except TypeError:
+            raise _pair_error(i, f"cannot convert set_many() element #{i} to a (key, value) "
+                                 f"pair: {type(item).__name__} is not iterable") from None
+        if len(pair) != 2:
+            raise _pair_error(i, f"set_many() element #{i} has length {len(pair)}; 2 is required")
+        keys.append(pair[0])
+        values.append(pair[1])
+    return keys, values
+
+
 def _pack_keys(keys: List[Any]) -> Tuple[bytes, array, List[Any]]:
     """Pack (non-empty) keys back to back; return (packed, lengths, keys as normalised)."""
     try:
@@ -538,10 +573,22 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             an explicit ``shards`` larger than ``max_entries`` raises
             :class:`InvalidConfigError`.
         max_bytes: the most bytes the entries may occupy, each charged its
-            full footprint (0: no bound). A value too large to ever fit raises
-            :class:`TooLargeError`.
-        default_ttl: seconds (a float) an entry lives when it is written
-            without a ``ttl`` of its own; ``None`` or 0: entries never expire.
+            full footprint (0: no bound). The bound is split evenly between
+            the shards, and an entry larger than one shard's share never fits:
+            it raises :class:`TooLargeError` (and is counted ``too_large`` by a
+            load). With ``shards=0`` the shard count comes from the bounds
+            too: at most one shard per 4096 entries the bounds allow (for
+            ``max_bytes``, counted at a typical small entry's charge), and at
+            most four per CPU core (a power of two, at most 256). So
+            ``max_bytes`` alone usually picks several shards, and a single
+            value can be only a fraction of it: on a 2-core host a 16 MiB or
+            1 GiB cache gets 8 shards, and a value of more than about 1/8 of
+            ``max_bytes`` raises :class:`TooLargeError`. Pass ``shards=1`` (or
+            another small power of two) to let one entry take up to the whole
+            bound (a share), at the cost of write concurrency.
+        default_ttl: seconds (an ``int`` or ``float``; not a ``bool``) an
+            entry lives when it is written without a ``ttl`` of its own;
+            ``None`` or 0: entries never expire.
             A load (:meth:`load`, :meth:`load_into`) gives each entry the
             expiry its record was saved with instead: a record saved without
             one never expires after the load.
@@ -554,7 +601,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             the CPU), ``"off"`` or ``"force"`` (the GPU or an error:
             :class:`GpuError` from the constructor when the engine cannot
             load, and from a write whose rebuild fails on it). See
-            :func:`mapcache.gpu_status`.
+            :func:`mapcache.gpu_status`. The wheel does not carry the plugin:
+            build it with ``make cuda`` and put it beside the wheel's
+            ``libmapcache.so`` (the installed ``mapcache`` package directory),
+            or name it with ``gpu_plugin``; without it ``"auto"`` runs on the
+            CPU and ``"force"`` raises :class:`GpuError`, GPU or not.
         gpu_threshold: the smallest table, in entries it is sized for, rebuilt
             on the GPU (0: the library's default).
         gpu_plugin: the plugin's path, a ``str``, ``bytes`` or
@@ -568,7 +619,13 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             the library rejects it).
 
     Keys are ``bytes``-like or ``str`` (UTF-8 encoded; keys always come back
-    as ``bytes``); values are ``bytes``-like and come back as ``bytes``.
+    as ``bytes``); values are ``bytes``-like and come back as ``bytes``. So
+    ``"a"`` and ``b"a"`` are the same key (``"a" in cache`` is True after
+    ``cache[b"a"] = ...``), but what the cache gives back is never a ``str``:
+    ``cache == {"a": b"1"}`` is False where ``cache == {b"a": b"1"}`` is True,
+    and ``dict(cache)`` has ``bytes`` keys. A ``str`` that UTF-8 cannot encode
+    (a lone surrogate, ``"\\ud800"``) raises ``UnicodeEncodeError`` (a
+    ``ValueError``).
 
     ``os.fork()``: a child may use a cache it inherited only if no other
     thread was inside a call on it at the fork. The child has only the forking
@@ -656,10 +713,17 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     def close(self) -> None:
         """Free the cache. Idempotent; any later use raises :class:`CacheClosedError`.
 
-        Do not close a cache while other threads are still using it: their
-        calls fail with :class:`CacheClosedError` (or
-        :class:`InvalidHandleError`) rather than crash, but what they did
-        is lost. Inside a callback that a call on this cache runs on this
+        ``close()`` does not wait for calls that other threads have already
+        started on the cache: it returns at once, and each such call either
+        completes on the cache as it was (a :meth:`get_or_load` returns its
+        value, a :meth:`save` writes its whole file) or fails with
+        :class:`CacheClosedError` (or :class:`InvalidHandleError`); none
+        crashes. What such a call stored is freed with the cache, once the
+        last of them has returned. Every call that starts after ``close()``
+        returned raises :class:`CacheClosedError` (``closed``, ``config``,
+        ``label()`` and ``repr()`` still work). So do not close a cache while
+        other threads are still using it, unless losing their writes is
+        fine. Inside a callback that a call on this cache runs on this
         thread (a :meth:`get_or_load` loader, the progress callback of a
         :meth:`save`) it raises :class:`InvalidArgumentError`: that call is
         still using the cache.
@@ -688,7 +752,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             self._getter = _CLOSED_GETTER
             _free(h)
 
-    def __enter__(self) -> "Cache":
+    def __enter__(self: _C) -> _C:
         """``with Cache(...) as cache:`` closes the cache when the block ends."""
         self._handle()
         return self
@@ -708,9 +772,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         return dict(self._config)
 
     def __repr__(self) -> str:
+        cls = type(self)
+        name = "mapcache.Cache" if cls is Cache else f"{cls.__module__}.{cls.__qualname__}"
         if self._h is None:
-            return "<mapcache.Cache closed>"
-        return f"<mapcache.Cache mode={self._config['mode']!r} len={len(self)}>"
+            return f"<{name} closed>"
+        return f"<{name} mode={self._config['mode']!r} len={len(self)}>"
 
     def __reduce__(self) -> Any:
         raise TypeError(
@@ -771,8 +837,14 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     # get() repeats __getitem__'s few lines rather than sharing a helper: a
     # __getitem__ that called get() measured 271-279 ns against 235-246 per hit
     # on a cache-resident table (one more Python call, about 15%).
-    def get(self, key: KeyLike, default: _D = None) -> Union[bytes, _D]:  # type: ignore[assignment]
-        """The value of ``key``, or ``default`` when it is absent."""
+    @overload
+    def get(self, key: KeyLike) -> Optional[bytes]: ...
+
+    @overload
+    def get(self, key: KeyLike, default: _D) -> Union[bytes, _D]: ...
+
+    def get(self, key: KeyLike, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` (None unless given) when it is absent."""
         k = key if key.__class__ is bytes else _key(key)
         n = len(k)
         if n <= _MAX_KEY_LEN:
@@ -837,11 +909,16 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     def set(self, key: KeyLike, value: ValueLike, ttl: Optional[float] = None) -> Optional[bool]:
         """Store ``value`` under ``key``.
 
-        ``ttl``: seconds (a float) until the entry expires; ``None`` gives it
-        the cache's ``default_ttl``, 0 means it never expires (whatever the
-        default). Negative or NaN raises ValueError. Times are whole
-        milliseconds in the library: a TTL is rounded up (0.0001 is 1 ms). An
-        expired entry is absent for every call.
+        ``ttl``: seconds until the entry expires, an ``int`` or a ``float``
+        (a ``bool``, ``Fraction`` or ``Decimal`` raises TypeError); ``None``
+        gives it the cache's ``default_ttl``, 0 means it never expires
+        (whatever the default). Negative or NaN raises ValueError;
+        ``math.inf`` (or anything past the clock's end, about 292 years)
+        means the entry lives until the clock's end, which in practice is
+        never (with ``manual_clock=True``, an :meth:`advance_clock` to the end
+        leaves it alive still: see there). Times are whole milliseconds in the
+        library: a TTL is rounded up (0.0001 is 1 ms). An expired entry is
+        absent for every call.
 
         Returns True when it replaced a value, False when the key was new; with
         a ``ttl`` given, None (the library's put with a TTL does not report it).
@@ -897,16 +974,29 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         there is no timeout. A loader that may hang should bound its own time.
 
         A KeyboardInterrupt (Ctrl-C) while ``loader`` runs is its exception
-        like any other. One that lands as the library calls the loader, before
-        ``loader`` starts, is raised by this call too; the callers waiting for
-        that load get a :class:`LoaderError` naming whatever status the
-        platform left in the callback's result slot (ctypes writes none), or,
-        should that be 0, the empty value, which is then cached. That relies
-        on the hook
-        :mod:`mapcache._swallowed` chains into ``sys.unraisablehook`` at import,
-        and a hook installed later that does not chain to it (pytest's, during a
-        test) gets such an interrupt printed as "Exception ignored" instead,
-        and this call a :class:`LoaderError`.
+        like any other, and one anywhere else in this call is raised by it
+        with nothing left behind (no lock held, no call counted, no kept
+        exception: later calls on every thread, :meth:`close` and
+        interpreter exit go on as usual). One narrow case is different: a
+        Ctrl-C that reaches the loading thread while the library looks the
+        key up lands as the library calls the loader, at the entry of the
+        package's callback, before any of its code runs (CPython raises a
+        pending signal's exception on entering any Python function). This
+        call raises it too, but the library has received no result from the
+        callback: ctypes then writes none, and the library reads whatever the
+        callback's result slot held. The callers waiting for that load get a
+        :class:`LoaderError` naming that meaningless status (all that was
+        seen on CPython 3.9 to 3.13, x86-64), or, should the slot hold 0, the
+        empty value ``b""``, which the library then caches as the key's
+        value. The binding cannot rule that out: none of its code runs
+        before that point, and the C ABI gives it no other way to report the
+        load's outcome. Where ``b""`` is never a loaded value, a caller that
+        catches the KeyboardInterrupt can drop it: ``if cache.get(key) ==
+        b"": cache.pop(key, None)``. Raising the interrupt here relies on the
+        hook :mod:`mapcache._swallowed` chains into ``sys.unraisablehook`` at
+        import, and a hook installed later that does not chain to it
+        (pytest's, during a test) gets such an interrupt printed as
+        "Exception ignored" instead, and this call a :class:`LoaderError`.
 
         At interpreter exit, calls still in flight on other (daemon) threads
         are waited for (at most ``mapcache._shutdown.GRACE``, 30 s) before
@@ -921,20 +1011,34 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             raise TypeError(f"loader must be callable, not {type(loader).__name__}")
         failures = self._failures
         h = self._h
-        entered = failures.enter(key)
+        handle = h.value or 0 if h is not None else 0
+        # The bookkeeping around the library call survives a KeyboardInterrupt
+        # at any point (see mapcache._shutdown for where CPython raises one):
+        # each registration is one store or C call inside the ``try`` whose
+        # ``finally`` undoes it with one idempotent C call first thing, and
+        # the failure bookkeeping (``held``) is let go of by dropping it.
+        sd = _shutdown.token()
+        ctx = _load.new_ctx()
+        held: Optional[_load.Held] = None
         try:
-            ctx = _load.register(loader, key, failures, h.value or 0 if h is not None else 0)
+            held = failures.enter(key)
             try:
-                _shutdown.enter()  # a loader must not run once the interpreter is finalizing
                 try:
+                    _load.calls[ctx] = (loader, key, failures, handle)
+                    _shutdown.enter(sd)  # a loader must not run once the interpreter is finalizing
                     return self._get_or_load(key, ctx, failures)
                 finally:
-                    _shutdown.leave()
+                    _shutdown.leave(sd)
             finally:
-                _load.unregister(ctx)
-                failures.settled(key, ctx)
+                _load.calls.pop(ctx, None)
         finally:
-            failures.leave(key, entered)
+            if held is not None:
+                # The library has settled this call's load: a failure it
+                # recorded can have no new waiters.
+                held[0].unsettled.pop(ctx, None)
+            # (The frame outlives the call in a traceback, which must not
+            # keep the key's failures.)
+            held = None
 
     def _get_or_load(self, key: bytes, ctx: int, failures: "_load.Failures") -> bytes:
         buf, addr, cap, n, n_addr = _ts.single
@@ -1038,7 +1142,10 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         during a save is raised in the callback and so likewise ends the call
         only once the file is complete (one that lands as the library calls
         the callback, before ``progress`` starts, too: see
-        :meth:`get_or_load` on ``sys.unraisablehook``). At interpreter exit, saves with a
+        :meth:`get_or_load` on ``sys.unraisablehook``); one anywhere else in
+        the call, with or without ``progress``, is raised by it with nothing
+        left behind (:meth:`close` and later calls work as usual). At
+        interpreter exit, saves with a
         ``progress`` still in flight on other (daemon) threads are waited for
         (their further progress calls skipped) before finalization starts;
         a new one from another thread blocks for good (see
@@ -1068,20 +1175,49 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         h = self._handle()
         report = _lib.mapcache_save_report()
         report.struct_size = sizeof(report)
-        with _snapshot.Progress(progress, h.value or 0) as p:
-            st = _save(h, raw, p.fn, p.ctx, byref(report))
-            raised = p.raised
-            if st:
-                err = self._snapshot_error(st, path, report)
-                if raised is not None:
-                    err.__context__ = raised
-                raise err
-            if raised is not None:
-                raise raised
+        if progress is None:
+            fn, ctx = _snapshot.NO_PROGRESS, 0
+        elif callable(progress):
+            fn, ctx = _snapshot.run_progress, _snapshot.new_ctx()
+        else:
+            raise TypeError(f"progress must be callable or None, not {type(progress).__name__}")
+        raised: List[BaseException] = []
+        handle = h.value or 0
+        # Interrupt-safe bookkeeping, as in get_or_load (see mapcache._shutdown).
+        sd = _shutdown.token()
+        mark = _in_call.token()
+        _swallowed.take()  # nothing left over from an earlier call
+        try:
+            try:
+                try:
+                    if ctx:
+                        _snapshot.calls[ctx] = (progress, raised)
+                        # a progress call must not run once the interpreter is finalizing
+                        _shutdown.enter(sd)
+                    _in_call.marks[mark] = (handle, "the progress callback of a save")
+                    st = _save(h, raw, fn, ctx, byref(report))
+                finally:
+                    _in_call.marks.pop(mark, None)
+            finally:
+                _snapshot.calls.pop(ctx, None)
+        finally:
+            _shutdown.leave(sd)
+        # What escaped the callback before its body ran (a Ctrl-C's
+        # KeyboardInterrupt: see mapcache._swallowed) counts as raised by it.
+        escaped = _swallowed.take()
+        if escaped is not None and not raised:
+            raised.append(escaped)
+        if st:
+            err = self._snapshot_error(st, path, report)
+            if raised:
+                err.__context__ = raised[0]
+            raise err
+        if raised:
+            raise raised[0]
         return SaveReport._of(report)
 
     @classmethod
-    def load(cls, path: PathLike, **config: Any) -> "Cache":
+    def load(cls: Type[_C], path: PathLike, **config: Any) -> _C:
         """A new cache holding the snapshot at ``path`` (a file written by
         :meth:`save`), configured by the keyword arguments of :class:`Cache`.
 
@@ -1090,7 +1226,7 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         return cls.load_with_report(path, **config)[0]
 
     @classmethod
-    def load_with_report(cls, path: PathLike, **config: Any) -> "Tuple[Cache, LoadReport]":
+    def load_with_report(cls: Type[_C], path: PathLike, **config: Any) -> Tuple[_C, LoadReport]:
         """A new cache holding the snapshot at ``path``, and a :class:`LoadReport`.
 
         ``config`` takes the keyword arguments of :class:`Cache`, with the
@@ -1330,8 +1466,15 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
     # ------------------------------------------------------------- batches
 
-    def get_many(self, keys: Iterable[KeyLike], default: _D = None) -> List[Union[bytes, _D]]:  # type: ignore[assignment]
-        """The values of ``keys``, in order, with ``default`` for absent keys.
+    @overload
+    def get_many(self, keys: Iterable[KeyLike]) -> List[Optional[bytes]]: ...
+
+    @overload
+    def get_many(self, keys: Iterable[KeyLike], default: _D) -> List[Union[bytes, _D]]: ...
+
+    def get_many(self, keys: Iterable[KeyLike], default: Any = None) -> List[Any]:
+        """The values of ``keys``, in order, with ``default`` (None unless
+        given) for absent keys.
 
         One foreign call for the whole batch (a second one only for values that
         did not fit the per-thread buffer). A single ``str`` or bytes-like key
@@ -1357,11 +1500,11 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         if sts.count(0) == n:  # every key found and copied: the common case
             first = vlens[0]
             if vlens.count(first) == n:  # ... with values of one length
-                return _split_uniform(buf, first, n)  # type: ignore[return-value]
+                return _split_uniform(buf, first, n)
             ends = list(accumulate(vlens))
             raw = buf[: ends[-1]]
             ends.insert(0, 0)
-            return [raw[a:b] for a, b in zip(ends, ends[1:])]  # type: ignore[misc]
+            return [raw[a:b] for a, b in zip(ends, ends[1:])]
         return self._get_many_slow(keys, buf, vlens, sts, default)
 
     def _get_many_slow(self, keys: List[bytes], buf: Any, vlens: array, sts: array,
@@ -1418,11 +1561,15 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
     def set_many(self, items: Union[Mapping, Iterable[Tuple[KeyLike, ValueLike]]]) -> None:  # type: ignore[type-arg]
         """Store many pairs in one foreign call.
 
-        ``items`` is a mapping or an iterable of ``(key, value)`` pairs. Every
-        key and value is converted before anything is stored: one of a type the
-        cache does not take raises ``TypeError`` with its position in
-        ``.index``, and an iterable that raises part-way passes its exception
-        on; either way nothing is stored. Then each key is stored
+        ``items`` is a mapping or an iterable of ``(key, value)`` pairs, each
+        exactly two items long, as ``dict()`` takes them (a ``str`` or
+        bytes-like item is not a pair, even of length 2). Every item, key and
+        value is checked and converted before anything is stored: an item that
+        is not a pair, or a key or value of a type the cache does not take,
+        raises ``TypeError`` with its position in ``.index`` (``"set_many()
+        element #1 has length 3; 2 is required"``), and an iterable that
+        raises part-way passes its exception on; either way nothing is
+        stored. Then each key is stored
         independently (a batch is not a transaction): if one fails, the
         exception is that key's error (its position in ``.index``) and the
         other keys were still stored.
@@ -1436,16 +1583,13 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             values = [v for _, v in pairs]
         else:
             pairs = items if items.__class__ is list else list(items)
-            if not pairs:
-                keys = values = []
+            types = set(map(type, pairs))
+            if types <= _PAIR_TYPES and list(map(len, pairs)).count(2) == len(pairs):
+                # every item a tuple or list of two: the common case, in C loops
+                keys = [k for k, _ in pairs]
+                values = [v for _, v in pairs]
             else:
-                try:
-                    keys, values = zip(*pairs)  # type: ignore[assignment]
-                except ValueError:
-                    raise TypeError("set_many expects a mapping or (key, value) pairs") from None
-                keys, values = list(keys), list(values)
-                if len(keys) != len(pairs):
-                    raise TypeError("set_many expects a mapping or (key, value) pairs")
+                keys, values = _split_pairs(pairs)
         n = len(keys)
         if n == 0:
             self._handle()

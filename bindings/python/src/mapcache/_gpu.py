@@ -62,7 +62,22 @@ class GpuStatus:
             ..."``, ``"plugin not found at <path>"``, or the CUDA error of the
             step that failed.
         gpu_rebuilds: rebuilds this cache did on the GPU.
-        fallbacks: rebuilds meant for the GPU that ran on the CPU instead.
+        fallbacks: rebuilds meant for the GPU that ran on the CPU instead:
+            those whose GPU run failed, and also, under ``gpu="auto"``, every
+            rebuild at or above the threshold while the engine is unavailable
+            (no CUDA driver, no device, no plugin: ``active`` False). So it
+            grows on a host without a GPU too; it is a sign of a failing GPU
+            only while ``active`` is True. (A rebuild that finds the device
+            busy with another shard's runs on the CPU and is counted in
+            neither.)
+
+    The plugin ``libmapcache_cuda.so`` is not in the wheel, which carries only
+    ``libmapcache.so``: build it from the source tree with ``make cuda`` and
+    put it beside the wheel's ``libmapcache.so`` (in the installed
+    ``mapcache`` package directory), or name it with the ``gpu_plugin=``
+    argument of :class:`mapcache.Cache`. Without it, ``gpu="auto"`` rebuilds on
+    the CPU and ``gpu="force"`` raises :class:`mapcache.GpuError`, even on a
+    host with a GPU.
     """
 
     active: bool

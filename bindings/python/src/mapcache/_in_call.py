@@ -8,46 +8,46 @@ mark is per thread: the library runs these callbacks on the calling thread,
 so Python code that runs on this thread while the call is marked is its
 callback (or a signal handler, a finaliser... run inside it, for which the
 same holds), and a call on another thread never blocks a close here.
+
+A mark is one entry of :data:`marks`, set and removed by single C-level dict
+operations, so that a KeyboardInterrupt cannot leave one behind (it had, when
+this was a context manager with Python-level ``__enter__``/``__exit__``: an
+interrupt in either, or between the mark and the ``try``, left the thread
+marked for good, and ``close()`` refused from then on). The pattern, for the
+reasons given in :mod:`mapcache._shutdown`::
+
+    tok = token()
+    try:
+        marks[tok] = (handle, what)   # a store: no check point in it
+        ...
+    finally:
+        marks.pop(tok, None)          # the finally's first call
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
-from typing import Any, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
-__all__ = ["InCall", "call_here"]
+__all__ = ["marks", "token", "call_here"]
 
-
-class _Marks(threading.local):
-    def __init__(self) -> None:
-        #: (handle's int value, what the call is), innermost last
-        self.calls: List[Tuple[int, str]] = []
-
-
-_marks = _Marks()
+#: (thread ident, a number unique to the mark) -> (handle's int value, what
+#: the call is), in the order they were made (innermost last on a thread).
+marks: Dict[Tuple[int, int], Tuple[int, str]] = {}
+_numbers = itertools.count(1)
 
 
-class InCall:
-    """``with InCall(handle, what):`` marks ``handle`` as used by this thread's
-    call ``what`` (e.g. "a get_or_load loader") for the block."""
-
-    __slots__ = ("_mark",)
-
-    def __init__(self, handle: int, what: str) -> None:
-        self._mark = (handle, what)
-
-    def __enter__(self) -> "InCall":
-        _marks.calls.append(self._mark)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        _marks.calls.remove(self._mark)
+def token() -> Tuple[int, int]:
+    """A fresh key for one mark of this thread (marks nothing)."""
+    return (threading.get_ident(), next(_numbers))
 
 
 def call_here(handle: int) -> Optional[str]:
     """What call this thread is inside on the cache ``handle`` (so code running
     now is its callback), or None."""
-    for h, what in reversed(_marks.calls):
-        if h == handle:
+    me = threading.get_ident()
+    for (tid, _), (h, what) in reversed(list(marks.items())):
+        if tid == me and h == handle:
             return what
     return None

@@ -12,32 +12,36 @@ Python loader raises, the callback keeps the exception in the cache's
 each caller (the one that ran the loader and every waiter) finds the exception
 by the token its call returned, and raises it.
 
-A token is kept until every call that can receive it has finished: the calls
-of ``get_or_load`` for its key in flight when it was recorded (the one that ran
+A token is kept while a call that can receive it lasts: the calls of
+``get_or_load`` for its key in flight when it was recorded (the one that ran
 the loader, and the waiters of that load so far), and those that start before
 the library has settled that load (its leader's library call returns), which
-may still join it as waiters. Each call notes, as it starts, how many failures
-its key has had and which are not settled yet; as it ends, it lets go of
-those and of every token recorded since, and a token that the last of its
-calls has let go of is dropped. So a failure outlives its load by no more than
+may still join it as waiters. So a failure outlives its load by no more than
 the longest of those calls, however many later calls overlap: a hot key whose
 loader always fails does not pile up exceptions (tokens had been kept until
 the key had no call in flight at all, which steady traffic never allows: 1.5
 GB of exceptions in 8 s, found by a client written from the docstrings).
+
+That lifetime is Python's own reference counting, not a count of calls kept
+by hand: a key's failures form a chain, each call holds the chain from the
+place its end was when the call started (and the key's unsettled failures),
+and the token table holds the failures weakly. A call lets go by merely
+ending, so a KeyboardInterrupt anywhere in it cannot leave a count wrong
+(a count that an interrupt skipped had kept a key's failures for good).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import _lib, _shutdown, _swallowed
+from . import _in_call, _lib, _shutdown, _swallowed
 from ._bytes import as_bytes
 from ._errors import error_for_status
-from ._in_call import InCall
 
-__all__ = ["Failures", "run_loader", "register", "unregister"]
+__all__ = ["Failures", "Held", "run_loader", "calls", "new_ctx"]
 
 #: The status the callback returns when even recording the exception failed
 #: (out of memory); such a failure has no exception to re-raise.
@@ -46,85 +50,108 @@ UNRECORDED = -1
 _MAX_TOKEN = (1 << 31) - 1
 
 
-class _KeyFailures:
-    """The failures of one key with calls in flight."""
+class _Failure:
+    """A loader's exception, with its traceback as it was when it was recorded."""
 
-    __slots__ = ("in_flight", "recorded", "held", "unsettled")
+    __slots__ = ("exc", "traceback", "__weakref__")
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+        self.traceback = exc.__traceback__
+
+
+class _Link:
+    """A place in a key's chain of failures: the failure recorded there (None
+    while it is the chain's end) and the next place."""
+
+    __slots__ = ("failure", "next")
 
     def __init__(self) -> None:
-        self.in_flight = 0  # calls of get_or_load for the key, now
-        self.recorded = 0  # failures of the key recorded so far
-        # By the failure's number (its ``recorded`` when it came): its token
-        # and how many of the calls that may receive it have yet to end.
-        self.held: Dict[int, List[int]] = {}
-        # The numbers of the failures whose loads the library has not settled
-        # yet, by the ctx of the call that ran the loader.
-        self.unsettled: Dict[int, int] = {}
+        self.failure: Optional[_Failure] = None
+        self.next: Optional[_Link] = None
+
+
+class _Key:
+    """The failures of one key with calls in flight (each of which holds it)."""
+
+    __slots__ = ("end", "unsettled", "__weakref__")
+
+    def __init__(self) -> None:
+        self.end = _Link()  # where the next failure goes
+        # The failures whose loads the library has not settled yet, by the
+        # ctx of the call that ran the loader.
+        self.unsettled: Dict[int, _Failure] = {}
+
+
+#: What :meth:`Failures.enter` gives a call, held for its length: the key's
+#: state, the chain from the call's start, and the unsettled failures then.
+Held = Tuple[_Key, _Link, List[_Failure]]
+
+
+def _live(refs: Dict[Any, "weakref.ref[Any]"]) -> Dict[Any, "weakref.ref[Any]"]:
+    return {name: r for name, r in refs.items() if r() is not None}
 
 
 class Failures:
     """One cache's loader exceptions, by token (see the module docstring)."""
 
-    __slots__ = ("_lock", "_keys", "_by_token", "_next")
+    __slots__ = ("_lock", "_keys", "_by_token", "_next", "_sweep_keys", "_sweep_tokens")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._keys: Dict[bytes, _KeyFailures] = {}
-        self._by_token: Dict[int, Tuple[BaseException, Any]] = {}
+        # Both by weak reference: a key's state lives while a call of the key
+        # holds it, a failure while a call that may receive it does. Plain
+        # references without callbacks (a WeakValueDictionary's is Python
+        # code, run wherever the last holder lets go: an interrupt there was
+        # "ignored", lost); the dead ones are swept out as the tables grow.
+        self._keys: Dict[bytes, "weakref.ref[_Key]"] = {}
+        self._by_token: Dict[int, "weakref.ref[_Failure]"] = {}
         self._next = 0
+        self._sweep_keys = self._sweep_tokens = 64
 
-    def enter(self, key: bytes) -> Tuple[int, List[int]]:
-        """A call of get_or_load for ``key`` starts; returns what it passes
-        to :meth:`leave`: the failures recorded so far, and those it may
-        still receive of them (not settled yet)."""
+    def enter(self, key: bytes) -> Held:
+        """A call of get_or_load for ``key`` starts; it holds what this returns
+        until it ends (and lets go of it by dropping it). The library call of
+        the call's ctx, once it returns, settles the call's own load:
+        ``held[0].unsettled.pop(ctx, None)``."""
         with self._lock:
-            k = self._keys.get(key)
+            r = self._keys.get(key)
+            k = None if r is None else r()
             if k is None:
-                k = self._keys[key] = _KeyFailures()
-            k.in_flight += 1
-            joined = list(k.unsettled.values())
-            for number in joined:
-                k.held[number][1] += 1
-            return k.recorded, joined
-
-    def leave(self, key: bytes, entered: Tuple[int, List[int]]) -> None:
-        """A call for ``key`` that :meth:`enter` gave ``entered`` is over (it
-        has read its token, if it got one)."""
-        since, joined = entered
-        with self._lock:
-            k = self._keys[key]
-            k.in_flight -= 1
-            for number in joined + [n for n in k.held if n >= since]:
-                held = k.held[number]
-                held[1] -= 1
-                if held[1] == 0:
-                    del k.held[number]
-                    del self._by_token[held[0]]
-            if k.in_flight == 0:
-                del self._keys[key]
-
-    def settled(self, key: bytes, ctx: int) -> None:
-        """The library call of ``ctx`` (a call for ``key``, in flight) has
-        returned: a failure its loader recorded can have no new waiters."""
-        with self._lock:
-            self._keys[key].unsettled.pop(ctx, None)
+                if len(self._keys) >= self._sweep_keys:
+                    self._keys = _live(self._keys)
+                    self._sweep_keys = max(64, 2 * len(self._keys))
+                k = _Key()
+                self._keys[key] = weakref.ref(k)
+            return k, k.end, list(k.unsettled.values())
 
     def record(self, key: bytes, exc: BaseException, ctx: int) -> int:
         """Keep ``exc``, raised by the loader of ``key`` that the call of
         ``ctx`` (in flight) runs, with its traceback as it is now; return its
         token (> 0)."""
+        failure = _Failure(exc)
+        end = _Link()
         with self._lock:
+            k = self._keys[key]()  # alive: the call of ctx holds it
+            assert k is not None
+            if len(self._by_token) >= self._sweep_tokens:
+                self._by_token = _live(self._by_token)
+                self._sweep_tokens = max(64, 2 * len(self._by_token))
             token = self._next
             while True:
                 token = token % _MAX_TOKEN + 1
-                if token not in self._by_token:
+                r = self._by_token.get(token)
+                if r is None or r() is None:
                     break
             self._next = token
-            self._by_token[token] = (exc, exc.__traceback__)
-            k = self._keys[key]
-            k.held[k.recorded] = [token, k.in_flight]
-            k.unsettled[ctx] = k.recorded
-            k.recorded += 1
+            # No call between these stores (so no place for an interrupt):
+            # the chain is never left half linked.
+            link = k.end
+            link.failure = failure
+            link.next = end
+            k.end = end
+            k.unsettled[ctx] = failure
+            self._by_token[token] = weakref.ref(failure)
             return token
 
     def get(self, token: int) -> Optional[BaseException]:
@@ -132,35 +159,32 @@ class Failures:
         had when the loader raised it (so that each caller's raise adds only
         its own frames to it, not every earlier caller's)."""
         with self._lock:
-            kept = self._by_token.get(token)
+            r = self._by_token.get(token)
+        kept = None if r is None else r()
         if kept is None:
             return None
-        exc, traceback = kept
-        return exc.with_traceback(traceback)
+        return kept.exc.with_traceback(kept.traceback)
 
     def __len__(self) -> int:
+        """How many exceptions are kept now."""
         with self._lock:
-            return len(self._by_token)
+            refs = list(self._by_token.values())
+        return sum(1 for r in refs if r() is not None)
 
 
 # The loads running now, by the ctx value passed to the library: (the loader,
 # the key as passed to C, the cache's Failures, the cache's handle). A call
-# registers its loader before it calls the library and removes it after, so
-# the callback, which runs during that call on the same thread, always finds it.
-_calls: Dict[int, Tuple[Callable[[], Any], bytes, Failures, int]] = {}
+# registers its loader (``calls[ctx] = ...``, one store) before it calls the
+# library and removes it after (``calls.pop(ctx, None)``, first in a
+# ``finally``: see mapcache._shutdown), so the callback, which runs during
+# that call on the same thread, always finds it.
+calls: Dict[int, Tuple[Callable[[], Any], bytes, Failures, int]] = {}
 _ids = itertools.count(1)
 
 
-def register(loader: Callable[[], Any], key: bytes, failures: Failures, handle: int) -> int:
-    """Register a call's loader on the cache ``handle`` (its int value); return
-    its ctx value."""
-    ctx = next(_ids)
-    _calls[ctx] = (loader, key, failures, handle)
-    return ctx
-
-
-def unregister(ctx: int) -> None:
-    _calls.pop(ctx, None)
+def new_ctx() -> int:
+    """A fresh ctx value for one call (registers nothing)."""
+    return next(_ids)
 
 
 #: Tests only: called at the loader callback's entry, before its ``try``, where
@@ -173,25 +197,34 @@ def _run(ctx: Optional[int], key: Optional[int], key_len: int, result: Optional[
     """The ``mapcache_loader_fn`` (called by the library, with the GIL taken by ctypes)."""
     if _entry_hook is not None:
         _entry_hook()
-    call = _calls.get(ctx or 0)
-    if call is None:  # cannot happen: the call registered it (see register)
-        return UNRECORDED
-    loader, k, failures, handle = call
+    # The ``try`` comes first: from here on every exception, a Ctrl-C's
+    # included, is the loader's outcome. Only the function's entry (a check
+    # point for pending signals) lies before it: see mapcache._swallowed.
+    failures = None
     try:
+        loader, k, failures, handle = calls[ctx or 0]  # cannot fail: the call registered it
         if not _shutdown.callbacks_allowed():  # exiting: end the call soon (see _shutdown)
             raise RuntimeError(_shutdown.SHUTTING_DOWN)
         # Marked for close(), which must not free the cache under its load.
-        with InCall(handle, "a get_or_load loader"):
+        mark = _in_call.token()
+        try:
+            _in_call.marks[mark] = (handle, "a get_or_load loader")
             value = loader()
+        finally:
+            _in_call.marks.pop(mark, None)
         value = as_bytes(value, "a loader must return a bytes-like value")
         st = _lib.lib.mapcache_load_result_set(result, value, len(value))
         if st:
             raise error_for_status(st)
         return 0
     except BaseException as exc:  # every exception reaches the caller and the waiters
+        if failures is None:  # not even registered: the caller raises it
+            _swallowed.keep(exc)
+            return UNRECORDED
         try:
             return failures.record(k, exc, ctx or 0)
-        except BaseException:
+        except BaseException as lost:  # out of memory, or an interrupt here
+            _swallowed.keep(lost)
             return UNRECORDED
 
 

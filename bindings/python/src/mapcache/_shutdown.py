@@ -28,11 +28,13 @@ runs the handler, which finalization never stops, goes on as before.
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import threading
-from typing import Optional
+import time
+from typing import Optional, Set, Tuple
 
-__all__ = ["GRACE", "enter", "leave", "callbacks_allowed", "SHUTTING_DOWN"]
+__all__ = ["GRACE", "token", "enter", "leave", "callbacks_allowed", "SHUTTING_DOWN"]
 
 #: The longest the exit handler waits for the calls in flight (seconds). A
 #: loader still running after it may abort the process when it retakes the GIL.
@@ -41,77 +43,116 @@ GRACE = 30.0
 #: The message of the RuntimeError a loader fails with once the handler runs.
 SHUTTING_DOWN = "the interpreter is shutting down: the loader was not run"
 
-_cond = threading.Condition(threading.Lock())
-_in_flight = 0  # calls that may run a callback, on any thread
+# Interrupt safety (a Ctrl-C's KeyboardInterrupt, or any asynchronous
+# exception). CPython raises it in the main thread where the eval loop checks
+# for pending signals: since 3.10 only at a function's entry, right after a
+# call returns, and on a loop's back edge, never between two bytecodes of
+# which neither is a call. This module once counted the calls in a
+# threading.Condition, and an interrupt that landed inside its Python-level
+# __enter__/__exit__ (or between enter() and the caller's ``try``) left the
+# lock held for good: every later call on every thread, and the exit handler,
+# blocked on it. So there is no lock here at all, and each call's presence is
+# one element of a set, changed only by single C calls (set.add,
+# set.discard), which either happen entirely or not at all:
+#
+#     tok = token()             # nothing registered yet
+#     try:
+#         enter(tok)            # its first statement registers tok
+#         ... the library call ...
+#     finally:
+#         leave(tok)            # set.discard: the finally's first call
+#
+# An interrupt before enter's add leaves nothing to undo (the discard is a
+# no-op); one after it is inside the ``try``; and the finally reaches the
+# discard without passing a check point (entering a handler, loading a
+# global or an attribute are not ones), so the discard runs whatever lands
+# afterwards. ``leave`` is the bound C method itself, not a Python function,
+# whose entry would be a check point before the discard. (CPython 3.9 checks
+# before nearly every bytecode, so there an interrupt can still land between
+# the ``try`` ending and the discard; 3.9 is past its end of life.)
+#
+# Without a lock, the exit handler and a starting call order themselves like
+# this: a call adds its token, then reads _closing; the handler sets
+# _closing, then reads the set. With the GIL each of those is one atomic
+# step, so a call that read _closing as False had added its token before the
+# handler looked, and is waited for.
+
+#: The calls in flight that may run a callback, on any thread: (the thread's
+#: ident, a number unique to the call).
+_in_flight: Set[Tuple[int, int]] = set()
+_numbers = itertools.count(1)
 _closing = False
 _finalizer: Optional[int] = None  # the thread that runs the exit handler
 
-
-class _Local(threading.local):
-    def __init__(self) -> None:
-        self.in_flight = 0  # this thread's share of _in_flight
-
-
-_local = _Local()
+#: The call ``tok`` (from :func:`token`) has returned (idempotent; a C method:
+#: see above).
+leave = _in_flight.discard
 
 
-def _exempt() -> bool:
-    return not _closing or threading.get_ident() == _finalizer
+def token() -> Tuple[int, int]:
+    """A fresh token for one call of this thread (registers nothing)."""
+    return (threading.get_ident(), next(_numbers))
 
 
-def enter() -> None:
-    """A library call that may run a Python callback starts on this thread."""
-    global _in_flight
-    with _cond:
-        # A call nested in this thread's call in flight goes on (its callbacks
-        # are refused): parking it would hold up the outer call.
-        if _exempt() or _local.in_flight:
-            _in_flight += 1
-            _local.in_flight += 1
-            return
-    # Exiting, and this is not the exiting thread: a daemon thread that
-    # finalization will stop. Park it where it holds no GIL and no library
-    # frame (it never returns).
-    threading.Event().wait()
+def _nested(tok: Tuple[int, int]) -> bool:
+    """Whether this thread has another call in flight (``tok``'s is nested in it)."""
+    me = tok[0]
+    return any(t[0] == me and t != tok for t in list(_in_flight))
 
 
-def leave() -> None:
-    """The call :func:`enter` counted has returned."""
-    global _in_flight
-    with _cond:
-        _in_flight -= 1
-        _local.in_flight -= 1
-        if _closing:
-            _cond.notify_all()
+def enter(tok: Tuple[int, int]) -> None:
+    """A library call that may run a Python callback starts on this thread;
+    call it first thing inside the ``try`` whose ``finally`` calls
+    ``leave(tok)``."""
+    _in_flight.add(tok)  # first, so that the exit handler sees it (see above)
+    if _closing and tok[0] != _finalizer and not _nested(tok):
+        # Exiting, and this is not the exiting thread: a daemon thread that
+        # finalization will stop. Park it where it holds no GIL and no library
+        # frame (it never returns). A call nested in this thread's call in
+        # flight goes on (its callbacks are refused): parking it would hold up
+        # the outer call.
+        _in_flight.discard(tok)
+        threading.Event().wait()
 
 
 def callbacks_allowed() -> bool:
     """Whether a callback that runs now may call the host's code (called from
     the callback, with the GIL)."""
-    return _exempt()
+    return not _closing or threading.get_ident() == _finalizer
+
+
+def _others_in_flight(me: Optional[int]) -> bool:
+    return any(t[0] != me for t in list(_in_flight))
 
 
 def _quiesce() -> None:
     global _closing, _finalizer
-    with _cond:
-        _closing = True
-        _finalizer = threading.get_ident()
-        # The waiting releases the GIL, so the calls in flight go on.
-        _cond.wait_for(lambda: _in_flight == _local.in_flight, timeout=GRACE)
+    _finalizer = threading.get_ident()  # before _closing: a call that sees one sees both
+    _closing = True
+    # Polled (no lock or condition for leave() to notify: see above); each
+    # sleep releases the GIL, so the calls in flight go on.
+    deadline = time.monotonic() + GRACE
+    delay = 0.0005
+    while _others_in_flight(_finalizer) and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
 
 
 def _after_fork_in_child() -> None:
-    # Only the forking thread lives on in the child (and another thread may
-    # have held the lock at the fork). It is the thread that will finalize
-    # the child, so once exiting it is the exempt one: a fork by another
-    # thread than the parent's exiting one (a daemon thread's call in flight
-    # during the wait) would otherwise leave the child's only thread with
-    # its callbacks refused and its next call parked for good.
-    global _cond, _in_flight, _finalizer
-    _cond = threading.Condition(threading.Lock())
-    _in_flight = _local.in_flight
+    # Only the forking thread lives on in the child, so the other threads'
+    # calls are not in flight there. It is the thread that will finalize the
+    # child, so once exiting it is the exempt one: a fork by another thread
+    # than the parent's exiting one (a daemon thread's call in flight during
+    # the wait) would otherwise leave the child's only thread with its
+    # callbacks refused and its next call parked for good. (In place: ``leave``
+    # is the set's own method.)
+    global _finalizer
+    me = threading.get_ident()
+    for t in list(_in_flight):
+        if t[0] != me:
+            _in_flight.discard(t)
     if _closing:
-        _finalizer = threading.get_ident()
+        _finalizer = me
 
 
 atexit.register(_quiesce)

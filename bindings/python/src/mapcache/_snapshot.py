@@ -16,10 +16,9 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 from . import _lib, _shutdown, _swallowed
-from ._in_call import InCall
 from ._errors import (
     CorruptSnapshotError,
     InvalidArgumentError,
@@ -28,7 +27,8 @@ from ._errors import (
     snapshot_io_error,
 )
 
-__all__ = ["SaveReport", "LoadReport", "PathLike", "fs_path", "Progress", "error"]
+__all__ = ["SaveReport", "LoadReport", "PathLike", "fs_path", "calls", "new_ctx", "error",
+           "run_progress", "NO_PROGRESS"]
 
 #: A path: ``str``, ``bytes`` or an ``os.PathLike`` of either.
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
@@ -112,10 +112,16 @@ def error(st: int, path: Any, corrupt_offset: int = 0, os_errno: int = 0) -> Map
 
 # The saves running now, by the ctx value passed to the library: (the
 # callable, the list its exception goes to). Registered before the call and
-# removed after it, so the callback, which runs during that call on its
-# thread, always finds it.
-_calls: Dict[int, Any] = {}
+# removed after it (one store, and ``calls.pop(ctx, None)`` first in a
+# ``finally``: see mapcache._shutdown), so the callback, which runs during
+# that call on its thread, always finds it.
+calls: Dict[int, Any] = {}
 _ids = itertools.count(1)
+
+
+def new_ctx() -> int:
+    """A fresh ctx value for one save (registers nothing)."""
+    return next(_ids)
 
 
 #: Tests only: called at the progress callback's entry, before its ``try``
@@ -128,63 +134,22 @@ def _run(ctx: Optional[int], bytes_written: int) -> None:
     """The ``mapcache_progress_fn`` (called by the library, with the GIL taken by ctypes)."""
     if _entry_hook is not None:
         _entry_hook()
-    call = _calls.get(ctx or 0)
-    if call is None or call[1]:  # none registered (cannot happen), or it raised already
-        return
-    if not _shutdown.callbacks_allowed():  # exiting: let the save end soon (see _shutdown)
-        return
-    try:
+    call = None
+    try:  # first: see _load._run
+        call = calls.get(ctx or 0)
+        if call is None or call[1]:  # none registered (cannot happen), or it raised already
+            return
+        if not _shutdown.callbacks_allowed():  # exiting: let the save end soon (see _shutdown)
+            return
         call[0](bytes_written)
     except BaseException as exc:  # raised by the save once it returns
-        call[1].append(exc)
+        if call is None:
+            _swallowed.keep(exc)
+        else:
+            call[1].append(exc)
 
 
 #: The one callback every save with a progress callable goes through.
 run_progress = _lib.PROGRESS_FN(_run)
 #: The NULL callback, for a save without one.
 NO_PROGRESS = _lib.PROGRESS_FN()
-
-
-class Progress:
-    """One save's progress callable, registered for the length of a ``with`` block.
-
-    ``fn`` and ``ctx`` are what to pass to ``mapcache_save``; ``raised`` is
-    the exception the callable raised, if it did. The block also marks
-    ``handle`` as being saved by this thread (see :mod:`mapcache._in_call`).
-    """
-
-    __slots__ = ("fn", "ctx", "_in_call", "_raised")
-
-    def __init__(self, callable_: Optional[Callable[[int], Any]], handle: int) -> None:
-        if callable_ is not None and not callable(callable_):
-            raise TypeError(f"progress must be callable or None, not {type(callable_).__name__}")
-        self._in_call = InCall(handle, "the progress callback of a save")
-        self._raised: List[BaseException] = []
-        if callable_ is None:
-            self.fn, self.ctx = NO_PROGRESS, 0
-        else:
-            self.fn, self.ctx = run_progress, next(_ids)
-            _calls[self.ctx] = (callable_, self._raised)
-
-    @property
-    def raised(self) -> Optional[BaseException]:
-        """What the progress callable raised, or what escaped the callback
-        before its body ran (a Ctrl-C's KeyboardInterrupt: see
-        :mod:`mapcache._swallowed`); read once the save has returned."""
-        escaped = _swallowed.take()
-        if escaped is not None and not self._raised:
-            self._raised.append(escaped)
-        return self._raised[0] if self._raised else None
-
-    def __enter__(self) -> "Progress":
-        _swallowed.take()  # nothing left over from an earlier call
-        if self.ctx:
-            _shutdown.enter()  # a progress call must not run once the interpreter is finalizing
-        self._in_call.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._in_call.__exit__()
-        _calls.pop(self.ctx, None)
-        if self.ctx:
-            _shutdown.leave()

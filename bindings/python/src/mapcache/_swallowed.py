@@ -56,13 +56,19 @@ def _chain(previous: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def hook(unraisable: Any) -> None:
         exc = getattr(unraisable, "exc_value", None)
         if exc is not None and _ours(unraisable):
-            if getattr(_local, "exc", None) is None:  # the first one is the cause
-                _local.exc = exc
+            keep(exc)  # the first one is the cause
             return
         previous(unraisable)
 
     hook.__wrapped__ = previous  # type: ignore[attr-defined]
     return hook
+
+
+def keep(exc: BaseException) -> None:
+    """Keep ``exc`` for this thread's call to raise (a callback whose body
+    could not hand it over otherwise), unless one is kept already."""
+    if getattr(_local, "exc", None) is None:
+        _local.exc = exc
 
 
 def take() -> Optional[BaseException]:
