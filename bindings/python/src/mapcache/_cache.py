@@ -562,7 +562,12 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         mode: ``"concurrent"`` (default: any number of threads may read and
             write) or ``"exclusive"`` (the host promises one writer at a time;
             overlapping calls raise :class:`ConcurrentWriteError` or
-            :class:`ConcurrentReadWriteError`).
+            :class:`ConcurrentReadWriteError`). Overlap is judged by the write
+            flag, which a write holds from finding its key to publishing the
+            change (a table grow included); the key and value are copied into
+            the new entry before it is taken, so a write made while another
+            thread is still copying a large value in is not seen, and no
+            error proves nothing.
         misuse_policy: what exclusive mode does on misuse: ``"error"``
             (default, raise) or ``"abort"`` (abort the process, as Go does).
         rehash_engine: ``"auto"``, ``"single"`` or ``"parallel"``.
@@ -924,11 +929,18 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         a ``ttl`` given, None (the library's put with a TTL does not report it).
 
         In a bounded cache (``max_entries``, ``max_bytes``) a new key is not
-        always kept: the eviction policy may refuse it in favour of the entries
-        it would displace (``stats().evictions`` and ``stats().rejections``
-        count it), and ``cache[key]`` right after then raises KeyError. The
-        call still succeeds (False: the key was new): the value was stored,
-        and evicted. ``cache[key] = value`` is this call.
+        always kept. It enters the eviction policy's admission window (the
+        shard's most recent new entries) and stays there at first, so
+        ``cache[key]`` right after finds it; when later writes push it out of
+        the window the policy keeps it or refuses it in favour of the entry it
+        would displace, which ``stats().rejections`` (and ``evictions``)
+        count: a rejection counted during a ``set`` is, as a rule, of an
+        earlier new key. The exception is an entry heavier than the whole
+        window (with ``max_bytes``, a value large next to a shard's byte
+        budget): it meets the policy at once, may be refused, and
+        ``cache[key]`` right after then raises KeyError. Either way the call
+        succeeds (False: the key was new): the value was stored, and perhaps
+        evicted. ``cache[key] = value`` is this call.
         """
         if key.__class__ is not bytes:
             key = _key(key)
@@ -1116,7 +1128,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         replaced: a ``path`` that names a directory, a device, a FIFO or a
         socket raises :class:`SnapshotIOError` before anything is written, and
         a symbolic link is followed (the file it leads to is replaced; one that
-        leads to no file is refused).
+        leads to no file is refused). The new file gets the permission bits of
+        the file it replaces (a snapshot kept ``0o600`` stays so), and its
+        owner and group where the process may set them, else the saver's.
 
         Consistency: other threads keep reading and writing during a save
         (each shard is locked only while its entries' pointers are copied,
@@ -1304,7 +1318,8 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
 
         Thread-safety: any thread, concurrently with any other call on the
         cache; the records are stored in chunks of a few thousand per shard,
-        so other writers wait at most that long. The GIL is released during
+        and between chunks a writer waiting for the shard goes first, so it
+        waits about one chunk, not the whole load. The GIL is released during
         the load. In ``mode="exclusive"`` the load is one write: it raises
         :class:`ConcurrentWriteError` if another thread is writing, before
         changing anything.

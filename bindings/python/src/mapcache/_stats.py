@@ -34,7 +34,9 @@ class Stats:
         evictions: entries removed by the eviction policy to keep a bounded
             cache within its bounds (``rejections`` included).
         rejections: of the evictions, new entries the policy refused to keep
-            in favour of the entry they would have displaced.
+            in favour of the entry they would have displaced, decided as they
+            leave the admission window, as a rule at a later write than their
+            own (see :meth:`~mapcache.Cache.set`).
         expirations: expired entries removed (on access, by the sweep, or
             replaced by a write).
         load_successes: loads of :meth:`~mapcache.Cache.get_or_load` whose
