@@ -236,7 +236,7 @@ impl Map {
     pub(crate) fn lock_for_write<'a>(&'a self, shard: &'a Shard) -> Result<FlagGuard<'a>> {
         let me = thread_id::current();
         match self.mode {
-            Mode::Concurrent => Ok(shard.flag.lock(me)),
+            Mode::Concurrent => Ok(shard.lock_flag(me)),
             Mode::Exclusive => self
                 .exclusive_flag
                 .try_lock(me)

@@ -32,7 +32,7 @@ use crate::error::Result;
 use crate::hash::KeyHash;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::epoch;
-use crate::sync::write_flag::{FlagGuard, WriteFlag};
+use crate::sync::write_flag::{FlagGuard, Waiters, WriteFlag};
 use crate::table::bucket::Bucket;
 use crate::table::entry::{self, Entry, OwnedEntry, Pending};
 use crate::table::reclaim::{Garbage, ShardMemory};
@@ -106,6 +106,11 @@ pub(crate) struct Shard {
     expiring: AtomicUsize,
     /// The chain the expiry sweep visits next. Written only under the flag.
     sweep_hand: AtomicUsize,
+    /// Starts the waiters' line pair (the write half is full).
+    _waiters_split: HalfSplit,
+    /// Writers waiting for `flag` (`Shard::lock_flag`), whom a live snapshot
+    /// load lets in between its chunks. Written only by writers that wait.
+    pub(crate) waiters: Waiters,
 }
 
 // SAFETY: every field but `retiring` is Sync; `retiring` is touched only by the
@@ -219,7 +224,17 @@ impl Shard {
             garbage_limit: std::sync::atomic::AtomicUsize::new(GARBAGE_FLOOR),
             retiring: UnsafeCell::new(RetireBatch::default()),
             counters: ShardCounters::default(),
+            _waiters_split: HalfSplit,
+            waiters: Waiters::new(),
         })
+    }
+
+    /// Takes this shard's write flag for `me` (concurrent mode), counted among
+    /// its waiters while it waits, so that a live snapshot load lets it in
+    /// between chunks.
+    #[inline]
+    pub(crate) fn lock_flag(&self, me: crate::sync::thread_id::ThreadId) -> FlagGuard<'_> {
+        self.flag.lock_counted(me, &self.waiters)
     }
 
     /// Adds `delta` bytes to the live count (writer only).
@@ -1039,8 +1054,11 @@ mod tests {
         let base = &shard as *const Shard as usize;
         let flag = &shard.flag as *const _ as usize;
         let table = &shard.table as *const _ as usize;
+        let waiters = &shard.waiters as *const _ as usize;
         assert_eq!(flag - base, 128);
         assert_eq!(table - base, 0);
-        assert_eq!(std::mem::size_of::<Shard>(), 256);
+        // The write half fills its line pair; the waiters have one of their own.
+        assert_eq!(waiters - base, 256);
+        assert_eq!(std::mem::size_of::<Shard>(), 384);
     }
 }

@@ -509,9 +509,11 @@ fn apply_shard(
     for part in order.chunks(chunk) {
         // Between chunks, a writer waiting for the shard goes first (the
         // flag is not fair: taken back at once, it would wait the whole load).
-        let own = held
-            .is_none()
-            .then(|| shard.flag.lock_after_waiters(thread_id::current()));
+        let own = held.is_none().then(|| {
+            shard
+                .flag
+                .lock_after_waiters(thread_id::current(), &shard.waiters)
+        });
         let flag = held.or(own.as_ref()).expect("one of the two");
         apply_part(
             map,

@@ -16,7 +16,13 @@
 //! write holds it once, so that does not matter; a bulk job that takes it
 //! chunk after chunk (a live snapshot load) would hold off the shard's other
 //! writers for the whole job. Such a job takes it with
-//! [`WriteFlag::lock_after_waiters`], which first lets a waiting writer in.
+//! [`WriteFlag::lock_after_waiters`], which first lets a waiting writer in:
+//! writers that may wait behind such a job take the flag with
+//! [`WriteFlag::lock_counted`], which counts them in a [`Waiters`] while they
+//! wait. The count is kept apart from the flag's word, so that the word stays
+//! alone where its owner keeps it (a shard's write half is one 128-byte line
+//! pair, full; its waiters live on a line of their own, touched only by
+//! writers that wait).
 //!
 //! Either way the flag really excludes other writers, so memory safety never
 //! depends on whether a misuse was detected or reported.
@@ -44,17 +50,24 @@ const HANDOFF_YIELDS: u32 = 2;
 pub(crate) struct WriteFlag {
     /// `0` when free, else `WRITING | owner_id << 1`.
     word: AtomicU64,
-    /// Threads waiting in [`WriteFlag::lock`]'s slow path: whom
-    /// [`WriteFlag::lock_after_waiters`] lets in first. A hint (Relaxed): it
-    /// orders nothing; the word alone says who holds the flag.
-    waiting: AtomicU32,
+}
+
+/// The threads waiting for one [`WriteFlag`] in [`WriteFlag::lock_counted`]:
+/// whom [`WriteFlag::lock_after_waiters`] lets in first. A hint (Relaxed): it
+/// orders nothing; the flag's word alone says who holds the flag.
+#[derive(Debug)]
+pub(crate) struct Waiters(AtomicU32);
+
+impl Waiters {
+    pub(crate) fn new() -> Waiters {
+        Waiters(AtomicU32::new(0))
+    }
 }
 
 impl WriteFlag {
     pub(crate) fn new() -> WriteFlag {
         WriteFlag {
             word: AtomicU64::new(0),
-            waiting: AtomicU32::new(0),
         }
     }
 
@@ -83,15 +96,34 @@ impl WriteFlag {
         self.lock_slow(me)
     }
 
+    /// As [`WriteFlag::lock`], counted in `waiters` while it waits, so that a
+    /// bulk job holding the flag chunk after chunk lets it in.
+    #[inline]
+    pub(crate) fn lock_counted(&self, me: ThreadId, waiters: &Waiters) -> FlagGuard<'_> {
+        if let Ok(guard) = self.try_lock(me) {
+            return guard;
+        }
+        self.lock_counted_slow(me, waiters)
+    }
+
+    #[cold]
+    fn lock_counted_slow(&self, me: ThreadId, waiters: &Waiters) -> FlagGuard<'_> {
+        waiters.0.fetch_add(1, Ordering::Relaxed);
+        let guard = self.lock_slow(me);
+        waiters.0.fetch_sub(1, Ordering::Relaxed);
+        guard
+    }
+
     /// Takes the flag for `me` as a bulk job does before each of its chunks:
-    /// when writers are waiting for it, first waits (yielding, at most
+    /// when writers are waiting for it (`waiters`, the count their
+    /// [`WriteFlag::lock_counted`] keeps), first waits (yielding, at most
     /// [`HANDOFF_YIELDS`] time slices) until one of them has taken it or none
     /// waits any more, then waits for the flag as [`WriteFlag::lock`] does. So
     /// a job that drops the flag between chunks lets a waiting writer have it
     /// there, and that writer waits about one chunk, not the whole job.
-    pub(crate) fn lock_after_waiters(&self, me: ThreadId) -> FlagGuard<'_> {
+    pub(crate) fn lock_after_waiters(&self, me: ThreadId, waiters: &Waiters) -> FlagGuard<'_> {
         let mut yields = 0;
-        while self.waiting.load(Ordering::Relaxed) > 0
+        while waiters.0.load(Ordering::Relaxed) > 0
             && self.word.load(Ordering::Relaxed) == 0
             && yields < HANDOFF_YIELDS
         {
@@ -103,13 +135,6 @@ impl WriteFlag {
 
     #[cold]
     fn lock_slow(&self, me: ThreadId) -> FlagGuard<'_> {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        let guard = self.wait_for(me);
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        guard
-    }
-
-    fn wait_for(&self, me: ThreadId) -> FlagGuard<'_> {
         let mut spins = 0u32;
         loop {
             // Wait on a plain load so that waiting writers do not keep stealing the
@@ -162,30 +187,30 @@ mod loom_tests {
     use loom::sync::Arc;
 
     /// A bulk job taking the flag twice with `lock_after_waiters` (two chunks)
-    /// against a writer taking it with `lock`: they never hold it together
+    /// against a writer taking it with `lock_counted`: they never hold it together
     /// (loom's cell reports a concurrent write), nobody waits for ever (loom
     /// reports a deadlock), and the count of waiters is back to zero.
     #[test]
     fn a_bulk_job_and_a_writer_exclude_each_other_and_the_waiters_count_returns_to_zero() {
         loom::model(|| {
-            let shared = Arc::new((WriteFlag::new(), UnsafeCell::new(0u32)));
+            let shared = Arc::new((WriteFlag::new(), UnsafeCell::new(0u32), Waiters::new()));
             let writer = {
                 let shared = shared.clone();
                 loom::thread::spawn(move || {
-                    let _held = shared.0.lock(thread_id::current());
+                    let _held = shared.0.lock_counted(thread_id::current(), &shared.2);
                     // SAFETY: the flag is held: no other access to the cell.
                     shared.1.with_mut(|n| unsafe { *n += 1 });
                 })
             };
             for _ in 0..2 {
-                let _held = shared.0.lock_after_waiters(thread_id::current());
+                let _held = shared.0.lock_after_waiters(thread_id::current(), &shared.2);
                 // SAFETY: as above.
                 shared.1.with_mut(|n| unsafe { *n += 10 });
             }
             writer.join().unwrap();
             // SAFETY: every other thread has finished.
             assert_eq!(shared.1.with(|n| unsafe { *n }), 21);
-            assert_eq!(shared.0.waiting.load(Ordering::Relaxed), 0);
+            assert_eq!(shared.2 .0.load(Ordering::Relaxed), 0);
             assert_eq!(shared.0.holder(), None);
         });
     }
