@@ -128,8 +128,9 @@
  * a detected overlap is reported as `MAPCACHE_E_CONCURRENT_WRITE` (or
  * `MAPCACHE_E_CONCURRENT_READ_WRITE`) instead of being waited out. Overlap is
  * judged by the write flag, which a write holds from finding its key to
- * publishing the change (a table grow included); the key and value are
- * copied into the new entry before it is taken. Two writes whose flag windows
+ * publishing the change (a table grow included); the key and value of an
+ * entry over 256 bytes are copied into it before the flag is taken (smaller
+ * ones under it). Two writes whose flag windows
  * overlap always collide; a write made while another is still copying a large
  * value in is not seen, so two threads racing on large values usually go
  * unreported: the absence of a report proves nothing.
@@ -1122,9 +1123,10 @@ mapcache_status mapcache_get_with(mapcache_t *cache,
  * refusal is what `mapcache_stats`' `rejections` (and `evictions`) count. So
  * a rejection counted during a put is, as a rule, of an earlier new key, not
  * of the one just put. The exception is an entry heavier than the whole
- * window (in a `max_bytes` cache, a value large next to the shard's byte
- * budget): it meets the policy at once, may be refused, and a lookup right
- * after the put then misses. Either way the put returns `MAPCACHE_OK` (with
+ * window: it meets the policy at once, may be refused, and a lookup right
+ * after the put then misses. The window starts at 1% of the shard's share of
+ * the bounds and adapts to the workload, down to almost nothing, so in a
+ * `max_bytes` cache ordinary entries can be such an exception. Either way the put returns `MAPCACHE_OK` (with
  * `*out_replaced` false): the value was stored, and perhaps evicted.
  *
  * Ownership: the library copies key and value; the caller keeps its buffers.
@@ -1614,8 +1616,9 @@ mapcache_status mapcache_save(mapcache_t *cache,
  * under the load cannot make it use unchecked bytes. Records whose wall-clock
  * expiry has passed are left out. The cache is sized for the snapshot up
  * front (`cfg->initial_capacity` is raised to the file's record count, or to
- * what the file's bytes on the device can hold where that is less: the holes
- * of a sparse file hold nothing). A
+ * what the file's bytes on the device, or its first 64 MiB if more, can hold
+ * where that is less: the holes of a sparse file hold nothing; past that the
+ * tables grow as the records come). A
  * bounded cache smaller than the snapshot keeps what its eviction policy
  * keeps as the records arrive in file order. What remains: a process that
  * ignores the advisory lock and truncates the file during the load makes the
@@ -2022,7 +2025,8 @@ const char *mapcache_version(void);
  * variables (such as `CUDA_VISIBLE_DEVICES`), read by the driver as it starts.
  * Without this call the load happens in `mapcache_new` under
  * `MAPCACHE_GPU_FORCE`, else at the first rebuild of a table at or over the
- * threshold, on the thread of the write that grew it. C's `getenv` is not safe
+ * threshold, on the thread of the write (or of the snapshot load's workers)
+ * that grew it. C's `getenv` is not safe
  * against a concurrent `setenv`, so a host that changes its environment while
  * other threads run (`setenv`, Go's `os.Setenv`, Python's `os.environ[...] =`)
  * should call this once at start-up, before it does.

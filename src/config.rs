@@ -40,7 +40,8 @@ pub enum Mode {
     ///
     /// Overlap is judged by the write flag, which a write holds from finding
     /// its key to publishing the change (a table grow included); the key and
-    /// value are copied into the new entry before it is taken. Two writes
+    /// value of an entry over 256 bytes are copied into it before the flag is
+    /// taken (smaller ones, from the shard's slab, under it). Two writes
     /// whose flag windows overlap always collide; a write made while another
     /// is still copying a large value in is not seen, so two threads racing
     /// on large values usually go unreported. No report proves nothing.

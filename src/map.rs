@@ -620,8 +620,9 @@ impl Map {
     /// window the policy keeps it or refuses it in favour of the entry it would
     /// displace, which [`Map::stats`]' `rejections` (and `evictions`) count:
     /// a rejection counted during an insert is, as a rule, of an earlier new
-    /// key. The exception is an entry heavier than the whole window (with
-    /// `max_bytes`, a value large next to the shard's byte budget): it meets
+    /// key. The exception is an entry heavier than the whole window (which
+    /// starts at 1% of the shard's share of the bounds and adapts, down to
+    /// almost nothing: with `max_bytes`, ordinary entries can be): it meets
     /// the policy at once, may be refused, and a `get` right after then
     /// misses. Either way the insert returns `Ok(false)`: the value was stored,
     /// and perhaps evicted.
@@ -839,7 +840,7 @@ impl Map {
             }
             Mode::Concurrent => {
                 for shard in self.shards.iter() {
-                    let held = shard.flag.lock(thread_id::current());
+                    let held = shard.lock_flag(thread_id::current());
                     let guard = epoch::pin();
                     // SAFETY: in concurrent mode the shard's own flag serialises
                     // its writers.

@@ -540,7 +540,9 @@ func closedErr(op string) error {
 // rule an earlier new key, not this one. The exception is an entry heavier
 // than the whole window, in a cache with MaxBytes: a value that is large next
 // to its shard's share of MaxBytes (the window starts at 1% of that share and
-// adapts). Such an entry meets the policy at once and may be refused, and a
+// adapts to the workload, down to almost nothing, so ordinary entries can be
+// such an exception). Such an entry meets the policy at once and may be
+// refused, and a
 // Get right after then misses. Either way Set returns nil: the value was
 // stored, and perhaps evicted.
 func (c *Cache) Set(key, value []byte) error {

@@ -24,8 +24,9 @@ pub const MAPCACHE_MODE_CONCURRENT: u32 = 0;
 /// a detected overlap is reported as `MAPCACHE_E_CONCURRENT_WRITE` (or
 /// `MAPCACHE_E_CONCURRENT_READ_WRITE`) instead of being waited out. Overlap is
 /// judged by the write flag, which a write holds from finding its key to
-/// publishing the change (a table grow included); the key and value are
-/// copied into the new entry before it is taken. Two writes whose flag windows
+/// publishing the change (a table grow included); the key and value of an
+/// entry over 256 bytes are copied into it before the flag is taken (smaller
+/// ones under it). Two writes whose flag windows
 /// overlap always collide; a write made while another is still copying a large
 /// value in is not seen, so two threads racing on large values usually go
 /// unreported: the absence of a report proves nothing.

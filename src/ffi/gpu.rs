@@ -80,7 +80,8 @@ fn of(status: &GpuStatus, struct_size: usize) -> mapcache_gpu_info {
 /// variables (such as `CUDA_VISIBLE_DEVICES`), read by the driver as it starts.
 /// Without this call the load happens in `mapcache_new` under
 /// `MAPCACHE_GPU_FORCE`, else at the first rebuild of a table at or over the
-/// threshold, on the thread of the write that grew it. C's `getenv` is not safe
+/// threshold, on the thread of the write (or of the snapshot load's workers)
+/// that grew it. C's `getenv` is not safe
 /// against a concurrent `setenv`, so a host that changes its environment while
 /// other threads run (`setenv`, Go's `os.Setenv`, Python's `os.environ[...] =`)
 /// should call this once at start-up, before it does.

@@ -433,9 +433,10 @@ pub unsafe extern "C" fn mapcache_get_with(
 /// refusal is what `mapcache_stats`' `rejections` (and `evictions`) count. So
 /// a rejection counted during a put is, as a rule, of an earlier new key, not
 /// of the one just put. The exception is an entry heavier than the whole
-/// window (in a `max_bytes` cache, a value large next to the shard's byte
-/// budget): it meets the policy at once, may be refused, and a lookup right
-/// after the put then misses. Either way the put returns `MAPCACHE_OK` (with
+/// window: it meets the policy at once, may be refused, and a lookup right
+/// after the put then misses. The window starts at 1% of the shard's share of
+/// the bounds and adapts to the workload, down to almost nothing, so in a
+/// `max_bytes` cache ordinary entries can be such an exception. Either way the put returns `MAPCACHE_OK` (with
 /// `*out_replaced` false): the value was stored, and perhaps evicted.
 ///
 /// Ownership: the library copies key and value; the caller keeps its buffers.

@@ -234,8 +234,9 @@ pub unsafe extern "C" fn mapcache_save(
 /// under the load cannot make it use unchecked bytes. Records whose wall-clock
 /// expiry has passed are left out. The cache is sized for the snapshot up
 /// front (`cfg->initial_capacity` is raised to the file's record count, or to
-/// what the file's bytes on the device can hold where that is less: the holes
-/// of a sparse file hold nothing). A
+/// what the file's bytes on the device, or its first 64 MiB if more, can hold
+/// where that is less: the holes of a sparse file hold nothing; past that the
+/// tables grow as the records come). A
 /// bounded cache smaller than the snapshot keeps what its eviction policy
 /// keeps as the records arrive in file order. What remains: a process that
 /// ignores the advisory lock and truncates the file during the load makes the

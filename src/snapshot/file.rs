@@ -102,8 +102,10 @@ impl Mapped {
     /// of a sparse file read as zeros but occupy nothing, so this, not the
     /// length, bounds what a load may allocate before the payloads are
     /// verified (a few KiB on disk cannot hold a billion records). A
-    /// filesystem that compresses may report less than the data, which only
-    /// makes such sizing smaller: the tables then grow as the records come.
+    /// filesystem may report less than the data (compressed; ZFS until its
+    /// transaction commits; a small file stored inline, 0), which only makes
+    /// such sizing smaller, and `Map::load` sizes for at least the first 64
+    /// MiB: the tables then grow as the records come.
     pub(crate) fn stored_bytes(&self) -> u64 {
         self.stored
     }

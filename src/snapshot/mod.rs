@@ -55,6 +55,10 @@ pub struct LoadReport {
     pub bytes: u64,
 }
 
+/// The file bytes a load presizes for even where the device counts fewer
+/// (see `Map::load_with_report`).
+const PRESIZE_FLOOR: u64 = 64 << 20;
+
 impl Map {
     /// Saves the map to a snapshot file at `path`, replacing any file there
     /// atomically: the records go to a temporary file in the same directory,
@@ -152,10 +156,15 @@ impl Map {
         let file = file::Mapped::open(path.as_ref())?;
         let survey = load::survey(&file)?;
         // Presized for the records the file claims (its payloads unverified
-        // yet), but no more than its bytes on the device can hold: a sparse
-        // file of a few KiB that claims 2^28 records would otherwise commit
-        // gigabytes of tables before its first payload fails its checksum.
-        let storable = file.stored_bytes() / format::RECORD_HEADER_LEN as u64;
+        // yet), but no more than its bytes on the device can hold, or its
+        // first 64 MiB where that is more: a sparse file of a few KiB that
+        // claims 2^28 records would otherwise commit gigabytes of tables before
+        // its first payload fails its checksum. (The floor is for a file whose
+        // blocks the device does not count yet, or at all: ZFS until its
+        // transaction commits, a small file stored inline. Past it, the tables
+        // grow as the records come.)
+        let counted = file.stored_bytes().max(file.len().min(PRESIZE_FLOOR));
+        let storable = counted / format::RECORD_HEADER_LEN as u64;
         let records = usize::try_from(survey.records().min(storable)).unwrap_or(usize::MAX);
         let wanted = match config.max_entries {
             0 => records,

@@ -23,6 +23,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
@@ -269,24 +270,42 @@ fn target(path: &Path) -> Result<(std::borrow::Cow<'_, Path>, Option<std::fs::Me
     ))
 }
 
-/// Gives the temporary file the access of the file it will replace: its
-/// permission bits (a snapshot kept `0600` stays so, instead of taking the
-/// umask's `0644` at the rename), then its owner and group where this process
-/// may give them (root; a group it belongs to), else it keeps its own: the
-/// rename makes the new file the saver's, as any atomic replace does. Failing
-/// to set the permission bits fails the save (step "create"), since the file
-/// would be more readable than the one it replaces; the owner is best effort.
+/// Creates a save's temporary file: `0600` when it will replace a file, whose
+/// access `keep_access` then gives it (made at the umask's `0644` and narrowed
+/// after, it could be opened in between, and read on as it is written, by
+/// users the replaced file kept out), else at the umask's.
+fn create_temp(path: &Path, replacing: bool) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if replacing { 0o600 } else { 0o666 })
+        .open(path)
+        .map_err(|e| Error::io("create", path, &e))
+}
+
+/// Gives the temporary file (created `0600`) the access of the file it will
+/// replace: its owner and group where this process may give them (root; a
+/// group it belongs to), else the saver's, as any atomic replace makes them;
+/// then its permission bits (a snapshot kept `0600` stays so, instead of
+/// taking the umask's `0644` at the rename), but for the group's bits when the
+/// group could not be kept: those were granted to another group. Set in that
+/// order, the file is never more open than the one it replaces. Failing to set
+/// the bits fails the save (step "create": the file would not have the access
+/// asked of it); the owner and group are best effort. ACLs and extended
+/// attributes (an SELinux label) are not carried over.
 fn keep_access(temp: &TempFile, replaced: &std::fs::Metadata) -> Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let file = temp.file.as_ref().expect("open until renamed");
-    let bits = replaced.mode() & 0o777;
-    file.set_permissions(std::fs::Permissions::from_mode(bits))
-        .map_err(|e| Error::io("create", &temp.path, &e))?;
     // Both, else the group alone (a user may give a file to a group it is in).
-    if std::os::unix::fs::fchown(file, Some(replaced.uid()), Some(replaced.gid())).is_err() {
-        let _ = std::os::unix::fs::fchown(file, None, Some(replaced.gid()));
-    }
-    Ok(())
+    let group_kept = std::os::unix::fs::fchown(file, Some(replaced.uid()), Some(replaced.gid()))
+        .is_ok()
+        || std::os::unix::fs::fchown(file, None, Some(replaced.gid())).is_ok();
+    let bits = match group_kept {
+        true => replaced.mode() & 0o777,
+        false => replaced.mode() & 0o707,
+    };
+    file.set_permissions(std::fs::Permissions::from_mode(bits))
+        .map_err(|e| Error::io("create", &temp.path, &e))
 }
 
 /// Saves `map` to `path` (see the module docs), closing blocks at
@@ -313,11 +332,7 @@ pub(crate) fn save(
         std::process::id(),
         snapshot_id,
     ));
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp_path)
-        .map_err(|e| Error::io("create", &temp_path, &e))?;
+    let file = create_temp(&temp_path, replaced.is_some())?;
     let temp = TempFile {
         path: temp_path,
         file: Some(file),
@@ -429,6 +444,29 @@ pub(crate) fn save(
 mod tests {
     use crate::config::Config;
     use crate::map::Map;
+
+    /// The file that will replace another is private from its creation,
+    /// whatever the umask lets through (0644 by default): a moment at the
+    /// umask's bits would let anyone open it and read on as it is written.
+    #[test]
+    fn a_temporary_file_that_will_replace_a_file_is_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir();
+        for (replacing, name) in [(true, "private"), (false, "public")] {
+            let path = dir.join(format!("mapcache-temp-{name}-{}.tmp", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let file = super::create_temp(&path, replacing).unwrap();
+            let mode = file.metadata().unwrap().permissions().mode() & 0o777;
+            drop(file);
+            std::fs::remove_file(&path).unwrap();
+            match replacing {
+                // Under any umask.
+                true => assert_eq!(mode, 0o600, "{mode:o}"),
+                // The umask's (the owner's read and write under any usual one).
+                false => assert_eq!(mode & 0o600, 0o600, "{mode:o}"),
+            }
+        }
+    }
 
     #[test]
     fn a_path_naming_a_directory_names_no_file() {

@@ -108,10 +108,16 @@ impl WriteFlag {
 
     #[cold]
     fn lock_counted_slow(&self, me: ThreadId, waiters: &Waiters) -> FlagGuard<'_> {
+        /// Uncounts the waiter when it stops waiting, however it stops.
+        struct Counted<'a>(&'a Waiters);
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                self.0 .0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
         waiters.0.fetch_add(1, Ordering::Relaxed);
-        let guard = self.lock_slow(me);
-        waiters.0.fetch_sub(1, Ordering::Relaxed);
-        guard
+        let _counted = Counted(waiters);
+        self.lock_slow(me)
     }
 
     /// Takes the flag for `me` as a bulk job does before each of its chunks:

@@ -564,10 +564,10 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
             overlapping calls raise :class:`ConcurrentWriteError` or
             :class:`ConcurrentReadWriteError`). Overlap is judged by the write
             flag, which a write holds from finding its key to publishing the
-            change (a table grow included); the key and value are copied into
-            the new entry before it is taken, so a write made while another
-            thread is still copying a large value in is not seen, and no
-            error proves nothing.
+            change (a table grow included); the key and value of an entry
+            over 256 bytes are copied into it before the flag is taken, so a
+            write made while another thread is still copying a large value in
+            is not seen, and no error proves nothing.
         misuse_policy: what exclusive mode does on misuse: ``"error"``
             (default, raise) or ``"abort"`` (abort the process, as Go does).
         rehash_engine: ``"auto"``, ``"single"`` or ``"parallel"``.
@@ -936,8 +936,9 @@ class Cache(MutableMapping):  # type: ignore[type-arg]
         would displace, which ``stats().rejections`` (and ``evictions``)
         count: a rejection counted during a ``set`` is, as a rule, of an
         earlier new key. The exception is an entry heavier than the whole
-        window (with ``max_bytes``, a value large next to a shard's byte
-        budget): it meets the policy at once, may be refused, and
+        window (which starts at 1% of a shard's share of the bounds and adapts,
+        down to almost nothing: with ``max_bytes``, ordinary entries can be):
+        it meets the policy at once, may be refused, and
         ``cache[key]`` right after then raises KeyError. Either way the call
         succeeds (False: the key was new): the value was stored, and perhaps
         evicted. ``cache[key] = value`` is this call.
