@@ -941,11 +941,7 @@ func TestSaveKeepsReplacedPermissions(t *testing.T) {
 		if err := c.Save(path); err != nil {
 			t.Fatal(err)
 		}
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fi.Mode().Perm(); got != mode {
+		if got := permOf(t, path); got != mode {
 			t.Fatalf("a save over a %#o file made a %#o file", mode, got)
 		}
 	}
@@ -959,9 +955,19 @@ func TestSaveKeepsReplacedPermissions(t *testing.T) {
 	if err := c.Save(link); err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("a save through a link to a 0600 file: %v, %v", fi.Mode(), err)
+	if got := permOf(t, path); got != 0o600 {
+		t.Fatalf("a save through a link to a 0600 file made it %#o", got)
 	}
+}
+
+// permOf is the permission bits of the file at path.
+func permOf(t *testing.T, path string) fs.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
 }
 
 // Load takes its shared flock without waiting: a file under an exclusive
